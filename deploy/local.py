@@ -1,0 +1,61 @@
+"""``python -m deploy.local up``: the whole system on this machine, until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+
+from deploy.launcher import LocalSystem, default_settings, ensure_infrastructure, migrate_and_seed
+
+
+def up() -> int:
+    dsn, amqp, port = default_settings()
+    ensure_infrastructure(dsn, amqp)
+    print("migrating and seeding ...", flush=True)
+    migrate_and_seed(dsn)
+    system = LocalSystem(dsn, amqp, port, log_dir=Path(".run/logs"))
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    system.start()
+    try:
+        system.wait_ready()
+        print(f"\nThe portal is up: gateway at {system.gateway_url}  (docs: {system.gateway_url}/docs)")
+        print("Logs in .run/logs/. Press Ctrl-C to stop.", flush=True)
+        while not stopping:
+            for name, proc in list(system.processes.items()):
+                if proc.poll() is not None:
+                    print(f"{name} exited ({proc.returncode}); restarting", flush=True)
+                    system.start_one(name)
+            time.sleep(1)
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"could not start: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        print("\nstopping ...", flush=True)
+        system.stop()
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.local")
+    parser.add_argument("command", choices=["up", "migrate"])
+    args = parser.parse_args()
+    if args.command == "migrate":
+        dsn, amqp, _ = default_settings()
+        ensure_infrastructure(dsn, amqp)
+        migrate_and_seed(dsn)
+        return 0
+    return up()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The gateway: the only public HTTP door, translating API.md's contract into RPC calls."""

@@ -1,0 +1,128 @@
+"""The gateway's web server: nameko's, with the rules every response follows.
+
+Around every request: a request id (``X-Request-ID`` taken when sane, made otherwise) echoed
+on the response; unknown paths and methods answered as problems, not HTML; a body-size cap;
+CORS for the configured portal origin; security headers.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from nameko.web.server import WebServer, WsgiApp
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.wrappers import Request, Response
+
+from gateway.http.limits import MAX_BODY_BYTES, MAX_QUERY_BYTES, RateLimiter
+from gateway.http.problems import problem
+from portal_common import config
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Resource-Policy": "same-site",
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+}
+DOCS_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+
+
+def request_id_of(environ: dict) -> str:
+    """The caller's request id when it is sane, otherwise a fresh one (stored in environ)."""
+    rid = environ.get("portal.request_id")
+    if rid:
+        return rid
+    given = environ.get("HTTP_X_REQUEST_ID", "")
+    rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    environ["portal.request_id"] = rid
+    return rid
+
+
+class GatewayWsgiApp(WsgiApp):
+    """Routes a request to its entrypoint; everything outside the routes is a problem."""
+
+    def __init__(self, server: GatewayServer):
+        super().__init__(server)
+        self.cors_origins = {
+            o.strip() for o in (config.env("CORS_ORIGINS", "http://localhost:3000", "gateway") or "").split(",")
+            if o.strip()
+        }
+
+    def _cors(self, environ: dict, response: Response) -> None:
+        origin = environ.get("HTTP_ORIGIN")
+        if origin and ("*" in self.cors_origins or origin in self.cors_origins):
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+            response.headers["Access-Control-Expose-Headers"] = "X-Request-ID, Retry-After, Location"
+
+    def _preflight(self, environ: dict) -> Response:
+        response = Response(status=204)
+        self._cors(environ, response)
+        if "Access-Control-Allow-Origin" in response.headers:
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = (
+                "Authorization, Content-Type, Idempotency-Key, X-Request-ID"
+            )
+            response.headers["Access-Control-Max-Age"] = "600"
+        return response
+
+    def __call__(self, environ, start_response):
+        rid = request_id_of(environ)
+        if environ["REQUEST_METHOD"] == "OPTIONS" and environ.get("HTTP_ORIGIN"):
+            response = self._preflight(environ)
+        elif len(environ.get("QUERY_STRING", "")) > MAX_QUERY_BYTES:
+            response = problem(414, "query_too_long", f"The query string is longer than {MAX_QUERY_BYTES} bytes.",
+                               request_id=rid)
+        elif _content_length(environ) > MAX_BODY_BYTES:
+            response = problem(413, "payload_too_large", request_id=rid)
+        else:
+            request = Request(environ, shallow=True)
+            request.max_content_length = MAX_BODY_BYTES
+            adapter = self.url_map.bind_to_environ(environ)
+            try:
+                provider, values = adapter.match()
+                request.path_values = values
+                response = provider.handle_request(request)
+            except MethodNotAllowed:
+                response = problem(405, "method_not_allowed", request_id=rid)
+            except NotFound:
+                response = problem(404, "not_found", "No such endpoint.", request_id=rid)
+            except HTTPException as exc:
+                response = problem(exc.code or 400, "bad_request", exc.description, request_id=rid)
+        response.headers["X-Request-ID"] = rid
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if environ.get("PATH_INFO") == "/docs":
+            response.headers["Content-Security-Policy"] = DOCS_CSP
+        response.headers.setdefault("Cache-Control", "no-store")
+        self._cors(environ, response)
+        return response(environ, start_response)
+
+
+def _content_length(environ: dict) -> int:
+    try:
+        return int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+class GatewayServer(WebServer):
+    """nameko's web server with the gateway's WSGI app and shared limiter."""
+
+    def __init__(self):
+        super().__init__()
+        self.limiter = RateLimiter()
+
+    def get_wsgi_app(self):
+        return GatewayWsgiApp(self)
+
+    def context_data_from_headers(self, request):
+        return {"correlation_id": request_id_of(request.environ)}
+
+    @property
+    def providers(self):
+        return list(self._providers)

@@ -1,0 +1,90 @@
+"""Operations endpoints: health, readiness, metrics, the OpenAPI document and its docs page."""
+
+from __future__ import annotations
+
+import html
+import json
+
+import eventlet
+from nameko.extensions import DependencyProvider
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from werkzeug.wrappers import Response
+
+from gateway.http.openapi import build_spec
+from gateway.http.route import ApiCall, ApiRoute, api
+
+SERVICES = ("identity", "catalog", "dossier", "router")
+
+
+class RouteTable(DependencyProvider):
+    """Gives a worker the gateway's ``@api`` routes (to document them)."""
+
+    def get_dependency(self, worker_ctx):
+        return [e for e in self.container.entrypoints if isinstance(e, ApiRoute)]
+
+
+class OpsRoutes:
+    _openapi_cache: dict | None = None
+    api_routes = RouteTable()
+
+    @api("GET", "/health", summary="Liveness: the gateway process answers", tags=("ops",))
+    def health(self, call: ApiCall):
+        return {"status": "ok", "service": "gateway"}
+
+    @api("GET", "/ready", summary="Readiness: broker, databases and every service answer",
+         tags=("ops",), responses={503: "Not ready"})
+    def ready(self, call: ApiCall):
+        checks = {}
+        pool = eventlet.GreenPool()
+
+        def probe(name: str):
+            try:
+                with eventlet.Timeout(3):
+                    return name, getattr(self, f"{name}_rpc").health()
+            except BaseException as exc:
+                return name, {"status": "down", "error": type(exc).__name__}
+
+        for name, result in pool.imap(probe, SERVICES):
+            checks[name] = result
+        ok = all(c.get("status") == "ok" for c in checks.values())
+        return (200 if ok else 503), {"status": "ready" if ok else "not_ready", "services": checks}
+
+    @api("GET", "/metrics", summary="Prometheus metrics of the gateway", tags=("ops",))
+    def metrics(self, call: ApiCall):
+        return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+
+    @api("GET", "/openapi.json", summary="This API's OpenAPI 3 document", tags=("ops",))
+    def openapi(self, call: ApiCall):
+        return Response(json.dumps(self._spec(), ensure_ascii=False), mimetype="application/json")
+
+    @api("GET", "/docs", summary="Browsable API documentation", tags=("ops",))
+    def docs(self, call: ApiCall):
+        return Response(render_docs(self._spec()), mimetype="text/html")
+
+    def _spec(self) -> dict:
+        cls = type(self)
+        if cls._openapi_cache is None:
+            cls._openapi_cache = build_spec(self.api_routes)
+        return cls._openapi_cache
+
+
+def render_docs(spec: dict) -> str:
+    """A self-contained page (no scripts, no CDN) listing every operation."""
+    rows = []
+    for path, operations in sorted(spec.get("paths", {}).items()):
+        for method, op in operations.items():
+            codes = ", ".join(sorted(op.get("responses", {})))
+            rows.append(
+                f"<tr><td class=m>{html.escape(method.upper())}</td><td><code>{html.escape(path)}</code></td>"
+                f"<td>{html.escape(op.get('summary', ''))}</td><td>{html.escape(codes)}</td></tr>"
+            )
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>Portal API</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td{padding:.3em .8em;border-bottom:1px solid #ddd}"
+        ".m{font-weight:bold}</style></head><body>"
+        f"<h1>{html.escape(spec['info']['title'])} {html.escape(spec['info']['version'])}</h1>"
+        "<p>Machine-readable: <a href='/openapi.json'>/openapi.json</a> · events: "
+        "<a href='/asyncapi.json'>/asyncapi.json</a></p>"
+        "<table><tr><th>method</th><th>path</th><th>summary</th><th>responses</th></tr>"
+        + "".join(rows) + "</table></body></html>"
+    )

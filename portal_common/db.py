@@ -1,0 +1,162 @@
+"""PostgreSQL access: a small connection pool that is safe under eventlet.
+
+psycopg2 blocks the whole process on I/O unless psycogreen installs its wait callback, so
+``make_green()`` is called whenever eventlet has patched the socket module (it has, inside
+``nameko run``). The pool hands out connections whose ``search_path`` is the owning service's
+schema, so SQL in a service never names another service's tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+import psycopg2.extras
+
+psycopg2.extras.register_uuid()
+
+
+def make_green() -> None:
+    """Let psycopg2 yield to other greenlets while waiting on the server."""
+    try:
+        from eventlet import patcher
+    except ImportError:  # pragma: no cover - eventlet is a hard dependency
+        return
+    if patcher.is_monkey_patched("socket"):
+        from psycogreen.eventlet import patch_psycopg
+
+        if psycopg2.extensions.get_wait_callback() is None:
+            patch_psycopg()
+
+
+def connect(dsn: str, schema: str | None = None, application_name: str = "portal", **kw: Any):
+    """Open one connection with the schema first on the search path."""
+    options = f"-c search_path={schema},public" if schema else ""
+    return psycopg2.connect(dsn, options=options, application_name=application_name, **kw)
+
+
+class Database:
+    """A bounded pool of connections to one service's schema.
+
+    ``transaction()`` yields a cursor inside a transaction that commits when the block ends
+    and rolls back when it raises; a connection that broke is dropped instead of returned.
+    """
+
+    def __init__(self, dsn: str, schema: str, size: int = 10, application_name: str = "portal"):
+        self.dsn = dsn
+        self.schema = schema
+        self.size = size
+        self.application_name = application_name
+        self._idle: queue.LifoQueue = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(size)
+        self._closed = False
+
+    def _new(self):
+        return connect(self.dsn, self.schema, self.application_name)
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Any]:
+        """Borrow a raw connection (no transaction handling)."""
+        self._slots.acquire()
+        conn = None
+        try:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                conn = self._new()
+            yield conn
+        except BaseException:
+            if conn is not None and not conn.closed:
+                with contextlib.suppress(psycopg2.Error):
+                    conn.rollback()
+            raise
+        finally:
+            if conn is not None:
+                healthy = (
+                    not conn.closed
+                    and conn.get_transaction_status()
+                    == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+                )
+                if healthy and not self._closed:
+                    self._idle.put(conn)
+                else:
+                    with contextlib.suppress(psycopg2.Error):
+                        conn.close()
+            self._slots.release()
+
+    @contextlib.contextmanager
+    def transaction(self, dict_rows: bool = True) -> Iterator[Any]:
+        """Run a block in one transaction; yields a cursor (rows as dicts by default)."""
+        factory = psycopg2.extras.RealDictCursor if dict_rows else None
+        with self.connection() as conn:
+            try:
+                with conn.cursor(cursor_factory=factory) as cur:
+                    yield cur
+                conn.commit()
+            except BaseException:
+                if not conn.closed:
+                    with contextlib.suppress(psycopg2.Error):
+                        conn.rollback()
+                raise
+
+    def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        try:
+            with self.transaction(dict_rows=False) as cur:
+                cur.execute("SELECT 1")
+                return cur.fetchone()[0] == 1
+        except psycopg2.Error:
+            return False
+
+    def close(self) -> None:
+        self._closed = True
+        while True:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                break
+            with contextlib.suppress(psycopg2.Error):
+                conn.close()
+
+
+def ensure_database(dsn: str) -> bool:
+    """Create the database named in ``dsn`` if it does not exist; True when created."""
+    params = psycopg2.extensions.parse_dsn(dsn)
+    name = params.get("dbname")
+    if not name:
+        return False
+    admin = dict(params, dbname="postgres")
+    conn = psycopg2.connect(**admin)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone():
+                return False
+            cur.execute(f'CREATE DATABASE "{name}"')
+            return True
+    finally:
+        conn.close()
+
+
+def drop_database(dsn: str) -> None:
+    """Drop the database named in ``dsn`` (test clean-up), ending its sessions first."""
+    params = psycopg2.extensions.parse_dsn(dsn)
+    name = params["dbname"]
+    conn = psycopg2.connect(**dict(params, dbname="postgres"))
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    finally:
+        conn.close()

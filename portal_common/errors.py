@@ -1,0 +1,70 @@
+"""Typed errors that cross the RPC boundary intact.
+
+A service raises a ``ServiceError`` subclass; nameko serialises it, and because every class
+here is registered with ``deserialize_to_instance`` the gateway gets the same class back and
+turns it into an HTTP problem with the same ``code``. Anything else a service raises reaches
+the gateway as a generic ``RemoteError`` and becomes a 500 with no details.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nameko.exceptions import deserialize_to_instance
+
+
+@deserialize_to_instance
+class ServiceError(Exception):
+    """A refusal a caller can act on: stable ``code``, message, optional details."""
+
+    status = 400
+
+    def __init__(self, code: str, message: str = "", details: Any = None):
+        super().__init__(code, message, details)
+        self.code = code
+        self.message = message or code
+        self.details = details
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+@deserialize_to_instance
+class InvalidInput(ServiceError):
+    """The request is well-formed JSON but its content is not acceptable."""
+
+    status = 422
+
+
+@deserialize_to_instance
+class NotFound(ServiceError):
+    status = 404
+
+
+@deserialize_to_instance
+class Conflict(ServiceError):
+    """The target moved on, or the action is not allowed in its current state."""
+
+    status = 409
+
+
+@deserialize_to_instance
+class Unauthorized(ServiceError):
+    status = 401
+
+
+@deserialize_to_instance
+class Forbidden(ServiceError):
+    status = 403
+
+
+@deserialize_to_instance
+class TooManyRequests(ServiceError):
+    status = 429
+
+
+@deserialize_to_instance
+class Unavailable(ServiceError):
+    """An outside party or dependency did not answer; retrying later may work."""
+
+    status = 503

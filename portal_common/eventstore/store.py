@@ -1,0 +1,304 @@
+"""The append-only event log of one service, in PostgreSQL.
+
+Following the log without gaps
+------------------------------
+Positions come from a sequence, and sequences hand out numbers when a transaction asks, not
+when it commits: with plain inserts, transaction A could take position 10, transaction B
+position 11, B commit first, and a reader that has read 11 would never look back for 10.
+
+``append_events`` (schema.sql) therefore takes one transaction-scoped advisory lock of this
+log before it draws positions, and PostgreSQL releases that lock only after the commit is
+visible to every new snapshot. So the transaction holding position *n* has committed (or
+aborted) before any transaction can draw *n + 1*: positions become visible in order, a gap
+can only be a rolled-back append that will never appear, and a reader that asks for
+``position > last_seen`` cannot pass over an event that commits later. The cost is that
+appends to one log commit one at a time; the lock is taken inside the append, so it is held
+only from the append to the commit. Command handlers should append as their last write.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import psycopg2
+import psycopg2.extras
+
+from portal_common.db import Database
+from portal_common.eventstore.errors import (
+    AppendOnlyViolation,
+    ConcurrencyError,
+    EventSchemaError,
+)
+from portal_common.eventstore.events import (
+    AppendResult,
+    EventContext,
+    NewEvent,
+    RecordedEvent,
+)
+
+if TYPE_CHECKING:
+    from portal_common.contracts import Catalogue
+
+GENESIS_HASH = bytes(32)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_US = "\x1f"
+_COLUMNS = (
+    "position, stream_id, stream_type, version, event_id, event_type, schema_version, "
+    "payload, metadata, occurred_at, recorded_at"
+)
+
+
+def lock_key(schema: str) -> int:
+    """The advisory-lock key that serialises the commits of one log."""
+    return zlib.crc32(f"{schema}.events".encode()) - 2**31
+
+
+def ddl(schema: str) -> str:
+    """The SQL that creates (or brings up to date) the event log in ``schema``."""
+    if not schema.isidentifier() or schema.lower() != schema:
+        raise ValueError(f"schema name must be a lower-case identifier: {schema!r}")
+    template = resources.files("portal_common.eventstore").joinpath("schema.sql").read_text()
+    return template.format(schema=schema, lock_key=lock_key(schema))
+
+
+def event_hash(
+    prev: bytes,
+    stream_id: str,
+    version: int,
+    event_id: uuid.UUID | str,
+    event_type: str,
+    schema_version: int,
+    occurred_at: dt.datetime,
+    payload_text: str,
+    metadata_text: str,
+) -> bytes:
+    """Recompute an event's chain hash (the same formula as ``event_hash`` in schema.sql)."""
+    micros = (occurred_at - _EPOCH) // dt.timedelta(microseconds=1)
+    text = _US.join(
+        [stream_id, str(version), str(event_id), event_type, str(schema_version), str(micros),
+         payload_text, metadata_text]
+    )
+    return hashlib.sha256(prev + text.encode("utf-8")).digest()
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """An event whose stored hashes do not match what its content and predecessor give."""
+
+    stream_id: str
+    version: int
+    position: int
+    reason: str
+
+
+def _row_to_event(row: Sequence[Any]) -> RecordedEvent:
+    return RecordedEvent(
+        position=row[0], stream_id=row[1], stream_type=row[2], version=row[3],
+        event_id=row[4], event_type=row[5], schema_version=row[6], data=row[7],
+        metadata=row[8], occurred_at=row[9], recorded_at=row[10],
+    )
+
+
+class EventStore:
+    """Append to and read from the log in one service's schema."""
+
+    def __init__(self, db: Database, schema: str | None = None, catalogue: Catalogue | None = None):
+        if catalogue is None:
+            from portal_common.contracts import CATALOGUE as catalogue
+        self.db = db
+        self.schema = schema or db.schema
+        self.catalogue = catalogue
+        self._table = f"{self.schema}.events"
+
+    # -- writing -----------------------------------------------------------------------
+
+    def _encode(self, events: Sequence[NewEvent], context: EventContext) -> str:
+        metadata = context.metadata()
+        encoded = []
+        for event in events:
+            version = self.catalogue.validate(event.event_type, event.schema_version, event.data)
+            encoded.append({
+                "event_id": str(event.event_id),
+                "event_type": event.event_type,
+                "schema_version": version,
+                "occurred_at": event.occurred_at.isoformat(),
+                "payload": event.data,
+                "metadata": metadata,
+            })
+        try:
+            return json.dumps(encoded, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise EventSchemaError(events[0].event_type, None, f"not JSON: {exc}") from None
+
+    def append(
+        self,
+        stream_id: str,
+        expected_version: int | None,
+        events: Sequence[NewEvent],
+        *,
+        stream_type: str | None = None,
+        context: EventContext | None = None,
+        cursor: Any = None,
+    ) -> AppendResult:
+        """Append ``events`` to a stream atomically, or raise and write nothing.
+
+        ``expected_version`` is the version the caller decided on (0 for a new stream; None
+        skips the check). Pass ``cursor`` to append inside a transaction of your own (the
+        caller commits); otherwise the append commits on its own.
+        """
+        if not events:
+            raise ValueError("append needs at least one event")
+        payload = self._encode(events, context or EventContext())
+        stream_type = stream_type or stream_id.split("-", 1)[0]
+        if cursor is not None:
+            return self._append(cursor, stream_id, stream_type, expected_version, payload)
+        with self.db.transaction(dict_rows=False) as cur:
+            return self._append(cur, stream_id, stream_type, expected_version, payload)
+
+    def _append(self, cur, stream_id, stream_type, expected_version, payload) -> AppendResult:
+        try:
+            cur.execute(
+                f"SELECT out_position, out_version FROM {self.schema}.append_events(%s, %s, %s, %s)",
+                (stream_id, stream_type, expected_version, payload),
+            )
+        except psycopg2.Error as exc:
+            if exc.pgcode == "EV409":
+                actual = int(exc.diag.message_detail) if exc.diag.message_detail else None
+                raise ConcurrencyError(stream_id, expected_version, actual) from None
+            if exc.pgcode == "23505":
+                raise ConcurrencyError(stream_id, expected_version, None) from None
+            raise
+        rows = cur.fetchall()
+        return AppendResult(stream_id, rows[0][0], rows[-1][0], rows[-1][1])
+
+    # -- reading -----------------------------------------------------------------------
+
+    def read_stream(
+        self,
+        stream_id: str,
+        *,
+        to_version: int | None = None,
+        as_of: dt.datetime | None = None,
+        cursor: Any = None,
+    ) -> list[RecordedEvent]:
+        """A stream's events in version order, up to a version and/or a recorded time."""
+        sql = f"SELECT {_COLUMNS} FROM {self._table} WHERE stream_id = %s"
+        args: list[Any] = [stream_id]
+        if to_version is not None:
+            sql += " AND version <= %s"
+            args.append(to_version)
+        if as_of is not None:
+            sql += " AND recorded_at <= %s"
+            args.append(as_of)
+        sql += " ORDER BY version"
+        if cursor is not None:
+            cursor.execute(sql, args)
+            return [_row_to_event(r) for r in cursor.fetchall()]
+        with self.db.transaction(dict_rows=False) as cur:
+            cur.execute(sql, args)
+            return [_row_to_event(r) for r in cur.fetchall()]
+
+    def stream_version(self, stream_id: str, cursor: Any = None) -> int:
+        """The stream's current version (0 when it does not exist)."""
+        sql = f"SELECT coalesce(max(version), 0) FROM {self._table} WHERE stream_id = %s"
+        if cursor is not None:
+            cursor.execute(sql, (stream_id,))
+            return cursor.fetchone()[0]
+        with self.db.transaction(dict_rows=False) as cur:
+            cur.execute(sql, (stream_id,))
+            return cur.fetchone()[0]
+
+    def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        """Up to ``limit`` events with a position above ``after_position``, in order.
+
+        Safe to use for following: see the module docstring for why no event can be passed.
+        """
+        with self.db.transaction(dict_rows=False) as cur:
+            cur.execute(
+                f"SELECT {_COLUMNS} FROM {self._table} WHERE position > %s "
+                "ORDER BY position LIMIT %s",
+                (after_position, limit),
+            )
+            return [_row_to_event(r) for r in cur.fetchall()]
+
+    def iter_all(self, after_position: int = 0, batch_size: int = 5000) -> Iterator[RecordedEvent]:
+        """Every event after a position, read in batches (for rebuilds and replays)."""
+        position = after_position
+        while True:
+            batch = self.read_all(position, batch_size)
+            if not batch:
+                return
+            yield from batch
+            position = batch[-1].position
+
+    def head_position(self) -> int:
+        """The highest committed position (0 for an empty log)."""
+        with self.db.transaction(dict_rows=False) as cur:
+            cur.execute(f"SELECT coalesce(max(position), 0) FROM {self._table}")
+            return cur.fetchone()[0]
+
+    # -- integrity ---------------------------------------------------------------------
+
+    def verify(self, stream_id: str | None = None, batch_size: int = 5000) -> Iterator[ChainBreak | int]:
+        """Walk the log (or one stream), recomputing every hash from the rows' content.
+
+        Yields each checked position (for progress) and a ``ChainBreak`` for every event whose
+        content, predecessor link or version sequence does not match.
+        """
+        last: dict[str, tuple[int, bytes]] = {}
+        position = 0
+        where = "AND stream_id = %s" if stream_id else ""
+        while True:
+            with self.db.transaction(dict_rows=False) as cur:
+                args: list[Any] = [position]
+                if stream_id:
+                    args.append(stream_id)
+                args.append(batch_size)
+                cur.execute(
+                    f"SELECT position, stream_id, version, event_id, event_type, schema_version, "
+                    f"occurred_at, payload::text, metadata::text, prev_hash, hash "
+                    f"FROM {self._table} WHERE position > %s {where} ORDER BY position LIMIT %s",
+                    args,
+                )
+                rows = cur.fetchall()
+            if not rows:
+                return
+            for (pos, sid, version, event_id, etype, sversion, occurred, ptext, mtext,
+                 prev_hash, stored) in rows:
+                prev_version, expected_prev = last.get(sid, (0, GENESIS_HASH))
+                if version != prev_version + 1:
+                    yield ChainBreak(sid, version, pos, f"version {version} follows {prev_version}")
+                if bytes(prev_hash) != expected_prev:
+                    yield ChainBreak(sid, version, pos, "link to the previous event is broken")
+                computed = event_hash(bytes(prev_hash), sid, version, event_id, etype, sversion,
+                                      occurred, ptext, mtext)
+                if computed != bytes(stored):
+                    yield ChainBreak(sid, version, pos, "content does not match its hash")
+                last[sid] = (version, bytes(stored))
+                yield pos
+            position = rows[-1][0]
+
+
+def is_append_only_violation(exc: BaseException) -> bool:
+    """True when PostgreSQL refused a change to the log (trigger ``events_append_only``)."""
+    return isinstance(exc, psycopg2.Error) and exc.pgcode == "EV403"
+
+
+__all__ = [
+    "GENESIS_HASH",
+    "AppendOnlyViolation",
+    "ChainBreak",
+    "EventStore",
+    "ddl",
+    "event_hash",
+    "is_append_only_violation",
+    "lock_key",
+]

@@ -1,0 +1,76 @@
+"""Structured JSON logs: one object per line with service, request id and dossier code.
+
+The request id travels as nameko's ``correlation_id`` context value (the gateway sets it from
+``X-Request-ID``); ``LogContext`` copies it into a greenthread-local before each worker
+runs, and ``JsonFormatter`` adds it to every line the worker logs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import threading
+from typing import Any
+
+from nameko.extensions import DependencyProvider
+
+_local = threading.local()  # greenthread-local once eventlet has patched threading
+
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+def bind(**values: Any) -> None:
+    """Attach values (request_id, dossier_code ...) to the current worker's log lines."""
+    current = getattr(_local, "values", None) or {}
+    current.update({k: v for k, v in values.items() if v is not None})
+    _local.values = current
+
+
+def clear() -> None:
+    _local.values = {}
+
+
+def bound() -> dict[str, Any]:
+    return dict(getattr(_local, "values", None) or {})
+
+
+class JsonFormatter(logging.Formatter):
+    """Format a record as one JSON object; secrets never reach here by construction."""
+
+    def __init__(self, *args: Any, service: str | None = None, **kwargs: Any):
+        super().__init__()
+        self.service = service or os.environ.get("SERVICE_NAME")
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if self.service:
+            entry["service"] = self.service
+        entry.update(bound())
+        for key, value in vars(record).items():
+            if key not in _RESERVED and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class LogContext(DependencyProvider):
+    """Binds the worker's request id (nameko correlation id) for its log lines."""
+
+    def worker_setup(self, worker_ctx) -> None:
+        clear()
+        bind(
+            service=worker_ctx.service_name,
+            request_id=worker_ctx.context_data.get("correlation_id"),
+            entrypoint=worker_ctx.entrypoint.method_name,
+        )
+
+    def worker_teardown(self, worker_ctx) -> None:
+        clear()

@@ -1,0 +1,237 @@
+"""The outbox relay: publishes a service's event log to RabbitMQ, at least once, in order.
+
+The log itself is the outbox. An event is in the outbox from the moment its append commits;
+the relay reads the log after its checkpoint, publishes each event as a persistent message
+on the service's topic exchange (``<service>.events``, routing key = event type) with
+publisher confirms, and only after the broker has confirmed a batch does it move the
+checkpoint past it. Whatever crashes (relay, broker, service, database), the next run starts
+again from the last checkpoint: a committed event is always published, possibly twice, and
+carries its ``event_id`` so consumers drop the second copy. An event that was never committed
+is never in the log, so it is never published.
+
+Only one relay per log publishes at a time: each holds a PostgreSQL session advisory lock
+while it works, and a second instance waits for it (a hot standby).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import select
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psycopg2
+from kombu import Connection, Exchange, Producer
+
+from portal_common.db import connect
+from portal_common.eventstore.events import RecordedEvent
+from portal_common.eventstore.store import _COLUMNS, _row_to_event
+
+log = logging.getLogger(__name__)
+
+
+def event_exchange(service: str) -> Exchange:
+    """The topic exchange a service's events go to; the same declaration nameko uses."""
+    return Exchange(f"{service}.events", type="topic", durable=True, auto_delete=False,
+                    delivery_mode=2)
+
+
+@dataclass(frozen=True)
+class OutboxState:
+    """How far behind the relay is: for metrics and ``portal-ops outbox``."""
+
+    checkpoint: int
+    head: int
+    backlog: int
+    oldest_unpublished_age_s: float | None
+
+
+class OutboxRelay:
+    """Publish one service's log to its exchange, from a stored checkpoint."""
+
+    def __init__(
+        self,
+        dsn: str,
+        schema: str,
+        amqp_uri: str,
+        exchange_service: str | None = None,
+        relay_name: str = "amqp",
+        batch_size: int = 500,
+        idle_wait: float = 1.0,
+    ):
+        self.dsn = dsn
+        self.schema = schema
+        self.amqp_uri = amqp_uri
+        self.exchange = event_exchange(exchange_service or schema)
+        self.relay_name = relay_name
+        self.batch_size = batch_size
+        self.idle_wait = idle_wait
+        self.published_total = 0
+        self._db = None
+        self._amqp: Connection | None = None
+        self._producer: Producer | None = None
+        self._is_leader = False
+        # Test hook: called after a batch is confirmed, before the checkpoint moves.
+        self.after_publish: Callable[[list[RecordedEvent]], None] | None = None
+
+    # -- connections -------------------------------------------------------------------
+
+    def _database(self):
+        if self._db is None or self._db.closed:
+            self._db = connect(self.dsn, self.schema, application_name=f"relay-{self.schema}")
+            self._db.autocommit = True
+            self._is_leader = False
+        return self._db
+
+    def _producer_for(self) -> Producer:
+        if self._producer is None:
+            self._amqp = Connection(self.amqp_uri, transport_options={"confirm_publish": True},
+                                    connect_timeout=5, heartbeat=0)
+            channel = self._amqp.channel()
+            self.exchange(channel).declare()
+            self._producer = Producer(channel, exchange=self.exchange)
+        return self._producer
+
+    def close(self) -> None:
+        """Drop both connections (releases leadership)."""
+        if self._amqp is not None:
+            with contextlib.suppress(Exception):
+                self._amqp.release()
+        self._amqp = self._producer = None
+        if self._db is not None:
+            with contextlib.suppress(psycopg2.Error):
+                self._db.close()
+        self._db = None
+        self._is_leader = False
+
+    # -- leadership and state ----------------------------------------------------------
+
+    def acquire_leadership(self) -> bool:
+        """Try to become the publishing relay of this log."""
+        if self._is_leader:
+            return True
+        conn = self._database()
+        with conn.cursor() as cur:
+            key = zlib.crc32(f"relay:{self.schema}:{self.relay_name}".encode()) - 2**31
+            cur.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+            self._is_leader = bool(cur.fetchone()[0])
+            if self._is_leader:
+                cur.execute(
+                    f"INSERT INTO {self.schema}.outbox_checkpoints (relay) VALUES (%s) "
+                    "ON CONFLICT DO NOTHING",
+                    (self.relay_name,),
+                )
+                cur.execute(f"LISTEN {self.schema}_events")
+        return self._is_leader
+
+    def checkpoint(self) -> int:
+        with self._database().cursor() as cur:
+            cur.execute(
+                f"SELECT position FROM {self.schema}.outbox_checkpoints WHERE relay = %s",
+                (self.relay_name,),
+            )
+            row = cur.fetchone()
+            return row[0] if row else 0
+
+    def state(self) -> OutboxState:
+        with self._database().cursor() as cur:
+            cur.execute(
+                f"SELECT coalesce((SELECT position FROM {self.schema}.outbox_checkpoints "
+                f"WHERE relay = %s), 0), coalesce((SELECT max(position) FROM {self.schema}.events), 0)",
+                (self.relay_name,),
+            )
+            checkpoint, head = cur.fetchone()
+            cur.execute(
+                f"SELECT extract(epoch FROM now() - recorded_at) FROM {self.schema}.events "
+                "WHERE position > %s ORDER BY position LIMIT 1",
+                (checkpoint,),
+            )
+            row = cur.fetchone()
+        backlog = head - checkpoint
+        return OutboxState(checkpoint, head, max(backlog, 0), float(row[0]) if row else None)
+
+    # -- publishing --------------------------------------------------------------------
+
+    def _publish(self, event: RecordedEvent) -> None:
+        headers = {
+            "event_type": event.event_type,
+            "schema_version": event.schema_version,
+            "stream_id": event.stream_id,
+            "position": event.position,
+        }
+        correlation_id = event.metadata.get("correlation_id")
+        if correlation_id:
+            headers["nameko.correlation_id"] = correlation_id
+        self._producer_for().publish(
+            event.envelope(),
+            routing_key=event.event_type,
+            serializer="json",
+            delivery_mode=2,
+            message_id=str(event.event_id),
+            type=event.event_type,
+            headers=headers,
+            retry=False,
+        )
+
+    def publish_batch(self) -> int:
+        """Publish the next batch after the checkpoint; returns how many were published."""
+        conn = self._database()
+        checkpoint = self.checkpoint()
+        with conn.cursor() as cur:
+            cur.execute(
+                f"SELECT {_COLUMNS} FROM {self.schema}.events WHERE position > %s "
+                "ORDER BY position LIMIT %s",
+                (checkpoint, self.batch_size),
+            )
+            batch = [_row_to_event(r) for r in cur.fetchall()]
+        if not batch:
+            return 0
+        for event in batch:
+            self._publish(event)  # returns once the broker confirmed it
+        if self.after_publish is not None:
+            self.after_publish(batch)
+        with conn.cursor() as cur:
+            cur.execute(
+                f"UPDATE {self.schema}.outbox_checkpoints SET position = %s, updated_at = now() "
+                "WHERE relay = %s AND position < %s",
+                (batch[-1].position, self.relay_name, batch[-1].position),
+            )
+        self.published_total += len(batch)
+        return len(batch)
+
+    def drain(self) -> int:
+        """Publish everything committed so far (used by tests and ops); returns the count."""
+        total = 0
+        while True:
+            n = self.publish_batch()
+            if n == 0:
+                return total
+            total += n
+
+    def _wait_for_appends(self, timeout: float) -> None:
+        conn = self._database()
+        with contextlib.suppress(OSError, ValueError):
+            select.select([conn], [], [], timeout)
+        conn.poll()
+        conn.notifies.clear()
+
+    def run(self, should_stop: Callable[[], bool]) -> None:
+        """Relay until ``should_stop()``; survives broker and database outages."""
+        backoff = 0.2
+        while not should_stop():
+            try:
+                if not self.acquire_leadership():
+                    time.sleep(self.idle_wait)
+                    continue
+                if self.publish_batch() == 0:
+                    self._wait_for_appends(self.idle_wait)
+                backoff = 0.2
+            except Exception as exc:  # any failure: drop connections, retry from checkpoint
+                log.warning("outbox relay %s: %s; retrying in %.1fs", self.schema, exc, backoff)
+                self.close()
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+        self.close()

@@ -1,0 +1,32 @@
+"""The system as `make up` starts it: every service answers through the gateway."""
+
+import json
+import urllib.request
+
+
+def _get(url: str):
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return resp.status, resp.headers, json.loads(resp.read())
+
+
+def test_every_service_is_ready(gateway_url):
+    status, headers, body = _get(f"{gateway_url}/ready")
+    assert status == 200
+    assert set(body["services"]) == {"identity", "catalog", "dossier", "router"}
+    for name, check in body["services"].items():
+        assert check["status"] == "ok", name
+        assert check["checks"]["database"] is True, name
+    assert headers["X-Request-ID"]
+
+
+def test_unknown_path_is_a_problem_not_html(gateway_url):
+    req = urllib.request.Request(f"{gateway_url}/api/v1/nothing-here", headers={"X-Request-ID": "abc-123"})
+    try:
+        urllib.request.urlopen(req, timeout=10)
+        raise AssertionError("expected 404")
+    except urllib.error.HTTPError as err:
+        assert err.code == 404
+        assert err.headers["Content-Type"].startswith("application/problem+json")
+        body = json.loads(err.read())
+        assert body["code"] == "not_found"
+        assert body["request_id"] == "abc-123"
