@@ -1,7 +1,145 @@
-"""Events published by the catalog service."""
+"""Events published by the catalog service (exchange ``catalog.events``).
+
+Payloads are self-sufficient: ``ProcedurePublished`` / ``ProcedureAmended`` carry the whole
+procedure version (processing time, fees, documents, agency kinds, next procedure in an
+inter-agency chain), ``AgencyRegistered`` / ``AgencyAmended`` the whole agency, and
+``AgencyDissolved`` the successor, so the dossier service and the router keep what they need
+from the events alone. The document schemas here are also the catalog's input shapes.
+"""
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields  # noqa: F401
+from marshmallow import Schema, fields, validate
 
-from portal_common.contracts import CATALOGUE  # noqa: F401
+from portal_common.contracts import CATALOGUE
+
+PRODUCER = "catalog"
+
+CODE = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$", error="Not a valid code.")
+TARGETS = ("citizen", "business", "both")
+LEVELS = ("central", "province", "commune")
+AGENCY_LEVELS = ("central", "province", "district", "commune")  # district: dissolved 2025-07-01
+ONLINE_LEVELS = ("full", "partial", "none")
+_NAME = validate.Length(min=1, max=500)
+_TEXT = validate.Length(max=4000)
+
+
+class RequiredDocumentSchema(Schema):
+    """One component of the dossier (thành phần hồ sơ)."""
+
+    id = fields.String(required=True, validate=CODE)
+    name = fields.String(required=True, validate=_NAME)
+    mandatory = fields.Boolean(load_default=True)
+    original_or_copy = fields.String(load_default="copy",
+                                     validate=validate.OneOf(["original", "copy", "either"]))
+    count = fields.Integer(load_default=1, validate=validate.Range(min=1, max=20))
+    form_template = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=200))
+
+
+class FeeSchema(Schema):
+    name = fields.String(required=True, validate=_NAME)
+    amount_vnd = fields.Integer(required=True, validate=validate.Range(min=0, max=10**12))
+
+
+class NextProcedureSchema(Schema):
+    """The procedure that follows in an inter-agency (liên thông) chain, and who does it."""
+
+    code = fields.String(required=True, validate=CODE)
+    agency_kind = fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+class ProcedureBodySchema(Schema):
+    """What an editor states about a procedure (everything but code, version and status)."""
+
+    name = fields.String(required=True, validate=_NAME)
+    field = fields.String(required=True, validate=validate.Length(min=1, max=60))
+    target = fields.String(required=True, validate=validate.OneOf(TARGETS))
+    levels = fields.List(fields.String(validate=validate.OneOf(LEVELS)), required=True,
+                         validate=validate.Length(min=1, max=3))
+    agency_kinds = fields.List(fields.String(validate=validate.Length(min=1, max=100)), required=True,
+                               validate=validate.Length(min=1, max=20))
+    processing_days = fields.Integer(required=True, validate=validate.Range(min=0, max=365))
+    online_level = fields.String(required=True, validate=validate.OneOf(ONLINE_LEVELS))
+    required_documents = fields.List(fields.Nested(RequiredDocumentSchema), load_default=list,
+                                     validate=validate.Length(max=50))
+    fees = fields.List(fields.Nested(FeeSchema), load_default=list, validate=validate.Length(max=20))
+    result_documents = fields.List(fields.String(validate=_NAME), load_default=list,
+                                   validate=validate.Length(max=20))
+    legal_bases = fields.List(fields.String(validate=_NAME), load_default=list,
+                              validate=validate.Length(max=30))
+    description = fields.String(load_default="", validate=_TEXT)
+    next_procedure = fields.Nested(NextProcedureSchema, allow_none=True, load_default=None)
+    illustrative = fields.Boolean(load_default=False,
+                                  metadata={"description": "values not taken from the national database"})
+
+
+class ProcedureSchema(ProcedureBodySchema):
+    """One version of a procedure, as stored and as published."""
+
+    code = fields.String(required=True, validate=CODE)
+    version = fields.Integer(required=True, validate=validate.Range(min=1))
+    status = fields.String(required=True, validate=validate.OneOf(["draft", "published", "withdrawn"]))
+
+
+class AgencyBodySchema(Schema):
+    """What an editor states about an agency (everything but code and status)."""
+
+    name = fields.String(required=True, validate=_NAME)
+    level = fields.String(required=True, validate=validate.OneOf(AGENCY_LEVELS))
+    kind = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    parent_code = fields.String(allow_none=True, load_default=None, validate=CODE)
+    province_code = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=1, max=999))
+    province_name = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=200))
+    ward_code = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=1, max=99999))
+    ward_name = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=200))
+    address = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=500))
+    phone = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=40))
+    email = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=200))
+
+
+class AgencySchema(AgencyBodySchema):
+    code = fields.String(required=True, validate=CODE)
+    status = fields.String(required=True, validate=validate.OneOf(["active", "dissolved"]))
+    successor = fields.String(allow_none=True, load_default=None)
+    dissolved_on = fields.Date(allow_none=True, load_default=None)
+    version = fields.Integer(required=True)
+
+
+@CATALOGUE.register("ProcedurePublished", 1, PRODUCER, "A procedure was published (its first version).")
+class ProcedurePublishedV1(ProcedureSchema):
+    pass
+
+
+@CATALOGUE.register("ProcedureAmended", 1, PRODUCER,
+                    "A procedure got a new version; earlier versions stay readable.")
+class ProcedureAmendedV1(ProcedureSchema):
+    previous_version = fields.Integer(required=True)
+    changed = fields.List(fields.String(), required=True)
+
+
+@CATALOGUE.register("ProcedureWithdrawn", 1, PRODUCER, "A procedure is no longer offered for new filing.")
+class ProcedureWithdrawnV1(Schema):
+    code = fields.String(required=True)
+    version = fields.Integer(required=True)
+    reason = fields.String(required=True, validate=_TEXT)
+
+
+@CATALOGUE.register("AgencyRegistered", 1, PRODUCER, "An implementing agency was registered.")
+class AgencyRegisteredV1(AgencySchema):
+    pass
+
+
+@CATALOGUE.register("AgencyAmended", 1, PRODUCER, "An agency's details changed.")
+class AgencyAmendedV1(AgencySchema):
+    changed = fields.List(fields.String(), required=True)
+
+
+@CATALOGUE.register("AgencyDissolved", 1, PRODUCER,
+                    "An agency was dissolved; dossiers addressed to it go to its successor.")
+class AgencyDissolvedV1(Schema):
+    code = fields.String(required=True)
+    successor = fields.String(required=True)
+    resolved_successor = fields.String(required=True,
+                                       metadata={"description": "the active agency at the chain's end"})
+    dissolved_on = fields.Date(required=True)
+    reason = fields.String(load_default="", validate=_TEXT)

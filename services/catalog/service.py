@@ -1,10 +1,22 @@
-"""nameko entrypoints of the catalog service (thin: the work is in the modules beside it)."""
+"""nameko entrypoints of the catalog service (thin: the work is in the modules beside it).
+
+Reads: ``search``, ``get_procedure``, ``procedure_history``, ``agencies_for``, ``get_agency``,
+``resolve_agency``, ``list_agencies``, ``list_fields``, ``list_life_events``, ``get_life_event``.
+Editor commands (each appends its event): ``publish_procedure``, ``amend_procedure``,
+``withdraw_procedure``, ``register_agency``, ``amend_agency``, ``dissolve_agency``.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from nameko.rpc import rpc
+
+from portal_common.context import CallContext, event_context
 from portal_common.health import HealthRpc
 from portal_common.logs import LogContext
 from portal_common.nameko_ext import EventLog, Outbox, Storage
+from services.catalog import commands, queries
 
 
 class CatalogService(HealthRpc):
@@ -14,3 +26,81 @@ class CatalogService(HealthRpc):
     events = EventLog()
     outbox = Outbox()
     log_context = LogContext()
+    call = CallContext()
+
+    # -- reads -------------------------------------------------------------------------
+
+    @rpc
+    def search(self, q: str | None = None, field: str | None = None, target: str | None = None,
+               level: str | None = None, online: str | None = None, agency: str | None = None,
+               page: int = 1, page_size: int = 20) -> dict:
+        filters = {"field": field, "target": target, "level": level, "online": online, "agency": agency}
+        return queries.search(self.db, q, filters, page, page_size)
+
+    @rpc
+    def get_procedure(self, code: str, version: int | None = None) -> dict:
+        return queries.get_procedure(self.db, code, version)
+
+    @rpc
+    def procedure_history(self, code: str) -> list[dict]:
+        return queries.history(self.db, code)
+
+    @rpc
+    def agencies_for(self, procedure_code: str, province: Any = None, ward: Any = None) -> list[dict]:
+        return queries.agencies_for(self.db, procedure_code, province, ward)
+
+    @rpc
+    def get_agency(self, code: str) -> dict:
+        return queries.get_agency(self.db, code)
+
+    @rpc
+    def resolve_agency(self, code: str) -> dict:
+        return queries.resolve_agency(self.db, code)
+
+    @rpc
+    def list_agencies(self, q: str | None = None, province: Any = None, level: str | None = None,
+                      include_dissolved: bool = False, page: int = 1, page_size: int = 20) -> dict:
+        return queries.list_agencies(self.db, q, province, level, include_dissolved, page, page_size)
+
+    @rpc
+    def list_fields(self) -> list[dict]:
+        return queries.fields_list(self.db)
+
+    @rpc
+    def list_life_events(self, target: str | None = None) -> list[dict]:
+        return queries.life_events(self.db, target)
+
+    @rpc
+    def get_life_event(self, event_id: str) -> dict:
+        return queries.life_event(self.db, event_id)
+
+    # -- editor commands ---------------------------------------------------------------
+
+    @rpc
+    def publish_procedure(self, procedure: dict, context: dict | None = None) -> dict:
+        return commands.publish_procedure(self.db, self.events, procedure, event_context(context, self.call))
+
+    @rpc
+    def amend_procedure(self, code: str, changes: dict, context: dict | None = None) -> dict:
+        return commands.amend_procedure(self.db, self.events, code, changes, event_context(context, self.call))
+
+    @rpc
+    def withdraw_procedure(self, code: str, reason: str = "", context: dict | None = None) -> dict:
+        return commands.withdraw_procedure(self.db, self.events, code, {"reason": reason},
+                                           event_context(context, self.call))
+
+    @rpc
+    def register_agency(self, agency: dict, context: dict | None = None) -> dict:
+        return commands.register_agency(self.db, self.events, agency, event_context(context, self.call))
+
+    @rpc
+    def amend_agency(self, code: str, changes: dict, context: dict | None = None) -> dict:
+        return commands.amend_agency(self.db, self.events, code, changes, event_context(context, self.call))
+
+    @rpc
+    def dissolve_agency(self, code: str, successor: str, dissolved_on: str | None = None,
+                        reason: str = "", context: dict | None = None) -> dict:
+        data = {"successor": successor, "reason": reason}
+        if dissolved_on:
+            data["dissolved_on"] = dissolved_on
+        return commands.dissolve_agency(self.db, self.events, code, data, event_context(context, self.call))

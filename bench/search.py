@@ -1,0 +1,164 @@
+"""``python -m bench search [--quick]``: procedure search through the gateway over a catalog of
+5,000+ procedures, beside the bare SQL query's time in the same run.
+
+Builds a throw-away database (every schema migrated and seeded, then the catalog scaled with
+``services.catalog.generate``), starts the whole system on it with ``LocalSystem`` on a free
+port (and its own RabbitMQ vhost when ``rabbitmqctl`` is at hand), then, with a single client
+on one keep-alive connection, times a mix of searches a citizen would type (real names with
+and without diacritics, word order changed, a typo, filters, pages). The baseline is the same
+searches run straight on PostgreSQL (``services.catalog.repository.search_procedures``, the
+code the service runs). Everything it started is stopped and dropped at the end.
+
+Last line: ``RESULT search p50_ms=... p99_ms=... rps=... sql_p50_ms=... ratio=...`` where
+``ratio`` = gateway p50 / SQL p50 (what HTTP + RPC add). Target: p99 <= 20 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import uuid
+from pathlib import Path
+from urllib.parse import quote, urlparse, urlunparse
+
+from deploy.launcher import LocalSystem, migrate_and_seed
+from portal_common import config
+from portal_common.db import Database, drop_database, ensure_database
+
+QUERIES: list[dict] = [
+    {"q": "dang ky khai sinh"}, {"q": "Đăng ký khai sinh"}, {"q": "DANG KY KHAI SINH"},
+    {"q": "khai sinh dang ky"}, {"q": "dang ky khai sihn"}, {"q": "đăng ký kết hôn"},
+    {"q": "cap giay phep xay dung nha o rieng le"}, {"q": "thành lập doanh nghiệp"},
+    {"q": "ho chieu"}, {"q": "giấy phép lái xe"}, {"q": "tro cap that nghiep"},
+    {"q": "dang ky thuong tru"}, {"q": "ly lich tu phap"}, {"q": "the can cuoc"},
+    {"q": "chứng thực", "field": "chung_thuc"}, {"q": "giay phep", "online": "full"},
+    {"q": "bao hiem xa hoi", "target": "citizen"}, {"q": "dat dai", "level": "province"},
+    {"online": "full"}, {"field": "doanh_nghiep", "page": 2}, {"q": "1.001193"},
+    {"q": "dang ky", "agency": "P51-STC"},
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def _vhost(base_uri: str, name: str) -> tuple[str, bool]:
+    base = urlparse(base_uri)
+    if base.hostname in ("127.0.0.1", "localhost") and shutil.which("rabbitmqctl"):
+        ok = subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], capture_output=True, timeout=60).returncode == 0
+        ok = ok and subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", name, base.username or "guest",
+                                    ".*", ".*", ".*"], capture_output=True, timeout=60).returncode == 0
+        if ok:
+            return urlunparse(base._replace(path="/" + quote(name, safe=""))), True
+    return base_uri, False
+
+
+def _measure_http(port: int, requests: int) -> tuple[list[float], float]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    latencies = []
+    started = time.perf_counter()
+    for i in range(requests):
+        params = QUERIES[i % len(QUERIES)]
+        path = "/api/v1/procedures?" + urllib.parse.urlencode(params)
+        t0 = time.perf_counter()
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        body = resp.read()
+        latencies.append((time.perf_counter() - t0) * 1000)
+        if resp.status != 200:
+            raise SystemExit(f"search answered {resp.status}: {body[:300]!r}")
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return latencies, requests / elapsed
+
+
+def _measure_sql(dsn: str, requests: int) -> list[float]:
+    from services.catalog import queries
+
+    db = Database(dsn, "catalog", size=1)
+    latencies = []
+    try:
+        for i in range(requests):
+            params = dict(QUERIES[i % len(QUERIES)])
+            q, page = params.pop("q", None), params.pop("page", 1)
+            t0 = time.perf_counter()
+            queries.search(db, q, params, page, 20)
+            latencies.append((time.perf_counter() - t0) * 1000)
+    finally:
+        db.close()
+    return latencies
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench search", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
+    parser.add_argument("--procedures", type=int, default=5200, help="catalog size (default 5200)")
+    parser.add_argument("--requests", type=int, default=None, help="timed requests (default 2000, quick 300)")
+    args = parser.parse_args(argv)
+    requests = args.requests or (300 if args.quick else 2000)
+
+    run = uuid.uuid4().hex[:8]
+    server = config.database_url().rsplit("/", 1)[0]
+    dsn = f"{server}/portal_bench_search_{run}"
+    amqp, own_vhost = _vhost(config.amqp_uri(), f"portal_bench_search_{run}")
+    sut = None
+    logs = Path(tempfile.mkdtemp(prefix="bench-search-"))
+    try:
+        ensure_database(dsn)
+        t0 = time.perf_counter()
+        migrate_and_seed(dsn)
+        from services.catalog import generate
+
+        added = generate.load(dsn, args.procedures)
+        print(f"catalog: {args.procedures} procedures ({added} generated) in {time.perf_counter() - t0:.1f}s")
+        sut = LocalSystem(dsn, amqp, _free_port(), log_dir=logs,
+                          extra_env={"RATE_DEFAULT": "1000000", "LOG_LEVEL": "WARNING"})
+        sut.start()
+        sut.wait_ready(timeout=120)
+        _measure_http(sut.gateway_port, min(200, requests))  # warm up caches and connections
+        http_ms, rps = _measure_http(sut.gateway_port, requests)
+        _measure_sql(dsn, min(200, requests))
+        sql_ms = _measure_sql(dsn, requests)
+    finally:
+        if sut is not None:
+            sut.stop()
+        drop_database(dsn)
+        if own_vhost:
+            subprocess.run(["rabbitmqctl", "-q", "delete_vhost", urlparse(amqp).path.lstrip("/")],
+                           capture_output=True, timeout=60)
+        shutil.rmtree(logs, ignore_errors=True)
+
+    rows = [("gateway (HTTP + RPC + SQL)", http_ms), ("bare SQL (same searches)", sql_ms)]
+    print(f"\n{requests} searches, single client, {len(QUERIES)} query shapes\n")
+    print(f"{'path':<28}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    for name, values in rows:
+        print(f"{name:<28}{statistics.median(values):>9.2f}{_pct(values, 90):>9.2f}{_pct(values, 99):>9.2f}"
+              f"{max(values):>9.2f}")
+    p50, p99, sql_p50 = statistics.median(http_ms), _pct(http_ms, 99), statistics.median(sql_ms)
+    print(f"\nthroughput: {rps:.0f} requests/s; target p99 <= 20 ms: {'met' if p99 <= 20 else 'NOT met'}")
+    print(json.dumps({"p50_ms": round(p50, 2), "p99_ms": round(p99, 2), "rps": round(rps, 1),
+                      "sql_p50_ms": round(sql_p50, 2)}))
+    print(f"RESULT search p50_ms={p50:.2f} p99_ms={p99:.2f} rps={rps:.1f} sql_p50_ms={sql_p50:.2f} "
+          f"ratio={p50 / sql_p50:.2f}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,165 @@
+"""Read side of the catalog: what the public endpoints and other services ask."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portal_common.db import Database
+from portal_common.errors import InvalidInput, NotFound
+from services.catalog import domain
+from services.catalog import repository as repo
+
+
+def _agency_out(row: dict) -> dict:
+    out = dict(row)
+    if out.get("dissolved_on") is not None:
+        out["dissolved_on"] = out["dissolved_on"].isoformat()
+    return out
+
+
+def procedure_view(row: dict, life_events: list[dict]) -> dict[str, Any]:
+    """The full procedure as callers see it: the stored version plus its groupings."""
+    doc = dict(row["document"])
+    doc["status"] = row["status"]
+    doc["field_name"] = row["field_name"]
+    doc["life_events"] = life_events
+    doc["agencies"] = [{"kind": k, "level": domain.level_of_kind(k), "name": domain.kind_label(k)}
+                       for k in doc.get("agency_kinds", [])]
+    return doc
+
+
+def search(db: Database, q: str | None, filters: dict[str, Any], page: Any, page_size: Any) -> dict:
+    p = domain.page_of(page, page_size)
+    q = domain.normalise_query(q)
+    clean = {k: v for k, v in filters.items() if v not in (None, "")}
+    for name, allowed in (("target", ("citizen", "business", "both")), ("level", domain.LEVELS),
+                          ("online", ("full", "partial", "none"))):
+        if name in clean and clean[name] not in allowed:
+            raise InvalidInput(f"invalid_{name}", f"{name} is one of {', '.join(allowed)}.")
+    if "field" in clean and not isinstance(clean["field"], str):
+        raise InvalidInput("invalid_field", "field is a field code.")
+    if "agency" in clean and not domain.valid_code(clean["agency"]):
+        return domain.paginated([], 0, p)
+    with db.transaction() as cur:
+        items, total = repo.search_procedures(cur, q, clean, p.page_size, p.offset)
+    return domain.paginated(items, total, p)
+
+
+def get_procedure(db: Database, code: Any, version: Any = None) -> dict:
+    """One procedure. Without ``version``: the current one, and a withdrawn procedure is
+    ``NotFound("procedure_withdrawn")`` (not offered for new filing). With ``version``: that
+    version as it was, whatever the procedure's status now (dossiers filed under it)."""
+    if not domain.valid_code(code):
+        raise NotFound("procedure_not_found", "No procedure has this code.")
+    with db.transaction() as cur:
+        if version is None:
+            row = repo.procedure_row(cur, code)
+            if row is not None and row["status"] == "withdrawn":
+                raise NotFound("procedure_withdrawn", "This procedure has been withdrawn.")
+        else:
+            try:
+                version = int(version)
+            except (TypeError, ValueError):
+                raise InvalidInput("invalid_version", "version must be an integer.") from None
+            row = repo.procedure_version(cur, code, version) if 0 < version < 2**31 else None
+            if row is None and repo.procedure_row(cur, code) is not None:
+                raise NotFound("version_not_found", "This procedure has no such version.")
+        if row is None:
+            raise NotFound("procedure_not_found", "No procedure has this code.")
+        return procedure_view(row, repo.life_events_of(cur, code))
+
+
+def history(db: Database, code: Any) -> list[dict]:
+    if not domain.valid_code(code):
+        raise NotFound("procedure_not_found", "No procedure has this code.")
+    with db.transaction() as cur:
+        rows = repo.procedure_history(cur, code)
+    if not rows:
+        raise NotFound("procedure_not_found", "No procedure has this code.")
+    for r in rows:
+        r["recorded_at"] = r["recorded_at"].isoformat()
+    return rows
+
+
+def _place(value: Any, name: str) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"invalid_{name}", f"{name} must be a numeric administrative code.") from None
+    if not 0 < number < 100_000:
+        raise InvalidInput(f"invalid_{name}", f"{name} is not an administrative code.")
+    return number
+
+
+def agencies_for(db: Database, procedure_code: Any, province: Any = None, ward: Any = None) -> list[dict]:
+    """The active agencies implementing a procedure for a place; a dissolved agency that
+    would match is replaced by the active end of its successor chain."""
+    province_n, ward_n = _place(province, "province"), _place(ward, "ward")
+    if not domain.valid_code(procedure_code):
+        raise NotFound("procedure_not_found", "No procedure has this code.")
+    with db.transaction() as cur:
+        row = repo.procedure_row(cur, procedure_code)
+        if row is None or row["status"] == "withdrawn":
+            raise NotFound("procedure_not_found", "No procedure has this code.")
+        kinds = row["document"]["agency_kinds"]
+        candidates = repo.agencies_implementing(cur, kinds, province_n, ward_n)
+        codes = domain.offered_agencies(candidates, repo.successors(cur))
+        agencies = repo.agencies_by_codes(cur, codes)
+    return [_agency_out(a) for a in agencies if a["status"] == "active"]
+
+
+def get_agency(db: Database, code: Any) -> dict:
+    if not domain.valid_code(code):
+        raise NotFound("agency_not_found", "No agency has this code.")
+    with db.transaction() as cur:
+        row = repo.agency(cur, code)
+    if row is None:
+        raise NotFound("agency_not_found", "No agency has this code.")
+    return _agency_out(row)
+
+
+def resolve_agency(db: Database, code: Any) -> dict:
+    """The active agency a dossier addressed to ``code`` must reach."""
+    if not domain.valid_code(code):
+        raise NotFound("agency_not_found", "No agency has this code.")
+    with db.transaction() as cur:
+        if repo.agency(cur, code) is None:
+            raise NotFound("agency_not_found", "No agency has this code.")
+        final = domain.resolve_successor(code, repo.successors(cur))
+        return _agency_out(repo.agency(cur, final))
+
+
+def list_agencies(db: Database, q: Any = None, province: Any = None, level: Any = None,
+                  include_dissolved: bool = False, page: Any = 1, page_size: Any = 20) -> dict:
+    p = domain.page_of(page, page_size)
+    q = domain.normalise_query(q)
+    if level not in (None, "", *domain.LEVELS):
+        raise InvalidInput("invalid_level", "Unknown level.")
+    with db.transaction() as cur:
+        rows, total = repo.search_agencies(cur, q, _place(province, "province"), level or None,
+                                           bool(include_dissolved), p.page_size, p.offset)
+    return domain.paginated([_agency_out(r) for r in rows], total, p)
+
+
+def fields_list(db: Database) -> list[dict]:
+    with db.transaction() as cur:
+        return repo.list_fields(cur)
+
+
+def life_events(db: Database, target: Any = None) -> list[dict]:
+    if target not in (None, "", "citizen", "business"):
+        raise InvalidInput("invalid_target", "target is citizen or business.")
+    with db.transaction() as cur:
+        return repo.list_life_events(cur, target or None)
+
+
+def life_event(db: Database, event_id: Any) -> dict:
+    if not domain.valid_code(event_id):
+        raise NotFound("life_event_not_found", "No life event has this id.")
+    with db.transaction() as cur:
+        event = repo.life_event(cur, event_id)
+    if event is None:
+        raise NotFound("life_event_not_found", "No life event has this id.")
+    return event

@@ -1,0 +1,110 @@
+"""Fast unit tests of the catalog's rules (no I/O)."""
+
+import pytest
+
+from portal_common.errors import Conflict, InvalidInput, NotFound
+from services.catalog import domain, seed_data
+from services.catalog.schemas import ProcedureInput
+
+
+def test_fold_removes_case_and_vietnamese_diacritics_including_d_stroke():
+    assert domain.fold("Đăng ký khai sinh") == "dang ky khai sinh"
+    assert domain.fold("ĐĂNG KÝ KẾT HÔN") == "dang ky ket hon"
+    assert domain.fold("Ủy ban nhân dân phường Đống Đa") == "uy ban nhan dan phuong dong da"
+
+
+@pytest.mark.parametrize("q", ["a\x00b", "line\nbreak", "tab\there", "\x1b[31m"])
+def test_query_with_control_characters_is_refused(q):
+    with pytest.raises(InvalidInput) as err:
+        domain.normalise_query(q)
+    assert err.value.code == "invalid_query"
+
+
+def test_query_is_trimmed_and_capped():
+    assert domain.normalise_query("  dang   ky  ") == "dang ky"
+    assert domain.normalise_query("   ") is None
+    with pytest.raises(InvalidInput):
+        domain.normalise_query("x" * (domain.MAX_QUERY + 1))
+    with pytest.raises(InvalidInput):
+        domain.normalise_query(["list"])
+
+
+@pytest.mark.parametrize("page,size", [(0, 20), (1, 0), (1, 101), (1, 10_000), ("x", 1), (-3, 5)])
+def test_bad_pages_are_refused(page, size):
+    with pytest.raises(InvalidInput):
+        domain.page_of(page, size)
+
+
+def test_page_offset():
+    p = domain.page_of(3, 25)
+    assert (p.offset, p.page_size) == (50, 25)
+    assert domain.paginated([{"a": 1}], 51, p) == {"items": [{"a": 1}], "total": 51, "page": 3, "page_size": 25}
+
+
+def test_codes():
+    assert domain.valid_code("1.001193")
+    assert domain.valid_code("W21220-UBND")
+    for bad in ("", "../etc", "a b", "x" * 41, None, 5, "mã"):
+        assert not domain.valid_code(bad)
+
+
+def test_successor_chain_is_followed_to_the_active_end():
+    chain = {"A": "B", "B": "C"}
+    assert domain.resolve_successor("A", chain) == "C"
+    assert domain.resolve_successor("C", chain) == "C"
+
+
+def test_successor_loop_is_refused():
+    with pytest.raises(Conflict):
+        domain.resolve_successor("A", {"A": "B", "B": "A"})
+
+
+def test_dissolution_checks():
+    assert domain.check_dissolution("A", "B", {}, True) == "B"
+    assert domain.check_dissolution("A", "B", {"B": "C"}, True) == "C"
+    with pytest.raises(InvalidInput):
+        domain.check_dissolution("A", "A", {}, True)
+    with pytest.raises(NotFound):
+        domain.check_dissolution("A", "X", {}, False)
+    with pytest.raises(Conflict):  # B already dissolved into A: A -> B -> A
+        domain.check_dissolution("A", "B", {"B": "A"}, True)
+
+
+def test_offered_agencies_replace_dissolved_with_successor_and_dedupe():
+    candidates = [{"code": "OLD", "status": "dissolved"}, {"code": "NEW", "status": "active"},
+                  {"code": "X", "status": "active"}]
+    assert domain.offered_agencies(candidates, {"OLD": "NEW"}) == ["NEW", "X"]
+
+
+def test_amendment_bumps_version_and_lists_changes():
+    current = {"code": "c", "version": 2, "status": "published", "name": "A", "processing_days": 5}
+    doc, changed = domain.amended(current, {"processing_days": 3, "name": "A"})
+    assert doc["version"] == 3 and doc["processing_days"] == 3 and changed == ["processing_days"]
+    assert current["version"] == 2  # the old version is untouched
+    with pytest.raises(InvalidInput):
+        domain.amended(current, {"name": "A"})
+    with pytest.raises(Conflict):
+        domain.amended(dict(current, status="withdrawn"), {"name": "B"})
+
+
+def test_agency_kinds_name_their_level():
+    assert domain.level_of_kind("commune_police") == "commune"
+    assert domain.level_of_kind("province_justice") == "province"
+    assert domain.level_of_kind("odd") is None
+
+
+def test_seed_catalog_is_large_valid_and_consistent():
+    procedures = seed_data.procedures()
+    assert len(procedures) >= 100
+    assert len({p["field"] for p in procedures}) >= 8
+    assert len({p["code"] for p in procedures}) == len(procedures)
+    for p in procedures:
+        ProcedureInput().load(p)
+        assert p["illustrative"] == (p["code"] not in seed_data.REAL_VALUES)
+    codes = {p["code"] for p in procedures}
+    assert len(seed_data.LIFE_EVENTS) >= 10
+    assert {e[2] for e in seed_data.LIFE_EVENTS} == {"citizen", "business"}
+    for event in seed_data.LIFE_EVENTS:
+        assert set(event[4]) <= codes
+    for nxt, _kind in seed_data.NEXT.values():
+        assert nxt in codes

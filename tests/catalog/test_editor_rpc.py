@@ -1,0 +1,175 @@
+"""Editors' changes over RPC on the running system, and their events reaching a subscriber
+bound to ``catalog.events`` on the test vhost."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+
+import pytest
+from kombu import Connection, Queue
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from portal_common.errors import Conflict, InvalidInput, NotFound
+from portal_common.outbox import event_exchange
+from tests.catalog.conftest import procedure_payload
+
+
+def editor() -> dict:
+    return {"request_id": uuid.uuid4().hex, "client_ip": "127.0.0.1",
+            "actor": {"kind": "editor", "id": "editor-1", "agency_code": None, "subject": None}}
+
+
+@pytest.fixture(scope="module")
+def cluster(system, amqp_uri):
+    with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=20) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def subscriber(system, amqp_uri):
+    """A queue of our own bound to every event on ``catalog.events``; returns a waiter."""
+    conn = Connection(amqp_uri)
+    channel = conn.channel()
+    queue = Queue(f"catalog-test-{uuid.uuid4().hex[:8]}", exchange=event_exchange("catalog"),
+                  routing_key="#", exclusive=True, auto_delete=True)
+    queue(channel).declare()
+    received: list[dict] = []
+
+    def on_message(body, message):
+        received.append({"routing_key": message.delivery_info["routing_key"], **body})
+        message.ack()
+
+    consumer = conn.Consumer(queue, callbacks=[on_message], accept=["json"])
+    consumer.consume()
+
+    def wait_for(stream_id: str, count: int, timeout: float = 20.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            mine = [m for m in received if m["stream_id"] == stream_id]
+            if len(mine) >= count:
+                return mine
+            with contextlib.suppress(TimeoutError):
+                conn.drain_events(timeout=0.5)
+        raise AssertionError(f"only {[m['event_type'] for m in received if m['stream_id'] == stream_id]}")
+
+    yield wait_for
+    consumer.cancel()
+    conn.release()
+
+
+def test_publish_amend_withdraw_keeps_versions_and_publishes_events(cluster, subscriber, unique_code):
+    code = unique_code("TP")
+    out = cluster.catalog.publish_procedure(procedure_payload(code), context=editor())
+    assert out == {"code": code, "version": 1, "status": "published"}
+    assert cluster.catalog.search(q="thu nghiem khai thac da ong")["items"][0]["code"] == code
+
+    amended = cluster.catalog.amend_procedure(code, {"processing_days": 7, "fees": []}, context=editor())
+    assert amended["version"] == 2 and amended["changed"] == ["fees", "processing_days"]
+    current = cluster.catalog.get_procedure(code)
+    assert (current["version"], current["processing_days"], current["fees"]) == (2, 7, [])
+    first = cluster.catalog.get_procedure(code, 1)
+    assert (first["version"], first["processing_days"]) == (1, 12)
+    assert first["fees"] == [{"name": "Lệ phí", "amount_vnd": 100000}]
+    assert [v["version"] for v in cluster.catalog.procedure_history(code)] == [1, 2]
+
+    cluster.catalog.withdraw_procedure(code, "Bãi bỏ theo quyết định công bố", context=editor())
+    with pytest.raises(NotFound) as err:
+        cluster.catalog.get_procedure(code)
+    assert err.value.code == "procedure_withdrawn"
+    assert cluster.catalog.get_procedure(code, 2)["version"] == 2  # dossiers filed under it still read it
+    assert code not in [i["code"] for i in cluster.catalog.search(q="thu nghiem khai thac da ong")["items"]]
+    with pytest.raises(Conflict):
+        cluster.catalog.amend_procedure(code, {"processing_days": 3}, context=editor())
+    with pytest.raises(NotFound):
+        cluster.catalog.agencies_for(code, 51)
+
+    events = subscriber(f"procedure-{code}", 3)
+    assert [e["event_type"] for e in events] == ["ProcedurePublished", "ProcedureAmended", "ProcedureWithdrawn"]
+    assert [e["routing_key"] for e in events] == ["ProcedurePublished", "ProcedureAmended", "ProcedureWithdrawn"]
+    published, amend, withdrawn = (e["data"] for e in events)
+    assert published["processing_days"] == 12 and published["agency_kinds"] == ["province_construction"]
+    assert (amend["version"], amend["previous_version"], amend["processing_days"]) == (2, 1, 7)
+    assert withdrawn == {"code": code, "version": 2, "reason": "Bãi bỏ theo quyết định công bố"}
+    assert events[0]["actor"]["kind"] == "editor" and events[0]["schema_version"] == 1
+
+
+def test_register_and_dissolve_agency_offers_the_successor(cluster, subscriber, unique_code):
+    old, new = unique_code("TA"), unique_code("TB")
+    base = {"level": "province", "kind": "province_construction", "province_code": 51,
+            "province_name": "Quảng Ngãi", "parent_code": "P51-UBND"}
+    cluster.catalog.register_agency(dict(base, code=old, name="Ban Quản lý thử nghiệm cũ"), context=editor())
+    cluster.catalog.register_agency(dict(base, code=new, name="Ban Quản lý thử nghiệm mới"), context=editor())
+    offered = [a["code"] for a in cluster.catalog.agencies_for("1.010000", 51)]
+    assert old in offered and new in offered
+
+    cluster.catalog.amend_agency(old, {"phone": "02553999999"}, context=editor())
+    assert cluster.catalog.get_agency(old)["phone"] == "02553999999"
+    out = cluster.catalog.dissolve_agency(old, new, "2025-07-01", "Hợp nhất", context=editor())
+    assert out["status"] == "dissolved" and out["successor"] == new
+
+    offered = [a["code"] for a in cluster.catalog.agencies_for("1.010000", 51)]
+    assert old not in offered and new in offered and "P51-SXD" in offered
+    got = cluster.catalog.get_agency(old)
+    assert (got["status"], got["successor"], got["dissolved_on"]) == ("dissolved", new, "2025-07-01")
+    assert cluster.catalog.resolve_agency(old)["code"] == new
+
+    with pytest.raises(Conflict):
+        cluster.catalog.dissolve_agency(old, new, context=editor())
+    with pytest.raises(Conflict):  # new -> old -> new would loop
+        cluster.catalog.dissolve_agency(new, old, context=editor())
+    with pytest.raises(NotFound):
+        cluster.catalog.dissolve_agency(new, "NO-SUCH-AGENCY", context=editor())
+    with pytest.raises(InvalidInput):
+        cluster.catalog.dissolve_agency(new, new, context=editor())
+
+    events = subscriber(f"agency-{old}", 3)
+    assert [e["event_type"] for e in events] == ["AgencyRegistered", "AgencyAmended", "AgencyDissolved"]
+    assert events[2]["data"] == {"code": old, "successor": new, "resolved_successor": new,
+                                 "dissolved_on": "2025-07-01", "reason": "Hợp nhất"}
+
+
+@pytest.mark.parametrize("payload,code", [
+    ({}, "validation_failed"),
+    ({"code": "x", "name": 5}, "validation_failed"),
+    ("not a dict", "validation_failed"),
+    ("unknown_field", "unknown_field"),
+    ("extra_key", "validation_failed"),
+    ("huge_days", "validation_failed"),
+    ("bad_code", "validation_failed"),
+])
+def test_hostile_publish_is_refused_and_writes_nothing(cluster, unique_code, payload, code):
+    new_code = unique_code("TH")
+    if payload == "unknown_field":
+        payload = procedure_payload(new_code, field="nope")
+    elif payload == "extra_key":
+        payload = dict(procedure_payload(new_code), status="published")
+    elif payload == "huge_days":
+        payload = procedure_payload(new_code, processing_days=10**9)
+    elif payload == "bad_code":
+        payload = procedure_payload("a\x00b")
+    with pytest.raises(InvalidInput) as err:
+        cluster.catalog.publish_procedure(payload, context=editor())
+    assert err.value.code == code
+    with pytest.raises(NotFound):
+        cluster.catalog.get_procedure(new_code)
+
+
+def test_duplicate_publish_and_unknown_targets(cluster, unique_code):
+    code = unique_code("TD")
+    cluster.catalog.publish_procedure(procedure_payload(code), context=editor())
+    with pytest.raises(Conflict):
+        cluster.catalog.publish_procedure(procedure_payload(code), context=editor())
+    with pytest.raises(InvalidInput):
+        cluster.catalog.amend_procedure(code, {"processing_days": 12}, context=editor())  # nothing changed
+    with pytest.raises(InvalidInput):
+        cluster.catalog.amend_procedure(code, {"code": "other"}, context=editor())
+    with pytest.raises(NotFound):
+        cluster.catalog.amend_procedure("9.999999", {"processing_days": 1}, context=editor())
+    with pytest.raises(NotFound):
+        cluster.catalog.withdraw_procedure("9.999999", "x", context=editor())
+    with pytest.raises(InvalidInput):
+        cluster.catalog.withdraw_procedure(code, "", context=editor())
+    with pytest.raises(NotFound):
+        cluster.catalog.get_procedure(code, 99)

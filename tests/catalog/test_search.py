@@ -1,0 +1,177 @@
+"""Search, browse and agency choice on the seeded catalog, in the real PostgreSQL."""
+
+import pytest
+
+from portal_common.errors import InvalidInput, NotFound
+from services.catalog import queries
+from services.catalog import repository as repo
+
+
+def codes(result):
+    return [i["code"] for i in result["items"]]
+
+
+@pytest.mark.parametrize("q", ["dang ky khai sinh", "Đăng ký khai sinh", "DANG KY KHAI SINH",
+                               "đăng ký KHAI SINH", "ĐĂNG KÝ KHAI SINH"])
+def test_search_ignores_case_and_diacritics(catalog_db, q):
+    result = queries.search(catalog_db, q, {}, 1, 10)
+    assert codes(result)[0] == "1.001193"
+    assert result["items"][0]["name"] == "Đăng ký khai sinh"
+    baseline = queries.search(catalog_db, "Đăng ký khai sinh", {}, 1, 50)
+    assert codes(queries.search(catalog_db, q, {}, 1, 50)) == codes(baseline)
+
+
+def test_d_stroke_folds_to_d(catalog_db):
+    folded = codes(queries.search(catalog_db, "dat dai", {}, 1, 50))
+    assert folded and folded == codes(queries.search(catalog_db, "đất đai", {}, 1, 50))
+    assert "1.012708" in codes(queries.search(catalog_db, "DU LIEU DAT DAI", {}, 1, 10))
+
+
+def test_word_order_and_small_typo(catalog_db):
+    assert codes(queries.search(catalog_db, "khai sinh dang ky", {}, 1, 5))[0] == "1.001193"
+    assert codes(queries.search(catalog_db, "ket hon dang ky", {}, 1, 5))[0] == "1.000894"
+    assert codes(queries.search(catalog_db, "dang ky khai sihn", {}, 1, 5))[0] == "1.001193"
+    assert codes(queries.search(catalog_db, "dnag ky ket hon", {}, 1, 5))[0] == "1.000894"
+
+
+def test_name_matches_rank_above_document_text_matches(catalog_db):
+    # "giấy chứng sinh" is a required document of the birth registration, not in any name
+    result = codes(queries.search(catalog_db, "giấy chứng sinh", {}, 1, 5))
+    assert result[0] in {"1.001193", "1.001702", "1.000689", "1.000110"}
+    # "khai sinh" is in names and in documents: every name match comes first
+    items = queries.search(catalog_db, "khai sinh", {}, 1, 50)["items"]
+    in_name = ["khai sinh" in i["name"].lower() for i in items]
+    assert in_name[0] and in_name == sorted(in_name, reverse=True)
+
+
+def test_exact_code_is_found(catalog_db):
+    assert codes(queries.search(catalog_db, "1.000656", {}, 1, 5))[0] == "1.000656"
+
+
+def test_filters(catalog_db):
+    full = queries.search(catalog_db, None, {"online": "full"}, 1, 100)
+    assert full["total"] > 10 and all(i["online_level"] == "full" for i in full["items"])
+    land = queries.search(catalog_db, None, {"field": "dat_dai"}, 1, 100)
+    assert land["total"] >= 5 and {i["field"] for i in land["items"]} == {"dat_dai"}
+    business = queries.search(catalog_db, None, {"target": "business"}, 1, 100)
+    assert {i["target"] for i in business["items"]} <= {"business", "both"}
+    commune = queries.search(catalog_db, "giay phep", {"level": "commune"}, 1, 100)
+    assert commune["total"] > 0 and all("commune" in i["levels"] for i in commune["items"])
+    at_justice = codes(queries.search(catalog_db, None, {"agency": "P51-STP"}, 1, 100))
+    assert "2.000488" in at_justice and "1.001193" not in at_justice
+    assert queries.search(catalog_db, None, {"agency": "NO-SUCH"}, 1, 10)["total"] == 0
+    combined = queries.search(catalog_db, "dang ky", {"field": "ho_tich", "online": "full"}, 1, 50)
+    assert combined["total"] > 0
+    assert all(i["field"] == "ho_tich" and i["online_level"] == "full" for i in combined["items"])
+
+
+@pytest.mark.parametrize("filters", [{"target": "aliens"}, {"level": "district"}, {"online": "maybe"},
+                                     {"field": ["x"]}])
+def test_bad_filters_over_rpc_are_refused(catalog_db, filters):
+    with pytest.raises(InvalidInput):
+        queries.search(catalog_db, None, filters, 1, 10)
+
+
+def test_pagination_with_total(catalog_db):
+    first = queries.search(catalog_db, None, {}, 1, 10)
+    second = queries.search(catalog_db, None, {}, 2, 10)
+    assert first["total"] == second["total"] >= 100
+    assert (first["page"], first["page_size"], len(first["items"])) == (1, 10, 10)
+    assert not set(codes(first)) & set(codes(second))
+    beyond = queries.search(catalog_db, None, {}, 1000, 10)
+    assert beyond["items"] == [] and beyond["total"] == first["total"]
+
+
+def _plan(catalog_db, sql, args) -> str:
+    with catalog_db.transaction() as cur:
+        cur.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off")
+        cur.execute("EXPLAIN " + sql, args)
+        return "\n".join(r["QUERY PLAN"] for r in cur.fetchall())
+
+
+def test_search_uses_the_indexes(catalog_db):
+    assert "procedures_tsv" in _plan(catalog_db, *repo.search_sql("dang ky khai sinh", {}, 20, 0))
+    assert "procedures_name_trgm" in _plan(catalog_db, *repo.search_sql("dang ky khai sihn", {}, 20, 0, fuzzy=True))
+
+
+def test_procedure_detail(catalog_db):
+    p = queries.get_procedure(catalog_db, "1.001193")
+    assert p["name"] == "Đăng ký khai sinh" and p["version"] >= 1
+    assert p["required_documents"][0]["id"] == "tp1"
+    assert {"id", "name", "mandatory", "original_or_copy", "count", "form_template"} <= set(p["required_documents"][0])
+    assert {e["id"] for e in p["life_events"]} >= {"khai-sinh"}
+    assert p["agencies"][0] == {"kind": "commune_people_committee", "level": "commune",
+                                "name": "Ủy ban nhân dân xã / phường"}
+    assert p["next_procedure"] == {"code": "1.004194", "agency_kind": "commune_police"}
+    assert p["fees"] == [] and p["processing_days"] == 1 and p["illustrative"] is False
+    with pytest.raises(NotFound):
+        queries.get_procedure(catalog_db, "9.999999")
+    with pytest.raises(NotFound):
+        queries.get_procedure(catalog_db, "../../etc/passwd")
+
+
+def test_life_events_and_fields(catalog_db):
+    events = queries.life_events(catalog_db)
+    assert len(events) >= 10
+    assert {e["target"] for e in queries.life_events(catalog_db, "business")} == {"business"}
+    birth = queries.life_event(catalog_db, "khai-sinh")
+    assert [p["code"] for p in birth["procedures"]][:2] == ["1.001193", "1.004194"]
+    with pytest.raises(NotFound):
+        queries.life_event(catalog_db, "no-such-event")
+    with pytest.raises(InvalidInput):
+        queries.life_events(catalog_db, "aliens")
+    fields = {f["code"]: f for f in queries.fields_list(catalog_db)}
+    assert len(fields) >= 8 and fields["ho_tich"]["procedures"] >= 10
+
+
+def test_agencies_for_a_ward_and_a_province(catalog_db):
+    ward = queries.agencies_for(catalog_db, "1.001193", 51, 21220)
+    assert [a["code"] for a in ward] == ["W21220-UBND"]
+    assert ward[0]["name"] == "Ủy ban nhân dân xã Sơn Tịnh" and ward[0]["level"] == "commune"
+    hanoi = queries.agencies_for(catalog_db, "1.001193", 1, 4)
+    assert [a["code"] for a in hanoi] == ["W00004-UBND"]
+    all_qn = queries.agencies_for(catalog_db, "1.001193", 51)
+    assert len(all_qn) == 96 and {a["province_code"] for a in all_qn} == {51}
+    justice = queries.agencies_for(catalog_db, "2.000488", 1, 4)
+    assert [a["code"] for a in justice] == ["P01-STP"]
+
+
+def test_dissolved_agency_is_never_offered_its_successor_is(catalog_db):
+    offered = queries.agencies_for(catalog_db, "2.001611", 51)
+    assert [a["code"] for a in offered] == ["P51-STC"]  # not P51-SKHDT, P62-STC, P62-SKHDT
+    old = queries.get_agency(catalog_db, "P62-SKHDT")
+    assert old["status"] == "dissolved" and old["successor"] == "P62-STC"
+    assert queries.resolve_agency(catalog_db, "P62-SKHDT")["code"] == "P51-STC"
+    assert queries.resolve_agency(catalog_db, "H001-PTP")["code"] == "W00004-UBND"
+    assert queries.resolve_agency(catalog_db, "P51-STC")["code"] == "P51-STC"
+    with pytest.raises(NotFound):
+        queries.resolve_agency(catalog_db, "NOPE")
+
+
+def test_agencies_for_bad_place_or_procedure(catalog_db):
+    with pytest.raises(InvalidInput):
+        queries.agencies_for(catalog_db, "1.001193", "Quảng Ngãi")
+    with pytest.raises(NotFound):
+        queries.agencies_for(catalog_db, "9.999999", 51)
+    assert queries.agencies_for(catalog_db, "1.001193", 51, 4) == []  # a Hà Nội ward, not in Quảng Ngãi
+
+
+def test_list_agencies(catalog_db):
+    result = queries.list_agencies(catalog_db, "uy ban nhan dan xa son tinh")
+    assert result["items"][0]["code"] == "W21220-UBND"
+    qn = queries.list_agencies(catalog_db, province=51, level="province", page_size=100)
+    seeded = [a["code"] for a in qn["items"] if a["code"].startswith("P51-")]
+    assert len(seeded) == 12 and all(a["status"] == "active" for a in qn["items"])
+    assert qn["total"] == len(qn["items"])
+    with_old = queries.list_agencies(catalog_db, province=51, level="province", include_dissolved=True, page_size=100)
+    assert with_old["total"] > qn["total"]
+
+
+def test_every_seed_procedure_has_an_agency_in_both_provinces(catalog_db):
+    from services.catalog import seed_data
+
+    for doc in seed_data.procedures():
+        for province, ward in ((51, 21220), (1, 4)):
+            offered = queries.agencies_for(catalog_db, doc["code"], province, ward)
+            assert offered, (doc["code"], province)
+            assert all(a["status"] == "active" for a in offered)
