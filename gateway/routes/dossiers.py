@@ -1,7 +1,125 @@
-"""Endpoints of the dossier part of API.md (signed in as the applicant)."""
+"""Endpoints of the dossier part of API.md (signed in as the applicant).
+
+The gateway checks the shape of what it can (query, JSON body, multipart); the dossier
+service checks the content against the procedure and owns every decision. Another
+applicant's dossier answers 404 exactly like an unknown code.
+"""
 
 from __future__ import annotations
+
+import base64
+from urllib.parse import quote
+
+from marshmallow import INCLUDE, Schema, fields, validate
+from werkzeug.wrappers import Response
+
+from gateway.http.route import ApiCall, api
+from portal_common.errors import InvalidInput
+
+APPLICANTS = ("citizen", "business")
+STATUSES = ("submitted", "received", "refused", "processing", "supplement_requested", "supplemented",
+            "forwarded", "result_ready", "returned", "rejected", "withdrawn")
+
+
+class DocumentIn(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+    requirement = fields.String(metadata={"description": "a required_documents id of the procedure"})
+    name = fields.String(required=True)
+    content_type = fields.String(required=True, metadata={"description": "application/pdf, image/jpeg, image/png"})
+    content_base64 = fields.String(required=True)
+
+
+class SubmitBody(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+    procedure_code = fields.String(required=True)
+    agency_code = fields.String(required=True)
+    applicant = fields.Dict(required=True, metadata={
+        "description": "full_name, id_number, date_of_birth, phone, email, address, province, ward"})
+    form = fields.Dict(load_default=dict)
+    documents = fields.List(fields.Nested(DocumentIn), load_default=list)
+
+
+class SupplementBody(Schema):
+    note = fields.String(allow_none=True)
+    documents = fields.List(fields.Nested(DocumentIn), load_default=list)
+    document_ids = fields.List(fields.String(), load_default=list,
+                               metadata={"description": "ids of documents uploaded with POST .../documents"})
+
+
+class WithdrawBody(Schema):
+    reason = fields.String(allow_none=True)
+
+
+class ListQuery(Schema):
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class ViewQuery(Schema):
+    as_of = fields.AwareDateTime(metadata={"description": "audit: the dossier as it was at this time"})
 
 
 class DossierRoutes:
     """Mixin of the gateway service; endpoints are declared with gateway.http.api."""
+
+    @api("POST", "/api/v1/dossiers", summary="Submit a dossier", tags=("dossiers",), body=SubmitBody,
+         auth=APPLICANTS, status=201, responses={409: "Idempotency-Key reused", 422: "Filing incomplete"},
+         description="Send an `Idempotency-Key` header: a retry with the same key returns the same dossier.")
+    def submit_dossier(self, call: ApiCall):
+        key = call.request.headers.get("Idempotency-Key")
+        view = self.dossier_rpc.submit(call.context(), call.body, key)
+        created = view.pop("created", True)
+        return (201 if created else 200), view, {"Location": f"/api/v1/dossiers/{view['code']}"}
+
+    @api("GET", "/api/v1/dossiers", summary="My dossiers", tags=("dossiers",), query=ListQuery, auth=APPLICANTS)
+    def list_my_dossiers(self, call: ApiCall):
+        q = call.query
+        return self.dossier_rpc.list_mine(call.context(), q.get("status"), q["page"], q["page_size"])
+
+    @api("GET", "/api/v1/dossiers/<code>", summary="One of my dossiers: status, timeline, inputs, outputs",
+         tags=("dossiers",), query=ViewQuery, auth=APPLICANTS)
+    def get_my_dossier(self, call: ApiCall, code: str):
+        as_of = call.query.get("as_of")
+        return self.dossier_rpc.get(call.context(), code, as_of.isoformat() if as_of else None)
+
+    @api("POST", "/api/v1/dossiers/<code>/documents", summary="Upload a document (multipart, field `file`)",
+         tags=("dossiers",), auth=APPLICANTS, raw_body=True, status=201)
+    def upload_document(self, call: ApiCall, code: str):
+        upload = call.request.files.get("file")
+        if upload is None:
+            raise InvalidInput("validation_failed", "Send the document as multipart field 'file'.",
+                               [{"field": "file", "message": "required"}])
+        content = upload.read()
+        requirement = call.request.form.get("requirement") or None
+        return self.dossier_rpc.upload_document(call.context(), code, upload.filename or "", upload.mimetype or "",
+                                                base64.b64encode(content).decode(), requirement)
+
+    @api("POST", "/api/v1/dossiers/<code>/supplement", summary="Answer a supplement request", tags=("dossiers",),
+         body=SupplementBody, auth=APPLICANTS)
+    def supplement_dossier(self, call: ApiCall, code: str):
+        return self.dossier_rpc.supplement(call.context(), code, call.body)
+
+    @api("POST", "/api/v1/dossiers/<code>/withdraw", summary="Withdraw a dossier (before a result)",
+         tags=("dossiers",), body=WithdrawBody, auth=APPLICANTS)
+    def withdraw_dossier(self, call: ApiCall, code: str):
+        return self.dossier_rpc.withdraw(call.context(), code, call.body)
+
+    @api("GET", "/api/v1/dossiers/<code>/documents/<document_id>", summary="Download an input or output document",
+         tags=("dossiers",), auth=APPLICANTS)
+    def download_document(self, call: ApiCall, code: str, document_id: str):
+        return document_response(self.dossier_rpc.get_document(call.context(), code, document_id))
+
+
+def document_response(result: dict) -> Response:
+    """The stored bytes, served as a download that a browser will not sniff into HTML."""
+    doc = result["document"]
+    name = (doc.get("name") or "document").replace('"', "")
+    return Response(base64.b64decode(result["content_base64"]), mimetype=doc["content_type"], headers={
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}",
+        "X-Content-Type-Options": "nosniff", "X-Content-SHA256": doc["sha256"]})
+

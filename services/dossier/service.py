@@ -1,16 +1,91 @@
-"""nameko entrypoints of the dossier service (thin: the work is in the modules beside it)."""
+"""nameko entrypoints of the dossier service (thin: the work is in the modules beside it).
+
+RPCs that act for someone take the gateway's ``context`` (request id, client, actor) first;
+the actor decides what the caller may see and becomes the events' ``actor`` metadata.
+"""
 
 from __future__ import annotations
 
+import base64
+from typing import Any
+
+from nameko.rpc import RpcProxy, rpc
+from nameko.timer import timer
+
+from portal_common import config
 from portal_common.health import HealthRpc
 from portal_common.logs import LogContext
-from portal_common.nameko_ext import EventLog, Outbox, Storage
+from portal_common.nameko_ext import EventLog, Outbox
+from services.dossier import commands
+from services.dossier.commands import full_view
+from services.dossier.repository import Caller, DossierRepository
+
+OVERDUE_INTERVAL = config.env_float("OVERDUE_INTERVAL", 60.0, "dossier")
 
 
 class DossierService(HealthRpc):
     name = "dossier"
 
-    db = Storage()
     events = EventLog()
     outbox = Outbox()
     log_context = LogContext()
+    catalog = RpcProxy("catalog")
+
+    @property
+    def db(self):
+        return self.events.db
+
+    @property
+    def repo(self) -> DossierRepository:
+        return DossierRepository(self.events.db, self.events)
+
+    @rpc
+    def submit(self, context: dict, filing: dict, idempotency_key: str | None = None) -> dict:
+        return commands.submit(self.repo, self.catalog, context, filing, idempotency_key)
+
+    @rpc
+    def get(self, context: dict, code: str, as_of: str | None = None) -> dict:
+        caller = Caller.from_context(context)
+        return full_view(self.repo.visible(code, caller, commands.parse_as_of(as_of)))
+
+    @rpc
+    def list_mine(self, context: dict, status: str | None = None, page: int = 1, page_size: int = 20) -> dict:
+        caller = Caller.from_context(context)
+        return self.repo.owner_list(caller.account_id or "", status, max(1, page), min(max(1, page_size), 100))
+
+    @rpc
+    def agency_queue(self, context: dict, status: str | None = None, overdue: bool | None = None,
+                     page: int = 1, page_size: int = 20) -> dict:
+        caller = Caller.from_context(context)
+        return self.repo.agency_queue(caller.agency_code or "", status, overdue, max(1, page),
+                                      min(max(1, page_size), 100))
+
+    @rpc
+    def lookup(self, code: str) -> dict:
+        return self.repo.lookup(code)
+
+    @rpc
+    def act(self, context: dict, code: str, action: str, body: dict | None = None) -> dict:
+        return commands.act(self.repo, self.catalog, context, code, action, body)
+
+    @rpc
+    def supplement(self, context: dict, code: str, body: dict) -> dict:
+        return commands.applicant_action(self.repo, context, code, "supplement", body)
+
+    @rpc
+    def withdraw(self, context: dict, code: str, body: dict | None = None) -> dict:
+        return commands.applicant_action(self.repo, context, code, "withdraw", body)
+
+    @rpc
+    def upload_document(self, context: dict, code: str, name: str, content_type: str, content_base64: str,
+                        requirement: str | None = None) -> dict:
+        return commands.upload(self.repo, context, code, name, content_type, content_base64, requirement)
+
+    @rpc
+    def get_document(self, context: dict, code: str, document_id: str) -> dict[str, Any]:
+        ref, content = self.repo.document(code, document_id, Caller.from_context(context))
+        return {"document": ref, "content_base64": base64.b64encode(content).decode()}
+
+    @timer(interval=OVERDUE_INTERVAL)
+    def mark_overdue(self) -> list[str]:
+        return self.repo.mark_overdue()

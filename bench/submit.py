@@ -1,0 +1,212 @@
+"""``python -m bench submit [--quick] [--gateway-url URL]``: dossier submissions through the gateway.
+
+Submits N dossiers (default 1,000) with N clients in flight at once (each with its own
+Idempotency-Key) and reports submissions/s and p50/p99 latency, beside a baseline measured in
+the same run with the same concurrency: a round trip through the gateway and the dossier
+service that does no work (public lookup of an unknown code: one RPC, one index probe).
+
+Without ``--gateway-url`` it starts the whole system on a throw-away database. It needs a
+signed-in citizen (``tests.support.accounts.register_citizen``) and a procedure with an
+implementing agency in the seeded catalog.
+
+``--layer repository`` measures the submit transaction alone (code counter, blob, four
+projections, event append with its hash chain) from a thread pool, beside a bare INSERT of
+an equivalent row (same JSON payload) into a plain table: what the log and projections cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import statistics
+import time
+import urllib.error
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from portal_common import config
+
+PDF = base64.b64encode(b"%PDF-1.4\n% bench document\n").decode()
+
+
+def _request(url: str, method: str = "GET", body: Any = None, headers: dict | None = None,
+             timeout: float = 120) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+def _citizen_token(gateway_url: str) -> str:
+    try:
+        from tests.support.accounts import register_citizen  # the identity test helper
+    except ImportError:
+        raise SystemExit("bench submit needs tests/support/accounts.py (register_citizen) to sign a citizen in") \
+            from None
+    account = register_citizen(gateway_url)
+    if isinstance(account, str):
+        return account
+    return account["access_token"] if isinstance(account, dict) else account.access_token
+
+
+def _filing(gateway_url: str) -> dict[str, Any]:
+    """A complete filing for the first online procedure that has an implementing agency."""
+    status, page = _request(f"{gateway_url}/api/v1/procedures?page_size=50")
+    if status != 200:
+        raise SystemExit(f"catalog search answered {status}: {page}")
+    for item in page.get("items", []):
+        _, procedure = _request(f"{gateway_url}/api/v1/procedures/{item['code']}")
+        _, agencies = _request(f"{gateway_url}/api/v1/procedures/{item['code']}/agencies")
+        agencies = agencies.get("items", agencies) if isinstance(agencies, dict) else agencies
+        if not agencies:
+            continue
+        documents = [{"requirement": str(d["id"]), "name": f"{d['id']}.pdf", "content_type": "application/pdf",
+                      "content_base64": PDF} for d in procedure.get("required_documents", []) if d.get("mandatory")]
+        return {"procedure_code": item["code"], "agency_code": agencies[0]["code"],
+                "applicant": {"full_name": "Bench Applicant"}, "form": {}, "documents": documents}
+    raise SystemExit("no procedure with an implementing agency in the catalog")
+
+
+def _run(n: int, concurrency: int, one) -> tuple[float, list[float], int]:
+    latencies: list[float] = []
+    failures = 0
+
+    def timed(i: int) -> tuple[float, bool]:
+        started = time.perf_counter()
+        ok = one(i)
+        return time.perf_counter() - started, ok
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for seconds, ok in pool.map(timed, range(n)):
+            latencies.append(seconds)
+            failures += 0 if ok else 1
+    return time.perf_counter() - started, latencies, failures
+
+
+def _pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if len(values) > 1 else values[0]
+
+
+def _repository_layer(n: int, concurrency: int) -> int:
+    from portal_common.db import Database, drop_database, ensure_database
+    from portal_common.eventstore import EventStore
+    from portal_common.eventstore.events import Actor, EventContext
+    from portal_common.migrations import migrate
+    from services.dossier.domain.documents import check_upload
+    from services.dossier.repository import DossierRepository
+
+    base = config.env("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/portal_bench")
+    dsn = f"{base.rsplit('/', 1)[0]}/portal_bench_submit_{uuid.uuid4().hex[:6]}"
+    ensure_database(dsn)
+    migrate(dsn, "dossier", "services.dossier", create_database=False)
+    db = Database(dsn, "dossier", size=concurrency)
+    repo = DossierRepository(db, EventStore(db))
+    with db.transaction(dict_rows=False) as cur:
+        cur.execute("CREATE TABLE bare (id bigserial PRIMARY KEY, code text, payload jsonb, at timestamptz)")
+    procedure = {"code": "1.000001", "version": 1, "name": "Bench procedure", "processing_days": 5}
+    payload = json.dumps({"procedure": procedure, "applicant": {"full_name": "Bench"}, "documents": []})
+
+    def bare_one(i: int) -> bool:
+        with db.transaction(dict_rows=False) as cur:
+            cur.execute("INSERT INTO bare (code, payload, at) VALUES (%s, %s, now())", (f"B-{i}", payload))
+        return True
+
+    def submit_one(i: int) -> bool:
+        upload = check_upload("form", "form.pdf", "application/pdf", PDF_BYTES + str(i).encode(), "d")
+        repo.submit(owner={"account_id": f"acc-{i}", "kind": "citizen", "subject": None},
+                    applicant={"full_name": "Bench"}, form={}, procedure=procedure,
+                    agency={"code": f"B{i % 20}", "name": "Bench agency"}, uploads=[upload],
+                    idempotency_key=f"k-{i}", context=EventContext(actor=Actor("citizen", f"acc-{i}")))
+        return True
+
+    try:
+        base_s, base_lat, base_fail = _run(n, concurrency, bare_one)
+        sub_s, sub_lat, sub_fail = _run(n, concurrency, submit_one)
+    finally:
+        db.close()
+        drop_database(dsn)
+    _report("repository", n, concurrency, "baseline: bare INSERT of the row", base_s, base_lat, base_fail,
+            sub_s, sub_lat, sub_fail)
+    return 0 if sub_fail == 0 else 1
+
+
+PDF_BYTES = base64.b64decode(PDF)
+
+
+def _report(layer: str, n: int, concurrency: int, baseline_name: str, base_s: float, base_lat: list[float],
+            base_fail: int, sub_s: float, sub_lat: list[float], sub_fail: int) -> None:
+    base_rate, sub_rate = n / base_s, n / sub_s
+    print(f"{n} requests per measure, {concurrency} in flight, layer: {layer}")
+    print(f"{'measure':<40}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'failed':>8}")
+    print(f"{baseline_name:<40}{base_rate:>10.1f}{_pct(base_lat, 50) * 1000:>10.1f}"
+          f"{_pct(base_lat, 99) * 1000:>10.1f}{base_fail:>8}")
+    print(f"{'submit dossier':<40}{sub_rate:>10.1f}{_pct(sub_lat, 50) * 1000:>10.1f}"
+          f"{_pct(sub_lat, 99) * 1000:>10.1f}{sub_fail:>8}")
+    print(f"RESULT submit layer={layer} dossiers={n} concurrency={concurrency} submits_per_s={sub_rate:.1f} "
+          f"p50_ms={_pct(sub_lat, 50) * 1000:.1f} p99_ms={_pct(sub_lat, 99) * 1000:.1f} failed={sub_fail} "
+          f"baseline_per_s={base_rate:.1f} baseline_p50_ms={_pct(base_lat, 50) * 1000:.1f} "
+          f"ratio={sub_rate / base_rate:.3f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench submit")
+    parser.add_argument("--quick", action="store_true", help="100 dossiers, 100 in flight")
+    parser.add_argument("--dossiers", type=int, default=None)
+    parser.add_argument("--concurrency", type=int, default=None)
+    parser.add_argument("--gateway-url", default=None, help="a running system (default: start one)")
+    parser.add_argument("--layer", choices=("gateway", "repository"), default="gateway")
+    args = parser.parse_args(argv)
+    n = args.dossiers or (100 if args.quick else 1000)
+    if args.layer == "repository":
+        return _repository_layer(n, args.concurrency or 20)
+    concurrency = args.concurrency or n
+    system = None
+    gateway_url = args.gateway_url
+    if gateway_url is None:
+        from deploy.launcher import LocalSystem, migrate_and_seed
+        from portal_common.db import drop_database
+
+        base = config.env("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/portal_bench")
+        dsn = f"{base.rsplit('/', 1)[0]}/portal_bench_submit_{uuid.uuid4().hex[:6]}"
+        migrate_and_seed(dsn)
+        system = LocalSystem(dsn, config.amqp_uri(), config.env_int("BENCH_GATEWAY_PORT", 8765),
+                             extra_env={"LOCAL_ADAPTERS": "yes", "RATE_LOOKUP": "10000000",
+                                        "RATE_DEFAULT": "10000000", "RATE_SIGNIN": "100000",
+                                        "RATE_REGISTER": "100000", "RATE_OTP": "100000",
+                                        "DOSSIER_DB_POOL_SIZE": "20"})
+        system.start()
+        gateway_url = system.gateway_url
+    try:
+        if system is not None:
+            system.wait_ready(timeout=120)
+        token = _citizen_token(gateway_url)
+        auth = {"Authorization": f"Bearer {token}"}
+        filing = _filing(gateway_url)
+
+        def submit_one(i: int) -> bool:
+            status, _ = _request(f"{gateway_url}/api/v1/dossiers", "POST", filing,
+                                 dict(auth, **{"Idempotency-Key": f"bench-{uuid.uuid4().hex}"}))
+            return status == 201
+
+        def noop_one(i: int) -> bool:
+            status, _ = _request(f"{gateway_url}/api/v1/lookup/BENCH-000101-{i:04d}")
+            return status == 404
+
+        _run(min(n, 50), min(concurrency, 50), noop_one)  # warm up connections and workers
+        base_s, base_lat, base_fail = _run(n, concurrency, noop_one)
+        sub_s, sub_lat, sub_fail = _run(n, concurrency, submit_one)
+    finally:
+        if system is not None:
+            system.stop()
+            drop_database(dsn)
+    _report("gateway", n, concurrency, "baseline: no-op RPC through gateway", base_s, base_lat, base_fail,
+            sub_s, sub_lat, sub_fail)
+    return 0 if sub_fail == 0 else 1

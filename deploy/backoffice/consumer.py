@@ -1,0 +1,77 @@
+"""The AMQP side: consume the agency's queue with pika and acknowledge after handling.
+
+The queue (``agency.<code>``, a durable quorum queue bound to ``agency.<code>.#`` on the
+``agency.deliveries`` topic exchange) is declared here too, with the router's arguments, so
+the back office may start first. A message is acknowledged only after the inbox took it: a
+crash before the ack leaves it in the queue for the next run; a handler error rejects it
+back to the queue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import pika
+
+from deploy.backoffice.inbox import Inbox
+
+log = logging.getLogger(__name__)
+
+
+def declare(channel, agency_code: str, exchange: str = "agency.deliveries") -> str:
+    queue = f"agency.{agency_code}"
+    channel.exchange_declare(exchange, exchange_type="topic", durable=True)
+    channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+    channel.queue_bind(queue, exchange, routing_key=f"agency.{agency_code}.#")
+    return queue
+
+
+class AgencyConsumer:
+    def __init__(self, amqp_uri: str, agency_code: str, inbox: Inbox,
+                 exchange: str = "agency.deliveries", prefetch: int = 50):
+        self.amqp_uri = amqp_uri
+        self.agency_code = agency_code
+        self.inbox = inbox
+        self.exchange = exchange
+        self.prefetch = prefetch
+        self.acked = 0
+
+    def _on_message(self, channel, method, properties, body: bytes) -> None:
+        try:
+            delivery = json.loads(body)
+            if not isinstance(delivery, dict) or delivery.get("agency_code") != self.agency_code:
+                raise ValueError("not a delivery for this agency")
+        except ValueError as exc:
+            log.warning("back office %s: dropping a malformed message: %s", self.agency_code, exc)
+            channel.basic_reject(method.delivery_tag, requeue=False)
+            return
+        try:
+            self.inbox.take(delivery)
+        except Exception:
+            log.exception("back office %s: handling %s failed", self.agency_code, delivery.get("delivery_id"))
+            channel.basic_nack(method.delivery_tag, requeue=True)
+            return
+        channel.basic_ack(method.delivery_tag)
+        self.acked += 1
+
+    def run(self, until: float | None = None, max_messages: int | None = None) -> None:
+        """Consume until ``until`` (a monotonic time), ``max_messages`` acks, or forever."""
+        params = pika.URLParameters(self.amqp_uri)
+        connection = pika.BlockingConnection(params)
+        try:
+            channel = connection.channel()
+            queue = declare(channel, self.agency_code, self.exchange)
+            channel.basic_qos(prefetch_count=self.prefetch)
+            for method, properties, body in channel.consume(queue, inactivity_timeout=0.2):
+                if method is not None:
+                    self._on_message(channel, method, properties, body)
+                if max_messages is not None and self.acked >= max_messages:
+                    break
+                if until is not None and time.monotonic() >= until:
+                    break
+            channel.cancel()
+        finally:
+            if connection.is_open:
+                connection.close()

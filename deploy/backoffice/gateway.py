@@ -1,0 +1,94 @@
+"""The agency's side of the gateway API: a token for the agency system, then actions on
+dossiers (``POST /api/v1/agency/dossiers/<code>/<action>``)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+
+class GatewayError(Exception):
+    def __init__(self, status: int, problem: Any):
+        super().__init__(f"{status}: {problem}")
+        self.status = status
+        self.problem = problem
+
+
+class AgencyClient:
+    def __init__(self, gateway_url: str, agency_code: str, token: str | None = None, timeout_s: float = 15.0):
+        self.base = gateway_url.rstrip("/")
+        self.agency_code = agency_code
+        self.token = token
+        self.timeout_s = timeout_s
+
+    def _call(self, method: str, path: str, body: dict | None = None, auth: bool = True) -> Any:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if auth:
+            headers["Authorization"] = f"Bearer {self.token or self.sign_in()}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as resp:  # noqa: S310
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                problem = json.loads(raw)
+            except ValueError:
+                problem = raw[:200]
+            raise GatewayError(exc.code, problem) from None
+        return json.loads(raw) if raw else None
+
+    def sign_in(self) -> str:
+        """A development token for this agency's system (``POST /api/v1/dev/tokens``)."""
+        reply = self._call("POST", "/api/v1/dev/tokens",
+                           {"role": "agency_system", "agency_code": self.agency_code}, auth=False)
+        self.token = reply["access_token"]
+        return self.token
+
+    def act(self, code: str, action: str, body: dict | None = None) -> Any:
+        return self._call("POST", f"/api/v1/agency/dossiers/{code}/{action}", body or {})
+
+    def view(self, code: str) -> Any:
+        return self._call("GET", f"/api/v1/agency/dossiers/{code}")
+
+
+def text_document(name: str, text: str) -> dict:
+    return {"name": name, "content_type": "text/plain",
+            "content_base64": base64.b64encode(text.encode()).decode()}
+
+
+class DriveThrough:
+    """What the reference back office does with each new delivery.
+
+    A submitted or handed-over dossier is received, then (unless ``ask_supplement``) processed
+    and its result attached and returned; with ``ask_supplement`` it first asks for a
+    document and finishes when the ``DossierSupplemented`` delivery arrives.
+    """
+
+    def __init__(self, client: AgencyClient, ask_supplement: bool = False):
+        self.client = client
+        self.ask_supplement = ask_supplement
+        self.finished: list[str] = []
+
+    def __call__(self, delivery: dict) -> None:
+        code = delivery["dossier_code"]
+        event = delivery["event_type"]
+        if event in ("DossierSubmitted", "DossierForwarded"):
+            self.client.act(code, "receive", {"note": "received by the reference back office"})
+            if self.ask_supplement:
+                self.client.act(code, "request-supplement",
+                                {"reason": "a document is missing", "missing": ["a certified copy"]})
+                return
+            self._finish(code)
+        elif event == "DossierSupplemented":
+            self._finish(code)
+
+    def _finish(self, code: str) -> None:
+        self.client.act(code, "start-processing", {"note": "in processing"})
+        self.client.act(code, "result", {"documents": [text_document("result.txt", f"Result of {code}")]})
+        self.client.act(code, "return", {"note": "result returned"})
+        self.finished.append(code)

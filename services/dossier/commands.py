@@ -1,0 +1,165 @@
+"""What each RPC of the dossier service does, between the nameko entrypoint and the repository.
+
+Kept apart from ``service.py`` so the entrypoints stay one line each, and apart from the
+repository so the catalog look-ups (RPC) never happen inside a database transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from nameko.exceptions import RemoteError, UnknownService
+
+from portal_common.context import event_context
+from portal_common.errors import InvalidInput, NotFound, ServiceError, Unavailable
+from services.dossier import schemas
+from services.dossier.domain import lifecycle
+from services.dossier.domain.documents import check_upload, decode_base64
+from services.dossier.domain.lifecycle import DossierState
+from services.dossier.repository import Caller, DossierRepository, max_document_bytes
+
+CLOSED_PROCEDURE_STATUSES = {"retired", "abolished", "inactive", "draft", "withdrawn"}
+
+
+def full_view(state: DossierState) -> dict[str, Any]:
+    """The owner's (and handling agency's) view: everything, with the timeline."""
+    return {
+        "code": state.code, "status": state.status, "paused": state.paused, "overdue": state.overdue,
+        "procedure": state.procedure,
+        "agency": {"code": state.agency_code, "name": state.agency_name},
+        "agencies": state.agencies, "owner": state.owner, "applicant": state.applicant, "form": state.form,
+        "submitted_at": state.submitted_at, "received_at": state.received_at,
+        "appointment_date": state.appointment_date.isoformat() if state.appointment_date else None,
+        "supplement": state.supplement, "reason": state.reason, "closed_at": state.closed_at,
+        "inputs": state.inputs, "outputs": state.outputs, "timeline": state.timeline,
+        "version": state.version, "updated_at": state.updated_at,
+    }
+
+
+def _uploads(documents: list[dict[str, Any]], field: str) -> list:
+    limit = max_document_bytes()
+    return [check_upload(d.get("requirement"), d["name"], d["content_type"],
+                         decode_base64(d["content_base64"], f"{field}.{i}.content_base64"),
+                         f"{field}.{i}", max_bytes=limit)
+            for i, d in enumerate(documents)]
+
+
+def _catalog_call(method, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return method(*args, **kwargs)
+    except NotFound:
+        return None
+    except ServiceError:
+        raise
+    except (UnknownService, RemoteError) as exc:
+        raise Unavailable("catalog_unavailable", "The procedure catalog did not answer.") from exc
+
+
+def _valid_key(key: Any) -> bool:
+    return isinstance(key, str) and 0 < len(key) <= 200 and key.isprintable()
+
+
+def submit(repo: DossierRepository, catalog: Any, context: dict[str, Any], filing: Any,
+           idempotency_key: str | None) -> dict[str, Any]:
+    """Check the filing against the catalog's procedure version, then file it."""
+    caller = Caller.from_context(context)
+    actor = (context or {}).get("actor") or {}
+    if caller.kind != "applicant":
+        raise InvalidInput("not_an_applicant", "Only a citizen or a business files dossiers.")
+    if idempotency_key is not None and not _valid_key(idempotency_key):
+        raise InvalidInput("invalid_idempotency_key", "Idempotency-Key must be 1-200 printable characters.")
+    data = schemas.load(schemas.SubmitSchema, filing)
+    uploads = _uploads(data["documents"], "documents")
+    procedure = _catalog_call(catalog.get_procedure, data["procedure_code"])
+    if not procedure or procedure.get("status") in CLOSED_PROCEDURE_STATUSES:
+        raise InvalidInput("unknown_procedure", "No such procedure is open for filing.",
+                           [{"field": "procedure_code", "message": "unknown procedure"}])
+    applicant = data["applicant"]
+    agencies = _catalog_call(catalog.agencies_for, procedure["code"], province=applicant.get("province"),
+                             ward=applicant.get("ward")) or []
+    agency_code = data["agency_code"]
+    if agency_code not in {a.get("code") for a in agencies}:
+        resolved = _catalog_call(catalog.resolve_agency, agency_code)
+        if isinstance(resolved, dict) and resolved.get("code") in {a.get("code") for a in agencies}:
+            agency_code = resolved["code"]  # addressed to a dissolved agency: its successor takes it
+    problems = lifecycle.check_filing(procedure, agencies, agency_code, [u.requirement for u in uploads])
+    if problems:
+        raise InvalidInput("filing_incomplete", "The filing does not meet the procedure's requirements.",
+                           problems)
+    agency = next(a for a in agencies if a.get("code") == agency_code)
+    applicant = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in applicant.items()}
+    state, created = repo.submit(
+        owner={"account_id": caller.account_id, "kind": actor.get("kind"), "subject": actor.get("subject")},
+        applicant=applicant, form=data["form"],
+        procedure={"code": procedure["code"], "version": procedure.get("version"),
+                   "name": procedure.get("name") or procedure["code"],
+                   "processing_days": int(procedure.get("processing_days") or 0)},
+        agency={"code": agency["code"], "name": agency.get("name"), "level": agency.get("level")},
+        uploads=uploads, idempotency_key=idempotency_key, context=event_context(context),
+    )
+    return dict(full_view(state), created=created)
+
+
+def act(repo: DossierRepository, catalog: Any, context: dict[str, Any], code: str, action: str,
+        body: Any) -> dict[str, Any]:
+    """An agency's action on a dossier at its agency (see schemas.ACTIONS)."""
+    caller = Caller.from_context(context)
+    if caller.kind != "agency":
+        raise NotFound("dossier_not_found", "No dossier with this code.")
+    if action not in schemas.ACTIONS:
+        raise NotFound("unknown_action", f"No action {action!r}.")
+    command, schema = schemas.ACTIONS[action]
+    args = schemas.load(schema, body or {})
+    uploads = _uploads(args.pop("documents", []), "documents") if command == "result" else []
+    if command == "forward":
+        # only when the dossier is visible to this agency do we ask the catalog anything
+        repo.visible(code, caller)
+        target = _catalog_call(catalog.get_agency, args.pop("to_agency_code"))
+        if not target:
+            raise InvalidInput("unknown_agency", "No such agency.",
+                               [{"field": "to_agency_code", "message": "unknown agency"}])
+        resolved = _catalog_call(catalog.resolve_agency, target["code"]) or target
+        args["to_agency"] = {"code": resolved["code"], "name": resolved.get("name"),
+                             "level": resolved.get("level")}
+    state = repo.execute(code, command, args, caller, event_context(context), uploads=uploads)
+    return full_view(state)
+
+
+def applicant_action(repo: DossierRepository, context: dict[str, Any], code: str, command: str,
+                     body: Any) -> dict[str, Any]:
+    """The owner's supplement or withdrawal."""
+    caller = Caller.from_context(context)
+    if caller.kind != "applicant":
+        raise NotFound("dossier_not_found", "No dossier with this code.")
+    schema = schemas.SupplementSchema if command == "supplement" else schemas.WithdrawSchema
+    args = schemas.load(schema, body or {})
+    uploads = _uploads(args.pop("documents", []), "documents") if command == "supplement" else []
+    ids = args.pop("document_ids", []) if command == "supplement" else []
+    state = repo.execute(code, command, args, caller, event_context(context), uploads=uploads,
+                         document_ids=ids)
+    return full_view(state)
+
+
+def parse_as_of(as_of: Any) -> dt.datetime | None:
+    if as_of in (None, ""):
+        return None
+    if isinstance(as_of, dt.datetime):
+        moment = as_of
+    else:
+        try:
+            moment = dt.datetime.fromisoformat(str(as_of))
+        except ValueError:
+            raise InvalidInput("invalid_as_of", "as_of must be an ISO 8601 time.",
+                               [{"field": "as_of", "message": "not a time"}]) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def upload(repo: DossierRepository, context: dict[str, Any], code: str, name: str, content_type: str,
+           content_base64: str, requirement: str | None = None) -> dict[str, Any]:
+    caller = Caller.from_context(context)
+    if caller.kind != "applicant":
+        raise NotFound("dossier_not_found", "No dossier with this code.")
+    [doc] = _uploads([{"requirement": requirement, "name": name, "content_type": content_type,
+                       "content_base64": content_base64}], "file")
+    return repo.upload(code, caller, doc)

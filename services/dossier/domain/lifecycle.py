@@ -1,0 +1,381 @@
+"""The dossier lifecycle as a pure state machine over events.
+
+A dossier's state is never stored as truth: ``replay`` folds its stream of events into a
+``DossierState``, and a command (``decide``) looks at that state and either returns the
+events it causes or raises ``Conflict("transition_not_allowed")`` having decided nothing.
+The table ``ALLOWED`` is the whole lifecycle at a glance; the guards beside it (paused,
+overdue) refine it.
+
+    submitted ─receive─▶ received ─start_processing─▶ processing ─result─▶ result_ready ─return─▶ returned
+        └─refuse─▶ refused        request_supplement ⇄ supplement; forward (inter-agency);
+    reject / withdraw (before a result); pause ⇄ resume (the clock stops); extend when overdue.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from portal_common.errors import Conflict, InvalidInput
+from services.dossier.domain.calendar import (
+    add_working_days,
+    local_date,
+    working_days_between,
+)
+
+SUBMITTED = "submitted"
+RECEIVED = "received"
+REFUSED = "refused"
+PROCESSING = "processing"
+SUPPLEMENT_REQUESTED = "supplement_requested"
+SUPPLEMENTED = "supplemented"
+FORWARDED = "forwarded"
+RESULT_READY = "result_ready"
+RETURNED = "returned"
+REJECTED = "rejected"
+WITHDRAWN = "withdrawn"
+
+STATUSES = (SUBMITTED, RECEIVED, REFUSED, PROCESSING, SUPPLEMENT_REQUESTED, SUPPLEMENTED,
+            FORWARDED, RESULT_READY, RETURNED, REJECTED, WITHDRAWN)
+# Being handled by an agency: the clock runs, the dossier can become overdue.
+ACTIVE = frozenset({RECEIVED, PROCESSING, SUPPLEMENT_REQUESTED, SUPPLEMENTED, FORWARDED})
+FINAL = frozenset({REFUSED, RETURNED, REJECTED, WITHDRAWN})
+
+# command -> the statuses it is allowed in (before the paused / overdue guards)
+ALLOWED: dict[str, frozenset[str]] = {
+    "receive": frozenset({SUBMITTED}),
+    "refuse": frozenset({SUBMITTED}),
+    "start_processing": frozenset({RECEIVED, SUPPLEMENTED, FORWARDED}),
+    "request_supplement": frozenset({RECEIVED, PROCESSING, SUPPLEMENTED, FORWARDED}),
+    "supplement": frozenset({SUPPLEMENT_REQUESTED}),
+    "forward": frozenset({RECEIVED, PROCESSING, SUPPLEMENTED}),
+    "pause": frozenset({RECEIVED, PROCESSING, SUPPLEMENTED, FORWARDED}),
+    "resume": ACTIVE,
+    "extend": ACTIVE,
+    "result": frozenset({RECEIVED, PROCESSING, SUPPLEMENTED, FORWARDED}),
+    "return_result": frozenset({RESULT_READY}),
+    "reject": ACTIVE,
+    "withdraw": frozenset({SUBMITTED}) | ACTIVE,
+    "mark_overdue": ACTIVE,
+}
+COMMANDS = tuple(ALLOWED)
+# While paused only these may happen (everything else waits for ``resume``).
+WHILE_PAUSED = frozenset({"resume", "reject", "withdraw"})
+APPLICANT_COMMANDS = frozenset({"supplement", "withdraw"})
+AGENCY_COMMANDS = frozenset(COMMANDS) - APPLICANT_COMMANDS - {"mark_overdue"}
+
+EVENT_TYPES = (
+    "DossierSubmitted", "DossierReceived", "DossierRefused", "DossierProcessingStarted",
+    "SupplementRequested", "DossierSupplemented", "DossierForwarded", "DossierPaused",
+    "DossierResumed", "DeadlineExtended", "DossierResultReady", "DossierResultReturned",
+    "DossierRejected", "DossierWithdrawn", "DossierBecameOverdue",
+)
+
+
+@dataclass
+class DossierState:
+    """What a dossier looks like after the events replayed so far."""
+
+    code: str | None = None
+    version: int = 0
+    status: str | None = None
+    owner: dict[str, Any] = field(default_factory=dict)
+    applicant: dict[str, Any] = field(default_factory=dict)
+    form: dict[str, Any] = field(default_factory=dict)
+    procedure: dict[str, Any] = field(default_factory=dict)
+    agency_code: str | None = None
+    agency_name: str | None = None
+    agencies: list[str] = field(default_factory=list)
+    submitted_at: str | None = None
+    received_at: str | None = None
+    appointment_date: dt.date | None = None
+    paused_on: dt.date | None = None
+    overdue: bool = False
+    supplement: dict[str, Any] | None = None
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    reason: str | None = None
+    closed_at: str | None = None
+    updated_at: str | None = None
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def exists(self) -> bool:
+        return self.version > 0
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_on is not None
+
+    def is_overdue_on(self, today: dt.date) -> bool:
+        """Past the appointment date while still being handled (and the clock running)."""
+        return (self.status in ACTIVE and not self.paused and self.appointment_date is not None
+                and today > self.appointment_date)
+
+
+# -- replaying events ------------------------------------------------------------------
+
+
+def _date(value: str | None) -> dt.date | None:
+    return dt.date.fromisoformat(value) if value else None
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat()
+
+
+def evolve(state: DossierState, event_type: str, data: dict[str, Any], at: dt.datetime,
+           actor: dict[str, Any] | None = None, keep_timeline: bool = True) -> DossierState:
+    """The state after one more event (a new object; ``state`` is left untouched).
+
+    ``at`` is the event's ``occurred_at``, which the command chose, so the state a command
+    computes before appending equals the state a later replay computes.
+    """
+    s = copy.copy(state)
+    s.version = state.version + 1
+    s.updated_at = _iso(at)
+    if keep_timeline:
+        s.timeline = [*state.timeline, _timeline_entry(event_type, data, at, actor)]
+    if event_type == "DossierSubmitted":
+        s.code = data["code"]
+        s.status = SUBMITTED
+        s.owner = dict(data["owner"])
+        s.applicant = dict(data["applicant"])
+        s.form = dict(data.get("form") or {})
+        s.procedure = dict(data["procedure"])
+        s.agency_code = data["agency"]["code"]
+        s.agency_name = data["agency"].get("name")
+        s.agencies = [s.agency_code]
+        s.submitted_at = data["submitted_at"]
+        s.inputs = [dict(d, kind="input") for d in data.get("documents", [])]
+    elif event_type == "DossierReceived":
+        s.status = RECEIVED
+        s.received_at = data["received_at"]
+        s.appointment_date = _date(data["appointment_date"])
+    elif event_type == "DossierRefused":
+        s.status, s.reason, s.closed_at = REFUSED, data["reason"], s.updated_at
+    elif event_type == "DossierProcessingStarted":
+        s.status = PROCESSING
+    elif event_type == "SupplementRequested":
+        s.status = SUPPLEMENT_REQUESTED
+        s.supplement = {"missing": list(data["missing"]), "reason": data["reason"],
+                        "due_date": data.get("due_date")}
+    elif event_type == "DossierSupplemented":
+        s.status = SUPPLEMENTED
+        s.supplement = None
+        s.inputs = [*state.inputs, *(dict(d, kind="input") for d in data.get("documents", []))]
+    elif event_type == "DossierForwarded":
+        s.status = FORWARDED
+        s.agency_code = data["to_agency"]["code"]
+        s.agency_name = data["to_agency"].get("name")
+        s.agencies = [*state.agencies, s.agency_code]
+    elif event_type == "DossierPaused":
+        s.paused_on = _date(data["paused_on"])
+    elif event_type == "DossierResumed":
+        s.paused_on = None
+        s.appointment_date = _date(data.get("appointment_date"))
+    elif event_type == "DeadlineExtended":
+        s.appointment_date = _date(data["new_date"])
+        s.overdue = False
+    elif event_type == "DossierResultReady":
+        s.status = RESULT_READY
+        s.outputs = [*state.outputs, *(dict(d, kind="output") for d in data.get("documents", []))]
+    elif event_type == "DossierResultReturned":
+        s.status, s.closed_at = RETURNED, s.updated_at
+    elif event_type == "DossierRejected":
+        s.status, s.reason, s.closed_at = REJECTED, data["reason"], s.updated_at
+    elif event_type == "DossierWithdrawn":
+        s.status, s.reason, s.closed_at = WITHDRAWN, data.get("reason"), s.updated_at
+    elif event_type == "DossierBecameOverdue":
+        s.overdue = True
+    else:
+        raise ValueError(f"not a dossier event: {event_type}")
+    if s.status in FINAL:
+        s.paused_on = None
+    return s
+
+
+def _timeline_entry(event_type: str, data: dict[str, Any], at: dt.datetime,
+                    actor: dict[str, Any] | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"event": event_type, "at": _iso(at), "actor": _public_actor(actor)}
+    for key in ("reason", "note", "appointment_date", "new_date", "previous_date", "missing",
+                "due_date", "paused_on", "resumed_on"):
+        if data.get(key) not in (None, "", []):
+            entry[key] = data[key]
+    if event_type == "DossierForwarded":
+        entry["from_agency"] = data["from_agency_code"]
+        entry["to_agency"] = data["to_agency"]["code"]
+    return entry
+
+
+def _public_actor(actor: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not actor:
+        return None
+    return {"kind": actor.get("kind"), "id": actor.get("id"), "agency_code": actor.get("agency_code")}
+
+
+def replay(events: list[Any]) -> DossierState:
+    """Fold recorded events (objects with event_type, data, occurred_at, actor) into state."""
+    state = DossierState()
+    for event in events:
+        state = evolve(state, event.event_type, event.data, event.occurred_at, event.actor)
+    return state
+
+
+# -- deciding --------------------------------------------------------------------------
+
+
+def check(state: DossierState, command: str) -> None:
+    """Raise Conflict("transition_not_allowed") unless ``command`` may run in ``state``."""
+    if command not in ALLOWED:
+        raise InvalidInput("unknown_command", f"Unknown command {command!r}.")
+    allowed = state.status in ALLOWED[command]
+    if allowed and state.paused and command not in WHILE_PAUSED:
+        allowed = False
+    if allowed and command == "resume" and not state.paused:
+        allowed = False
+    if allowed and command == "extend" and not state.overdue:
+        allowed = False
+    if allowed and command == "mark_overdue" and state.overdue:
+        allowed = False
+    if not allowed:
+        raise Conflict(
+            "transition_not_allowed",
+            f"'{command}' is not allowed while the dossier is {state.status}"
+            + (" and paused" if state.paused else "") + ".",
+            {"state": state.status, "command": command, "paused": state.paused,
+             "overdue": state.overdue},
+        )
+
+
+def _text(args: dict[str, Any], key: str, required: bool = True) -> str | None:
+    value = args.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise InvalidInput("missing_field", f"'{key}' is required.", [{"field": key, "message": "required"}])
+        return None
+    return str(value).strip()
+
+
+def decide(state: DossierState, command: str, args: dict[str, Any], now: dt.datetime) -> list[tuple[str, dict]]:
+    """The events ``command`` causes on ``state`` at ``now`` (raises and decides nothing if refused)."""
+    check(state, command)
+    today = local_date(now)
+    code = state.code
+    agency = state.agency_code
+    if command == "receive":
+        days = int(state.procedure.get("processing_days") or 0)
+        appointment = add_working_days(today, days)
+        return [("DossierReceived", {"code": code, "agency_code": agency, "received_at": _iso(now),
+                                     "processing_days": days, "appointment_date": appointment.isoformat(),
+                                     "note": _text(args, "note", False)})]
+    if command == "refuse":
+        return [("DossierRefused", {"code": code, "agency_code": agency, "reason": _text(args, "reason")})]
+    if command == "start_processing":
+        return [("DossierProcessingStarted", {"code": code, "agency_code": agency,
+                                              "note": _text(args, "note", False)})]
+    if command == "request_supplement":
+        missing = [str(m).strip() for m in (args.get("missing") or []) if str(m).strip()]
+        if not missing:
+            raise InvalidInput("missing_field", "List what is missing.", [{"field": "missing", "message": "required"}])
+        due = args.get("due_date")
+        if due is not None and due < today:
+            raise InvalidInput("invalid_date", "The due date is in the past.",
+                               [{"field": "due_date", "message": "past"}])
+        return [("SupplementRequested", {"code": code, "agency_code": agency, "missing": missing,
+                                         "reason": _text(args, "reason"),
+                                         "due_date": due.isoformat() if due else None})]
+    if command == "supplement":
+        documents = list(args.get("documents") or [])
+        note = _text(args, "note", False)
+        if not documents and not note:
+            raise InvalidInput("empty_supplement", "Attach documents or write a note.")
+        return [("DossierSupplemented", {"code": code, "documents": documents, "note": note})]
+    if command == "forward":
+        target = args.get("to_agency") or {}
+        if not target.get("code") or target["code"] == agency:
+            raise InvalidInput("invalid_agency", "Forward to another agency.",
+                               [{"field": "to_agency", "message": "invalid"}])
+        return [("DossierForwarded", {
+            "code": code, "from_agency_code": agency, "to_agency": target,
+            "reason": _text(args, "reason"), "procedure": state.procedure,
+            "owner": state.owner, "applicant": state.applicant, "form": state.form,
+            "documents": [_doc_ref(d) for d in state.inputs],
+            "received_at": state.received_at,
+            "appointment_date": state.appointment_date.isoformat() if state.appointment_date else None,
+        })]
+    if command == "pause":
+        return [("DossierPaused", {"code": code, "agency_code": agency, "reason": _text(args, "reason"),
+                                   "paused_on": today.isoformat()})]
+    if command == "resume":
+        lost = working_days_between(state.paused_on, today)
+        appointment = state.appointment_date
+        if appointment is not None and lost:
+            appointment = add_working_days(appointment, lost)
+        return [("DossierResumed", {"code": code, "agency_code": agency, "resumed_on": today.isoformat(),
+                                    "paused_working_days": lost,
+                                    "appointment_date": appointment.isoformat() if appointment else None,
+                                    "note": _text(args, "note", False)})]
+    if command == "extend":
+        new_date = args.get("new_date")
+        if new_date is None or new_date <= today or (state.appointment_date and new_date <= state.appointment_date):
+            raise InvalidInput("invalid_date", "The new date must be later than today and the old date.",
+                               [{"field": "new_date", "message": "must be later"}])
+        previous = state.appointment_date.isoformat() if state.appointment_date else None
+        return [("DeadlineExtended", {"code": code, "agency_code": agency, "previous_date": previous,
+                                      "new_date": new_date.isoformat(), "reason": _text(args, "reason")})]
+    if command == "result":
+        return [("DossierResultReady", {"code": code, "agency_code": agency,
+                                        "documents": list(args.get("documents") or []),
+                                        "note": _text(args, "note", False)})]
+    if command == "return_result":
+        return [("DossierResultReturned", {"code": code, "agency_code": agency, "returned_at": _iso(now),
+                                           "note": _text(args, "note", False)})]
+    if command == "reject":
+        return [("DossierRejected", {"code": code, "agency_code": agency, "reason": _text(args, "reason")})]
+    if command == "withdraw":
+        return [("DossierWithdrawn", {"code": code, "reason": _text(args, "reason", False)})]
+    if command == "mark_overdue":
+        if not state.is_overdue_on(today):
+            raise Conflict("not_overdue", "The dossier is not past its appointment date.",
+                           {"state": state.status, "command": command})
+        return [("DossierBecameOverdue", {"code": code, "agency_code": agency,
+                                          "appointment_date": state.appointment_date.isoformat(),
+                                          "detected_on": today.isoformat()})]
+    raise AssertionError(command)  # pragma: no cover - check() knows every command
+
+
+def _doc_ref(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: doc[k] for k in ("id", "requirement", "name", "content_type", "size", "sha256") if k in doc}
+
+
+def submitted_event(*, code: str, owner: dict, applicant: dict, form: dict, procedure: dict,
+                    agency: dict, documents: list[dict], now: dt.datetime,
+                    idempotency_key: str | None) -> tuple[str, dict]:
+    """The event that opens a dossier's stream (checks on the filing are done before)."""
+    return ("DossierSubmitted", {
+        "code": code, "owner": owner, "applicant": applicant, "form": form,
+        "procedure": procedure, "agency": agency, "documents": documents,
+        "submitted_at": _iso(now), "idempotency_key": idempotency_key,
+    })
+
+
+def check_filing(procedure: dict[str, Any], agencies: list[dict[str, Any]], agency_code: str,
+                 requirements_given: list[str]) -> list[dict[str, str]]:
+    """What is wrong with a filing against the procedure version: a list of field problems."""
+    problems: list[dict[str, str]] = []
+    given = set(requirements_given)
+    known = {str(d.get("id")) for d in procedure.get("required_documents", [])}
+    for doc in procedure.get("required_documents", []):
+        if doc.get("mandatory") and str(doc.get("id")) not in given:
+            problems.append({"field": f"documents.{doc.get('id')}",
+                             "message": f"missing required document: {doc.get('name') or doc.get('id')}"})
+    for requirement in sorted(given - known):
+        problems.append({"field": f"documents.{requirement}",
+                         "message": "not a required document of this procedure"})
+    if agency_code not in {a.get("code") for a in agencies}:
+        problems.append({"field": "agency_code",
+                         "message": "this agency does not implement the procedure for the applicant's area"})
+    return problems

@@ -1,0 +1,116 @@
+"""The two ways a delivery leaves the router: an agency's AMQP queue, or its signed callback.
+
+Each ``send`` returns only once the other side has it (broker confirm, HTTP 2xx) and raises
+``DeliveryFailed`` otherwise; the caller records the outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from kombu import Connection, Exchange, Producer, Queue
+
+from services.router import domain
+
+
+class DeliveryFailed(Exception):
+    """One attempt did not reach the agency (the message is safe to log: no secrets)."""
+
+
+def agency_exchange(name: str) -> Exchange:
+    return Exchange(name, type="topic", durable=True, auto_delete=False, delivery_mode=2)
+
+
+def agency_queue(exchange: Exchange, agency_code: str) -> Queue:
+    """The agency's durable quorum queue, bound to every routing key of that agency."""
+    return Queue(domain.queue_name(agency_code), exchange=exchange,
+                 routing_key=f"agency.{agency_code}.#", durable=True, auto_delete=False,
+                 queue_arguments={"x-queue-type": "quorum"})
+
+
+class AmqpChannel:
+    """Publishes to ``agency.deliveries`` with publisher confirms, declaring agency queues."""
+
+    def __init__(self, amqp_uri: str, exchange_name: str = "agency.deliveries"):
+        self.amqp_uri = amqp_uri
+        self.exchange = agency_exchange(exchange_name)
+        self._lock = threading.Lock()
+        self._conn: Connection | None = None
+        self._producer: Producer | None = None
+        self._declared: set[str] = set()
+
+    def _ready(self) -> Producer:
+        if self._producer is None:
+            self._conn = Connection(self.amqp_uri, transport_options={"confirm_publish": True},
+                                    connect_timeout=5, heartbeat=0)
+            channel = self._conn.channel()
+            self.exchange(channel).declare()
+            self._producer = Producer(channel, exchange=self.exchange)
+            self._declared.clear()
+        return self._producer
+
+    def declare(self, agency_code: str) -> None:
+        with self._lock:
+            self._declare(agency_code)
+
+    def _declare(self, agency_code: str) -> None:
+        producer = self._ready()
+        if agency_code not in self._declared:
+            agency_queue(self.exchange, agency_code)(producer.channel).declare()
+            self._declared.add(agency_code)
+
+    def send(self, agency_code: str, event_type: str, body: bytes, delivery_id: str) -> None:
+        """Publish and wait for the broker's confirm; one fresh reconnect if the connection
+        went stale while idle, then the failure is the caller's (it schedules a retry)."""
+        with self._lock:
+            for reconnect in (True, False):
+                try:
+                    self._declare(agency_code)
+                    self._producer.publish(  # type: ignore[union-attr]
+                        body, routing_key=domain.routing_key(agency_code, event_type),
+                        content_type="application/json", content_encoding="utf-8",
+                        delivery_mode=2, message_id=delivery_id, type=event_type,
+                        headers={"delivery_id": delivery_id, "agency_code": agency_code},
+                        retry=False, mandatory=False,
+                    )
+                    return
+                except Exception as exc:
+                    self.close_locked()
+                    if not reconnect:
+                        raise DeliveryFailed(f"amqp: {type(exc).__name__}: {exc}"[:300]) from None
+
+    def close_locked(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.release()
+        self._conn = self._producer = None
+
+    def close(self) -> None:
+        with self._lock:
+            self.close_locked()
+
+
+class HttpChannel:
+    """POSTs the signed body to the agency's callback URL."""
+
+    def __init__(self, timeout_s: float = 10.0):
+        self.timeout_s = timeout_s
+
+    def send(self, url: str, secret: str, body: bytes, delivery_id: str) -> None:
+        if not url or not url.startswith(("http://", "https://")):
+            raise DeliveryFailed("http: the route has no usable callback URL")
+        headers = domain.signed_headers(secret, body, delivery_id, time.time())
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as resp:  # noqa: S310
+                if not 200 <= resp.status < 300:
+                    raise DeliveryFailed(f"http: status {resp.status}")
+        except urllib.error.HTTPError as exc:
+            raise DeliveryFailed(f"http: status {exc.code}") from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise DeliveryFailed(f"http: {type(exc).__name__}: {reason}"[:300]) from None

@@ -1,0 +1,283 @@
+"""The router's use cases: route a dossier event, attempt a delivery, record the outcome,
+redeliver dead letters, change the routing table, mirror the catalog's agencies.
+
+Every state change commits together with its events (appended last, on the same
+connection). Network I/O happens outside transactions: a delivery is leased, sent, then its
+outcome recorded, so a crash mid-way leaves a lease that runs out and the delivery is tried
+again; agency systems drop the second copy by its ``delivery_id``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from marshmallow import ValidationError
+
+from portal_common import config
+from portal_common.contracts.fields import EnvelopeSchema
+from portal_common.db import Database
+from portal_common.errors import Conflict, InvalidInput, NotFound
+from portal_common.eventstore import EventStore
+from portal_common.eventstore.events import EventContext, NewEvent
+from services.router import domain, repository
+from services.router.channels import AmqpChannel, DeliveryFailed, HttpChannel
+from services.router.domain import Route, RoutingError
+
+log = logging.getLogger(__name__)
+_ENVELOPE = EnvelopeSchema()
+
+
+@dataclass
+class Settings:
+    max_attempts: int = 8
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 300.0
+    lease_s: float = 30.0
+    batch: int = 50
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        s = "router"
+        return cls(config.env_int("DELIVERY_MAX_ATTEMPTS", 8, s),
+                   config.env_float("DELIVERY_BACKOFF_BASE", 1.0, s),
+                   config.env_float("DELIVERY_BACKOFF_CAP", 300.0, s),
+                   config.env_float("DELIVERY_LEASE", 30.0, s),
+                   config.env_int("DELIVERY_BATCH", 50, s))
+
+    @property
+    def policy(self) -> domain.RetryPolicy:
+        return domain.RetryPolicy(self.max_attempts, self.backoff_base_s, self.backoff_cap_s)
+
+
+def _stream(delivery_id: Any) -> str:
+    return f"delivery-{delivery_id}"
+
+
+def _secret(ref: str | None) -> str | None:
+    """Read an HMAC secret from the environment variable the route names (never logged)."""
+    return config.env(ref) if ref else None
+
+
+class Router:
+    """One worker's view of the router: database, log, both channels, settings."""
+
+    def __init__(self, db: Database, store: EventStore, amqp: AmqpChannel, http: HttpChannel,
+                 settings: Settings | None = None,
+                 secret_for: Callable[[str | None], str | None] = _secret,
+                 resolve_remote: Callable[[str], str] | None = None):
+        self.db = db
+        self.resolve_remote = resolve_remote
+        self.store = store
+        self.amqp = amqp
+        self.http = http
+        self.settings = settings or Settings()
+        self.secret_for = secret_for
+
+    def _append(self, cur: Any, delivery_id: Any, events: list[NewEvent],
+                context: EventContext | None = None) -> None:
+        self.store.append(_stream(delivery_id), None, events, stream_type="delivery",
+                          context=context, cursor=cur.connection.cursor())
+
+    # -- routing ---------------------------------------------------------------------------
+
+    def learn_agency(self, envelope: dict) -> None:
+        """Ask the catalog (``resolve_agency`` over RPC) about an agency the local copy has
+        never seen: catalog events published before the router first subscribed never reach
+        it. Best effort, before the routing transaction: without an answer the event is
+        routed to the agency it names."""
+        if self.resolve_remote is None or not isinstance(envelope, dict):
+            return
+        data = envelope.get("data")
+        try:
+            code = domain.addressed_agency(str(envelope.get("event_type")), data if isinstance(data, dict) else {},
+                                           None)
+        except RoutingError:
+            return
+        with self.db.transaction() as cur:
+            if repository.get_agency(cur, code) is not None:
+                return
+        try:
+            final = self.resolve_remote(code)
+        except Exception as exc:  # unknown to the catalog, or the catalog is unavailable
+            log.info("router: catalog could not resolve %s: %s", code, type(exc).__name__)
+            return
+        with self.db.transaction() as cur:
+            if final and final != code:
+                repository.ensure_agency(cur, final, "active", None)
+                repository.ensure_agency(cur, code, "dissolved", final)
+            else:
+                repository.ensure_agency(cur, code, "active", None)
+
+    def route(self, cur: Any, envelope: dict) -> list[str]:
+        """Turn one dossier event into (at most) one scheduled delivery, in ``cur``'s transaction.
+
+        Returns the new delivery ids; a message that cannot be routed is logged and dropped
+        (redelivering it would never succeed).
+        """
+        try:
+            env = _ENVELOPE.load(envelope, unknown="include")
+            code = domain.dossier_code(env["data"])
+            holder = repository.dossier_holder(cur, code)
+            targets = domain.recipients(env["event_type"], env["data"], holder, repository.successors(cur))
+        except (ValidationError, RoutingError) as exc:
+            log.warning("router: dropping unroutable event %s: %s",
+                        envelope.get("event_id") if isinstance(envelope, dict) else None, exc)
+            return []
+        if env["event_type"] in ("DossierSubmitted", "DossierForwarded") or holder is None:
+            repository.set_dossier_holder(cur, code, targets[0][0], env["stream_version"])
+        scheduled: list[tuple[str, dict]] = []
+        for agency, addressed in targets:
+            route = repository.get_route(cur, agency) or Route(agency)
+            delivery = str(domain.delivery_id(env["event_id"], agency))
+            if repository.insert_delivery(
+                cur, delivery_id=delivery, dossier_code=code, agency_code=agency, addressed_to=addressed,
+                event_id=str(env["event_id"]), event_type=env["event_type"], channel=route.channel,
+                body=domain.delivery_body(delivery, agency, addressed, envelope),
+            ):
+                scheduled.append((delivery, {
+                    "delivery_id": delivery, "dossier_code": code, "agency_code": agency,
+                    "event_id": str(env["event_id"]), "event_type": env["event_type"],
+                    "channel": route.channel, "addressed_to": addressed}))
+        context = EventContext(correlation_id=env.get("correlation_id"), causation_id=str(env["event_id"]))
+        for delivery, payload in scheduled:  # the log appends come last
+            self._append(cur, delivery, [NewEvent("DeliveryScheduled", payload)], context)
+        return [delivery for delivery, _ in scheduled]
+
+    # -- attempts --------------------------------------------------------------------------
+
+    def attempt(self, delivery_id: str) -> str | None:
+        """Try one due delivery now; returns its new status, or None when it was not due."""
+        with self.db.transaction() as cur:
+            row = repository.lease(cur, delivery_id, self.settings.lease_s)
+            route = (repository.get_route(cur, row["agency_code"]) if row else None)
+        if row is None:
+            return None
+        route = route or Route(row["agency_code"])
+        attempt = row["attempts"] + 1
+        body = domain.encode_body(row["body"])
+        try:
+            if not route.active:
+                raise DeliveryFailed("route: the agency's route is inactive")
+            if route.channel == "http":
+                secret = self.secret_for(route.secret_ref)
+                if not secret:
+                    raise DeliveryFailed("http: the route's secret is not configured")
+                self.http.send(route.endpoint or "", secret, body, str(row["delivery_id"]))
+            else:
+                self.amqp.send(row["agency_code"], row["event_type"], body, str(row["delivery_id"]))
+        except DeliveryFailed as exc:
+            return self._failed(row, attempt, str(exc))
+        return self._sent(row, route.channel, attempt)
+
+    def _ids(self, row: dict) -> dict:
+        return {"delivery_id": str(row["delivery_id"]), "dossier_code": row["dossier_code"],
+                "agency_code": row["agency_code"]}
+
+    def _sent(self, row: dict, channel: str, attempt: int) -> str:
+        acknowledged = channel == "http"  # a 2xx from the agency's own endpoint
+        events = [NewEvent("DeliverySent", {**self._ids(row), "channel": channel, "attempt": attempt})]
+        if acknowledged:
+            events.append(NewEvent("DeliveryAcknowledged", {**self._ids(row), "via": "http_2xx"}))
+        with self.db.transaction() as cur:
+            repository.mark_sent(cur, str(row["delivery_id"]), channel, attempt, acknowledged)
+            self._append(cur, row["delivery_id"], events)
+        return "acknowledged" if acknowledged else "sent"
+
+    def _failed(self, row: dict, attempt: int, error: str) -> str:
+        policy = self.settings.policy
+        now = dt.datetime.now(dt.UTC)
+        with self.db.transaction() as cur:
+            if policy.exhausted(attempt):
+                repository.mark_failed(cur, str(row["delivery_id"]), attempt, error, None)
+                self._append(cur, row["delivery_id"], [NewEvent("DeliveryDeadLettered", {
+                    **self._ids(row), "attempts": attempt, "error": error[:500]})])
+                log.warning("router: delivery %s dead-lettered after %d attempts: %s",
+                            row["delivery_id"], attempt, error)
+                return "dead"
+            next_at = domain.next_attempt_at(now, attempt, policy)
+            repository.mark_failed(cur, str(row["delivery_id"]), attempt, error, next_at)
+            self._append(cur, row["delivery_id"], [NewEvent("DeliveryAttemptFailed", {
+                **self._ids(row), "attempt": attempt, "error": error[:500],
+                "next_attempt_at": next_at.isoformat()})])
+        return "pending"
+
+    def run_due(self) -> int:
+        """Attempt every delivery whose time has come (driven by the service's timer)."""
+        with self.db.transaction() as cur:
+            ids = repository.due(cur, self.settings.batch)
+        done = 0
+        for delivery_id in ids:
+            try:
+                if self.attempt(delivery_id) is not None:
+                    done += 1
+            except Exception:  # one broken row must not stop the others
+                log.exception("router: attempt of %s failed unexpectedly", delivery_id)
+        return done
+
+    # -- operators and agencies ------------------------------------------------------------
+
+    def redeliver(self, delivery_id: str, context: EventContext | None = None) -> dict:
+        """Put a dead letter back on the schedule and try it at once."""
+        with self.db.transaction() as cur:
+            revived = repository.revive(cur, delivery_id)
+            if revived is None:
+                row = repository.get_delivery(cur, delivery_id)
+                if row is None:
+                    raise NotFound("delivery_not_found", "no such delivery")
+                raise Conflict("delivery_not_dead", f"the delivery is {row['status']}, not dead")
+            self._append(cur, delivery_id, [NewEvent("DeliveryRedelivered", {
+                "delivery_id": str(revived["delivery_id"]), "dossier_code": revived["dossier_code"],
+                "agency_code": revived["agency_code"],
+                "previous_attempts": revived["previous_attempts"]})], context)
+        status = self.attempt(delivery_id) or "pending"
+        return {"delivery_id": delivery_id, "status": status}
+
+    def acknowledge(self, delivery_id: str, agency_code: str) -> dict:
+        """An agency system confirms a delivery it took from its queue (idempotent)."""
+        with self.db.transaction() as cur:
+            row = repository.get_delivery(cur, delivery_id)
+            if row is None or row["agency_code"] != agency_code:
+                raise NotFound("delivery_not_found", "no such delivery for this agency")
+            if row["status"] == "acknowledged":
+                return {"delivery_id": delivery_id, "status": "acknowledged"}
+            if row["status"] != "sent":
+                raise Conflict("delivery_not_sent", f"the delivery is {row['status']}")
+            repository.mark_acknowledged(cur, delivery_id)
+            self._append(cur, delivery_id, [NewEvent("DeliveryAcknowledged", {
+                **self._ids(row), "via": "agency_ack"})])
+        return {"delivery_id": delivery_id, "status": "acknowledged"}
+
+    def configure_route(self, route: Route, context: EventContext | None = None) -> dict:
+        if route.channel == "http" and not route.endpoint:
+            raise InvalidInput("endpoint_required", "an http route needs a callback URL")
+        with self.db.transaction() as cur:
+            repository.save_route(cur, route)
+            self.store.append(f"route-{route.agency_code}", None, [NewEvent("RouteConfigured", {
+                "agency_code": route.agency_code, "channel": route.channel,
+                "endpoint": route.endpoint, "secret_ref": route.secret_ref, "active": route.active,
+            })], stream_type="route", context=context, cursor=cur.connection.cursor())
+        if route.channel == "amqp" and route.active:
+            try:
+                self.amqp.declare(route.agency_code)  # the queue exists before the first delivery
+            except Exception as exc:  # the next delivery declares it again
+                log.warning("router: could not declare the queue of %s: %s", route.agency_code, exc)
+        return {"agency_code": route.agency_code, "channel": route.channel,
+                "endpoint": route.endpoint, "secret_ref": route.secret_ref, "active": route.active}
+
+    def mirror_agency(self, cur: Any, envelope: dict) -> None:
+        """Keep the local copy of the catalog's agencies (for successor routing)."""
+        data = envelope.get("data") or {}
+        code = data.get("code")
+        if not isinstance(code, str) or not code:
+            return
+        version = envelope.get("stream_version")
+        version = version if isinstance(version, int) else 0
+        if envelope.get("event_type") == "AgencyDissolved":
+            repository.upsert_agency(cur, code, None, "dissolved", data.get("successor"), version)
+        else:
+            status = data.get("status") if data.get("status") in ("active", "dissolved") else "active"
+            repository.upsert_agency(cur, code, data.get("name"), status, data.get("successor"), version)

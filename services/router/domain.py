@@ -1,0 +1,185 @@
+"""Routing decisions, the retry schedule and HMAC signing: plain Python, no I/O.
+
+Why these live apart from the service: they decide where a dossier goes and when it is tried
+again, and each rule can be checked on its own without a broker or a database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import random
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+CHANNELS = ("amqp", "http")
+DEFAULT_CHANNEL = "amqp"
+DELIVERY_NAMESPACE = uuid.UUID("6f1c2b9e-3d4a-4f0e-9a51-2d7c8e4b1a60")
+SIGNATURE_HEADER = "X-Portal-Signature"
+TIMESTAMP_HEADER = "X-Portal-Timestamp"
+DELIVERY_HEADER = "X-Portal-Delivery"
+# Dossier events an agency back office is told about (beside submission and hand-over).
+FOLLOW_UP_EVENTS = ("DossierSupplemented", "DossierWithdrawn")
+ROUTED_EVENTS = ("DossierSubmitted", "DossierForwarded", *FOLLOW_UP_EVENTS)
+
+
+class RoutingError(ValueError):
+    """The event cannot be routed (no agency named, a successor loop)."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """How one agency receives deliveries."""
+
+    agency_code: str
+    channel: str = DEFAULT_CHANNEL
+    endpoint: str | None = None
+    secret_ref: str | None = None
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential back-off with full jitter, and the attempt after which we give up."""
+
+    max_attempts: int = 8
+    base_s: float = 1.0
+    cap_s: float = 300.0
+
+    def delay(self, attempt: int, rand: random.Random | None = None) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (1-based).
+
+        Full jitter (uniform in [ceiling/2, ceiling]) spreads retries of many deliveries that
+        failed together, so a recovering agency is not hit by all of them at once.
+        """
+        ceiling = min(self.cap_s, self.base_s * (2 ** max(attempt - 1, 0)))
+        r = (rand or random).random()
+        return ceiling / 2 + r * ceiling / 2
+
+    def exhausted(self, attempts: int) -> bool:
+        return attempts >= self.max_attempts
+
+
+def delivery_id(event_id: str | uuid.UUID, agency_code: str) -> uuid.UUID:
+    """Deterministic: the same dossier event for the same agency is always the same delivery."""
+    return uuid.uuid5(DELIVERY_NAMESPACE, f"{event_id}:{agency_code}")
+
+
+def resolve_successor(code: str, successors: dict[str, str | None]) -> str:
+    """Follow dissolved agencies to the active one at the end of the chain."""
+    seen = [code]
+    current = code
+    while successors.get(current):
+        current = successors[current]  # type: ignore[assignment]
+        if current in seen:
+            raise RoutingError(f"successor loop: {' -> '.join([*seen, current])}")
+        seen.append(current)
+    return current
+
+
+def _code(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if isinstance(value, dict):
+        return _code(value.get("code"))
+    return None
+
+
+def dossier_code(data: dict[str, Any]) -> str:
+    code = _code(data.get("code")) or _code(data.get("dossier_code"))
+    if not code:
+        raise RoutingError("the event names no dossier code")
+    return code
+
+
+def addressed_agency(event_type: str, data: dict[str, Any], current: str | None) -> str:
+    """Which agency a dossier event is for, before successors are applied.
+
+    Submission names the agency (``agency.code`` or ``agency_code``); a hand-over names the
+    target (``to_agency.code`` or ``to_agency_code``); later events go to the agency that
+    holds the dossier now (``current``) unless they name one.
+    """
+    if event_type == "DossierForwarded":
+        code = _code(data.get("to_agency")) or _code(data.get("to_agency_code"))
+    elif event_type == "DossierSubmitted":
+        code = _code(data.get("agency")) or _code(data.get("agency_code"))
+    else:
+        code = _code(data.get("agency_code")) or current
+    if not code:
+        raise RoutingError(f"{event_type}: no agency to deliver to")
+    return code
+
+
+def recipients(event_type: str, data: dict[str, Any], holder: str | None,
+               successors: dict[str, str | None]) -> list[tuple[str, str]]:
+    """``(receiving agency, agency the event named)`` pairs, the dossier's holder first.
+
+    A hand-over (liên thông) also goes back to the agency that passed the dossier on, so both
+    back offices see the chain.
+    """
+    addressed = addressed_agency(event_type, data, holder)
+    result = [(resolve_successor(addressed, successors), addressed)]
+    origin = _code(data.get("from_agency_code")) if event_type == "DossierForwarded" else None
+    if origin:
+        receiving = resolve_successor(origin, successors)
+        if receiving != result[0][0]:
+            result.append((receiving, origin))
+    return result
+
+
+def routing_key(agency_code: str, event_type: str) -> str:
+    """``agency.<code>.dossier.<event>``, e.g. ``agency.SOTP-HN.dossier.submitted``."""
+    short = event_type[len("Dossier"):] if event_type.startswith("Dossier") else event_type
+    return f"agency.{agency_code}.dossier.{short.lower()}"
+
+
+def queue_name(agency_code: str) -> str:
+    return f"agency.{agency_code}"
+
+
+def delivery_body(
+    delivery: uuid.UUID | str, agency_code: str, addressed_to: str, envelope: dict[str, Any]
+) -> dict[str, Any]:
+    """What an agency system receives on either channel."""
+    return {
+        "delivery_id": str(delivery),
+        "agency_code": agency_code,
+        "addressed_to": addressed_to,
+        "event_id": str(envelope["event_id"]),
+        "event_type": envelope["event_type"],
+        "schema_version": envelope.get("schema_version"),
+        "dossier_code": dossier_code(envelope.get("data") or {}),
+        "occurred_at": envelope.get("occurred_at"),
+        "correlation_id": envelope.get("correlation_id"),
+        "data": envelope.get("data") or {},
+    }
+
+
+def encode_body(body: dict[str, Any]) -> bytes:
+    """The exact bytes that are signed and sent."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+def sign(secret: str | bytes, timestamp: int, body: bytes) -> str:
+    """``sha256=<hex>`` of HMAC-SHA256 over ``<timestamp>.<body>``."""
+    key = secret.encode() if isinstance(secret, str) else secret
+    mac = hmac.new(key, str(int(timestamp)).encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def signed_headers(secret: str | bytes, body: bytes, delivery: str, now: float) -> dict[str, str]:
+    timestamp = int(now)
+    return {
+        "Content-Type": "application/json",
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: sign(secret, timestamp, body),
+        DELIVERY_HEADER: str(delivery),
+    }
+
+
+def next_attempt_at(now: dt.datetime, attempt: int, policy: RetryPolicy,
+                    rand: random.Random | None = None) -> dt.datetime:
+    return now + dt.timedelta(seconds=policy.delay(attempt, rand))

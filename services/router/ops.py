@@ -1,0 +1,120 @@
+"""Operator commands of the router, plugged into ``portal-ops`` (``register``).
+
+They call the running router over RPC, so every change is recorded as the router's own
+events: ``dead-letters`` lists deliveries that exhausted their attempts, ``redeliver`` sends
+one again (or ``--all``), ``deliveries`` shows what happened to one dossier, ``routes`` and
+``route`` read and change the routing table. Also runnable alone:
+``python -m services.router.ops dead-letters``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from portal_common import config
+from portal_common.errors import ServiceError
+
+OPERATOR = {"actor": {"kind": "operator", "id": "portal-ops"}}
+
+
+def _router(args: argparse.Namespace):
+    uri = args.amqp_uri or config.amqp_uri("router")
+    return ClusterRpcProxy({"AMQP_URI": uri}, timeout=args.timeout)
+
+
+def _print(rows: Any, as_json: bool) -> None:
+    if as_json or not isinstance(rows, list):
+        print(json.dumps(rows, indent=2, ensure_ascii=False, default=str))
+        return
+    if not rows:
+        print("(none)")
+        return
+    keys = [k for k in ("delivery_id", "dossier_code", "agency_code", "event_type", "channel", "status",
+                        "attempts", "last_error", "endpoint", "secret_ref", "active") if k in rows[0]]
+    if "delivery_id" not in keys:
+        keys = ["agency_code", *[k for k in keys if k != "agency_code"]]
+    print("  ".join(keys))
+    for row in rows:
+        print("  ".join(str(row.get(k, ""))[:60] for k in keys))
+
+
+def _run(args: argparse.Namespace, call) -> int:
+    try:
+        with _router(args) as proxy:
+            _print(call(proxy.router), args.json)
+    except ServiceError as exc:
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def dead_letters_command(args: argparse.Namespace) -> int:
+    return _run(args, lambda r: r.list_dead_letters(args.agency, args.limit))
+
+
+def redeliver_command(args: argparse.Namespace) -> int:
+    if args.all:
+        return _run(args, lambda r: r.redeliver_all(args.agency, OPERATOR))
+    if not args.delivery_id:
+        print("error: name a delivery id or pass --all", file=sys.stderr)
+        return 2
+    return _run(args, lambda r: [r.redeliver(args.delivery_id, OPERATOR)])
+
+
+def deliveries_command(args: argparse.Namespace) -> int:
+    return _run(args, lambda r: r.deliveries_for(args.dossier_code))
+
+
+def routes_command(args: argparse.Namespace) -> int:
+    return _run(args, lambda r: r.list_routes())
+
+
+def route_command(args: argparse.Namespace) -> int:
+    route = {"agency_code": args.agency_code, "channel": args.channel, "endpoint": args.endpoint,
+             "secret_ref": args.secret_ref, "active": not args.inactive}
+    return _run(args, lambda r: r.configure_route(OPERATOR, route))
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the router commands to an argparse sub-command set."""
+
+    def add(name: str, help_text: str, func) -> argparse.ArgumentParser:
+        parser = subparsers.add_parser(name, help=help_text)
+        parser.add_argument("--amqp-uri", default=None, help="default: ROUTER_AMQP_URI / AMQP_URI")
+        parser.add_argument("--timeout", type=float, default=30.0)
+        parser.add_argument("--json", action="store_true", help="print JSON")
+        parser.set_defaults(func=func)
+        return parser
+
+    p = add("dead-letters", "list deliveries that exhausted their attempts", dead_letters_command)
+    p.add_argument("--agency", default=None)
+    p.add_argument("--limit", type=int, default=100)
+    p = add("redeliver", "send a dead-lettered delivery again (or all of them)", redeliver_command)
+    p.add_argument("delivery_id", nargs="?")
+    p.add_argument("--all", action="store_true", help="every dead letter (of --agency when given)")
+    p.add_argument("--agency", default=None)
+    p = add("deliveries", "the deliveries of one dossier", deliveries_command)
+    p.add_argument("dossier_code")
+    add("routes", "the routing table", routes_command)
+    p = add("route", "set an agency's delivery channel", route_command)
+    p.add_argument("agency_code")
+    p.add_argument("--channel", choices=["amqp", "http"], required=True)
+    p.add_argument("--endpoint", default=None, help="callback URL (http)")
+    p.add_argument("--secret-ref", default=None, help="AGENCY_SECRET_<NAME> variable holding the HMAC secret")
+    p.add_argument("--inactive", action="store_true", help="hold deliveries to this agency")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.router.ops")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

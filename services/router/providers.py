@@ -1,0 +1,51 @@
+"""nameko dependency giving each worker the ``Router`` use cases (one AMQP channel per process)."""
+
+from __future__ import annotations
+
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from portal_common import config
+from portal_common.eventstore import EventStore
+from portal_common.nameko_ext import Storage
+from services.router.channels import AmqpChannel, HttpChannel
+from services.router.delivery import Router, Settings
+
+
+class RouterDeps(Storage):
+    """The router's pool, log, delivery channels and settings."""
+
+    def setup(self) -> None:
+        super().setup()
+        amqp_uri = self.container.config.get("AMQP_URI") or config.amqp_uri("router")
+        self.router = Router(
+            self.db, EventStore(self.db),
+            AmqpChannel(amqp_uri,
+                        config.env("AGENCY_EXCHANGE", "agency.deliveries", "router") or "agency.deliveries"),
+            HttpChannel(config.env_float("CALLBACK_TIMEOUT", 10.0, "router")),
+            Settings.from_env(),
+            resolve_remote=self._catalog_resolver(amqp_uri),
+        )
+
+    @staticmethod
+    def _catalog_resolver(amqp_uri: str):
+        """``catalog.resolve_agency`` with a timeout (nameko's RpcProxy has none), or None
+        when ``CATALOG_FALLBACK`` is off."""
+        if not config.env_bool("CATALOG_FALLBACK", True, "router"):
+            return None
+        timeout = config.env_float("CATALOG_TIMEOUT", 3.0, "router")
+
+        def resolve(code: str) -> str:
+            with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=timeout) as proxy:
+                return proxy.catalog.resolve_agency(code)["code"]
+
+        return resolve
+
+    def stop(self) -> None:
+        self.router.amqp.close()
+        super().stop()
+
+    def kill(self) -> None:
+        self.router.amqp.close()
+
+    def get_dependency(self, worker_ctx) -> Router:
+        return self.router

@@ -1,0 +1,198 @@
+"""The router's tables (schema ``router``): agencies, routes, dossier holders, deliveries.
+
+Functions take a cursor so callers put several writes and the event append in one
+transaction. Rows come back as dicts (``Database.transaction()`` default).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from services.router.domain import Route
+
+_DELIVERY_COLUMNS = (
+    "delivery_id, dossier_code, agency_code, addressed_to, event_id, event_type, channel, body, "
+    "status, attempts, next_attempt_at, last_error, created_at, updated_at, sent_at"
+)
+
+# -- agencies (local copy of the catalog) ------------------------------------------------
+
+
+def upsert_agency(cur: Any, code: str, name: str | None, status: str, successor: str | None,
+                  stream_version: int) -> None:
+    """Apply catalog news about an agency unless a later version was applied already."""
+    cur.execute(
+        "INSERT INTO agencies (code, name, status, successor, stream_version) VALUES (%s, %s, %s, %s, %s) "
+        "ON CONFLICT (code) DO UPDATE SET name = coalesce(EXCLUDED.name, agencies.name), "
+        "status = EXCLUDED.status, successor = EXCLUDED.successor, "
+        "stream_version = EXCLUDED.stream_version, updated_at = now() "
+        "WHERE agencies.stream_version < EXCLUDED.stream_version",
+        (code, name, status, successor, stream_version),
+    )
+
+
+def ensure_agency(cur: Any, code: str, status: str, successor: str | None) -> None:
+    """Record an agency learnt from the catalog's RPC unless events already told us about it."""
+    cur.execute("INSERT INTO agencies (code, status, successor) VALUES (%s, %s, %s) "
+                "ON CONFLICT (code) DO NOTHING", (code, status, successor))
+
+
+def successors(cur: Any) -> dict[str, str | None]:
+    cur.execute("SELECT code, successor FROM agencies WHERE successor IS NOT NULL")
+    return {r["code"]: r["successor"] for r in cur.fetchall()}
+
+
+def get_agency(cur: Any, code: str) -> dict | None:
+    cur.execute("SELECT code, name, status, successor FROM agencies WHERE code = %s", (code,))
+    return cur.fetchone()
+
+
+# -- routes --------------------------------------------------------------------------------
+
+
+def get_route(cur: Any, agency_code: str) -> Route | None:
+    cur.execute(
+        "SELECT agency_code, channel, endpoint, secret_ref, active FROM routes WHERE agency_code = %s",
+        (agency_code,),
+    )
+    row = cur.fetchone()
+    return Route(**row) if row else None
+
+
+def save_route(cur: Any, route: Route) -> None:
+    cur.execute(
+        "INSERT INTO routes (agency_code, channel, endpoint, secret_ref, active) "
+        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (agency_code) DO UPDATE SET "
+        "channel = EXCLUDED.channel, endpoint = EXCLUDED.endpoint, "
+        "secret_ref = EXCLUDED.secret_ref, active = EXCLUDED.active, updated_at = now()",
+        (route.agency_code, route.channel, route.endpoint, route.secret_ref, route.active),
+    )
+
+
+def list_routes(cur: Any) -> list[dict]:
+    cur.execute("SELECT agency_code, channel, endpoint, secret_ref, active, updated_at "
+                "FROM routes ORDER BY agency_code")
+    return cur.fetchall()
+
+
+# -- dossiers ------------------------------------------------------------------------------
+
+
+def dossier_holder(cur: Any, code: str) -> str | None:
+    cur.execute("SELECT agency_code FROM dossiers WHERE code = %s", (code,))
+    row = cur.fetchone()
+    return row["agency_code"] if row else None
+
+
+def set_dossier_holder(cur: Any, code: str, agency_code: str, stream_version: int) -> None:
+    """Move the dossier to ``agency_code`` unless a later dossier event moved it already."""
+    cur.execute(
+        "INSERT INTO dossiers (code, agency_code, stream_version) VALUES (%s, %s, %s) "
+        "ON CONFLICT (code) DO UPDATE SET agency_code = EXCLUDED.agency_code, "
+        "stream_version = EXCLUDED.stream_version, updated_at = now() "
+        "WHERE dossiers.stream_version < EXCLUDED.stream_version",
+        (code, agency_code, stream_version),
+    )
+
+
+# -- deliveries ----------------------------------------------------------------------------
+
+
+def insert_delivery(cur: Any, *, delivery_id: str, dossier_code: str, agency_code: str,
+                    addressed_to: str, event_id: str, event_type: str, channel: str,
+                    body: dict) -> bool:
+    """Insert a pending delivery; False when it already exists (a duplicate event)."""
+    cur.execute(
+        "INSERT INTO deliveries (delivery_id, dossier_code, agency_code, addressed_to, event_id, "
+        "event_type, channel, body) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (delivery_id) DO NOTHING",
+        (delivery_id, dossier_code, agency_code, addressed_to, event_id, event_type, channel,
+         json.dumps(body, ensure_ascii=False)),
+    )
+    return cur.rowcount == 1
+
+
+def lease(cur: Any, delivery_id: str, lease_s: float) -> dict | None:
+    """Claim a due pending delivery for one attempt (no other worker or process takes it
+    until the lease runs out, so a crashed attempt is retried by someone else later)."""
+    cur.execute(
+        f"UPDATE deliveries SET lease_until = now() + %s * interval '1 second' "
+        f"WHERE delivery_id = %s AND status = 'pending' AND next_attempt_at <= now() "
+        f"AND (lease_until IS NULL OR lease_until < now()) RETURNING {_DELIVERY_COLUMNS}",
+        (lease_s, delivery_id),
+    )
+    return cur.fetchone()
+
+
+def due(cur: Any, limit: int) -> list[str]:
+    cur.execute(
+        "SELECT delivery_id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= now() "
+        "AND (lease_until IS NULL OR lease_until < now()) ORDER BY next_attempt_at LIMIT %s",
+        (limit,),
+    )
+    return [str(r["delivery_id"]) for r in cur.fetchall()]
+
+
+def mark_sent(cur: Any, delivery_id: str, channel: str, attempts: int, acknowledged: bool) -> None:
+    cur.execute(
+        "UPDATE deliveries SET status = %s, channel = %s, attempts = %s, sent_at = now(), "
+        "lease_until = NULL, last_error = NULL, updated_at = now() WHERE delivery_id = %s",
+        ("acknowledged" if acknowledged else "sent", channel, attempts, delivery_id),
+    )
+
+
+def mark_acknowledged(cur: Any, delivery_id: str) -> None:
+    cur.execute("UPDATE deliveries SET status = 'acknowledged', updated_at = now() "
+                "WHERE delivery_id = %s", (delivery_id,))
+
+
+def mark_failed(cur: Any, delivery_id: str, attempts: int, error: str,
+                next_at: dt.datetime | None) -> None:
+    """Record a failed attempt: rescheduled at ``next_at``, or dead when it is None."""
+    cur.execute(
+        "UPDATE deliveries SET attempts = %s, last_error = %s, lease_until = NULL, "
+        "status = CASE WHEN %s::timestamptz IS NULL THEN 'dead' ELSE 'pending' END, "
+        "next_attempt_at = coalesce(%s::timestamptz, next_attempt_at), updated_at = now() "
+        "WHERE delivery_id = %s",
+        (attempts, error, next_at, next_at, delivery_id),
+    )
+
+
+def revive(cur: Any, delivery_id: str) -> dict | None:
+    """Put a dead delivery back in the schedule (attempts start over); None if not dead."""
+    cur.execute(
+        "UPDATE deliveries d SET status = 'pending', attempts = 0, next_attempt_at = now(), "
+        "lease_until = NULL, updated_at = now() FROM (SELECT delivery_id, attempts FROM deliveries "
+        "WHERE delivery_id = %s AND status = 'dead' FOR UPDATE) old "
+        "WHERE d.delivery_id = old.delivery_id "
+        "RETURNING d.delivery_id, d.dossier_code, d.agency_code, old.attempts AS previous_attempts",
+        (delivery_id,),
+    )
+    return cur.fetchone()
+
+
+def get_delivery(cur: Any, delivery_id: str) -> dict | None:
+    cur.execute(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE delivery_id = %s", (delivery_id,))
+    return cur.fetchone()
+
+
+def deliveries_for(cur: Any, dossier_code: str) -> list[dict]:
+    cur.execute(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE dossier_code = %s "
+                "ORDER BY created_at, delivery_id", (dossier_code,))
+    return cur.fetchall()
+
+
+def dead_letters(cur: Any, agency_code: str | None, limit: int) -> list[dict]:
+    cur.execute(
+        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE status = 'dead' "
+        "AND (%s::text IS NULL OR agency_code = %s) ORDER BY updated_at LIMIT %s",
+        (agency_code, agency_code, limit),
+    )
+    return cur.fetchall()
+
+
+def counts(cur: Any) -> dict[str, int]:
+    cur.execute("SELECT status, count(*) AS n FROM deliveries GROUP BY status")
+    return {r["status"]: r["n"] for r in cur.fetchall()}

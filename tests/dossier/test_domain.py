@@ -1,0 +1,292 @@
+"""The pure dossier domain: every state x command, random histories, working days, codes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from portal_common.errors import Conflict, InvalidInput
+from services.dossier.domain import lifecycle
+from services.dossier.domain.calendar import add_working_days, is_working_day, working_days_between
+from services.dossier.domain.codes import format_code, parse_code
+from services.dossier.domain.documents import check_upload, clean_name, decode_base64
+from services.dossier.domain.lifecycle import DossierState, check, decide, evolve
+
+NOW = dt.datetime(2026, 3, 2, 3, 0, tzinfo=dt.UTC)  # Monday 2 March 2026, 10:00 in Hanoi
+ACTIVE = ("received", "processing", "supplement_requested", "supplemented", "forwarded")
+
+# The lifecycle written out by hand (independently of lifecycle.ALLOWED): what each status
+# allows when the dossier is neither paused nor overdue. mark_overdue is checked separately.
+EXPECTED = {
+    "submitted": {"receive", "refuse", "withdraw"},
+    "received": {"start_processing", "request_supplement", "forward", "pause", "result", "reject", "withdraw"},
+    "processing": {"request_supplement", "forward", "pause", "result", "reject", "withdraw"},
+    "supplement_requested": {"supplement", "reject", "withdraw"},
+    "supplemented": {"start_processing", "request_supplement", "forward", "pause", "result", "reject",
+                     "withdraw"},
+    "forwarded": {"start_processing", "request_supplement", "pause", "result", "reject", "withdraw"},
+    "result_ready": {"return_result"},
+    "returned": set(),
+    "refused": set(),
+    "rejected": set(),
+    "withdrawn": set(),
+}
+RESULT_STATUS = {
+    "receive": "received", "refuse": "refused", "start_processing": "processing",
+    "request_supplement": "supplement_requested", "supplement": "supplemented", "forward": "forwarded",
+    "result": "result_ready", "return_result": "returned", "reject": "rejected", "withdraw": "withdrawn",
+}
+DOC = {"id": "7b1f7f0e-0000-4000-8000-000000000001", "requirement": "r1", "name": "a.pdf",
+       "content_type": "application/pdf", "size": 10, "sha256": "a" * 64}
+
+
+def args_for(command: str) -> dict:
+    return {
+        "refuse": {"reason": "incomplete"}, "reject": {"reason": "not eligible"},
+        "request_supplement": {"missing": ["photo"], "reason": "photo missing",
+                               "due_date": dt.date(2026, 3, 20)},
+        "supplement": {"documents": [DOC]}, "forward": {"to_agency": {"code": "B2"}, "reason": "inter-agency"},
+        "pause": {"reason": "waiting for verification"}, "extend": {"new_date": dt.date(2026, 4, 1),
+                                                                    "reason": "sorry"},
+        "result": {"documents": [DOC]},
+    }.get(command, {})
+
+
+def make_state(status: str, paused: bool = False, overdue: bool = False,
+               appointment: dt.date | None = dt.date(2026, 3, 10)) -> DossierState:
+    return DossierState(
+        code="A1-260302-0001", version=3, status=status, owner={"account_id": "u1", "kind": "citizen"},
+        applicant={"full_name": "Nguyen Van A"}, procedure={"code": "P1", "version": 1, "name": "P",
+                                                            "processing_days": 5},
+        agency_code="A1", agencies=["A1"], submitted_at=NOW.isoformat(),
+        appointment_date=appointment if status in ACTIVE else None,
+        paused_on=dt.date(2026, 2, 27) if paused else None, overdue=overdue,
+    )
+
+
+def expected_allowed(status: str, command: str, paused: bool, overdue: bool) -> bool:
+    if command == "mark_overdue":
+        return status in ACTIVE and not paused and not overdue
+    if command == "resume":
+        return status in ACTIVE and paused
+    if command == "extend":
+        return status in ACTIVE and overdue and not paused
+    allowed = command in EXPECTED[status]
+    if paused:
+        allowed = allowed and command in {"reject", "withdraw"}
+    return allowed
+
+
+CASES = [(s, c, p, o) for s, c, p, o in itertools.product(
+    lifecycle.STATUSES, lifecycle.COMMANDS, (False, True), (False, True))
+    if not (p and s not in ACTIVE)]
+
+
+@pytest.mark.parametrize(("status", "command", "paused", "overdue"), CASES)
+def test_every_state_and_command(status, command, paused, overdue):
+    state = make_state(status, paused, overdue, appointment=dt.date(2026, 2, 20))  # past: overdue-able
+    if expected_allowed(status, command, paused, overdue):
+        events = decide(state, command, args_for(command), NOW)
+        assert events, "an allowed command decides at least one event"
+        after = state
+        for event_type, data in events:
+            assert event_type in lifecycle.EVENT_TYPES
+            after = evolve(after, event_type, data, NOW)
+        assert after.version == state.version + len(events)
+        assert after.status == RESULT_STATUS.get(command, status)
+    else:
+        with pytest.raises(Conflict) as refused:
+            decide(state, command, args_for(command), NOW)
+        assert refused.value.code == "transition_not_allowed"
+        assert refused.value.details["state"] == status
+        assert refused.value.details["command"] == command
+
+
+def test_receive_sets_the_appointment_in_working_days():
+    state = make_state("submitted")
+    [(event_type, data)] = decide(state, "receive", {}, NOW)
+    assert event_type == "DossierReceived"
+    assert data["appointment_date"] == "2026-03-09"  # Mon + 5 working days = next Monday
+
+
+def test_resume_moves_the_appointment_by_the_paused_working_days():
+    state = make_state("processing", paused=True, appointment=dt.date(2026, 3, 10))
+    # paused Fri 27 Feb, resumed Mon 2 Mar: one working day (Monday) lost
+    [(_, data)] = decide(state, "resume", {}, NOW)
+    assert data["paused_working_days"] == 1
+    assert data["appointment_date"] == "2026-03-11"
+
+
+def test_extend_needs_a_later_date_and_a_reason():
+    state = make_state("processing", overdue=True, appointment=dt.date(2026, 2, 25))
+    with pytest.raises(InvalidInput):
+        decide(state, "extend", {"new_date": dt.date(2026, 2, 1), "reason": "sorry"}, NOW)
+    with pytest.raises(InvalidInput):
+        decide(state, "extend", {"new_date": dt.date(2026, 4, 1)}, NOW)
+    [(_, data)] = decide(state, "extend", {"new_date": dt.date(2026, 4, 1), "reason": "sorry"}, NOW)
+    after = evolve(state, "DeadlineExtended", data, NOW)
+    assert after.appointment_date == dt.date(2026, 4, 1) and not after.overdue
+
+
+def test_mark_overdue_only_after_the_appointment_day():
+    on_time = make_state("processing", appointment=dt.date(2026, 3, 2))
+    with pytest.raises(Conflict):
+        decide(on_time, "mark_overdue", {}, NOW)  # due today: not overdue yet
+    late = make_state("processing", appointment=dt.date(2026, 2, 27))
+    [(event_type, _)] = decide(late, "mark_overdue", {}, NOW)
+    assert event_type == "DossierBecameOverdue"
+
+
+@pytest.mark.parametrize("command", ["refuse", "reject", "pause", "request_supplement"])
+def test_reasons_are_required(command):
+    state = make_state("submitted" if command == "refuse" else "processing")
+    with pytest.raises(InvalidInput):
+        decide(state, command, {"reason": "   ", "missing": ["x"]} if command == "request_supplement" else {},
+               NOW)
+
+
+def test_forward_to_the_same_agency_is_refused():
+    with pytest.raises(InvalidInput):
+        decide(make_state("processing"), "forward", {"to_agency": {"code": "A1"}, "reason": "x"}, NOW)
+
+
+class LifecycleMachine(RuleBasedStateMachine):
+    """Random command sequences: refused commands change nothing; invariants always hold."""
+
+    def __init__(self):
+        super().__init__()
+        _, data = lifecycle.submitted_event(
+            code="A1-260302-0001", owner={"account_id": "u1", "kind": "citizen"}, applicant={},
+            form={}, procedure={"code": "P1", "version": 1, "name": "P", "processing_days": 3},
+            agency={"code": "A1"}, documents=[], now=NOW, idempotency_key=None)
+        self.state = evolve(DossierState(), "DossierSubmitted", data, NOW)
+        self.now = NOW
+        self.had_result = False
+
+    @rule(command=st.sampled_from(lifecycle.COMMANDS), days=st.integers(0, 6))
+    def run(self, command, days):
+        self.now += dt.timedelta(days=days)
+        args = args_for(command)
+        if command == "forward":
+            args = {"to_agency": {"code": "B2" if self.state.agency_code == "A1" else "A1"}, "reason": "x"}
+        if command == "extend":
+            args = {"new_date": self.now.date() + dt.timedelta(days=30), "reason": "sorry"}
+        if command == "request_supplement":
+            args = dict(args, due_date=None)
+        before = self.state
+        try:
+            events = decide(self.state, command, args, self.now)
+        except (Conflict, InvalidInput):
+            assert self.state is before
+            return
+        for event_type, data in events:
+            self.state = evolve(self.state, event_type, data, self.now)
+        if self.state.status == "result_ready":
+            self.had_result = True
+        assert self.state.version == before.version + len(events)
+        if before.appointment_date and self.state.appointment_date and command != "extend":
+            assert self.state.appointment_date >= before.appointment_date
+
+    @invariant()
+    def consistent(self):
+        s = self.state
+        assert s.status in lifecycle.STATUSES
+        if s.paused:
+            assert s.status in lifecycle.ACTIVE
+        if s.status in lifecycle.FINAL:
+            for command in lifecycle.COMMANDS:
+                with pytest.raises(Conflict):
+                    check(s, command)
+        if self.had_result:
+            assert s.status != "withdrawn"
+        assert s.agency_code == s.agencies[-1]
+
+
+TestLifecycleMachine = LifecycleMachine.TestCase
+TestLifecycleMachine.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
+
+
+# -- working days ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("start", "days", "expected"), [
+    (dt.date(2026, 3, 6), 5, dt.date(2026, 3, 13)),   # Fri + 5: skips one weekend
+    (dt.date(2026, 3, 6), 1, dt.date(2026, 3, 9)),    # Fri + 1: Monday
+    (dt.date(2026, 2, 13), 1, dt.date(2026, 2, 23)),  # Fri before Tết 2026 (16-20 Feb off): Mon 23
+    (dt.date(2026, 2, 12), 2, dt.date(2026, 2, 23)),  # Thu + 2 across Tết
+    (dt.date(2025, 1, 24), 3, dt.date(2025, 2, 5)),   # Tết 2025: 27 Jan - 1 Feb off
+    (dt.date(2025, 4, 29), 2, dt.date(2025, 5, 6)),   # 30/4, 1/5 and the substituted 2/5 off
+    (dt.date(2025, 8, 29), 1, dt.date(2025, 9, 3)),   # National Day 1-2 Sep 2025
+    (dt.date(2026, 2, 14), 0, dt.date(2026, 2, 23)),  # 0 days from a Saturday before Tết
+    (dt.date(2026, 3, 4), 0, dt.date(2026, 3, 4)),
+])
+def test_add_working_days(start, days, expected):
+    assert add_working_days(start, days) == expected
+
+
+def test_holidays_and_weekends_are_not_working_days():
+    assert not is_working_day(dt.date(2026, 2, 17))  # Tết
+    assert not is_working_day(dt.date(2026, 9, 2))   # National Day
+    assert not is_working_day(dt.date(2026, 3, 7))   # Saturday
+    assert is_working_day(dt.date(2026, 3, 9))
+
+
+def test_working_days_between():
+    assert working_days_between(dt.date(2026, 2, 13), dt.date(2026, 2, 23)) == 1
+    assert working_days_between(dt.date(2026, 3, 2), dt.date(2026, 3, 2)) == 0
+    assert working_days_between(dt.date(2026, 3, 2), dt.date(2026, 3, 9)) == 5
+    assert working_days_between(dt.date(2026, 3, 9), dt.date(2026, 3, 2)) == 0
+
+
+def test_negative_days_are_refused():
+    with pytest.raises(ValueError):
+        add_working_days(dt.date(2026, 3, 2), -1)
+
+
+# -- codes and documents ---------------------------------------------------------------
+
+
+def test_code_format_round_trips():
+    code = format_code("000.00.12.H29", dt.date(2026, 3, 2), 7)
+    assert code == "000.00.12.H29-260302-0007"
+    assert parse_code(code) == ("000.00.12.H29", dt.date(2026, 3, 2), 7)
+    assert parse_code("X-260302-12345") == ("X", dt.date(2026, 3, 2), 12345)
+
+
+@pytest.mark.parametrize("bad", ["", "nope", "A-261399-0001", "A-260302-1", "A 1-260302-0001",
+                                 "A-260302-0001\n", "../x-260302-0001"])
+def test_malformed_codes_do_not_parse(bad):
+    assert parse_code(bad) is None
+
+
+def test_documents_are_checked_by_their_bytes():
+    pdf = b"%PDF-1.7 hello"
+    upload = check_upload("r1", "dir/../scan.pdf", "application/pdf", pdf, "documents.0")
+    assert upload.name == "scan.pdf" and len(upload.sha256) == 64 and upload.size == len(pdf)
+    with pytest.raises(InvalidInput) as wrong:
+        check_upload("r1", "x.pdf", "application/pdf", b"MZ\x90\x00", "documents.0")
+    assert wrong.value.details[0]["field"] == "documents.0.content"
+    with pytest.raises(InvalidInput):
+        check_upload("r1", "x.exe", "application/x-msdownload", b"MZ", "documents.0")
+    with pytest.raises(InvalidInput):
+        check_upload("r1", "x.png", "image/png", b"\x89PNG\r\n\x1a\n" + b"0" * 100, "d", max_bytes=50)
+    with pytest.raises(InvalidInput):
+        check_upload("r1", "x.pdf", "application/pdf", b"", "d")
+    assert clean_name("a\x00b.pdf") is None
+    with pytest.raises(InvalidInput):
+        decode_base64("not base64!!", "documents.0.content_base64")
+
+
+def test_check_filing_lists_everything_missing():
+    procedure = {"required_documents": [{"id": "r1", "name": "Form", "mandatory": True},
+                                        {"id": "r2", "name": "Photo", "mandatory": True},
+                                        {"id": "r3", "name": "Extra", "mandatory": False}]}
+    problems = lifecycle.check_filing(procedure, [{"code": "A1"}], "ZZ", ["r1", "bogus"])
+    fields = {p["field"] for p in problems}
+    assert fields == {"documents.r2", "documents.bogus", "agency_code"}
+    assert lifecycle.check_filing(procedure, [{"code": "A1"}], "A1", ["r1", "r2"]) == []

@@ -1,0 +1,309 @@
+"""The dossier repository on real PostgreSQL: commands, refusals, codes, idempotency, reads."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+
+from portal_common.errors import Conflict, InvalidInput, NotFound
+from portal_common.eventstore.events import EventContext
+from services.dossier import projections
+from services.dossier.domain.calendar import local_date
+from services.dossier.domain.codes import parse_code, stream_id
+from services.dossier.domain.documents import check_upload
+from services.dossier.repository import Caller
+from tests.dossier.conftest import PDF, agency_ctx, applicant_ctx, submit
+
+AGENCY = "H29.01"
+RESULT_PDF = b"%PDF-1.7\n% the result\n"
+
+
+def snapshot_all(repo) -> dict:
+    with repo.db.transaction(dict_rows=False) as cur:
+        return {name: projections.snapshot(cur, name) for name in projections.PROJECTIONS}
+
+
+def test_submit_issues_a_code_and_fills_the_projections(repo):
+    state, created = submit(repo)
+    assert created
+    agency, day, seq = parse_code(state.code)
+    assert (agency, day, seq) == (AGENCY, local_date(dt.datetime.now(dt.UTC)), 1)
+    assert state.status == "submitted" and state.version == 1
+    assert state.inputs[0]["sha256"] and state.inputs[0]["kind"] == "input"
+    public = repo.lookup(state.code)
+    assert public["status"] == "submitted" and public["agency"]["code"] == AGENCY
+    assert "Nguyen" not in repr(public)
+    assert repo.owner_list("acc-1", None, 1, 20)["total"] == 1
+    assert repo.agency_queue(AGENCY, None, None, 1, 20)["items"][0]["code"] == state.code
+    events = repo.store.read_stream(stream_id(state.code))
+    assert [e.event_type for e in events] == ["DossierSubmitted"]
+    assert events[0].metadata["actor"]["id"] == "acc-1"
+
+
+def test_the_whole_lifecycle_through_the_repository(repo):
+    state, _ = submit(repo)
+    code = state.code
+    officer, octx = agency_ctx(AGENCY)
+    owner, actx = applicant_ctx("acc-1")
+    state = repo.execute(code, "receive", {}, officer, octx)
+    assert state.status == "received" and state.appointment_date is not None
+    state = repo.execute(code, "start_processing", {}, officer, octx)
+    state = repo.execute(code, "request_supplement", {"missing": ["birth certificate"], "reason": "missing"},
+                         officer, octx)
+    assert state.status == "supplement_requested"
+    doc = repo.upload(code, owner, check_upload(None, "cert.pdf", "application/pdf", b"%PDF-1.2 cert", "file"))
+    state = repo.execute(code, "supplement", {"note": "here"}, owner, actx, document_ids=[doc["id"]])
+    assert state.status == "supplemented" and any(d["id"] == doc["id"] for d in state.inputs)
+    state = repo.execute(code, "pause", {"reason": "verification"}, officer, octx)
+    state = repo.execute(code, "resume", {}, officer, octx)
+    state = repo.execute(code, "start_processing", {}, officer, octx)
+    result = check_upload(None, "result.pdf", "application/pdf", RESULT_PDF, "documents.0")
+    state = repo.execute(code, "result", {"note": "granted"}, officer, octx, uploads=[result])
+    assert state.status == "result_ready" and state.outputs[0]["kind"] == "output"
+    state = repo.execute(code, "return_result", {}, officer, octx)
+    assert state.status == "returned"
+    assert repo.lookup(code)["status"] == "returned"
+    ref, content = repo.document(code, state.outputs[0]["id"], owner)
+    assert content == RESULT_PDF and ref["name"] == "result.pdf"
+    types = [e.event_type for e in repo.store.read_stream(stream_id(code))]
+    assert types == ["DossierSubmitted", "DossierReceived", "DossierProcessingStarted", "SupplementRequested",
+                     "DossierSupplemented", "DossierPaused", "DossierResumed", "DossierProcessingStarted",
+                     "DossierResultReady", "DossierResultReturned"]
+    assert [t["event"] for t in state.timeline] == types
+    # closed: withdrawing after the result is refused and writes nothing
+    before = snapshot_all(repo)
+    with pytest.raises(Conflict) as refused:
+        repo.execute(code, "withdraw", {}, owner, actx)
+    assert refused.value.code == "transition_not_allowed"
+    assert refused.value.details == {"state": "returned", "command": "withdraw", "paused": False,
+                                     "overdue": False}
+    assert repo.store.stream_version(stream_id(code)) == len(types)
+    assert snapshot_all(repo) == before
+
+
+@pytest.mark.parametrize(("path", "command", "args"), [
+    ([], "refuse", {"reason": "incomplete"}),
+    (["receive"], "reject", {"reason": "not eligible"}),
+    (["receive"], "forward", {"to_agency": {"code": "H29.02", "name": "B"}, "reason": "inter-agency"}),
+    ([], "withdraw", {"reason": "changed my mind"}),
+])
+def test_closing_and_forwarding_commands(repo, path, command, args):
+    state, _ = submit(repo)
+    officer, octx = agency_ctx(AGENCY)
+    for step in path:
+        repo.execute(state.code, step, {}, officer, octx)
+    caller, ctx = applicant_ctx("acc-1") if command == "withdraw" else (officer, octx)
+    after = repo.execute(state.code, command, args, caller, ctx)
+    expected = {"refuse": "refused", "reject": "rejected", "forward": "forwarded", "withdraw": "withdrawn"}
+    assert after.status == expected[command]
+    if command == "forward":
+        assert after.agency_code == "H29.02" and after.agencies == [AGENCY, "H29.02"]
+        assert repo.agency_queue("H29.02", None, None, 1, 20)["total"] == 1
+        assert repo.agency_queue(AGENCY, None, None, 1, 20)["total"] == 0
+        # the first agency can still read it but no longer act on it
+        assert repo.visible(state.code, officer).code == state.code
+        with pytest.raises(Conflict):
+            repo.execute(state.code, "start_processing", {}, officer, octx)
+        new_officer, nctx = agency_ctx("H29.02")
+        assert repo.execute(state.code, "start_processing", {}, new_officer, nctx).status == "processing"
+        payload = repo.store.read_stream(stream_id(state.code))[-2].data
+        assert payload["applicant"]["full_name"] and payload["documents"][0]["sha256"]
+
+
+def test_refused_commands_write_nothing(repo):
+    state, _ = submit(repo)
+    officer, octx = agency_ctx(AGENCY)
+    before = snapshot_all(repo)
+    for command, args in [("start_processing", {}), ("result", {}), ("resume", {}), ("return_result", {}),
+                          ("extend", {"new_date": dt.date(2030, 1, 1), "reason": "x"})]:
+        with pytest.raises(Conflict) as refused:
+            repo.execute(state.code, command, args, officer, octx)
+        assert refused.value.details["state"] == "submitted"
+    with pytest.raises(InvalidInput):
+        repo.execute(state.code, "refuse", {"reason": ""}, officer, octx)
+    assert repo.store.stream_version(stream_id(state.code)) == 1
+    assert snapshot_all(repo) == before
+
+
+def test_access_control_other_applicant_and_other_agency_get_not_found(repo):
+    state, _ = submit(repo, owner="acc-1")
+    stranger, sctx = applicant_ctx("acc-2")
+    other_agency, actx = agency_ctx("H99.99")
+    for caller in (stranger, other_agency):
+        with pytest.raises(NotFound) as hidden:
+            repo.visible(state.code, caller)
+        assert hidden.value.code == "dossier_not_found"
+    with pytest.raises(NotFound) as unknown:
+        repo.visible("H29.01-260101-9999", stranger)
+    assert unknown.value.code == hidden.value.code and unknown.value.message == hidden.value.message
+    with pytest.raises(NotFound):
+        repo.execute(state.code, "withdraw", {}, stranger, sctx)
+    with pytest.raises(NotFound):
+        repo.execute(state.code, "receive", {}, other_agency, actx)
+    with pytest.raises(NotFound):
+        repo.document(state.code, state.inputs[0]["id"], stranger)
+    with pytest.raises(NotFound):
+        repo.visible("not a code; DROP TABLE events", stranger)
+    # an applicant cannot run agency commands on their own dossier
+    owner, octx = applicant_ctx("acc-1")
+    with pytest.raises(Conflict):
+        repo.execute(state.code, "receive", {}, owner, octx)
+
+
+def test_codes_have_no_gap_or_duplicate_under_concurrent_submissions(repo):
+    codes: list[str] = []
+    errors: list[BaseException] = []
+
+    def one(i: int) -> None:
+        try:
+            state, _ = submit(repo, owner=f"acc-{i}", content=PDF + str(i).encode())
+            codes.append(state.code)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    sequences = sorted(parse_code(c)[2] for c in codes)
+    assert sequences == list(range(1, 31))
+    other, _ = submit(repo, agency="H29.02")
+    assert parse_code(other.code)[2] == 1  # each agency has its own sequence
+
+
+def test_idempotent_submission(repo):
+    first, created = submit(repo, key="key-1")
+    again, created_again = submit(repo, key="key-1")
+    assert created and not created_again and again.code == first.code
+    with pytest.raises(Conflict) as reused:
+        submit(repo, key="key-1", name="Someone Else")
+    assert reused.value.code == "idempotency_key_reused"
+    other_owner, _ = submit(repo, owner="acc-9", key="key-1")
+    assert other_owner.code != first.code
+    # concurrent retries of one key give one dossier
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(submit(repo, key="key-2")[0].code))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(results)) == 1 and len(results) == 8
+    assert repo.owner_list("acc-1", None, 1, 100)["total"] == 2
+
+
+def test_concurrent_commands_on_one_dossier_apply_once(repo):
+    state, _ = submit(repo)
+    officer, octx = agency_ctx(AGENCY)
+    outcomes: list[str] = []
+
+    def receive() -> None:
+        try:
+            repo.execute(state.code, "receive", {}, officer, octx)
+            outcomes.append("ok")
+        except Conflict as exc:
+            outcomes.append(exc.code)
+        except Exception as exc:
+            outcomes.append(repr(exc))
+
+    threads = [threading.Thread(target=receive) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("ok") == 1
+    assert set(outcomes) <= {"ok", "transition_not_allowed", "concurrent_update"}
+    assert [e.event_type for e in repo.store.read_stream(stream_id(state.code))].count("DossierReceived") == 1
+
+
+def test_time_travel_reads_the_past_state(repo):
+    state, _ = submit(repo)
+    officer, octx = agency_ctx(AGENCY)
+    owner, _ = applicant_ctx("acc-1")
+    repo.execute(state.code, "receive", {}, officer, octx)
+    events = repo.store.read_stream(stream_id(state.code))
+    between = events[0].recorded_at + (events[1].recorded_at - events[0].recorded_at) / 2
+    repo.execute(state.code, "start_processing", {}, officer, octx)
+    assert repo.visible(state.code, owner).status == "processing"
+    past = repo.visible(state.code, owner, as_of=between)
+    assert past.status == "submitted" and past.version == 1
+    assert repo.visible(state.code, owner, as_of=events[1].recorded_at).status == "received"
+    with pytest.raises(NotFound):
+        repo.visible(state.code, owner, as_of=events[0].recorded_at - dt.timedelta(seconds=1))
+
+
+def test_overdue_job_marks_each_dossier_once_and_extension_clears_it(repo):
+    state, _ = submit(repo)
+    officer, octx = agency_ctx(AGENCY)
+    received = repo.execute(state.code, "receive", {}, officer, octx)
+    later = dt.datetime.combine(received.appointment_date + dt.timedelta(days=2), dt.time(5), dt.UTC)
+    assert repo.mark_overdue(now=dt.datetime.now(dt.UTC)) == []
+    assert repo.mark_overdue(now=later) == [state.code]
+    assert repo.mark_overdue(now=later) == []
+    assert repo.agency_queue(AGENCY, None, True, 1, 20)["total"] == 1
+    with repo.db.transaction() as cur:
+        cur.execute("SELECT code FROM overdue_dossiers")
+        assert [r["code"] for r in cur.fetchall()] == [state.code]
+    new_date = received.appointment_date + dt.timedelta(days=30)
+    extended = repo.execute(state.code, "extend", {"new_date": new_date, "reason": "We apologise."},
+                            officer, octx, now=later)
+    assert not extended.overdue and extended.appointment_date == new_date
+    assert repo.agency_queue(AGENCY, None, True, 1, 20)["total"] == 0
+
+
+def test_paused_dossiers_are_not_marked_overdue(repo):
+    state, _ = submit(repo)
+    officer, octx = agency_ctx(AGENCY)
+    received = repo.execute(state.code, "receive", {}, officer, octx)
+    repo.execute(state.code, "pause", {"reason": "waiting"}, officer, octx)
+    later = dt.datetime.combine(received.appointment_date + dt.timedelta(days=3), dt.time(5), dt.UTC)
+    assert repo.mark_overdue(now=later) == []
+
+
+def test_documents_are_content_addressed(repo):
+    a, _ = submit(repo, owner="acc-1")
+    b, _ = submit(repo, owner="acc-2")
+    assert a.inputs[0]["sha256"] == b.inputs[0]["sha256"] and a.inputs[0]["id"] != b.inputs[0]["id"]
+    with repo.db.transaction(dict_rows=False) as cur:
+        cur.execute("SELECT count(*) FROM blobs")
+        assert cur.fetchone()[0] == 1
+        cur.execute("SELECT count(*) FROM documents")
+        assert cur.fetchone()[0] == 2
+
+
+def test_supplement_with_another_dossiers_document_is_refused(repo):
+    mine, _ = submit(repo, owner="acc-1")
+    theirs, _ = submit(repo, owner="acc-2")
+    officer, octx = agency_ctx(AGENCY)
+    repo.execute(mine.code, "receive", {}, officer, octx)
+    repo.execute(mine.code, "request_supplement", {"missing": ["x"], "reason": "x"}, officer, octx)
+    owner, actx = applicant_ctx("acc-1")
+    with pytest.raises(InvalidInput):
+        repo.execute(mine.code, "supplement", {}, owner, actx, document_ids=[theirs.inputs[0]["id"]])
+    with pytest.raises(InvalidInput):
+        repo.execute(mine.code, "supplement", {}, owner, actx, document_ids=["not-a-uuid"])
+    assert repo.load(mine.code).status == "supplement_requested"
+
+
+def test_system_caller_can_only_mark_overdue(repo):
+    state, _ = submit(repo)
+    with pytest.raises(Conflict):
+        repo.execute(state.code, "receive", {}, Caller("system"), EventContext())
+
+
+def test_staged_uploads_are_bounded(repo, monkeypatch):
+    monkeypatch.setenv("DOSSIER_MAX_DOCUMENTS_PER_DOSSIER", "3")
+    state, _ = submit(repo)
+    owner, _ = applicant_ctx("acc-1")
+    for i in range(2):
+        repo.upload(state.code, owner, check_upload(None, f"{i}.pdf", "application/pdf", PDF + bytes([i]), "file"))
+    with pytest.raises(Conflict) as full:
+        repo.upload(state.code, owner, check_upload(None, "x.pdf", "application/pdf", PDF, "file"))
+    assert full.value.code == "too_many_documents"
+    stranger, _ = applicant_ctx("acc-2")
+    with pytest.raises(NotFound):
+        repo.upload(state.code, stranger, check_upload(None, "x.pdf", "application/pdf", PDF, "file"))

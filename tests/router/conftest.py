@@ -1,0 +1,182 @@
+"""Fixtures of the router tests: a database and RabbitMQ vhost of their own (so a running
+``system`` fixture's router never competes for the same queues), the router as a real
+``nameko run`` process, and helpers that publish dossier and catalog events the way the
+outbox relay does."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote, urlparse, urlunparse
+
+import pytest
+from kombu import Connection, Exchange, Producer
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from deploy.launcher import LocalSystem
+from portal_common.db import Database, drop_database, ensure_database
+from portal_common.migrations import migrate
+from tests.conftest import RUN_ID, _rabbitmqctl
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET_NAME = "AGENCY_SECRET_TEST"
+SECRET = "s3cret-for-tests-only"
+ROUTER_ENV = {
+    "DELIVERY_TICK": "0.2",
+    "DELIVERY_BACKOFF_BASE": "0.2",
+    "DELIVERY_BACKOFF_CAP": "0.8",
+    "DELIVERY_MAX_ATTEMPTS": "4",
+    "DELIVERY_LEASE": "3",
+    "CALLBACK_TIMEOUT": "3",
+    "OUTBOX_IDLE_WAIT": "0.2",
+    "CATALOG_FALLBACK": "no",  # no catalog on this vhost: agencies come from catalog events
+    SECRET_NAME: SECRET,
+}
+
+
+@pytest.fixture(scope="session")
+def router_db_url(infrastructure):
+    dsn = f"{infrastructure['pg'].rstrip('/')}/portal_test_{RUN_ID}_router"
+    ensure_database(dsn)
+    migrate(dsn, "router", "services.router", create_database=False)
+    yield dsn
+    drop_database(dsn)
+
+
+@pytest.fixture(scope="session")
+def router_amqp(infrastructure):
+    vhost = f"portal_test_{RUN_ID}_router"
+    base = urlparse(infrastructure["amqp"])
+    created = base.hostname in ("127.0.0.1", "localhost") and _rabbitmqctl("add_vhost", vhost) and \
+        _rabbitmqctl("set_permissions", "-p", vhost, base.username or "guest", ".*", ".*", ".*")
+    if not created:
+        pytest.skip("the router tests need a RabbitMQ vhost of their own (rabbitmqctl)")
+    yield urlunparse(base._replace(path="/" + quote(vhost, safe="")))
+    _rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture(scope="session")
+def router_store(router_db_url):
+    db = Database(router_db_url, "router", size=4)
+    yield db
+    db.close()
+
+
+class RouterProcess:
+    """The router as a ``nameko run`` child process (what ``make up`` runs)."""
+
+    def __init__(self, dsn: str, amqp_uri: str, log_dir: Path):
+        self.system = LocalSystem(dsn, amqp_uri, 0, log_dir=log_dir, extra_env=dict(ROUTER_ENV))
+        self.amqp_uri = amqp_uri
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> RouterProcess:
+        self.proc = self.system.start_one("router")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, "the router exited while starting"
+            try:
+                with ClusterRpcProxy({"AMQP_URI": self.amqp_uri}, timeout=2) as proxy:
+                    if proxy.router.health()["status"] == "ok":
+                        return self
+            except Exception:
+                time.sleep(0.3)
+                continue
+        raise AssertionError("the router did not answer health within 60 s")
+
+    def kill(self) -> None:
+        """kill -9: no clean shutdown, no acks, no outcome records for in-flight attempts."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def router(router_db_url, router_amqp, tmp_path_factory):
+    proc = RouterProcess(router_db_url, router_amqp, tmp_path_factory.mktemp("router-logs")).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def rpc(router):
+    with ClusterRpcProxy({"AMQP_URI": router.amqp_uri}, timeout=20) as proxy:
+        yield proxy.router
+
+
+def envelope(event_type: str, data: dict, stream_id: str | None = None, producer: str = "dossier",
+             event_id: str | None = None, stream_version: int = 1) -> dict:
+    """The body the outbox relay publishes (``RecordedEvent.envelope()``)."""
+    now = dt.datetime.now(dt.UTC).isoformat()
+    return {
+        "event_id": event_id or str(uuid.uuid4()), "event_type": event_type, "schema_version": 1,
+        "stream_id": stream_id or f"{producer}-{data.get('code', 'x')}", "stream_type": producer,
+        "stream_version": stream_version, "position": 1, "occurred_at": now, "recorded_at": now,
+        "correlation_id": None, "causation_id": None,
+        "actor": {"kind": "system", "id": "system", "agency_code": None}, "data": data,
+    }
+
+
+def submitted(code: str, agency: str) -> dict:
+    return envelope("DossierSubmitted", {
+        "code": code, "owner": {"account_id": "acc-1", "kind": "citizen", "subject": None},
+        "applicant": {"full_name": "Nguyễn Văn A"}, "form": {},
+        "procedure": {"code": "1.000001", "version": 1, "name": "Khai sinh", "processing_days": 3},
+        "agency": {"code": agency, "name": None, "level": None}, "documents": [],
+        "submitted_at": dt.datetime.now(dt.UTC).isoformat(), "idempotency_key": None,
+    })
+
+
+def publish(amqp_uri: str, envelopes: list[dict], producer: str = "dossier") -> None:
+    """Publish like portal_common.outbox: persistent JSON on ``<producer>.events``, confirmed."""
+    exchange = Exchange(f"{producer}.events", type="topic", durable=True, delivery_mode=2)
+    with Connection(amqp_uri, transport_options={"confirm_publish": True}) as conn:
+        channel = conn.channel()
+        exchange(channel).declare()
+        producer_ = Producer(channel, exchange=exchange)
+        for env in envelopes:
+            producer_.publish(json.dumps(env), routing_key=env["event_type"], content_type="application/json",
+                              content_encoding="utf-8", delivery_mode=2, message_id=env["event_id"],
+                              retry=False)
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def deliveries(db: Database, dossier_code: str) -> list[dict]:
+    with db.transaction() as cur:
+        cur.execute("SELECT * FROM deliveries WHERE dossier_code = %s ORDER BY created_at", (dossier_code,))
+        return cur.fetchall()
+
+
+def router_events(db: Database, delivery_id: str) -> list[str]:
+    with db.transaction() as cur:
+        cur.execute("SELECT event_type FROM events WHERE stream_id = %s ORDER BY version",
+                    (f"delivery-{delivery_id}",))
+        return [r["event_type"] for r in cur.fetchall()]
+
+
+def run_ops(amqp_uri: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "services.router.ops", *args, "--amqp-uri", amqp_uri],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
