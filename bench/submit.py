@@ -69,8 +69,9 @@ def _filing(gateway_url: str) -> dict[str, Any]:
             continue
         documents = [{"requirement": str(d["id"]), "name": f"{d['id']}.pdf", "content_type": "application/pdf",
                       "content_base64": PDF} for d in procedure.get("required_documents", []) if d.get("mandatory")]
+        area = {k: str(agencies[0][f"{k}_code"]) for k in ("province", "ward") if agencies[0].get(f"{k}_code")}
         return {"procedure_code": item["code"], "agency_code": agencies[0]["code"],
-                "applicant": {"full_name": "Bench Applicant"}, "form": {}, "documents": documents}
+                "applicant": {"full_name": "Bench Applicant", **area}, "form": {}, "documents": documents}
     raise SystemExit("no procedure with an implementing agency in the catalog")
 
 

@@ -7,6 +7,8 @@ repository so the catalog look-ups (RPC) never happen inside a database transact
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from typing import Any
 
 from nameko.exceptions import RemoteError, UnknownService
@@ -71,11 +73,17 @@ def submit(repo: DossierRepository, catalog: Any, context: dict[str, Any], filin
         raise InvalidInput("invalid_idempotency_key", "Idempotency-Key must be 1-200 printable characters.")
     data = schemas.load(schemas.SubmitSchema, filing)
     uploads = _uploads(data["documents"], "documents")
+    applicant = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in data["applicant"].items()}
+    request_hash = filing_hash(data, applicant, uploads)
+    if idempotency_key:
+        # a retry is answered from the first submission, whatever the catalog says today
+        earlier = repo.submitted_with(caller.account_id or "", idempotency_key, request_hash)
+        if earlier is not None:
+            return dict(full_view(earlier), created=False)
     procedure = _catalog_call(catalog.get_procedure, data["procedure_code"])
     if not procedure or procedure.get("status") in CLOSED_PROCEDURE_STATUSES:
         raise InvalidInput("unknown_procedure", "No such procedure is open for filing.",
                            [{"field": "procedure_code", "message": "unknown procedure"}])
-    applicant = data["applicant"]
     agencies = _catalog_call(catalog.agencies_for, procedure["code"], province=applicant.get("province"),
                              ward=applicant.get("ward")) or []
     agency_code = data["agency_code"]
@@ -83,12 +91,12 @@ def submit(repo: DossierRepository, catalog: Any, context: dict[str, Any], filin
         resolved = _catalog_call(catalog.resolve_agency, agency_code)
         if isinstance(resolved, dict) and resolved.get("code") in {a.get("code") for a in agencies}:
             agency_code = resolved["code"]  # addressed to a dissolved agency: its successor takes it
-    problems = lifecycle.check_filing(procedure, agencies, agency_code, [u.requirement for u in uploads])
+    problems = lifecycle.check_filing(procedure, agencies, agency_code, [u.requirement for u in uploads],
+                                      applicant)
     if problems:
         raise InvalidInput("filing_incomplete", "The filing does not meet the procedure's requirements.",
                            problems)
     agency = next(a for a in agencies if a.get("code") == agency_code)
-    applicant = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in applicant.items()}
     state, created = repo.submit(
         owner={"account_id": caller.account_id, "kind": actor.get("kind"), "subject": actor.get("subject")},
         applicant=applicant, form=data["form"],
@@ -97,8 +105,18 @@ def submit(repo: DossierRepository, catalog: Any, context: dict[str, Any], filin
                    "processing_days": int(procedure.get("processing_days") or 0)},
         agency={"code": agency["code"], "name": agency.get("name"), "level": agency.get("level")},
         uploads=uploads, idempotency_key=idempotency_key, context=event_context(context),
+        request_hash=request_hash,
     )
     return dict(full_view(state), created=created)
+
+
+def filing_hash(data: dict[str, Any], applicant: dict[str, Any], uploads: list) -> str:
+    """What a retry must repeat for its Idempotency-Key to return the first dossier."""
+    body = json.dumps({"procedure": data["procedure_code"], "agency": data["agency_code"], "applicant": applicant,
+                       "form": data["form"],
+                       "documents": [[u.requirement, u.name, u.content_type, u.sha256] for u in uploads]},
+                      sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def act(repo: DossierRepository, catalog: Any, context: dict[str, Any], code: str, action: str,

@@ -183,14 +183,15 @@ class DossierRepository:
     def submit(self, *, owner: dict[str, Any], applicant: dict[str, Any], form: dict[str, Any],
                procedure: dict[str, Any], agency: dict[str, Any], uploads: list[Upload],
                idempotency_key: str | None, context: EventContext,
-               now: dt.datetime | None = None) -> tuple[DossierState, bool]:
+               now: dt.datetime | None = None, request_hash: str | None = None) -> tuple[DossierState, bool]:
         """File a dossier (checks against the catalog are done by the caller).
 
         Returns (state, created); a retry with the same idempotency key returns the dossier
-        the first call created, and ``created`` is False.
+        the first call created, and ``created`` is False. ``request_hash`` identifies the
+        filing for that comparison (by default: a hash of what is stored).
         """
         now = now or utcnow()
-        request_hash = _request_hash(procedure, agency, applicant, form, uploads)
+        request_hash = request_hash or _request_hash(procedure, agency, applicant, form, uploads)
         with self.db.transaction(dict_rows=False) as cur:
             if idempotency_key:
                 cur.execute("INSERT INTO idempotency_keys (owner_id, key, request_hash) VALUES (%s, %s, %s) "
@@ -222,6 +223,21 @@ class DossierRepository:
                               context=context, cursor=cur)
         return state, True
 
+    def submitted_with(self, owner_id: str, idempotency_key: str, request_hash: str) -> DossierState | None:
+        """The dossier this owner already filed with this key (None if none committed yet).
+
+        Raises Conflict when the key was used for a different filing.
+        """
+        with self.db.transaction(dict_rows=False) as cur:
+            cur.execute("SELECT request_hash, code FROM idempotency_keys WHERE owner_id = %s AND key = %s",
+                        (owner_id, idempotency_key))
+            row = cur.fetchone()
+            if row is None or row[1] is None:
+                return None
+            if row[0] != request_hash:
+                raise Conflict("idempotency_key_reused", "This Idempotency-Key was used for a different submission.")
+            return self.load(row[1], cursor=cur)
+
     # -- lifecycle commands ----------------------------------------------------------
 
     def execute(self, code: str, command: str, args: dict[str, Any], caller: Caller,
@@ -247,7 +263,7 @@ class DossierRepository:
                                    {"state": state.status, "command": command})
                 raise Conflict("transition_not_allowed", f"'{command}' is not yours to do.",
                                {"state": state.status, "command": command})
-            lifecycle.check(state, command)
+            lifecycle.check(state, command, local_date(now))
             if uploads or document_ids:
                 kind = "output" if command == "result" else "input"
                 owner_id = state.owner["account_id"]

@@ -69,13 +69,14 @@ def make_state(status: str, paused: bool = False, overdue: bool = False,
     )
 
 
-def expected_allowed(status: str, command: str, paused: bool, overdue: bool) -> bool:
+def expected_allowed(status: str, command: str, paused: bool, overdue: bool, past_due: bool = False) -> bool:
+    """``past_due``: the appointment date has passed (extend is allowed before the job marks it)."""
     if command == "mark_overdue":
         return status in ACTIVE and not paused and not overdue
     if command == "resume":
         return status in ACTIVE and paused
     if command == "extend":
-        return status in ACTIVE and overdue and not paused
+        return status in ACTIVE and (overdue or past_due) and not paused
     allowed = command in EXPECTED[status]
     if paused:
         allowed = allowed and command in {"reject", "withdraw"}
@@ -90,7 +91,7 @@ CASES = [(s, c, p, o) for s, c, p, o in itertools.product(
 @pytest.mark.parametrize(("status", "command", "paused", "overdue"), CASES)
 def test_every_state_and_command(status, command, paused, overdue):
     state = make_state(status, paused, overdue, appointment=dt.date(2026, 2, 20))  # past: overdue-able
-    if expected_allowed(status, command, paused, overdue):
+    if expected_allowed(status, command, paused, overdue, past_due=True):
         events = decide(state, command, args_for(command), NOW)
         assert events, "an allowed command decides at least one event"
         after = state
@@ -131,6 +132,16 @@ def test_extend_needs_a_later_date_and_a_reason():
     [(_, data)] = decide(state, "extend", {"new_date": dt.date(2026, 4, 1), "reason": "sorry"}, NOW)
     after = evolve(state, "DeadlineExtended", data, NOW)
     assert after.appointment_date == dt.date(2026, 4, 1) and not after.overdue
+
+
+def test_extend_past_due_before_the_job_records_the_lateness_first():
+    state = make_state("processing", appointment=dt.date(2026, 2, 25))  # past, not yet marked
+    events = decide(state, "extend", {"new_date": dt.date(2026, 4, 1), "reason": "Xin lỗi"}, NOW)
+    assert [t for t, _ in events] == ["DossierBecameOverdue", "DeadlineExtended"]
+    assert events[1][1]["previous_date"] == "2026-02-25"
+    due = make_state("processing", appointment=dt.date(2026, 3, 10))  # not late: nothing to apologise for
+    with pytest.raises(Conflict):
+        decide(due, "extend", {"new_date": dt.date(2026, 4, 1), "reason": "x"}, NOW)
 
 
 def test_mark_overdue_only_after_the_appointment_day():

@@ -57,8 +57,9 @@ def filing(gateway_url):
     docs = [{"requirement": d["id"], "name": f"{d['id']}.pdf", "content_type": "application/pdf",
              "content_base64": base64.b64encode(b"%PDF-1.4 " + d["id"].encode()).decode()}
             for d in procedure["required_documents"] if d["mandatory"]]
+    area = {k: str(agencies[0][f"{k}_code"]) for k in ("province", "ward") if agencies[0].get(f"{k}_code")}
     return {"procedure_code": PROCEDURE, "agency_code": agencies[0]["code"],
-            "applicant": {"full_name": "Phạm Thị D"}, "documents": docs}
+            "applicant": {"full_name": "Phạm Thị D", **area}, "documents": docs}
 
 
 def test_citizen_journey_with_agency_and_access_control(gateway_url, people, filing):

@@ -230,6 +230,11 @@ def test_every_dossier_endpoint_is_documented(gateway_url):
         assert method in paths.get(path, {}), (method, path)
 
 
+def area_of(agency: dict) -> dict:
+    """The applicant's province / ward that a local agency serves."""
+    return {k: str(agency[f"{k}_code"]) for k in ("province", "ward") if agency.get(f"{k}_code")}
+
+
 def test_submit_against_the_real_catalog(cluster):
     """A filing checked against the seeded catalog: the procedure version and agency are recorded."""
     procedure = cluster.catalog.get_procedure("1.001193")
@@ -237,7 +242,7 @@ def test_submit_against_the_real_catalog(cluster):
     assert agencies, "the seeded catalog offers agencies for this procedure"
     mandatory = [d for d in procedure["required_documents"] if d["mandatory"]]
     filing = {"procedure_code": procedure["code"], "agency_code": agencies[0]["code"],
-              "applicant": {"full_name": "Lê Văn C"},
+              "applicant": {"full_name": "Lê Văn C", **area_of(agencies[0])},
               "documents": [{"requirement": d["id"], "name": f"{d['id']}.pdf", "content_type": "application/pdf",
                              "content_base64": base64.b64encode(b"%PDF-1.4 " + d["id"].encode()).decode()}
                             for d in mandatory]}

@@ -14,7 +14,7 @@ from unittest.mock import Mock
 import pytest
 from nameko.testing.services import worker_factory
 
-from portal_common.errors import InvalidInput, NotFound
+from portal_common.errors import Conflict, InvalidInput, NotFound
 from services.dossier.domain.codes import parse_code, stream_id
 from services.dossier.service import DossierService
 from tests.dossier.conftest import agency_ctx
@@ -159,3 +159,33 @@ def test_malformed_idempotency_keys_are_refused(worker, repo, key):
         worker.submit(citizen(), filing(), key)
     assert refused.value.code == "invalid_idempotency_key"
     assert repo.store.head_position() == 0
+
+
+def test_a_retry_is_answered_from_the_first_submission_even_if_the_catalog_changed(worker, repo):
+    first = worker.submit(citizen(), filing(), "key-retry")
+    worker.catalog.get_procedure.side_effect = NotFound("procedure_not_found", "withdrawn meanwhile")
+    again = worker.submit(citizen(), filing(), "key-retry")
+    assert again["code"] == first["code"] and again["created"] is False
+    with pytest.raises(Conflict) as reused:  # same key, different filing: refused before the catalog is asked
+        worker.submit(citizen(), filing(form={"business_name": "Bun Cha"}), "key-retry")
+    assert reused.value.code == "idempotency_key_reused"
+    assert repo.store.head_position() == 1
+
+
+@pytest.mark.parametrize(("level", "applicant", "missing"), [
+    ("commune", {"full_name": "A"}, {"applicant.province", "applicant.ward"}),
+    ("commune", {"full_name": "A", "province": "01"}, {"applicant.ward"}),
+    ("province", {"full_name": "A"}, {"applicant.province"}),
+])
+def test_a_local_agency_needs_the_applicants_area(worker, repo, level, applicant, missing):
+    worker.catalog.agencies_for.return_value = [dict(AGENCIES[0], level=level)]
+    with pytest.raises(InvalidInput) as refused:
+        worker.submit(citizen(), filing(applicant=applicant, documents=[]), None)
+    fields = {p["field"] for p in refused.value.details}
+    assert fields == missing | {"documents.form", "documents.id-card"}  # everything listed at once
+    assert repo.store.head_position() == 0
+
+
+def test_a_central_agency_serves_everyone(worker):
+    worker.catalog.agencies_for.return_value = [{"code": "W.00001", "name": "Ministry", "level": "central"}]
+    assert worker.submit(citizen(), filing(applicant={"full_name": "A"}), None)["status"] == "submitted"

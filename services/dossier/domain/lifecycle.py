@@ -227,8 +227,12 @@ def replay(events: list[Any]) -> DossierState:
 # -- deciding --------------------------------------------------------------------------
 
 
-def check(state: DossierState, command: str) -> None:
-    """Raise Conflict("transition_not_allowed") unless ``command`` may run in ``state``."""
+def check(state: DossierState, command: str, today: dt.date | None = None) -> None:
+    """Raise Conflict("transition_not_allowed") unless ``command`` may run in ``state``.
+
+    ``extend`` needs an overdue dossier: one the overdue job has marked, or (given ``today``)
+    one already past its appointment date that the job has not reached yet.
+    """
     if command not in ALLOWED:
         raise InvalidInput("unknown_command", f"Unknown command {command!r}.")
     allowed = state.status in ALLOWED[command]
@@ -236,7 +240,7 @@ def check(state: DossierState, command: str) -> None:
         allowed = False
     if allowed and command == "resume" and not state.paused:
         allowed = False
-    if allowed and command == "extend" and not state.overdue:
+    if allowed and command == "extend" and not (state.overdue or (today and state.is_overdue_on(today))):
         allowed = False
     if allowed and command == "mark_overdue" and state.overdue:
         allowed = False
@@ -261,8 +265,8 @@ def _text(args: dict[str, Any], key: str, required: bool = True) -> str | None:
 
 def decide(state: DossierState, command: str, args: dict[str, Any], now: dt.datetime) -> list[tuple[str, dict]]:
     """The events ``command`` causes on ``state`` at ``now`` (raises and decides nothing if refused)."""
-    check(state, command)
     today = local_date(now)
+    check(state, command, today)
     code = state.code
     agency = state.agency_code
     if command == "receive":
@@ -324,8 +328,13 @@ def decide(state: DossierState, command: str, args: dict[str, Any], now: dt.date
             raise InvalidInput("invalid_date", "The new date must be later than today and the old date.",
                                [{"field": "new_date", "message": "must be later"}])
         previous = state.appointment_date.isoformat() if state.appointment_date else None
-        return [("DeadlineExtended", {"code": code, "agency_code": agency, "previous_date": previous,
-                                      "new_date": new_date.isoformat(), "reason": _text(args, "reason")})]
+        extended = ("DeadlineExtended", {"code": code, "agency_code": agency, "previous_date": previous,
+                                         "new_date": new_date.isoformat(), "reason": _text(args, "reason")})
+        if state.overdue:
+            return [extended]
+        # past due before the periodic job noticed: record the lateness too, so that every
+        # extension in the log follows the overdue event it apologises for
+        return [_became_overdue(code, agency, state, today), extended]
     if command == "result":
         return [("DossierResultReady", {"code": code, "agency_code": agency,
                                         "documents": list(args.get("documents") or []),
@@ -341,10 +350,15 @@ def decide(state: DossierState, command: str, args: dict[str, Any], now: dt.date
         if not state.is_overdue_on(today):
             raise Conflict("not_overdue", "The dossier is not past its appointment date.",
                            {"state": state.status, "command": command})
-        return [("DossierBecameOverdue", {"code": code, "agency_code": agency,
-                                          "appointment_date": state.appointment_date.isoformat(),
-                                          "detected_on": today.isoformat()})]
+        return [_became_overdue(code, agency, state, today)]
     raise AssertionError(command)  # pragma: no cover - check() knows every command
+
+
+def _became_overdue(code: str | None, agency: str | None, state: DossierState,
+                    today: dt.date) -> tuple[str, dict]:
+    return ("DossierBecameOverdue", {"code": code, "agency_code": agency,
+                                     "appointment_date": state.appointment_date.isoformat(),
+                                     "detected_on": today.isoformat()})
 
 
 def _doc_ref(doc: dict[str, Any]) -> dict[str, Any]:
@@ -362,9 +376,17 @@ def submitted_event(*, code: str, owner: dict, applicant: dict, form: dict, proc
     })
 
 
+# The place an applicant must name for an agency of this level to check it serves them.
+AREA_FIELDS = {"province": ("province",), "district": ("province",), "commune": ("province", "ward")}
+
+
 def check_filing(procedure: dict[str, Any], agencies: list[dict[str, Any]], agency_code: str,
-                 requirements_given: list[str]) -> list[dict[str, str]]:
-    """What is wrong with a filing against the procedure version: a list of field problems."""
+                 requirements_given: list[str], applicant: dict[str, Any] | None = None) -> list[dict[str, str]]:
+    """What is wrong with a filing against the procedure version: a list of field problems.
+
+    ``agencies`` are those implementing the procedure for the applicant's area; a local
+    (province or commune) agency also needs that area named, or it could not be checked.
+    """
     problems: list[dict[str, str]] = []
     given = set(requirements_given)
     known = {str(d.get("id")) for d in procedure.get("required_documents", [])}
@@ -375,7 +397,13 @@ def check_filing(procedure: dict[str, Any], agencies: list[dict[str, Any]], agen
     for requirement in sorted(given - known):
         problems.append({"field": f"documents.{requirement}",
                          "message": "not a required document of this procedure"})
-    if agency_code not in {a.get("code") for a in agencies}:
+    chosen = next((a for a in agencies if a.get("code") == agency_code), None)
+    if chosen is None:
         problems.append({"field": "agency_code",
                          "message": "this agency does not implement the procedure for the applicant's area"})
+    elif applicant is not None:
+        for name in AREA_FIELDS.get(str(chosen.get("level")), ()):
+            if applicant.get(name) in (None, ""):
+                problems.append({"field": f"applicant.{name}",
+                                 "message": f"required: a {chosen.get('level')} agency serves only its own area"})
     return problems
