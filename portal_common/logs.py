@@ -7,7 +7,9 @@ runs, and ``JsonFormatter`` adds it to every line the worker logs.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import inspect
 import json
 import logging
 import os
@@ -61,15 +63,50 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+_CODE_ARGS = ("code", "dossier_code")
+_signatures: dict[tuple[type, str], inspect.Signature | None] = {}
+
+
+def dossier_code_of(worker_ctx) -> str | None:
+    """The dossier a worker is about, when its arguments say: a ``code``/``dossier_code``
+    argument of a dossier-handling service, or an event envelope of a dossier stream."""
+    key = (type(worker_ctx.service), worker_ctx.entrypoint.method_name)
+    if key not in _signatures:
+        try:
+            _signatures[key] = inspect.signature(getattr(key[0], key[1]))
+        except (AttributeError, TypeError, ValueError):
+            _signatures[key] = None
+    sig = _signatures[key]
+    values: dict[str, Any] = dict(worker_ctx.kwargs or {})
+    if sig is not None:
+        with contextlib.suppress(TypeError):
+            values = dict(sig.bind_partial(None, *worker_ctx.args, **(worker_ctx.kwargs or {})).arguments)
+    for value in values.values():
+        if isinstance(value, dict) and value.get("stream_type") == "dossier" and value.get("stream_id"):
+            return str(value["stream_id"])
+        if isinstance(value, dict) and isinstance(value.get("dossier_code"), str):
+            return value["dossier_code"]
+    if worker_ctx.service_name in ("dossier", "router"):
+        for name in _CODE_ARGS:
+            if isinstance(values.get(name), str):
+                return values[name][:64]
+    return None
+
+
 class LogContext(DependencyProvider):
-    """Binds the worker's request id (nameko correlation id) for its log lines."""
+    """Binds the worker's request id (nameko correlation id) and dossier code for its log lines."""
 
     def worker_setup(self, worker_ctx) -> None:
         clear()
+        try:
+            code = dossier_code_of(worker_ctx)
+        except Exception:  # never let log decoration break a worker
+            code = None
         bind(
             service=worker_ctx.service_name,
             request_id=worker_ctx.context_data.get("correlation_id"),
             entrypoint=worker_ctx.entrypoint.method_name,
+            dossier_code=code,
         )
 
     def worker_teardown(self, worker_ctx) -> None:

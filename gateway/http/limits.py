@@ -1,4 +1,4 @@
-"""Request limits: body size and per-client rate limits with ``Retry-After``.
+"""Request limits: body size and per-client and per-account rate limits with ``Retry-After``.
 
 Rate limits are counted in this gateway process (a sliding window per key); a deployment with
 several gateways behind a balancer gets N times the budget, which the limits allow for.
@@ -28,6 +28,12 @@ DEFAULT_LIMITS = {
     "lookup": Limit(config.env_int("RATE_LOOKUP", 120, "gateway"), 60),
     "default": Limit(config.env_int("RATE_DEFAULT", 1200, "gateway"), 60),
 }
+# Per-account budgets (``<budget>:account``): the same numbers unless ``RATE_<BUDGET>_ACCOUNT``
+# says otherwise, so one account cannot spend a budget from many addresses.
+for _name in list(DEFAULT_LIMITS):
+    _per_account = config.env(f"RATE_{_name.upper()}_ACCOUNT", None, "gateway")
+    if _per_account:
+        DEFAULT_LIMITS[f"{_name}:account"] = Limit(int(_per_account), DEFAULT_LIMITS[_name].per_seconds)
 
 MAX_BODY_BYTES = config.env_int("MAX_BODY_BYTES", 12 * 1024 * 1024, "gateway")
 MAX_QUERY_BYTES = config.env_int("MAX_QUERY_BYTES", 2048, "gateway")
@@ -43,7 +49,7 @@ class RateLimiter:
 
     def check(self, budget: str, client: str) -> float | None:
         """Count one request; returns seconds to wait when over budget, else None."""
-        limit = self.limits.get(budget) or self.limits["default"]
+        limit = self.limits.get(budget) or self.limits.get(budget.split(":")[0]) or self.limits["default"]
         now = time.monotonic()
         key = (budget, client)
         with self._lock:

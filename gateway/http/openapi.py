@@ -94,6 +94,10 @@ def build_spec(routes: list[Any], title: str = "Public-service portal API",
             problems[429] = "Rate limited (see Retry-After)"
         problems.update(route.responses)
         for status, text in problems.items():
+            if isinstance(text, tuple):  # (description, schema): a JSON answer that is not a problem
+                operation["responses"].setdefault(str(status), {
+                    "description": text[0], "content": {"application/json": {"schema": text[1]}}})
+                continue
             operation["responses"].setdefault(str(status), {
                 "description": text,
                 "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},

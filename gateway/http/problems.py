@@ -33,6 +33,29 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "internal_error": ("Internal error.", "Lỗi hệ thống."),
     "conflict": ("Conflict with the current state.", "Xung đột với trạng thái hiện tại."),
+    "query_too_long": ("The query string is too long.", "Chuỗi truy vấn quá dài."),
+    "bad_request": ("The request is not valid.", "Yêu cầu không hợp lệ."),
+    "invalid_input": ("Some fields are not valid.", "Một số trường không hợp lệ."),
+}
+
+# A code a service invents without a translation here still gets a Vietnamese message: the
+# one of its HTTP status (its English ``detail`` stays specific).
+STATUS_MESSAGES_VI: dict[int, str] = {
+    400: "Yêu cầu không hợp lệ.",
+    401: "Cần đăng nhập.",
+    403: "Không có quyền thực hiện.",
+    404: "Không tìm thấy.",
+    405: "Phương thức không được hỗ trợ.",
+    409: "Xung đột với trạng thái hiện tại của hồ sơ hoặc dữ liệu.",
+    410: "Dữ liệu không còn tồn tại.",
+    413: "Yêu cầu quá lớn.",
+    414: "Chuỗi truy vấn quá dài.",
+    415: "Kiểu nội dung không được hỗ trợ.",
+    422: "Dữ liệu gửi lên không hợp lệ.",
+    429: "Quá nhiều yêu cầu; vui lòng thử lại sau.",
+    500: "Lỗi hệ thống.",
+    502: "Hệ thống liên quan không phản hồi.",
+    503: "Dịch vụ tạm thời không khả dụng.",
 }
 
 
@@ -55,7 +78,8 @@ def problem(
         "code": code,
         "detail": detail or en,
         "message_en": detail or en,
-        "message_vi": message_vi or vi or detail or en,
+        "message_vi": message_vi or vi or STATUS_MESSAGES_VI.get(status)
+        or STATUS_MESSAGES_VI[500 if status >= 500 else 400],
     }
     if request_id:
         body["request_id"] = request_id

@@ -32,6 +32,7 @@ from gateway.http.auth import Principal
 from gateway.http.problems import field_errors, problem
 from gateway.http.server import GatewayServer, request_id_of
 from gateway.http.tokens import TokenKeys
+from portal_common import logs
 from portal_common.errors import Forbidden as ForbiddenError
 from portal_common.errors import ServiceError, TooManyRequests, Unauthorized
 
@@ -158,14 +159,17 @@ class ApiRoute(HttpRequestHandler):
         request.shallow = False
         started = time.perf_counter()
         rid = request_id_of(request.environ)
+        logs.clear()
+        logs.bind(service="gateway", request_id=rid, dossier_code=_dossier_code(self.url, request.path_values))
         try:
             if self.rate_limit:
-                wait = self.server.limiter.check(self.rate_limit, request.remote_addr or "?")
-                if wait is not None:
-                    raise TooManyRequests("rate_limited", "Too many requests; retry later.",
-                                          {"retry_after": int(wait + 0.999)})
+                self._spend(request.remote_addr or "?")
             call = ApiCall(request, rid, self._principal(request), self._query(request),
                            self._body(request))
+            if self.rate_limit:
+                account = _account_of(call)
+                if account:
+                    self._spend(account, ":account")
             context_data = self.server.context_data_from_headers(request)
             event = Event()
             self.container.spawn_worker(
@@ -178,6 +182,13 @@ class ApiRoute(HttpRequestHandler):
         REQUESTS.labels(self.method, self.url, str(response.status_code)).inc()
         LATENCY.labels(self.method, self.url).observe(time.perf_counter() - started)
         return response
+
+    def _spend(self, client: str, scope: str = "") -> None:
+        """Count one request of ``client`` (an address, or an account with ``scope=":account"``)."""
+        wait = self.server.limiter.check(self.rate_limit + scope, client)
+        if wait is not None:
+            raise TooManyRequests("rate_limited", "Too many requests; retry later.",
+                                  {"retry_after": int(wait + 0.999)})
 
     def render(self, result: Any) -> Response:
         if isinstance(result, Response):
@@ -222,13 +233,41 @@ class ApiRoute(HttpRequestHandler):
 
 def _service_problem(exc: ServiceError, rid, headers, errors) -> Response:
     extra = exc.details if isinstance(exc.details, dict) else None
+    if extra and exc.status == 422 and errors is None and "message_vi" not in extra:
+        errors, extra = field_errors(extra), None  # a service's marshmallow messages: every bad field
+    vi = extra.get("message_vi") if extra and isinstance(extra.get("message_vi"), str) else None
     response = problem(exc.status, exc.code, exc.message, request_id=rid, errors=errors,
-                       headers=headers or None)
+                       headers=headers or None, message_vi=vi)
     if extra:
         body = json.loads(response.get_data())
         body.update({k: v for k, v in extra.items() if k not in body})
         response.set_data(json.dumps(body, ensure_ascii=False, default=str))
     return response
+
+
+# Body fields that name the account a signed-out request is about (sign-in, registration,
+# one-time codes): the per-account budget counts them, whatever address they come from.
+ACCOUNT_FIELDS = ("cccd", "phone", "bhxh_code", "tax_code", "login_id", "registration_id", "challenge_id")
+
+
+def _account_of(call: ApiCall) -> str | None:
+    """The account a rate-limited request spends: the signed-in one, else the one it names."""
+    if call.principal is not None:
+        return call.principal.account_id
+    if isinstance(call.body, dict):
+        for name in ACCOUNT_FIELDS:
+            value = call.body.get(name)
+            if isinstance(value, str | int) and str(value):
+                return f"{name}:{str(value)[:128]}"
+    return None
+
+
+def _dossier_code(url: str, values: dict[str, Any] | None) -> str | None:
+    """The dossier code in a dossier path, for the request's log lines."""
+    code = (values or {}).get("code")
+    if isinstance(code, str) and ("/dossiers/" in url or "/lookup/" in url):
+        return code[:64]
+    return None
 
 
 api = ApiRoute.decorator

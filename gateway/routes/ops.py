@@ -1,4 +1,4 @@
-"""Operations endpoints: health, readiness, metrics, the OpenAPI document and its docs page."""
+"""Operations endpoints: health, readiness, metrics, the OpenAPI and AsyncAPI documents, the docs page."""
 
 from __future__ import annotations
 
@@ -6,14 +6,26 @@ import html
 import json
 
 import eventlet
+from marshmallow import Schema, fields
 from nameko.extensions import DependencyProvider
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.wrappers import Response
 
+from gateway.http.asyncapi import build_asyncapi
 from gateway.http.openapi import build_spec
 from gateway.http.route import ApiCall, ApiRoute, api
 
 SERVICES = ("identity", "catalog", "dossier", "router")
+
+
+class HealthOut(Schema):
+    status = fields.String(required=True)
+    service = fields.String(required=True)
+
+
+class ReadyOut(Schema):
+    status = fields.String(required=True, metadata={"description": "ready or not_ready"})
+    services = fields.Dict(required=True, metadata={"description": "each service's health check"})
 
 
 class RouteTable(DependencyProvider):
@@ -25,14 +37,15 @@ class RouteTable(DependencyProvider):
 
 class OpsRoutes:
     _openapi_cache: dict | None = None
+    _asyncapi_cache: dict | None = None
     api_routes = RouteTable()
 
-    @api("GET", "/health", summary="Liveness: the gateway process answers", tags=("ops",))
+    @api("GET", "/health", summary="Liveness: the gateway process answers", tags=("ops",), response=HealthOut)
     def health(self, call: ApiCall):
         return {"status": "ok", "service": "gateway"}
 
     @api("GET", "/ready", summary="Readiness: broker, databases and every service answer",
-         tags=("ops",), responses={503: "Not ready"})
+         tags=("ops",), response=ReadyOut, responses={503: ("Not ready", ReadyOut)})
     def ready(self, call: ApiCall):
         checks = {}
         pool = eventlet.GreenPool()
@@ -49,7 +62,8 @@ class OpsRoutes:
         ok = all(c.get("status") == "ok" for c in checks.values())
         return (200 if ok else 503), {"status": "ready" if ok else "not_ready", "services": checks}
 
-    @api("GET", "/metrics", summary="Prometheus metrics of the gateway", tags=("ops",))
+    @api("GET", "/metrics", summary="Prometheus metrics of the gateway", tags=("ops",),
+         content_type=CONTENT_TYPE_LATEST)
     def metrics(self, call: ApiCall):
         return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
 
@@ -57,7 +71,15 @@ class OpsRoutes:
     def openapi(self, call: ApiCall):
         return Response(json.dumps(self._spec(), ensure_ascii=False), mimetype="application/json")
 
-    @api("GET", "/docs", summary="Browsable API documentation", tags=("ops",))
+    @api("GET", "/asyncapi.json", summary="The AsyncAPI document of every published event", tags=("ops",),
+         description="Generated from the event catalogue: one channel per routing key, one message per version.")
+    def asyncapi(self, call: ApiCall):
+        cls = type(self)
+        if cls._asyncapi_cache is None:
+            cls._asyncapi_cache = build_asyncapi()
+        return Response(json.dumps(cls._asyncapi_cache, ensure_ascii=False), mimetype="application/json")
+
+    @api("GET", "/docs", summary="Browsable API documentation", tags=("ops",), content_type="text/html")
     def docs(self, call: ApiCall):
         return Response(render_docs(self._spec()), mimetype="text/html")
 

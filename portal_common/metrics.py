@@ -1,0 +1,361 @@
+"""Prometheus metrics of every service, and the small HTTP server that exposes them.
+
+Each service (through ``portal_common.health.HealthRpc``) gets a ``ServiceMetrics``
+dependency that:
+
+- times every worker (RPC, event handler, timer) into ``portal_rpc_calls_total`` and the
+  ``portal_rpc_call_seconds`` histogram, by outcome (``ok``, ``refused`` for a typed
+  ``ServiceError``, ``error`` for anything else);
+- at scrape time reads what only the database and the broker know: events appended and
+  published, outbox backlog and age, each event handler's queue depth (consumer lag), and
+  where the tables exist, deliveries by status, dead letters, dossiers by status and overdue;
+- serves ``/metrics``, ``/health`` (liveness) and ``/ready`` (database and broker answer) on
+  ``METRICS_PORT`` (per service: ``DOSSIER_METRICS_PORT`` ...; defaults identity 9101, catalog
+  9102, dossier 9103, router 9104; ``0`` picks a free port, reported by the ``health`` RPC;
+  ``off`` disables it).
+
+Reading counts at scrape time rather than counting in process keeps the figures right across
+restarts and several replicas: the log and the broker are the truth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import eventlet
+import eventlet.wsgi
+from kombu import Connection
+from nameko.extensions import DependencyProvider
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from portal_common import config
+from portal_common.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORTS = {"identity": 9101, "catalog": 9102, "dossier": 9103, "router": 9104}
+
+RPC_CALLS = Counter("portal_rpc_calls_total", "Worker calls handled (RPC, event handlers, timers)",
+                    ["service", "method", "kind", "outcome"])
+RPC_SECONDS = Histogram("portal_rpc_call_seconds", "Worker call latency", ["service", "method", "kind"],
+                        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+
+# Metric names the scrape-time collector exports (the dashboard test checks against these).
+COLLECTED = (
+    "portal_events_appended_total", "portal_events_published_total", "portal_outbox_backlog_events",
+    "portal_outbox_oldest_age_seconds", "portal_consumer_lag_messages", "portal_consumers",
+    "portal_deliveries", "portal_dead_letters", "portal_dossiers", "portal_dossiers_overdue",
+    "portal_metrics_scrape_errors",
+)
+
+
+def metrics_port(service: str) -> int | None:
+    """The port a service serves its metrics on; ``None`` when disabled (``off``/negative)."""
+    raw = (config.env("METRICS_PORT", None, service) or str(DEFAULT_PORTS.get(service, 0))).strip().lower()
+    if raw in ("off", "no", "false", "disabled", "none"):
+        return None
+    port = int(raw)
+    return None if port < 0 else port
+
+
+def entrypoint_kind(entrypoint: Any) -> str:
+    name = type(entrypoint).__name__.lower()
+    if "rpc" in name:
+        return "rpc"
+    if "event" in name or "consumer" in name:
+        return "event"
+    if "timer" in name:
+        return "timer"
+    return name
+
+
+def outcome_of(exc_info: Any) -> str:
+    if not exc_info:
+        return "ok"
+    return "refused" if isinstance(exc_info[1], ServiceError) else "error"
+
+
+class Source:
+    """What one running service contributes at scrape time."""
+
+    def __init__(self, service: str, dsn: str | None, schema: str, amqp_uri: str | None, queues: list[str]):
+        self.service = service
+        self.dsn = dsn
+        self.schema = schema
+        self.amqp_uri = amqp_uri
+        self.queues = queues
+        self._db = None
+
+    def database(self):
+        if self.dsn is None:
+            return None
+        if self._db is None:
+            from portal_common.db import Database
+
+            self._db = Database(self.dsn, self.schema, size=2, application_name=f"{self.service}-metrics")
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+
+    # -- readings ----------------------------------------------------------------------
+
+    def log_readings(self) -> dict[str, Any]:
+        """Head, outbox checkpoint and backlog age of the service's event log; domain gauges."""
+        db = self.database()
+        if db is None:
+            return {}
+        out: dict[str, Any] = {}
+        with db.transaction(dict_rows=False) as cur:
+            cur.execute("SELECT to_regclass(%s), to_regclass(%s), to_regclass(%s)",
+                        (f"{self.schema}.events", f"{self.schema}.deliveries", f"{self.schema}.dossier_status"))
+            events, deliveries, dossiers = cur.fetchone()
+            if events:
+                cur.execute(
+                    f"SELECT coalesce((SELECT max(position) FROM {self.schema}.events), 0), "
+                    f"coalesce((SELECT max(position) FROM {self.schema}.outbox_checkpoints), 0)"
+                )
+                head, checkpoint = cur.fetchone()
+                cur.execute(
+                    f"SELECT extract(epoch FROM now() - recorded_at) FROM {self.schema}.events "
+                    "WHERE position > %s ORDER BY position LIMIT 1", (checkpoint,))
+                row = cur.fetchone()
+                out["log"] = (int(head), int(checkpoint), float(row[0]) if row else 0.0)
+            if deliveries:
+                cur.execute(f"SELECT status, count(*) FROM {self.schema}.deliveries GROUP BY status")
+                out["deliveries"] = dict(cur.fetchall())
+            if dossiers:
+                cur.execute(f"SELECT status, count(*) FROM {self.schema}.dossier_status GROUP BY status")
+                out["dossiers"] = dict(cur.fetchall())
+                cur.execute(f"SELECT count(*) FROM {self.schema}.dossier_status WHERE overdue")
+                out["overdue"] = cur.fetchone()[0]
+        return out
+
+    def queue_readings(self) -> dict[str, tuple[int, int]]:
+        """Messages waiting and consumers attached, per event-handler queue."""
+        if not self.queues or not self.amqp_uri:
+            return {}
+        out = {}
+        with Connection(self.amqp_uri, connect_timeout=3) as conn:
+            for name in self.queues:
+                channel = conn.channel()
+                try:
+                    _, waiting, consumers = channel.queue_declare(queue=name, passive=True)
+                    out[name] = (int(waiting), int(consumers))
+                except Exception:  # the queue does not exist (yet): nothing to report
+                    log.debug("metrics: queue %s not found", name)
+                finally:
+                    with contextlib.suppress(Exception):
+                        channel.close()
+        return out
+
+    def ready(self) -> dict[str, Any]:
+        """The readiness checks: database and broker answer."""
+        checks: dict[str, bool] = {}
+        db = self.database()
+        if db is not None:
+            checks["database"] = db.ping()
+        if self.amqp_uri:
+            try:
+                with Connection(self.amqp_uri, connect_timeout=3) as conn:
+                    conn.ensure_connection(max_retries=1)
+                    checks["broker"] = True
+            except Exception:
+                checks["broker"] = False
+        return checks
+
+
+class _Collector:
+    """Process-wide collector over every running service's ``Source``."""
+
+    def __init__(self) -> None:
+        self.sources: list[Source] = []
+        self.errors: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def describe(self) -> list[Metric]:
+        return []  # collected lazily; nothing to declare up front
+
+    def collect(self) -> Iterator[Metric]:
+        appended = CounterMetricFamily("portal_events_appended", "Events appended to the service's log",
+                                       labels=["service"])
+        published = CounterMetricFamily("portal_events_published",
+                                        "Events the outbox relay has published (its checkpoint)", labels=["service"])
+        backlog = GaugeMetricFamily("portal_outbox_backlog_events", "Committed events not yet published",
+                                    labels=["service"])
+        age = GaugeMetricFamily("portal_outbox_oldest_age_seconds",
+                                "Age of the oldest unpublished event (0 when none)", labels=["service"])
+        lag = GaugeMetricFamily("portal_consumer_lag_messages", "Messages waiting in an event handler's queue",
+                                labels=["service", "queue"])
+        consumers = GaugeMetricFamily("portal_consumers", "Consumers attached to an event handler's queue",
+                                      labels=["service", "queue"])
+        deliveries = GaugeMetricFamily("portal_deliveries", "Deliveries to agency back offices by status",
+                                       labels=["service", "status"])
+        dead = GaugeMetricFamily("portal_dead_letters", "Deliveries that exhausted their attempts",
+                                 labels=["service"])
+        dossiers = GaugeMetricFamily("portal_dossiers", "Dossiers by current status", labels=["status"])
+        overdue = GaugeMetricFamily("portal_dossiers_overdue", "Dossiers past their appointment date")
+        errors = CounterMetricFamily("portal_metrics_scrape_errors", "Scrape-time readings that failed",
+                                     labels=["service"])
+        with self._lock:
+            sources = list(self.sources)
+        for source in sources:
+            svc = source.service
+            try:
+                with eventlet.Timeout(5):
+                    readings = source.log_readings()
+                    queues = source.queue_readings()
+            except BaseException as exc:  # a scrape must answer even when a dependency does not
+                log.warning("metrics of %s: %s", svc, exc)
+                self.errors[svc] = self.errors.get(svc, 0) + 1
+                readings, queues = {}, {}
+            if "log" in readings:
+                head, checkpoint, oldest = readings["log"]
+                appended.add_metric([svc], head)
+                published.add_metric([svc], min(checkpoint, head))
+                backlog.add_metric([svc], max(head - checkpoint, 0))
+                age.add_metric([svc], oldest)
+            for queue, (waiting, attached) in queues.items():
+                lag.add_metric([svc, queue], waiting)
+                consumers.add_metric([svc, queue], attached)
+            if "deliveries" in readings:
+                counts = readings["deliveries"]
+                for status in ("pending", "sent", "acknowledged", "dead"):
+                    deliveries.add_metric([svc, status], counts.get(status, 0))
+                dead.add_metric([svc], counts.get("dead", 0))
+            if "dossiers" in readings:
+                for status, n in sorted(readings["dossiers"].items()):
+                    dossiers.add_metric([status], n)
+                overdue.add_metric([], readings.get("overdue", 0))
+            errors.add_metric([svc], self.errors.get(svc, 0))
+        yield from (appended, published, backlog, age, lag, consumers, deliveries, dead, dossiers, overdue, errors)
+
+    def add(self, source: Source) -> None:
+        with self._lock:
+            self.sources.append(source)
+
+    def remove(self, source: Source) -> None:
+        with self._lock, contextlib.suppress(ValueError):
+            self.sources.remove(source)
+
+
+COLLECTOR = _Collector()
+REGISTRY.register(COLLECTOR)
+
+
+def _json(start_response, status: str, body: dict) -> list[bytes]:
+    data = json.dumps(body).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data))),
+                            ("Cache-Control", "no-store")])
+    return [data]
+
+
+def make_app(source: Source):
+    """The WSGI app of a service's metrics port: /metrics, /health, /ready."""
+
+    def app(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path == "/metrics":
+            data = generate_latest(REGISTRY)
+            start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(data)))])
+            return [data]
+        if path == "/health":
+            return _json(start_response, "200 OK", {"status": "ok", "service": source.service})
+        if path == "/ready":
+            try:
+                with eventlet.Timeout(5):
+                    checks = source.ready()
+            except BaseException:
+                checks = {"timeout": False}
+            ok = all(checks.values())
+            return _json(start_response, "200 OK" if ok else "503 Service Unavailable",
+                         {"status": "ready" if ok else "not_ready", "service": source.service, "checks": checks})
+        return _json(start_response, "404 Not Found", {"code": "not_found"})
+
+    return app
+
+
+class ServiceMetrics(DependencyProvider):
+    """Times every worker and serves the service's metrics, health and readiness over HTTP."""
+
+    def __init__(self) -> None:
+        self.port: int | None = None
+        self.source: Source | None = None
+        self._started: dict[str, float] = {}
+        self._sock = None
+        self._thread = None
+
+    def setup(self) -> None:
+        from portal_common.nameko_ext import _dsn
+
+        service = self.container.service_name
+        queues = [e.queue.name for e in self.container.entrypoints if getattr(e, "queue", None) is not None
+                  and type(e).__name__ == "EventHandler"]
+        amqp = self.container.config.get("AMQP_URI") or config.amqp_uri(service)
+        self.source = Source(service, _dsn(self.container, service), service, amqp, queues)
+
+    def start(self) -> None:
+        service = self.container.service_name
+        wanted = metrics_port(service)
+        COLLECTOR.add(self.source)
+        if wanted is None:
+            return
+        host = config.env("METRICS_HOST", "0.0.0.0", service)  # noqa: S104 - scraped from other hosts
+        try:
+            self._sock = eventlet.listen((host, wanted))
+        except OSError as exc:
+            log.error("metrics of %s: cannot listen on %s:%s (%s); metrics are not served", service, host,
+                      wanted, exc)
+            return
+        self.port = self._sock.getsockname()[1]
+        log.info("metrics of %s on http://%s:%s/metrics", service, host, self.port,
+                 extra={"metrics_port": self.port})
+        app = make_app(self.source)
+        quiet = logging.getLogger("portal_common.metrics.http")
+
+        def serve() -> None:
+            with contextlib.suppress(Exception):
+                eventlet.wsgi.server(self._sock, app, log=quiet, log_output=False)
+
+        self._thread = eventlet.spawn(serve)
+
+    def stop(self) -> None:
+        COLLECTOR.remove(self.source)
+        if self._thread is not None:
+            self._thread.kill()
+            self._thread = None
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                self._sock.close()
+            self._sock = None
+        if self.source is not None:
+            self.source.close()
+
+    def kill(self) -> None:
+        self.stop()
+
+    def get_dependency(self, worker_ctx) -> ServiceMetrics:
+        return self
+
+    def worker_setup(self, worker_ctx) -> None:
+        self._started[worker_ctx.call_id] = time.perf_counter()
+
+    def worker_result(self, worker_ctx, result=None, exc_info=None) -> None:
+        started = self._started.pop(worker_ctx.call_id, None)
+        entrypoint = worker_ctx.entrypoint
+        kind = entrypoint_kind(entrypoint)
+        service = self.container.service_name
+        RPC_CALLS.labels(service, entrypoint.method_name, kind, outcome_of(exc_info)).inc()
+        if started is not None:
+            RPC_SECONDS.labels(service, entrypoint.method_name, kind).observe(time.perf_counter() - started)
