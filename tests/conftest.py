@@ -24,6 +24,9 @@ from portal_common.migrations import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_ID = uuid.uuid4().hex[:8]
+# Every service this run starts (in process or as children) serves its metrics on a free port
+# (reported by its health RPC), never on the fixed defaults another run may hold.
+os.environ.setdefault("METRICS_PORT", "0")
 
 
 def _docker_available() -> bool:
