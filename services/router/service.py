@@ -11,7 +11,6 @@ import logging
 from typing import Any
 
 from marshmallow import Schema, ValidationError
-from nameko.events import event_handler
 from nameko.rpc import rpc
 from nameko.timer import timer
 
@@ -25,6 +24,7 @@ from portal_common.nameko_ext import Outbox
 from services.router import repository, schemas
 from services.router.delivery import Router
 from services.router.domain import Route
+from services.router.entrypoints import event_handler
 from services.router.providers import RouterDeps
 
 log = logging.getLogger(__name__)

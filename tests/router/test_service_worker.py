@@ -44,3 +44,30 @@ def test_messages_without_an_event_id_are_dropped(worker, message):
     worker.on_submitted(message)
     worker.router.route.assert_not_called()
     worker.router.attempt.assert_not_called()
+
+
+class _MessageOnADeadSocket:
+    """A message whose connection the broker has just reset (the object still looks alive)."""
+
+    channel = type("Channel", (), {"connection": object()})()
+
+    def ack(self):
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    def requeue(self):
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+
+def test_ack_on_a_reset_connection_does_not_kill_the_container():
+    from nameko.messaging import QueueConsumer
+
+    from services.router.entrypoints import ReconnectingEventHandler, ReconnectingQueueConsumer
+
+    with pytest.raises(ConnectionResetError):  # nameko's own consumer lets it escape (the container dies)
+        QueueConsumer().ack_message(_MessageOnADeadSocket())
+    ReconnectingQueueConsumer().ack_message(_MessageOnADeadSocket())
+    ReconnectingQueueConsumer().requeue_message(_MessageOnADeadSocket())
+    for name in ("on_submitted", "on_forwarded", "on_supplemented", "on_withdrawn", "on_agency_registered",
+                 "on_agency_amended", "on_agency_dissolved"):
+        handlers = getattr(RouterService, name).nameko_entrypoints
+        assert handlers and all(isinstance(h, ReconnectingEventHandler) for h in handlers), name
