@@ -56,6 +56,9 @@ class WithdrawBody(Schema):
 
 class ListQuery(Schema):
     status = fields.String(validate=validate.OneOf(STATUSES))
+    procedure_code = fields.String(validate=validate.Length(min=1, max=50))
+    submitted_from = fields.Date(metadata={"description": "first local day of submission (included)"})
+    submitted_to = fields.Date(metadata={"description": "last local day of submission (included)"})
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
     page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
@@ -76,10 +79,13 @@ class DossierRoutes:
         created = view.pop("created", True)
         return (201 if created else 200), view, {"Location": f"/api/v1/dossiers/{view['code']}"}
 
-    @api("GET", "/api/v1/dossiers", summary="My dossiers", tags=("dossiers",), query=ListQuery, auth=APPLICANTS)
+    @api("GET", "/api/v1/dossiers", summary="My dossiers, newest first (filters: status, procedure, dates)",
+         tags=("dossiers",), query=ListQuery, auth=APPLICANTS)
     def list_my_dossiers(self, call: ApiCall):
         q = call.query
-        return self.dossier_rpc.list_mine(call.context(), q.get("status"), q["page"], q["page_size"])
+        filters = {k: (q[k].isoformat() if k.startswith("submitted") else q[k])
+                   for k in ("procedure_code", "submitted_from", "submitted_to") if q.get(k) is not None}
+        return self.dossier_rpc.list_mine(call.context(), q.get("status"), q["page"], q["page_size"], **filters)
 
     @api("GET", "/api/v1/dossiers/<code>", summary="One of my dossiers: status, timeline, inputs, outputs",
          tags=("dossiers",), query=ViewQuery, auth=APPLICANTS)

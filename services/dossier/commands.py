@@ -181,3 +181,15 @@ def upload(repo: DossierRepository, context: dict[str, Any], code: str, name: st
     [doc] = _uploads([{"requirement": requirement, "name": name, "content_type": content_type,
                        "content_base64": content_base64}], "file")
     return repo.upload(code, caller, doc)
+
+
+def list_mine(repo: DossierRepository, context: dict[str, Any], status: Any, page: Any, page_size: Any,
+              filters: dict[str, Any]) -> dict[str, Any]:
+    """The caller's own dossiers (nothing for a caller that is not an applicant)."""
+    caller = Caller.from_context(context)
+    args = schemas.load(schemas.OwnerListSchema, {"status": status, "page": page, "page_size": page_size, **filters})
+    if caller.kind != "applicant":
+        return {"items": [], "total": 0, "page": args["page"], "page_size": args["page_size"]}
+    return repo.owner_list(caller.account_id or "", args["status"], args["page"], args["page_size"],
+                           procedure_code=args["procedure_code"], submitted_from=args["submitted_from"],
+                           submitted_to=args["submitted_to"])

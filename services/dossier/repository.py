@@ -24,7 +24,7 @@ from portal_common.eventstore.errors import ConcurrencyError
 from portal_common.eventstore.events import EventContext, NewEvent, utcnow
 from services.dossier import projections
 from services.dossier.domain import lifecycle
-from services.dossier.domain.calendar import local_date
+from services.dossier.domain.calendar import LOCAL_TZ, local_date
 from services.dossier.domain.codes import format_code, looks_like_code, stream_id
 from services.dossier.domain.documents import DEFAULT_MAX_BYTES, Upload
 from services.dossier.domain.lifecycle import DossierState
@@ -299,11 +299,23 @@ class DossierRepository:
                 **_jsonable({"received_at": row["received_at"], "appointment_date": row["appointment_date"]}),
                 "overdue": row["overdue"]}
 
-    def owner_list(self, owner_id: str, status: str | None, page: int, page_size: int) -> dict[str, Any]:
+    def owner_list(self, owner_id: str, status: str | None, page: int, page_size: int, *,
+                   procedure_code: str | None = None, submitted_from: dt.date | None = None,
+                   submitted_to: dt.date | None = None) -> dict[str, Any]:
+        """The owner's dossiers, newest first; the dates are local days, both ends included."""
         where, args = "owner_id = %s", [owner_id]
         if status:
             where += " AND status = %s"
             args.append(status)
+        if procedure_code:
+            where += " AND procedure_code = %s"
+            args.append(procedure_code)
+        if submitted_from:
+            where += " AND submitted_at >= %s"
+            args.append(_local_midnight(submitted_from))
+        if submitted_to:
+            where += " AND submitted_at < %s"
+            args.append(_local_midnight(submitted_to + dt.timedelta(days=1)))
         with self.db.transaction() as cur:
             cur.execute(f"SELECT count(*) AS n FROM owner_dossiers WHERE {where}", args)
             total = cur.fetchone()["n"]
@@ -316,10 +328,14 @@ class DossierRepository:
 
     def agency_queue(self, agency_code: str, status: str | None, overdue: bool | None, page: int,
                      page_size: int) -> dict[str, Any]:
+        """The dossiers an agency holds, due soonest first; closed ones only when asked by status."""
         where, args = "agency_code = %s", [agency_code]
         if status:
             where += " AND status = %s"
             args.append(status)
+        else:
+            where += " AND NOT (status = ANY(%s))"
+            args.append(sorted(lifecycle.FINAL))
         if overdue is not None:
             where += " AND overdue = %s"
             args.append(overdue)
@@ -341,17 +357,31 @@ class DossierRepository:
                         (today, sorted(lifecycle.ACTIVE), limit))
             return [r[0] for r in cur.fetchall()]
 
-    def mark_overdue(self, today: dt.date | None = None, now: dt.datetime | None = None) -> list[str]:
-        """Record DossierBecameOverdue on every newly overdue dossier; returns their codes."""
+    def mark_overdue(self, today: dt.date | None = None, now: dt.datetime | None = None,
+                     batch: int = 500) -> list[str]:
+        """Record DossierBecameOverdue on every newly overdue dossier; returns their codes.
+
+        Works in batches until no candidate is left; a dossier that changed meanwhile
+        (resolved, paused, or marked by another instance of the job) is skipped, not retried.
+        """
         now = now or utcnow()
-        marked = []
-        for code in self.overdue_candidates(today or local_date(now)):
-            try:
-                self.execute(code, "mark_overdue", {}, Caller("system"), EventContext(), now=now)
-                marked.append(code)
-            except Conflict:
-                continue  # changed meanwhile (resolved, paused, or marked by another worker)
-        return marked
+        marked: list[str] = []
+        skipped: set[str] = set()
+        while True:
+            candidates = [c for c in self.overdue_candidates(today or local_date(now), batch + len(skipped))
+                          if c not in skipped]
+            if not candidates:
+                return marked
+            for code in candidates:
+                try:
+                    self.execute(code, "mark_overdue", {}, Caller("system"), EventContext(), now=now)
+                    marked.append(code)
+                except Conflict:
+                    skipped.add(code)
+
+
+def _local_midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(0), LOCAL_TZ)
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:

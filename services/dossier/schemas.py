@@ -11,6 +11,7 @@ import unicodedata
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from portal_common.errors import InvalidInput
+from services.dossier.domain.lifecycle import STATUSES
 
 
 def _no_control(value: str) -> None:
@@ -147,6 +148,17 @@ ACTIONS: dict[str, tuple[str, type[Schema]]] = {
     "return": ("return_result", OptionalNoteSchema),
     "reject": ("reject", ReasonSchema),
 }
+
+
+class OwnerListSchema(Schema):
+    """Filters of the owner's list of dossiers."""
+
+    status = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(STATUSES))
+    procedure_code = Line(50, load_default=None, allow_none=True)
+    submitted_from = fields.Date(load_default=None, allow_none=True)
+    submitted_to = fields.Date(load_default=None, allow_none=True)
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
 def load(schema: type[Schema], data: object) -> dict:

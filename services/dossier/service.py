@@ -49,9 +49,9 @@ class DossierService(HealthRpc):
         return full_view(self.repo.visible(code, caller, commands.parse_as_of(as_of)))
 
     @rpc
-    def list_mine(self, context: dict, status: str | None = None, page: int = 1, page_size: int = 20) -> dict:
-        caller = Caller.from_context(context)
-        return self.repo.owner_list(caller.account_id or "", status, max(1, page), min(max(1, page_size), 100))
+    def list_mine(self, context: dict, status: str | None = None, page: int = 1, page_size: int = 20,
+                  **filters: Any) -> dict:
+        return commands.list_mine(self.repo, context, status, page, page_size, filters)
 
     @rpc
     def agency_queue(self, context: dict, status: str | None = None, overdue: bool | None = None,

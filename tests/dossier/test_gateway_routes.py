@@ -88,3 +88,14 @@ def test_views_pass_as_of_and_the_agency_context():
     gateway.agency_queue(make_call(OFFICER, query={"status": "received", "overdue": True, "page": 2,
                                                    "page_size": 10}))
     assert gateway.dossier_rpc.agency_queue.call_args.args[1:] == ("received", True, 2, 10)
+
+
+def test_my_list_passes_only_the_filters_given():
+    gateway = worker_factory(GatewayService)
+    gateway.list_my_dossiers(make_call(query={"status": "received", "page": 1, "page_size": 20}))
+    assert gateway.dossier_rpc.list_mine.call_args.args[1:] == ("received", 1, 20)
+    assert gateway.dossier_rpc.list_mine.call_args.kwargs == {}
+    gateway.list_my_dossiers(make_call(query={"procedure_code": "1.001193", "submitted_from": dt.date(2026, 3, 1),
+                                              "submitted_to": dt.date(2026, 3, 31), "page": 2, "page_size": 5}))
+    assert gateway.dossier_rpc.list_mine.call_args.kwargs == {
+        "procedure_code": "1.001193", "submitted_from": "2026-03-01", "submitted_to": "2026-03-31"}

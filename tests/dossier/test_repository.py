@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from portal_common.errors import Conflict, InvalidInput, NotFound
+from portal_common.eventstore import EventSchemaError
 from portal_common.eventstore.events import EventContext
 from services.dossier import projections
 from services.dossier.domain.calendar import local_date
@@ -153,26 +154,52 @@ def test_access_control_other_applicant_and_other_agency_get_not_found(repo):
 
 
 def test_codes_have_no_gap_or_duplicate_under_concurrent_submissions(repo):
+    """90 submitters at once over three agencies, every fifth one failing at its last write."""
+    agencies = ("H29.01", "H29.02", "T01.7")
     codes: list[str] = []
+    failed: list[int] = []
     errors: list[BaseException] = []
+    start = threading.Barrier(90)
 
     def one(i: int) -> None:
+        start.wait()
         try:
-            state, _ = submit(repo, owner=f"acc-{i}", content=PDF + str(i).encode())
+            if i % 5 == 4:  # refused by the event contract after the code was drawn: must give it back
+                with pytest.raises(EventSchemaError):
+                    submit(repo, owner=f"acc-{i}", agency=agencies[i % 3], kind="robot")
+                failed.append(i)
+                return
+            state, _ = submit(repo, owner=f"acc-{i}", agency=agencies[i % 3], content=PDF + str(i).encode())
             codes.append(state.code)
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(30)]
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(90)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert not errors
-    sequences = sorted(parse_code(c)[2] for c in codes)
-    assert sequences == list(range(1, 31))
-    other, _ = submit(repo, agency="H29.02")
-    assert parse_code(other.code)[2] == 1  # each agency has its own sequence
+    assert not errors and len(failed) == 18 and len(codes) == 72 == len(set(codes))
+    for agency in agencies:
+        mine = [c for c in codes if parse_code(c)[0] == agency]
+        assert sorted(parse_code(c)[2] for c in mine) == list(range(1, len(mine) + 1)), agency
+        assert {parse_code(c)[1] for c in mine} == {local_date(dt.datetime.now(dt.UTC))}
+    with repo.db.transaction(dict_rows=False) as cur:  # the failed ones left nothing behind
+        cur.execute("SELECT count(*) FROM documents")
+        assert cur.fetchone()[0] == 72
+        cur.execute("SELECT count(*) FROM dossier_status")
+        assert cur.fetchone()[0] == 72
+        cur.execute("SELECT count(*) FROM events")
+        assert cur.fetchone()[0] == 72
+
+
+def test_the_daily_sequence_restarts_each_local_day(repo):
+    # 16:59 and 17:00 UTC on 2 March are 23:59 on 2 March and 00:00 on 3 March in Hanoi
+    late, _ = submit(repo, now=dt.datetime(2026, 3, 2, 16, 59, tzinfo=dt.UTC))
+    next_day, _ = submit(repo, now=dt.datetime(2026, 3, 2, 17, 0, tzinfo=dt.UTC))
+    again, _ = submit(repo, now=dt.datetime(2026, 3, 2, 18, 0, tzinfo=dt.UTC))
+    assert [late.code, next_day.code, again.code] == [
+        "H29.01-260302-0001", "H29.01-260303-0001", "H29.01-260303-0002"]
 
 
 def test_idempotent_submission(repo):
@@ -307,3 +334,71 @@ def test_staged_uploads_are_bounded(repo, monkeypatch):
     stranger, _ = applicant_ctx("acc-2")
     with pytest.raises(NotFound):
         repo.upload(state.code, stranger, check_upload(None, "x.pdf", "application/pdf", PDF, "file"))
+
+
+def test_owner_list_filters(repo):
+    day1 = dt.datetime(2026, 3, 2, 3, tzinfo=dt.UTC)
+    a, _ = submit(repo, now=day1)
+    b, _ = submit(repo, now=day1 + dt.timedelta(days=2))
+    submit(repo, owner="acc-2", now=day1)
+    officer, octx = agency_ctx(AGENCY)
+    repo.execute(b.code, "receive", {}, officer, octx)
+    listed = repo.owner_list("acc-1", None, 1, 20)
+    assert [i["code"] for i in listed["items"]] == [b.code, a.code] and listed["total"] == 2  # newest first
+    assert [i["code"] for i in repo.owner_list("acc-1", "received", 1, 20)["items"]] == [b.code]
+    assert repo.owner_list("acc-1", None, 1, 20, procedure_code="9.999")["total"] == 0
+    assert repo.owner_list("acc-1", None, 1, 20, procedure_code="1.000001")["total"] == 2
+    on_day1 = repo.owner_list("acc-1", None, 1, 20, submitted_from=dt.date(2026, 3, 2),
+                              submitted_to=dt.date(2026, 3, 2))
+    assert [i["code"] for i in on_day1["items"]] == [a.code]
+    assert repo.owner_list("acc-1", None, 1, 20, submitted_from=dt.date(2026, 3, 3))["total"] == 1
+    page2 = repo.owner_list("acc-1", None, 2, 1)
+    assert [i["code"] for i in page2["items"]] == [a.code] and page2["total"] == 2
+
+
+def test_agency_queue_holds_open_dossiers_due_soonest_first(repo):
+    officer, octx = agency_ctx(AGENCY)
+    monday = dt.datetime(2026, 3, 2, 3, tzinfo=dt.UTC)
+    late, _ = submit(repo, now=monday)
+    soon, _ = submit(repo, now=monday)
+    waiting, _ = submit(repo, now=monday)
+    closed, _ = submit(repo, now=monday)
+    repo.execute(late.code, "receive", {}, officer, octx, now=monday + dt.timedelta(days=3))
+    repo.execute(soon.code, "receive", {}, officer, octx, now=monday)
+    repo.execute(closed.code, "refuse", {"reason": "incomplete"}, officer, octx)
+    queue = repo.agency_queue(AGENCY, None, None, 1, 20)
+    assert [i["code"] for i in queue["items"]] == [soon.code, late.code, waiting.code]
+    assert [i["code"] for i in repo.agency_queue(AGENCY, "refused", None, 1, 20)["items"]] == [closed.code]
+    assert repo.agency_queue(AGENCY, "received", None, 1, 20)["total"] == 2
+
+
+def test_the_overdue_job_works_through_every_batch(repo):
+    officer, octx = agency_ctx(AGENCY)
+    long_ago = dt.datetime(2025, 1, 6, 3, tzinfo=dt.UTC)
+    codes = []
+    for i in range(7):
+        state, _ = submit(repo, owner=f"acc-{i}", now=long_ago)
+        repo.execute(state.code, "receive", {}, officer, octx, now=long_ago)
+        codes.append(state.code)
+    repo.execute(codes[0], "pause", {"reason": "waiting for the applicant"}, officer, octx, now=long_ago)
+    marked = repo.mark_overdue(batch=2)
+    assert sorted(marked) == sorted(codes[1:])
+    assert repo.mark_overdue(batch=2) == []
+    assert repo.agency_queue(AGENCY, None, True, 1, 20)["total"] == 6
+
+
+def test_extending_a_past_due_dossier_before_the_job_records_both_events(repo):
+    state, _ = submit(repo)
+    officer, octx = agency_ctx(AGENCY)
+    received = repo.execute(state.code, "receive", {}, officer, octx)
+    later = dt.datetime.combine(received.appointment_date + dt.timedelta(days=2), dt.time(5), dt.UTC)
+    new_date = received.appointment_date + dt.timedelta(days=20)
+    extended = repo.execute(state.code, "extend", {"new_date": new_date, "reason": "Chúng tôi xin lỗi."},
+                            officer, octx, now=later)
+    assert extended.appointment_date == new_date and not extended.overdue
+    types = [e.event_type for e in repo.store.read_stream(stream_id(state.code))]
+    assert types[-2:] == ["DossierBecameOverdue", "DeadlineExtended"]
+    assert repo.mark_overdue(now=later) == []  # the new date is ahead
+    apology = extended.timeline[-1]
+    assert apology["reason"] == "Chúng tôi xin lỗi."
+    assert apology["previous_date"] == received.appointment_date.isoformat()

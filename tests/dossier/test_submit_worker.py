@@ -189,3 +189,13 @@ def test_a_local_agency_needs_the_applicants_area(worker, repo, level, applicant
 def test_a_central_agency_serves_everyone(worker):
     worker.catalog.agencies_for.return_value = [{"code": "W.00001", "name": "Ministry", "level": "central"}]
     assert worker.submit(citizen(), filing(applicant={"full_name": "A"}), None)["status"] == "submitted"
+
+
+def test_my_list_filters_are_checked(worker):
+    code = worker.submit(citizen(), filing(), None)["code"]
+    assert [i["code"] for i in worker.list_mine(citizen(), procedure_code="1.001234")["items"]] == [code]
+    assert worker.list_mine(citizen("acc-2"))["total"] == 0
+    for bad in ({"submitted_from": "yesterday"}, {"procedure_code": "x" * 5000}, {"status": "lost"},
+                {"page": 0}, {"colour": "red"}):
+        with pytest.raises(InvalidInput):
+            worker.list_mine(citizen(), **bad)
