@@ -3,6 +3,7 @@
 from portal_common.eventstore.errors import (
     AppendOnlyViolation,
     ConcurrencyError,
+    DuplicateEventError,
     EventSchemaError,
     EventStoreError,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "AppendResult",
     "ChainBreak",
     "ConcurrencyError",
+    "DuplicateEventError",
     "EventContext",
     "EventSchemaError",
     "EventStore",

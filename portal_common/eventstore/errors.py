@@ -17,6 +17,21 @@ class ConcurrencyError(EventStoreError):
         super().__init__(f"stream {stream_id!r} is at version {actual}, expected {expected}")
 
 
+class DuplicateEventError(ConcurrencyError):
+    """An event with this id is already recorded (a retried append); nothing was written.
+
+    A subclass of ``ConcurrencyError`` so callers that retry or report conflicts keep working;
+    callers that make appends idempotent by event id can catch it on its own.
+    """
+
+    def __init__(self, stream_id: str, event_id: str | None):
+        self.event_id = event_id
+        EventStoreError.__init__(self, f"event {event_id} is already recorded (stream {stream_id!r})")
+        self.stream_id = stream_id
+        self.expected = None
+        self.actual = None
+
+
 class EventSchemaError(EventStoreError):
     """An event does not match its published contract; nothing was written."""
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import uuid
 import zlib
 from collections.abc import Iterator, Sequence
@@ -35,6 +36,7 @@ from portal_common.db import Database
 from portal_common.eventstore.errors import (
     AppendOnlyViolation,
     ConcurrencyError,
+    DuplicateEventError,
     EventSchemaError,
 )
 from portal_common.eventstore.events import (
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
 GENESIS_HASH = bytes(32)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _US = "\x1f"
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # an escaped NUL, not an escaped backslash + "u0000"
 _COLUMNS = (
     "position, stream_id, stream_type, version, event_id, event_type, schema_version, "
     "payload, metadata, occurred_at, recorded_at"
@@ -134,9 +137,13 @@ class EventStore:
                 "metadata": metadata,
             })
         try:
-            return json.dumps(encoded, ensure_ascii=False, allow_nan=False)
+            text = json.dumps(encoded, ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise EventSchemaError(events[0].event_type, None, f"not JSON: {exc}") from None
+        if "\\u0000" in text and _NUL_ESCAPE.search(text):
+            # jsonb cannot hold U+0000; refuse it here as bad data rather than as a server error.
+            raise EventSchemaError(events[0].event_type, None, "text contains a NUL character (U+0000)")
+        return text
 
     def append(
         self,
@@ -160,8 +167,17 @@ class EventStore:
         stream_type = stream_type or stream_id.split("-", 1)[0]
         if cursor is not None:
             return self._append(cursor, stream_id, stream_type, expected_version, payload)
-        with self.db.transaction(dict_rows=False) as cur:
-            return self._append(cur, stream_id, stream_type, expected_version, payload)
+        # On its own, the append is one statement (append_events does the whole job), so it
+        # runs in autocommit: PostgreSQL wraps it in an implicit transaction that commits or
+        # rolls back as a whole, and the BEGIN and COMMIT round trips are saved.
+        with self.db.connection() as conn:
+            conn.autocommit = True
+            try:
+                with conn.cursor() as cur:
+                    return self._append(cur, stream_id, stream_type, expected_version, payload)
+            finally:
+                if not conn.closed:
+                    conn.autocommit = False
 
     def _append(self, cur, stream_id, stream_type, expected_version, payload) -> AppendResult:
         try:
@@ -174,6 +190,10 @@ class EventStore:
                 actual = int(exc.diag.message_detail) if exc.diag.message_detail else None
                 raise ConcurrencyError(stream_id, expected_version, actual) from None
             if exc.pgcode == "23505":
+                if exc.diag.constraint_name == "events_event_id_key":
+                    detail = exc.diag.message_detail or ""
+                    event_id = detail.split("=(", 1)[1].split(")", 1)[0] if "=(" in detail else None
+                    raise DuplicateEventError(stream_id, event_id) from None
                 raise ConcurrencyError(stream_id, expected_version, None) from None
             raise
         rows = cur.fetchall()

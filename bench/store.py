@@ -1,0 +1,315 @@
+"""``python -m bench store [--quick]``: event-store append and replay rates beside raw psycopg2.
+
+Works on a throw-away database (``portal_bench_store_<run>``, dropped at the end) holding one
+event log (schema ``bench``, created by the real migration) and a bare table of the same shape
+(``bench.raw_events``: same columns, primary key, unique constraints; no trigger, no function).
+In the same run, interleaved in rounds so that load from other work on the machine hits both
+sides alike, it times:
+
+- ``append_1``: ``EventStore.append`` of one event per transaction (schema validation, hash
+  chain, advisory lock, optimistic version check, commit) against one raw ``INSERT`` and
+  ``commit()``, psycopg2's usual transactional form;
+- ``append_10``: ten events of one stream per transaction against one multi-row raw
+  ``INSERT`` of ten rows (``execute_values``) and ``commit()``;
+- ``raw_auto_1`` (for information): the raw single ``INSERT`` in autocommit, which saves the
+  BEGIN and COMMIT round trips as the store's stand-alone append does;
+- ``replay``: ``EventStore.iter_all`` over the whole log (``RecordedEvent`` objects, batches of
+  5,000) against a raw keyset-paginated ``SELECT`` of the same rows through psycopg2.
+
+Each figure is the best round (the least disturbed). Last line:
+``RESULT store append_1_per_s=... raw_insert_1_per_s=... append_1_ratio=... append_10_per_s=...
+raw_insert_10_per_s=... append_10_ratio=... append_ratio=... replay_per_s=... raw_select_per_s=...
+replay_ratio=...`` with ``append_ratio`` the worse of the two append ratios.
+Targets: ``append_ratio >= 0.8``, ``replay_ratio >= 0.5``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psycopg2
+import psycopg2.extras
+
+from portal_common import config
+from portal_common.db import Database, connect, drop_database
+from portal_common.eventstore import EventContext, EventStore, NewEvent
+from portal_common.eventstore.events import Actor
+from portal_common.migrations import migrate
+
+SCHEMA = "bench"
+EVENT_TYPE = "ServiceProbeRecorded"
+NOTE = "Hồ sơ đăng ký khai sinh đã được tiếp nhận tại UBND phường Bến Thành, hẹn trả kết quả ngày 28/11"
+CONTEXT = EventContext(actor=Actor("citizen", "079203001234"), correlation_id="bench-correlation")
+
+RAW_TABLE = f"""
+CREATE TABLE {SCHEMA}.raw_events (
+    position        bigserial   PRIMARY KEY,
+    stream_id       text        NOT NULL,
+    stream_type     text        NOT NULL,
+    version         integer     NOT NULL CHECK (version > 0),
+    event_id        uuid        NOT NULL UNIQUE,
+    event_type      text        NOT NULL,
+    schema_version  smallint    NOT NULL CHECK (schema_version > 0),
+    payload         jsonb       NOT NULL,
+    metadata        jsonb       NOT NULL DEFAULT '{{}}',
+    occurred_at     timestamptz NOT NULL,
+    recorded_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    prev_hash       bytea       NOT NULL,
+    hash            bytea       NOT NULL,
+    UNIQUE (stream_id, version)
+)
+"""
+RAW_INSERT = (
+    f"INSERT INTO {SCHEMA}.raw_events (stream_id, stream_type, version, event_id, event_type, "
+    "schema_version, payload, metadata, occurred_at, prev_hash, hash) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+RAW_INSERT_MANY = RAW_INSERT.split(" VALUES ")[0] + " VALUES %s"
+RAW_SELECT = (
+    f"SELECT position, stream_id, stream_type, version, event_id, event_type, schema_version, "
+    f"payload, metadata, occurred_at, recorded_at FROM {SCHEMA}.raw_events "
+    "WHERE position > %s ORDER BY position LIMIT %s"
+)
+BATCH = 5000
+
+
+@dataclass
+class Figure:
+    name: str
+    unit: str
+    store: float = 0.0
+    raw: float = 0.0
+
+    @property
+    def ratio(self) -> float:
+        return self.store / self.raw if self.raw else 0.0
+
+
+class Streams:
+    """Round-robin over many dossier-like streams, tracking each one's version."""
+
+    def __init__(self, prefix: str, count: int):
+        self.ids = [f"{prefix}-{uuid.uuid4().hex[:12]}" for _ in range(count)]
+        self.versions = dict.fromkeys(self.ids, 0)
+        self.i = 0
+
+    def next(self) -> str:
+        self.i = (self.i + 1) % len(self.ids)
+        return self.ids[self.i]
+
+
+def _payload(seq: int) -> dict:
+    return {"note": NOTE, "sequence": seq}
+
+
+def _raw_row(stream_id: str, version: int, seq: int, prev: bytes) -> tuple:
+    payload = json.dumps(_payload(seq), ensure_ascii=False)
+    metadata = json.dumps(CONTEXT.metadata(), ensure_ascii=False)
+    event_id = uuid.uuid4()
+    occurred = dt.datetime.now(dt.UTC)
+    digest = hashlib.sha256(prev + f"{stream_id}{version}{event_id}{payload}{metadata}".encode()).digest()
+    return (stream_id, "bench", version, event_id, EVENT_TYPE, 1, payload, metadata, occurred,
+            prev, digest)
+
+
+def _timed(fn: Callable[[], int]) -> float:
+    """Run ``fn`` (returns how many events it handled) and give events per second."""
+    started = time.perf_counter()
+    count = fn()
+    return count / (time.perf_counter() - started)
+
+
+def store_appends(store: EventStore, streams: Streams, transactions: int, per_tx: int) -> Callable[[], int]:
+    def run() -> int:
+        seq = 0
+        for _ in range(transactions):
+            sid = streams.next()
+            events = []
+            for _ in range(per_tx):
+                seq += 1
+                events.append(NewEvent(EVENT_TYPE, _payload(seq), 1))
+            result = store.append(sid, streams.versions[sid], events, stream_type="bench", context=CONTEXT)
+            streams.versions[sid] = result.version
+        return transactions * per_tx
+    return run
+
+
+def raw_appends(conn, streams: Streams, transactions: int, per_tx: int) -> Callable[[], int]:
+    """Raw psycopg2 in its usual transactional form: the rows in one INSERT, then commit().
+
+    One row is a plain ``INSERT ... VALUES``; several rows go in one multi-row ``INSERT``
+    (``execute_values``), the fastest way psycopg2 writes a batch. With ``conn.autocommit``
+    set, the BEGIN and COMMIT round trips disappear (the floor for one row).
+    """
+    prev_of: dict[str, bytes] = {}
+
+    def run() -> int:
+        seq = 0
+        with conn.cursor() as cur:
+            for _ in range(transactions):
+                sid = streams.next()
+                version = streams.versions[sid]
+                prev = prev_of.get(sid, bytes(32))
+                rows = []
+                for _ in range(per_tx):
+                    seq += 1
+                    version += 1
+                    rows.append(_raw_row(sid, version, seq, prev))
+                    prev = rows[-1][-1]
+                if per_tx == 1:
+                    cur.execute(RAW_INSERT, rows[0])
+                else:
+                    psycopg2.extras.execute_values(cur, RAW_INSERT_MANY, rows, page_size=per_tx)
+                if not conn.autocommit:
+                    conn.commit()
+                streams.versions[sid] = version
+                prev_of[sid] = prev
+        return transactions * per_tx
+    return run
+
+
+def store_replay(store: EventStore) -> Callable[[], int]:
+    def run() -> int:
+        count = 0
+        for _event in store.iter_all(0, batch_size=BATCH):
+            count += 1
+        return count
+    return run
+
+
+def raw_replay(conn) -> Callable[[], int]:
+    def run() -> int:
+        count = 0
+        position = 0
+        with conn.cursor() as cur:
+            while True:
+                cur.execute(RAW_SELECT, (position, BATCH))
+                rows = cur.fetchall()
+                conn.commit()
+                if not rows:
+                    return count
+                count += len(rows)
+                position = rows[-1][0]
+    return run
+
+
+def fill_log(store: EventStore, conn, total: int) -> None:
+    """Grow the log to ``total`` events (500 per append) and copy it into the raw table."""
+    have = store.head_position()
+    seq = 0
+    while have < total:
+        n = min(500, total - have)
+        sid = f"fill-{uuid.uuid4().hex[:12]}"
+        events = [NewEvent(EVENT_TYPE, _payload(seq + i), 1) for i in range(n)]
+        store.append(sid, 0, events, stream_type="bench", context=CONTEXT)
+        seq += n
+        have += n
+    with conn.cursor() as cur:
+        cur.execute(f"TRUNCATE {SCHEMA}.raw_events")
+        cur.execute(
+            f"INSERT INTO {SCHEMA}.raw_events (position, stream_id, stream_type, version, event_id, "
+            "event_type, schema_version, payload, metadata, occurred_at, recorded_at, prev_hash, hash) "
+            f"SELECT position, stream_id, stream_type, version, event_id, event_type, schema_version, "
+            f"payload, metadata, occurred_at, recorded_at, prev_hash, hash FROM {SCHEMA}.events"
+        )
+    conn.commit()
+    old = conn.autocommit
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f"VACUUM ANALYZE {SCHEMA}.events")
+        cur.execute(f"VACUUM ANALYZE {SCHEMA}.raw_events")
+    conn.autocommit = old
+
+
+def _print_table(figures: list[Figure], rounds: int, log_size: int) -> None:
+    print(f"\nevent store vs raw psycopg2 (best of {rounds} interleaved rounds; replay over {log_size:,} events)")
+    print(f"{'figure':<12} {'store':>12} {'raw':>12} {'ratio':>7}  unit")
+    for f in figures:
+        print(f"{f.name:<12} {f.store:>12,.0f} {f.raw:>12,.0f} {f.ratio:>7.2f}  {f.unit}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench store", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller run (well within a minute)")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3, quick 2)")
+    parser.add_argument("--appends", type=int, default=None,
+                        help="transactions per append round (default 2000, quick 500)")
+    parser.add_argument("--events", type=int, default=None,
+                        help="log size for the replay (default 300000, quick 60000)")
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (2 if args.quick else 3)
+    appends = args.appends or (500 if args.quick else 2000)
+    log_size = args.events or (60_000 if args.quick else 300_000)
+
+    server = config.database_url().rsplit("/", 1)[0]
+    dsn = f"{server}/portal_bench_store_{uuid.uuid4().hex[:8]}"
+    db = None
+    conn = None
+    try:
+        migrate(dsn, SCHEMA)
+        db = Database(dsn, SCHEMA, size=2, application_name="bench-store")
+        store = EventStore(db, SCHEMA)
+        conn = connect(dsn, SCHEMA, application_name="bench-raw")
+        with conn.cursor() as cur:
+            cur.execute(RAW_TABLE)
+        conn.commit()
+
+        print(f"database {dsn.rsplit('/', 1)[1]}: {rounds} rounds, {appends} transactions per append figure")
+        a1 = Figure("append_1", "events/s (1 event/tx)")
+        a10 = Figure("append_10", "events/s (10 events/tx)")
+        floor = Figure("raw_auto_1", "events/s (1 INSERT in autocommit: no BEGIN/COMMIT trips)")
+        rp = Figure("replay", "events/s (read all)")
+        store_streams, raw_streams = Streams("dossier", 200), Streams("dossier", 200)
+        # warm-up: connections, plans, catalogue
+        store_appends(store, store_streams, 50, 1)()
+        raw_appends(conn, raw_streams, 50, 1)()
+        auto = connect(dsn, SCHEMA, application_name="bench-raw-autocommit")
+        auto.autocommit = True
+        for r in range(rounds):
+            a1.raw = max(a1.raw, _timed(raw_appends(conn, raw_streams, appends, 1)))
+            a1.store = max(a1.store, _timed(store_appends(store, store_streams, appends, 1)))
+            a10.raw = max(a10.raw, _timed(raw_appends(conn, raw_streams, appends // 2, 10)))
+            a10.store = max(a10.store, _timed(store_appends(store, store_streams, appends // 2, 10)))
+            floor.raw = max(floor.raw, _timed(raw_appends(auto, raw_streams, appends, 1)))
+            floor.store = a1.store
+            print(f"  round {r + 1}: append_1 {a1.store:,.0f}/{a1.raw:,.0f}  append_10 {a10.store:,.0f}/{a10.raw:,.0f}",
+                  flush=True)
+
+        auto.close()
+        fill_log(store, conn, log_size)
+        events = store.head_position()
+        for r in range(rounds):
+            rp.raw = max(rp.raw, _timed(raw_replay(conn)))
+            rp.store = max(rp.store, _timed(store_replay(store)))
+            print(f"  round {r + 1}: replay {rp.store:,.0f}/{rp.raw:,.0f}", flush=True)
+
+        figures = [a1, a10, floor, rp]
+        _print_table(figures, rounds, events)
+        append_ratio = min(a1.ratio, a10.ratio)
+        verdict = "met" if append_ratio >= 0.8 and rp.ratio >= 0.5 else "MISSED"
+        print(f"targets (append >= 0.80, replay >= 0.50): {verdict}")
+        print(
+            f"RESULT store append_1_per_s={a1.store:.0f} raw_insert_1_per_s={a1.raw:.0f} "
+            f"append_1_ratio={a1.ratio:.2f} append_10_per_s={a10.store:.0f} "
+            f"raw_insert_10_per_s={a10.raw:.0f} append_10_ratio={a10.ratio:.2f} "
+            f"append_ratio={append_ratio:.2f} replay_per_s={rp.store:.0f} "
+            f"raw_select_per_s={rp.raw:.0f} replay_ratio={rp.ratio:.2f} events={events} "
+            f"raw_insert_1_autocommit_per_s={floor.raw:.0f} append_1_vs_autocommit_ratio={floor.ratio:.2f}"
+        )
+        return 0
+    finally:
+        if conn is not None:
+            conn.close()
+        if db is not None:
+            db.close()
+        try:
+            drop_database(dsn)
+        except psycopg2.Error as exc:  # pragma: no cover - best effort
+            print(f"could not drop {dsn}: {exc}")
