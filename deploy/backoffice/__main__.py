@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
-    drive = DriveThrough(AgencyClient(args.gateway, args.agency), ask_supplement=args.ask_supplement)
+    client = AgencyClient(args.gateway, args.agency)
+    drive = DriveThrough(client, ask_supplement=args.ask_supplement)
     inbox = Inbox(drive, args.inbox_file)
     receiver = None
     if args.callback_port is not None:
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"callbacks at {receiver.url}", flush=True)
     print(f"consuming agency.{args.agency}", flush=True)
     try:
-        AgencyConsumer(args.amqp, args.agency, inbox).run()
+        AgencyConsumer(args.amqp, args.agency, inbox, on_taken=client.acknowledge).run()
     except KeyboardInterrupt:
         pass
     finally:

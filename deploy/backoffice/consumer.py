@@ -4,7 +4,8 @@ The queue (``agency.<code>``, a durable quorum queue bound to ``agency.<code>.#`
 ``agency.deliveries`` topic exchange) is declared here too, with the router's arguments, so
 the back office may start first. A message is acknowledged only after the inbox took it: a
 crash before the ack leaves it in the queue for the next run; a handler error rejects it
-back to the queue.
+back to the queue. ``on_taken`` (the gateway acknowledgement in ``__main__``) runs after a
+new delivery was handled; its failure is logged, not retried through the queue.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pika
 
@@ -30,7 +33,9 @@ def declare(channel, agency_code: str, exchange: str = "agency.deliveries") -> s
 
 class AgencyConsumer:
     def __init__(self, amqp_uri: str, agency_code: str, inbox: Inbox,
-                 exchange: str = "agency.deliveries", prefetch: int = 50):
+                 exchange: str = "agency.deliveries", prefetch: int = 50,
+                 on_taken: Callable[[dict], Any] | None = None):
+        self.on_taken = on_taken
         self.amqp_uri = amqp_uri
         self.agency_code = agency_code
         self.inbox = inbox
@@ -48,11 +53,17 @@ class AgencyConsumer:
             channel.basic_reject(method.delivery_tag, requeue=False)
             return
         try:
-            self.inbox.take(delivery)
+            new = self.inbox.take(delivery)
         except Exception:
             log.exception("back office %s: handling %s failed", self.agency_code, delivery.get("delivery_id"))
             channel.basic_nack(method.delivery_tag, requeue=True)
             return
+        if new and self.on_taken is not None:
+            try:
+                self.on_taken(delivery)
+            except Exception as exc:  # the dossier is handled; the router just shows it as sent
+                log.warning("back office %s: could not confirm %s: %s", self.agency_code,
+                            delivery.get("delivery_id"), exc)
         channel.basic_ack(method.delivery_tag)
         self.acked += 1
 

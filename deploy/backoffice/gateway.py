@@ -52,6 +52,10 @@ class AgencyClient:
     def act(self, code: str, action: str, body: dict | None = None) -> Any:
         return self._call("POST", f"/api/v1/agency/dossiers/{code}/{action}", body or {})
 
+    def acknowledge(self, delivery: dict) -> Any:
+        """Tell the router a queued delivery was taken in (a callback's 2xx says it already)."""
+        return self._call("POST", f"/api/v1/agency/deliveries/{delivery['delivery_id']}/ack", {})
+
     def view(self, code: str) -> Any:
         return self._call("GET", f"/api/v1/agency/dossiers/{code}")
 

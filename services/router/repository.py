@@ -184,6 +184,18 @@ def deliveries_for(cur: Any, dossier_code: str) -> list[dict]:
     return cur.fetchall()
 
 
+def agency_deliveries(cur: Any, agency_code: str, status: str | None, dossier_code: str | None,
+                      limit: int) -> list[dict]:
+    """What was routed to one agency, newest first (its own view of its intake)."""
+    cur.execute(
+        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE agency_code = %s "
+        "AND (%s::text IS NULL OR status = %s) AND (%s::text IS NULL OR dossier_code = %s) "
+        "ORDER BY created_at DESC, delivery_id LIMIT %s",
+        (agency_code, status, status, dossier_code, dossier_code, limit),
+    )
+    return cur.fetchall()
+
+
 def dead_letters(cur: Any, agency_code: str | None, limit: int) -> list[dict]:
     cur.execute(
         f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE status = 'dead' "

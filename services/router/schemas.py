@@ -6,6 +6,8 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from services.router.domain import CHANNELS
 
+DELIVERY_STATUSES = ("pending", "sent", "acknowledged", "dead")
+
 AGENCY_CODE = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
                               error="an agency code is 1-64 letters, digits, '_', '.', '-'")
 # A route names the environment variable holding its secret, never the secret itself; the
@@ -49,6 +51,19 @@ class DossierCodeInput(Schema):
 class DeadLetterQuery(Schema):
     agency_code = fields.String(allow_none=True, load_default=None, validate=AGENCY_CODE)
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class AgencyDeliveriesQuery(Schema):
+    agency_code = fields.String(required=True, validate=AGENCY_CODE)
+    status = fields.String(allow_none=True, load_default=None, validate=validate.OneOf(DELIVERY_STATUSES))
+    dossier_code = fields.String(allow_none=True, load_default=None,
+                                 validate=[validate.Length(min=1, max=64), no_control_characters])
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class AcknowledgeInput(Schema):
+    delivery_id = fields.UUID(required=True)
+    agency_code = fields.String(required=True, validate=AGENCY_CODE)
 
 
 class DeliveryOut(Schema):

@@ -144,10 +144,19 @@ class RouterService(HealthRpc):
 
     @rpc
     def acknowledge(self, delivery_id: str, agency_code: str) -> dict:
-        data = _load(schemas.DeliveryIdInput(), {"delivery_id": delivery_id})
-        if not isinstance(agency_code, str) or not agency_code:
-            raise InvalidInput("invalid_input", "agency_code is required")
-        return self.router.acknowledge(str(data["delivery_id"]), agency_code)
+        data = _load(schemas.AcknowledgeInput(), {"delivery_id": delivery_id, "agency_code": agency_code})
+        return self.router.acknowledge(str(data["delivery_id"]), data["agency_code"])
+
+    @rpc
+    def agency_deliveries(self, agency_code: str, status: str | None = None, dossier_code: str | None = None,
+                          limit: int = 100) -> list[dict]:
+        """One agency's own intake (the gateway passes the caller's agency, never a chosen one)."""
+        query = _load(schemas.AgencyDeliveriesQuery(), {"agency_code": agency_code, "status": status,
+                                                        "dossier_code": dossier_code, "limit": limit})
+        with self.db.transaction() as cur:
+            rows = repository.agency_deliveries(cur, query["agency_code"], query["status"], query["dossier_code"],
+                                                query["limit"])
+        return schemas.DeliveryOut(many=True).dump(rows)
 
     @rpc
     def delivery_stats(self) -> dict:

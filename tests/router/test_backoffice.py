@@ -123,8 +123,10 @@ def test_queue_consumer_acks_dedupes_and_drops_garbage(router_amqp):
                 raise RuntimeError("database down")
 
         inbox = Inbox(flaky)
-        consumer = AgencyConsumer(router_amqp, agency, inbox)
+        confirmed = []
+        consumer = AgencyConsumer(router_amqp, agency, inbox, on_taken=lambda d: confirmed.append(d["delivery_id"]))
         consumer.run(until=time.monotonic() + 3, max_messages=2)
+        assert confirmed == ["q-1"]  # confirmed to the router once, not for the second copy
         assert failures == ["q-1"]  # nacked and requeued, then taken
         assert [d["delivery_id"] for d in inbox.received] == ["q-1"]
         assert inbox.duplicates == 1 and consumer.acked == 2

@@ -265,6 +265,13 @@ def test_inactive_route_holds_deliveries_until_reactivated(router, rpc, router_s
     lambda r: r.deliveries_for("G1\x00"),
     lambda r: r.list_dead_letters(None, 10**9),
     lambda r: r.acknowledge("nope", "A"),
+    lambda r: r.acknowledge(str(uuid.uuid4()), None),
+    lambda r: r.acknowledge(str(uuid.uuid4()), "A\x00"),
+    lambda r: r.agency_deliveries(None),
+    lambda r: r.agency_deliveries("A" * 500),
+    lambda r: r.agency_deliveries("A", "lost"),
+    lambda r: r.agency_deliveries("A", None, "x" * 10_000),
+    lambda r: r.agency_deliveries("A", None, None, 0),
 ])
 def test_hostile_rpc_input_is_refused(rpc, call):
     with pytest.raises(InvalidInput):
@@ -315,3 +322,19 @@ def test_ops_commands_change_and_show_the_routing_table_and_deliveries(router, r
         payloads = [r["payload"] for r in cur.fetchall()]
     assert [p["channel"] for p in payloads] == ["http", "amqp"]
     assert all(SECRET not in json.dumps(p) for p in payloads)
+
+
+def test_an_agency_reads_and_acknowledges_only_its_own_deliveries(router, rpc, router_store):
+    mine, theirs, code = _agency(), _agency(), _code()
+    publish(router.amqp_uri, [submitted(code, mine), submitted(_code(), theirs)])
+    wait_for(lambda: [d for d in deliveries(router_store, code) if d["status"] == "sent"], what="sent")
+    [row] = rpc.agency_deliveries(mine)
+    assert (row["dossier_code"], row["status"], row["event_type"]) == (code, "sent", "DossierSubmitted")
+    assert rpc.agency_deliveries(mine, "dead") == [] and rpc.agency_deliveries(mine, None, "OTHER") == []
+    assert [r["dossier_code"] for r in rpc.agency_deliveries(mine, "sent", code)] == [code]
+    assert code not in [r["dossier_code"] for r in rpc.agency_deliveries(theirs)]
+    with pytest.raises(NotFound):
+        rpc.acknowledge(row["delivery_id"], theirs)
+    assert rpc.agency_deliveries(mine)[0]["status"] == "sent"  # the other agency's ack changed nothing
+    assert rpc.acknowledge(row["delivery_id"], mine)["status"] == "acknowledged"
+    assert [r["status"] for r in rpc.agency_deliveries(mine)] == ["acknowledged"]
