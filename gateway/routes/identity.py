@@ -1,7 +1,171 @@
-"""Endpoints of the identity part of API.md: registration, sign-in, tokens, me, JWKS."""
+"""Endpoints of the identity part of API.md: registration, sign-in, tokens, me, JWKS.
+
+The bodies are validated here with identity's own request schemas
+(``portal_common.contracts.identity``) and again by the service, which owns every decision.
+Passwords, codes and tokens are ``load_only`` in those schemas, so no response or
+problem can echo them.
+"""
 
 from __future__ import annotations
+
+from marshmallow import Schema, fields
+from werkzeug.wrappers import Response
+
+from gateway.http.auth import ROLES
+from gateway.http.route import ApiCall, api
+from portal_common.contracts.identity import (
+    ChallengeBody,
+    ConfirmRegistrationBody,
+    LoginBody,
+    LoginConfirmBody,
+    LogoutBody,
+    RefreshBody,
+    RegisterBhxhBody,
+    RegisterCertificateBody,
+    RegisterMobileBody,
+)
+
+TAGS = ("identity",)
+
+
+class CodeSent(Schema):
+    registration_id = fields.String()
+    login_id = fields.String()
+    method = fields.String()
+    next = fields.String()
+    otp_sent_to = fields.String(metadata={"description": "the phone number, masked"})
+    expires_in = fields.Integer(metadata={"description": "seconds the code stays valid"})
+
+
+class Registered(Schema):
+    account_id = fields.String()
+    role = fields.String()
+    status = fields.String()
+    method = fields.String()
+
+
+class Tokens(Schema):
+    access_token = fields.String()
+    token_type = fields.String()
+    expires_in = fields.Integer()
+    refresh_token = fields.String()
+    refresh_expires_in = fields.Integer()
+    account_id = fields.String()
+    role = fields.String()
+
+
+class Challenge(Schema):
+    challenge_id = fields.String()
+    challenge = fields.String(metadata={"description": "sign these exact characters (UTF-8)"})
+    expires_in = fields.Integer()
+
+
+class Account(Schema):
+    account_id = fields.String()
+    role = fields.String()
+    identifier = fields.String()
+    full_name = fields.String()
+    date_of_birth = fields.String(allow_none=True)
+    gender = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    agency_code = fields.String(allow_none=True)
+    methods = fields.List(fields.String())
+    status = fields.String()
+    created_at = fields.String()
+    cccd = fields.String(allow_none=True)
+    old_id_number = fields.String(allow_none=True)
+    bhxh_code = fields.String(allow_none=True)
+    tax_code = fields.String(allow_none=True)
+    representative_cccd = fields.String(allow_none=True)
+
+
+_REG = {409: "Already registered", 422: "Refused (see code)", 429: "Too many codes", 503: "Registry unavailable"}
+_OTP = {400: "Wrong, expired or used code", 404: "Unknown id", 409: "Already registered", 429: "Locked"}
+
+
+def _raw(call: ApiCall) -> dict:
+    """The body as sent (the service validates it again with the same schema)."""
+    return call.request.get_json(silent=True) or {}
 
 
 class IdentityRoutes:
     """Mixin of the gateway service; endpoints are declared with gateway.http.api."""
+
+    @api("POST", "/api/v1/auth/register/mobile", summary="Register a citizen by mobile subscription "
+         "(CCCD checked, carrier must name this CCCD); sends a one-time code", tags=TAGS,
+         body=RegisterMobileBody, response=CodeSent, status=202, rate_limit="register", responses=_REG)
+    def register_mobile(self, call: ApiCall):
+        return self.identity_rpc.register_mobile(_raw(call), context=call.context())
+
+    @api("POST", "/api/v1/auth/register/mobile/confirm", summary="Confirm a registration with its one-time code",
+         tags=TAGS, body=ConfirmRegistrationBody, response=Registered, status=201, rate_limit="otp",
+         responses=_OTP)
+    def confirm_mobile(self, call: ApiCall):
+        return self.identity_rpc.confirm_registration(_raw(call), context=call.context())
+
+    @api("POST", "/api/v1/auth/register/confirm", summary="Confirm any registration (mobile or BHXH) "
+         "with its one-time code", tags=TAGS, body=ConfirmRegistrationBody, response=Registered, status=201,
+         rate_limit="otp", responses=_OTP)
+    def confirm_registration(self, call: ApiCall):
+        return self.identity_rpc.confirm_registration(_raw(call), context=call.context())
+
+    @api("POST", "/api/v1/auth/register/bhxh", summary="Register a citizen by social-insurance (BHXH) code; "
+         "sends a one-time code to the phone", tags=TAGS, body=RegisterBhxhBody, response=CodeSent, status=202,
+         rate_limit="register", responses=_REG)
+    def register_bhxh(self, call: ApiCall):
+        return self.identity_rpc.register_bhxh(_raw(call), context=call.context())
+
+    @api("POST", "/api/v1/auth/register/bhxh/confirm", summary="Confirm a BHXH registration with its code",
+         tags=TAGS, body=ConfirmRegistrationBody, response=Registered, status=201, rate_limit="otp",
+         responses=_OTP)
+    def confirm_bhxh(self, call: ApiCall):
+        return self.identity_rpc.confirm_registration(_raw(call), context=call.context())
+
+    @api("POST", "/api/v1/auth/challenge", summary="A fresh challenge for a digital-signature SIM or USB token "
+         "to sign", tags=TAGS, body=ChallengeBody, response=Challenge, status=201, rate_limit="signin")
+    def challenge(self, call: ApiCall):
+        return self.identity_rpc.new_challenge(_raw(call), context=call.context())
+
+    @api("POST", "/api/v1/auth/register/certificate", summary="Register a citizen or business with an X.509 "
+         "certificate (SIM / USB token) and a signature over a challenge", tags=TAGS, body=RegisterCertificateBody,
+         response=Tokens, status=201, rate_limit="register",
+         responses={401: "Certificate or signature refused", 409: "Already registered", 422: "Invalid input"})
+    def register_certificate(self, call: ApiCall):
+        return self.identity_rpc.register_certificate(_raw(call), context=call.context())
+
+    @api("POST", "/api/v1/auth/login", summary="Sign in: password (then a one-time code) or certificate "
+         "(tokens at once)", tags=TAGS, body=LoginBody, rate_limit="signin",
+         responses={200: "Code sent (password) or tokens (certificate)", 401: "Not signed in (no detail)",
+                    429: "Locked; see Retry-After"})
+    def login(self, call: ApiCall):
+        return self.identity_rpc.login(_raw(call), context=call.context())
+
+    @api("POST", "/api/v1/auth/login/confirm", summary="Finish a password sign-in with its one-time code",
+         tags=TAGS, body=LoginConfirmBody, response=Tokens, rate_limit="otp", responses=_OTP)
+    def confirm_login(self, call: ApiCall):
+        return self.identity_rpc.confirm_login(_raw(call), context=call.context())
+
+    @api("POST", "/api/v1/auth/refresh", summary="New tokens for a refresh token (which is then replaced)",
+         tags=TAGS, body=RefreshBody, response=Tokens, rate_limit="signin",
+         responses={401: "Refresh token invalid, expired or revoked"})
+    def refresh(self, call: ApiCall):
+        return self.identity_rpc.refresh(_raw(call), context=call.context())
+
+    @api("POST", "/api/v1/auth/logout", summary="Sign out: revoke this session (or every session)", tags=TAGS,
+         body=LogoutBody, auth=ROLES, status=204)
+    def logout(self, call: ApiCall):
+        self.identity_rpc.logout(call.principal.account_id, _raw(call), context=call.context())
+        return 204, None
+
+    @api("GET", "/api/v1/me", summary="The signed-in account", tags=TAGS, auth=ROLES, response=Account,
+         responses={401: "Not signed in"})
+    def me(self, call: ApiCall):
+        return self.identity_rpc.me(call.principal.account_id)
+
+    @api("GET", "/.well-known/jwks.json", summary="The token-signing key set (current and previous keys)",
+         tags=TAGS)
+    def jwks(self, call: ApiCall):
+        import json
+
+        return Response(json.dumps(self.identity_rpc.jwks()), mimetype="application/json",
+                        headers={"Cache-Control": "public, max-age=300"})

@@ -1,7 +1,238 @@
-"""Events published by the identity service."""
+"""Events published by the identity service (exchange ``identity.events``).
+
+For auditing and for services that need an applicant's profile. Stream ``account-<id>``
+(sign-in failures for identifiers no account has go to ``signin-<source>``). No password,
+one-time code, refresh token, challenge or key ever appears in a payload: the schemas hold no
+field that could carry one, and unknown fields are refused.
+"""
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields  # noqa: F401
+import datetime as dt
 
-from portal_common.contracts import CATALOGUE  # noqa: F401
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from portal_common.contracts import CATALOGUE
+
+PRODUCER = "identity"
+ROLES = ("citizen", "business", "officer", "agency_system", "editor", "operator")
+REGISTRATION_METHODS = ("mobile", "bhxh", "certificate")
+SIGNIN_METHODS = ("password", "certificate", "refresh", "dev")
+_NAME = validate.Length(min=1, max=200)
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+@CATALOGUE.register("CitizenRegistered", 1, PRODUCER, "A citizen account was created (CCCD verified).")
+class CitizenRegisteredV1(_Strict):
+    account_id = fields.String(required=True)
+    cccd = fields.String(required=True, validate=validate.Regexp(r"^\d{12}$"))
+    full_name = fields.String(required=True, validate=_NAME)
+    date_of_birth = fields.Date(allow_none=True, load_default=None)
+    gender = fields.String(allow_none=True, load_default=None, validate=validate.OneOf(["male", "female"]))
+    phone = fields.String(allow_none=True, load_default=None)
+    method = fields.String(required=True, validate=validate.OneOf(REGISTRATION_METHODS))
+    certificate_kind = fields.String(allow_none=True, load_default=None,
+                                     validate=validate.OneOf(["sim", "usb_token"]))
+
+
+@CATALOGUE.register("BusinessRegistered", 1, PRODUCER, "A business account was created (tax code verified).")
+class BusinessRegisteredV1(_Strict):
+    account_id = fields.String(required=True)
+    tax_code = fields.String(required=True, validate=validate.Regexp(r"^\d{10}(\d{3})?$"))
+    name = fields.String(required=True, validate=_NAME)
+    representative_cccd = fields.String(allow_none=True, load_default=None)
+    method = fields.String(required=True, validate=validate.OneOf(REGISTRATION_METHODS))
+    certificate_kind = fields.String(allow_none=True, load_default=None,
+                                     validate=validate.OneOf(["sim", "usb_token"]))
+
+
+@CATALOGUE.register("AccountVerified", 1, PRODUCER,
+                    "An account's identity was checked with an outside party or a certificate.")
+class AccountVerifiedV1(_Strict):
+    account_id = fields.String(required=True)
+    method = fields.String(required=True, validate=validate.OneOf(["carrier", "bhxh", "certificate", "sms"]))
+    detail = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=200))
+
+
+@CATALOGUE.register("SignInSucceeded", 1, PRODUCER, "An account signed in and received tokens.")
+class SignInSucceededV1(_Strict):
+    account_id = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    method = fields.String(required=True, validate=validate.OneOf(SIGNIN_METHODS))
+    client_ip = fields.String(allow_none=True, load_default=None)
+
+
+@CATALOGUE.register("SignInFailed", 1, PRODUCER, "A sign-in attempt was refused (reason code only).")
+class SignInFailedV1(_Strict):
+    account_id = fields.String(allow_none=True, load_default=None,
+                               metadata={"description": "null when no account has the identifier"})
+    method = fields.String(required=True, validate=validate.OneOf(SIGNIN_METHODS))
+    reason = fields.String(required=True, validate=validate.OneOf([
+        "bad_credentials", "bad_otp", "otp_expired", "locked", "bad_certificate", "bad_signature",
+        "challenge_invalid", "account_disabled"]))
+    client_ip = fields.String(allow_none=True, load_default=None)
+
+
+@CATALOGUE.register("AccountLocked", 1, PRODUCER,
+                    "Sign-in was locked for an account or a source address after repeated failures.")
+class AccountLockedV1(_Strict):
+    scope = fields.String(required=True, validate=validate.OneOf(["account", "source"]))
+    account_id = fields.String(allow_none=True, load_default=None)
+    client_ip = fields.String(allow_none=True, load_default=None)
+    locked_until = fields.DateTime(required=True)
+    lockouts = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+@CATALOGUE.register("SignedOut", 1, PRODUCER, "A session ended: its refresh tokens were revoked.")
+class SignedOutV1(_Strict):
+    account_id = fields.String(required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(["logout", "refresh_reuse"]))
+
+
+@CATALOGUE.register("StaffCredentialIssued", 1, PRODUCER,
+                    "A development credential was issued for a staff role (local stand-ins only).")
+class StaffCredentialIssuedV1(_Strict):
+    account_id = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    agency_code = fields.String(allow_none=True, load_default=None)
+
+
+# -- request shapes (the gateway validates with them, identity validates again) ----------
+
+def _no_control(value: str) -> bool:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValidationError("Control characters are not allowed.")
+    return True
+
+
+def _past_date(value: dt.date) -> bool:
+    if value < dt.date(1900, 1, 1) or value > dt.date.today():
+        raise ValidationError("Not a plausible date of birth.")
+    return True
+
+
+_ID_TEXT = [validate.Length(min=1, max=20), _no_control]
+_PERSON_NAME = [validate.Length(min=1, max=100), _no_control]
+_OTP = validate.Regexp(r"^\d{4,10}$", error="A one-time code is a few digits.")
+_PEM = [validate.Length(min=1, max=20_000)]
+_SIGNATURE = validate.Length(min=1, max=4096)
+
+
+class RegisterMobileBody(_Strict):
+    cccd = fields.String(required=True, validate=_ID_TEXT)
+    full_name = fields.String(required=True, validate=_PERSON_NAME)
+    date_of_birth = fields.Date(required=True, validate=_past_date)
+    gender = fields.String(required=True, validate=validate.OneOf(["male", "female"]))
+    phone = fields.String(required=True, validate=_ID_TEXT)
+    password = fields.String(required=True, validate=validate.Length(min=1, max=256), load_only=True)
+    old_id_number = fields.String(load_default=None, allow_none=True, validate=_ID_TEXT,
+                                  metadata={"description": "old 9-digit CMT, to sign in with it too"})
+
+
+class RegisterBhxhBody(RegisterMobileBody):
+    bhxh_code = fields.String(required=True, validate=_ID_TEXT)
+
+
+class ConfirmRegistrationBody(_Strict):
+    registration_id = fields.UUID(required=True)
+    otp = fields.String(required=True, validate=_OTP, load_only=True)
+
+
+class ResendBody(_Strict):
+    registration_id = fields.UUID(load_default=None, allow_none=True)
+    login_id = fields.UUID(load_default=None, allow_none=True)
+
+
+class ChallengeBody(_Strict):
+    purpose = fields.String(load_default="login", validate=validate.OneOf(["register", "login"]))
+
+
+class CertificateProofSchema(_Strict):
+    certificate_pem = fields.String(required=True, validate=_PEM)
+    chain_pem = fields.List(fields.String(validate=_PEM), load_default=list, validate=validate.Length(max=5),
+                            metadata={"description": "intermediate CA certificates, leaf's issuer first"})
+    challenge_id = fields.UUID(required=True)
+    signature = fields.String(required=True, validate=_SIGNATURE,
+                              metadata={"description": "base64 signature over the challenge text (UTF-8)"})
+
+
+class RegisterCertificateBody(CertificateProofSchema):
+    account_type = fields.String(load_default="citizen", validate=validate.OneOf(["citizen", "business"]))
+    certificate_kind = fields.String(load_default="usb_token", validate=validate.OneOf(["sim", "usb_token"]))
+    full_name = fields.String(load_default=None, allow_none=True, validate=_PERSON_NAME)
+    business_name = fields.String(load_default=None, allow_none=True,
+                                  validate=[validate.Length(min=1, max=200), _no_control])
+    representative_cccd = fields.String(load_default=None, allow_none=True, validate=_ID_TEXT)
+    phone = fields.String(load_default=None, allow_none=True, validate=_ID_TEXT)
+
+
+class LoginBody(_Strict):
+    """``method=password``: ``cccd`` (or an old 9-digit CMT) and ``password``;
+    ``method=certificate``: the certificate proof fields."""
+
+    method = fields.String(load_default="password", validate=validate.OneOf(["password", "certificate"]))
+    cccd = fields.String(load_default=None, allow_none=True, validate=_ID_TEXT)
+    password = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=256),
+                             load_only=True)
+    certificate_pem = fields.String(load_default=None, allow_none=True, validate=_PEM)
+    chain_pem = fields.List(fields.String(validate=_PEM), load_default=list, validate=validate.Length(max=5))
+    challenge_id = fields.UUID(load_default=None, allow_none=True)
+    signature = fields.String(load_default=None, allow_none=True, validate=_SIGNATURE)
+
+    @validates_schema
+    def _method_fields(self, data: dict, **kwargs) -> None:
+        needed = (("cccd", "password") if data.get("method", "password") == "password"
+                  else ("certificate_pem", "challenge_id", "signature"))
+        missing = {name: ["Missing data for required field."] for name in needed if not data.get(name)}
+        if missing:
+            raise ValidationError(missing)
+
+
+class LoginConfirmBody(_Strict):
+    login_id = fields.UUID(required=True)
+    otp = fields.String(required=True, validate=_OTP, load_only=True)
+
+
+class RefreshBody(_Strict):
+    refresh_token = fields.String(required=True, validate=validate.Length(min=1, max=200), load_only=True)
+
+
+class LogoutBody(_Strict):
+    refresh_token = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=200),
+                                  load_only=True)
+    everywhere = fields.Boolean(load_default=False, metadata={"description": "end every session of the account"})
+
+
+class DevTokenBody(_Strict):
+    role = fields.String(required=True, validate=validate.OneOf(["officer", "agency_system", "editor", "operator"]))
+    agency_code = fields.String(load_default=None, allow_none=True,
+                                validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$",
+                                                         error="Not a valid agency code."))
+
+    @validates_schema
+    def _agency_for_agency_roles(self, data: dict, **kwargs) -> None:
+        if data["role"] in ("officer", "agency_system") and not data.get("agency_code"):
+            raise ValidationError({"agency_code": ["An agency role needs an agency_code."]})
+        if data["role"] in ("editor", "operator") and data.get("agency_code"):
+            raise ValidationError({"agency_code": ["Only officers and agency systems belong to an agency."]})
+
+
+class CarrierRecordBody(_Strict):
+    phone = fields.String(required=True, validate=_ID_TEXT)
+    cccd = fields.String(required=True, validate=_ID_TEXT)
+    carrier = fields.String(load_default="local", validate=[validate.Length(min=1, max=40), _no_control])
+
+
+class BhxhRecordBody(_Strict):
+    bhxh_code = fields.String(required=True, validate=_ID_TEXT)
+    cccd = fields.String(required=True, validate=_ID_TEXT)
+    full_name = fields.String(required=True, validate=_PERSON_NAME)
+    date_of_birth = fields.Date(required=True, validate=_past_date)
+
+
+class TrustedCaBody(_Strict):
+    certificate_pem = fields.String(required=True, validate=_PEM)

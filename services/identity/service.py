@@ -1,10 +1,41 @@
-"""nameko entrypoints of the identity service (thin: the work is in the modules beside it)."""
+"""nameko entrypoints of the identity service (thin: the work is in the modules beside it).
+
+Registration: ``register_mobile``, ``register_bhxh``, ``confirm_registration``,
+``new_challenge``, ``register_certificate``. Sign-in: ``login`` (password → one-time code, or
+certificate → tokens), ``confirm_login``, ``refresh``, ``logout``. Reads: ``jwks``, ``me``.
+Operations: ``rotate_signing_key``, ``add_trusted_ca``. Local stand-ins (only with
+``LOCAL_ADAPTERS``): ``dev_token``, ``dev_carrier_record``, ``dev_bhxh_record``,
+``dev_sms_outbox``.
+"""
 
 from __future__ import annotations
 
+from nameko.extensions import DependencyProvider
+from nameko.rpc import rpc
+
+from portal_common.context import CallContext, event_context
 from portal_common.health import HealthRpc
 from portal_common.logs import LogContext
 from portal_common.nameko_ext import EventLog, Outbox, Storage
+from services.identity import adapters, dev, profile, registration, sessions, signin, staff
+from services.identity import settings as identity_settings
+from services.identity.keys import SigningKeys
+
+
+class Parties(DependencyProvider):
+    """The settings and the outside-party adapters they choose."""
+
+    def setup(self) -> None:
+        self.settings = identity_settings.load()
+        self.adapters: adapters.Adapters | None = None
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def bind_db(self, db) -> adapters.Adapters:
+        if self.adapters is None:
+            self.adapters = adapters.build(self.settings, db)
+        return self.adapters
 
 
 class IdentityService(HealthRpc):
@@ -13,4 +44,86 @@ class IdentityService(HealthRpc):
     db = Storage()
     events = EventLog()
     outbox = Outbox()
+    keys = SigningKeys()
+    parties = Parties()
     log_context = LogContext()
+    call = CallContext()
+
+    @property
+    def _settings(self):
+        return self.parties.settings
+
+    @property
+    def _adapters(self) -> adapters.Adapters:
+        return self.parties.bind_db(self.db)
+
+    def _ctx(self, context):
+        return event_context(context, self.call)
+
+    # -- keys ----------------------------------------------------------------------------
+
+    @rpc
+    def jwks(self) -> dict:
+        return self.keys.jwks()
+
+    @rpc
+    def rotate_signing_key(self) -> dict:
+        return {"kid": self.keys.rotate()}
+
+    # -- registration --------------------------------------------------------------------
+
+    @rpc
+    def register_mobile(self, data: dict, context: dict | None = None) -> dict:
+        return registration.start_mobile(self.db, self._adapters, self._settings, data)
+
+    @rpc
+    def register_bhxh(self, data: dict, context: dict | None = None) -> dict:
+        return registration.start_bhxh(self.db, self._adapters, self._settings, data)
+
+    @rpc
+    def confirm_registration(self, data: dict, context: dict | None = None) -> dict:
+        return registration.confirm(self.db, self.events, self._settings, data, self._ctx(context))
+
+    # -- sign-in and sessions ------------------------------------------------------------
+
+    @rpc
+    def login(self, data: dict, context: dict | None = None) -> dict:
+        return signin.start_password(self.db, self.events, self._adapters, self._settings, data, context,
+                                     self._ctx(context))
+
+    @rpc
+    def confirm_login(self, data: dict, context: dict | None = None) -> dict:
+        return signin.confirm(self.db, self.events, self.keys.signing_key(), self._settings, data, context,
+                              self._ctx(context))
+
+    @rpc
+    def refresh(self, data: dict, context: dict | None = None) -> dict:
+        return sessions.refresh(self.db, self.events, self.keys.signing_key(), self._settings, data,
+                                self._ctx(context))
+
+    @rpc
+    def logout(self, account_id: str, data: dict | None = None, context: dict | None = None) -> dict:
+        return sessions.logout(self.db, self.events, account_id, data or {}, self._ctx(context))
+
+    @rpc
+    def me(self, account_id: str) -> dict:
+        return profile.me(self.db, account_id)
+
+    # -- local stand-ins -----------------------------------------------------------------
+
+    @rpc
+    def dev_token(self, data: dict, context: dict | None = None) -> dict:
+        return staff.dev_token(self.db, self.events, self.keys.signing_key(), self._settings, data,
+                               self._ctx(context))
+
+    @rpc
+    def dev_carrier_record(self, data: dict) -> dict:
+        return dev.carrier_record(self._settings, self._adapters, data)
+
+    @rpc
+    def dev_bhxh_record(self, data: dict) -> dict:
+        return dev.bhxh_record(self._settings, self._adapters, data)
+
+    @rpc
+    def dev_sms_outbox(self, phone: str | None = None, limit: int = 50) -> dict:
+        return dev.sms_outbox(self._settings, self._adapters, phone, limit)

@@ -1,0 +1,66 @@
+"""Sending a one-time code and checking one, shared by registration and sign-in."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass
+
+from portal_common import config
+from portal_common.errors import ServiceError, TooManyRequests
+from services.identity.adapters import SmsGateway
+from services.identity.domain import otp
+from services.identity.domain.ids import mask_phone
+
+log = logging.getLogger(__name__)
+MAX_CODES_PER_PHONE = config.env_int("OTP_MAX_PER_PHONE", 10, "identity")  # per SENDS_WINDOW
+SENDS_WINDOW = dt.timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class CodeCheck:
+    """The outcome of checking a code: ``ok`` or the refusal to raise after committing."""
+
+    ok: bool
+    error: ServiceError | None = None
+    exhausted: bool = False
+
+
+def new_code(owner_id: uuid.UUID) -> tuple[str, bytes]:
+    code = otp.new_code()
+    return code, otp.code_hash(str(owner_id), code)
+
+
+def send(sms: SmsGateway, phone: str, code: str, ttl_s: int) -> dict:
+    sms.send(phone, otp.sms_text(code, max(1, ttl_s // 60)))
+    log.info("one-time code sent", extra={"to": mask_phone(phone)})
+    return {"otp_sent_to": mask_phone(phone), "expires_in": ttl_s}
+
+
+def check_send_budget(cur, phone: str) -> None:
+    """Refuse when this number already got many codes lately (no SMS bombing)."""
+    cur.execute(
+        "SELECT (SELECT count(*) FROM registrations WHERE phone = %s AND created_at > now() - %s) + "
+        "(SELECT count(*) FROM logins l JOIN accounts a ON a.id = l.account_id "
+        " WHERE a.phone = %s AND l.created_at > now() - %s) AS n",
+        (phone, SENDS_WINDOW, phone, SENDS_WINDOW),
+    )
+    if cur.fetchone()["n"] >= MAX_CODES_PER_PHONE:
+        raise TooManyRequests("otp_rate_limited", "Too many codes were sent to this number; try again later.",
+                              {"retry_after": int(SENDS_WINDOW.total_seconds())})
+
+
+def check(row: dict, code: str, max_attempts: int, now: dt.datetime) -> CodeCheck:
+    """Check ``code`` against a pending registration / sign-in row (expiry, attempts, value)."""
+    if row["status"] == "done":
+        return CodeCheck(False, ServiceError("otp_used", "This code was already used; start again."))
+    if row["status"] == "failed" or row["attempts"] >= max_attempts:
+        return CodeCheck(False, ServiceError("otp_exhausted", "Too many wrong codes; start again."))
+    if row["otp_expires_at"] <= now:
+        return CodeCheck(False, ServiceError("otp_expired", "The one-time code has expired; start again."))
+    if not otp.matches(str(row["id"]), code, row["otp_hash"]):
+        left = max_attempts - row["attempts"] - 1
+        return CodeCheck(False, ServiceError("otp_invalid", "The one-time code is wrong.",
+                                             {"attempts_left": left}), exhausted=left <= 0)
+    return CodeCheck(True)

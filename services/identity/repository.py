@@ -1,0 +1,187 @@
+"""identity's tables (SQL only; every function takes the cursor of the caller's transaction)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+ACCOUNT_COLUMNS = (
+    "id, role, identifier, legacy_id, full_name, date_of_birth, gender, phone, bhxh_code, agency_code, "
+    "representative_cccd, password_hash, certificate_fingerprint, methods, status, created_at"
+)
+
+
+# -- accounts ----------------------------------------------------------------------------
+
+def account_by_id(cur, account_id: uuid.UUID | str, for_update: bool = False) -> dict | None:
+    cur.execute(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = %s{' FOR UPDATE' if for_update else ''}",
+                (str(account_id),))
+    return cur.fetchone()
+
+
+def account_by_identifier(cur, identifier: str) -> dict | None:
+    """By CCCD / tax code / staff identifier, or by an old CMT mapped to an account."""
+    cur.execute(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE identifier = %s OR legacy_id = %s "
+                "ORDER BY (identifier = %s) DESC LIMIT 1", (identifier, identifier, identifier))
+    return cur.fetchone()
+
+
+def identifier_taken(cur, *values: str | None) -> bool:
+    vals = [v for v in values if v]
+    if not vals:
+        return False
+    cur.execute("SELECT 1 FROM accounts WHERE identifier = ANY(%s) OR legacy_id = ANY(%s) LIMIT 1", (vals, vals))
+    return cur.fetchone() is not None
+
+
+def bhxh_taken(cur, bhxh_code: str) -> bool:
+    cur.execute("SELECT 1 FROM accounts WHERE bhxh_code = %s", (bhxh_code,))
+    return cur.fetchone() is not None
+
+
+def certificate_taken(cur, fingerprint: str) -> bool:
+    cur.execute("SELECT 1 FROM accounts WHERE certificate_fingerprint = %s", (fingerprint,))
+    return cur.fetchone() is not None
+
+
+def insert_account(cur, account: dict[str, Any]) -> None:
+    cols = [k for k in account if k in ACCOUNT_COLUMNS.replace(" ", "").split(",")]
+    cur.execute(
+        f"INSERT INTO accounts ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))})",
+        [account[c] for c in cols],
+    )
+
+
+def set_password_hash(cur, account_id, password_hash: str) -> None:
+    cur.execute("UPDATE accounts SET password_hash = %s, updated_at = now() WHERE id = %s",
+                (password_hash, str(account_id)))
+
+
+def staff_account(cur, identifier: str) -> dict | None:
+    cur.execute(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE identifier = %s", (identifier,))
+    return cur.fetchone()
+
+
+# -- pending registrations and sign-ins --------------------------------------------------
+
+def insert_registration(cur, reg_id: uuid.UUID, method: str, identifier: str, phone: str, data: dict,
+                        otp_hash: bytes, expires_at: dt.datetime) -> None:
+    cur.execute(
+        "INSERT INTO registrations (id, method, identifier, phone, data, otp_hash, otp_expires_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (str(reg_id), method, identifier, phone, json.dumps(data, ensure_ascii=False), otp_hash, expires_at),
+    )
+
+
+def registration(cur, reg_id: uuid.UUID, for_update: bool = True) -> dict | None:
+    cur.execute(f"SELECT * FROM registrations WHERE id = %s{' FOR UPDATE' if for_update else ''}", (str(reg_id),))
+    return cur.fetchone()
+
+
+def count_attempt(cur, table: str, row_id, failed: bool = False) -> None:
+    assert table in ("registrations", "logins")
+    status = ", status = 'failed'" if failed else ""
+    cur.execute(f"UPDATE {table} SET attempts = attempts + 1{status} WHERE id = %s", (str(row_id),))
+
+
+def finish(cur, table: str, row_id) -> None:
+    assert table in ("registrations", "logins")
+    cur.execute(f"UPDATE {table} SET status = 'done' WHERE id = %s", (str(row_id),))
+
+
+def insert_login(cur, login_id: uuid.UUID, account_id, method: str, otp_hash: bytes, expires_at: dt.datetime,
+                 client: str | None) -> None:
+    cur.execute(
+        "INSERT INTO logins (id, account_id, method, otp_hash, otp_expires_at, client) VALUES (%s, %s, %s, %s, %s, %s)",
+        (str(login_id), str(account_id), method, otp_hash, expires_at, client),
+    )
+
+
+def login(cur, login_id: uuid.UUID) -> dict | None:
+    cur.execute("SELECT * FROM logins WHERE id = %s FOR UPDATE", (str(login_id),))
+    return cur.fetchone()
+
+
+# -- challenges ---------------------------------------------------------------------------
+
+def insert_challenge(cur, challenge_id: uuid.UUID, nonce: str, purpose: str, expires_at: dt.datetime) -> None:
+    cur.execute("INSERT INTO challenges (id, nonce, purpose, expires_at) VALUES (%s, %s, %s, %s)",
+                (str(challenge_id), nonce, purpose, expires_at))
+
+
+def take_challenge(cur, challenge_id: uuid.UUID) -> dict | None:
+    """Lock and return the challenge; the caller marks it used in the same transaction."""
+    cur.execute("SELECT * FROM challenges WHERE id = %s FOR UPDATE", (str(challenge_id),))
+    return cur.fetchone()
+
+
+def use_challenge(cur, challenge_id: uuid.UUID) -> None:
+    cur.execute("UPDATE challenges SET used_at = now() WHERE id = %s", (str(challenge_id),))
+
+
+# -- refresh tokens -----------------------------------------------------------------------
+
+def insert_refresh(cur, token_id: uuid.UUID, family: uuid.UUID, account_id, token_hash: bytes,
+                   expires_at: dt.datetime) -> None:
+    cur.execute(
+        "INSERT INTO refresh_tokens (id, family, account_id, token_hash, expires_at) VALUES (%s, %s, %s, %s, %s)",
+        (str(token_id), str(family), str(account_id), token_hash, expires_at),
+    )
+
+
+def refresh_row(cur, token_id: uuid.UUID) -> dict | None:
+    cur.execute("SELECT * FROM refresh_tokens WHERE id = %s FOR UPDATE", (str(token_id),))
+    return cur.fetchone()
+
+
+def revoke_refresh(cur, token_id, reason: str) -> None:
+    cur.execute("UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = %s "
+                "WHERE id = %s AND revoked_at IS NULL", (reason, str(token_id)))
+
+
+def revoke_family(cur, family, reason: str) -> int:
+    cur.execute("UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = %s "
+                "WHERE family = %s AND revoked_at IS NULL", (reason, str(family)))
+    return cur.rowcount
+
+
+def revoke_account_sessions(cur, account_id, reason: str) -> int:
+    cur.execute("UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = %s "
+                "WHERE account_id = %s AND revoked_at IS NULL", (reason, str(account_id)))
+    return cur.rowcount
+
+
+# -- lockout counters ---------------------------------------------------------------------
+
+def failure_state(cur, scope: str, key: str, for_update: bool = False) -> dict | None:
+    cur.execute(f"SELECT failures, lockouts, locked_until FROM signin_failures WHERE scope = %s AND key = %s"
+                f"{' FOR UPDATE' if for_update else ''}", (scope, key))
+    return cur.fetchone()
+
+
+def save_failure_state(cur, scope: str, key: str, failures: int, lockouts: int,
+                       locked_until: dt.datetime | None) -> None:
+    cur.execute(
+        "INSERT INTO signin_failures (scope, key, failures, lockouts, locked_until, last_failure_at) "
+        "VALUES (%s, %s, %s, %s, %s, now()) ON CONFLICT (scope, key) DO UPDATE SET failures = excluded.failures, "
+        "lockouts = excluded.lockouts, locked_until = excluded.locked_until, last_failure_at = now()",
+        (scope, key, failures, lockouts, locked_until),
+    )
+
+
+def clear_failures(cur, scope: str, key: str) -> None:
+    cur.execute("UPDATE signin_failures SET failures = 0 WHERE scope = %s AND key = %s", (scope, key))
+
+
+# -- trusted certificate authorities ------------------------------------------------------
+
+def trusted_ca_pems(cur) -> list[str]:
+    cur.execute("SELECT pem FROM trusted_cas ORDER BY added_at")
+    return [r["pem"] for r in cur.fetchall()]
+
+
+def add_trusted_ca(cur, fingerprint: str, subject: str, pem: str) -> None:
+    cur.execute("INSERT INTO trusted_cas (fingerprint, subject, pem) VALUES (%s, %s, %s) "
+                "ON CONFLICT (fingerprint) DO NOTHING", (fingerprint, subject, pem))

@@ -1,0 +1,53 @@
+"""Identity's settings, from the environment (``IDENTITY_<NAME>`` beats ``<NAME>``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from portal_common import config
+from services.identity.domain.lockout import LockoutPolicy
+
+S = "identity"
+
+
+@dataclass(frozen=True)
+class Settings:
+    access_ttl_s: int
+    refresh_ttl_s: int
+    dev_token_ttl_s: int
+    otp_ttl_s: int
+    otp_attempts: int
+    challenge_ttl_s: int
+    account_lockout: LockoutPolicy
+    source_lockout: LockoutPolicy
+    local_adapters: bool
+    carrier_adapter: str
+    bhxh_adapter: str
+    sms_adapter: str
+    trusted_ca_file: str | None
+
+
+def load() -> Settings:
+    local = config.env_bool("LOCAL_ADAPTERS", False, S)
+    # The stand-ins are the default adapters; LOCAL_ADAPTERS also opens the dev endpoints
+    # (and dev staff tokens), which a real deployment must never expose.
+    default_adapter = "local" if local else (config.env("ADAPTERS", "local", S) or "local")
+    return Settings(
+        access_ttl_s=config.env_int("ACCESS_TOKEN_TTL", 600, S),
+        refresh_ttl_s=config.env_int("REFRESH_TOKEN_TTL", 30 * 24 * 3600, S),
+        dev_token_ttl_s=config.env_int("DEV_TOKEN_TTL", 8 * 3600, S),
+        otp_ttl_s=config.env_int("OTP_TTL", 300, S),
+        otp_attempts=config.env_int("OTP_ATTEMPTS", 5, S),
+        challenge_ttl_s=config.env_int("CHALLENGE_TTL", 300, S),
+        account_lockout=LockoutPolicy(config.env_int("LOCKOUT_THRESHOLD", 5, S),
+                                      config.env_int("LOCKOUT_BASE_SECONDS", 60, S),
+                                      config.env_int("LOCKOUT_MAX_SECONDS", 3600, S)),
+        source_lockout=LockoutPolicy(config.env_int("SOURCE_LOCKOUT_THRESHOLD", 30, S),
+                                     config.env_int("SOURCE_LOCKOUT_BASE_SECONDS", 60, S),
+                                     config.env_int("SOURCE_LOCKOUT_MAX_SECONDS", 3600, S)),
+        local_adapters=local,
+        carrier_adapter=config.env("CARRIER_ADAPTER", default_adapter, S) or "local",
+        bhxh_adapter=config.env("BHXH_ADAPTER", default_adapter, S) or "local",
+        sms_adapter=config.env("SMS_ADAPTER", default_adapter, S) or "local",
+        trusted_ca_file=config.env("TRUSTED_CA_FILE", None, S),
+    )
