@@ -14,7 +14,9 @@ from portal_common.contracts.catalog import (
     ONLINE_LEVELS,
     TARGETS,
     AgencyBodySchema,
+    DissolutionSchema,
     ProcedureBodySchema,
+    WithdrawalSchema,
 )
 
 TAGS = ("catalog",)
@@ -69,11 +71,8 @@ class AmendProcedureBody(ProcedureBodySchema):
         unknown = RAISE
 
 
-class WithdrawBody(Schema):
-    class Meta:
-        unknown = RAISE
-
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+class WithdrawBody(WithdrawalSchema):
+    pass
 
 
 class NewAgencyBody(AgencyBodySchema):
@@ -88,16 +87,15 @@ class AmendAgencyBody(AgencyBodySchema):
         unknown = RAISE
 
 
-class DissolveBody(Schema):
-    class Meta:
-        unknown = RAISE
-
-    successor = fields.String(required=True, validate=CODE)
-    dissolved_on = fields.Date(load_default=None)
-    reason = fields.String(load_default="", validate=validate.Length(max=4000))
+class DissolveBody(DissolutionSchema):
+    pass
 
 
 _NOT_FOUND = {404: "Unknown code", 422: "Invalid input"}
+
+
+def _is_editor(call: ApiCall) -> bool:
+    return call.principal is not None and call.principal.role == "editor"
 
 
 class CatalogRoutes:
@@ -111,14 +109,15 @@ class CatalogRoutes:
         return self.catalog_rpc.search(**call.query)
 
     @api("GET", "/api/v1/procedures/<code>", summary="One procedure (current or a given version)",
-         tags=TAGS, query=VersionQuery, responses=_NOT_FOUND)
+         tags=TAGS, query=VersionQuery, optional_auth=True, responses=_NOT_FOUND,
+         description="Drafts are visible to editors only (send an editor's bearer token).")
     def get_procedure(self, call: ApiCall, code: str):
-        return self.catalog_rpc.get_procedure(code, call.query.get("version"))
+        return self.catalog_rpc.get_procedure(code, call.query.get("version"), _is_editor(call))
 
     @api("GET", "/api/v1/procedures/<code>/versions", summary="A procedure's version history",
-         tags=TAGS, responses=_NOT_FOUND)
+         tags=TAGS, optional_auth=True, responses=_NOT_FOUND)
     def procedure_versions(self, call: ApiCall, code: str):
-        return {"code": code, "versions": self.catalog_rpc.procedure_history(code)}
+        return {"code": code, "versions": self.catalog_rpc.procedure_history(code, _is_editor(call))}
 
     @api("GET", "/api/v1/procedures/<code>/agencies",
          summary="The active agencies implementing a procedure for a province / ward",
@@ -141,6 +140,17 @@ class CatalogRoutes:
     def catalog_fields(self, call: ApiCall):
         return {"items": self.catalog_rpc.list_fields()}
 
+    @api("GET", "/api/v1/provinces", summary="The 34 provinces (since 2025-07-01), for choosing a place",
+         tags=TAGS)
+    def provinces(self, call: ApiCall):
+        items = self.catalog_rpc.list_provinces()
+        return {"items": items, "total": len(items)}
+
+    @api("GET", "/api/v1/provinces/<code>", summary="One province and its wards / communes", tags=TAGS,
+         responses={404: "Unknown province"})
+    def province(self, call: ApiCall, code: str):
+        return self.catalog_rpc.get_province(code)
+
     @api("GET", "/api/v1/agencies", summary="Search agencies", tags=TAGS, query=AgencySearchQuery,
          responses={422: "Invalid filter or page"})
     def list_agencies(self, call: ApiCall):
@@ -157,6 +167,17 @@ class CatalogRoutes:
          auth=EDITOR, status=201, responses={409: "Code exists", 422: "Invalid procedure"})
     def publish_procedure(self, call: ApiCall):
         return self.catalog_rpc.publish_procedure(call.body, context=call.context())
+
+    @api("POST", "/api/v1/procedures/drafts", summary="Save a new procedure as a draft (not offered yet)",
+         tags=TAGS, body=NewProcedureBody, auth=EDITOR, status=201,
+         responses={409: "Code exists", 422: "Invalid procedure"})
+    def draft_procedure(self, call: ApiCall):
+        return self.catalog_rpc.draft_procedure(call.body, context=call.context())
+
+    @api("POST", "/api/v1/procedures/<code>/publish", summary="Publish a draft procedure", tags=TAGS,
+         auth=EDITOR, responses={404: "Unknown code", 409: "Not a draft"})
+    def publish_draft(self, call: ApiCall, code: str):
+        return self.catalog_rpc.publish_draft(code, context=call.context())
 
     @api("PUT", "/api/v1/procedures/<code>", summary="Amend a procedure (a new version)", tags=TAGS,
          body=AmendProcedureBody(partial=True), auth=EDITOR,

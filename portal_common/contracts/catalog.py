@@ -9,7 +9,9 @@ from the events alone. The document schemas here are also the catalog's input sh
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+import unicodedata
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
 
 from portal_common.contracts import CATALOGUE
 
@@ -20,8 +22,32 @@ TARGETS = ("citizen", "business", "both")
 LEVELS = ("central", "province", "commune")
 AGENCY_LEVELS = ("central", "province", "district", "commune")  # district: dissolved 2025-07-01
 ONLINE_LEVELS = ("full", "partial", "none")
-_NAME = validate.Length(min=1, max=500)
-_TEXT = validate.Length(max=4000)
+
+
+def _printable(multiline: bool = False):
+    """Refuse control characters (and bidirectional overrides, which disguise text); long
+    texts may keep line breaks and tabs."""
+    allowed = {"\n", "\r", "\t"} if multiline else set()
+
+    def check(value: str) -> None:
+        for ch in value:
+            if ch not in allowed and (unicodedata.category(ch) == "Cc" or ch in _BIDI):
+                raise ValidationError("Control characters are not allowed.")
+    return check
+
+
+_BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_LINE = _printable()
+
+
+def _short(max_len: int, min_len: int = 0) -> list:
+    return [validate.Length(min=min_len, max=max_len), _LINE]
+
+
+_NAME = _short(500, 1)
+_TEXT = [validate.Length(max=4000), _printable(multiline=True)]
+KIND = validate.Regexp(r"^(central|province|district|commune)_[a-z_]{1,80}$",
+                       error="An agency kind is its level and a lower-case name, like province_justice.")
 
 
 class RequiredDocumentSchema(Schema):
@@ -33,7 +59,7 @@ class RequiredDocumentSchema(Schema):
     original_or_copy = fields.String(load_default="copy",
                                      validate=validate.OneOf(["original", "copy", "either"]))
     count = fields.Integer(load_default=1, validate=validate.Range(min=1, max=20))
-    form_template = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=200))
+    form_template = fields.String(allow_none=True, load_default=None, validate=_short(200))
 
 
 class FeeSchema(Schema):
@@ -45,18 +71,18 @@ class NextProcedureSchema(Schema):
     """The procedure that follows in an inter-agency (liên thông) chain, and who does it."""
 
     code = fields.String(required=True, validate=CODE)
-    agency_kind = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    agency_kind = fields.String(required=True, validate=KIND)
 
 
 class ProcedureBodySchema(Schema):
     """What an editor states about a procedure (everything but code, version and status)."""
 
     name = fields.String(required=True, validate=_NAME)
-    field = fields.String(required=True, validate=validate.Length(min=1, max=60))
+    field = fields.String(required=True, validate=_short(60, 1))
     target = fields.String(required=True, validate=validate.OneOf(TARGETS))
     levels = fields.List(fields.String(validate=validate.OneOf(LEVELS)), required=True,
                          validate=validate.Length(min=1, max=3))
-    agency_kinds = fields.List(fields.String(validate=validate.Length(min=1, max=100)), required=True,
+    agency_kinds = fields.List(fields.String(validate=KIND), required=True,
                                validate=validate.Length(min=1, max=20))
     processing_days = fields.Integer(required=True, validate=validate.Range(min=0, max=365))
     online_level = fields.String(required=True, validate=validate.OneOf(ONLINE_LEVELS))
@@ -73,6 +99,33 @@ class ProcedureBodySchema(Schema):
                                   metadata={"description": "values not taken from the national database"})
 
 
+    @validates("required_documents")
+    def _unique_document_ids(self, value: list, **_: object) -> None:
+        ids = [d["id"] for d in value]
+        if len(ids) != len(set(ids)):
+            raise ValidationError("Each required document needs its own id (dossiers refer to it).")
+
+
+class WithdrawalSchema(Schema):
+    """An editor's withdrawal of a procedure: why."""
+
+    class Meta:
+        unknown = RAISE
+
+    reason = fields.String(required=True, validate=[validate.Length(min=1, max=4000), _printable(True)])
+
+
+class DissolutionSchema(Schema):
+    """An editor's dissolution of an agency: who takes over, from when, why."""
+
+    class Meta:
+        unknown = RAISE
+
+    successor = fields.String(required=True, validate=CODE)
+    dissolved_on = fields.Date(load_default=None)
+    reason = fields.String(load_default="", validate=_TEXT)
+
+
 class ProcedureSchema(ProcedureBodySchema):
     """One version of a procedure, as stored and as published."""
 
@@ -86,15 +139,16 @@ class AgencyBodySchema(Schema):
 
     name = fields.String(required=True, validate=_NAME)
     level = fields.String(required=True, validate=validate.OneOf(AGENCY_LEVELS))
-    kind = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    kind = fields.String(required=True, validate=KIND)
     parent_code = fields.String(allow_none=True, load_default=None, validate=CODE)
     province_code = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=1, max=999))
-    province_name = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=200))
+    province_name = fields.String(allow_none=True, load_default=None, validate=_short(200))
     ward_code = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=1, max=99999))
-    ward_name = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=200))
-    address = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=500))
-    phone = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=40))
-    email = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=200))
+    ward_name = fields.String(allow_none=True, load_default=None, validate=_short(200))
+    address = fields.String(allow_none=True, load_default=None, validate=_short(500))
+    phone = fields.String(allow_none=True, load_default=None,
+                          validate=validate.Regexp(r"^[0-9+() .-]{3,40}$", error="Not a phone number."))
+    email = fields.Email(allow_none=True, load_default=None, validate=validate.Length(max=200))
 
 
 class AgencySchema(AgencyBodySchema):
@@ -107,6 +161,12 @@ class AgencySchema(AgencyBodySchema):
 
 @CATALOGUE.register("ProcedurePublished", 1, PRODUCER, "A procedure was published (its first version).")
 class ProcedurePublishedV1(ProcedureSchema):
+    pass
+
+
+@CATALOGUE.register("ProcedureDrafted", 1, PRODUCER,
+                    "A procedure draft was saved (not yet offered; ProcedurePublished follows when it is).")
+class ProcedureDraftedV1(ProcedureSchema):
     pass
 
 

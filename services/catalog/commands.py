@@ -6,15 +6,19 @@ tuples, so its append gets its own cursor on the same connection and transaction
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import psycopg2.errors
 from marshmallow import ValidationError
 
 from portal_common.db import Database
 from portal_common.errors import Conflict, InvalidInput, NotFound
 from portal_common.eventstore import EventStore
+from portal_common.eventstore.errors import ConcurrencyError
 from portal_common.eventstore.events import EventContext, NewEvent
-from services.catalog import domain
+from services.catalog import domain, places
 from services.catalog import repository as repo
 from services.catalog.schemas import (
     AgencyAmendInput,
@@ -44,25 +48,68 @@ def agency_stream(code: str) -> str:
     return f"agency-{code}"
 
 
-def publish_procedure(db: Database, store: EventStore, data: Any, ctx: EventContext) -> dict:
+@contextmanager
+def _transaction(db: Database) -> Iterator[Any]:
+    """A write transaction in which a concurrent editor's change (the same code inserted, the
+    stream moved on) is a ``Conflict`` to retry, not a server error."""
+    try:
+        with db.transaction() as cur:
+            yield cur
+    except (psycopg2.errors.UniqueViolation, ConcurrencyError):
+        raise Conflict("concurrent_change", "Another change to this entry was saved at the same time; "
+                       "read it again and retry.") from None
+
+
+def _new_procedure(db: Database, store: EventStore, data: Any, ctx: EventContext, status: str) -> dict:
     doc = _load(ProcedureInput, data)
-    doc.update(version=1, status="published")
-    with db.transaction() as cur:
+    doc.update(version=1, status=status)
+    domain.check_procedure(doc)
+    with _transaction(db) as cur:
         if not repo.field_exists(cur, doc["field"]):
             raise InvalidInput("unknown_field", "No such field (lĩnh vực).")
         if repo.procedure_row(cur, doc["code"]) is not None:
             raise Conflict("procedure_exists", "A procedure with this code exists; amend it instead.")
         repo.save_procedure(cur, doc, domain.search_documents_text(doc), new=True)
-        store.append(procedure_stream(doc["code"]), 0, [NewEvent("ProcedurePublished", doc)],
+        event = "ProcedurePublished" if status == "published" else "ProcedureDrafted"
+        store.append(procedure_stream(doc["code"]), 0, [NewEvent(event, doc)],
                      stream_type="procedure", context=ctx, cursor=cur.connection.cursor())
-    return {"code": doc["code"], "version": 1, "status": "published"}
+    return {"code": doc["code"], "version": 1, "status": status}
+
+
+def publish_procedure(db: Database, store: EventStore, data: Any, ctx: EventContext) -> dict:
+    """A new procedure, published at once (version 1)."""
+    return _new_procedure(db, store, data, ctx, "published")
+
+
+def draft_procedure(db: Database, store: EventStore, data: Any, ctx: EventContext) -> dict:
+    """A new procedure kept as a draft: not searchable, not offered for filing, until published."""
+    return _new_procedure(db, store, data, ctx, "draft")
+
+
+def publish_draft(db: Database, store: EventStore, code: Any, ctx: EventContext) -> dict:
+    """Publish a draft as version 1 (``ProcedurePublished`` with the whole document)."""
+    if not domain.valid_code(code):
+        raise NotFound("procedure_not_found", "No procedure has this code.")
+    with _transaction(db) as cur:
+        row = repo.procedure_row(cur, code, for_update=True)
+        if row is None:
+            raise NotFound("procedure_not_found", "No procedure has this code.")
+        if row["status"] != "draft":
+            raise Conflict("not_a_draft", f"This procedure is {row['status']}, not a draft.")
+        doc = dict(row["document"], status="published")
+        repo.save_procedure(cur, doc, domain.search_documents_text(doc), new=False)
+        store.append(procedure_stream(code), None, [NewEvent("ProcedurePublished", doc)],
+                     stream_type="procedure", context=ctx, cursor=cur.connection.cursor())
+    return {"code": code, "version": doc["version"], "status": "published"}
 
 
 def amend_procedure(db: Database, store: EventStore, code: Any, changes: Any, ctx: EventContext) -> dict:
+    """A published procedure gets a new version (the old ones stay readable); a draft is
+    rewritten in place (no version of it was ever offered)."""
     if not domain.valid_code(code):
         raise NotFound("procedure_not_found", "No procedure has this code.")
     changes = _load(ProcedureAmendInput, changes, partial=True)
-    with db.transaction() as cur:
+    with _transaction(db) as cur:
         row = repo.procedure_row(cur, code, for_update=True)
         if row is None:
             raise NotFound("procedure_not_found", "No procedure has this code.")
@@ -70,18 +117,24 @@ def amend_procedure(db: Database, store: EventStore, code: Any, changes: Any, ct
             raise InvalidInput("unknown_field", "No such field (lĩnh vực).")
         current = dict(row["document"], status=row["status"])
         doc, changed = domain.amended(current, changes)
+        domain.check_procedure(doc)
         repo.save_procedure(cur, doc, domain.search_documents_text(doc), new=False)
-        payload = dict(doc, previous_version=current["version"], changed=changed)
-        store.append(procedure_stream(code), None, [NewEvent("ProcedureAmended", payload)],
+        if doc["status"] == "draft":
+            event = NewEvent("ProcedureDrafted", doc)
+        else:
+            event = NewEvent("ProcedureAmended", dict(doc, previous_version=current["version"], changed=changed))
+        store.append(procedure_stream(code), None, [event],
                      stream_type="procedure", context=ctx, cursor=cur.connection.cursor())
     return {"code": code, "version": doc["version"], "status": doc["status"], "changed": changed}
 
 
 def withdraw_procedure(db: Database, store: EventStore, code: Any, data: Any, ctx: EventContext) -> dict:
+    """No longer offered for new filing (a draft withdrawn is simply abandoned); every
+    version stays readable for the dossiers filed under it."""
     if not domain.valid_code(code):
         raise NotFound("procedure_not_found", "No procedure has this code.")
     reason = _load(WithdrawInput, data or {})["reason"]
-    with db.transaction() as cur:
+    with _transaction(db) as cur:
         row = repo.procedure_row(cur, code, for_update=True)
         if row is None:
             raise NotFound("procedure_not_found", "No procedure has this code.")
@@ -102,10 +155,19 @@ def _agency_payload(a: dict) -> dict:
     return out
 
 
+def _place_agency(a: dict) -> dict:
+    """Check the unit an agency serves against today's administrative units and take its
+    official names from them (a ward alone names its province)."""
+    province, ward = places.check_place(a.get("province_code"), a.get("ward_code"))
+    domain.check_agency_unit(a["level"], province, ward)
+    province_name, ward_name = places.names_of(province, ward)
+    return dict(a, province_code=province, ward_code=ward, province_name=province_name, ward_name=ward_name)
+
+
 def register_agency(db: Database, store: EventStore, data: Any, ctx: EventContext) -> dict:
-    a = _load(AgencyInput, data)
+    a = _place_agency(_load(AgencyInput, data))
     a.update(status="active", successor=None, dissolved_on=None, version=1)
-    with db.transaction() as cur:
+    with _transaction(db) as cur:
         if repo.agency(cur, a["code"]) is not None:
             raise Conflict("agency_exists", "An agency with this code exists.")
         if a["parent_code"] and repo.agency(cur, a["parent_code"]) is None:
@@ -120,14 +182,22 @@ def amend_agency(db: Database, store: EventStore, code: Any, changes: Any, ctx: 
     if not domain.valid_code(code):
         raise NotFound("agency_not_found", "No agency has this code.")
     changes = _load(AgencyAmendInput, changes, partial=True)
-    with db.transaction() as cur:
+    with _transaction(db) as cur:
         current = repo.agency(cur, code, for_update=True)
         if current is None:
             raise NotFound("agency_not_found", "No agency has this code.")
-        changed = domain.changed_agency_fields(current, changes)
+        domain.changed_agency_fields(current, changes)
         if changes.get("parent_code") and repo.agency(cur, changes["parent_code"]) is None:
             raise InvalidInput("unknown_parent", "The parent agency does not exist.")
-        a = dict(current, **changes, version=current["version"] + 1)
+        if changes.get("parent_code") == code:
+            raise InvalidInput("invalid_parent", "An agency cannot be its own parent.")
+        merged = dict(current, **changes)
+        if changes.get("ward_code") is not None and "province_code" not in changes:
+            merged["province_code"] = None  # the new ward names its province
+        a = _place_agency(merged)
+        changed = domain.changed_agency_fields(current, {k: a[k] for k in a if k in changes
+                                                         or k in ("province_name", "ward_name")})
+        a["version"] = current["version"] + 1
         repo.update_agency(cur, a)
         store.append(agency_stream(code), None,
                      [NewEvent("AgencyAmended", dict(_agency_payload(a), changed=changed))],
@@ -139,7 +209,7 @@ def dissolve_agency(db: Database, store: EventStore, code: Any, data: Any, ctx: 
     if not domain.valid_code(code):
         raise NotFound("agency_not_found", "No agency has this code.")
     d = _load(DissolveInput, data)
-    with db.transaction() as cur:
+    with _transaction(db) as cur:
         current = repo.agency(cur, code, for_update=True)
         if current is None:
             raise NotFound("agency_not_found", "No agency has this code.")

@@ -117,7 +117,8 @@ def offered_agencies(candidates: Iterable[Mapping[str, Any]], successors: Mappin
 
 
 def amended(current: Mapping[str, Any], changes: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """The next version of a procedure: the changes applied, the list of what changed."""
+    """The next version of a procedure: the changes applied, the list of what changed. A
+    draft keeps its version number: it is rewritten, not versioned, until published."""
     if current["status"] == "withdrawn":
         raise Conflict("procedure_withdrawn", "A withdrawn procedure cannot be amended.")
     changed = sorted(k for k, v in changes.items() if current.get(k) != v)
@@ -125,7 +126,7 @@ def amended(current: Mapping[str, Any], changes: Mapping[str, Any]) -> tuple[dic
         raise InvalidInput("nothing_changed", "The amendment changes nothing.")
     doc = dict(current)
     doc.update(changes)
-    doc["version"] = int(current["version"]) + 1
+    doc["version"] = int(current["version"]) + (0 if current["status"] == "draft" else 1)
     return doc, changed
 
 
@@ -136,6 +137,29 @@ def changed_agency_fields(current: Mapping[str, Any], changes: Mapping[str, Any]
     if not changed:
         raise InvalidInput("nothing_changed", "The amendment changes nothing.")
     return changed
+
+
+def check_procedure(doc: Mapping[str, Any]) -> None:
+    """The levels a procedure names are exactly those of the agency kinds that implement it
+    (no district kinds: districts were abolished), so a search by level and the choice of
+    agency agree."""
+    kind_levels = {level_of_kind(k) for k in doc["agency_kinds"]}
+    if None in kind_levels:
+        raise InvalidInput("invalid_agency_kind", "Agency kinds are central_..., province_... or commune_....")
+    if kind_levels != set(doc["levels"]):
+        raise InvalidInput("levels_mismatch", "levels must be the levels of the agency kinds "
+                           f"({', '.join(sorted(kind_levels))}).")
+
+
+def check_agency_unit(level: str, province: int | None, ward: int | None) -> None:
+    """The unit an agency serves must fit its level: a commune office serves a ward, a
+    province (or former district) office a province; a ministry serves the whole country."""
+    if level == "commune" and ward is None:
+        raise InvalidInput("unit_required", "A commune-level agency names the ward it serves (ward_code).")
+    if level in ("province", "district") and province is None:
+        raise InvalidInput("unit_required", "A province-level agency names its province (province_code).")
+    if level == "central" and (province is not None or ward is not None):
+        raise InvalidInput("invalid_unit", "A central agency serves the whole country: no province or ward.")
 
 
 def search_documents_text(doc: Mapping[str, Any]) -> str:

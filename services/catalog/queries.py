@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from portal_common.contracts.catalog import AGENCY_LEVELS
 from portal_common.db import Database
 from portal_common.errors import InvalidInput, NotFound
-from services.catalog import domain
+from services.catalog import domain, places
 from services.catalog import repository as repo
 
 
@@ -45,10 +46,11 @@ def search(db: Database, q: str | None, filters: dict[str, Any], page: Any, page
     return domain.paginated(items, total, p)
 
 
-def get_procedure(db: Database, code: Any, version: Any = None) -> dict:
-    """One procedure. Without ``version``: the current one, and a withdrawn procedure is
+def get_procedure(db: Database, code: Any, version: Any = None, include_draft: bool = False) -> dict:
+    """One procedure. Without ``version``: the current one; a withdrawn procedure is
     ``NotFound("procedure_withdrawn")`` (not offered for new filing). With ``version``: that
-    version as it was, whatever the procedure's status now (dossiers filed under it)."""
+    version as it was, whatever the procedure's status now (dossiers filed under it). A
+    draft exists only for editors (``include_draft``)."""
     if not domain.valid_code(code):
         raise NotFound("procedure_not_found", "No procedure has this code.")
     with db.transaction() as cur:
@@ -62,18 +64,21 @@ def get_procedure(db: Database, code: Any, version: Any = None) -> dict:
             except (TypeError, ValueError):
                 raise InvalidInput("invalid_version", "version must be an integer.") from None
             row = repo.procedure_version(cur, code, version) if 0 < version < 2**31 else None
-            if row is None and repo.procedure_row(cur, code) is not None:
+            current = repo.procedure_row(cur, code) if row is None else None
+            if current is not None and (include_draft or current["status"] != "draft"):
                 raise NotFound("version_not_found", "This procedure has no such version.")
-        if row is None:
+        if row is None or (row["status"] == "draft" and not include_draft):
             raise NotFound("procedure_not_found", "No procedure has this code.")
         return procedure_view(row, repo.life_events_of(cur, code))
 
 
-def history(db: Database, code: Any) -> list[dict]:
+def history(db: Database, code: Any, include_draft: bool = False) -> list[dict]:
     if not domain.valid_code(code):
         raise NotFound("procedure_not_found", "No procedure has this code.")
     with db.transaction() as cur:
         rows = repo.procedure_history(cur, code)
+    if not include_draft:
+        rows = [r for r in rows if r["status"] != "draft"]
     if not rows:
         raise NotFound("procedure_not_found", "No procedure has this code.")
     for r in rows:
@@ -81,27 +86,16 @@ def history(db: Database, code: Any) -> list[dict]:
     return rows
 
 
-def _place(value: Any, name: str) -> int | None:
-    if value in (None, ""):
-        return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise InvalidInput(f"invalid_{name}", f"{name} must be a numeric administrative code.") from None
-    if not 0 < number < 100_000:
-        raise InvalidInput(f"invalid_{name}", f"{name} is not an administrative code.")
-    return number
-
-
 def agencies_for(db: Database, procedure_code: Any, province: Any = None, ward: Any = None) -> list[dict]:
     """The active agencies implementing a procedure for a place; a dissolved agency that
-    would match is replaced by the active end of its successor chain."""
-    province_n, ward_n = _place(province, "province"), _place(ward, "ward")
+    would match is replaced by the active end of its successor chain. The place must exist
+    today (a ward alone names its province); a made-up one is refused, not answered empty."""
+    province_n, ward_n = places.check_place(province, ward)
     if not domain.valid_code(procedure_code):
         raise NotFound("procedure_not_found", "No procedure has this code.")
     with db.transaction() as cur:
         row = repo.procedure_row(cur, procedure_code)
-        if row is None or row["status"] == "withdrawn":
+        if row is None or row["status"] != "published":
             raise NotFound("procedure_not_found", "No procedure has this code.")
         kinds = row["document"]["agency_kinds"]
         candidates = repo.agencies_implementing(cur, kinds, province_n, ward_n)
@@ -135,10 +129,10 @@ def list_agencies(db: Database, q: Any = None, province: Any = None, level: Any 
                   include_dissolved: bool = False, page: Any = 1, page_size: Any = 20) -> dict:
     p = domain.page_of(page, page_size)
     q = domain.normalise_query(q)
-    if level not in (None, "", *domain.LEVELS):
+    if level not in (None, "", *AGENCY_LEVELS):
         raise InvalidInput("invalid_level", "Unknown level.")
     with db.transaction() as cur:
-        rows, total = repo.search_agencies(cur, q, _place(province, "province"), level or None,
+        rows, total = repo.search_agencies(cur, q, places.check_place(province, None)[0], level or None,
                                            bool(include_dissolved), p.page_size, p.offset)
     return domain.paginated([_agency_out(r) for r in rows], total, p)
 
@@ -163,3 +157,12 @@ def life_event(db: Database, event_id: Any) -> dict:
     if event is None:
         raise NotFound("life_event_not_found", "No life event has this id.")
     return event
+
+
+def provinces() -> list[dict]:
+    return places.provinces()
+
+
+def wards(province_code: Any) -> dict:
+    """A province and its wards / communes (the places an applicant chooses from)."""
+    return dict(places.province(province_code), wards=places.wards_of(province_code))

@@ -6,9 +6,15 @@ the event payloads); these add the code and refuse unknown keys.
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, fields
 
-from portal_common.contracts.catalog import CODE, AgencyBodySchema, ProcedureBodySchema
+from portal_common.contracts.catalog import (
+    CODE,
+    AgencyBodySchema,
+    DissolutionSchema,
+    ProcedureBodySchema,
+    WithdrawalSchema,
+)
 
 
 class ProcedureInput(ProcedureBodySchema):
@@ -25,11 +31,8 @@ class ProcedureAmendInput(ProcedureBodySchema):
         unknown = RAISE
 
 
-class WithdrawInput(Schema):
-    class Meta:
-        unknown = RAISE
-
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+class WithdrawInput(WithdrawalSchema):
+    pass
 
 
 class AgencyInput(AgencyBodySchema):
@@ -44,10 +47,5 @@ class AgencyAmendInput(AgencyBodySchema):
         unknown = RAISE
 
 
-class DissolveInput(Schema):
-    class Meta:
-        unknown = RAISE
-
-    successor = fields.String(required=True, validate=CODE)
-    dissolved_on = fields.Date(load_default=None)
-    reason = fields.String(load_default="", validate=validate.Length(max=4000))
+class DissolveInput(DissolutionSchema):
+    pass

@@ -1,8 +1,10 @@
 """nameko entrypoints of the catalog service (thin: the work is in the modules beside it).
 
 Reads: ``search``, ``get_procedure``, ``procedure_history``, ``agencies_for``, ``get_agency``,
-``resolve_agency``, ``list_agencies``, ``list_fields``, ``list_life_events``, ``get_life_event``.
-Editor commands (each appends its event): ``publish_procedure``, ``amend_procedure``,
+``resolve_agency``, ``list_agencies``, ``list_fields``, ``list_life_events``, ``get_life_event``,
+``list_provinces``, ``get_province`` (with its wards).
+Editor commands (each appends its event): ``publish_procedure``, ``draft_procedure``,
+``publish_draft``, ``amend_procedure``,
 ``withdraw_procedure``, ``register_agency``, ``amend_agency``, ``dissolve_agency``.
 """
 
@@ -38,12 +40,12 @@ class CatalogService(HealthRpc):
         return queries.search(self.db, q, filters, page, page_size)
 
     @rpc
-    def get_procedure(self, code: str, version: int | None = None) -> dict:
-        return queries.get_procedure(self.db, code, version)
+    def get_procedure(self, code: str, version: int | None = None, include_draft: bool = False) -> dict:
+        return queries.get_procedure(self.db, code, version, bool(include_draft))
 
     @rpc
-    def procedure_history(self, code: str) -> list[dict]:
-        return queries.history(self.db, code)
+    def procedure_history(self, code: str, include_draft: bool = False) -> list[dict]:
+        return queries.history(self.db, code, bool(include_draft))
 
     @rpc
     def agencies_for(self, procedure_code: str, province: Any = None, ward: Any = None) -> list[dict]:
@@ -74,11 +76,27 @@ class CatalogService(HealthRpc):
     def get_life_event(self, event_id: str) -> dict:
         return queries.life_event(self.db, event_id)
 
+    @rpc
+    def list_provinces(self) -> list[dict]:
+        return queries.provinces()
+
+    @rpc
+    def get_province(self, code: Any) -> dict:
+        return queries.wards(code)
+
     # -- editor commands ---------------------------------------------------------------
 
     @rpc
     def publish_procedure(self, procedure: dict, context: dict | None = None) -> dict:
         return commands.publish_procedure(self.db, self.events, procedure, event_context(context, self.call))
+
+    @rpc
+    def draft_procedure(self, procedure: dict, context: dict | None = None) -> dict:
+        return commands.draft_procedure(self.db, self.events, procedure, event_context(context, self.call))
+
+    @rpc
+    def publish_draft(self, code: str, context: dict | None = None) -> dict:
+        return commands.publish_draft(self.db, self.events, code, event_context(context, self.call))
 
     @rpc
     def amend_procedure(self, code: str, changes: dict, context: dict | None = None) -> dict:

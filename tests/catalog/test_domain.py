@@ -1,6 +1,7 @@
 """Fast unit tests of the catalog's rules (no I/O)."""
 
 import pytest
+from marshmallow import ValidationError
 
 from portal_common.errors import Conflict, InvalidInput, NotFound
 from services.catalog import domain, seed_data
@@ -108,3 +109,60 @@ def test_seed_catalog_is_large_valid_and_consistent():
         assert set(event[4]) <= codes
     for nxt, _kind in seed_data.NEXT.values():
         assert nxt in codes
+    for p in procedures:
+        domain.check_procedure(p)  # the seed's levels are those of its agency kinds
+
+
+def test_a_draft_is_rewritten_in_place_not_versioned():
+    draft = {"code": "c", "version": 1, "status": "draft", "name": "A", "processing_days": 5}
+    doc, changed = domain.amended(draft, {"processing_days": 3})
+    assert (doc["version"], doc["status"], changed) == (1, "draft", ["processing_days"])
+
+
+@pytest.mark.parametrize("kinds,levels,code", [
+    (["province_justice"], ["commune"], "levels_mismatch"),
+    (["province_justice", "commune_police"], ["province"], "levels_mismatch"),
+    (["district_people_committee"], ["province"], "invalid_agency_kind"),
+])
+def test_procedure_levels_must_be_those_of_its_agency_kinds(kinds, levels, code):
+    with pytest.raises(InvalidInput) as err:
+        domain.check_procedure({"agency_kinds": kinds, "levels": levels})
+    assert err.value.code == code
+
+
+@pytest.mark.parametrize("level,province,ward,ok", [
+    ("central", None, None, True), ("central", 51, None, False), ("province", 51, None, True),
+    ("province", None, None, False), ("commune", 51, 21220, True), ("commune", 51, None, False),
+])
+def test_an_agency_unit_fits_its_level(level, province, ward, ok):
+    if ok:
+        domain.check_agency_unit(level, province, ward)
+    else:
+        with pytest.raises(InvalidInput):
+            domain.check_agency_unit(level, province, ward)
+
+
+def _seed_doc(**over):
+    return dict(seed_data.procedures()[0], **over)
+
+
+@pytest.mark.parametrize("over", [
+    {"name": "Đăng ký\x00 khai sinh"},
+    {"name": "Đăng ký\nkhai sinh"},
+    {"name": "Đăng ký \u202ehnis iahk"},  # a right-to-left override disguising the text
+    {"field": "ho\x07tich"},
+    {"legal_bases": ["Luật\x1b[31m Hộ tịch"]},
+    {"required_documents": [{"id": "tp1", "name": "Tờ khai\x00"}]},
+    {"required_documents": [{"id": "tp1", "name": "A"}, {"id": "tp1", "name": "B"}]},
+    {"agency_kinds": ["Commune People Committee"]},
+    {"description": "x" * 4001},
+    {"fees": [{"name": "Lệ phí", "amount_vnd": -1}]},
+    {"processing_days": "soon"},
+])
+def test_hostile_procedure_documents_are_refused_by_the_schema(over):
+    with pytest.raises(ValidationError):
+        ProcedureInput().load(_seed_doc(**over))
+
+
+def test_descriptions_may_keep_line_breaks():
+    assert ProcedureInput().load(_seed_doc(description="Bước 1.\nBước 2.\tXong."))["description"].count("\n") == 1

@@ -173,3 +173,120 @@ def test_duplicate_publish_and_unknown_targets(cluster, unique_code):
         cluster.catalog.withdraw_procedure(code, "", context=editor())
     with pytest.raises(NotFound):
         cluster.catalog.get_procedure(code, 99)
+
+
+def test_a_draft_is_hidden_until_published(cluster, subscriber, unique_code):
+    code = unique_code("TR")
+    name = f"Cấp giấy phép thử nghiệm nuôi ong mật {code}"
+    out = cluster.catalog.draft_procedure(procedure_payload(code, name=name), context=editor())
+    assert out == {"code": code, "version": 1, "status": "draft"}
+    with pytest.raises(NotFound):
+        cluster.catalog.get_procedure(code)
+    with pytest.raises(NotFound):
+        cluster.catalog.procedure_history(code)
+    with pytest.raises(NotFound):
+        cluster.catalog.agencies_for(code, 51)
+    assert cluster.catalog.search(q="thu nghiem nuoi ong mat")["total"] == 0
+    assert cluster.catalog.get_procedure(code, include_draft=True)["status"] == "draft"
+
+    out = cluster.catalog.amend_procedure(code, {"processing_days": 9}, context=editor())
+    assert (out["version"], out["status"]) == (1, "draft")  # rewritten, not versioned
+    assert cluster.catalog.publish_draft(code, context=editor()) == {"code": code, "version": 1,
+                                                                      "status": "published"}
+    published = cluster.catalog.get_procedure(code)
+    assert (published["version"], published["processing_days"], published["status"]) == (1, 9, "published")
+    assert cluster.catalog.search(q="thu nghiem nuoi ong mat")["items"][0]["code"] == code
+    assert "P51-SXD" in [a["code"] for a in cluster.catalog.agencies_for(code, 51)]
+    with pytest.raises(Conflict) as err:
+        cluster.catalog.publish_draft(code, context=editor())
+    assert err.value.code == "not_a_draft"
+    with pytest.raises(NotFound):
+        cluster.catalog.publish_draft("9.999999", context=editor())
+
+    events = subscriber(f"procedure-{code}", 3)
+    assert [e["event_type"] for e in events] == ["ProcedureDrafted", "ProcedureDrafted", "ProcedurePublished"]
+    assert events[1]["data"]["processing_days"] == 9 and events[2]["data"]["status"] == "published"
+
+
+@pytest.mark.parametrize("change,code", [
+    ({"name": "Tên\x00mới"}, "validation_failed"),
+    ({"name": "Tên \u202emới"}, "validation_failed"),
+    ({"levels": ["commune"]}, "levels_mismatch"),
+    ({"agency_kinds": ["district_people_committee"], "levels": ["province"]}, "invalid_agency_kind"),
+    ({"required_documents": [{"id": "a", "name": "A"}, {"id": "a", "name": "B"}]}, "validation_failed"),
+    ({"field": "nope"}, "unknown_field"),
+    ({"version": 7}, "validation_failed"),
+])
+def test_hostile_amendments_are_refused_and_change_nothing(cluster, unique_code, change, code):
+    proc = unique_code("TX")
+    cluster.catalog.publish_procedure(procedure_payload(proc), context=editor())
+    with pytest.raises(InvalidInput) as err:
+        cluster.catalog.amend_procedure(proc, change, context=editor())
+    assert err.value.code == code
+    current = cluster.catalog.get_procedure(proc)
+    assert current["version"] == 1 and current["name"] == procedure_payload(proc)["name"]
+
+
+AGENCY = {"name": "Ban thử nghiệm", "level": "province", "kind": "province_construction", "province_code": 51}
+
+
+@pytest.mark.parametrize("over,code", [
+    ({"province_code": 62}, "unknown_province"),
+    ({"level": "commune", "kind": "commune_people_committee", "ward_code": 4}, "ward_not_in_province"),
+    ({"level": "commune", "kind": "commune_people_committee"}, "unit_required"),
+    ({"level": "central", "kind": "central_justice"}, "invalid_unit"),
+    ({"province_code": None}, "unit_required"),
+    ({"kind": "Sở Xây dựng"}, "validation_failed"),
+    ({"name": "Ban\x00thử"}, "validation_failed"),
+    ({"email": "not-an-email"}, "validation_failed"),
+    ({"phone": "<script>"}, "validation_failed"),
+    ({"parent_code": "NO-SUCH"}, "unknown_parent"),
+    ({"status": "dissolved"}, "validation_failed"),
+])
+def test_hostile_agency_registration_is_refused(cluster, unique_code, over, code):
+    agency = unique_code("TY")
+    with pytest.raises(InvalidInput) as err:
+        cluster.catalog.register_agency(dict(AGENCY, code=agency, **over), context=editor())
+    assert err.value.code == code
+    with pytest.raises(NotFound):
+        cluster.catalog.get_agency(agency)
+
+
+def test_agency_place_names_come_from_the_package(cluster, unique_code):
+    agency = unique_code("TZ")
+    out = cluster.catalog.register_agency(
+        {"code": agency, "name": "Bộ phận một cửa thử nghiệm", "level": "commune", "kind": "commune_people_committee",
+         "ward_code": 23548, "province_name": "Tỉnh gõ tay"}, context=editor())
+    assert (out["province_code"], out["province_name"], out["ward_name"]) == (51, "Quảng Ngãi", "Xã Ya Ly")
+    assert agency in [a["code"] for a in cluster.catalog.agencies_for("1.001193", 51, 23548)]
+    with pytest.raises(InvalidInput) as err:  # a hand-typed name is not a change
+        cluster.catalog.amend_agency(agency, {"province_name": "Tỉnh khác"}, context=editor())
+    assert err.value.code == "nothing_changed"
+    moved = cluster.catalog.amend_agency(agency, {"ward_code": 10489}, context=editor())
+    assert (moved["province_code"], moved["ward_name"], moved["version"]) == (1, "Xã Hương Sơn", 2)
+    with pytest.raises(InvalidInput) as err:
+        cluster.catalog.amend_agency(agency, {"parent_code": agency}, context=editor())
+    assert err.value.code == "invalid_parent"
+    cluster.catalog.dissolve_agency(agency, "W10489-UBND", context=editor())  # leave the seed's offer as it was
+    assert [a["code"] for a in cluster.catalog.agencies_for("1.001193", 1, 10489)] == ["W10489-UBND"]
+
+
+def test_concurrent_publishes_of_one_code_give_one_procedure_and_a_conflict(cluster, system, amqp_uri, unique_code):
+    import eventlet
+
+    code = unique_code("TC")
+    outcomes = []
+
+    def publish():
+        with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=20) as proxy:
+            try:
+                outcomes.append(proxy.catalog.publish_procedure(procedure_payload(code), context=editor()))
+            except Conflict as exc:
+                outcomes.append(exc.code)
+
+    threads = [eventlet.spawn(publish) for _ in range(4)]
+    for t in threads:
+        t.wait()
+    assert sum(1 for o in outcomes if isinstance(o, dict)) == 1
+    assert all(o in ("procedure_exists", "concurrent_change") for o in outcomes if not isinstance(o, dict))
+    assert [v["version"] for v in cluster.catalog.procedure_history(code)] == [1]

@@ -148,12 +148,31 @@ def test_dissolved_agency_is_never_offered_its_successor_is(catalog_db):
         queries.resolve_agency(catalog_db, "NOPE")
 
 
-def test_agencies_for_bad_place_or_procedure(catalog_db):
-    with pytest.raises(InvalidInput):
-        queries.agencies_for(catalog_db, "1.001193", "Quảng Ngãi")
+@pytest.mark.parametrize("province,ward,code", [
+    ("Quảng Ngãi", None, "invalid_province"),
+    (51, 4, "ward_not_in_province"),  # Phường Ba Đình is in Hà Nội
+    (62, None, "unknown_province"),  # Kon Tum: merged into Quảng Ngãi on 2025-07-01
+    (51, 99998, "unknown_ward"),
+    (None, "1e3", "invalid_ward"),
+    (True, None, "invalid_province"),
+    ("٥١", None, "invalid_province"),  # 51 in Arabic-Indic digits
+    (51, -5, "invalid_ward"),
+])
+def test_agencies_for_a_place_that_does_not_exist_is_refused(catalog_db, province, ward, code):
+    with pytest.raises(InvalidInput) as err:
+        queries.agencies_for(catalog_db, "1.001193", province, ward)
+    assert err.value.code == code
+
+
+def test_agencies_for_unknown_procedure_and_places_given_as_text(catalog_db):
     with pytest.raises(NotFound):
         queries.agencies_for(catalog_db, "9.999999", 51)
-    assert queries.agencies_for(catalog_db, "1.001193", 51, 4) == []  # a Hà Nội ward, not in Quảng Ngãi
+    # a ward alone names its province; "01" and 1 are the same province
+    assert [a["code"] for a in queries.agencies_for(catalog_db, "1.001193", None, 21220)] == ["W21220-UBND"]
+    assert [a["code"] for a in queries.agencies_for(catalog_db, "1.001193", "01", "00004")] == ["W00004-UBND"]
+    # a real province the seed has no offices for: only the central agencies would be offered
+    assert queries.agencies_for(catalog_db, "1.001193", 48) == []
+    assert [a["code"] for a in queries.agencies_for(catalog_db, "1.003214", 48)] == ["BCA"]
 
 
 def test_list_agencies(catalog_db):
