@@ -148,7 +148,9 @@ def system(migrated_database, amqp_uri, tmp_path_factory):
     sut = LocalSystem(migrated_database, amqp_uri, _free_port(), log_dir=logs,
                       extra_env={"LOCAL_ADAPTERS": "yes", "RATE_LOOKUP": "100000",
                                  "RATE_DEFAULT": "100000", "RATE_SIGNIN": "100000",
-                                 "RATE_REGISTER": "100000", "RATE_OTP": "100000"})
+                                 "RATE_REGISTER": "100000", "RATE_OTP": "100000",
+                                 # the HMAC secret of the e2e agency's signed callbacks (tests/e2e)
+                                 "AGENCY_SECRET_E2E": f"e2e-callback-{RUN_ID}"})
     sut.start()
     try:
         sut.wait_ready(timeout=120)
