@@ -60,9 +60,34 @@ class AgencyClient:
         return self._call("GET", f"/api/v1/agency/dossiers/{code}")
 
 
-def text_document(name: str, text: str) -> dict:
-    return {"name": name, "content_type": "text/plain",
-            "content_base64": base64.b64encode(text.encode()).decode()}
+def _pdf(text: str) -> bytes:
+    """A one-page PDF showing ``text`` (the portal stores only PDF, JPEG and PNG documents).
+
+    Helvetica has no Vietnamese glyphs, so the page shows an ASCII rendering of the text."""
+    line = text.encode("ascii", "replace").decode().replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+    stream = f"BT /F1 14 Tf 72 770 Td ({line}) Tj ET".encode()
+    objects = [
+        b"<</Type/Catalog/Pages 2 0 R>>",
+        b"<</Type/Pages/Kids[3 0 R]/Count 1>>",
+        b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]/Contents 4 0 R/Resources<</Font<</F1 5 0 R>>>>>>",
+        b"<</Length %d>>stream\n" % len(stream) + stream + b"\nendstream",
+        b"<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer<</Size %d/Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def pdf_document(name: str, text: str) -> dict:
+    return {"name": name, "content_type": "application/pdf",
+            "content_base64": base64.b64encode(_pdf(text)).decode()}
 
 
 class DriveThrough:
@@ -93,6 +118,6 @@ class DriveThrough:
 
     def _finish(self, code: str) -> None:
         self.client.act(code, "start-processing", {"note": "in processing"})
-        self.client.act(code, "result", {"documents": [text_document("result.txt", f"Result of {code}")]})
+        self.client.act(code, "result", {"documents": [pdf_document("ket-qua.pdf", f"Result of {code}")]})
         self.client.act(code, "return", {"note": "result returned"})
         self.finished.append(code)

@@ -1,0 +1,145 @@
+"""Helpers of the end-to-end tests: JSON over HTTP to the running system's gateway, the
+reference back office as its own process (``python -m deploy.backoffice``), and a filing
+built from what the public catalog says."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PROCEDURE = "1.001193"  # Đăng ký khai sinh, commune level
+PROVINCE = "1"  # Thành phố Hà Nội (seeded)
+
+
+def http(url: str, method: str = "GET", body: Any = None, token: str | None = None,
+         headers: dict[str, str] | None = None, raw: bytes | None = None,
+         content_type: str = "application/json") -> tuple[int, Any, Any]:
+    """One request; returns ``(status, parsed JSON or bytes, headers)`` for any status."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    h = {"Content-Type": content_type, **(headers or {})}
+    if token:
+        h["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, method=method, headers=h)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            payload, status, got = resp.read(), resp.status, resp.headers
+    except urllib.error.HTTPError as err:
+        payload, status, got = err.read(), err.code, err.headers
+    kind = got.get("Content-Type", "") if got else ""
+    return status, (json.loads(payload) if payload and "json" in kind else payload), got
+
+
+def wait_until(predicate, timeout: float = 60.0, interval: float = 0.3, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def pdf(text: str) -> str:
+    return base64.b64encode(b"%PDF-1.4\n% " + text.encode() + b"\n%%EOF\n").decode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def commune_agencies(gateway_url: str, count: int) -> list[dict]:
+    """``count`` commune offices implementing the procedure, in different wards."""
+    status, body, _ = http(f"{gateway_url}/api/v1/procedures/{PROCEDURE}/agencies?province={PROVINCE}")
+    assert status == 200, body
+    items = body.get("items", body) if isinstance(body, dict) else body
+    chosen: list[dict] = []
+    for agency in items:
+        if agency.get("ward_code") and agency["ward_code"] not in {a["ward_code"] for a in chosen}:
+            chosen.append(agency)
+        if len(chosen) == count:
+            return chosen
+    raise AssertionError(f"fewer than {count} commune offices implement {PROCEDURE} in province {PROVINCE}")
+
+
+def filing(procedure: dict, agency: dict, full_name: str = "Nguyễn Thị Thử") -> dict:
+    """A complete filing: every mandatory document, the applicant's place = the office's ward."""
+    docs = [{"requirement": d["id"], "name": f"{d['id']}.pdf", "content_type": "application/pdf",
+             "content_base64": pdf(d["name"])}
+            for d in procedure["required_documents"] if d["mandatory"]]
+    return {"procedure_code": procedure["code"], "agency_code": agency["code"],
+            "applicant": {"full_name": full_name, "province": str(agency["province_code"]),
+                          "ward": str(agency["ward_code"])},
+            "form": {"child_name": "Nguyễn Văn Bé", "birth_date": "2026-11-01"}, "documents": docs}
+
+
+class BackOffice:
+    """``python -m deploy.backoffice`` for one agency, as an agency would run it."""
+
+    def __init__(self, agency: str, gateway_url: str, amqp_uri: str, log: Path, *,
+                 callback_secret: str | None = None, ask_supplement: bool = True):
+        self.agency = agency
+        self.callback_port = free_port() if callback_secret else None
+        cmd = [sys.executable, "-m", "deploy.backoffice", "--agency", agency, "--gateway", gateway_url,
+               "--amqp", amqp_uri, "--inbox-file", str(log.with_suffix(".inbox"))]
+        if ask_supplement:
+            cmd.append("--ask-supplement")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if callback_secret:
+            cmd += ["--callback-port", str(self.callback_port)]
+            env["AGENCY_SECRET"] = callback_secret
+        self.log = log
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        wait_until(lambda: f"consuming agency.{agency}" in self.output() or self.proc.poll() is not None,
+                   timeout=30, what=f"the back office of {agency} to start")
+        assert self.proc.poll() is None, self.output()
+
+    @property
+    def callback_url(self) -> str:
+        return f"http://127.0.0.1:{self.callback_port}/deliveries"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def accounts():
+    return pytest.importorskip("tests.support.accounts",
+                               reason="citizen registration helpers (tests/support/accounts.py) are missing")
+
+
+@pytest.fixture(scope="module")
+def procedure(gateway_url) -> dict:
+    status, body, _ = http(f"{gateway_url}/api/v1/procedures/{PROCEDURE}")
+    assert status == 200, body
+    return body
+
+
+def quote(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
