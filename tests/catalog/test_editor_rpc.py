@@ -3,16 +3,12 @@ bound to ``catalog.events`` on the test vhost."""
 
 from __future__ import annotations
 
-import contextlib
-import time
 import uuid
 
 import pytest
-from kombu import Connection, Queue
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from portal_common.errors import Conflict, InvalidInput, NotFound
-from portal_common.outbox import event_exchange
 from tests.catalog.conftest import procedure_payload
 
 
@@ -25,38 +21,6 @@ def editor() -> dict:
 def cluster(system, amqp_uri):
     with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=20) as proxy:
         yield proxy
-
-
-@pytest.fixture
-def subscriber(system, amqp_uri):
-    """A queue of our own bound to every event on ``catalog.events``; returns a waiter."""
-    conn = Connection(amqp_uri)
-    channel = conn.channel()
-    queue = Queue(f"catalog-test-{uuid.uuid4().hex[:8]}", exchange=event_exchange("catalog"),
-                  routing_key="#", exclusive=True, auto_delete=True)
-    queue(channel).declare()
-    received: list[dict] = []
-
-    def on_message(body, message):
-        received.append({"routing_key": message.delivery_info["routing_key"], **body})
-        message.ack()
-
-    consumer = conn.Consumer(queue, callbacks=[on_message], accept=["json"])
-    consumer.consume()
-
-    def wait_for(stream_id: str, count: int, timeout: float = 20.0) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            mine = [m for m in received if m["stream_id"] == stream_id]
-            if len(mine) >= count:
-                return mine
-            with contextlib.suppress(TimeoutError):
-                conn.drain_events(timeout=0.5)
-        raise AssertionError(f"only {[m['event_type'] for m in received if m['stream_id'] == stream_id]}")
-
-    yield wait_for
-    consumer.cancel()
-    conn.release()
 
 
 def test_publish_amend_withdraw_keeps_versions_and_publishes_events(cluster, subscriber, unique_code):
