@@ -7,6 +7,7 @@ crash before the commit leaves neither, so the redelivery applies it once.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -15,8 +16,24 @@ from portal_common.db import Database
 T = TypeVar("T")
 
 
+def event_id_of(envelope: Any) -> str:
+    """The envelope's event id as a canonical UUID string; ``ValueError`` when there is none.
+
+    Checked before any SQL so that a malformed message is refused as bad input (to be
+    dead-lettered by the caller), not turned into a database error.
+    """
+    raw = envelope.get("event_id") if isinstance(envelope, dict) else None
+    if not raw:
+        raise ValueError("message has no event_id")
+    try:
+        return str(uuid.UUID(str(raw)))
+    except ValueError:
+        raise ValueError(f"message has no valid event_id: {str(raw)[:60]!r}") from None
+
+
 def claim(cursor: Any, consumer: str, event_id: str) -> bool:
     """Record ``event_id`` for ``consumer`` in the cursor's transaction; False if seen before."""
+    event_id = event_id_of({"event_id": event_id})
     cursor.execute(
         "INSERT INTO processed_events (consumer, event_id) VALUES (%s, %s) "
         "ON CONFLICT DO NOTHING",
@@ -32,7 +49,8 @@ def handle_once(
 
     Returns ``(True, result)`` when applied now, ``(False, None)`` for a duplicate.
     """
+    event_id = event_id_of(envelope)
     with db.transaction() as cur:
-        if not claim(cur, consumer, envelope["event_id"]):
+        if not claim(cur, consumer, event_id):
             return False, None
         return True, apply(cur, envelope)
