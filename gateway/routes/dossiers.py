@@ -63,6 +63,25 @@ class ListQuery(Schema):
     page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
+class DraftBody(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+    procedure_code = fields.String(allow_none=True)
+    agency_code = fields.String(allow_none=True)
+    applicant = fields.Dict(metadata={"description": "as in a submission; anything may still be missing"})
+    form = fields.Dict()
+    documents = fields.List(fields.Nested(DocumentIn), metadata={"description": "new attachments"})
+    document_ids = fields.List(fields.String(), metadata={"description": "attachments of the draft to keep"})
+    version = fields.Integer(allow_none=True, metadata={"description": "the version read (refused if it moved on)"})
+
+
+class DraftListQuery(Schema):
+    status = fields.String(load_default="open", validate=validate.OneOf(("open", "submitted", "discarded")))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
 class ViewQuery(Schema):
     as_of = fields.AwareDateTime(metadata={"description": "audit: the dossier as it was at this time"})
 
@@ -119,6 +138,48 @@ class DossierRoutes:
          tags=("dossiers",), auth=APPLICANTS)
     def download_document(self, call: ApiCall, code: str, document_id: str):
         return document_response(self.dossier_rpc.get_document(call.context(), code, document_id))
+
+    # -- drafts: saved before filing (no code yet) ---------------------------------------
+
+    @api("POST", "/api/v1/dossiers/drafts", summary="Save a new draft", tags=("drafts",), body=DraftBody,
+         auth=APPLICANTS, status=201)
+    def create_draft(self, call: ApiCall):
+        view = self.dossier_rpc.save_draft(call.context(), call.body)
+        return 201, view, {"Location": f"/api/v1/dossiers/drafts/{view['id']}"}
+
+    @api("GET", "/api/v1/dossiers/drafts", summary="My drafts, last saved first", tags=("drafts",),
+         query=DraftListQuery, auth=APPLICANTS)
+    def list_my_drafts(self, call: ApiCall):
+        q = call.query
+        return self.dossier_rpc.list_drafts(call.context(), q["status"], q["page"], q["page_size"])
+
+    @api("GET", "/api/v1/dossiers/drafts/<draft_id>", summary="One of my drafts", tags=("drafts",),
+         auth=APPLICANTS)
+    def get_my_draft(self, call: ApiCall, draft_id: str):
+        return self.dossier_rpc.get_draft(call.context(), draft_id)
+
+    @api("PUT", "/api/v1/dossiers/drafts/<draft_id>", summary="Save a draft again (its whole content)",
+         tags=("drafts",), body=DraftBody, auth=APPLICANTS, responses={409: "Saved elsewhere meanwhile, or closed"})
+    def save_my_draft(self, call: ApiCall, draft_id: str):
+        return self.dossier_rpc.save_draft(call.context(), call.body, draft_id)
+
+    @api("DELETE", "/api/v1/dossiers/drafts/<draft_id>", summary="Discard a draft", tags=("drafts",),
+         auth=APPLICANTS)
+    def discard_my_draft(self, call: ApiCall, draft_id: str):
+        return self.dossier_rpc.discard_draft(call.context(), draft_id)
+
+    @api("POST", "/api/v1/dossiers/drafts/<draft_id>/submit", summary="File a draft as a dossier",
+         tags=("drafts",), auth=APPLICANTS, status=201, responses={422: "Filing incomplete"},
+         description="A draft becomes one dossier: submitting it again answers 200 with that dossier.")
+    def submit_my_draft(self, call: ApiCall, draft_id: str):
+        view = self.dossier_rpc.submit_draft(call.context(), draft_id)
+        created = view.pop("created", True)
+        return (201 if created else 200), view, {"Location": f"/api/v1/dossiers/{view['code']}"}
+
+    @api("GET", "/api/v1/dossiers/drafts/<draft_id>/documents/<document_id>", summary="Download a draft's document",
+         tags=("drafts",), auth=APPLICANTS)
+    def download_draft_document(self, call: ApiCall, draft_id: str, document_id: str):
+        return document_response(self.dossier_rpc.get_draft_document(call.context(), draft_id, document_id))
 
 
 def document_response(result: dict) -> Response:

@@ -160,3 +160,31 @@ class DossierWithdrawnV1(_Coded):
 class DossierBecameOverdueV1(_AtAgency):
     appointment_date = fields.Date(required=True)
     detected_on = fields.Date(required=True)
+
+
+# -- drafts (stream ``draft-<uuid>``): before a dossier has a code ----------------------
+
+
+class _Draft(Schema):
+    draft_id = fields.UUID(required=True)
+
+
+@CATALOGUE.register("DossierDraftSaved", 1, PRODUCER,
+                    "The applicant saved a draft filing (the whole draft as it is now; no code yet).")
+class DossierDraftSavedV1(_Draft):
+    owner = fields.Nested(OwnerSchema, required=True)
+    procedure_code = fields.String(allow_none=True, load_default=None)
+    agency_code = fields.String(allow_none=True, load_default=None)
+    applicant = fields.Dict(load_default=dict)
+    form = fields.Dict(load_default=dict)
+    documents = fields.List(fields.Nested(DocumentRefSchema), required=True)
+
+
+@CATALOGUE.register("DossierDraftSubmitted", 1, PRODUCER, "A draft was filed: it became the dossier with this code.")
+class DossierDraftSubmittedV1(_Draft):
+    code = fields.String(required=True)
+
+
+@CATALOGUE.register("DossierDraftDiscarded", 1, PRODUCER, "The applicant discarded a draft.")
+class DossierDraftDiscardedV1(_Draft):
+    pass

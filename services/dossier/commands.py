@@ -66,20 +66,37 @@ def submit(repo: DossierRepository, catalog: Any, context: dict[str, Any], filin
            idempotency_key: str | None) -> dict[str, Any]:
     """Check the filing against the catalog's procedure version, then file it."""
     caller = Caller.from_context(context)
-    actor = (context or {}).get("actor") or {}
     if caller.kind != "applicant":
         raise InvalidInput("not_an_applicant", "Only a citizen or a business files dossiers.")
     if idempotency_key is not None and not _valid_key(idempotency_key):
         raise InvalidInput("invalid_idempotency_key", "Idempotency-Key must be 1-200 printable characters.")
     data = schemas.load(schemas.SubmitSchema, filing)
     uploads = _uploads(data["documents"], "documents")
-    applicant = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in data["applicant"].items()}
-    request_hash = filing_hash(data, applicant, uploads)
+    request_hash = filing_hash(data, iso_dates(data["applicant"]), uploads)
     if idempotency_key:
         # a retry is answered from the first submission, whatever the catalog says today
         earlier = repo.submitted_with(caller.account_id or "", idempotency_key, request_hash)
         if earlier is not None:
             return dict(full_view(earlier), created=False)
+    state, created = file_checked(repo, catalog, context, data, uploads, idempotency_key, request_hash)
+    return dict(full_view(state), created=created)
+
+
+def iso_dates(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in values.items()}
+
+
+def file_checked(repo: DossierRepository, catalog: Any, context: dict[str, Any], data: dict[str, Any],
+                 uploads: list, idempotency_key: str | None = None, request_hash: str | None = None,
+                 also: Any = None) -> tuple[DossierState, bool]:
+    """File a validated filing (``SubmitSchema`` output) once the catalog agrees with it.
+
+    Raises InvalidInput listing every problem at once: missing required documents, documents
+    the procedure does not ask for, an agency that does not serve the applicant's area.
+    """
+    caller = Caller.from_context(context)
+    actor = (context or {}).get("actor") or {}
+    applicant = iso_dates(data["applicant"])
     procedure = _catalog_call(catalog.get_procedure, data["procedure_code"])
     if not procedure or procedure.get("status") in CLOSED_PROCEDURE_STATUSES:
         raise InvalidInput("unknown_procedure", "No such procedure is open for filing.",
@@ -105,9 +122,9 @@ def submit(repo: DossierRepository, catalog: Any, context: dict[str, Any], filin
                    "processing_days": int(procedure.get("processing_days") or 0)},
         agency={"code": agency["code"], "name": agency.get("name"), "level": agency.get("level")},
         uploads=uploads, idempotency_key=idempotency_key, context=event_context(context),
-        request_hash=request_hash,
+        request_hash=request_hash, also=also,
     )
-    return dict(full_view(state), created=created)
+    return state, created
 
 
 def filing_hash(data: dict[str, Any], applicant: dict[str, Any], uploads: list) -> str:

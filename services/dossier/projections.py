@@ -15,7 +15,15 @@ from typing import Any
 
 import psycopg2.extras
 
+from services.dossier.domain import drafts
+from services.dossier.domain.drafts import DraftState
 from services.dossier.domain.lifecycle import ACTIVE, DossierState, evolve
+
+# stream type -> (empty state, fold): how the log's streams of that type replay
+FOLDS: dict[str, tuple[type, Callable[..., Any]]] = {
+    "dossier": (DossierState, evolve),
+    "draft": (DraftState, drafts.evolve),
+}
 
 
 @dataclass(frozen=True)
@@ -24,7 +32,9 @@ class Projection:
     table: str
     columns: tuple[str, ...]
     key: tuple[str, ...]
-    rows: Callable[[DossierState], list[tuple]]
+    rows: Callable[[Any], list[tuple]]
+    stream_type: str = "dossier"
+    id_column: str = "code"
 
 
 def _status_rows(s: DossierState) -> list[tuple]:
@@ -49,6 +59,11 @@ def _overdue_rows(s: DossierState) -> list[tuple]:
     return [(s.code, s.agency_code, s.appointment_date, s.status, s.updated_at)]
 
 
+def _draft_rows(s: DraftState) -> list[tuple]:
+    return [(s.draft_id, s.owner["account_id"], s.status, s.procedure_code, s.agency_code, s.dossier_code,
+             len(s.documents), s.created_at, s.updated_at, s.version)]
+
+
 PROJECTIONS: dict[str, Projection] = {p.name: p for p in (
     Projection("status", "dossier_status",
                ("code", "status", "procedure_code", "procedure_name", "agency_code", "agency_name",
@@ -62,7 +77,15 @@ PROJECTIONS: dict[str, Projection] = {p.name: p for p in (
                 "appointment_date", "overdue", "paused", "updated_at"), ("agency_code", "code"), _queue_rows),
     Projection("overdue", "overdue_dossiers",
                ("code", "agency_code", "appointment_date", "status", "updated_at"), ("code",), _overdue_rows),
+    Projection("drafts", "owner_drafts",
+               ("draft_id", "owner_id", "status", "procedure_code", "agency_code", "dossier_code", "documents",
+                "created_at", "updated_at", "version"), ("draft_id",), _draft_rows,
+               stream_type="draft", id_column="draft_id"),
 )}
+
+
+def _stream_type(state: Any) -> str:
+    return "draft" if isinstance(state, DraftState) else "dossier"
 
 
 def apply(cur: Any, state: DossierState, projections: list[Projection] | None = None) -> None:
@@ -71,10 +94,12 @@ def apply(cur: Any, state: DossierState, projections: list[Projection] | None = 
     Upserts rather than delete-and-insert: two commands racing on one dossier then queue on
     the row lock, and the loser's append fails its version check and rolls everything back.
     """
-    for p in projections or PROJECTIONS.values():
+    kind = _stream_type(state)
+    state_id = state.draft_id if kind == "draft" else state.code
+    for p in projections or [p for p in PROJECTIONS.values() if p.stream_type == kind]:
         rows = p.rows(state)
         if not rows:
-            cur.execute(f"DELETE FROM {p.table} WHERE code = %s", (state.code,))
+            cur.execute(f"DELETE FROM {p.table} WHERE {p.id_column} = %s", (state_id,))
             continue
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in p.columns if c not in p.key)
         psycopg2.extras.execute_values(
@@ -82,18 +107,19 @@ def apply(cur: Any, state: DossierState, projections: list[Projection] | None = 
                  f"ON CONFLICT ({', '.join(p.key)}) DO UPDATE SET {updates}", rows)
         if len(p.key) > 1:  # the row may have moved (another agency): drop the old key
             keep = [tuple(row[p.columns.index(k)] for k in p.key) for row in rows]
-            cur.execute(f"DELETE FROM {p.table} WHERE code = %s AND ({', '.join(p.key)}) NOT IN %s",
-                        (state.code, tuple(keep)))
+            cur.execute(f"DELETE FROM {p.table} WHERE {p.id_column} = %s AND ({', '.join(p.key)}) NOT IN %s",
+                        (state_id, tuple(keep)))
 
 
-def _states(cur: Any, batch_size: int) -> Iterator[tuple[DossierState, int]]:
-    """Every dossier's final state, streamed in (stream, version) order with a server cursor."""
+def _states(cur: Any, batch_size: int, stream_type: str = "dossier") -> Iterator[tuple[Any, int]]:
+    """Every stream's final state, streamed in (stream, version) order with a server cursor."""
+    empty, fold = FOLDS[stream_type]
     cur.execute(
         "DECLARE rebuild_scan NO SCROLL CURSOR FOR SELECT stream_id, event_type, payload, "
-        "occurred_at, metadata -> 'actor' FROM events WHERE stream_type = 'dossier' "
-        "ORDER BY stream_id, version")
+        "occurred_at, metadata -> 'actor' FROM events WHERE stream_type = %s "
+        "ORDER BY stream_id, version", (stream_type,))
     current: str | None = None
-    state = DossierState()
+    state = empty()
     count = 0
     while True:
         cur.execute(f"FETCH {int(batch_size)} FROM rebuild_scan")
@@ -104,8 +130,8 @@ def _states(cur: Any, batch_size: int) -> Iterator[tuple[DossierState, int]]:
             if stream != current:
                 if current is not None:
                     yield state, count
-                current, state, count = stream, DossierState(), 0
-            state = evolve(state, event_type, payload, occurred_at, actor, keep_timeline=False)
+                current, state, count = stream, empty(), 0
+            state = fold(state, event_type, payload, occurred_at, actor, keep_timeline=False)
             count += 1
     if current is not None:
         yield state, count
@@ -116,30 +142,34 @@ def rebuild(db: Any, names: list[str] | None = None, batch_size: int = 5000,
             progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
     """Drop the named projections' rows and rebuild them from the log in one transaction.
 
-    Readers keep seeing the old rows until the commit. Returns counts of events and dossiers.
+    Readers keep seeing the old rows until the commit. Returns counts of the events and
+    streams replayed (``dossiers`` counts dossier streams, ``drafts`` draft streams).
     """
     chosen = [PROJECTIONS[n] for n in (names or list(PROJECTIONS))]
-    events = dossiers = 0
+    counts = {"events": 0, "dossiers": 0, "drafts": 0}
     started = time.monotonic()
     with db.transaction(dict_rows=False) as cur:
         for p in chosen:
             cur.execute(f"DELETE FROM {p.table}")
-        pending: dict[str, list[tuple]] = {p.name: [] for p in chosen}
-        scan = db_cursor(cur)
-        for state, count in _states(scan, batch_size):
-            events += count
-            dossiers += 1
-            for p in chosen:
-                pending[p.name].extend(p.rows(state))
-            if dossiers % 2000 == 0:
-                _flush(cur, chosen, pending)
-                if progress:
-                    progress(events, dossiers)
-        _flush(cur, chosen, pending)
-        scan.close()
+        for stream_type in sorted({p.stream_type for p in chosen}):
+            of_type = [p for p in chosen if p.stream_type == stream_type]
+            streams = "dossiers" if stream_type == "dossier" else "drafts"
+            pending: dict[str, list[tuple]] = {p.name: [] for p in of_type}
+            scan = db_cursor(cur)
+            for state, count in _states(scan, batch_size, stream_type):
+                counts["events"] += count
+                counts[streams] += 1
+                for p in of_type:
+                    pending[p.name].extend(p.rows(state))
+                if counts[streams] % 2000 == 0:
+                    _flush(cur, of_type, pending)
+                    if progress:
+                        progress(counts["events"], counts["dossiers"])
+            _flush(cur, of_type, pending)
+            scan.close()
     if progress:
-        progress(events, dossiers)
-    return {"events": events, "dossiers": dossiers, "seconds": round(time.monotonic() - started, 3)}
+        progress(counts["events"], counts["dossiers"])
+    return {**counts, "seconds": round(time.monotonic() - started, 3)}
 
 
 def db_cursor(cur: Any) -> Any:

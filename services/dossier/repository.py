@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,13 +111,13 @@ class DossierRepository:
     # -- documents -------------------------------------------------------------------
 
     def _store_document(self, cur: Any, upload: Upload, owner_id: str, code: str | None,
-                        kind: str) -> dict[str, Any]:
+                        kind: str, draft_id: str | None = None) -> dict[str, Any]:
         cur.execute("INSERT INTO blobs (sha256, size, content) VALUES (%s, %s, %s) "
                     "ON CONFLICT (sha256) DO NOTHING", (upload.sha256, upload.size, upload.content))
         doc_id = str(uuid.uuid4())
-        cur.execute("INSERT INTO documents (id, dossier_code, owner_id, kind, requirement, name, "
-                    "content_type, size, sha256) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    (doc_id, code, owner_id, kind, upload.requirement, upload.name,
+        cur.execute("INSERT INTO documents (id, dossier_code, draft_id, owner_id, kind, requirement, name, "
+                    "content_type, size, sha256) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (doc_id, code, draft_id, owner_id, kind, upload.requirement, upload.name,
                      upload.content_type, upload.size, upload.sha256))
         return {"id": doc_id, "requirement": upload.requirement, "name": upload.name,
                 "content_type": upload.content_type, "size": upload.size, "sha256": upload.sha256}
@@ -183,12 +184,14 @@ class DossierRepository:
     def submit(self, *, owner: dict[str, Any], applicant: dict[str, Any], form: dict[str, Any],
                procedure: dict[str, Any], agency: dict[str, Any], uploads: list[Upload],
                idempotency_key: str | None, context: EventContext,
-               now: dt.datetime | None = None, request_hash: str | None = None) -> tuple[DossierState, bool]:
+               now: dt.datetime | None = None, request_hash: str | None = None,
+               also: Callable[[Any, str, dt.datetime], None] | None = None) -> tuple[DossierState, bool]:
         """File a dossier (checks against the catalog are done by the caller).
 
         Returns (state, created); a retry with the same idempotency key returns the dossier
         the first call created, and ``created`` is False. ``request_hash`` identifies the
-        filing for that comparison (by default: a hash of what is stored).
+        filing for that comparison (by default: a hash of what is stored). ``also(cursor,
+        code, now)`` runs in the same transaction, before the append (closing a draft).
         """
         now = now or utcnow()
         request_hash = request_hash or _request_hash(procedure, agency, applicant, form, uploads)
@@ -219,6 +222,8 @@ class DossierRepository:
             if idempotency_key:
                 cur.execute("UPDATE idempotency_keys SET code = %s WHERE owner_id = %s AND key = %s",
                             (code, owner["account_id"], idempotency_key))
+            if also is not None:
+                also(cur, code, now)
             self.store.append(stream_id(code), 0, [NewEvent(event_type, data, occurred_at=now)],
                               context=context, cursor=cur)
         return state, True

@@ -11,6 +11,7 @@ import unicodedata
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from portal_common.errors import InvalidInput
+from services.dossier.domain.drafts import DRAFT_STATUSES
 from services.dossier.domain.lifecycle import STATUSES
 
 
@@ -90,6 +91,40 @@ class SubmitSchema(Schema):
     form = FormField(load_default=dict)
     documents = fields.List(fields.Nested(FilingDocumentSchema), load_default=list,
                             validate=validate.Length(max=30))
+
+
+class DraftApplicantSchema(ApplicantSchema):
+    full_name = Line(200, load_default=None, allow_none=True)
+
+
+class DraftSchema(Schema):
+    """A draft as the applicant saves it: anything may still be missing; the checks run at filing.
+
+    ``documents`` are new attachments; ``document_ids`` are those already attached to the
+    draft that stay (the others are dropped from it); ``version``, when given, must be the
+    version the client read (so two tabs do not overwrite each other silently).
+    """
+
+    procedure_code = Line(50, load_default=None, allow_none=True)
+    agency_code = Line(50, load_default=None, allow_none=True)
+    applicant = fields.Nested(DraftApplicantSchema, load_default=dict)
+    form = FormField(load_default=dict)
+    documents = fields.List(fields.Nested(FilingDocumentSchema), load_default=list,
+                            validate=validate.Length(max=30))
+    document_ids = fields.List(fields.String(validate=validate.Length(max=64)), load_default=list,
+                               validate=validate.Length(max=30))
+    version = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
+
+    @validates_schema
+    def not_too_many_documents(self, data, **kwargs):
+        if len(data.get("documents", [])) + len(data.get("document_ids", [])) > 30:
+            raise ValidationError("A draft holds at most 30 documents.", "documents")
+
+
+class DraftListSchema(Schema):
+    status = fields.String(load_default="open", validate=validate.OneOf(DRAFT_STATUSES))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
 class ReasonSchema(Schema):

@@ -16,8 +16,9 @@ from portal_common import config
 from portal_common.health import HealthRpc
 from portal_common.logs import LogContext
 from portal_common.nameko_ext import EventLog, Outbox
-from services.dossier import commands
+from services.dossier import commands, draft_commands
 from services.dossier.commands import full_view
+from services.dossier.drafts import DraftRepository
 from services.dossier.repository import Caller, DossierRepository
 
 OVERDUE_INTERVAL = config.env_float("OVERDUE_INTERVAL", 60.0, "dossier")
@@ -84,6 +85,37 @@ class DossierService(HealthRpc):
     @rpc
     def get_document(self, context: dict, code: str, document_id: str) -> dict[str, Any]:
         ref, content = self.repo.document(code, document_id, Caller.from_context(context))
+        return {"document": ref, "content_base64": base64.b64encode(content).decode()}
+
+    # -- drafts (before filing: no code yet) --------------------------------------------
+
+    @property
+    def drafts(self) -> DraftRepository:
+        return DraftRepository(self.repo)
+
+    @rpc
+    def save_draft(self, context: dict, body: dict, draft_id: str | None = None) -> dict:
+        return draft_commands.save(self.drafts, context, body, draft_id)
+
+    @rpc
+    def get_draft(self, context: dict, draft_id: str) -> dict:
+        return draft_commands.get(self.drafts, context, draft_id)
+
+    @rpc
+    def list_drafts(self, context: dict, status: str = "open", page: int = 1, page_size: int = 20) -> dict:
+        return draft_commands.list_mine(self.drafts, context, status, page, page_size)
+
+    @rpc
+    def discard_draft(self, context: dict, draft_id: str) -> dict:
+        return draft_commands.discard(self.drafts, context, draft_id)
+
+    @rpc
+    def submit_draft(self, context: dict, draft_id: str) -> dict:
+        return draft_commands.submit(self.drafts, self.catalog, context, draft_id)
+
+    @rpc
+    def get_draft_document(self, context: dict, draft_id: str, document_id: str) -> dict[str, Any]:
+        ref, content = draft_commands.document(self.drafts, context, draft_id, document_id)
         return {"document": ref, "content_base64": base64.b64encode(content).decode()}
 
     @timer(interval=OVERDUE_INTERVAL)

@@ -1,0 +1,202 @@
+"""Drafts on real PostgreSQL, through the dossier service's workers (catalog mocked).
+
+Saved → submitted (the dossier it became) or discarded; only the owner sees a draft; filing a
+draft runs the submission checks and closes the draft in the same transaction, so a draft
+becomes at most one dossier even under concurrent submits.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import uuid
+
+import pytest
+from nameko.testing.services import worker_factory
+
+from portal_common.errors import Conflict, InvalidInput, NotFound
+from services.dossier import projections
+from services.dossier.domain.codes import parse_code, stream_id
+from services.dossier.drafts import stream_id as draft_stream
+from services.dossier.service import DossierService
+from tests.dossier.test_submit_worker import AGENCIES, PROCEDURE, citizen, filing, officer
+
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x01" * 40).decode()
+PDF = base64.b64encode(b"%PDF-1.4 draft form").decode()
+
+
+@pytest.fixture
+def worker(repo):
+    from unittest.mock import Mock
+
+    catalog = Mock()
+    catalog.get_procedure.return_value = PROCEDURE
+    catalog.agencies_for.return_value = AGENCIES
+    catalog.resolve_agency.side_effect = lambda code: {"code": code}
+    return worker_factory(DossierService, events=repo.store, catalog=catalog)
+
+
+def doc(requirement: str, content: str = PDF, name: str = "form.pdf", kind: str = "application/pdf") -> dict:
+    return {"requirement": requirement, "name": name, "content_type": kind, "content_base64": content}
+
+
+def test_save_read_list_and_resave_a_draft(worker, repo):
+    draft = worker.save_draft(citizen(), {"procedure_code": "1.001234", "applicant": {"full_name": "Tran Thi B"},
+                                          "documents": [doc("form")]})
+    assert draft["status"] == "open" and draft["version"] == 1 and draft["agency_code"] is None
+    assert [d["requirement"] for d in draft["documents"]] == ["form"] and len(draft["documents"][0]["sha256"]) == 64
+    assert worker.get_draft(citizen(), draft["id"])["applicant"] == {"full_name": "Tran Thi B"}
+    listed = worker.list_drafts(citizen())
+    assert [i["id"] for i in listed["items"]] == [draft["id"]] and listed["items"][0]["documents"] == 1
+    kept = draft["documents"][0]["id"]
+    again = worker.save_draft(citizen(), {"procedure_code": "1.001234", "agency_code": "W.00001",
+                                          "applicant": {"full_name": "Tran Thi B", "province": "01"},
+                                          "document_ids": [kept], "documents": [doc("id-card", PNG, "id.png",
+                                                                                    "image/png")],
+                                          "version": 1}, draft["id"])
+    assert again["version"] == 2 and [d["requirement"] for d in again["documents"]] == ["form", "id-card"]
+    assert again["documents"][0]["id"] == kept
+    fetched = worker.get_draft_document(citizen(), draft["id"], again["documents"][1]["id"])
+    assert base64.b64decode(fetched["content_base64"]).startswith(b"\x89PNG")
+    # an outdated version is refused and writes nothing
+    with pytest.raises(Conflict) as stale:
+        worker.save_draft(citizen(), {"form": {"x": 1}, "version": 1}, draft["id"])
+    assert stale.value.code == "draft_changed"
+    dropped = worker.save_draft(citizen(), {"procedure_code": "1.001234"}, draft["id"])
+    assert dropped["documents"] == [] and dropped["version"] == 3
+    types = [e.event_type for e in repo.store.read_stream(draft_stream(draft["id"]))]
+    assert types == ["DossierDraftSaved"] * 3
+
+
+def test_only_the_owner_sees_a_draft(worker):
+    draft = worker.save_draft(citizen(), {"documents": [doc("form")]})
+    for who in (citizen("acc-2"), officer(), {"actor": None}):
+        for call in (lambda c: worker.get_draft(c, draft["id"]),
+                     lambda c: worker.save_draft(c, {"form": {}}, draft["id"]),
+                     lambda c: worker.discard_draft(c, draft["id"]),
+                     lambda c: worker.submit_draft(c, draft["id"]),
+                     lambda c: worker.get_draft_document(c, draft["id"], draft["documents"][0]["id"])):
+            with pytest.raises(NotFound) as hidden:
+                call(who)
+            assert hidden.value.code == "draft_not_found"
+    with pytest.raises(NotFound) as unknown:
+        worker.get_draft(citizen(), str(uuid.uuid4()))
+    assert unknown.value.code == hidden.value.code
+    for bad in ("not-a-uuid", "'; DROP TABLE events; --", "x" * 5000):
+        with pytest.raises(NotFound):
+            worker.get_draft(citizen(), bad)
+    assert worker.list_drafts(citizen("acc-2"))["total"] == 0
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"applicant": {"full_name": "x" * 10_000}}, "applicant.full_name"),
+    ({"procedure_code": "A\u0000B"}, "procedure_code"),
+    ({"form": {"k": {"nested": True}}}, "form"),
+    ({"documents": [doc("form", "@@@ not base64")]}, "documents.0.content_base64"),
+    ({"documents": [doc("form", base64.b64encode(b"MZ\x90").decode())]}, "documents.0.content"),
+    ({"document_ids": ["00000000-0000-4000-8000-000000000000"]}, "document_ids.0"),
+    ({"documents": [doc("form")] * 20, "document_ids": ["a"] * 11}, "documents"),
+    ({"version": "one"}, "version"),
+])
+def test_hostile_drafts_are_refused_with_the_field(worker, repo, body, field):
+    with pytest.raises(InvalidInput) as refused:
+        worker.save_draft(citizen(), body)
+    assert any(e["field"] == field for e in refused.value.details), refused.value.details
+    assert repo.store.head_position() == 0
+
+
+def test_open_drafts_are_bounded(worker, monkeypatch):
+    monkeypatch.setenv("DOSSIER_MAX_OPEN_DRAFTS", "2")
+    first = worker.save_draft(citizen(), {})
+    worker.save_draft(citizen(), {})
+    with pytest.raises(Conflict) as full:
+        worker.save_draft(citizen(), {})
+    assert full.value.code == "too_many_drafts"
+    worker.discard_draft(citizen(), first["id"])
+    assert worker.save_draft(citizen(), {})["status"] == "open"
+    assert worker.save_draft(citizen("acc-2"), {})["status"] == "open"  # per applicant
+
+
+def test_submitting_a_draft_files_it_once(worker, repo):
+    draft = worker.save_draft(citizen(), {"procedure_code": "1.001234", "agency_code": "W.00001",
+                                          "applicant": {"full_name": "Tran Thi B", "province": "01"},
+                                          "documents": [doc("form")]})
+    with pytest.raises(InvalidInput) as incomplete:  # everything missing is listed at once
+        worker.submit_draft(citizen(), draft["id"])
+    assert {e["field"] for e in incomplete.value.details} == {"documents.id-card", "applicant.ward"}
+    assert worker.get_draft(citizen(), draft["id"])["status"] == "open"
+    ready = worker.save_draft(citizen(), {
+        "procedure_code": "1.001234", "agency_code": "W.00001",
+        "applicant": {"full_name": "Tran Thi B", "province": "01", "ward": "00001", "date_of_birth": "1990-05-01"},
+        "document_ids": [draft["documents"][0]["id"]], "documents": [doc("id-card", PNG, "id.png", "image/png")]},
+        draft["id"])
+    dossier = worker.submit_draft(citizen(), draft["id"])
+    assert dossier["created"] is True and dossier["status"] == "submitted"
+    assert {d["sha256"] for d in dossier["inputs"]} == {d["sha256"] for d in ready["documents"]}
+    assert dossier["applicant"]["date_of_birth"] == "1990-05-01"
+    closed = worker.get_draft(citizen(), draft["id"])
+    assert closed["status"] == "submitted" and closed["dossier_code"] == dossier["code"]
+    again = worker.submit_draft(citizen(), draft["id"])
+    assert again["code"] == dossier["code"] and again["created"] is False
+    with pytest.raises(Conflict) as refused:
+        worker.save_draft(citizen(), {"form": {}}, draft["id"])
+    assert refused.value.code == "transition_not_allowed"
+    with pytest.raises(Conflict):
+        worker.discard_draft(citizen(), draft["id"])
+    assert worker.list_drafts(citizen(), "submitted")["items"][0]["dossier_code"] == dossier["code"]
+    assert worker.list_drafts(citizen())["total"] == 0
+    types = [e.event_type for e in repo.store.read_stream(draft_stream(draft["id"]))]
+    assert types[-1] == "DossierDraftSubmitted"
+
+
+def test_a_discarded_draft_cannot_be_filed(worker):
+    draft = worker.save_draft(citizen(), filing(documents=[]))
+    assert worker.discard_draft(citizen(), draft["id"])["status"] == "discarded"
+    with pytest.raises(Conflict) as refused:
+        worker.submit_draft(citizen(), draft["id"])
+    assert refused.value.code == "transition_not_allowed"
+    assert worker.list_drafts(citizen(), "discarded")["total"] == 1
+
+
+def test_concurrent_submits_of_one_draft_give_one_dossier_and_no_code_gap(worker, repo):
+    body = dict(filing(), documents=[doc("form"), doc("id-card", PNG, "id.png", "image/png")])
+    draft = worker.save_draft(citizen(), body)
+    results: list[dict] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def one() -> None:
+        start.wait()
+        try:
+            results.append(worker.submit_draft(citizen(), draft["id"]))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len({r["code"] for r in results}) == 1 and [r["created"] for r in results].count(True) == 1
+    code = results[0]["code"]
+    assert parse_code(code)[2] == 1
+    later = worker.submit(citizen(), filing(), None)  # the losers gave their numbers back
+    assert parse_code(later["code"])[2] == 2
+    assert repo.store.stream_version(stream_id(code)) == 1
+
+
+def test_the_drafts_projection_rebuilds_from_the_log(worker, repo):
+    a = worker.save_draft(citizen(), {"documents": [doc("form")]})
+    b = worker.save_draft(citizen("acc-2"), filing(documents=[doc("form"), doc("id-card")]))
+    worker.save_draft(citizen(), {"form": {"x": 1}}, a["id"])
+    worker.discard_draft(citizen(), a["id"])
+    worker.submit_draft(citizen("acc-2"), b["id"])
+    with repo.db.transaction(dict_rows=False) as cur:
+        live = projections.snapshot(cur, "drafts")
+        cur.execute("DELETE FROM owner_drafts")
+    assert len(live) == 2
+    stats = projections.rebuild(repo.db, ["drafts"])
+    assert stats["drafts"] == 2 and stats["events"] == 5
+    with repo.db.transaction(dict_rows=False) as cur:
+        assert projections.snapshot(cur, "drafts") == live
