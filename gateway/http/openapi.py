@@ -86,10 +86,22 @@ def build_spec(routes: list[Any], title: str = "Public-service portal API",
             ok["content"] = {route.content_type if route.raw_body is False and route.content_type != "application/json"
                              else "application/json": {"schema": {}}}
         operation["responses"][str(route.status)] = ok
-        problems = {422: "Validation failed", 500: "Internal error"}
+        # What every gateway answer may also be (see server.py and route.py): a too-long query,
+        # a failed validation, an internal error, a service that did not answer in time.
+        problems: dict[int, Any] = {414: "Query string too long", 422: "Validation failed",
+                                    500: "Internal error", 503: "A service is unavailable (see Retry-After)"}
+        if params:
+            problems[404] = "Not found"
+        if route.method.upper() not in ("GET", "HEAD"):
+            problems[409] = "Conflicts with the current state"
+        if route.body_schema is not None or route.raw_body:
+            problems.update({400: "Malformed body", 413: "Body too large", 415: "Unsupported content type"})
         if route.auth is not None:
             operation["security"] = [{"bearer": []}]
             problems.update({401: "Not signed in", 403: "Wrong role or agency"})
+        elif route.optional_auth:
+            operation["security"] = [{}, {"bearer": []}]
+            problems[401] = "The token given is not valid"
         if route.rate_limit:
             problems[429] = "Rate limited (see Retry-After)"
         problems.update(route.responses)

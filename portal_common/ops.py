@@ -1,0 +1,367 @@
+"""``portal-ops``: the operators' one command line.
+
+    portal-ops verify [--schema S ...] [--stream ID]     check the event logs' hash chains
+    portal-ops outbox [--schema S ...]                    unpublished events per log, and their age
+    portal-ops replay --schema S --queue Q --from-position N [--event-type T ...]
+                                                          send logged events to a subscriber's queue again
+    portal-ops export CODE [--output FILE]                one dossier's full history as JSON
+    portal-ops rebuild [--projection P ...]               (dossier) rebuild projections from the log
+    portal-ops dead-letters | redeliver | deliveries | routes | route   (router, over RPC)
+
+The dossier and router commands are those of ``services.dossier.ops`` and
+``services.router.ops``, plugged in here so there is one entry point. Long work (verify,
+replay) shows a progress bar on stderr; results go to stdout, as a table or ``--json``.
+Exit status: 0 fine, 1 the check failed or a refusal, 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import re
+import sys
+import time
+import warnings
+from typing import Any, TextIO
+
+from portal_common import config
+from portal_common.db import Database
+
+LOG_SCHEMAS = ("identity", "catalog", "dossier", "router")
+_NAMEKO_QUEUE = re.compile(r"^evt-(?P<source>[\w.-]+?)-(?P<event_type>[A-Za-z0-9]+)--")
+
+
+class Progress:
+    """A one-line progress bar on a stream (stderr): done/total, rate and a bar when total is known."""
+
+    def __init__(self, label: str, total: int | None = None, stream: TextIO | None = None, width: int = 30,
+                 every_s: float = 0.2):
+        self.label = label
+        self.total = total
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.every_s = every_s
+        self.done = 0
+        self._started = time.monotonic()
+        self._shown = 0.0
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self._shown >= self.every_s:
+            self._shown = now
+            self._draw()
+
+    def _draw(self, end: str = "") -> None:
+        rate = self.done / max(time.monotonic() - self._started, 1e-9)
+        if self.total:
+            frac = min(self.done / self.total, 1.0)
+            filled = int(frac * self.width)
+            bar = "#" * filled + "." * (self.width - filled)
+            text = f"\r{self.label} [{bar}] {frac:6.1%} {self.done:,}/{self.total:,} {rate:,.0f}/s"
+        else:
+            text = f"\r{self.label} {self.done:,} {rate:,.0f}/s"
+        print(text, end=end, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        self._draw(end="\n")
+
+
+def _dsn(args: argparse.Namespace, service: str | None = None) -> str:
+    return args.database_url or config.database_url(service)
+
+
+def _has_log(db: Database) -> bool:
+    with db.transaction(dict_rows=False) as cur:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{db.schema}.events",))
+        return bool(cur.fetchone()[0])
+
+
+def _print_table(rows: list[dict[str, Any]], keys: list[str]) -> None:
+    widths = {k: max(len(k), *(len(str(r.get(k, ""))) for r in rows)) if rows else len(k) for k in keys}
+    print("  ".join(k.ljust(widths[k]) for k in keys))
+    for row in rows:
+        print("  ".join(str(row.get(k, "")).ljust(widths[k]) for k in keys))
+
+
+# -- verify ----------------------------------------------------------------------------
+
+
+def verify_command(args: argparse.Namespace) -> int:
+    from portal_common.eventstore import ChainBreak, EventStore
+
+    report = []
+    for schema in args.schema or LOG_SCHEMAS:
+        db = Database(_dsn(args, schema), schema, size=1, application_name="portal-ops-verify")
+        try:
+            if not _has_log(db):
+                report.append({"schema": schema, "checked": 0, "breaks": [], "note": "no event log"})
+                continue
+            store = EventStore(db)
+            progress = Progress(f"verify {schema}", total=None if args.stream else store.head_position())
+            breaks: list[dict[str, Any]] = []
+            checked = 0
+            for item in store.verify(args.stream, batch_size=args.batch_size):
+                if isinstance(item, ChainBreak):
+                    breaks.append({"stream_id": item.stream_id, "version": item.version,
+                                   "position": item.position, "reason": item.reason})
+                else:
+                    checked += 1
+                    # the whole log: the bar follows positions (which may have gaps) up to the head
+                    progress.advance(1 if args.stream else max(item - progress.done, 0))
+            progress.close()
+            report.append({"schema": schema, "checked": checked, "breaks": breaks})
+        finally:
+            db.close()
+    broken = sum(len(r["breaks"]) for r in report)
+    if args.json:
+        print(json.dumps({"intact": broken == 0, "logs": report}, indent=2))
+    else:
+        for r in report:
+            state = r.get("note") or ("intact" if not r["breaks"] else f"{len(r['breaks'])} BROKEN")
+            print(f"{r['schema']:<10} {r['checked']:>12,} events checked  {state}")
+            for b in r["breaks"]:
+                print(f"    position {b['position']} stream {b['stream_id']} v{b['version']}: {b['reason']}")
+    return 1 if broken else 0
+
+
+# -- outbox ----------------------------------------------------------------------------
+
+
+def outbox_state(dsn: str, schema: str) -> dict[str, Any] | None:
+    """Checkpoint, head, backlog and oldest unpublished age of one log (None without a log)."""
+    from portal_common.outbox import OutboxRelay
+
+    db = Database(dsn, schema, size=1, application_name="portal-ops-outbox")
+    try:
+        if not _has_log(db):
+            return None
+    finally:
+        db.close()
+    relay = OutboxRelay(dsn, schema, "amqp://unused/")  # reads state only; never connects to a broker
+    try:
+        state = relay.state()
+    finally:
+        relay.close()
+    return {"schema": schema, "checkpoint": state.checkpoint, "head": state.head, "backlog": state.backlog,
+            "oldest_unpublished_s": None if state.oldest_unpublished_age_s is None
+            else round(state.oldest_unpublished_age_s, 1)}
+
+
+def outbox_command(args: argparse.Namespace) -> int:
+    rows = [r for s in (args.schema or LOG_SCHEMAS) if (r := outbox_state(_dsn(args, s), s)) is not None]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        _print_table(rows, ["schema", "checkpoint", "head", "backlog", "oldest_unpublished_s"])
+    return 0
+
+
+# -- replay ----------------------------------------------------------------------------
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    """Publish logged events (from a position) straight into one subscriber's queue.
+
+    Consumers deduplicate on ``event_id``, so a replay re-applies only what a consumer lost.
+    A nameko handler queue (``evt-<source>-<EventType>--...``) gets only its own event type
+    unless told otherwise, so a handler is never fed events it was not written for.
+    """
+    from kombu import Connection, Exchange, Producer
+
+    from portal_common.eventstore import EventStore
+
+    types = set(args.event_type or [])
+    match = _NAMEKO_QUEUE.match(args.queue)
+    if not types and match:
+        types = {match["event_type"]}
+    if not types and not args.all_types:
+        print("error: name --event-type (repeatable) or pass --all-types for a queue that takes every event",
+              file=sys.stderr)
+        return 2
+    db = Database(_dsn(args, args.schema), args.schema, size=1, application_name="portal-ops-replay")
+    sent = 0
+    try:
+        if not _has_log(db):
+            print(f"error: {args.schema} has no event log", file=sys.stderr)
+            return 1
+        store = EventStore(db)
+        head = store.head_position() if args.to_position is None else args.to_position
+        uri = args.amqp_uri or config.amqp_uri(args.schema)
+        with Connection(uri, transport_options={"confirm_publish": True}, connect_timeout=5) as conn:
+            channel = conn.channel()
+            try:
+                channel.queue_declare(queue=args.queue, passive=True)
+            except Exception:
+                print(f"error: no queue named {args.queue!r} on {uri.rsplit('@', 1)[-1]}", file=sys.stderr)
+                return 1
+            producer = Producer(conn.channel(), exchange=Exchange(""))
+            progress = Progress(f"replay {args.schema} -> {args.queue}",
+                                total=max(head - args.from_position + 1, 0))
+            last = args.from_position - 1
+            for event in store.iter_all(args.from_position - 1, batch_size=args.batch_size):
+                if event.position > head:
+                    break
+                progress.advance(event.position - last)
+                last = event.position
+                if types and event.event_type not in types:
+                    continue
+                if not args.dry_run:
+                    headers = {"event_type": event.event_type, "schema_version": event.schema_version,
+                               "stream_id": event.stream_id, "position": event.position, "replayed": True}
+                    if event.metadata.get("correlation_id"):
+                        headers["nameko.correlation_id"] = event.metadata["correlation_id"]
+                    producer.publish(event.envelope(), routing_key=args.queue, serializer="json", delivery_mode=2,
+                                     message_id=str(event.event_id), type=event.event_type, headers=headers,
+                                     retry=False)
+                sent += 1
+            progress.close()
+    finally:
+        db.close()
+    verb = "would send" if args.dry_run else "sent"
+    print(f"{verb} {sent} events from {args.schema} (positions {args.from_position}..{head}) to {args.queue}")
+    return 0
+
+
+# -- export ----------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).hex()
+    return str(value)
+
+
+def export_dossier(dsn: str, code: str, schema: str = "dossier", router_schema: str = "router",
+                   router_dsn: str | None = None) -> dict[str, Any]:
+    """Everything recorded about one dossier: its view, every event with its hash, the chain
+    check of its stream, its documents (metadata and SHA-256) and its deliveries to agencies."""
+    from portal_common.errors import NotFound
+    from portal_common.eventstore import ChainBreak, EventStore
+    from services.dossier.commands import full_view
+    from services.dossier.domain.codes import looks_like_code, stream_id
+    from services.dossier.repository import DossierRepository
+
+    if not looks_like_code(code):
+        raise NotFound("dossier_not_found", f"{code!r} is not a dossier code")
+    db = Database(dsn, schema, size=2, application_name="portal-ops-export")
+    try:
+        store = EventStore(db)
+        events = store.read_stream(stream_id(code))
+        if not events:
+            raise NotFound("dossier_not_found", f"no dossier {code} in {schema}")
+        view = full_view(DossierRepository(db, store).load(code))
+        breaks = [b for b in store.verify(stream_id(code)) if isinstance(b, ChainBreak)]
+        with db.transaction() as cur:
+            cur.execute(f"SELECT position, hash FROM {schema}.events WHERE stream_id = %s ORDER BY version",
+                        (stream_id(code),))
+            hashes = {r["position"]: bytes(r["hash"]).hex() for r in cur.fetchall()}
+            cur.execute(f"SELECT id, kind, requirement, name, content_type, size, sha256, created_at "
+                        f"FROM {schema}.documents WHERE dossier_code = %s ORDER BY created_at", (code,))
+            documents = cur.fetchall()
+    finally:
+        db.close()
+    deliveries = []
+    router = Database(router_dsn or dsn, router_schema, size=1, application_name="portal-ops-export")
+    try:
+        with router.transaction() as cur:
+            cur.execute("SELECT to_regclass(%s) IS NOT NULL AS present", (f"{router_schema}.deliveries",))
+            if cur.fetchone()["present"]:
+                cur.execute(f"SELECT delivery_id, agency_code, addressed_to, event_type, channel, status, attempts, "
+                            f"last_error, created_at, sent_at, updated_at FROM {router_schema}.deliveries "
+                            "WHERE dossier_code = %s ORDER BY created_at", (code,))
+                deliveries = cur.fetchall()
+    finally:
+        router.close()
+    history = [{**e.envelope(), "metadata": e.metadata, "hash": hashes.get(e.position)} for e in events]
+    return json.loads(json.dumps({
+        "code": code,
+        "exported_at": dt.datetime.now(dt.UTC).isoformat(),
+        "view": view,
+        "events": history,
+        "chain": {"intact": not breaks, "breaks": [b.__dict__ for b in breaks]},
+        "documents": documents,
+        "deliveries": deliveries,
+    }, default=_jsonable, ensure_ascii=False))
+
+
+def export_command(args: argparse.Namespace) -> int:
+    from portal_common.errors import ServiceError
+
+    try:
+        data = export_dossier(_dsn(args, "dossier"), args.code, args.schema, args.router_schema,
+                              args.database_url or config.database_url("router"))
+    except ServiceError as exc:
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+        print(f"wrote {len(data['events'])} events of {args.code} to {args.output}", file=sys.stderr)
+    else:
+        print(text)
+    return 0 if data["chain"]["intact"] else 1
+
+
+# -- the command line ------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from services.dossier import ops as dossier_ops
+    from services.router import ops as router_ops
+
+    parser = argparse.ArgumentParser(prog="portal-ops", description="Operator commands of the portal back end.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    def add(name: str, help_text: str, func) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--database-url", default=None, help="default: <SERVICE>_DATABASE_URL / DATABASE_URL")
+        p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("verify", "check the hash chains of the event logs", verify_command)
+    p.add_argument("--schema", "-s", action="append", help=f"a log to check (repeatable; default: {LOG_SCHEMAS})")
+    p.add_argument("--stream", default=None, help="only this stream (e.g. dossier-<code>)")
+    p.add_argument("--batch-size", type=int, default=5000)
+
+    p = add("outbox", "show each log's unpublished backlog and its age", outbox_command)
+    p.add_argument("--schema", "-s", action="append", help="a log (repeatable; default: every service)")
+
+    p = add("replay", "send logged events from a position to a subscriber's queue", replay_command)
+    p.add_argument("--schema", "-s", required=True, help="the producing service's log (dossier, catalog ...)")
+    p.add_argument("--queue", "-q", required=True, help="the subscriber's queue")
+    p.add_argument("--from-position", type=int, required=True, help="first position to send (inclusive)")
+    p.add_argument("--to-position", type=int, default=None, help="last position (default: the head now)")
+    p.add_argument("--event-type", "-t", action="append", help="only these types (repeatable)")
+    p.add_argument("--all-types", action="store_true", help="every type (for a queue bound to several)")
+    p.add_argument("--amqp-uri", default=None, help="default: <SCHEMA>_AMQP_URI / AMQP_URI")
+    p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--dry-run", action="store_true", help="count what would be sent")
+
+    p = add("export", "one dossier's full history (events, hashes, documents, deliveries) as JSON", export_command)
+    p.add_argument("code")
+    p.add_argument("--output", "-o", default=None, help="write to this file instead of stdout")
+    p.add_argument("--schema", default="dossier")
+    p.add_argument("--router-schema", default="router")
+
+    dossier_ops.register(sub)
+    router_ops.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+    args = build_parser().parse_args(argv)
+    with contextlib.suppress(BrokenPipeError):
+        return args.func(args)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
