@@ -3,8 +3,9 @@ registries, read the local SMS outbox. Refused unless the local stand-ins are co
 
 from __future__ import annotations
 
-from portal_common.contracts.identity import BhxhRecordBody, CarrierRecordBody
+from portal_common.contracts.identity import BhxhRecordBody, CarrierRecordBody, TrustedCaBody
 from portal_common.errors import InvalidInput, NotFound
+from services.identity import certificate
 from services.identity.adapters import Adapters
 from services.identity.adapters.local import (
     LocalCarrierRegistry,
@@ -63,3 +64,11 @@ def sms_outbox(settings: Settings, adapters: Adapters, phone: str | None, limit:
         phone = _phone(phone)
     limit = max(1, min(int(limit or 50), 200))
     return {"items": gateway.messages(phone, limit)}
+
+
+def trusted_ca(settings: Settings, db, raw: dict) -> dict:
+    """Trust a test certificate authority (development and tests only)."""
+    if not settings.local_adapters:
+        raise NotFound("not_found", "Not found.")
+    data = load(TrustedCaBody, raw)
+    return certificate.add_trusted_ca(db, data["certificate_pem"])

@@ -17,7 +17,7 @@ from portal_common.context import CallContext, event_context
 from portal_common.health import HealthRpc
 from portal_common.logs import LogContext
 from portal_common.nameko_ext import EventLog, Outbox, Storage
-from services.identity import adapters, dev, profile, registration, sessions, signin, staff
+from services.identity import adapters, certificate, dev, profile, registration, sessions, signin, staff
 from services.identity import settings as identity_settings
 from services.identity.keys import SigningKeys
 
@@ -70,6 +70,10 @@ class IdentityService(HealthRpc):
     def rotate_signing_key(self) -> dict:
         return {"kid": self.keys.rotate()}
 
+    @rpc
+    def add_trusted_ca(self, certificate_pem: str) -> dict:
+        return certificate.add_trusted_ca(self.db, certificate_pem)
+
     # -- registration --------------------------------------------------------------------
 
     @rpc
@@ -84,10 +88,22 @@ class IdentityService(HealthRpc):
     def confirm_registration(self, data: dict, context: dict | None = None) -> dict:
         return registration.confirm(self.db, self.events, self._settings, data, self._ctx(context))
 
+    @rpc
+    def new_challenge(self, data: dict | None = None, context: dict | None = None) -> dict:
+        return certificate.new_challenge(self.db, self._settings, data or {})
+
+    @rpc
+    def register_certificate(self, data: dict, context: dict | None = None) -> dict:
+        return certificate.register(self.db, self.events, self.keys.signing_key(), self._settings, data, context,
+                                    self._ctx(context))
+
     # -- sign-in and sessions ------------------------------------------------------------
 
     @rpc
     def login(self, data: dict, context: dict | None = None) -> dict:
+        if isinstance(data, dict) and data.get("method") == "certificate":
+            return certificate.login(self.db, self.events, self.keys.signing_key(), self._settings, data, context,
+                                     self._ctx(context))
         return signin.start_password(self.db, self.events, self._adapters, self._settings, data, context,
                                      self._ctx(context))
 
@@ -123,6 +139,10 @@ class IdentityService(HealthRpc):
     @rpc
     def dev_bhxh_record(self, data: dict) -> dict:
         return dev.bhxh_record(self._settings, self._adapters, data)
+
+    @rpc
+    def dev_trusted_ca(self, data: dict) -> dict:
+        return dev.trusted_ca(self._settings, self.db, data)
 
     @rpc
     def dev_sms_outbox(self, phone: str | None = None, limit: int = 50) -> dict:

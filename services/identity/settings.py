@@ -42,7 +42,7 @@ def load() -> Settings:
         account_lockout=LockoutPolicy(config.env_int("LOCKOUT_THRESHOLD", 5, S),
                                       config.env_int("LOCKOUT_BASE_SECONDS", 60, S),
                                       config.env_int("LOCKOUT_MAX_SECONDS", 3600, S)),
-        source_lockout=LockoutPolicy(config.env_int("SOURCE_LOCKOUT_THRESHOLD", 30, S),
+        source_lockout=LockoutPolicy(config.env_int("SOURCE_LOCKOUT_THRESHOLD", 50, S),
                                      config.env_int("SOURCE_LOCKOUT_BASE_SECONDS", 60, S),
                                      config.env_int("SOURCE_LOCKOUT_MAX_SECONDS", 3600, S)),
         local_adapters=local,

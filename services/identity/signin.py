@@ -35,7 +35,7 @@ def _state(row: dict | None) -> lockout.FailureState | None:
     return lockout.FailureState(row["failures"], row["lockouts"], row["locked_until"])
 
 
-def _source_key(context: dict | None) -> str:
+def source_key(context: dict | None) -> str:
     return client_ip(context) or "unknown"
 
 
@@ -77,12 +77,12 @@ def register_failure(cur, store: EventStore, settings: Settings, account_key: st
                      ctx: EventContext) -> None:
     """Count a failure for the account (or identifier) and the source; lock at the threshold."""
     client = client_ip(context)
-    stream = f"account-{account_id}" if account_id else f"signin-{_source_key(context)}"[:200]
+    stream = f"account-{account_id}" if account_id else f"signin-{source_key(context)}"[:200]
     record(store, cur, stream, [NewEvent("SignInFailed", {
         "account_id": account_id, "method": method, "reason": reason, "client_ip": client})], ctx)
     if account_key:
         _fail_one(cur, store, "account", account_key, settings.account_lockout, account_id, client, ctx)
-    _fail_one(cur, store, "source", _source_key(context), settings.source_lockout, account_id, client, ctx)
+    _fail_one(cur, store, "source", source_key(context), settings.source_lockout, account_id, client, ctx)
 
 
 def succeeded(cur, store: EventStore, account: dict, method: str, context: dict | None, ctx: EventContext) -> None:
@@ -102,7 +102,7 @@ def start_password(db: Database, store: EventStore, adapters: Adapters, settings
     if not (ids.is_cmt(identifier) or ids.cccd_problem(identifier) is None):
         raise InvalidInput("invalid_id_number", "Sign in with a 12-digit CCCD or a 9-digit old ID card number.",
                            [{"field": "cccd", "message": "Not a CCCD or CMT number."}])
-    source = _source_key(context)
+    source = source_key(context)
     with db.transaction() as cur:
         account = repo.account_by_identifier(cur, identifier)
         if account is not None and account["role"] not in ("citizen", "business"):
@@ -142,7 +142,7 @@ def confirm(db: Database, store: EventStore, key: SigningKey, settings: Settings
         if row is None:
             raise NotFound("login_not_found", "No pending sign-in has this id.")
         account = repo.account_by_id(cur, row["account_id"])
-        refuse_if_locked(cur, str(account["id"]), _source_key(context))
+        refuse_if_locked(cur, str(account["id"]), source_key(context))
         outcome = otp_flow.check(row, data["otp"], settings.otp_attempts, now())
         if not outcome.ok:
             if outcome.error.code == "otp_invalid":

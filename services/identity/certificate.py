@@ -1,0 +1,196 @@
+"""Registration and sign-in with a digital-signature SIM or USB token.
+
+The client asks for a challenge, signs its text with the certificate's private key and
+presents certificate, chain and signature. Each challenge is single use: the first attempt
+consumes it, whatever its outcome, so a captured signature cannot be replayed. The trusted
+authorities are those in ``TRUSTED_CA_FILE`` plus those an operator added (``trusted_cas``).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import logging
+import secrets
+import uuid
+from pathlib import Path
+
+from portal_common.contracts.identity import ChallengeBody, LoginBody, RegisterCertificateBody
+from portal_common.db import Database
+from portal_common.errors import Conflict, InvalidInput, ServiceError, Unauthorized
+from portal_common.eventstore import EventContext, EventStore, NewEvent
+from services.identity import repository as repo
+from services.identity import sessions, signin
+from services.identity.common import load, now, record
+from services.identity.domain import certificates as certs
+from services.identity.domain import ids
+from services.identity.domain.tokens import SigningKey
+from services.identity.settings import Settings
+
+log = logging.getLogger(__name__)
+_CERT_STATUS = {"signature_invalid": 401}
+
+
+def new_challenge(db: Database, settings: Settings, raw: dict) -> dict:
+    data = load(ChallengeBody, raw or {})
+    challenge_id = uuid.uuid4()
+    text = f"portal-identity:{data['purpose']}:{base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()}"
+    with db.transaction() as cur:
+        repo.insert_challenge(cur, challenge_id, text, data["purpose"],
+                              now() + dt.timedelta(seconds=settings.challenge_ttl_s))
+    return {"challenge_id": str(challenge_id), "challenge": text, "expires_in": settings.challenge_ttl_s}
+
+
+def trust_anchors(db: Database, settings: Settings) -> list:
+    pems = []
+    if settings.trusted_ca_file:
+        try:
+            pems.append(Path(settings.trusted_ca_file).read_text())
+        except OSError:
+            log.error("TRUSTED_CA_FILE cannot be read")
+    with db.transaction() as cur:
+        pems += repo.trusted_ca_pems(cur)
+    anchors = []
+    for pem in pems:
+        anchors += certs.load_bundle(pem)
+    return anchors
+
+
+def add_trusted_ca(db: Database, pem: str) -> dict:
+    try:
+        cert = certs.load_pem(pem if isinstance(pem, str) else "")
+    except certs.CertificateRefused as exc:
+        raise InvalidInput(exc.code, exc.message) from None
+    try:
+        is_ca = cert.extensions.get_extension_for_class(certs.x509.BasicConstraints).value.ca
+    except certs.x509.ExtensionNotFound:
+        is_ca = False
+    if not is_ca:
+        raise InvalidInput("not_a_ca", "This certificate is not a certificate authority's.")
+    fp = certs.fingerprint(cert)
+    with db.transaction() as cur:
+        repo.add_trusted_ca(cur, fp, cert.subject.rfc4514_string()[:500], pem)
+    return {"fingerprint": fp, "subject": cert.subject.rfc4514_string()}
+
+
+def _refusal(exc: certs.CertificateRefused) -> ServiceError:
+    if exc.code == "signature_invalid":
+        return Unauthorized(exc.code, exc.message)
+    return InvalidInput(exc.code, exc.message)
+
+
+def _consume_challenge(db: Database, challenge_id: uuid.UUID, purpose: str | None) -> str:
+    """The challenge text, marked used in its own committed transaction (single use)."""
+    failure = None
+    with db.transaction() as cur:
+        row = repo.take_challenge(cur, challenge_id)
+        if row is None:
+            raise Unauthorized("challenge_invalid", "Unknown challenge; ask for a new one.")
+        if row["used_at"] is not None:
+            failure = Unauthorized("challenge_replayed", "This challenge was already used; ask for a new one.")
+        elif row["expires_at"] <= now():
+            failure = Unauthorized("challenge_expired", "The challenge has expired; ask for a new one.")
+        elif purpose and row["purpose"] != purpose:
+            failure = Unauthorized("challenge_invalid", "This challenge was issued for something else.")
+        repo.use_challenge(cur, challenge_id)
+    if failure is not None:
+        raise failure
+    return row["nonce"]
+
+
+def _proven(db: Database, settings: Settings, data: dict, purpose: str) -> certs.CertificateFacts:
+    """Consume the challenge, then verify certificate, chain and signature."""
+    text = _consume_challenge(db, data["challenge_id"], purpose)
+    leaf = certs.load_pem(data["certificate_pem"])
+    chain = [certs.load_pem(p) for p in data.get("chain_pem") or []]
+    certs.verify_chain(leaf, chain, trust_anchors(db, settings), now())
+    facts = certs.facts(leaf)
+    certs.verify_signature(leaf, text.encode(), data["signature"])
+    return facts
+
+
+def register(db: Database, store: EventStore, key: SigningKey, settings: Settings, raw: dict,
+             context: dict | None, ctx: EventContext) -> dict:
+    data = load(RegisterCertificateBody, raw)
+    try:
+        facts = _proven(db, settings, data, "register")
+    except certs.CertificateRefused as exc:
+        raise _refusal(exc) from None
+    if facts.kind != data["account_type"]:
+        raise InvalidInput("certificate_wrong_holder",
+                           f"This certificate belongs to a {facts.kind}, not a {data['account_type']}.")
+    phone = None
+    if data.get("phone"):
+        phone = ids.normalize_phone(data["phone"])
+        if phone is None:
+            raise InvalidInput("invalid_phone", "Not a Vietnamese mobile number.")
+    account_id = str(uuid.uuid4())
+    account = {"id": account_id, "role": facts.kind, "identifier": facts.identifier, "phone": phone,
+               "certificate_fingerprint": facts.fingerprint, "methods": ["certificate"]}
+    if facts.kind == "business":
+        name = data.get("business_name") or facts.organization or facts.common_name
+        rep = data.get("representative_cccd")
+        if not rep or not ids.is_cccd(rep):
+            raise InvalidInput("invalid_cccd", "A business needs its legal representative's CCCD (12 digits).",
+                               [{"field": "representative_cccd", "message": "A valid CCCD is required."}])
+        account.update(full_name=" ".join(name.split())[:200], representative_cccd=rep)
+        event = NewEvent("BusinessRegistered", {
+            "account_id": account_id, "tax_code": facts.identifier, "name": account["full_name"],
+            "representative_cccd": rep, "method": "certificate", "certificate_kind": data["certificate_kind"]})
+    else:
+        _, gender = ids.cccd_birth(facts.identifier)
+        account.update(full_name=" ".join((data.get("full_name") or facts.common_name).split())[:100],
+                       gender=gender)
+        event = NewEvent("CitizenRegistered", {
+            "account_id": account_id, "cccd": facts.identifier, "full_name": account["full_name"],
+            "gender": gender, "phone": phone, "method": "certificate",
+            "certificate_kind": data["certificate_kind"]})
+    with db.transaction() as cur:
+        if repo.identifier_taken(cur, facts.identifier) or repo.certificate_taken(cur, facts.fingerprint):
+            raise Conflict("account_exists", "An account already exists for this holder; sign in instead.")
+        repo.insert_account(cur, account)
+        tokens = sessions.issue(cur, key, settings, account)
+        record(store, cur, f"account-{account_id}", [
+            event,
+            NewEvent("AccountVerified", {"account_id": account_id, "method": "certificate",
+                                         "detail": data["certificate_kind"]}),
+        ], ctx)
+        signin.succeeded(cur, store, account, "certificate", context, ctx)
+    return {**tokens, "status": "registered"}
+
+
+def login(db: Database, store: EventStore, key: SigningKey, settings: Settings, raw: dict,
+          context: dict | None, ctx: EventContext) -> dict:
+    """Certificate sign-in: tokens at once (the certificate is the second factor)."""
+    data = load(LoginBody, raw)
+    source = signin.source_key(context)
+    with db.transaction() as cur:
+        signin.refuse_if_locked(cur, None, source)
+    account = None
+    failure: ServiceError | None = None
+    try:
+        facts = _proven(db, settings, data, "login")
+    except certs.CertificateRefused as exc:
+        failure, reason = _refusal(exc), ("bad_signature" if exc.code == "signature_invalid" else "bad_certificate")
+    except Unauthorized as exc:
+        failure, reason = exc, "challenge_invalid"
+    with db.transaction() as cur:
+        if failure is None:
+            account = repo.account_by_identifier(cur, facts.identifier)
+            if account is None or account["role"] != facts.kind or account["status"] != "active":
+                account, reason = None, "bad_credentials"
+                failure = Unauthorized(*signin.BAD_CREDENTIALS)
+            else:
+                signin.refuse_if_locked(cur, str(account["id"]), source)
+        if failure is not None:
+            signin.register_failure(cur, store, settings, str(account["id"]) if account else None,
+                                    str(account["id"]) if account else None, context, "certificate", reason, ctx)
+        else:
+            cur.execute("UPDATE accounts SET certificate_fingerprint = %s, methods = array(SELECT DISTINCT "
+                        "unnest(methods || ARRAY['certificate'])), updated_at = now() WHERE id = %s",
+                        (facts.fingerprint, str(account["id"])))
+            result = sessions.issue(cur, key, settings, account)
+            signin.succeeded(cur, store, account, "certificate", context, ctx)
+    if failure is not None:
+        raise failure
+    return result
