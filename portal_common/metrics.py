@@ -26,12 +26,13 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import eventlet
 import eventlet.wsgi
 from kombu import Connection
+from nameko.events import EventHandler
 from nameko.extensions import DependencyProvider
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -92,6 +93,7 @@ class Source:
         self.schema = schema
         self.amqp_uri = amqp_uri
         self.queues = queues
+        self.find_queues: Callable[[], list[str]] | None = None
         self._db = None
 
     def database(self):
@@ -142,11 +144,12 @@ class Source:
 
     def queue_readings(self) -> dict[str, tuple[int, int]]:
         """Messages waiting and consumers attached, per event-handler queue."""
-        if not self.queues or not self.amqp_uri:
+        queues = self.queues or (self.find_queues() if self.find_queues else [])
+        if not queues or not self.amqp_uri:
             return {}
         out = {}
         with Connection(self.amqp_uri, connect_timeout=3) as conn:
-            for name in self.queues:
+            for name in queues:
                 channel = conn.channel()
                 try:
                     _, waiting, consumers = channel.queue_declare(queue=name, passive=True)
@@ -298,13 +301,12 @@ class ServiceMetrics(DependencyProvider):
         from portal_common.nameko_ext import _dsn
 
         service = self.container.service_name
-        queues = [e.queue.name for e in self.container.entrypoints if getattr(e, "queue", None) is not None
-                  and type(e).__name__ == "EventHandler"]
         amqp = self.container.config.get("AMQP_URI") or config.amqp_uri(service)
-        self.source = Source(service, _dsn(self.container, service), service, amqp, queues)
+        self.source = Source(service, _dsn(self.container, service), service, amqp, [])
 
     def start(self) -> None:
         service = self.container.service_name
+        self.source.find_queues = self._handler_queues
         wanted = metrics_port(service)
         COLLECTOR.add(self.source)
         if wanted is None:
@@ -344,6 +346,11 @@ class ServiceMetrics(DependencyProvider):
 
     def kill(self) -> None:
         self.stop()
+
+    def _handler_queues(self) -> list[str]:
+        """The queues of the service's event handlers (known once the entrypoints are set up)."""
+        return [e.queue.name for e in self.container.entrypoints
+                if isinstance(e, EventHandler) and getattr(e, "queue", None) is not None]
 
     def get_dependency(self, worker_ctx) -> ServiceMetrics:
         return self
