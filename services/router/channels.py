@@ -94,11 +94,20 @@ class AmqpChannel:
             self.close_locked()
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is a failed attempt: urllib would replay a POST as a body-less GET and take
+    the page it lands on for the agency's 2xx."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
 class HttpChannel:
     """POSTs the signed body to the agency's callback URL."""
 
     def __init__(self, timeout_s: float = 10.0):
         self.timeout_s = timeout_s
+        self._opener = urllib.request.build_opener(_NoRedirects())
 
     def send(self, url: str, secret: str, body: bytes, delivery_id: str) -> None:
         if not url or not url.startswith(("http://", "https://")):
@@ -106,7 +115,7 @@ class HttpChannel:
         headers = domain.signed_headers(secret, body, delivery_id, time.time())
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as resp:  # noqa: S310
+            with self._opener.open(request, timeout=self.timeout_s) as resp:
                 if not 200 <= resp.status < 300:
                     raise DeliveryFailed(f"http: status {resp.status}")
         except urllib.error.HTTPError as exc:

@@ -338,3 +338,45 @@ def test_an_agency_reads_and_acknowledges_only_its_own_deliveries(router, rpc, r
     assert rpc.agency_deliveries(mine)[0]["status"] == "sent"  # the other agency's ack changed nothing
     assert rpc.acknowledge(row["delivery_id"], mine)["status"] == "acknowledged"
     assert [r["status"] for r in rpc.agency_deliveries(mine)] == ["acknowledged"]
+
+
+def test_callback_endpoint_not_listening_for_a_while_gets_everything_later_once(router, rpc, router_store):
+    """A real outage (nothing listens on the port), not an error answer: the attempts fail,
+    are retried with back-off, and once the agency is back each dossier arrives once."""
+    import socket
+
+    agency = _agency()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    _http_route(rpc, agency, f"http://127.0.0.1:{port}/deliveries")
+    codes = [_code() for _ in range(5)]
+    publish(router.amqp_uri, [submitted(c, agency) for c in codes])
+
+    def rows() -> list[dict]:
+        return [r for c in codes for r in deliveries(router_store, c)]
+
+    wait_for(lambda: len(rows()) == 5 and max(r["attempts"] for r in rows()) >= 2, what="failed attempts")
+    assert {r["status"] for r in rows()} == {"pending"}
+    inbox = Inbox()
+    receiver = CallbackReceiver(inbox, SECRET, port=port).start()
+    try:
+        wait_for(lambda: len(inbox.seen) == 5, timeout=30, what="every dossier once the agency is back")
+        time.sleep(1.0)  # nothing more should arrive
+    finally:
+        receiver.stop()
+    assert sorted(d["dossier_code"] for d in inbox.received) == sorted(codes) and inbox.duplicates == 0
+    assert {r["status"] for r in rows()} == {"acknowledged"}
+    retried = max(rows(), key=lambda r: r["attempts"])
+    history = router_events(router_store, str(retried["delivery_id"]))
+    assert history.count("DeliveryAttemptFailed") == retried["attempts"] - 1 >= 1
+    assert "econnrefused" in " ".join(
+        json.dumps(p).lower() for p in _payloads(router_store, str(retried["delivery_id"])))
+    assert history[-2:] == ["DeliverySent", "DeliveryAcknowledged"]
+
+
+def _payloads(db, delivery_id: str) -> list[dict]:
+    with db.transaction() as cur:
+        cur.execute("SELECT payload FROM events WHERE stream_id = %s AND event_type = 'DeliveryAttemptFailed' "
+                    "ORDER BY version", (f"delivery-{delivery_id}",))
+        return [r["payload"] for r in cur.fetchall()]
