@@ -363,6 +363,15 @@ class ServiceMetrics(DependencyProvider):
         entrypoint = worker_ctx.entrypoint
         kind = entrypoint_kind(entrypoint)
         service = self.container.service_name
-        RPC_CALLS.labels(service, entrypoint.method_name, kind, outcome_of(exc_info)).inc()
-        if started is not None:
-            RPC_SECONDS.labels(service, entrypoint.method_name, kind).observe(time.perf_counter() - started)
+        outcome = outcome_of(exc_info)
+        seconds = time.perf_counter() - started if started is not None else None
+        RPC_CALLS.labels(service, entrypoint.method_name, kind, outcome).inc()
+        if seconds is not None:
+            RPC_SECONDS.labels(service, entrypoint.method_name, kind).observe(seconds)
+        # one line per call (timers only when they fail): with the worker's request id and dossier code
+        level = logging.DEBUG if kind == "timer" and outcome == "ok" else logging.INFO
+        if outcome == "error":
+            level = logging.WARNING
+        log.log(level, "%s %s.%s %s", kind, service, entrypoint.method_name, outcome,
+                extra={"kind": kind, "method": entrypoint.method_name, "outcome": outcome,
+                       "duration_ms": None if seconds is None else round(seconds * 1000, 2)})

@@ -179,8 +179,11 @@ class ApiRoute(HttpRequestHandler):
             response = self.render(event.wait())
         except Exception as exc:  # every failure becomes a problem response
             response = self.response_from_exception(exc, rid)
+        seconds = time.perf_counter() - started
         REQUESTS.labels(self.method, self.url, str(response.status_code)).inc()
-        LATENCY.labels(self.method, self.url).observe(time.perf_counter() - started)
+        LATENCY.labels(self.method, self.url).observe(seconds)
+        log.info("%s %s %s", self.method, request.path[:200], response.status_code,
+                 extra={"route": self.url, "status": response.status_code, "duration_ms": round(seconds * 1000, 2)})
         return response
 
     def _spend(self, client: str, scope: str = "") -> None:
