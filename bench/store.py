@@ -3,8 +3,7 @@
 Works on a throw-away database (``portal_bench_store_<run>``, dropped at the end) holding one
 event log (schema ``bench``, created by the real migration) and a bare table of the same shape
 (``bench.raw_events``: same columns, primary key, unique constraints; no trigger, no function).
-In the same run, interleaved in rounds so that load from other work on the machine hits both
-sides alike, it times:
+In the same run it times:
 
 - ``append_1``: ``EventStore.append`` of one event per transaction (schema validation, hash
   chain, advisory lock, optimistic version check, commit) against one raw ``INSERT`` and
@@ -16,7 +15,9 @@ sides alike, it times:
 - ``replay``: ``EventStore.iter_all`` over the whole log (``RecordedEvent`` objects, batches of
   5,000) against a raw keyset-paginated ``SELECT`` of the same rows through psycopg2.
 
-Each figure is the best round (the least disturbed). Last line:
+Both sides of a figure run in alternating rounds (the order swapped every round) and each
+rate is events over seconds summed across the rounds, so load from other work on the machine
+falls on both alike. Last line:
 ``RESULT store append_1_per_s=... raw_insert_1_per_s=... append_1_ratio=... append_10_per_s=...
 raw_insert_10_per_s=... append_10_ratio=... append_ratio=... replay_per_s=... raw_select_per_s=...
 replay_ratio=...`` with ``append_ratio`` the worse of the two append ratios.
@@ -82,14 +83,41 @@ BATCH = 5000
 
 @dataclass
 class Figure:
+    """Events and seconds summed over every round, for the store and for its raw baseline."""
+
     name: str
     unit: str
-    store: float = 0.0
-    raw: float = 0.0
+    store_events: int = 0
+    store_seconds: float = 0.0
+    raw_events: int = 0
+    raw_seconds: float = 0.0
+
+    @property
+    def store(self) -> float:
+        return self.store_events / self.store_seconds if self.store_seconds else 0.0
+
+    @property
+    def raw(self) -> float:
+        return self.raw_events / self.raw_seconds if self.raw_seconds else 0.0
 
     @property
     def ratio(self) -> float:
         return self.store / self.raw if self.raw else 0.0
+
+    def race(self, store_run: Callable[[], int], raw_run: Callable[[], int], round_no: int, chunks: int = 1) -> None:
+        """One round: ``chunks`` short runs of each side, alternating (and which side starts
+        swaps every round), so that load from other work on a shared machine falls on both
+        sides alike instead of on whichever ran during a busy second."""
+        sides = [("store", store_run), ("raw", raw_run)]
+        if round_no % 2:
+            sides.reverse()
+        for _ in range(chunks):
+            for side, run in sides:
+                started = time.perf_counter()
+                count = run()
+                elapsed = time.perf_counter() - started
+                setattr(self, f"{side}_events", getattr(self, f"{side}_events") + count)
+                setattr(self, f"{side}_seconds", getattr(self, f"{side}_seconds") + elapsed)
 
 
 class Streams:
@@ -117,13 +145,6 @@ def _raw_row(stream_id: str, version: int, seq: int, prev: bytes) -> tuple:
     digest = hashlib.sha256(prev + f"{stream_id}{version}{event_id}{payload}{metadata}".encode()).digest()
     return (stream_id, "bench", version, event_id, EVENT_TYPE, 1, payload, metadata, occurred,
             prev, digest)
-
-
-def _timed(fn: Callable[[], int]) -> float:
-    """Run ``fn`` (returns how many events it handled) and give events per second."""
-    started = time.perf_counter()
-    count = fn()
-    return count / (time.perf_counter() - started)
 
 
 def store_appends(store: EventStore, streams: Streams, transactions: int, per_tx: int) -> Callable[[], int]:
@@ -228,25 +249,28 @@ def fill_log(store: EventStore, conn, total: int) -> None:
     conn.autocommit = old
 
 
-def _print_table(figures: list[Figure], rounds: int, log_size: int) -> None:
-    print(f"\nevent store vs raw psycopg2 (best of {rounds} interleaved rounds; replay over {log_size:,} events)")
-    print(f"{'figure':<12} {'store':>12} {'raw':>12} {'ratio':>7}  unit")
+def _print_table(figures: list[Figure], rounds: int, replay_rounds: int, log_size: int) -> None:
+    print(f"\nevent store vs raw psycopg2 (events/s over {rounds} interleaved rounds, replay over "
+          f"{replay_rounds} rounds of {log_size:,} events)")
+    print(f"{'figure':<12} {'store':>10} {'raw':>10} {'ratio':>6}  what")
     for f in figures:
-        print(f"{f.name:<12} {f.store:>12,.0f} {f.raw:>12,.0f} {f.ratio:>7.2f}  {f.unit}")
+        print(f"{f.name:<12} {f.store:>10,.0f} {f.raw:>10,.0f} {f.ratio:>6.2f}  {f.unit}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench store", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller run (well within a minute)")
-    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3, quick 2)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="interleaved rounds per figure (default 12, quick 6)")
     parser.add_argument("--appends", type=int, default=None,
-                        help="transactions per append round (default 2000, quick 500)")
+                        help="transactions per side and round (default 400, quick 150)")
     parser.add_argument("--events", type=int, default=None,
                         help="log size for the replay (default 300000, quick 60000)")
     args = parser.parse_args(argv)
-    rounds = args.rounds or (2 if args.quick else 3)
-    appends = args.appends or (500 if args.quick else 2000)
+    rounds = args.rounds or (6 if args.quick else 12)
+    appends = args.appends or (150 if args.quick else 400)
     log_size = args.events or (60_000 if args.quick else 300_000)
+    replay_rounds = max(3, rounds // 2)
 
     server = config.database_url().rsplit("/", 1)[0]
     dsn = f"{server}/portal_bench_store_{uuid.uuid4().hex[:8]}"
@@ -261,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             cur.execute(RAW_TABLE)
         conn.commit()
 
-        print(f"database {dsn.rsplit('/', 1)[1]}: {rounds} rounds, {appends} transactions per append figure")
+        print(f"database {dsn.rsplit('/', 1)[1]}: {rounds} rounds of {appends} transactions per side")
         a1 = Figure("append_1", "events/s (1 event/tx)")
         a10 = Figure("append_10", "events/s (10 events/tx)")
         floor = Figure("raw_auto_1", "events/s (1 INSERT in autocommit: no BEGIN/COMMIT trips)")
@@ -272,26 +296,26 @@ def main(argv: list[str] | None = None) -> int:
         raw_appends(conn, raw_streams, 50, 1)()
         auto = connect(dsn, SCHEMA, application_name="bench-raw-autocommit")
         auto.autocommit = True
+        chunk = 25  # transactions per alternation
+        chunks = max(1, appends // chunk)
         for r in range(rounds):
-            a1.raw = max(a1.raw, _timed(raw_appends(conn, raw_streams, appends, 1)))
-            a1.store = max(a1.store, _timed(store_appends(store, store_streams, appends, 1)))
-            a10.raw = max(a10.raw, _timed(raw_appends(conn, raw_streams, appends // 2, 10)))
-            a10.store = max(a10.store, _timed(store_appends(store, store_streams, appends // 2, 10)))
-            floor.raw = max(floor.raw, _timed(raw_appends(auto, raw_streams, appends, 1)))
-            floor.store = a1.store
-            print(f"  round {r + 1}: append_1 {a1.store:,.0f}/{a1.raw:,.0f}  append_10 {a10.store:,.0f}/{a10.raw:,.0f}",
-                  flush=True)
+            a1.race(store_appends(store, store_streams, chunk, 1), raw_appends(conn, raw_streams, chunk, 1), r, chunks)
+            a10.race(store_appends(store, store_streams, chunk // 5, 10),
+                     raw_appends(conn, raw_streams, chunk // 5, 10), r, chunks)
+            floor.race(store_appends(store, store_streams, chunk, 1),
+                       raw_appends(auto, raw_streams, chunk, 1), r, chunks)
+            print(f"  round {r + 1:>2}: append_1 {a1.store:,.0f} vs {a1.raw:,.0f}  "
+                  f"append_10 {a10.store:,.0f} vs {a10.raw:,.0f}  autocommit {floor.raw:,.0f}", flush=True)
 
         auto.close()
         fill_log(store, conn, log_size)
         events = store.head_position()
-        for r in range(rounds):
-            rp.raw = max(rp.raw, _timed(raw_replay(conn)))
-            rp.store = max(rp.store, _timed(store_replay(store)))
-            print(f"  round {r + 1}: replay {rp.store:,.0f}/{rp.raw:,.0f}", flush=True)
+        for r in range(replay_rounds):
+            rp.race(store_replay(store), raw_replay(conn), r)
+            print(f"  round {r + 1:>2}: replay {rp.store:,.0f} vs {rp.raw:,.0f}", flush=True)
 
         figures = [a1, a10, floor, rp]
-        _print_table(figures, rounds, events)
+        _print_table(figures, rounds, replay_rounds, events)
         append_ratio = min(a1.ratio, a10.ratio)
         verdict = "met" if append_ratio >= 0.8 and rp.ratio >= 0.5 else "MISSED"
         print(f"targets (append >= 0.80, replay >= 0.50): {verdict}")
