@@ -3,8 +3,10 @@
 worker and every restart signs with the same key, and published as a JWK set.
 
 The set publishes the current key and the one before it, so tokens signed just before a
-rotation stay verifiable until they expire. When ``IDENTITY_KEY_PASSPHRASE`` is set, private
-keys are stored encrypted with it.
+rotation stay verifiable until they expire, and a rotated-in key from the moment it is made:
+it signs only ``KEY_ACTIVATION_DELAY`` seconds later (default 30, more than the gateway's
+10-second refetch throttle), so no gateway ever sees a token whose key it could not fetch.
+When ``IDENTITY_KEY_PASSPHRASE`` is set, private keys are stored encrypted with it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from portal_common.db import Database
 from services.identity.domain.tokens import ALGORITHM, SigningKey
 
 PUBLISHED_KEYS = 2
-RELOAD_EVERY_S = 30.0
+RELOAD_EVERY_S = 5.0
 
 
 def _b64(raw: bytes) -> str:
@@ -72,12 +74,17 @@ def configured_key() -> Ed25519PrivateKey | None:
     return _from_pem(pem) if pem else None
 
 
-def _insert(cur, key: Ed25519PrivateKey) -> str:
+def activation_delay() -> float:
+    return config.env_float("KEY_ACTIVATION_DELAY", 30.0, "identity")
+
+
+def _insert(cur, key: Ed25519PrivateKey, delay_s: float = 0.0) -> str:
     kid = thumbprint(key)
     cur.execute(
-        "INSERT INTO signing_keys (kid, algorithm, private_pem, public_jwk) VALUES (%s, %s, %s, %s) "
-        "ON CONFLICT (kid) DO UPDATE SET retired_at = NULL, created_at = now()",
-        (kid, ALGORITHM, _to_pem(key), json.dumps(public_jwk(key, kid))),
+        "INSERT INTO signing_keys (kid, algorithm, private_pem, public_jwk, activates_at) "
+        "VALUES (%s, %s, %s, %s, now() + make_interval(secs => %s)) "
+        "ON CONFLICT (kid) DO UPDATE SET retired_at = NULL, created_at = now(), activates_at = excluded.activates_at",
+        (kid, ALGORITHM, _to_pem(key), json.dumps(public_jwk(key, kid)), delay_s),
     )
     return kid
 
@@ -87,32 +94,39 @@ def ensure_key(db: Database) -> None:
     configured = configured_key()
     with db.transaction() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(b"identity:signing-keys"),))
-        cur.execute("SELECT kid FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1")
+        cur.execute("SELECT kid FROM signing_keys ORDER BY created_at DESC LIMIT 1")
         row = cur.fetchone()
         if configured is not None:
             if row is None or row["kid"] != thumbprint(configured):
-                _insert(cur, configured)
+                # a newly configured key waits like a rotation, unless it is the very first
+                _insert(cur, configured, activation_delay() if row is not None else 0.0)
         elif row is None:
             _insert(cur, Ed25519PrivateKey.generate())
 
 
-def rotate(db: Database) -> str:
-    """Make a new current key; the old one stays published until the next rotation."""
+def rotate(db: Database, delay_s: float | None = None) -> str:
+    """Make a new key, published now and signing after the activation delay; the old one
+    stays published until the next rotation."""
     with db.transaction() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(b"identity:signing-keys"),))
-        return _insert(cur, Ed25519PrivateKey.generate())
+        return _insert(cur, Ed25519PrivateKey.generate(), activation_delay() if delay_s is None else delay_s)
 
 
 def jwks(db: Database) -> dict:
-    """The published set: the newest keys first (current, then previous)."""
+    """The published set: keys waiting to sign, then the current and the previous key."""
     with db.transaction() as cur:
-        cur.execute("SELECT public_jwk FROM signing_keys ORDER BY created_at DESC LIMIT %s", (PUBLISHED_KEYS,))
+        cur.execute(
+            "(SELECT public_jwk, activates_at FROM signing_keys WHERE activates_at > now()) UNION ALL "
+            "(SELECT public_jwk, activates_at FROM signing_keys WHERE activates_at <= now() "
+            " ORDER BY activates_at DESC, created_at DESC LIMIT %s) ORDER BY activates_at DESC",
+            (PUBLISHED_KEYS,))
         return {"keys": [row["public_jwk"] for row in cur.fetchall()]}
 
 
 def current(db: Database) -> SigningKey:
     with db.transaction() as cur:
-        cur.execute("SELECT kid, private_pem FROM signing_keys ORDER BY created_at DESC LIMIT 1")
+        cur.execute("SELECT kid, private_pem FROM signing_keys WHERE activates_at <= now() "
+                    "ORDER BY activates_at DESC, created_at DESC LIMIT 1")
         row = cur.fetchone()
     if row is None:
         raise RuntimeError("no signing key: ensure_key() has not run")
@@ -166,7 +180,5 @@ class KeyRing:
     def jwks(self) -> dict:
         return jwks(self._provider.db)
 
-    def rotate(self) -> str:
-        kid = rotate(self._provider.db)
-        self._provider.reload()
-        return kid
+    def rotate(self, delay_s: float | None = None) -> str:
+        return rotate(self._provider.db, delay_s)

@@ -68,6 +68,7 @@ class IdentityService(HealthRpc):
 
     @rpc
     def rotate_signing_key(self) -> dict:
+        """Operators: a new signing key, published now, signing after KEY_ACTIVATION_DELAY."""
         return {"kid": self.keys.rotate()}
 
     @rpc
