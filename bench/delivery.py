@@ -1,43 +1,56 @@
-"""``python -m bench delivery [--quick]``: dossier event -> agency queue delivery through the router.
+"""``python -m bench delivery [--quick]``: submission-to-agency-delivery latency and deliveries/s.
 
-Starts the router (``nameko run``) on a throw-away database and RabbitMQ vhost, then publishes
-``DossierSubmitted`` envelopes on ``dossier.events`` exactly as the outbox relay does
-(persistent, publisher confirms) and consumes the agency's quorum queue with pika, as an
-agency back office would. Measured:
+Starts the whole system (``deploy.launcher.LocalSystem``) on a throw-away database and
+RabbitMQ vhost, signs a citizen in, and consumes the chosen agency's quorum queue with pika
+as an agency back office would (acking each message). Measured, in one run:
 
-* latency: one event at a time, publish -> message received from the agency queue (p50/p99);
-* load: N events published back to back, deliveries/s until the last one is received.
+* submit -> delivered: ``POST /api/v1/dossiers`` through the gateway, the dossier service's
+  event append and outbox relay, the router, the agency queue, until the back office has
+  the message. Latency one at a time (p50 / p99), then deliveries/s with many submissions
+  in flight (from the first POST to the last message received).
+* router alone: ``DossierSubmitted`` envelopes published on ``dossier.events`` as the outbox
+  relay does, to the agency queue (latency and rate): the router's share of the above.
+* baseline: the same envelopes published with confirms to a plain quorum queue and consumed
+  straight back by the same client code (no router, no dedupe record, no delivery row, no
+  event append, no second publish).
 
-Baseline in the same run, same client code: the same envelopes published with confirms to a
-plain durable queue and consumed straight back (no router: no dedupe record, no delivery row,
-no event append, no second publish). Last line:
-``RESULT delivery p50_ms=... p99_ms=... deliveries_per_s=... base_p50_ms=... ... ratios``.
+The last line is ``RESULT delivery p50_ms=... p99_ms=... deliveries_per_s=... router_... base_...``
+with the ratios of the end-to-end figures to the baseline.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
+import math
 import shutil
-import statistics
+import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlparse, urlunparse
 
 import pika
 from kombu import Connection, Exchange, Producer, Queue
 
 from portal_common import config
-from portal_common.db import drop_database, ensure_database
-from portal_common.migrations import migrate
 
-AGENCY = "BENCH.AGENCY"
+PROCEDURE = "1.001193"  # Đăng ký khai sinh, commune level
+PROVINCE = "1"
+ROUTER_AGENCY = "BENCH.ROUTER"  # the router-alone stage's agency (no catalog entry needed)
+PDF = base64.b64encode(b"%PDF-1.4\n% bench document\n%%EOF\n").decode()
+
+
+# -- infrastructure ------------------------------------------------------------------------
 
 
 def _vhost(base_uri: str, name: str) -> tuple[str, bool]:
@@ -51,18 +64,49 @@ def _vhost(base_uri: str, name: str) -> tuple[str, bool]:
     return base_uri, False
 
 
-def _envelope(code: str) -> dict:
-    now = time.time()
-    return {
-        "event_id": str(uuid.uuid4()), "event_type": "DossierSubmitted", "schema_version": 1,
-        "stream_id": f"dossier-{code}", "stream_type": "dossier", "stream_version": 1, "position": 1,
-        "occurred_at": "2026-01-01T00:00:00+00:00", "recorded_at": "2026-01-01T00:00:00+00:00",
-        "correlation_id": None, "causation_id": None, "actor": None,
-        "data": {"code": code, "agency": {"code": AGENCY}, "form": {"sent_at": now},
-                 "owner": {"account_id": "bench", "kind": "citizen"}, "applicant": {"full_name": "Bench"},
-                 "procedure": {"code": "1.000001", "version": 1, "name": "Bench", "processing_days": 1},
-                 "documents": [], "submitted_at": "2026-01-01T00:00:00+00:00"},
-    }
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _request(url: str, method: str = "GET", body: Any = None, headers: dict | None = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+def _citizen_token(gateway_url: str) -> str:
+    try:
+        from tests.support.accounts import register_citizen  # the identity test helper
+    except ImportError:
+        raise SystemExit("bench delivery needs tests/support/accounts.py (register_citizen)") from None
+    return register_citizen(gateway_url)["access_token"]
+
+
+def _filing(gateway_url: str) -> dict:
+    """A complete birth-registration filing for the first commune office of the province."""
+    status, procedure = _request(f"{gateway_url}/api/v1/procedures/{PROCEDURE}")
+    if status != 200:
+        raise SystemExit(f"the catalog answered {status} for {PROCEDURE}: {procedure}")
+    _, agencies = _request(f"{gateway_url}/api/v1/procedures/{PROCEDURE}/agencies?province={PROVINCE}")
+    agencies = agencies.get("items", agencies) if isinstance(agencies, dict) else agencies
+    office = next((a for a in agencies if a.get("ward_code")), None)
+    if office is None:
+        raise SystemExit(f"no commune office implements {PROCEDURE} in province {PROVINCE}")
+    documents = [{"requirement": str(d["id"]), "name": f"{d['id']}.pdf", "content_type": "application/pdf",
+                  "content_base64": PDF} for d in procedure["required_documents"] if d.get("mandatory")]
+    return {"procedure_code": PROCEDURE, "agency_code": office["code"],
+            "applicant": {"full_name": "Bench Applicant", "province": str(office["province_code"]),
+                          "ward": str(office["ward_code"])}, "form": {}, "documents": documents}
+
+
+# -- the agency side -----------------------------------------------------------------------
 
 
 class Receiver(threading.Thread):
@@ -72,6 +116,7 @@ class Receiver(threading.Thread):
         super().__init__(daemon=True)
         self.amqp_uri, self.queue, self.declare = amqp_uri, queue, declare
         self.arrived: dict[str, float] = {}
+        self.copies = 0
         self.cond = threading.Condition()
         self.ready = threading.Event()
         self.stop_flag = False
@@ -87,20 +132,24 @@ class Receiver(threading.Thread):
                 break
             if method is None:
                 continue
+            now = time.time()
             msg = json.loads(body)
-            data = msg.get("data", msg)
+            code = msg.get("dossier_code") or msg["data"]["code"]
             with self.cond:
-                self.arrived[data["code"]] = time.time()
+                if code in self.arrived:
+                    self.copies += 1
+                else:
+                    self.arrived[code] = now
                 self.cond.notify_all()
             channel.basic_ack(method.delivery_tag)
         with contextlib.suppress(Exception):
             channel.cancel()
             conn.close()
 
-    def wait(self, n: int, timeout: float) -> bool:
+    def wait_for(self, codes: list[str], timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         with self.cond:
-            while len(self.arrived) < n:
+            while not all(c in self.arrived for c in codes):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -108,112 +157,197 @@ class Receiver(threading.Thread):
         return True
 
 
-def _measure(amqp_uri: str, exchange: Exchange, routing_key: str, receiver: Receiver,
-             latency_n: int, load_n: int, label: str) -> dict:
+def _agency_queue(agency: str):
+    def declare(ch) -> None:
+        ch.exchange_declare("agency.deliveries", "topic", durable=True)
+        ch.queue_declare(f"agency.{agency}", durable=True, arguments={"x-queue-type": "quorum"})
+        ch.queue_bind(f"agency.{agency}", "agency.deliveries", f"agency.{agency}.#")
+    return declare
+
+
+# -- measures ------------------------------------------------------------------------------
+
+
+def _pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (p99 of 30 samples is the largest)."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def _summary(latencies_s: list[float], count: int, elapsed_s: float) -> dict:
+    ms = [x * 1000 for x in latencies_s]
+    return {"p50": _pct(ms, 50), "p99": _pct(ms, 99), "rate": count / elapsed_s, "n": len(ms)}
+
+
+def _measure_submit(gateway_url: str, token: str, filing: dict, receiver: Receiver, latency_n: int,
+                    load_n: int, concurrency: int) -> dict:
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def submit() -> tuple[str, float]:
+        started = time.time()
+        status, body = _request(f"{gateway_url}/api/v1/dossiers", "POST", filing,
+                                dict(headers, **{"Idempotency-Key": uuid.uuid4().hex}))
+        if status != 201:
+            raise SystemExit(f"submission answered {status}: {body}")
+        return body["code"], started
+
+    latencies = []
+    for _ in range(latency_n):
+        code, started = submit()
+        if not receiver.wait_for([code], 60):
+            raise SystemExit(f"{code} did not reach the agency queue within 60 s")
+        latencies.append(receiver.arrived[code] - started)
+    started = time.time()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        sent = list(pool.map(lambda _i: submit(), range(load_n)))
+    codes = [c for c, _ in sent]
+    if not receiver.wait_for(codes, 300):
+        raise SystemExit(f"only {sum(c in receiver.arrived for c in codes)}/{load_n} submissions were delivered")
+    elapsed = max(receiver.arrived[c] for c in codes) - started
+    return _summary(latencies, load_n, elapsed)
+
+
+def _envelope(code: str, agency: str) -> dict:
+    return {
+        "event_id": str(uuid.uuid4()), "event_type": "DossierSubmitted", "schema_version": 1,
+        "stream_id": f"dossier-{code}", "stream_type": "dossier", "stream_version": 1, "position": 1,
+        "occurred_at": "2026-01-01T00:00:00+00:00", "recorded_at": "2026-01-01T00:00:00+00:00",
+        "correlation_id": None, "causation_id": None, "actor": None,
+        "data": {"code": code, "agency": {"code": agency}, "form": {},
+                 "owner": {"account_id": "bench", "kind": "citizen"}, "applicant": {"full_name": "Bench"},
+                 "procedure": {"code": PROCEDURE, "version": 1, "name": "Bench", "processing_days": 1},
+                 "documents": [], "submitted_at": "2026-01-01T00:00:00+00:00"},
+    }
+
+
+def _measure_publish(amqp_uri: str, exchange: Exchange, routing_key: str, receiver: Receiver,
+                     latency_n: int, load_n: int, label: str) -> dict:
+    """One client publishing envelopes with confirms; the receiver times their arrival."""
     with Connection(amqp_uri, transport_options={"confirm_publish": True}) as conn:
         producer = Producer(conn.channel(), exchange=exchange)
 
         def send(code: str) -> float:
-            env = _envelope(code)
+            env = _envelope(code, ROUTER_AGENCY)
+            started = time.time()
             producer.publish(json.dumps(env), routing_key=routing_key, content_type="application/json",
                              delivery_mode=2, message_id=env["event_id"], retry=False)
-            return env["data"]["form"]["sent_at"]
+            return started
 
         latencies = []
         for i in range(latency_n):
-            code = f"{label}-L{i}-{uuid.uuid4().hex[:6]}"
-            target = len(receiver.arrived) + 1
-            sent = send(code)
-            if not receiver.wait(target, 30):
-                raise SystemExit(f"{label}: a delivery did not arrive within 30 s")
-            latencies.append((receiver.arrived[code] - sent) * 1000)
-        before = len(receiver.arrived)
+            code = f"{label}-L{i}-{uuid.uuid4().hex[:8]}"
+            started = send(code)
+            if not receiver.wait_for([code], 60):
+                raise SystemExit(f"{label}: a message did not arrive within 60 s")
+            latencies.append(receiver.arrived[code] - started)
+        codes = [f"{label}-N{i}-{uuid.uuid4().hex[:8]}" for i in range(load_n)]
         started = time.time()
-        for i in range(load_n):
-            send(f"{label}-N{i}-{uuid.uuid4().hex[:6]}")
-        if not receiver.wait(before + load_n, 300):
-            raise SystemExit(f"{label}: only {len(receiver.arrived) - before}/{load_n} arrived")
-        elapsed = max(receiver.arrived.values()) - started
-    latencies.sort()
-    return {"p50": statistics.median(latencies), "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
-            "rate": load_n / elapsed}
+        for code in codes:
+            send(code)
+        if not receiver.wait_for(codes, 300):
+            raise SystemExit(f"{label}: only {sum(c in receiver.arrived for c in codes)}/{load_n} arrived")
+        elapsed = max(receiver.arrived[c] for c in codes) - started
+    return _summary(latencies, load_n, elapsed)
 
 
-def _wait_router(amqp_uri: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    from nameko.standalone.rpc import ClusterRpcProxy
+def _start(receiver: Receiver) -> Receiver:
+    receiver.start()
+    if not receiver.ready.wait(30):
+        raise SystemExit(f"could not consume {receiver.queue}")
+    return receiver
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("the router exited while starting")
-        try:
-            with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=2) as proxy:
-                if proxy.router.health()["status"] == "ok":
-                    return
-        except Exception:
-            time.sleep(0.3)
-    raise SystemExit("the router did not start")
+
+# -- the run -------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench delivery")
-    parser.add_argument("--quick", action="store_true", help="fewer events (a smoke run)")
-    parser.add_argument("--latency-n", type=int, default=None)
-    parser.add_argument("--load-n", type=int, default=None)
+    parser.add_argument("--quick", action="store_true", help="a smoke run within a minute")
+    parser.add_argument("--latency-n", type=int, default=None, help="one-at-a-time samples per path")
+    parser.add_argument("--load-n", type=int, default=None, help="messages per load measure")
+    parser.add_argument("--concurrency", type=int, default=20, help="submissions in flight during the load")
     args = parser.parse_args(argv)
-    latency_n = args.latency_n or (50 if args.quick else 300)
-    load_n = args.load_n or (300 if args.quick else 3000)
+    latency_n = args.latency_n or (30 if args.quick else 300)
+    load_n = args.load_n or (200 if args.quick else 2000)
 
-    from deploy.launcher import LocalSystem
+    from deploy.launcher import LocalSystem, migrate_and_seed
+    from portal_common.db import drop_database
 
     run = uuid.uuid4().hex[:8]
     server = config.database_url().rsplit("/", 1)[0]
     dsn = f"{server}/portal_bench_delivery_{run}"
     amqp, own_vhost = _vhost(config.amqp_uri(), f"portal_bench_delivery_{run}")
-    ensure_database(dsn)
-    migrate(dsn, "router", "services.router", create_database=False)
-    logs = Path(tempfile.mkdtemp(prefix="bench-delivery-"))
-    router = LocalSystem(dsn, amqp, 0, log_dir=logs, extra_env={"OUTBOX_IDLE_WAIT": "0.2", "CATALOG_FALLBACK": "no"})
-    proc = router.start_one("router")
+    print(f"starting the system (database portal_bench_delivery_{run})", file=sys.stderr)
+    migrate_and_seed(dsn)
+    logs = Path(f"/tmp/bench-delivery-{run}")
+    system = LocalSystem(dsn, amqp, _free_port(), log_dir=logs, extra_env={
+        "LOCAL_ADAPTERS": "yes", "RATE_DEFAULT": "10000000", "RATE_LOOKUP": "10000000", "RATE_SIGNIN": "100000",
+        "RATE_REGISTER": "100000", "RATE_OTP": "100000"})
+    receivers: list[Receiver] = []
     try:
-        _wait_router(amqp, proc)
-        routed = Receiver(amqp, f"agency.{AGENCY}", lambda ch: (
-            ch.exchange_declare("agency.deliveries", "topic", durable=True),
-            ch.queue_declare(f"agency.{AGENCY}", durable=True, arguments={"x-queue-type": "quorum"}),
-            ch.queue_bind(f"agency.{AGENCY}", "agency.deliveries", f"agency.{AGENCY}.#")))
-        routed.start()
-        routed.ready.wait(10)
+        system.start()
+        system.wait_ready(timeout=120)
+        gateway = system.gateway_url
+        token = _citizen_token(gateway)
+        filing = _filing(gateway)
+        agency = filing["agency_code"]
+
+        office = _start(Receiver(amqp, f"agency.{agency}", _agency_queue(agency)))
+        receivers.append(office)
+        _measure_submit(gateway, token, filing, office, 5, 20, args.concurrency)  # warm-up
+        print(f"submit -> delivered: {latency_n} one at a time, {load_n} with {args.concurrency} in flight",
+              file=sys.stderr)
+        e2e = _measure_submit(gateway, token, filing, office, latency_n, load_n, args.concurrency)
+
+        routed = _start(Receiver(amqp, f"agency.{ROUTER_AGENCY}", _agency_queue(ROUTER_AGENCY)))
+        receivers.append(routed)
         dossier_x = Exchange("dossier.events", type="topic", durable=True, delivery_mode=2)
-        print(f"router: {latency_n} sequential + {load_n} back-to-back events", file=sys.stderr)
-        measured = _measure(amqp, dossier_x, "DossierSubmitted", routed, latency_n, load_n, "R")
-        routed.stop_flag = True
+        _measure_publish(amqp, dossier_x, "DossierSubmitted", routed, 5, 20, "W")  # warm-up
+        print(f"router alone: {latency_n} one at a time, {load_n} back to back", file=sys.stderr)
+        router = _measure_publish(amqp, dossier_x, "DossierSubmitted", routed, latency_n, load_n, "R")
 
         plain_x = Exchange("bench.plain", type="direct", durable=True, delivery_mode=2)
         with Connection(amqp) as conn:
             Queue("bench.plain", exchange=plain_x, routing_key="plain", durable=True,
                   queue_arguments={"x-queue-type": "quorum"})(conn.channel()).declare()
-        base = Receiver(amqp, "bench.plain", lambda ch: None)
-        base.start()
-        base.ready.wait(10)
-        print("baseline: the same through a plain quorum queue", file=sys.stderr)
-        baseline = _measure(amqp, plain_x, "plain", base, latency_n, load_n, "B")
-        base.stop_flag = True
+        plain = _start(Receiver(amqp, "bench.plain", lambda ch: None))
+        receivers.append(plain)
+        _measure_publish(amqp, plain_x, "plain", plain, 5, 20, "V")  # warm-up
+        print("baseline: the same client through a plain quorum queue", file=sys.stderr)
+        base = _measure_publish(amqp, plain_x, "plain", plain, latency_n, load_n, "B")
+        copies = sum(r.copies for r in receivers)
     finally:
-        router.stop()
+        for r in receivers:
+            r.stop_flag = True
+        system.stop()
         with contextlib.suppress(Exception):
             drop_database(dsn)
         if own_vhost:
             subprocess.run(["rabbitmqctl", "-q", "delete_vhost", urlparse(amqp).path.lstrip("/")],
                            capture_output=True, timeout=60)
-    print(f"{'path':<34}{'p50 ms':>10}{'p99 ms':>10}{'msgs/s':>10}")
-    for name, m in (("router -> agency queue", measured), ("baseline publish -> consume", baseline)):
-        print(f"{name:<34}{m['p50']:>10.2f}{m['p99']:>10.2f}{m['rate']:>10.0f}")
-    print(f"RESULT delivery latency_n={latency_n} load_n={load_n} p50_ms={measured['p50']:.2f} "
-          f"p99_ms={measured['p99']:.2f} deliveries_per_s={measured['rate']:.1f} "
-          f"base_p50_ms={baseline['p50']:.2f} base_p99_ms={baseline['p99']:.2f} "
-          f"base_msgs_per_s={baseline['rate']:.1f} p50_ratio={measured['p50'] / baseline['p50']:.1f} "
-          f"rate_ratio={measured['rate'] / baseline['rate']:.3f}")
+
+    print(f"machine: {_cores()} cores; {latency_n} sequential samples and {load_n} messages per path")
+    print(f"{'path':<44}{'p50 ms':>9}{'p99 ms':>9}{'msgs/s':>9}")
+    for name, m in ((f"submit -> agency queue ({args.concurrency} in flight)", e2e),
+                    ("dossier event -> router -> agency queue", router),
+                    ("baseline: publish -> plain queue -> consume", base)):
+        print(f"{name:<44}{m['p50']:>9.2f}{m['p99']:>9.2f}{m['rate']:>9.1f}")
+    print(f"second copies received: {copies}")
+    print(f"RESULT delivery latency_n={latency_n} load_n={load_n} concurrency={args.concurrency} "
+          f"p50_ms={e2e['p50']:.2f} p99_ms={e2e['p99']:.2f} deliveries_per_s={e2e['rate']:.1f} "
+          f"router_p50_ms={router['p50']:.2f} router_p99_ms={router['p99']:.2f} "
+          f"router_deliveries_per_s={router['rate']:.1f} "
+          f"base_p50_ms={base['p50']:.2f} base_p99_ms={base['p99']:.2f} base_msgs_per_s={base['rate']:.1f} "
+          f"p50_ratio={e2e['p50'] / base['p50']:.1f} p99_ratio={e2e['p99'] / base['p99']:.1f} "
+          f"rate_ratio={e2e['rate'] / base['rate']:.3f} router_rate_ratio={router['rate'] / base['rate']:.3f} "
+          f"copies={copies}")
     return 0
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count() or 1
 
 
 if __name__ == "__main__":

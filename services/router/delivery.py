@@ -102,7 +102,9 @@ class Router:
                 return
         try:
             final = self.resolve_remote(code)
-        except Exception as exc:  # unknown to the catalog, or the catalog is unavailable
+        except NotFound:  # unknown to the catalog: remember that, or every event would ask again
+            final = None
+        except Exception as exc:  # the catalog is unavailable: ask again next time
             log.info("router: catalog could not resolve %s: %s", code, type(exc).__name__)
             return
         with self.db.transaction() as cur:
