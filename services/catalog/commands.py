@@ -70,6 +70,8 @@ def _new_procedure(db: Database, store: EventStore, data: Any, ctx: EventContext
         if repo.procedure_row(cur, doc["code"]) is not None:
             raise Conflict("procedure_exists", "A procedure with this code exists; amend it instead.")
         repo.save_procedure(cur, doc, domain.search_documents_text(doc), new=True)
+        if status == "published":
+            repo.refresh_search_words(cur)
         event = "ProcedurePublished" if status == "published" else "ProcedureDrafted"
         store.append(procedure_stream(doc["code"]), 0, [NewEvent(event, doc)],
                      stream_type="procedure", context=ctx, cursor=cur.connection.cursor())
@@ -98,6 +100,7 @@ def publish_draft(db: Database, store: EventStore, code: Any, ctx: EventContext)
             raise Conflict("not_a_draft", f"This procedure is {row['status']}, not a draft.")
         doc = dict(row["document"], status="published")
         repo.save_procedure(cur, doc, domain.search_documents_text(doc), new=False)
+        repo.refresh_search_words(cur)
         store.append(procedure_stream(code), None, [NewEvent("ProcedurePublished", doc)],
                      stream_type="procedure", context=ctx, cursor=cur.connection.cursor())
     return {"code": code, "version": doc["version"], "status": "published"}
@@ -119,6 +122,7 @@ def amend_procedure(db: Database, store: EventStore, code: Any, changes: Any, ct
         doc, changed = domain.amended(current, changes)
         domain.check_procedure(doc)
         repo.save_procedure(cur, doc, domain.search_documents_text(doc), new=False)
+        repo.refresh_search_words(cur)
         if doc["status"] == "draft":
             event = NewEvent("ProcedureDrafted", doc)
         else:
@@ -142,6 +146,7 @@ def withdraw_procedure(db: Database, store: EventStore, code: Any, data: Any, ct
             raise Conflict("procedure_withdrawn", "This procedure is already withdrawn.")
         doc = dict(row["document"], status="withdrawn")
         repo.save_procedure(cur, doc, domain.search_documents_text(doc), new=False)
+        repo.refresh_search_words(cur)
         store.append(procedure_stream(code), None,
                      [NewEvent("ProcedureWithdrawn", {"code": code, "version": doc["version"], "reason": reason})],
                      stream_type="procedure", context=ctx, cursor=cur.connection.cursor())

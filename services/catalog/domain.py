@@ -7,6 +7,7 @@ of it and what an editor's change means for the catalog and its event log.
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -44,6 +45,44 @@ def normalise_query(q: str | None) -> str | None:
     if len(q) > MAX_QUERY:
         raise InvalidInput("query_too_long", f"The search text is limited to {MAX_QUERY} characters.")
     return q or None
+
+
+# Words people put around what they look for ("thủ tục xin cấp hộ chiếu như thế nào"),
+# folded; dropped from the ends of a query as long as something is left.
+LEADING_FILLERS = (("thu", "tuc"), ("huong", "dan"), ("xin",), ("lam",), ("cach",), ("muon",))
+TRAILING_FILLERS = (("nhu", "the", "nao"), ("the", "nao"), ("o", "dau"), ("can", "gi"))
+
+
+_PUNCTUATION = string.punctuation + "“”‘’…–—"
+
+
+def search_terms(q: str) -> str:
+    """The words to search for: folded, stripped of surrounding punctuation, with filler
+    words dropped from both ends."""
+    words = [w for w in (w.strip(_PUNCTUATION) for w in fold(q).split()) if w]
+    changed = True
+    while changed:
+        changed = False
+        for filler in LEADING_FILLERS:
+            if len(words) > len(filler) and tuple(words[:len(filler)]) == filler:
+                words, changed = words[len(filler):], True
+        for filler in TRAILING_FILLERS:
+            if len(words) > len(filler) and tuple(words[-len(filler):]) == filler:
+                words, changed = words[:-len(filler)], True
+    return " ".join(words)
+
+
+def corrected_terms(words: list[str], fixes: list[str | None]) -> str | None:
+    """The query with each misspelt word replaced by its correction; None when nothing
+    changed or a word has no correction (the fuzzy search takes over then)."""
+    if len(words) != len(fixes) or None in fixes or list(fixes) == list(words):
+        return None
+    return " ".join(f for f in fixes if f is not None)
+
+
+def correctable(word: str) -> bool:
+    """Only plain words are spell-checked; numbers and codes are taken as typed."""
+    return word.isascii() and word.isalpha()
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,7 @@ def load(dsn: str, n: int) -> int:
                 repo.save_procedure(cur, doc, domain.search_documents_text(doc), new=True)
                 store.append(f"procedure-{doc['code']}", 0, [NewEvent("ProcedurePublished", doc)],
                              stream_type="procedure", context=ctx, cursor=cur.connection.cursor())
+            repo.refresh_search_words(cur)
             cur.execute("ANALYZE procedures")
         return missing
     finally:

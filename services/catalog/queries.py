@@ -42,8 +42,19 @@ def search(db: Database, q: str | None, filters: dict[str, Any], page: Any, page
     if "agency" in clean and not domain.valid_code(clean["agency"]):
         return domain.paginated([], 0, p)
     with db.transaction() as cur:
-        items, total = repo.search_procedures(cur, q, clean, p.page_size, p.offset)
+        items, total = repo.search_procedures(cur, q, clean, p.page_size, p.offset,
+                                              domain.search_terms(q) if q else None, _corrected)
     return domain.paginated(items, total, p)
+
+
+def _corrected(cur: Any, terms: str) -> str | None:
+    """The search words with misspelt ones corrected against the catalog's own words."""
+    words = terms.split()
+    if not any(domain.correctable(w) for w in words) or len(words) > 12:
+        return None
+    asked = [w for w in words if domain.correctable(w)]
+    fixes = dict(zip(asked, repo.word_corrections(cur, asked), strict=True))
+    return domain.corrected_terms(words, [fixes.get(w, w) for w in words])
 
 
 def get_procedure(db: Database, code: Any, version: Any = None, include_draft: bool = False) -> dict:

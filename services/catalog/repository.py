@@ -12,6 +12,7 @@ document texts; among equals the shorter name, the one closest to the query, fir
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 PROCEDURE_LIST_COLUMNS = (
@@ -41,38 +42,58 @@ def _filters(filters: dict[str, Any], where: list[str], args: dict[str, Any]) ->
         args["agency"] = filters["agency"]
 
 
-def search_sql(q: str | None, filters: dict[str, Any], limit: int, offset: int,
-               fuzzy: bool = False) -> tuple[str, dict]:
-    """The search query and its arguments (also run bare by the benchmark).
+MODES = ("words", "fuzzy", "relaxed")
 
-    Words mode: every word of the query, in any order, in the name or the document texts
-    (GIN on ``tsv``); name matches first, then the shorter (closer) name. Fuzzy mode, asked
-    when no procedure has every word: names whose words are trigram-similar to the query
-    (GIN trigram on ``search_name``), the most similar first: it absorbs a small typo.
+
+def search_sql(q: str | None, filters: dict[str, Any], limit: int, offset: int,
+               mode: str = "words", terms: str | None = None) -> tuple[str, dict]:
+    """The search query and its arguments (also run bare by the benchmark). ``q`` is the
+    text as typed (an exact code matches it); ``terms`` the words to look for (defaults to
+    ``q``; the service drops filler words like "thủ tục" first).
+
+    ``words``: every word, in any order, in the name or the document texts (GIN on ``tsv``);
+    the names holding more of the words first (a name match beats a document match), then
+    the shorter (closer) name. ``fuzzy``, asked when no procedure
+    has every word: names trigram-similar to the words (GIN trigram on ``search_name``),
+    ranked by the best-matching stretch of the name plus the whole name's likeness (so the
+    short exact name beats a long one that merely contains it): absorbs a typo or a variant
+    spelling ("ki" for "ký") and extra words. ``relaxed``, the last resort: at least half of
+    the words, names with more of them first.
     """
     where = ["p.status = 'published'"]
-    args: dict[str, Any] = {"q": q, "limit": limit, "offset": offset}
+    args: dict[str, Any] = {"q": q, "terms": terms or q, "limit": limit, "offset": offset}
     _filters(filters, where, args)
-    if q and fuzzy:
-        where.append("fold(%(q)s) <%% p.search_name")
-        order = "word_similarity(fold(%(q)s), p.search_name) DESC, length(p.name), p.code"
+    source = "procedures p JOIN fields f ON f.code = p.field_code"
+    extra = ""
+    # how many of the words are in the name (in the name or documents): what deleting them
+    # from the folded name's tsvector takes away
+    words = "tsvector_to_array(to_tsvector('simple', fold(%(terms)s)))"
+    in_name = f"(length(p.name_tsv) - length(ts_delete(p.name_tsv, {words})))"
+    in_all = f"(length(p.tsv) - length(ts_delete(p.tsv, {words})))"
+    if q and mode == "fuzzy":
+        where.append("fold(%(terms)s) <%% p.search_name")
+        order = ("word_similarity(fold(%(terms)s), p.search_name) + similarity(fold(%(terms)s), p.search_name) "
+                 "DESC, length(p.name), p.code")
+    elif q and mode == "relaxed":
+        where.append("p.tsv @@ replace(plainto_tsquery('simple', fold(%(terms)s))::text, '&', '|')::tsquery")
+        where.append(f"2 * {in_all} >= cardinality({words})")
+        order = f"{in_name} DESC, {in_all} DESC, length(p.name), p.code"
     elif q:
-        where.append("(p.tsv @@ plainto_tsquery('simple', fold(%(q)s)) OR p.code = %(q)s)")
-        order = ("p.code = %(q)s DESC, p.name_tsv @@ plainto_tsquery('simple', fold(%(q)s)) DESC, "
-                 "length(p.name), p.code")
+        where.append("(p.tsv @@ plainto_tsquery('simple', fold(%(terms)s)) OR p.code = %(q)s)")
+        order = f"p.code = %(q)s DESC, {in_name} DESC, length(p.name), p.code"
+        extra = f", {in_name} AS _in_name"
     else:
         order = "p.field_code, p.name, p.code"
     sql = (
-        f"SELECT {PROCEDURE_LIST_COLUMNS}, count(*) OVER () AS total "
-        "FROM procedures p JOIN fields f ON f.code = p.field_code "
+        f"SELECT {PROCEDURE_LIST_COLUMNS}{extra}, count(*) OVER () AS total FROM {source} "
         f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s"
     )
     return sql, args
 
 
-def _run_search(cur, q, filters, limit, offset, fuzzy) -> tuple[list[dict], int]:
-    sql, args = search_sql(q, filters, limit, offset, fuzzy)
-    if fuzzy:
+def _run_search(cur, q, terms, filters, limit, offset, mode) -> tuple[list[dict], int]:
+    sql, args = search_sql(q, filters, limit, offset, mode, terms)
+    if mode == "fuzzy":
         # The planner prices ``<%`` like a cheap operator, but on a sequential scan it builds
         # the trigrams of every name (~20 us a row); the trigram index is always cheaper.
         cur.execute("SET LOCAL enable_seqscan = off")
@@ -82,19 +103,64 @@ def _run_search(cur, q, filters, limit, offset, fuzzy) -> tuple[list[dict], int]
     for r in rows:
         r.pop("total")
     if not rows and offset:
-        count_sql, count_args = search_sql(q, filters, 1, 0, fuzzy)
+        count_sql, count_args = search_sql(q, filters, 1, 0, mode, terms)
         cur.execute(f"SELECT count(*) AS n FROM ({count_sql.split(' ORDER BY ')[0]}) s", count_args)
         total = cur.fetchone()["n"]
     return rows, total
 
 
-def search_procedures(cur, q: str | None, filters: dict[str, Any], limit: int, offset: int
+def search_procedures(cur, q: str | None, filters: dict[str, Any], limit: int, offset: int,
+                      terms: str | None = None, corrected: Callable[[Any, str], str | None] | None = None
                       ) -> tuple[list[dict], int]:
-    """Word matches; when there are none, the typo-tolerant fuzzy matches."""
-    rows, total = _run_search(cur, q, filters, limit, offset, fuzzy=False)
-    if q and total == 0:
-        rows, total = _run_search(cur, q, filters, limit, offset, fuzzy=True)
-    return rows, total
+    """Word matches; when there are none, the word matches of the query with its misspelt
+    words corrected (``corrected(cur, terms)``; kept when the best match has every corrected
+    word in its name), then the typo-tolerant fuzzy matches, then the procedures with most
+    of the words."""
+    rows, total = _run_search(cur, q, terms, filters, limit, offset, "words")
+    if not q or total:
+        return _clean(rows), total
+    fixed = corrected(cur, terms or q) if corrected else None
+    if fixed:
+        rows, total = _run_search(cur, q, fixed, filters, limit, offset, "words")
+        if total and (not rows or rows[0]["_in_name"] == len(set(fixed.split()))):
+            return _clean(rows), total
+    for mode in MODES[1:]:
+        rows, total = _run_search(cur, q, terms, filters, limit, offset, mode)
+        if total:
+            break
+    return _clean(rows), total
+
+
+def _clean(rows: list[dict]) -> list[dict]:
+    for r in rows:
+        r.pop("_in_name", None)
+    return rows
+
+
+def word_corrections(cur, words: list[str]) -> list[str | None]:
+    """For each folded word: itself when the catalog has it, else the closest catalog word
+    (fewest edits, two letters swapped counting as one: at most one per two letters and two
+    in all; then a letter mistyped rather than left out; then the most trigrams shared; then
+    the most frequent), or None when nothing is that close."""
+    cur.execute(
+        "SELECT coalesce((SELECT s.word FROM search_words s WHERE s.word = t.w), "
+        " (SELECT c.word FROM (SELECT s.word, s.procedures, CASE WHEN s.letters = sorted_letters(t.w) "
+        "    AND length(s.word) = length(t.w) THEN 1 ELSE levenshtein(t.w, s.word) END AS edits "
+        "    FROM search_words s) c WHERE c.edits <= least(2, length(t.w) / 2) "
+        "  ORDER BY c.edits, length(c.word) <> length(t.w), similarity(t.w, c.word) DESC, c.procedures DESC, "
+        "  c.word LIMIT 1)"
+        ") AS word FROM unnest(%s::text[]) WITH ORDINALITY AS t(w, n) ORDER BY t.n",
+        (words,),
+    )
+    return [r["word"] for r in cur.fetchall()]
+
+
+def refresh_search_words(cur) -> None:
+    """Rebuild the dictionary from the published procedures (one writer at a time)."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext('catalog.search_words'))")
+    cur.execute("DELETE FROM search_words")
+    cur.execute("INSERT INTO search_words (word, procedures) SELECT word, ndoc "
+                "FROM ts_stat('SELECT tsv FROM procedures WHERE status = ''published''')")
 
 
 def procedure_row(cur, code: str, for_update: bool = False) -> dict | None:

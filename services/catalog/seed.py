@@ -161,5 +161,6 @@ def load(dsn: str) -> None:
                     for position, code in enumerate(codes, start=1):
                         cur.execute("INSERT INTO life_event_procedures VALUES (%s, %s, %s)",
                                     (event_id, position, code))
+            repo.refresh_search_words(cur)
     finally:
         db.close()

@@ -166,3 +166,15 @@ def test_hostile_procedure_documents_are_refused_by_the_schema(over):
 
 def test_descriptions_may_keep_line_breaks():
     assert ProcedureInput().load(_seed_doc(description="Bước 1.\nBước 2.\tXong."))["description"].count("\n") == 1
+
+
+@pytest.mark.parametrize("q,terms", [
+    ("Thủ tục xin cấp hộ chiếu như thế nào", "cap ho chieu"),
+    ("làm hộ chiếu ở đâu", "ho chieu"),
+    ("thủ tục", "thu tuc"),
+    ("xin", "xin"),
+    ("Thủ tục nhập quốc tịch", "nhap quoc tich"),
+    ("căn cước", "can cuoc"),
+])
+def test_search_terms_drop_filler_words_at_the_ends(q, terms):
+    assert domain.search_terms(q) == terms

@@ -91,7 +91,7 @@ def _plan(catalog_db, sql, args) -> str:
 
 def test_search_uses_the_indexes(catalog_db):
     assert "procedures_tsv" in _plan(catalog_db, *repo.search_sql("dang ky khai sinh", {}, 20, 0))
-    assert "procedures_name_trgm" in _plan(catalog_db, *repo.search_sql("dang ky khai sihn", {}, 20, 0, fuzzy=True))
+    assert "procedures_name_trgm" in _plan(catalog_db, *repo.search_sql("dang ky khai sihn", {}, 20, 0, "fuzzy"))
 
 
 def test_procedure_detail(catalog_db):
@@ -194,3 +194,53 @@ def test_every_seed_procedure_has_an_agency_in_both_provinces(catalog_db):
             offered = queries.agencies_for(catalog_db, doc["code"], province, ward)
             assert offered, (doc["code"], province)
             assert all(a["status"] == "active" for a in offered)
+
+
+@pytest.mark.parametrize("q,first", [
+    ("thủ tục cấp hộ chiếu", "1.003214"),  # filler words around what is looked for
+    ("làm hộ chiếu", "1.003214"),
+    ("xin giấy phép xây dựng", "1.009995"),
+    ("cách làm thẻ căn cước như thế nào", "1.012346"),
+    ("dang ki khai sinh", "1.001193"),  # "kí" is a common spelling of "ký"
+    ("dang ky ket hon voi nguoi nuoc ngoai", "1.000806"),  # "với người" in no text: most of the words
+])
+def test_queries_as_people_type_them(catalog_db, q, first):
+    assert codes(queries.search(catalog_db, q, {}, 1, 5))[0] == first
+
+
+def test_a_short_exact_name_beats_a_long_one_that_contains_it_even_with_a_typo(catalog_db):
+    # 1.001005 / 1.000110 contain "đăng ký khai sinh" in a much longer name
+    assert codes(queries.search(catalog_db, "dang ky khai sinh", {}, 1, 1)) == ["1.001193"]
+    assert codes(queries.search(catalog_db, "dang ki khai sinh", {}, 1, 1)) == ["1.001193"]
+
+
+def test_filler_words_alone_are_still_searched(catalog_db):
+    assert "1.001124" in codes(queries.search(catalog_db, "thủ tục", {}, 1, 10))
+
+
+@pytest.mark.parametrize("q,first", [
+    ("ho chiue", "1.003214"),  # two letters swapped
+    ("dnag ky ket hon", "1.000894"),
+    ("dang ky ket hun", "1.000894"),  # a vowel mistyped
+    ("giay phep lai xee", "1.002805"),  # a letter doubled
+    ("ly lich tu phpa", "2.000505"),
+    ("the can cuok", "1.012346"),
+])
+def test_misspelt_words_are_corrected_against_the_catalog_s_own_words(catalog_db, q, first):
+    assert codes(queries.search(catalog_db, q, {}, 1, 5))[0] == first
+
+
+def test_word_corrections_come_from_the_dictionary(catalog_db):
+    with catalog_db.transaction() as cur:
+        fixes = repo.word_corrections(cur, ["dang", "chiue", "sihn", "ki", "xyzzy", "a"])
+    assert fixes == ["dang", "chieu", "sinh", "ky", None, None]
+
+
+def test_nonsense_finds_nothing_rather_than_anything(catalog_db):
+    assert queries.search(catalog_db, "xyzzy qwerty", {}, 1, 5) == {"items": [], "total": 0, "page": 1,
+                                                                    "page_size": 5}
+
+
+def test_relaxed_and_corrected_searches_use_the_indexes(catalog_db):
+    plan = _plan(catalog_db, *repo.search_sql("dang ky ket hon voi nguoi", {}, 20, 0, "relaxed"))
+    assert "procedures_tsv" in plan
