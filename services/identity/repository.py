@@ -156,7 +156,8 @@ def revoke_account_sessions(cur, account_id, reason: str) -> int:
 # -- lockout counters ---------------------------------------------------------------------
 
 def failure_state(cur, scope: str, key: str, for_update: bool = False) -> dict | None:
-    cur.execute(f"SELECT failures, lockouts, locked_until FROM signin_failures WHERE scope = %s AND key = %s"
+    cur.execute(f"SELECT failures, lockouts, locked_until, last_failure_at FROM signin_failures "
+                f"WHERE scope = %s AND key = %s"
                 f"{' FOR UPDATE' if for_update else ''}", (scope, key))
     return cur.fetchone()
 
@@ -172,7 +173,9 @@ def save_failure_state(cur, scope: str, key: str, failures: int, lockouts: int,
 
 
 def clear_failures(cur, scope: str, key: str) -> None:
-    cur.execute("UPDATE signin_failures SET failures = 0 WHERE scope = %s AND key = %s", (scope, key))
+    """A success: the count and the back-off start again."""
+    cur.execute("UPDATE signin_failures SET failures = 0, lockouts = 0 WHERE scope = %s AND key = %s",
+                (scope, key))
 
 
 # -- trusted certificate authorities ------------------------------------------------------

@@ -55,13 +55,9 @@ def refuse_if_locked(cur, account_key: str | None, source: str) -> None:
 def _fail_one(cur, store, scope: str, key: str, policy: lockout.LockoutPolicy, account_id: str | None,
               client: str | None, ctx: EventContext) -> None:
     row = repo.failure_state(cur, scope, key, for_update=True)
-    cur.execute("SELECT now() - %s AS since", (FAILURE_WINDOW,))
-    since = cur.fetchone()["since"]
     state = _state(row) or lockout.FailureState(0, 0, None)
-    if row is not None:
-        cur.execute("SELECT last_failure_at FROM signin_failures WHERE scope = %s AND key = %s", (scope, key))
-        if cur.fetchone()["last_failure_at"] < since:
-            state = lockout.FailureState(0, state.lockouts, state.locked_until)
+    if row is not None and row["last_failure_at"] < now() - FAILURE_WINDOW:
+        state = lockout.FailureState(0, state.lockouts, state.locked_until)  # old failures are forgotten
     after = lockout.after_failure(state, policy, now())
     repo.save_failure_state(cur, scope, key, after.failures, after.lockouts, after.locked_until)
     if after.lockouts > state.lockouts:
