@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 import psycopg2.extras
 
@@ -138,7 +139,10 @@ def ensure_database(dsn: str) -> bool:
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
             if cur.fetchone():
                 return False
-            cur.execute(f'CREATE DATABASE "{name}"')
+            try:
+                cur.execute(f'CREATE DATABASE "{name}"')
+            except (psycopg2.errors.DuplicateDatabase, psycopg2.errors.UniqueViolation):
+                return False  # another process created it meanwhile (the race shows as either)
             return True
     finally:
         conn.close()

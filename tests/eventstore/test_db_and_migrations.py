@@ -1,0 +1,114 @@
+"""The pool, database creation and migrations the event store stands on."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import psycopg2
+import pytest
+
+from portal_common.db import Database, drop_database, ensure_database
+from portal_common.migrations import migrate
+
+pytestmark = pytest.mark.integration
+
+
+def _server(dsn: str) -> str:
+    return dsn.rsplit("/", 1)[0]
+
+
+def test_concurrent_ensure_database_creates_once_and_never_fails(database_url):
+    dsn = f"{_server(database_url)}/portal_test_race_{uuid.uuid4().hex[:8]}"
+    barrier = threading.Barrier(4)
+    outcomes: list = []
+
+    def create():
+        barrier.wait()
+        try:
+            outcomes.append(ensure_database(dsn))
+        except Exception as exc:  # reported by the assertion below
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(outcomes, key=str) == [False, False, False, True]
+    finally:
+        drop_database(dsn)
+
+
+def test_concurrent_migrations_of_one_schema_apply_once(database_url):
+    schema = f"m_{uuid.uuid4().hex[:10]}"
+    barrier = threading.Barrier(3)
+    errors: list = []
+
+    def run():
+        barrier.wait()
+        try:
+            migrate(database_url, schema, "services.dossier", create_database=False)
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    db = Database(database_url, schema, size=1)
+    try:
+        with db.transaction() as cur:
+            cur.execute("SELECT name, count(*) AS n FROM schema_migrations GROUP BY name")
+            rows = cur.fetchall()
+        assert rows and all(r["n"] == 1 for r in rows)
+        assert migrate(database_url, schema, "services.dossier", create_database=False) == []
+    finally:
+        db.close()
+
+
+def test_failed_transaction_rolls_back_and_the_connection_is_reused_clean(fresh_schema):
+    db = fresh_schema("p")
+    with db.transaction() as cur:
+        cur.execute("CREATE TABLE notes (id int PRIMARY KEY)")
+    with pytest.raises(psycopg2.errors.UniqueViolation), db.transaction() as cur:
+        cur.execute("INSERT INTO notes VALUES (1)")
+        cur.execute("INSERT INTO notes VALUES (1)")
+    with db.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM notes")
+        assert cur.fetchone()["n"] == 0
+
+
+def test_broken_connection_is_dropped_not_returned_to_the_pool(fresh_schema):
+    db = fresh_schema("p")
+    with db.connection() as conn:
+        first_pid = conn.get_backend_pid()
+    killer = Database(db.dsn, db.schema, size=1)
+    try:
+        with killer.transaction() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (first_pid,))
+    finally:
+        killer.close()
+    with pytest.raises(psycopg2.OperationalError), db.transaction() as cur:
+        cur.execute("SELECT 1")
+    assert db.ping()  # a new connection, not the dead one
+    with db.connection() as conn:
+        assert conn.get_backend_pid() != first_pid
+
+
+def test_pool_hands_out_at_most_size_connections(fresh_schema):
+    db = fresh_schema("p")
+    small = Database(db.dsn, db.schema, size=2)
+    try:
+        with small.connection() as a, small.connection() as b:
+            assert a is not b
+            assert not small._slots.acquire(blocking=False)  # a third borrower would wait
+        assert small._slots.acquire(blocking=False)  # released again
+        small._slots.release()
+        with small.connection() as again:
+            assert again in (a, b)  # idle connections are reused
+    finally:
+        small.close()
