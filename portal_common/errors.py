@@ -8,9 +8,12 @@ the gateway as a generic ``RemoteError`` and becomes a 500 with no details.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from nameko.exceptions import deserialize_to_instance
+
+_WIRE = "__json__"
 
 
 @deserialize_to_instance
@@ -20,7 +23,10 @@ class ServiceError(Exception):
     status = 400
 
     def __init__(self, code: str, message: str = "", details: Any = None):
-        super().__init__(code, message, details)
+        if isinstance(details, dict) and set(details) == {_WIRE}:
+            details = json.loads(details[_WIRE])  # typed again after crossing the RPC boundary
+        # nameko stringifies every non-text value of ``args`` (True -> "True"): send details as JSON
+        super().__init__(code, message, {_WIRE: json.dumps(details, default=str)})
         self.code = code
         self.message = message or code
         self.details = details

@@ -4,12 +4,16 @@ Read top-down:
 
 - ``service.py``: nameko entrypoints (RPC for the gateway, a timer that marks overdue dossiers);
 - ``commands.py``: what each RPC does (catalog checks at submission, document decoding, views);
-- ``domain/``: pure rules: ``lifecycle`` (state machine over events), ``calendar`` (working
-  days), ``codes`` (dossier codes), ``documents`` (size / type checks);
+  ``draft_commands.py``: the same for drafts (saved before filing, filed once);
+- ``domain/``: pure rules: ``lifecycle`` (state machine over events), ``drafts`` (the draft's
+  own small one), ``calendar`` (working days), ``codes`` (dossier codes), ``documents``
+  (size / type checks);
 - ``repository.py``: commands and queries over PostgreSQL (optimistic concurrency on each
   dossier's stream ``dossier-<code>``, idempotency keys, code counters, content-addressed blobs);
+  ``drafts.py``: drafts on streams ``draft-<uuid>``;
 - ``projections.py``: the read models (status by code, owner's list, agency queue, overdue
-  list), updated in each command's transaction and rebuildable from the log (``ops.py rebuild``);
+  list, owner's drafts), updated in each command's transaction and rebuildable from the log
+  (``ops.py rebuild``);
 - ``schemas.py``: marshmallow schemas of every RPC input; ``migrations/``: the schema's tables.
 
 A dossier's status is never stored as truth: it is the replay of its events.

@@ -44,8 +44,8 @@ def rebuild_command(args: argparse.Namespace) -> int:
     finally:
         db.close()
     print(file=sys.stderr)
-    print(f"rebuilt {', '.join(names)}: {stats['dossiers']} dossiers from {stats['events']} events "
-          f"in {stats['seconds']} s")
+    print(f"rebuilt {', '.join(names)}: {stats['dossiers']} dossiers and {stats['drafts']} drafts "
+          f"from {stats['events']} events in {stats['seconds']} s")
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import uuid
 from collections.abc import Callable
@@ -90,10 +91,16 @@ class DossierRepository:
     # -- loading ---------------------------------------------------------------------
 
     def load(self, code: str, as_of: dt.datetime | None = None, cursor: Any = None) -> DossierState:
-        """The dossier's state replayed from its stream (as it was at ``as_of`` if given)."""
+        """The dossier's state replayed from its stream (as it was at ``as_of`` if given).
+
+        ``as_of`` compares with each event's ``occurred_at``, the time its timeline shows, so
+        asking for the moment of a timeline entry includes that entry.
+        """
         if not looks_like_code(code):
             return DossierState()
-        events = self.store.read_stream(stream_id(code), as_of=as_of, cursor=cursor)
+        events = self.store.read_stream(stream_id(code), cursor=cursor)
+        if as_of is not None:
+            events = list(itertools.takewhile(lambda e: e.occurred_at <= as_of, events))
         return lifecycle.replay(events)
 
     def visible(self, code: str, caller: Caller, as_of: dt.datetime | None = None) -> DossierState:

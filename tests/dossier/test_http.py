@@ -7,8 +7,11 @@ agency staff tokens; the module is skipped until they exist.
 from __future__ import annotations
 
 import base64
+import http.client as http_client
 import json
+import socket
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -20,11 +23,8 @@ PROCEDURE = "1.001193"
 
 
 def _token(value) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        return value.get("access_token") or value["token"]
-    return value.access_token
+    """``register_citizen`` returns the token response (a dict); ``staff_token`` the token itself."""
+    return value if isinstance(value, str) else value["access_token"]
 
 
 def http(url: str, method: str = "GET", body=None, token: str | None = None, headers: dict | None = None,
@@ -128,3 +128,161 @@ def test_hostile_submissions_over_http(gateway_url, people, filing, change, stat
                            {"Idempotency-Key": uuid.uuid4().hex})
     assert got == status and problem["code"] in ("validation_failed", "invalid_document", "unknown_procedure",
                                                  "filing_incomplete")
+
+
+def _submit(gateway_url: str, filing: dict, token: str) -> dict:
+    status, created, _ = http(f"{gateway_url}/api/v1/dossiers", "POST", filing, token,
+                              {"Idempotency-Key": uuid.uuid4().hex})
+    assert status == 201, created
+    return created
+
+
+BIG = "x" * 10_000
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"applicant": "Nguyễn Văn A"}, "applicant"),                          # wrong types
+    ({"documents": {"requirement": "x"}}, "documents"),
+    ({"form": [1, 2, 3]}, "form"),
+    ({"procedure_code": 12345}, "procedure_code"),
+    ({"applicant": {"full_name": "A", "address": BIG}}, "applicant.address"),  # 10 kB strings
+    ({"form": {"note": BIG}}, "form"),
+    ({"applicant": {"full_name": "A", "email": "not an email"}}, "applicant.email"),
+    ({"applicant": {"full_name": "A", "date_of_birth": "31/12/1990"}}, "applicant.date_of_birth"),
+])
+def test_wrong_types_and_huge_values_name_the_field(gateway_url, people, filing, change, field):
+    body = dict(filing, **change)
+    got, problem, headers = http(f"{gateway_url}/api/v1/dossiers", "POST", body, people["owner"],
+                                 {"Idempotency-Key": uuid.uuid4().hex})
+    assert got == 422 and problem["code"] == "validation_failed", problem
+    assert headers["Content-Type"].startswith("application/problem+json")
+    assert any(e["field"].startswith(field) for e in problem["errors"]), problem["errors"]
+
+
+@pytest.mark.parametrize(("raw", "content_type", "status", "code", "headers"), [
+    (b"{not json", "application/json", 400, "invalid_json", {}),
+    (b"\xff\xfe\x00garbage", "application/json", 400, "invalid_json", {}),
+    (b"procedure_code=1", "application/x-www-form-urlencoded", 400, "unsupported_media_type", {}),
+    (None, "application/json", 422, "invalid_idempotency_key", {"Idempotency-Key": "k" * 300}),
+])
+def test_malformed_bodies_get_a_problem_not_a_500(gateway_url, people, filing, raw, content_type, status, code,
+                                                  headers):
+    data = raw if raw is not None else json.dumps(filing).encode()
+    got, problem, answer = http(f"{gateway_url}/api/v1/dossiers", "POST", token=people["owner"], raw=data,
+                                content_type=content_type, headers=headers)
+    assert (got, problem["code"]) == (status, code), problem
+    assert answer["Content-Type"].startswith("application/problem+json")
+
+
+def test_a_huge_body_is_refused_before_it_is_read(gateway_url, people):
+    """13 MB announced: the gateway answers 413 from the headers alone (the client need not send it)."""
+    url = urllib.parse.urlsplit(gateway_url)
+    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+        sock.sendall((f"POST /api/v1/dossiers HTTP/1.1\r\nHost: {url.netloc}\r\n"
+                      f"Authorization: Bearer {people['owner']}\r\nContent-Type: application/json\r\n"
+                      f"Content-Length: {13 * 1024 * 1024}\r\n\r\n").encode() + b'{"applicant": "' + b"x" * 65536)
+        response = http_client.HTTPResponse(sock)
+        response.begin()
+        assert response.status == 413
+        assert json.loads(response.read())["code"] == "payload_too_large"
+
+
+def test_another_citizens_dossier_is_not_there(gateway_url, people, filing):
+    base = f"{gateway_url}/api/v1"
+    created = _submit(gateway_url, filing, people["owner"])
+    code, doc = created["code"], created["inputs"][0]["id"]
+    stranger = people["stranger"]
+    unknown = f"{code[:-4]}9999"
+    for target in (code, unknown):
+        answers = [
+            http(f"{base}/dossiers/{target}", token=stranger),
+            http(f"{base}/dossiers/{target}/withdraw", "POST", {}, stranger),
+            http(f"{base}/dossiers/{target}/supplement", "POST", {"note": "mine now"}, stranger),
+            http(f"{base}/dossiers/{target}/documents/{doc}", token=stranger),
+        ]
+        assert [(s, p["code"]) for s, p, _ in answers] == [(404, "dossier_not_found")] * 4, (target, answers)
+    assert code not in json.dumps(http(f"{base}/dossiers", token=stranger)[1])
+    # the owner still has it, untouched
+    status, view, _ = http(f"{base}/dossiers/{code}", token=people["owner"])
+    assert status == 200 and view["status"] == "submitted" and len(view["timeline"]) == 1
+    # the public lookup shows the status and nothing personal
+    status, public, _ = http(f"{base}/lookup/{code}")
+    assert status == 200 and set(public) >= {"code", "status", "procedure", "agency", "received_at",
+                                             "appointment_date"}
+    text = json.dumps(public, ensure_ascii=False)
+    assert "Phạm" not in text and "owner" not in public and "applicant" not in public and "inputs" not in public
+
+
+def test_agency_clock_pause_resume_extend_queue_and_time_travel(gateway_url, people, filing):
+    base = f"{gateway_url}/api/v1"
+    first = _submit(gateway_url, filing, people["owner"])["code"]
+    second = _submit(gateway_url, filing, people["owner"])["code"]
+    officer = _token(accounts.staff_token(gateway_url, "officer", filing["agency_code"]))
+    status, received, _ = http(f"{base}/agency/dossiers/{second}/receive", "POST", {"note": "đủ hồ sơ"}, officer)
+    assert status == 200 and received["appointment_date"]
+    # hostile action bodies: a 4xx naming the problem, nothing written
+    for action, body, expected in [
+        ("pause", {}, 422), ("pause", {"reason": BIG}, 422), ("pause", {"reason": "a\u0007b"}, 422),
+        ("extend", {"reason": "sorry", "new_date": "not-a-date"}, 422),
+        ("extend", {"reason": "sorry", "new_date": "2099-01-01"}, 409),  # not overdue: nothing to apologise for
+        ("explode", {}, 404), ("request-supplement", {"reason": "x", "missing": "photo"}, 422),
+    ]:
+        got, problem, _ = http(f"{base}/agency/dossiers/{second}/{action}", "POST", body, officer)
+        assert got == expected, (action, body, problem)
+    status, view, _ = http(f"{base}/agency/dossiers/{second}", token=officer)
+    assert len(view["timeline"]) == 2
+    status, paused, _ = http(f"{base}/agency/dossiers/{second}/pause", "POST", {"reason": "chờ xác minh"}, officer)
+    assert status == 200 and paused["paused"] is True
+    got, problem, _ = http(f"{base}/agency/dossiers/{second}/start-processing", "POST", {}, officer)
+    assert got == 409 and problem["code"] == "transition_not_allowed" and problem["paused"] is True
+    status, resumed, _ = http(f"{base}/agency/dossiers/{second}/resume", "POST", {}, officer)
+    assert status == 200 and resumed["paused"] is False
+    assert resumed["appointment_date"] >= received["appointment_date"]
+    # the queue: the received one (with a date) before the one still waiting for reception
+    status, queue, _ = http(f"{base}/agency/dossiers?page_size=100", token=officer)
+    codes = [i["code"] for i in queue["items"]]
+    assert status == 200 and codes.index(second) < codes.index(first)
+    dates = [i["appointment_date"] for i in queue["items"] if i["appointment_date"]]
+    assert dates == sorted(dates)
+    other = _token(accounts.staff_token(gateway_url, "officer", "NOT.THIS.ONE"))
+    assert second not in json.dumps(http(f"{base}/agency/dossiers", token=other)[1])
+    # time travel: the dossier as it was before it was received
+    at = [t["at"] for t in view["timeline"]]
+    status, past, _ = http(f"{base}/dossiers/{second}?as_of={at[0].replace('+', '%2B')}", token=people["owner"])
+    assert status == 200 and past["status"] == "submitted" and len(past["timeline"]) == 1
+    got, problem, _ = http(f"{base}/dossiers/{second}?as_of=2026-01-01T10:00:00", token=people["owner"])
+    assert got == 422  # a time without its offset is ambiguous
+    got, problem, _ = http(f"{base}/dossiers/{second}?as_of=2000-01-01T00:00:00%2B07:00", token=people["owner"])
+    assert got == 404 and problem["code"] == "not_yet_submitted"
+
+
+def test_draft_journey_over_http(gateway_url, people, filing):
+    base = f"{gateway_url}/api/v1"
+    owner, stranger = people["owner"], people["stranger"]
+    partial = {"procedure_code": filing["procedure_code"], "applicant": {"full_name": "Phạm Thị D"},
+               "documents": filing["documents"][:1]}
+    status, draft, headers = http(f"{base}/dossiers/drafts", "POST", partial, owner)
+    assert status == 201 and draft["status"] == "open" and headers["Location"].endswith(draft["id"])
+    status, listed, _ = http(f"{base}/dossiers/drafts", token=owner)
+    assert status == 200 and draft["id"] in [i["id"] for i in listed["items"]]
+    for answer in (http(f"{base}/dossiers/drafts/{draft['id']}", token=stranger),
+                   http(f"{base}/dossiers/drafts/{draft['id']}/submit", "POST", {}, stranger),
+                   http(f"{base}/dossiers/drafts/{draft['id']}", "DELETE", None, stranger),
+                   http(f"{base}/dossiers/drafts/not-a-draft", token=owner)):
+        assert answer[0] == 404 and answer[1]["code"] == "draft_not_found"
+    got, problem, _ = http(f"{base}/dossiers/drafts/{draft['id']}/submit", "POST", {}, owner)
+    assert got == 422 and problem["code"] in ("validation_failed", "filing_incomplete")
+    full = dict(filing, documents=filing["documents"][1:], document_ids=[d["id"] for d in draft["documents"]],
+                version=draft["version"])
+    status, saved, _ = http(f"{base}/dossiers/drafts/{draft['id']}", "PUT", full, owner)
+    assert status == 200 and saved["version"] == 2 and len(saved["documents"]) == len(filing["documents"])
+    got, problem, _ = http(f"{base}/dossiers/drafts/{draft['id']}", "PUT", full, owner)  # version 2 moved on
+    assert got == 409 and problem["code"] == "draft_changed"
+    status, dossier, headers = http(f"{base}/dossiers/drafts/{draft['id']}/submit", "POST", {}, owner)
+    assert status == 201 and dossier["status"] == "submitted" and headers["Location"].endswith(dossier["code"])
+    status, again, _ = http(f"{base}/dossiers/drafts/{draft['id']}/submit", "POST", {}, owner)
+    assert status == 200 and again["code"] == dossier["code"]
+    status, closed, _ = http(f"{base}/dossiers/drafts/{draft['id']}", token=owner)
+    assert closed["status"] == "submitted" and closed["dossier_code"] == dossier["code"]
+    got, _, _ = http(f"{base}/dossiers/drafts/{draft['id']}", "DELETE", None, owner)
+    assert got == 409

@@ -122,4 +122,4 @@ def test_ops_rebuild_command_restores_dropped_projections(repo, database_url, ca
     assert snapshot_all(repo.db) != live
     assert ops.main(["rebuild", "--database-url", database_url, "--schema", repo.db.schema]) == 0
     assert snapshot_all(repo.db) == live
-    assert "5 dossiers from 6 events" in capsys.readouterr().out
+    assert "5 dossiers and 0 drafts from 6 events" in capsys.readouterr().out

@@ -253,14 +253,24 @@ def test_time_travel_reads_the_past_state(repo):
     owner, _ = applicant_ctx("acc-1")
     repo.execute(state.code, "receive", {}, officer, octx)
     events = repo.store.read_stream(stream_id(state.code))
-    between = events[0].recorded_at + (events[1].recorded_at - events[0].recorded_at) / 2
+    between = events[0].occurred_at + (events[1].occurred_at - events[0].occurred_at) / 2
     repo.execute(state.code, "start_processing", {}, officer, octx)
     assert repo.visible(state.code, owner).status == "processing"
     past = repo.visible(state.code, owner, as_of=between)
     assert past.status == "submitted" and past.version == 1
-    assert repo.visible(state.code, owner, as_of=events[1].recorded_at).status == "received"
+    # the moment a timeline entry shows includes that entry
+    moment = dt.datetime.fromisoformat(repo.load(state.code).timeline[1]["at"])
+    assert repo.visible(state.code, owner, as_of=moment).status == "received"
     with pytest.raises(NotFound):
-        repo.visible(state.code, owner, as_of=events[0].recorded_at - dt.timedelta(seconds=1))
+        repo.visible(state.code, owner, as_of=events[0].occurred_at - dt.timedelta(seconds=1))
+    # what an auditor sees on a past day: a history recorded with its own dates
+    old, _ = submit(repo, now=dt.datetime(2026, 3, 2, 3, tzinfo=dt.UTC))
+    repo.execute(old.code, "receive", {}, officer, octx, now=dt.datetime(2026, 3, 3, 3, tzinfo=dt.UTC))
+    repo.execute(old.code, "reject", {"reason": "not eligible"}, officer, octx,
+                 now=dt.datetime(2026, 3, 9, 3, tzinfo=dt.UTC))
+    on_day = {day: repo.visible(old.code, owner, as_of=dt.datetime(2026, 3, day, 12, tzinfo=dt.UTC)).status
+              for day in (2, 5, 10)}
+    assert on_day == {2: "submitted", 5: "received", 10: "rejected"}
 
 
 def test_overdue_job_marks_each_dossier_once_and_extension_clears_it(repo):

@@ -76,6 +76,7 @@ def test_full_view_lifecycle_and_access_control_over_rpc(cluster, live_repo):
     with pytest.raises(Conflict) as refused:
         cluster.dossier.act(officer(), code, "receive", {})
     assert refused.value.code == "transition_not_allowed" and refused.value.details["state"] == "received"
+    assert refused.value.details["paused"] is False  # typed, not stringified, across RPC
     with pytest.raises(InvalidInput):
         cluster.dossier.act(officer(), code, "request-supplement", {"reason": "x"})  # missing 'missing'
     with pytest.raises(NotFound):
