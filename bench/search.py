@@ -5,9 +5,10 @@ Builds a throw-away database (every schema migrated and seeded, then the catalog
 ``services.catalog.generate``), starts the whole system on it with ``LocalSystem`` on a free
 port (and its own RabbitMQ vhost when ``rabbitmqctl`` is at hand), then, with a single client
 on one keep-alive connection, times a mix of searches a citizen would type (real names with
-and without diacritics, word order changed, a typo, filters, pages). The baseline is the same
-searches run straight on PostgreSQL (``services.catalog.repository.search_procedures``, the
-code the service runs). Everything it started is stopped and dropped at the end.
+and without diacritics, word order changed, typos, filler words, filters, pages). The baseline
+is the same searches run straight on PostgreSQL (``services.catalog.queries.search``, the code
+the service runs), in alternating chunks with the gateway's so that outside load hits both
+alike. Everything it started is stopped and dropped at the end.
 
 Last line: ``RESULT search p50_ms=... sql_p50_ms=... p50_ratio=... p99_ms=... sql_p99_ms=...
 p99_ratio=... rps=... sql_rps=... rps_ratio=...``: each gateway figure beside the bare SQL one
@@ -69,41 +70,63 @@ def _vhost(base_uri: str, name: str) -> tuple[str, bool]:
     return base_uri, False
 
 
-def _measure_http(port: int, requests: int) -> tuple[list[float], float]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    latencies = []
-    started = time.perf_counter()
-    for i in range(requests):
-        params = QUERIES[i % len(QUERIES)]
-        path = "/api/v1/procedures?" + urllib.parse.urlencode(params)
-        t0 = time.perf_counter()
-        conn.request("GET", path)
-        resp = conn.getresponse()
+class _Http:
+    """One keep-alive connection to the gateway: one search per call."""
+
+    def __init__(self, port: int):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def __call__(self, params: dict) -> None:
+        self.conn.request("GET", "/api/v1/procedures?" + urllib.parse.urlencode(params))
+        resp = self.conn.getresponse()
         body = resp.read()
-        latencies.append((time.perf_counter() - t0) * 1000)
         if resp.status != 200:
             raise SystemExit(f"search answered {resp.status}: {body[:300]!r}")
-    elapsed = time.perf_counter() - started
-    conn.close()
-    return latencies, requests / elapsed
+
+    def close(self) -> None:
+        self.conn.close()
 
 
-def _measure_sql(dsn: str, requests: int) -> tuple[list[float], float]:
-    from services.catalog import queries
+class _Sql:
+    """The service's own search function on one connection of its own: the bare query."""
 
-    db = Database(dsn, "catalog", size=1)
-    latencies = []
-    started = time.perf_counter()
-    try:
-        for i in range(requests):
-            params = dict(QUERIES[i % len(QUERIES)])
-            q, page = params.pop("q", None), params.pop("page", 1)
-            t0 = time.perf_counter()
-            queries.search(db, q, params, page, 20)
-            latencies.append((time.perf_counter() - t0) * 1000)
-    finally:
-        db.close()
-    return latencies, requests / (time.perf_counter() - started)
+    def __init__(self, dsn: str):
+        from services.catalog import queries
+
+        self.search = queries.search
+        self.db = Database(dsn, "catalog", size=1)
+
+    def __call__(self, params: dict) -> None:
+        params = dict(params)
+        q, page = params.pop("q", None), params.pop("page", 1)
+        self.search(self.db, q, params, page, 20)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _measure(sides: dict, requests: int, chunk: int = 24) -> dict[str, tuple[list[float], float]]:
+    """Alternate the sides in chunks of the same searches (the starting side swapped every
+    round), so load from other work on the machine falls on both alike. Returns each side's
+    latencies (ms) and its rate (searches per second of its own time)."""
+    latencies: dict[str, list[float]] = {name: [] for name in sides}
+    spent = dict.fromkeys(sides, 0.0)
+    names = list(sides)
+    done, round_no = 0, 0
+    while done < requests:
+        n = min(chunk, requests - done)
+        order = names if round_no % 2 == 0 else names[::-1]
+        for name in order:
+            run = sides[name]
+            for i in range(done, done + n):
+                t0 = time.perf_counter()
+                run(QUERIES[i % len(QUERIES)])
+                elapsed = time.perf_counter() - t0
+                latencies[name].append(elapsed * 1000)
+                spent[name] += elapsed
+        done += n
+        round_no += 1
+    return {name: (latencies[name], len(latencies[name]) / spent[name]) for name in sides}
 
 
 def main(argv: list[str]) -> int:
@@ -132,10 +155,14 @@ def main(argv: list[str]) -> int:
                           extra_env={"RATE_DEFAULT": "1000000", "LOG_LEVEL": "WARNING"})
         sut.start()
         sut.wait_ready(timeout=120)
-        _measure_http(sut.gateway_port, min(200, requests))  # warm up caches and connections
-        http_ms, rps = _measure_http(sut.gateway_port, requests)
-        _measure_sql(dsn, min(200, requests))
-        sql_ms, sql_rps = _measure_sql(dsn, requests)
+        sides = {"gateway": _Http(sut.gateway_port), "sql": _Sql(dsn)}
+        try:
+            _measure(sides, min(200, requests))  # warm up caches and connections
+            measured = _measure(sides, requests)
+        finally:
+            for side in sides.values():
+                side.close()
+        (http_ms, rps), (sql_ms, sql_rps) = measured["gateway"], measured["sql"]
     finally:
         if sut is not None:
             sut.stop()

@@ -60,6 +60,18 @@ def _transaction(db: Database) -> Iterator[Any]:
                        "read it again and retry.") from None
 
 
+def _check_next(cur: Any, doc: dict) -> None:
+    """An inter-agency chain names a procedure of the catalog that is still offered."""
+    nxt = doc.get("next_procedure")
+    if not nxt:
+        return
+    if nxt["code"] == doc["code"]:
+        raise InvalidInput("invalid_next_procedure", "A procedure cannot follow itself.")
+    row = repo.procedure_row(cur, nxt["code"])
+    if row is None or row["status"] == "withdrawn":
+        raise InvalidInput("unknown_next_procedure", "The next procedure of the chain is not in the catalog.")
+
+
 def _new_procedure(db: Database, store: EventStore, data: Any, ctx: EventContext, status: str) -> dict:
     doc = _load(ProcedureInput, data)
     doc.update(version=1, status=status)
@@ -67,6 +79,7 @@ def _new_procedure(db: Database, store: EventStore, data: Any, ctx: EventContext
     with _transaction(db) as cur:
         if not repo.field_exists(cur, doc["field"]):
             raise InvalidInput("unknown_field", "No such field (lĩnh vực).")
+        _check_next(cur, doc)
         if repo.procedure_row(cur, doc["code"]) is not None:
             raise Conflict("procedure_exists", "A procedure with this code exists; amend it instead.")
         repo.save_procedure(cur, doc, domain.search_documents_text(doc), new=True)
@@ -118,6 +131,8 @@ def amend_procedure(db: Database, store: EventStore, code: Any, changes: Any, ct
             raise NotFound("procedure_not_found", "No procedure has this code.")
         if "field" in changes and not repo.field_exists(cur, changes["field"]):
             raise InvalidInput("unknown_field", "No such field (lĩnh vực).")
+        if changes.get("next_procedure"):
+            _check_next(cur, dict(changes, code=code))
         current = dict(row["document"], status=row["status"])
         doc, changed = domain.amended(current, changes)
         domain.check_procedure(doc)

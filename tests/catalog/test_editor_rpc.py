@@ -267,3 +267,20 @@ def test_the_spelling_dictionary_follows_publications(cluster, unique_code):
     assert cluster.catalog.search(q=f"cap phep {typo}")["items"][0]["code"] == code
     cluster.catalog.withdraw_procedure(code, "Bãi bỏ", context=editor())
     assert code not in [i["code"] for i in cluster.catalog.search(q=f"cap phep {typo}")["items"]]
+
+
+def test_an_inter_agency_chain_names_a_procedure_of_the_catalog(cluster, unique_code):
+    code = unique_code("TN")
+    chain = {"code": "1.004194", "agency_kind": "commune_police"}
+    cluster.catalog.publish_procedure(procedure_payload(code, next_procedure=chain), context=editor())
+    assert cluster.catalog.get_procedure(code)["next_procedure"] == chain
+    for nxt, error in (({"code": "9.999999", "agency_kind": "commune_police"}, "unknown_next_procedure"),
+                       ({"code": code, "agency_kind": "commune_police"}, "invalid_next_procedure"),
+                       ({"code": "1.004194", "agency_kind": "police"}, "validation_failed")):
+        with pytest.raises(InvalidInput) as err:
+            cluster.catalog.amend_procedure(code, {"next_procedure": nxt}, context=editor())
+        assert err.value.code == error
+    with pytest.raises(InvalidInput) as err:
+        cluster.catalog.publish_procedure(procedure_payload(unique_code("TN"), next_procedure={
+            "code": "9.999999", "agency_kind": "commune_police"}), context=editor())
+    assert err.value.code == "unknown_next_procedure"
