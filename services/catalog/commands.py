@@ -160,7 +160,8 @@ def withdraw_procedure(db: Database, store: EventStore, code: Any, data: Any, ct
         if row["status"] == "withdrawn":
             raise Conflict("procedure_withdrawn", "This procedure is already withdrawn.")
         doc = dict(row["document"], status="withdrawn")
-        repo.save_procedure(cur, doc, domain.search_documents_text(doc), new=False)
+        repo.save_procedure(cur, doc, domain.search_documents_text(doc), new=False,
+                            version_status="draft" if row["status"] == "draft" else None)
         repo.refresh_search_words(cur)
         store.append(procedure_stream(code), None,
                      [NewEvent("ProcedureWithdrawn", {"code": code, "version": doc["version"], "reason": reason})],

@@ -214,8 +214,10 @@ _TSV = ("setweight(to_tsvector('simple', fold(%(name)s)), 'A') "
         "|| setweight(to_tsvector('simple', fold(%(search_docs)s)), 'B')")
 
 
-def save_procedure(cur, doc: dict, search_docs: str, new: bool) -> None:
-    """Insert or update the current version and record it in the history."""
+def save_procedure(cur, doc: dict, search_docs: str, new: bool, version_status: str | None = None) -> None:
+    """Insert or update the current version and record it in the history (with
+    ``version_status`` there when it differs: a draft withdrawn stays a draft in history,
+    never offered)."""
     values = {
         "code": doc["code"], "version": doc["version"], "name": doc["name"],
         "field_code": doc["field"], "target": doc["target"], "levels": list(doc["levels"]),
@@ -243,7 +245,7 @@ def save_procedure(cur, doc: dict, search_docs: str, new: bool) -> None:
         "INSERT INTO procedure_versions (code, version, status, document) "
         "VALUES (%(code)s, %(version)s, %(status)s, %(document)s) "
         "ON CONFLICT (code, version) DO UPDATE SET status = EXCLUDED.status, document = EXCLUDED.document",
-        values,
+        dict(values, status=version_status or values["status"]),
     )
 
 

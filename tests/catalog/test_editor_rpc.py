@@ -284,3 +284,16 @@ def test_an_inter_agency_chain_names_a_procedure_of_the_catalog(cluster, unique_
         cluster.catalog.publish_procedure(procedure_payload(unique_code("TN"), next_procedure={
             "code": "9.999999", "agency_kind": "commune_police"}), context=editor())
     assert err.value.code == "unknown_next_procedure"
+
+
+def test_a_withdrawn_draft_was_never_offered(cluster, unique_code):
+    code = unique_code("TV")
+    cluster.catalog.draft_procedure(procedure_payload(code), context=editor())
+    assert cluster.catalog.withdraw_procedure(code, "Không ban hành", context=editor())["status"] == "withdrawn"
+    for call in (lambda: cluster.catalog.get_procedure(code), lambda: cluster.catalog.get_procedure(code, 1),
+                 lambda: cluster.catalog.procedure_history(code)):
+        with pytest.raises(NotFound):
+            call()
+    assert cluster.catalog.get_procedure(code, 1, include_draft=True)["name"] == procedure_payload(code)["name"]
+    with pytest.raises(Conflict):
+        cluster.catalog.publish_draft(code, context=editor())
