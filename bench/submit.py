@@ -18,13 +18,23 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
+import shutil
+import socket
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
+from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from portal_common import config
@@ -73,6 +83,35 @@ def _filing(gateway_url: str) -> dict[str, Any]:
         return {"procedure_code": item["code"], "agency_code": agencies[0]["code"],
                 "applicant": {"full_name": "Bench Applicant", **area}, "form": {}, "documents": documents}
     raise SystemExit("no procedure with an implementing agency in the catalog")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _private_vhost(base_uri: str) -> Iterator[str]:
+    """A RabbitMQ vhost of this run's own: on the shared broker, another running system's
+    services would otherwise answer some of our RPC calls (with their own database)."""
+    vhost = f"bench_submit_{uuid.uuid4().hex[:8]}"
+    parts = urllib.parse.urlsplit(base_uri)
+
+    def ctl(*args: str) -> bool:
+        return shutil.which("rabbitmqctl") is not None and subprocess.run(
+            ["rabbitmqctl", "-q", *args], capture_output=True, timeout=60).returncode == 0
+
+    made = parts.hostname in ("127.0.0.1", "localhost") and ctl("add_vhost", vhost) and ctl(
+        "set_permissions", "-p", vhost, parts.username or "guest", ".*", ".*", ".*")
+    if not made:
+        print("warning: no private vhost (rabbitmqctl unavailable); using the broker's default", file=sys.stderr)
+    try:
+        yield urllib.parse.urlunsplit(parts._replace(path="/" + urllib.parse.quote(vhost, safe=""))) if made \
+            else base_uri
+    finally:
+        if made:
+            ctl("delete_vhost", vhost)
 
 
 def _run(n: int, concurrency: int, one) -> tuple[float, list[float], int]:
@@ -169,8 +208,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.layer == "repository":
         return _repository_layer(n, args.concurrency or 20)
     concurrency = args.concurrency or n
+    if args.gateway_url is not None:
+        return _gateway_layer(args.gateway_url, n, concurrency, None)
+    with _private_vhost(config.amqp_uri()) as amqp_uri:
+        return _gateway_layer(None, n, concurrency, amqp_uri)
+
+
+def _gateway_layer(gateway_url: str | None, n: int, concurrency: int, amqp_uri: str | None) -> int:
     system = None
-    gateway_url = args.gateway_url
     if gateway_url is None:
         from deploy.launcher import LocalSystem, migrate_and_seed
         from portal_common.db import drop_database
@@ -178,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         base = config.env("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/portal_bench")
         dsn = f"{base.rsplit('/', 1)[0]}/portal_bench_submit_{uuid.uuid4().hex[:6]}"
         migrate_and_seed(dsn)
-        system = LocalSystem(dsn, config.amqp_uri(), config.env_int("BENCH_GATEWAY_PORT", 8765),
+        system = LocalSystem(dsn, amqp_uri, config.env_int("BENCH_GATEWAY_PORT", 0) or _free_port(),
+                             log_dir=Path(tempfile.mkdtemp(prefix="bench-submit-logs-")),
                              extra_env={"LOCAL_ADAPTERS": "yes", "RATE_LOOKUP": "10000000",
                                         "RATE_DEFAULT": "10000000", "RATE_SIGNIN": "100000",
                                         "RATE_REGISTER": "100000", "RATE_OTP": "100000",
@@ -192,9 +238,16 @@ def main(argv: list[str] | None = None) -> int:
         auth = {"Authorization": f"Bearer {token}"}
         filing = _filing(gateway_url)
 
+        answers: Counter[str] = Counter()
+
         def submit_one(i: int) -> bool:
-            status, _ = _request(f"{gateway_url}/api/v1/dossiers", "POST", filing,
-                                 dict(auth, **{"Idempotency-Key": f"bench-{uuid.uuid4().hex}"}))
+            try:
+                status, body = _request(f"{gateway_url}/api/v1/dossiers", "POST", filing,
+                                        dict(auth, **{"Idempotency-Key": f"bench-{uuid.uuid4().hex}"}))
+            except OSError as exc:  # refused / reset connections count as failures, with their reason
+                answers[type(exc).__name__] += 1
+                return False
+            answers[str(status) if status == 201 else f"{status} {(body or {}).get('code')}"] += 1
             return status == 201
 
         def noop_one(i: int) -> bool:
@@ -208,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         if system is not None:
             system.stop()
             drop_database(dsn)
+    if sub_fail:
+        print(f"submission answers: {dict(answers)}", file=sys.stderr)
     _report("gateway", n, concurrency, "baseline: no-op RPC through gateway", base_s, base_lat, base_fail,
             sub_s, sub_lat, sub_fail)
     return 0 if sub_fail == 0 else 1
