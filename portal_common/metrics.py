@@ -51,7 +51,8 @@ RPC_SECONDS = Histogram("portal_rpc_call_seconds", "Worker call latency", ["serv
 
 # Metric names the scrape-time collector exports (the dashboard test checks against these).
 COLLECTED = (
-    "portal_events_appended_total", "portal_events_published_total", "portal_outbox_backlog_events",
+    "portal_events_appended_total", "portal_events_published_total", "portal_events_total",
+    "portal_outbox_backlog_events",
     "portal_outbox_oldest_age_seconds", "portal_consumer_lag_messages", "portal_consumers",
     "portal_deliveries", "portal_dead_letters", "portal_dossiers", "portal_dossiers_overdue",
     "portal_metrics_scrape_errors",
@@ -94,6 +95,9 @@ class Source:
         self.amqp_uri = amqp_uri
         self.queues = queues
         self.find_queues: Callable[[], list[str]] | None = None
+        self.by_type: dict[str, int] = {}
+        self._counted_to = 0
+        self._reading = threading.Lock()  # one reading at a time: the by-type counts are incremental
         self._db = None
 
     def database(self):
@@ -117,7 +121,7 @@ class Source:
         if db is None:
             return {}
         out: dict[str, Any] = {}
-        with db.transaction(dict_rows=False) as cur:
+        with self._reading, db.transaction(dict_rows=False) as cur:
             cur.execute("SELECT to_regclass(%s), to_regclass(%s), to_regclass(%s)",
                         (f"{self.schema}.events", f"{self.schema}.deliveries", f"{self.schema}.dossier_status"))
             events, deliveries, dossiers = cur.fetchone()
@@ -132,6 +136,14 @@ class Source:
                     "WHERE position > %s ORDER BY position LIMIT 1", (checkpoint,))
                 row = cur.fetchone()
                 out["log"] = (int(head), int(checkpoint), float(row[0]) if row else 0.0)
+                # events by type, counted from where the last scrape stopped (the whole log once)
+                cur.execute(f"SELECT event_type, count(*), max(position) FROM {self.schema}.events "
+                            "WHERE position > %s AND position <= %s GROUP BY event_type",
+                            (self._counted_to, head))
+                for event_type, n, _ in cur.fetchall():
+                    self.by_type[event_type] = self.by_type.get(event_type, 0) + int(n)
+                self._counted_to = max(self._counted_to, int(head))
+                out["by_type"] = dict(self.by_type)
             if deliveries:
                 cur.execute(f"SELECT status, count(*) FROM {self.schema}.deliveries GROUP BY status")
                 out["deliveries"] = dict(cur.fetchall())
@@ -193,6 +205,8 @@ class _Collector:
                                        labels=["service"])
         published = CounterMetricFamily("portal_events_published",
                                         "Events the outbox relay has published (its checkpoint)", labels=["service"])
+        by_type = CounterMetricFamily("portal_events", "Events in the service's log by type (deliveries by "
+                                      "outcome are the router's Delivery* events)", labels=["service", "event_type"])
         backlog = GaugeMetricFamily("portal_outbox_backlog_events", "Committed events not yet published",
                                     labels=["service"])
         age = GaugeMetricFamily("portal_outbox_oldest_age_seconds",
@@ -227,6 +241,8 @@ class _Collector:
                 published.add_metric([svc], min(checkpoint, head))
                 backlog.add_metric([svc], max(head - checkpoint, 0))
                 age.add_metric([svc], oldest)
+            for event_type, n in sorted(readings.get("by_type", {}).items()):
+                by_type.add_metric([svc, event_type], n)
             for queue, (waiting, attached) in queues.items():
                 lag.add_metric([svc, queue], waiting)
                 consumers.add_metric([svc, queue], attached)
@@ -240,7 +256,8 @@ class _Collector:
                     dossiers.add_metric([status], n)
                 overdue.add_metric([], readings.get("overdue", 0))
             errors.add_metric([svc], self.errors.get(svc, 0))
-        yield from (appended, published, backlog, age, lag, consumers, deliveries, dead, dossiers, overdue, errors)
+        yield from (appended, published, by_type, backlog, age, lag, consumers, deliveries, dead, dossiers, overdue,
+                    errors)
 
     def add(self, source: Source) -> None:
         with self._lock:

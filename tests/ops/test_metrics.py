@@ -67,7 +67,15 @@ def test_each_service_exports_its_figures(ports):
         assert _has(samples, "portal_outbox_backlog_events", service=name), name
         assert _has(samples, "portal_outbox_oldest_age_seconds", service=name), name
     catalog = _scrape(f"http://127.0.0.1:{ports['catalog']}/metrics")
-    assert _value(catalog, "portal_events_appended_total", service="catalog") > 0  # the seed's events
+    appended = _value(catalog, "portal_events_appended_total", service="catalog")
+    assert appended > 0  # the seed's events
+    by_type = {dict(lab)["event_type"]: v for (n, lab), v in catalog.items()
+               if n == "portal_events_total" and dict(lab).get("service") == "catalog"}
+    assert by_type.get("ProcedurePublished", 0) > 0 and by_type.get("AgencyRegistered", 0) > 0
+    assert sum(by_type.values()) <= appended  # positions may have gaps, never fewer than the events
+    again = _scrape(f"http://127.0.0.1:{ports['catalog']}/metrics")  # incremental counting adds nothing twice
+    assert _value(again, "portal_events_total", service="catalog") == sum(by_type.values()) or _value(
+        again, "portal_events_appended_total", service="catalog") > appended
     router = _scrape(f"http://127.0.0.1:{ports['router']}/metrics")
     assert _has(router, "portal_consumer_lag_messages", service="router",
                 queue="evt-dossier-DossierSubmitted--router.on_submitted")
@@ -135,6 +143,13 @@ def test_dashboard_parses_and_every_panel_metric_is_exported(ports, gateway_url)
         exported |= _exported_names(requests.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text)
     panels = [p for p in dashboard["panels"] if p["type"] != "row"]
     assert len(panels) >= 12
+    cells: set[tuple[int, int]] = set()
+    for panel in dashboard["panels"]:  # laid out on Grafana's 24-column grid without overlaps
+        pos = panel["gridPos"]
+        assert pos["x"] + pos["w"] <= 24, panel["title"]
+        mine = {(pos["x"] + i, pos["y"] + j) for i in range(pos["w"]) for j in range(pos["h"])}
+        assert not cells & mine, f"panel {panel['title']!r} overlaps another"
+        cells |= mine
     assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
     used = set()
     for panel in panels:
@@ -147,7 +162,8 @@ def test_dashboard_parses_and_every_panel_metric_is_exported(ports, gateway_url)
             assert not missing, f"panel {panel['title']!r} uses metrics nobody exports: {missing}"
             used |= names
     for figure in ("gateway_http_requests_total", "portal_rpc_calls_total", "portal_rpc_call_seconds_bucket",
-                   "portal_events_appended_total", "portal_events_published_total", "portal_outbox_backlog_events",
+                   "portal_events_appended_total", "portal_events_published_total", "portal_events_total",
+                   "portal_outbox_backlog_events",
                    "portal_outbox_oldest_age_seconds", "portal_consumer_lag_messages", "portal_deliveries",
                    "portal_dead_letters", "portal_dossiers", "portal_dossiers_overdue"):
         assert figure in used, f"no panel shows {figure}"
