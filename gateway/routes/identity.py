@@ -23,6 +23,7 @@ from portal_common.contracts.identity import (
     RegisterBhxhBody,
     RegisterCertificateBody,
     RegisterMobileBody,
+    ResendBody,
 )
 
 TAGS = ("identity",)
@@ -120,6 +121,12 @@ class IdentityRoutes:
          responses=_OTP)
     def confirm_bhxh(self, call: ApiCall):
         return self.identity_rpc.confirm_registration(_raw(call), context=call.context())
+
+    @api("POST", "/api/v1/auth/otp/resend", summary="Send a new one-time code for a pending registration "
+         "({registration_id}) or sign-in ({login_id})", tags=TAGS, body=ResendBody, response=CodeSent,
+         rate_limit="otp", responses={404: "Unknown id", 400: "Already finished", 429: "Too many codes"})
+    def resend_code(self, call: ApiCall):
+        return self.identity_rpc.resend_code(_raw(call), context=call.context())
 
     @api("POST", "/api/v1/auth/challenge", summary="A fresh challenge for a digital-signature SIM or USB token "
          "to sign", tags=TAGS, body=ChallengeBody, response=Challenge, status=201, rate_limit="signin")

@@ -8,8 +8,10 @@ import uuid
 from dataclasses import dataclass
 
 from portal_common import config
-from portal_common.errors import ServiceError, TooManyRequests
+from portal_common.contracts.identity import ResendBody
+from portal_common.errors import InvalidInput, NotFound, ServiceError, TooManyRequests
 from services.identity.adapters import SmsGateway
+from services.identity.common import load, now
 from services.identity.domain import otp
 from services.identity.domain.ids import mask_phone
 
@@ -41,8 +43,8 @@ def send(sms: SmsGateway, phone: str, code: str, ttl_s: int) -> dict:
 def check_send_budget(cur, phone: str) -> None:
     """Refuse when this number already got many codes lately (no SMS bombing)."""
     cur.execute(
-        "SELECT (SELECT count(*) FROM registrations WHERE phone = %s AND created_at > now() - %s) + "
-        "(SELECT count(*) FROM logins l JOIN accounts a ON a.id = l.account_id "
+        "SELECT (SELECT coalesce(sum(sends), 0) FROM registrations WHERE phone = %s AND created_at > now() - %s) + "
+        "(SELECT coalesce(sum(l.sends), 0) FROM logins l JOIN accounts a ON a.id = l.account_id "
         " WHERE a.phone = %s AND l.created_at > now() - %s) AS n",
         (phone, SENDS_WINDOW, phone, SENDS_WINDOW),
     )
@@ -64,3 +66,29 @@ def check(row: dict, code: str, max_attempts: int, now: dt.datetime) -> CodeChec
         return CodeCheck(False, ServiceError("otp_invalid", "The one-time code is wrong.",
                                              {"attempts_left": left}), exhausted=left <= 0)
     return CodeCheck(True)
+
+
+def resend(db, sms: SmsGateway, ttl_s: int, raw: dict) -> dict:
+    """A new code for a pending registration or sign-in (the old one stops working)."""
+    data = load(ResendBody, raw)
+    if bool(data.get("registration_id")) == bool(data.get("login_id")):
+        raise InvalidInput("validation_failed", "Give either registration_id or login_id.")
+    table, row_id = (("registrations", data["registration_id"]) if data.get("registration_id")
+                     else ("logins", data["login_id"]))
+    with db.transaction() as cur:
+        if table == "registrations":
+            cur.execute("SELECT id, status, phone FROM registrations WHERE id = %s FOR UPDATE", (str(row_id),))
+        else:
+            cur.execute("SELECT l.id, l.status, a.phone FROM logins l JOIN accounts a ON a.id = l.account_id "
+                        "WHERE l.id = %s FOR UPDATE OF l", (str(row_id),))
+        row = cur.fetchone()
+        if row is None:
+            raise NotFound(f"{table[:-1]}_not_found", "Nothing pending has this id.")
+        if row["status"] == "done":
+            raise ServiceError("otp_used", "This step is finished; start again.")
+        check_send_budget(cur, row["phone"])
+        code, code_hash = new_code(row["id"])
+        cur.execute(f"UPDATE {table} SET otp_hash = %s, otp_expires_at = %s, attempts = 0, status = 'pending', "
+                    "sends = sends + 1 WHERE id = %s",
+                    (code_hash, now() + dt.timedelta(seconds=ttl_s), str(row["id"])))
+    return send(sms, row["phone"], code, ttl_s)

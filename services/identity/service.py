@@ -1,7 +1,7 @@
 """nameko entrypoints of the identity service (thin: the work is in the modules beside it).
 
 Registration: ``register_mobile``, ``register_bhxh``, ``confirm_registration``,
-``new_challenge``, ``register_certificate``. Sign-in: ``login`` (password → one-time code, or
+``new_challenge``, ``register_certificate``, ``resend_code``. Sign-in: ``login`` (password → one-time code, or
 certificate → tokens), ``confirm_login``, ``refresh``, ``logout``. Reads: ``jwks``, ``me``.
 Operations: ``rotate_signing_key``, ``add_trusted_ca``. Local stand-ins (only with
 ``LOCAL_ADAPTERS``): ``dev_token``, ``dev_carrier_record``, ``dev_bhxh_record``,
@@ -17,7 +17,7 @@ from portal_common.context import CallContext, event_context
 from portal_common.health import HealthRpc
 from portal_common.logs import LogContext
 from portal_common.nameko_ext import EventLog, Outbox, Storage
-from services.identity import adapters, certificate, dev, profile, registration, sessions, signin, staff
+from services.identity import adapters, certificate, dev, otp_flow, profile, registration, sessions, signin, staff
 from services.identity import settings as identity_settings
 from services.identity.keys import SigningKeys
 
@@ -97,6 +97,10 @@ class IdentityService(HealthRpc):
     def register_certificate(self, data: dict, context: dict | None = None) -> dict:
         return certificate.register(self.db, self.events, self.keys.signing_key(), self._settings, data, context,
                                     self._ctx(context))
+
+    @rpc
+    def resend_code(self, data: dict, context: dict | None = None) -> dict:
+        return otp_flow.resend(self.db, self._adapters.sms, self._settings.otp_ttl_s, data)
 
     # -- sign-in and sessions ------------------------------------------------------------
 

@@ -225,3 +225,39 @@ def test_hostile_confirmations(api, body):
 def test_hostile_dev_calls(api, path, body):
     reply = api("POST", path, body)
     assert 400 <= reply.status < 500 and reply.code, reply
+
+
+def test_resending_a_code_replaces_the_old_one(api, gateway_url):
+    person = accounts.random_person()
+    started = _start(api, person)
+    old = _code(gateway_url, person["phone"])
+    resent = api("POST", "/api/v1/auth/otp/resend", {"registration_id": started["registration_id"]})
+    assert resent.status == 200 and resent["expires_in"] > 0
+    new = _code(gateway_url, person["phone"])
+    if new != old:  # one chance in a million that the new code equals the old one
+        assert_problem(api("POST", "/api/v1/auth/register/mobile/confirm",
+                           {"registration_id": started["registration_id"], "otp": old}), 400, "otp_invalid")
+    assert api("POST", "/api/v1/auth/register/mobile/confirm",
+               {"registration_id": started["registration_id"], "otp": new}).status == 201
+    assert_problem(api("POST", "/api/v1/auth/otp/resend", {"registration_id": started["registration_id"]}),
+                   400, "otp_used")
+
+
+def test_codes_per_number_are_limited(api, gateway_url):
+    person = accounts.random_person()
+    started = _start(api, person)
+    replies = [api("POST", "/api/v1/auth/otp/resend", {"registration_id": started["registration_id"]})
+               for _ in range(10)]
+    assert [r.status for r in replies].count(200) == 9  # ten codes in fifteen minutes, then no more
+    assert_problem(replies[-1], 429, "otp_rate_limited")
+
+
+@pytest.mark.parametrize("body", [{}, {"registration_id": "6f1c1a10-0000-4000-8000-000000000001",
+                                       "login_id": "6f1c1a10-0000-4000-8000-000000000002"}])
+def test_resend_needs_exactly_one_id(api, body):
+    assert_problem(api("POST", "/api/v1/auth/otp/resend", body), 422, "validation_failed")
+
+
+def test_resend_for_unknown_ids(api):
+    assert_problem(api("POST", "/api/v1/auth/otp/resend", {"login_id": "6f1c1a10-0000-4000-8000-000000000001"}),
+                   404, "login_not_found")
