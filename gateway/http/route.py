@@ -30,7 +30,7 @@ from werkzeug.wrappers import Request, Response
 
 from gateway.http.auth import Principal
 from gateway.http.problems import field_errors, problem
-from gateway.http.server import GatewayServer, request_id_of
+from gateway.http.server import GatewayServer, client_address, request_id_of
 from gateway.http.tokens import TokenKeys
 from portal_common import logs
 from portal_common.errors import Forbidden as ForbiddenError
@@ -58,7 +58,7 @@ class ApiCall:
 
     @property
     def client(self) -> str:
-        return self.request.remote_addr or "unknown"
+        return client_address(self.request.environ)
 
     def context(self) -> dict[str, Any]:
         """The caller as services want it in RPC arguments (for events' actor metadata)."""
@@ -163,7 +163,7 @@ class ApiRoute(HttpRequestHandler):
         logs.bind(service="gateway", request_id=rid, dossier_code=_dossier_code(self.url, request.path_values))
         try:
             if self.rate_limit:
-                self._spend(request.remote_addr or "?")
+                self._spend(client_address(request.environ))
             call = ApiCall(request, rid, self._principal(request), self._query(request),
                            self._body(request))
             if self.rate_limit:

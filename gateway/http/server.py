@@ -7,6 +7,8 @@ CORS for the configured portal origin; security headers.
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import re
 import uuid
 
@@ -40,6 +42,48 @@ def request_id_of(environ: dict) -> str:
     rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
     environ["portal.request_id"] = rid
     return rid
+
+
+def _networks(raw: str | None) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    out = []
+    for item in (raw or "").split(","):
+        with contextlib.suppress(ValueError):
+            if item.strip():
+                out.append(ipaddress.ip_network(item.strip(), strict=False))
+    return out
+
+
+TRUSTED_PROXIES = _networks(config.env("TRUSTED_PROXIES", "", "gateway"))
+
+
+def _trusted(address: str, trusted: list) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in trusted)
+
+
+def client_address(environ: dict, trusted: list | None = None) -> str:
+    """The caller's address for rate limits and logs.
+
+    ``X-Forwarded-For`` counts only when the connection comes from a proxy named in
+    ``TRUSTED_PROXIES`` (addresses or networks); then the right-most address that is not itself
+    a trusted proxy is the client. Anyone else could write any address there.
+    """
+    trusted = TRUSTED_PROXIES if trusted is None else trusted
+    remote = environ.get("REMOTE_ADDR") or "unknown"
+    forwarded = environ.get("HTTP_X_FORWARDED_FOR")
+    if not forwarded or not _trusted(remote, trusted):
+        return remote
+    for hop in reversed([h.strip() for h in forwarded.split(",")][-20:]):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return remote  # a malformed chain: trust nothing in it
+        if not _trusted(hop, trusted):
+            return hop
+    return remote
 
 
 class GatewayWsgiApp(WsgiApp):

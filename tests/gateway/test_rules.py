@@ -62,7 +62,8 @@ def rules_url(tmp_path_factory, issuer, amqp_uri):
         "      class: logging.StreamHandler\n      formatter: json\n  root:\n    level: INFO\n"
         "    handlers: [console]\n")
     env = {**__import__("os").environ, "RULES_JWKS_FILE": str(tmp / "jwks.json"), "RATE_SIGNIN": "10",
-           "RATE_SIGNIN_ACCOUNT": "3", "RATE_LOOKUP": "20", "CORS_ORIGINS": PORTAL, "MAX_BODY_BYTES": "20000",
+           "RATE_SIGNIN_ACCOUNT": "3", "RATE_LOOKUP": "20", "TRUSTED_PROXIES": "127.0.0.1",
+           "CORS_ORIGINS": PORTAL, "MAX_BODY_BYTES": "20000",
            "SERVICE_NAME": "gateway", "PYTHONWARNINGS": "ignore"}
     log = open(tmp / "rules.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "nameko", "run", "--config", str(tmp / "config.yml"),
@@ -237,3 +238,23 @@ def test_lookups_are_limited_per_client_with_retry_after(rules_url):
     resp = requests.get(f"{rules_url}/t/search", timeout=10)
     _problem(resp, 429, "rate_limited")
     assert 1 <= int(resp.headers["Retry-After"]) <= 60
+
+
+def test_each_client_behind_the_trusted_proxy_has_its_own_budget(rules_url):
+    first = {"X-Forwarded-For": "198.51.100.7, 203.0.113.10"}
+    statuses = [requests.get(f"{rules_url}/t/search", headers=first, timeout=10).status_code for _ in range(25)]
+    assert statuses.count(200) == 20 and statuses[-1] == 429
+    other = requests.get(f"{rules_url}/t/search", headers={"X-Forwarded-For": "203.0.113.11"}, timeout=10)
+    assert other.status_code == 200  # another client behind the same proxy is not blocked
+
+
+def test_forwarded_for_is_believed_only_from_trusted_proxies():
+    from gateway.http.server import _networks, client_address
+
+    trusted = _networks("10.0.0.0/8, 127.0.0.1")
+    env = {"REMOTE_ADDR": "10.1.2.3", "HTTP_X_FORWARDED_FOR": "1.2.3.4, 198.51.100.9, 10.9.9.9"}
+    assert client_address(env, trusted) == "198.51.100.9"  # right-most hop that is not a proxy
+    assert client_address({**env, "REMOTE_ADDR": "203.0.113.1"}, trusted) == "203.0.113.1"  # spoofed header
+    assert client_address({**env, "HTTP_X_FORWARDED_FOR": "not-an-ip"}, trusted) == "10.1.2.3"
+    assert client_address({"REMOTE_ADDR": "10.1.2.3"}, trusted) == "10.1.2.3"
+    assert client_address(env, []) == "10.1.2.3"  # no proxies configured: the socket's address
