@@ -2,11 +2,13 @@
 editors' commands make. Callers pass a cursor from ``Database.transaction()`` so a write and
 its event append share one transaction.
 
-Search folds case and diacritics with the SQL function ``fold()`` (unaccent + lower) and asks
-two indexes: the weighted tsvector (every word, any order) and the trigram index on the
-folded name (``<%``: a word-similarity match, which absorbs a small typo) when no procedure
-has every word. Ranking: an exact code, then every word in the name, then every word in the
-document texts; among equals the shorter name, the one closest to the query, first.
+Search folds case and diacritics with the SQL function ``fold()`` (unaccent + lower) and
+goes, until something is found: every word (the weighted tsvector's GIN index, any order);
+every word after correcting the misspelt ones against ``search_words`` (the catalog's own
+words); names trigram-similar to the query (the trigram GIN index on the folded name); at
+least half of the words. Ranking: an exact code, then the names holding more of the words
+(a name match beats a document match), then the shorter name; the trigram pass ranks by
+likeness.
 """
 
 from __future__ import annotations
