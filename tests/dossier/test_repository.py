@@ -412,3 +412,37 @@ def test_extending_a_past_due_dossier_before_the_job_records_both_events(repo):
     apology = extended.timeline[-1]
     assert apology["reason"] == "Chúng tôi xin lỗi."
     assert apology["previous_date"] == received.appointment_date.isoformat()
+
+
+def _at(day: dt.date, hour: int = 3) -> dt.datetime:
+    """10:00 in Hanoi on ``day``."""
+    return dt.datetime.combine(day, dt.time(hour), dt.UTC)
+
+
+def test_the_clock_across_tet_weekends_and_a_pause(repo):
+    """Received Mon 9 Feb 2026 (3 working days: Thu 12), paused Wed 11, resumed Tue 24 after Tết (16-20 Feb)."""
+    officer, octx = agency_ctx(AGENCY)
+    state, _ = submit(repo, now=_at(dt.date(2026, 2, 9)))
+    received = repo.execute(state.code, "receive", {}, officer, octx, now=_at(dt.date(2026, 2, 9)))
+    assert received.appointment_date == dt.date(2026, 2, 12)
+    repo.execute(state.code, "pause", {"reason": "chờ xác minh"}, officer, octx, now=_at(dt.date(2026, 2, 11)))
+    # paused: never overdue, however long the pause
+    assert repo.mark_overdue(now=_at(dt.date(2026, 2, 23))) == []
+    resumed = repo.execute(state.code, "resume", {}, officer, octx, now=_at(dt.date(2026, 2, 24)))
+    # lost: Thu 12, Fri 13, Mon 23, Tue 24 (weekends and Tết do not count) -> 12 Feb + 4 working days
+    assert resumed.appointment_date == dt.date(2026, 2, 25)
+    assert resumed.timeline[-1]["resumed_on"] == "2026-02-24"
+    assert repo.lookup(state.code)["appointment_date"] == "2026-02-25"
+    assert repo.mark_overdue(now=_at(dt.date(2026, 2, 25))) == []  # due today: not late yet
+    assert repo.mark_overdue(now=_at(dt.date(2026, 2, 26))) == [state.code]
+
+
+def test_reception_just_before_tet_counts_only_working_days(repo):
+    officer, octx = agency_ctx(AGENCY)
+    state, _ = submit(repo, now=_at(dt.date(2026, 2, 13)))  # Friday before Tết
+    received = repo.execute(state.code, "receive", {}, officer, octx, now=_at(dt.date(2026, 2, 13)))
+    assert received.appointment_date == dt.date(2026, 2, 25)  # Mon 23, Tue 24, Wed 25
+    late_evening = dt.datetime(2026, 2, 13, 16, 30, tzinfo=dt.UTC)  # 23:30 Friday in Hanoi: still Friday
+    other, _ = submit(repo, owner="acc-2", now=late_evening)
+    again = repo.execute(other.code, "receive", {}, officer, octx, now=late_evening)
+    assert again.appointment_date == dt.date(2026, 2, 25)

@@ -227,6 +227,10 @@ def test_every_dossier_endpoint_is_documented(gateway_url):
         ("/api/v1/dossiers/{code}/withdraw", "post"), ("/api/v1/dossiers/{code}/documents/{document_id}", "get"),
         ("/api/v1/lookup/{code}", "get"), ("/api/v1/agency/dossiers", "get"),
         ("/api/v1/agency/dossiers/{code}", "get"), ("/api/v1/agency/dossiers/{code}/{action}", "post"),
+        ("/api/v1/dossiers/drafts", "post"), ("/api/v1/dossiers/drafts", "get"),
+        ("/api/v1/dossiers/drafts/{draft_id}", "get"), ("/api/v1/dossiers/drafts/{draft_id}", "put"),
+        ("/api/v1/dossiers/drafts/{draft_id}", "delete"), ("/api/v1/dossiers/drafts/{draft_id}/submit", "post"),
+        ("/api/v1/dossiers/drafts/{draft_id}/documents/{document_id}", "get"),
     ]:
         assert method in paths.get(path, {}), (method, path)
 
@@ -261,3 +265,61 @@ def test_submit_against_the_real_catalog(cluster):
     with pytest.raises(InvalidInput) as unknown:
         cluster.dossier.submit(citizen(owner), dict(filing, procedure_code="9.999999"), None)
     assert unknown.value.code == "unknown_procedure"
+
+
+def real_filing(cluster) -> dict:
+    """A complete filing of a seeded procedure at one of its agencies, from the applicant's ward."""
+    procedure = cluster.catalog.get_procedure("1.001193")
+    agency = cluster.catalog.agencies_for(procedure["code"])[0]
+    return {"procedure_code": procedure["code"], "agency_code": agency["code"],
+            "applicant": {"full_name": "Lê Văn C", **area_of(agency)},
+            "documents": [{"requirement": d["id"], "name": f"{d['id']}.pdf", "content_type": "application/pdf",
+                           "content_base64": base64.b64encode(b"%PDF-1.4 " + d["id"].encode()).decode()}
+                          for d in procedure["required_documents"] if d["mandatory"]]}
+
+
+def test_every_lifecycle_event_is_published_through_the_outbox(system, amqp_uri, cluster):
+    """A draft filed and taken through every step: each event reaches dossier.events, valid and versioned."""
+    from kombu import Connection, Queue
+
+    from portal_common.contracts import CATALOGUE
+    from portal_common.outbox import event_exchange
+
+    owner = f"acc-{uuid.uuid4().hex[:8]}"
+    with Connection(amqp_uri) as conn:
+        queue = Queue(f"test-dossier-all-{uuid.uuid4().hex[:8]}", exchange=event_exchange("dossier"),
+                      routing_key="#", exclusive=True, auto_delete=True)
+        received: list[dict] = []
+        with conn.Consumer(queue, callbacks=[lambda body, msg: (received.append(body), msg.ack())],
+                           accept=["json"]):
+            draft = cluster.dossier.save_draft(citizen(owner), real_filing(cluster))
+            code = cluster.dossier.submit_draft(citizen(owner), draft["id"])["code"]
+            agency = cluster.dossier.get(citizen(owner), code)["agency"]["code"]
+            staff = officer(agency)
+            steps = [("receive", {}), ("start-processing", {}),
+                     ("request-supplement", {"missing": ["Ảnh 4x6"], "reason": "thiếu ảnh"})]
+            for action, body in steps:
+                cluster.dossier.act(staff, code, action, body)
+            cluster.dossier.supplement(citizen(owner), code, {"note": "đã bổ sung tại quầy"})
+            for action, body in [("pause", {"reason": "chờ xác minh"}), ("resume", {}),
+                                 ("result", {"note": "cấp giấy"}), ("return", {})]:
+                cluster.dossier.act(staff, code, action, body)
+            other = cluster.dossier.submit(citizen(owner), real_filing(cluster), None)["code"]
+            cluster.dossier.withdraw(citizen(owner), other, {"reason": "nộp nhầm"})
+            expected = {"DossierDraftSaved", "DossierDraftSubmitted", "DossierSubmitted", "DossierReceived",
+                        "DossierProcessingStarted", "SupplementRequested", "DossierSupplemented", "DossierPaused",
+                        "DossierResumed", "DossierResultReady", "DossierResultReturned", "DossierWithdrawn"}
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not expected <= {b["event_type"] for b in received}:
+                try:
+                    conn.drain_events(timeout=1)
+                except TimeoutError:
+                    continue
+    mine = [b for b in received if b["data"].get("code") in (code, other) or b["data"].get("draft_id") == draft["id"]]
+    assert {b["event_type"] for b in mine} == expected
+    for body in mine:  # each one valid against the version it says it is, with who caused it
+        CATALOGUE.validate(body["event_type"], body["schema_version"], body["data"])
+        assert body["actor"]["kind"] in ("citizen", "officer") and body["occurred_at"]
+    stream = [b["event_type"] for b in sorted(mine, key=lambda b: b["position"]) if b["data"].get("code") == code
+              and b["stream_type"] == "dossier"]
+    assert stream[0] == "DossierSubmitted" and stream[-1] == "DossierResultReturned"  # in log order
