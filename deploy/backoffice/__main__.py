@@ -23,12 +23,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--secret-env", default="AGENCY_SECRET",
                         help="environment variable holding the callback HMAC secret")
     parser.add_argument("--ask-supplement", action="store_true", help="request a supplement first")
+    parser.add_argument("--hand-over", action="store_true",
+                        help="hand a dossier on to the next agency of its liên thông chain when the delivery names one")
     parser.add_argument("--inbox-file", default=None, help="remember taken delivery ids here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     client = AgencyClient(args.gateway, args.agency)
-    drive = DriveThrough(client, ask_supplement=args.ask_supplement)
+    drive = DriveThrough(client, ask_supplement=args.ask_supplement, hand_over=args.hand_over)
     inbox = Inbox(drive, args.inbox_file)
     receiver = None
     if args.callback_port is not None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import urllib.error
 import urllib.request
 from typing import Any
 
+log = logging.getLogger(__name__)
 
 class GatewayError(Exception):
     def __init__(self, status: int, problem: Any):
@@ -90,29 +92,66 @@ def pdf_document(name: str, text: str) -> dict:
             "content_base64": base64.b64encode(_pdf(text)).decode()}
 
 
+def _code(value: Any) -> str | None:
+    return value.get("code") if isinstance(value, dict) else value if isinstance(value, str) else None
+
+
 class DriveThrough:
     """What the reference back office does with each new delivery.
 
-    A submitted or handed-over dossier is received, then (unless ``ask_supplement``) processed
-    and its result attached and returned; with ``ask_supplement`` it first asks for a
-    document and finishes when the ``DossierSupplemented`` delivery arrives.
+    A submitted dossier is received, then (unless ``ask_supplement``) processed and its
+    result attached and returned; with ``ask_supplement`` it first asks for a document and
+    finishes when the ``DossierSupplemented`` delivery arrives. With ``hand_over``, a
+    dossier whose delivery names a next step of a liên thông chain (``chain.agency``) is
+    received and handed on to that agency instead. A dossier handed over to this agency
+    (``DossierForwarded`` addressed to it) is processed to its result; the copy of a
+    hand-over sent back to the agency that passed the dossier on is only noted.
+
+    The gateway refusing an action (4xx: the dossier was withdrawn, moved on, or is already
+    past that step) is final and logged; anything else raises, so the delivery comes again.
     """
 
-    def __init__(self, client: AgencyClient, ask_supplement: bool = False):
+    def __init__(self, client: AgencyClient, ask_supplement: bool = False, hand_over: bool = False):
         self.client = client
         self.ask_supplement = ask_supplement
+        self.hand_over = hand_over
         self.finished: list[str] = []
+        self.handed_over: list[str] = []
+        self.refused: list[tuple[str, int]] = []
 
     def __call__(self, delivery: dict) -> None:
         code = delivery["dossier_code"]
-        event = delivery["event_type"]
-        if event in ("DossierSubmitted", "DossierForwarded"):
+        try:
+            self._handle(code, delivery["event_type"], delivery)
+        except GatewayError as exc:
+            if not 400 <= exc.status < 500 or exc.status in (401, 429):
+                raise
+            log.warning("back office %s: %s refused for %s: %s", self.client.agency_code,
+                        delivery["event_type"], code, exc.problem)
+            self.refused.append((code, exc.status))
+
+    def _handle(self, code: str, event: str, delivery: dict) -> None:
+        data = delivery.get("data") or {}
+        if event == "DossierSubmitted":
             self.client.act(code, "receive", {"note": "received by the reference back office"})
-            if self.ask_supplement:
+            step = delivery.get("chain") or {}
+            if self.hand_over and _code(step.get("agency")):
+                procedure = step.get("procedure") or {}
+                self.client.act(code, "forward", {
+                    "to_agency_code": _code(step["agency"]),
+                    "reason": f"Liên thông: {procedure.get('name') or procedure.get('code')}"})
+                self.handed_over.append(code)
+            elif self.ask_supplement:
                 self.client.act(code, "request-supplement",
                                 {"reason": "a document is missing", "missing": ["a certified copy"]})
-                return
-            self._finish(code)
+            else:
+                self._finish(code)
+        elif event == "DossierForwarded":
+            if _code(data.get("to_agency")) == delivery.get("addressed_to"):
+                self._finish(code)  # handed over to us: our part of the chain
+            else:
+                log.info("back office %s: %s handed on to %s", self.client.agency_code, code,
+                         _code(data.get("to_agency")))
         elif event == "DossierSupplemented":
             self._finish(code)
 

@@ -121,7 +121,7 @@ class AgencyRoutes:
                                                            q["limit"])}
 
     @api("POST", "/api/v1/agency/deliveries/<delivery_id>/ack", summary="Confirm a delivery taken from the queue",
-         tags=("agency",), response=AckView, auth=AGENCY, responses={409: "Not sent yet"})
+         tags=("agency",), response=AckView, auth=AGENCY, responses={404: "Not a delivery to this agency"})
     def agency_ack(self, call: ApiCall, delivery_id: str):
         agency = _agency(call)
         try:

@@ -68,9 +68,11 @@ class Router:
     def __init__(self, db: Database, store: EventStore, amqp: AmqpChannel, http: HttpChannel,
                  settings: Settings | None = None,
                  secret_for: Callable[[str | None], str | None] = _secret,
-                 resolve_remote: Callable[[str], str] | None = None):
+                 resolve_remote: Callable[[str], str] | None = None,
+                 next_step: Callable[[str, Any, Any], dict | None] | None = None):
         self.db = db
         self.resolve_remote = resolve_remote
+        self.next_step = next_step
         self.store = store
         self.amqp = amqp
         self.http = http
@@ -114,11 +116,30 @@ class Router:
             else:
                 repository.ensure_agency(cur, code, "active", None)
 
-    def route(self, cur: Any, envelope: dict) -> list[str]:
-        """Turn one dossier event into (at most) one scheduled delivery, in ``cur``'s transaction.
+    def chain_hint(self, envelope: dict) -> dict | None:
+        """The next step of a liên thông chain for a submitted dossier, from the catalog
+        (``next_step``): the next procedure and its agency for the applicant's place.
+        Best effort, before the routing transaction: without an answer there is no hint."""
+        if self.next_step is None or not isinstance(envelope, dict) or \
+                envelope.get("event_type") != "DossierSubmitted":
+            return None
+        data = envelope.get("data") if isinstance(envelope.get("data"), dict) else {}
+        procedure = data.get("procedure") if isinstance(data.get("procedure"), dict) else {}
+        applicant = data.get("applicant") if isinstance(data.get("applicant"), dict) else {}
+        if not isinstance(procedure.get("code"), str):
+            return None
+        try:
+            return self.next_step(procedure["code"], applicant.get("province"), applicant.get("ward"))
+        except Exception as exc:  # unknown procedure, place, or the catalog is unavailable
+            log.info("router: no chain hint for %s: %s", procedure["code"], type(exc).__name__)
+            return None
+
+    def route(self, cur: Any, envelope: dict, chain: dict | None = None) -> list[str]:
+        """Turn one dossier event into scheduled deliveries, in ``cur``'s transaction.
 
         Returns the new delivery ids; a message that cannot be routed is logged and dropped
-        (redelivering it would never succeed).
+        (redelivering it would never succeed). ``chain`` (from ``chain_hint``) goes with a
+        submission to its agency.
         """
         try:
             env = _ENVELOPE.load(envelope, unknown="include")
@@ -138,7 +159,8 @@ class Router:
             if repository.insert_delivery(
                 cur, delivery_id=delivery, dossier_code=code, agency_code=agency, addressed_to=addressed,
                 event_id=str(env["event_id"]), event_type=env["event_type"], channel=route.channel,
-                body=domain.delivery_body(delivery, agency, addressed, envelope),
+                body=domain.delivery_body(delivery, agency, addressed, envelope,
+                                          chain if env["event_type"] == "DossierSubmitted" else None),
             ):
                 scheduled.append((delivery, {
                     "delivery_id": delivery, "dossier_code": code, "agency_code": agency,
@@ -182,10 +204,12 @@ class Router:
     def _sent(self, row: dict, channel: str, attempt: int) -> str:
         acknowledged = channel == "http"  # a 2xx from the agency's own endpoint
         events = [NewEvent("DeliverySent", {**self._ids(row), "channel": channel, "attempt": attempt})]
-        if acknowledged:
-            events.append(NewEvent("DeliveryAcknowledged", {**self._ids(row), "via": "http_2xx"}))
         with self.db.transaction() as cur:
-            repository.mark_sent(cur, str(row["delivery_id"]), channel, attempt, acknowledged)
+            before = repository.mark_sent(cur, str(row["delivery_id"]), channel, attempt, acknowledged)
+            if before == "acknowledged":  # the agency confirmed before this outcome was recorded
+                acknowledged = True
+            elif acknowledged:
+                events.append(NewEvent("DeliveryAcknowledged", {**self._ids(row), "via": "http_2xx"}))
             self._append(cur, row["delivery_id"], events)
         return "acknowledged" if acknowledged else "sent"
 
@@ -194,14 +218,16 @@ class Router:
         now = dt.datetime.now(dt.UTC)
         with self.db.transaction() as cur:
             if policy.exhausted(attempt):
-                repository.mark_failed(cur, str(row["delivery_id"]), attempt, error, None)
+                if not repository.mark_failed(cur, str(row["delivery_id"]), attempt, error, None):
+                    return "acknowledged"
                 self._append(cur, row["delivery_id"], [NewEvent("DeliveryDeadLettered", {
                     **self._ids(row), "attempts": attempt, "error": error[:500]})])
                 log.warning("router: delivery %s dead-lettered after %d attempts: %s",
                             row["delivery_id"], attempt, error)
                 return "dead"
             next_at = domain.next_attempt_at(now, attempt, policy)
-            repository.mark_failed(cur, str(row["delivery_id"]), attempt, error, next_at)
+            if not repository.mark_failed(cur, str(row["delivery_id"]), attempt, error, next_at):
+                return "acknowledged"
             self._append(cur, row["delivery_id"], [NewEvent("DeliveryAttemptFailed", {
                 **self._ids(row), "attempt": attempt, "error": error[:500],
                 "next_attempt_at": next_at.isoformat()})])
@@ -239,15 +265,19 @@ class Router:
         return {"delivery_id": delivery_id, "status": status}
 
     def acknowledge(self, delivery_id: str, agency_code: str) -> dict:
-        """An agency system confirms a delivery it took from its queue (idempotent)."""
+        """An agency system confirms a delivery it took from its queue (idempotent).
+
+        Accepted in any state: the agency holding the message is the proof. It can come
+        before the router has recorded the attempt as sent (the broker hands the message on
+        before the router's own commit), or for a delivery given up on whose last copy did
+        get through; either way it is no longer retried or dead.
+        """
         with self.db.transaction() as cur:
-            row = repository.get_delivery(cur, delivery_id)
+            row = repository.get_delivery(cur, delivery_id, for_update=True)
             if row is None or row["agency_code"] != agency_code:
                 raise NotFound("delivery_not_found", "no such delivery for this agency")
             if row["status"] == "acknowledged":
                 return {"delivery_id": delivery_id, "status": "acknowledged"}
-            if row["status"] != "sent":
-                raise Conflict("delivery_not_sent", f"the delivery is {row['status']}")
             repository.mark_acknowledged(cur, delivery_id)
             self._append(cur, delivery_id, [NewEvent("DeliveryAcknowledged", {
                 **self._ids(row), "via": "agency_ack"})])

@@ -141,10 +141,17 @@ def queue_name(agency_code: str) -> str:
 
 
 def delivery_body(
-    delivery: uuid.UUID | str, agency_code: str, addressed_to: str, envelope: dict[str, Any]
+    delivery: uuid.UUID | str, agency_code: str, addressed_to: str, envelope: dict[str, Any],
+    chain: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What an agency system receives on either channel."""
+    """What an agency system receives on either channel.
+
+    ``chain`` (liên thông): the next procedure the result feeds and the agency that
+    implements it for the applicant's place, when the catalog names one; the receiving
+    agency hands the dossier on there (``forward``) once its part is done.
+    """
     return {
+        "chain": chain,
         "delivery_id": str(delivery),
         "agency_code": agency_code,
         "addressed_to": addressed_to,

@@ -135,29 +135,37 @@ def due(cur: Any, limit: int) -> list[str]:
     return [str(r["delivery_id"]) for r in cur.fetchall()]
 
 
-def mark_sent(cur: Any, delivery_id: str, channel: str, attempts: int, acknowledged: bool) -> None:
+def mark_sent(cur: Any, delivery_id: str, channel: str, attempts: int, acknowledged: bool) -> str | None:
+    """Record a successful attempt; returns the status before (an agency may have confirmed
+    the delivery already: it keeps that status)."""
+    cur.execute("SELECT status FROM deliveries WHERE delivery_id = %s FOR UPDATE", (delivery_id,))
+    before = cur.fetchone()
     cur.execute(
-        "UPDATE deliveries SET status = %s, channel = %s, attempts = %s, sent_at = now(), "
+        "UPDATE deliveries SET status = CASE WHEN status = 'acknowledged' THEN status ELSE %s END, "
+        "channel = %s, attempts = %s, sent_at = now(), "
         "lease_until = NULL, last_error = NULL, updated_at = now() WHERE delivery_id = %s",
         ("acknowledged" if acknowledged else "sent", channel, attempts, delivery_id),
     )
+    return before["status"] if before else None
 
 
 def mark_acknowledged(cur: Any, delivery_id: str) -> None:
-    cur.execute("UPDATE deliveries SET status = 'acknowledged', updated_at = now() "
+    cur.execute("UPDATE deliveries SET status = 'acknowledged', lease_until = NULL, updated_at = now() "
                 "WHERE delivery_id = %s", (delivery_id,))
 
 
 def mark_failed(cur: Any, delivery_id: str, attempts: int, error: str,
-                next_at: dt.datetime | None) -> None:
-    """Record a failed attempt: rescheduled at ``next_at``, or dead when it is None."""
+                next_at: dt.datetime | None) -> bool:
+    """Record a failed attempt: rescheduled at ``next_at``, or dead when it is None. False
+    when the agency confirmed the delivery meanwhile (a copy got through after all)."""
     cur.execute(
         "UPDATE deliveries SET attempts = %s, last_error = %s, lease_until = NULL, "
         "status = CASE WHEN %s::timestamptz IS NULL THEN 'dead' ELSE 'pending' END, "
         "next_attempt_at = coalesce(%s::timestamptz, next_attempt_at), updated_at = now() "
-        "WHERE delivery_id = %s",
+        "WHERE delivery_id = %s AND status <> 'acknowledged'",
         (attempts, error, next_at, next_at, delivery_id),
     )
+    return cur.rowcount == 1
 
 
 def revive(cur: Any, delivery_id: str) -> dict | None:
@@ -173,8 +181,9 @@ def revive(cur: Any, delivery_id: str) -> dict | None:
     return cur.fetchone()
 
 
-def get_delivery(cur: Any, delivery_id: str) -> dict | None:
-    cur.execute(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE delivery_id = %s", (delivery_id,))
+def get_delivery(cur: Any, delivery_id: str, for_update: bool = False) -> dict | None:
+    lock = " FOR UPDATE" if for_update else ""
+    cur.execute(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE delivery_id = %s{lock}", (delivery_id,))
     return cur.fetchone()
 
 

@@ -56,7 +56,9 @@ class RouterService(HealthRpc):
             log.warning("router: dropping a dossier message without an event id")
             return
         self.router.learn_agency(envelope)
-        _, ids = handle_once(self.router.db, "router.dossier", envelope, self.router.route)
+        chain = self.router.chain_hint(envelope)
+        _, ids = handle_once(self.router.db, "router.dossier", envelope,
+                             lambda cur, env: self.router.route(cur, env, chain))
         for delivery_id in ids or []:
             try:
                 self.router.attempt(delivery_id)

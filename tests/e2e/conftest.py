@@ -93,13 +93,15 @@ class BackOffice:
     """``python -m deploy.backoffice`` for one agency, as an agency would run it."""
 
     def __init__(self, agency: str, gateway_url: str, amqp_uri: str, log: Path, *,
-                 callback_secret: str | None = None, ask_supplement: bool = True):
+                 callback_secret: str | None = None, ask_supplement: bool = True, hand_over: bool = False):
         self.agency = agency
         self.callback_port = free_port() if callback_secret else None
         cmd = [sys.executable, "-m", "deploy.backoffice", "--agency", agency, "--gateway", gateway_url,
                "--amqp", amqp_uri, "--inbox-file", str(log.with_suffix(".inbox"))]
         if ask_supplement:
             cmd.append("--ask-supplement")
+        if hand_over:
+            cmd.append("--hand-over")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         if callback_secret:
             cmd += ["--callback-port", str(self.callback_port)]

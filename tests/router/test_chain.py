@@ -1,0 +1,83 @@
+"""The liên thông hint: the next procedure of a chain and its agency for the applicant's
+place, looked up in the catalog (a stand-in object here) and sent with the submission."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from portal_common.errors import NotFound
+from portal_common.eventstore import EventStore
+from services.router.catalog import TtlCache, chain_step
+from services.router.delivery import Router
+from tests.router.conftest import submitted
+
+
+class Catalog:
+    """The catalog's RPC methods over a small table; counts the calls."""
+
+    def __init__(self):
+        self.calls = 0
+        self.procedures = {
+            "1.001193": {"code": "1.001193", "name": "Đăng ký khai sinh",
+                         "next_procedure": {"code": "1.004194", "agency_kind": "commune_police"}},
+            "1.004194": {"code": "1.004194", "name": "Đăng ký thường trú", "next_procedure": None},
+        }
+
+    def get_procedure(self, code):
+        self.calls += 1
+        if code not in self.procedures:
+            raise NotFound("procedure_not_found", "No procedure has this code.")
+        return self.procedures[code]
+
+    def agencies_for(self, code, province=None, ward=None):
+        self.calls += 1
+        return [{"code": f"W{ward}-UBND", "kind": "commune_people_committee", "name": "UBND", "level": "commune"},
+                {"code": f"W{ward}-CA", "kind": "commune_police", "name": "Công an", "level": "commune"}]
+
+
+def test_a_chained_procedure_names_the_next_procedure_and_the_agency_of_that_kind_there():
+    step = chain_step(Catalog(), "1.001193", "1", "00025")
+    assert step == {"procedure": {"code": "1.004194", "name": "Đăng ký thường trú"},
+                    "agency": {"code": "W00025-CA", "name": "Công an", "level": "commune"}}
+    assert chain_step(Catalog(), "1.004194", "1", "00025") is None  # the end of the chain
+
+
+def test_no_agency_of_the_kind_for_that_place_leaves_the_choice_to_the_agency():
+    catalog = Catalog()
+    catalog.agencies_for = lambda code, province=None, ward=None: []
+    assert chain_step(catalog, "1.001193", "1", "9")["agency"] is None
+
+
+def test_answers_are_cached_for_their_time_and_failures_are_not():
+    now = [0.0]
+    cache = TtlCache(60, clock=lambda: now[0])
+    calls = []
+    assert cache.get("k", lambda: calls.append(1) or "a") == "a"
+    assert cache.get("k", lambda: calls.append(1) or "b") == "a"
+    now[0] = 61
+    assert cache.get("k", lambda: calls.append(1) or "c") == "c"
+    with pytest.raises(RuntimeError):
+        cache.get("x", lambda: (_ for _ in ()).throw(RuntimeError("down")))
+    assert cache.get("x", lambda: "ok") == "ok" and len(calls) == 2
+
+
+def test_the_submission_delivery_carries_the_hint_and_a_failing_catalog_gives_none(router_store):
+    catalog = Catalog()
+    router = Router(router_store, EventStore(router_store), amqp=None, http=None,
+                    next_step=lambda code, province, ward: chain_step(catalog, code, province, ward))
+    env = submitted(f"G{uuid.uuid4().hex[:10].upper()}", f"C{uuid.uuid4().hex[:6].upper()}")
+    env["data"]["procedure"]["code"] = "1.001193"
+    env["data"]["applicant"].update({"province": "1", "ward": "00025"})
+    hint = router.chain_hint(env)
+    assert hint["agency"]["code"] == "W00025-CA"
+    with router_store.transaction() as cur:
+        [delivery] = router.route(cur, env, hint)
+        cur.execute("SELECT body FROM deliveries WHERE delivery_id = %s", (delivery,))
+        assert cur.fetchone()["body"]["chain"] == hint
+    assert router.chain_hint({**env, "event_type": "DossierSupplemented"}) is None
+    broken = Router(router_store, EventStore(router_store), amqp=None, http=None,
+                    next_step=lambda *_: (_ for _ in ()).throw(TimeoutError("catalog down")))
+    assert broken.chain_hint(env) is None
+    assert Router(router_store, EventStore(router_store), amqp=None, http=None).chain_hint(env) is None
