@@ -14,19 +14,26 @@ from werkzeug.wrappers import Response
 from gateway.http.auth import ROLES
 from gateway.http.route import ApiCall, api
 from portal_common.contracts.identity import (
+    ActivateStaffBody,
     ChallengeBody,
+    ClientCredentialsBody,
     ConfirmRegistrationBody,
     LoginBody,
     LoginConfirmBody,
     LogoutBody,
+    NewAgencySystemBody,
+    NewStaffBody,
     RefreshBody,
     RegisterBhxhBody,
     RegisterCertificateBody,
     RegisterMobileBody,
     ResendBody,
+    StaffLoginBody,
 )
 
 TAGS = ("identity",)
+STAFF_TAGS = ("identity: staff and agency systems",)
+OPERATOR = ("operator",)
 
 
 class CodeSent(Schema):
@@ -176,3 +183,41 @@ class IdentityRoutes:
 
         return Response(json.dumps(self.identity_rpc.jwks()), mimetype="application/json",
                         headers={"Cache-Control": "public, max-age=300"})
+
+    # -- staff and agency systems ----------------------------------------------------------
+
+    @api("POST", "/api/v1/staff", summary="Create a staff account (officer of an agency, editor, operator); "
+         "the person activates it with a code sent to their phone", tags=STAFF_TAGS, body=NewStaffBody,
+         auth=OPERATOR, status=201, responses={409: "Username taken", 422: "Invalid input"})
+    def create_staff(self, call: ApiCall):
+        return self.identity_rpc.create_staff(_raw(call), context=call.context())
+
+    @api("POST", "/api/v1/auth/staff/activate", summary="Activate a staff account: the code from the SMS "
+         "and a new password", tags=STAFF_TAGS, body=ActivateStaffBody, response=Registered, rate_limit="otp",
+         responses=_OTP)
+    def activate_staff(self, call: ApiCall):
+        return self.identity_rpc.activate_staff(_raw(call), context=call.context())
+
+    @api("POST", "/api/v1/auth/staff/login", summary="Staff sign-in: username + password, then a one-time "
+         "code (finish with /api/v1/auth/login/confirm)", tags=STAFF_TAGS, body=StaffLoginBody,
+         response=CodeSent, rate_limit="signin", responses={401: "Not signed in (no detail)", 429: "Locked"})
+    def staff_login(self, call: ApiCall):
+        return self.identity_rpc.staff_login(_raw(call), context=call.context())
+
+    @api("POST", "/api/v1/agency-systems", summary="Issue client credentials to an agency's back-office "
+         "system (the secret is shown once)", tags=STAFF_TAGS, body=NewAgencySystemBody, auth=OPERATOR,
+         status=201, responses={422: "Invalid input"})
+    def register_agency_system(self, call: ApiCall):
+        return 201, self.identity_rpc.register_agency_system(_raw(call), context=call.context()), {
+            "Cache-Control": "no-store"}
+
+    @api("DELETE", "/api/v1/agency-systems/<client_id>", summary="Revoke an agency system's credentials",
+         tags=STAFF_TAGS, auth=OPERATOR, responses={404: "Unknown or already revoked"})
+    def revoke_agency_system(self, call: ApiCall, client_id: str):
+        return self.identity_rpc.revoke_agency_system(client_id, context=call.context())
+
+    @api("POST", "/api/v1/auth/token", summary="Agency system sign-in with client credentials "
+         "(grant_type=client_credentials): a short-lived token scoped to its agency", tags=STAFF_TAGS,
+         body=ClientCredentialsBody, rate_limit="signin", responses={401: "Invalid client", 429: "Locked"})
+    def client_token(self, call: ApiCall):
+        return 200, self.identity_rpc.client_token(_raw(call), context=call.context()), {"Cache-Control": "no-store"}

@@ -236,3 +236,74 @@ class BhxhRecordBody(_Strict):
 
 class TrustedCaBody(_Strict):
     certificate_pem = fields.String(required=True, validate=_PEM)
+
+
+@CATALOGUE.register("StaffAccountCreated", 1, PRODUCER,
+                    "An operator created a staff account (officer, editor, operator); it waits for activation.")
+class StaffAccountCreatedV1(_Strict):
+    account_id = fields.String(required=True)
+    username = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(["officer", "editor", "operator"]))
+    agency_code = fields.String(allow_none=True, load_default=None)
+
+
+@CATALOGUE.register("StaffAccountActivated", 1, PRODUCER, "A staff member confirmed their phone and set a password.")
+class StaffAccountActivatedV1(_Strict):
+    account_id = fields.String(required=True)
+
+
+@CATALOGUE.register("AgencySystemRegistered", 1, PRODUCER,
+                    "Client credentials were issued to an agency's back-office system.")
+class AgencySystemRegisteredV1(_Strict):
+    account_id = fields.String(required=True)
+    client_id = fields.String(required=True)
+    agency_code = fields.String(required=True)
+    name = fields.String(required=True)
+
+
+@CATALOGUE.register("AgencySystemRevoked", 1, PRODUCER, "An agency system's client credentials were revoked.")
+class AgencySystemRevokedV1(_Strict):
+    account_id = fields.String(required=True)
+    client_id = fields.String(required=True)
+    agency_code = fields.String(required=True)
+
+
+_USERNAME = validate.Regexp(r"^[a-z0-9][a-z0-9._-]{2,39}$", error="3-40 lower-case letters, digits, '.', '_', '-'.")
+_AGENCY = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$", error="Not a valid agency code.")
+
+
+class NewStaffBody(_Strict):
+    username = fields.String(required=True, validate=_USERNAME)
+    role = fields.String(required=True, validate=validate.OneOf(["officer", "editor", "operator"]))
+    agency_code = fields.String(load_default=None, allow_none=True, validate=_AGENCY)
+    full_name = fields.String(required=True, validate=_PERSON_NAME)
+    phone = fields.String(required=True, validate=_ID_TEXT)
+
+    @validates_schema
+    def _agency_for_officers(self, data: dict, **kwargs) -> None:
+        if data["role"] == "officer" and not data.get("agency_code"):
+            raise ValidationError({"agency_code": ["An officer belongs to an agency."]})
+        if data["role"] != "officer" and data.get("agency_code"):
+            raise ValidationError({"agency_code": ["Only officers belong to an agency."]})
+
+
+class ActivateStaffBody(_Strict):
+    username = fields.String(required=True, validate=_USERNAME)
+    otp = fields.String(required=True, validate=_OTP, load_only=True)
+    password = fields.String(required=True, validate=validate.Length(min=1, max=256), load_only=True)
+
+
+class StaffLoginBody(_Strict):
+    username = fields.String(required=True, validate=_USERNAME)
+    password = fields.String(required=True, validate=validate.Length(min=1, max=256), load_only=True)
+
+
+class NewAgencySystemBody(_Strict):
+    agency_code = fields.String(required=True, validate=_AGENCY)
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=200), _no_control])
+
+
+class ClientCredentialsBody(_Strict):
+    grant_type = fields.String(load_default="client_credentials", validate=validate.Equal("client_credentials"))
+    client_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    client_secret = fields.String(required=True, validate=validate.Length(min=1, max=200), load_only=True)

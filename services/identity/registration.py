@@ -14,6 +14,8 @@ import datetime as dt
 import unicodedata
 import uuid
 
+import psycopg2.errors
+
 from portal_common.contracts.identity import ConfirmRegistrationBody, RegisterBhxhBody, RegisterMobileBody
 from portal_common.db import Database
 from portal_common.errors import Conflict, InvalidInput, NotFound
@@ -104,7 +106,7 @@ def confirm(db: Database, store: EventStore, settings: Settings, raw: dict, ctx:
     failure = None
     with db.transaction() as cur:
         row = repo.registration(cur, data["registration_id"])
-        if row is None:
+        if row is None or row["method"] not in ("mobile", "bhxh"):
             raise NotFound("registration_not_found", "No pending registration has this id.")
         outcome = otp_flow.check(row, data["otp"], settings.otp_attempts, now())
         if not outcome.ok:
@@ -112,7 +114,14 @@ def confirm(db: Database, store: EventStore, settings: Settings, raw: dict, ctx:
                 repo.count_attempt(cur, "registrations", row["id"], failed=outcome.exhausted)
             failure = outcome.error
         else:
-            account = _create_citizen(cur, store, row, ctx)
+            try:
+                with cur.connection.cursor() as probe:
+                    probe.execute("SAVEPOINT create_citizen")
+                account = _create_citizen(cur, store, row, ctx)
+            except psycopg2.errors.UniqueViolation:  # a concurrent confirmation won the race
+                with cur.connection.cursor() as probe:
+                    probe.execute("ROLLBACK TO SAVEPOINT create_citizen")
+                failure = Conflict("account_exists", "An account already exists for this CCCD; sign in instead.")
     if failure is not None:
         raise failure
     return account

@@ -3,6 +3,8 @@
 Registration: ``register_mobile``, ``register_bhxh``, ``confirm_registration``,
 ``new_challenge``, ``register_certificate``, ``resend_code``. Sign-in: ``login`` (password → one-time code, or
 certificate → tokens), ``confirm_login``, ``refresh``, ``logout``. Reads: ``jwks``, ``me``.
+Staff and agency systems: ``create_staff``, ``activate_staff``, ``staff_login``,
+``register_agency_system``, ``revoke_agency_system``, ``client_token``.
 Operations: ``rotate_signing_key``, ``add_trusted_ca``. Local stand-ins (only with
 ``LOCAL_ADAPTERS``): ``dev_token``, ``dev_carrier_record``, ``dev_bhxh_record``,
 ``dev_sms_outbox``.
@@ -17,7 +19,19 @@ from portal_common.context import CallContext, event_context
 from portal_common.health import HealthRpc
 from portal_common.logs import LogContext
 from portal_common.nameko_ext import EventLog, Outbox, Storage
-from services.identity import adapters, certificate, dev, otp_flow, profile, registration, sessions, signin, staff
+from services.identity import (
+    adapters,
+    agency_clients,
+    certificate,
+    dev,
+    otp_flow,
+    profile,
+    registration,
+    sessions,
+    signin,
+    staff,
+    staff_accounts,
+)
 from services.identity import settings as identity_settings
 from services.identity.keys import SigningKeys
 
@@ -129,6 +143,34 @@ class IdentityService(HealthRpc):
     @rpc
     def me(self, account_id: str) -> dict:
         return profile.me(self.db, account_id)
+
+    # -- staff and agency systems ----------------------------------------------------------
+
+    @rpc
+    def create_staff(self, data: dict, context: dict | None = None) -> dict:
+        return staff_accounts.create(self.db, self.events, self._adapters, self._settings, data, self._ctx(context))
+
+    @rpc
+    def activate_staff(self, data: dict, context: dict | None = None) -> dict:
+        return staff_accounts.activate(self.db, self.events, self._settings, data, self._ctx(context))
+
+    @rpc
+    def staff_login(self, data: dict, context: dict | None = None) -> dict:
+        return staff_accounts.login(self.db, self.events, self._adapters, self._settings, data, context,
+                                    self._ctx(context))
+
+    @rpc
+    def register_agency_system(self, data: dict, context: dict | None = None) -> dict:
+        return agency_clients.register(self.db, self.events, data, self._ctx(context))
+
+    @rpc
+    def revoke_agency_system(self, client_id: str, context: dict | None = None) -> dict:
+        return agency_clients.revoke(self.db, self.events, client_id, self._ctx(context))
+
+    @rpc
+    def client_token(self, data: dict, context: dict | None = None) -> dict:
+        return agency_clients.token(self.db, self.events, self.keys.signing_key(), self._settings, data, context,
+                                    self._ctx(context))
 
     # -- local stand-ins -----------------------------------------------------------------
 

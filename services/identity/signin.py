@@ -98,15 +98,22 @@ def start_password(db: Database, store: EventStore, adapters: Adapters, settings
     if not (ids.is_cmt(identifier) or ids.cccd_problem(identifier) is None):
         raise InvalidInput("invalid_id_number", "Sign in with a 12-digit CCCD or a 9-digit old ID card number.",
                            [{"field": "cccd", "message": "Not a CCCD or CMT number."}])
+    return password_step(db, store, adapters, settings, identifier, data["password"], ("citizen", "business"),
+                         context, ctx)
+
+
+def password_step(db: Database, store: EventStore, adapters: Adapters, settings: Settings, identifier: str,
+                  password: str, roles: tuple[str, ...], context: dict | None, ctx: EventContext) -> dict:
+    """Check an identifier's password (for accounts of ``roles``) and send the sign-in code."""
     source = source_key(context)
     with db.transaction() as cur:
         account = repo.account_by_identifier(cur, identifier)
-        if account is not None and account["role"] not in ("citizen", "business"):
+        if account is not None and account["role"] not in roles:
             account = None
         key = str(account["id"]) if account else f"id:{identifier}"
         refuse_if_locked(cur, key, source)
     stored = account["password_hash"] if account else None
-    good = off_loop(passwords.verify_password, stored, data["password"])
+    good = off_loop(passwords.verify_password, stored, password)
     good = good and account is not None and account["status"] == "active" and bool(account["phone"])
     failure = None
     with db.transaction() as cur:
@@ -116,7 +123,7 @@ def start_password(db: Database, store: EventStore, adapters: Adapters, settings
             failure = Unauthorized(*BAD_CREDENTIALS)
         else:
             if passwords.needs_rehash(stored):
-                repo.set_password_hash(cur, account["id"], off_loop(passwords.hash_password, data["password"]))
+                repo.set_password_hash(cur, account["id"], off_loop(passwords.hash_password, password))
             otp_flow.check_send_budget(cur, account["phone"])
             login_id = uuid.uuid4()
             code, code_hash = otp_flow.new_code(login_id)
