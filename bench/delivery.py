@@ -183,28 +183,39 @@ def _measure_submit(gateway_url: str, token: str, filing: dict, receiver: Receiv
                     load_n: int, concurrency: int) -> dict:
     headers = {"Authorization": f"Bearer {token}"}
 
-    def submit() -> tuple[str, float]:
+    failed: list[str] = []
+
+    def submit() -> tuple[str | None, float]:
+        """A refused submission (e.g. 503 when the shared database is out of connections)
+        is counted and reported, not timed."""
         started = time.time()
         status, body = _request(f"{gateway_url}/api/v1/dossiers", "POST", filing,
                                 dict(headers, **{"Idempotency-Key": uuid.uuid4().hex}))
         if status != 201:
-            raise SystemExit(f"submission answered {status}: {body}")
+            failed.append(f"{status} {body.get('code') if isinstance(body, dict) else body}")
+            return None, started
         return body["code"], started
 
     latencies = []
     for _ in range(latency_n):
         code, started = submit()
+        if code is None:
+            continue
         if not receiver.wait_for([code], 60):
             raise SystemExit(f"{code} did not reach the agency queue within 60 s")
         latencies.append(receiver.arrived[code] - started)
     started = time.time()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         sent = list(pool.map(lambda _i: submit(), range(load_n)))
-    codes = [c for c, _ in sent]
+    codes = [c for c, _ in sent if c is not None]
+    if not latencies or not codes:
+        raise SystemExit(f"no submission was accepted: {failed[:3]}")
     if not receiver.wait_for(codes, 300):
-        raise SystemExit(f"only {sum(c in receiver.arrived for c in codes)}/{load_n} submissions were delivered")
+        raise SystemExit(f"only {sum(c in receiver.arrived for c in codes)}/{len(codes)} submissions were delivered")
     elapsed = max(receiver.arrived[c] for c in codes) - started
-    return _summary(latencies, load_n, elapsed)
+    if failed:
+        print(f"refused submissions: {len(failed)} (first: {failed[0]})", file=sys.stderr)
+    return {**_summary(latencies, len(codes), elapsed), "failed": len(failed)}
 
 
 def _envelope(code: str, agency: str) -> dict:
@@ -332,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
                     ("dossier event -> router -> agency queue", router),
                     ("baseline: publish -> plain queue -> consume", base)):
         print(f"{name:<44}{m['p50']:>9.2f}{m['p99']:>9.2f}{m['rate']:>9.1f}")
-    print(f"second copies received: {copies}")
+    print(f"second copies received: {copies}; refused submissions: {e2e['failed']}")
     print(f"RESULT delivery latency_n={latency_n} load_n={load_n} concurrency={args.concurrency} "
           f"p50_ms={e2e['p50']:.2f} p99_ms={e2e['p99']:.2f} deliveries_per_s={e2e['rate']:.1f} "
           f"router_p50_ms={router['p50']:.2f} router_p99_ms={router['p99']:.2f} "
@@ -340,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
           f"base_p50_ms={base['p50']:.2f} base_p99_ms={base['p99']:.2f} base_msgs_per_s={base['rate']:.1f} "
           f"p50_ratio={e2e['p50'] / base['p50']:.1f} p99_ratio={e2e['p99'] / base['p99']:.1f} "
           f"rate_ratio={e2e['rate'] / base['rate']:.3f} router_rate_ratio={router['rate'] / base['rate']:.3f} "
-          f"copies={copies}")
+          f"copies={copies} failed={e2e['failed']}")
     return 0
 
 

@@ -27,6 +27,15 @@ class AgencyClient:
         self.timeout_s = timeout_s
 
     def _call(self, method: str, path: str, body: dict | None = None, auth: bool = True) -> Any:
+        try:
+            return self._once(method, path, body, auth)
+        except GatewayError as exc:
+            if not (auth and exc.status == 401 and self.token):
+                raise
+            self.token = None  # expired or revoked: sign in again, once
+            return self._once(method, path, body, auth)
+
+    def _once(self, method: str, path: str, body: dict | None, auth: bool) -> Any:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if auth:
             headers["Authorization"] = f"Bearer {self.token or self.sign_in()}"
