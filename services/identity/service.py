@@ -42,6 +42,9 @@ class Parties(DependencyProvider):
     def setup(self) -> None:
         self.settings = identity_settings.load()
         self.adapters: adapters.Adapters | None = None
+        kinds = {self.settings.carrier_adapter, self.settings.bhxh_adapter, self.settings.sms_adapter}
+        if not kinds <= {"local", "http"}:  # refuse to start rather than fail every call
+            raise ValueError(f"unknown adapter kind in {sorted(kinds)} (use 'local' or 'http')")
 
     def get_dependency(self, worker_ctx):
         return self
