@@ -12,8 +12,12 @@ In the same run it times:
   ``INSERT`` of ten rows (``execute_values``) and ``commit()``;
 - ``raw_auto_1`` (for information): the raw single ``INSERT`` in autocommit, which saves the
   BEGIN and COMMIT round trips as the store's stand-alone append does;
+- ``append_1x4`` (for information): four writers at once, one event per transaction each,
+  against four raw connections: every append of one log takes the log's lock until it
+  commits, so unlike raw INSERTs the store's appends to one log do not share a commit flush;
 - ``replay``: ``EventStore.iter_all`` over the whole log (``RecordedEvent`` objects, batches of
-  5,000) against a raw keyset-paginated ``SELECT`` of the same rows through psycopg2.
+  5,000) against a raw keyset-paginated ``SELECT`` of the same rows through psycopg2, the
+  two passes advancing batch by batch in alternation.
 
 Both sides of a figure run in alternating rounds (the order swapped every round) and each
 rate is events over seconds summed across the rounds, so load from other work on the machine
@@ -29,10 +33,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
+import itertools
 import json
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import psycopg2
@@ -79,6 +85,7 @@ RAW_SELECT = (
     "WHERE position > %s ORDER BY position LIMIT %s"
 )
 BATCH = 5000
+WRITERS = 4
 
 
 @dataclass
@@ -196,18 +203,49 @@ def raw_appends(conn, streams: Streams, transactions: int, per_tx: int) -> Calla
     return run
 
 
-def store_replay(store: EventStore) -> Callable[[], int]:
+def in_parallel(runs: list[Callable[[], int]]) -> Callable[[], int]:
+    """Run several append loops at once, one thread each (psycopg2 releases the GIL on I/O)."""
     def run() -> int:
-        count = 0
-        for _event in store.iter_all(0, batch_size=BATCH):
-            count += 1
-        return count
+        counts = [0] * len(runs)
+
+        def one(i: int) -> None:
+            counts[i] = runs[i]()
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(runs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return sum(counts)
     return run
 
 
-def raw_replay(conn) -> Callable[[], int]:
-    def run() -> int:
-        count = 0
+class Replay:
+    """One pass over the log, one batch (``BATCH`` events) per call, so that a store batch and
+    a raw batch can alternate; each call returns how many events it read (0 at the end)."""
+
+    def __init__(self, batches: Iterator[int]):
+        self._batches = batches
+
+    def __call__(self) -> int:
+        return next(self._batches, 0)
+
+
+def store_replay(store: EventStore) -> Replay:
+    """``EventStore.iter_all``, consumed event by event as a rebuild does."""
+    def batches() -> Iterator[int]:
+        events = store.iter_all(0, batch_size=BATCH)
+        while True:
+            count = sum(1 for _event in itertools.islice(events, BATCH))
+            if not count:
+                return
+            yield count
+    return Replay(batches())
+
+
+def raw_replay(conn) -> Replay:
+    """The raw keyset-paginated SELECT of the same rows, tuples as psycopg2 returns them."""
+    def batches() -> Iterator[int]:
         position = 0
         with conn.cursor() as cur:
             while True:
@@ -215,10 +253,10 @@ def raw_replay(conn) -> Callable[[], int]:
                 rows = cur.fetchall()
                 conn.commit()
                 if not rows:
-                    return count
-                count += len(rows)
+                    return
                 position = rows[-1][0]
-    return run
+                yield len(rows)
+    return Replay(batches())
 
 
 def fill_log(store: EventStore, conn, total: int) -> None:
@@ -289,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         a1 = Figure("append_1", "events/s (1 event/tx)")
         a10 = Figure("append_10", "events/s (10 events/tx)")
         floor = Figure("raw_auto_1", "events/s (1 INSERT in autocommit: no BEGIN/COMMIT trips)")
+        par = Figure(f"append_1x{WRITERS}", f"events/s ({WRITERS} writers at once, 1 event/tx; information)")
         rp = Figure("replay", "events/s (read all)")
         store_streams, raw_streams = Streams("dossier", 200), Streams("dossier", 200)
         # warm-up: connections, plans, catalogue
@@ -308,13 +347,29 @@ def main(argv: list[str] | None = None) -> int:
                   f"append_10 {a10.store:,.0f} vs {a10.raw:,.0f}  autocommit {floor.raw:,.0f}", flush=True)
 
         auto.close()
+        writers_db = Database(dsn, SCHEMA, size=WRITERS, application_name="bench-store-writers")
+        writers_store = EventStore(writers_db, SCHEMA)
+        raw_conns = [connect(dsn, SCHEMA, application_name="bench-raw-writer") for _ in range(WRITERS)]
+        store_sets = [Streams(f"w{i}", 50) for i in range(WRITERS)]
+        raw_sets = [Streams(f"w{i}", 50) for i in range(WRITERS)]
+        try:
+            for r in range(max(2, rounds // 2)):
+                par.race(in_parallel([store_appends(writers_store, st, chunk, 1) for st in store_sets]),
+                         in_parallel([raw_appends(c, st, chunk, 1) for c, st in zip(raw_conns, raw_sets, strict=True)]),
+                         r, chunks)
+            print(f"  {WRITERS} writers: append_1 {par.store:,.0f} vs {par.raw:,.0f}", flush=True)
+        finally:
+            for c in raw_conns:
+                c.close()
+            writers_db.close()
         fill_log(store, conn, log_size)
         events = store.head_position()
+        batches_per_pass = -(-events // BATCH) + 1  # the last call finds the end
         for r in range(replay_rounds):
-            rp.race(store_replay(store), raw_replay(conn), r)
+            rp.race(store_replay(store), raw_replay(conn), r, batches_per_pass)
             print(f"  round {r + 1:>2}: replay {rp.store:,.0f} vs {rp.raw:,.0f}", flush=True)
 
-        figures = [a1, a10, floor, rp]
+        figures = [a1, a10, floor, par, rp]
         _print_table(figures, rounds, replay_rounds, events)
         append_ratio = min(a1.ratio, a10.ratio)
         verdict = "met" if append_ratio >= 0.8 and rp.ratio >= 0.5 else "MISSED"
@@ -325,7 +380,9 @@ def main(argv: list[str] | None = None) -> int:
             f"raw_insert_10_per_s={a10.raw:.0f} append_10_ratio={a10.ratio:.2f} "
             f"append_ratio={append_ratio:.2f} replay_per_s={rp.store:.0f} "
             f"raw_select_per_s={rp.raw:.0f} replay_ratio={rp.ratio:.2f} events={events} "
-            f"raw_insert_1_autocommit_per_s={floor.raw:.0f} append_1_vs_autocommit_ratio={floor.ratio:.2f}"
+            f"raw_insert_1_autocommit_per_s={floor.raw:.0f} append_1_vs_autocommit_ratio={floor.ratio:.2f} "
+            f"append_1x{WRITERS}_per_s={par.store:.0f} raw_insert_1x{WRITERS}_per_s={par.raw:.0f} "
+            f"append_1x{WRITERS}_ratio={par.ratio:.2f}"
         )
         return 0
     finally:
