@@ -106,7 +106,7 @@ class Source:
         if self._db is None:
             from portal_common.db import Database
 
-            self._db = Database(self.dsn, self.schema, size=2, application_name=f"{self.service}-metrics")
+            self._db = Database(self.dsn, self.schema, size=1, application_name=f"{self.service}-metrics")
         return self._db
 
     def close(self) -> None:
