@@ -23,12 +23,24 @@ from deploy.backoffice.inbox import Inbox
 log = logging.getLogger(__name__)
 
 
-def declare(channel, agency_code: str, exchange: str = "agency.deliveries") -> str:
+def declare(channel, agency_code: str, exchange: str = "agency.deliveries", quorum: bool = True) -> str:
+    """Declare what the router declares: the arguments must match, or the broker refuses."""
     queue = f"agency.{agency_code}"
     channel.exchange_declare(exchange, exchange_type="topic", durable=True)
-    channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+    channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum" if quorum else "classic"})
     channel.queue_bind(queue, exchange, routing_key=f"agency.{agency_code}.#")
     return queue
+
+
+def supports_quorum(connection) -> bool:
+    """Quorum queues exist from RabbitMQ 3.8 (the router makes the same choice)."""
+    props = getattr(getattr(connection, "_impl", None), "server_properties", None) or {}
+    product, version = (v.decode() if isinstance(v, bytes) else str(v or "")
+                        for v in (props.get("product"), props.get("version")))
+    try:
+        return "rabbitmq" in product.lower() and tuple(int(p) for p in version.split(".")[:2]) >= (3, 8)
+    except ValueError:
+        return False
 
 
 class AgencyConsumer:
@@ -73,7 +85,7 @@ class AgencyConsumer:
         connection = pika.BlockingConnection(params)
         try:
             channel = connection.channel()
-            queue = declare(channel, self.agency_code, self.exchange)
+            queue = declare(channel, self.agency_code, self.exchange, supports_quorum(connection))
             channel.basic_qos(prefetch_count=self.prefetch)
             for method, properties, body in channel.consume(queue, inactivity_timeout=0.2):
                 if method is not None:

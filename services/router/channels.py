@@ -25,11 +25,27 @@ def agency_exchange(name: str) -> Exchange:
     return Exchange(name, type="topic", durable=True, auto_delete=False, delivery_mode=2)
 
 
-def agency_queue(exchange: Exchange, agency_code: str) -> Queue:
-    """The agency's durable quorum queue, bound to every routing key of that agency."""
+def supports_quorum(server_properties: dict | None) -> bool:
+    """Quorum queues exist from RabbitMQ 3.8; another broker or an older one gets a classic
+    durable queue."""
+    props = server_properties or {}
+    product = props.get("product")
+    product = product.decode() if isinstance(product, bytes) else str(product or "")
+    version = props.get("version")
+    version = version.decode() if isinstance(version, bytes) else str(version or "")
+    try:
+        major, minor = (int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return False
+    return "rabbitmq" in product.lower() and (major, minor) >= (3, 8)
+
+
+def agency_queue(exchange: Exchange, agency_code: str, quorum: bool = True) -> Queue:
+    """The agency's durable queue (quorum where the broker has them), bound to every routing
+    key of that agency."""
     return Queue(domain.queue_name(agency_code), exchange=exchange,
                  routing_key=f"agency.{agency_code}.#", durable=True, auto_delete=False,
-                 queue_arguments={"x-queue-type": "quorum"})
+                 queue_arguments={"x-queue-type": "quorum" if quorum else "classic"})
 
 
 class AmqpChannel:
@@ -42,12 +58,14 @@ class AmqpChannel:
         self._conn: Connection | None = None
         self._producer: Producer | None = None
         self._declared: set[str] = set()
+        self.quorum = True
 
     def _ready(self) -> Producer:
         if self._producer is None:
             self._conn = Connection(self.amqp_uri, transport_options={"confirm_publish": True},
                                     connect_timeout=5, heartbeat=0)
             channel = self._conn.channel()
+            self.quorum = supports_quorum(self._conn.connection.server_properties)
             self.exchange(channel).declare()
             self._producer = Producer(channel, exchange=self.exchange)
             self._declared.clear()
@@ -60,7 +78,7 @@ class AmqpChannel:
     def _declare(self, agency_code: str) -> None:
         producer = self._ready()
         if agency_code not in self._declared:
-            agency_queue(self.exchange, agency_code)(producer.channel).declare()
+            agency_queue(self.exchange, agency_code, self.quorum)(producer.channel).declare()
             self._declared.add(agency_code)
 
     def send(self, agency_code: str, event_type: str, body: bytes, delivery_id: str) -> None:

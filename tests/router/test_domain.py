@@ -123,3 +123,26 @@ def test_hand_over_reaches_the_target_and_the_origin_after_successors():
         [("NEW", "OLD")]
     assert domain.recipients("DossierSubmitted", {"code": "X", "agency": {"code": "OLD"}}, None,
                              {"OLD": "NEW"}) == [("NEW", "OLD")]
+
+
+@pytest.mark.parametrize(("props", "quorum"), [
+    ({"product": "RabbitMQ", "version": "3.10.8"}, True),
+    ({"product": b"RabbitMQ", "version": b"4.0.1"}, True),
+    ({"product": "RabbitMQ", "version": "3.7.28"}, False),
+    ({"product": "LavinMQ", "version": "3.10.0"}, False),
+    ({"product": "RabbitMQ", "version": "garbage"}, False),
+    ({}, False),
+    (None, False),
+])
+def test_quorum_queues_only_where_the_broker_has_them(props, quorum):
+    from types import SimpleNamespace
+
+    from kombu import Exchange
+
+    from deploy.backoffice.consumer import supports_quorum as back_office_choice
+    from services.router.channels import agency_queue, supports_quorum
+
+    assert supports_quorum(props) is quorum
+    assert back_office_choice(SimpleNamespace(_impl=SimpleNamespace(server_properties=props))) is quorum
+    queue = agency_queue(Exchange("agency.deliveries", "topic"), "A", quorum)
+    assert queue.queue_arguments == {"x-queue-type": "quorum" if quorum else "classic"}
