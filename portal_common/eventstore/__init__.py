@@ -15,7 +15,7 @@ from portal_common.eventstore.events import (
     NewEvent,
     RecordedEvent,
 )
-from portal_common.eventstore.store import ChainBreak, EventStore, ddl, event_hash, lock_key
+from portal_common.eventstore.store import ChainBreak, EventStore, ddl, event_hash, event_hash_v2, lock_key
 
 __all__ = [
     "SYSTEM",
@@ -33,5 +33,6 @@ __all__ = [
     "RecordedEvent",
     "ddl",
     "event_hash",
+    "event_hash_v2",
     "lock_key",
 ]

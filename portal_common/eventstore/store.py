@@ -90,13 +90,40 @@ def event_hash(
     payload_text: str,
     metadata_text: str,
 ) -> bytes:
-    """Recompute an event's chain hash (the same formula as ``event_hash`` in schema.sql)."""
-    micros = (occurred_at - _EPOCH) // dt.timedelta(microseconds=1)
+    """Recompute a version-1 chain hash (``event_hash`` in schema.sql; rows of older logs)."""
     text = _US.join(
-        [stream_id, str(version), str(event_id), event_type, str(schema_version), str(micros),
+        [stream_id, str(version), str(event_id), event_type, str(schema_version), str(_micros(occurred_at)),
          payload_text, metadata_text]
     )
     return hashlib.sha256(prev + text.encode("utf-8")).digest()
+
+
+def event_hash_v2(
+    prev: bytes,
+    position: int,
+    stream_id: str,
+    stream_type: str,
+    version: int,
+    event_id: uuid.UUID | str,
+    event_type: str,
+    schema_version: int,
+    occurred_at: dt.datetime,
+    recorded_at: dt.datetime,
+    payload_text: str,
+    metadata_text: str,
+) -> bytes:
+    """Recompute a version-2 chain hash (``event_hash_v2`` in schema.sql): also covers the
+    event's global position, stream type and recorded-at time."""
+    text = _US.join(
+        ["v2", str(position), stream_id, stream_type, str(version), str(event_id), event_type,
+         str(schema_version), str(_micros(occurred_at)), str(_micros(recorded_at)), payload_text,
+         metadata_text]
+    )
+    return hashlib.sha256(prev + text.encode("utf-8")).digest()
+
+
+def _micros(moment: dt.datetime) -> int:
+    return (moment - _EPOCH) // dt.timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -275,7 +302,9 @@ class EventStore:
         """Walk the log (or one stream), recomputing every hash from the rows' content.
 
         Yields each checked position (for progress) and a ``ChainBreak`` for every event whose
-        content, predecessor link or version sequence does not match.
+        content, predecessor link or version sequence does not match. Rows of hash version 2
+        (every append since it exists) also cover their position, stream type and recorded-at
+        time; version-1 rows (older logs) cover the rest of the row.
         """
         last: dict[str, tuple[int, bytes]] = {}
         position = 0
@@ -287,23 +316,29 @@ class EventStore:
                     args.append(stream_id)
                 args.append(batch_size)
                 cur.execute(
-                    f"SELECT position, stream_id, version, event_id, event_type, schema_version, "
-                    f"occurred_at, payload::text, metadata::text, prev_hash, hash "
+                    f"SELECT position, stream_id, stream_type, version, event_id, event_type, schema_version, "
+                    f"occurred_at, recorded_at, payload::text, metadata::text, prev_hash, hash, hash_version "
                     f"FROM {self._table} WHERE position > %s {where} ORDER BY position LIMIT %s",
                     args,
                 )
                 rows = cur.fetchall()
             if not rows:
                 return
-            for (pos, sid, version, event_id, etype, sversion, occurred, ptext, mtext,
-                 prev_hash, stored) in rows:
+            for (pos, sid, stype, version, event_id, etype, sversion, occurred, recorded, ptext, mtext,
+                 prev_hash, stored, hash_version) in rows:
                 prev_version, expected_prev = last.get(sid, (0, GENESIS_HASH))
                 if version != prev_version + 1:
                     yield ChainBreak(sid, version, pos, f"version {version} follows {prev_version}")
                 if bytes(prev_hash) != expected_prev:
                     yield ChainBreak(sid, version, pos, "link to the previous event is broken")
-                computed = event_hash(bytes(prev_hash), sid, version, event_id, etype, sversion,
-                                      occurred, ptext, mtext)
+                if hash_version == 2:
+                    computed = event_hash_v2(bytes(prev_hash), pos, sid, stype, version, event_id, etype,
+                                             sversion, occurred, recorded, ptext, mtext)
+                elif hash_version == 1:
+                    computed = event_hash(bytes(prev_hash), sid, version, event_id, etype, sversion,
+                                          occurred, ptext, mtext)
+                else:
+                    computed = None
                 if computed != bytes(stored):
                     yield ChainBreak(sid, version, pos, "content does not match its hash")
                 last[sid] = (version, bytes(stored))
@@ -323,6 +358,7 @@ __all__ = [
     "EventStore",
     "ddl",
     "event_hash",
+    "event_hash_v2",
     "is_append_only_violation",
     "lock_key",
 ]

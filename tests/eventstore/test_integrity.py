@@ -6,7 +6,7 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
-from portal_common.eventstore import ChainBreak, event_hash
+from portal_common.eventstore import ChainBreak, event_hash, event_hash_v2
 from portal_common.eventstore.store import GENESIS_HASH, is_append_only_violation
 from tests.eventstore.conftest import count_rows, probe, probes
 
@@ -93,15 +93,21 @@ def test_intact_log_verifies_and_each_event_links_to_its_predecessor(log):
 
 
 def test_python_and_sql_hash_formulas_agree(log):
-    """verify() recomputes in Python what append_events computed in SQL."""
+    """verify() recomputes in Python what append_events computed in SQL (both versions)."""
     log.append("dossier-Ư", 0, [probe(1, note="Giấy khai sinh bản chính\t\"trích lục\" \\ 📄")])
     with log.db.transaction(dict_rows=False) as cur:
-        cur.execute("SELECT prev_hash, stream_id, version, event_id, event_type, schema_version, occurred_at, "
-                    "payload::text, metadata::text, hash, "
+        cur.execute("SELECT prev_hash, position, stream_id, stream_type, version, event_id, event_type, "
+                    "schema_version, occurred_at, recorded_at, payload::text, metadata::text, hash, hash_version, "
+                    "event_hash_v2(prev_hash, position, stream_id, stream_type, version, event_id, event_type, "
+                    "schema_version, occurred_at, recorded_at, payload, metadata), "
                     "event_hash(prev_hash, stream_id, version, event_id, event_type, schema_version, "
                     "occurred_at, payload, metadata) FROM events")
-        row = cur.fetchone()
-    assert event_hash(bytes(row[0]), *row[1:9]) == bytes(row[9]) == bytes(row[10])
+        (prev, pos, sid, stype, version, event_id, etype, sversion, occurred, recorded, ptext, mtext,
+         stored, hash_version, sql_v2, sql_v1) = cur.fetchone()
+    assert hash_version == 2
+    assert event_hash_v2(bytes(prev), pos, sid, stype, version, event_id, etype, sversion, occurred, recorded,
+                         ptext, mtext) == bytes(stored) == bytes(sql_v2)
+    assert event_hash(bytes(prev), sid, version, event_id, etype, sversion, occurred, ptext, mtext) == bytes(sql_v1)
 
 
 def test_payload_tampered_by_the_superuser_is_detected(log, superuser):
@@ -119,6 +125,8 @@ def test_payload_tampered_by_the_superuser_is_detected(log, superuser):
 @pytest.mark.parametrize("column_sql", [
     "metadata = jsonb_set(metadata, '{{actor,id}}', '\"someone-else\"')",
     "occurred_at = occurred_at - interval '1 day'",
+    "recorded_at = recorded_at - interval '1 hour'",
+    "stream_type = 'agency'",
     "event_type = 'ServiceProbeRecorded' || ''",  # same value: must NOT be reported
 ])
 def test_other_columns_are_covered_by_the_hash(log, superuser, column_sql):
@@ -132,6 +140,36 @@ def test_other_columns_are_covered_by_the_hash(log, superuser, column_sql):
         assert [(b.stream_id, b.version) for b in breaks] == [("dossier-B", 1)]
 
 
+def test_reordering_the_global_log_is_detected(log, superuser):
+    """Swapping two events' positions (what a follower replays first) breaks both hashes."""
+    _fill(log)
+    a, b = log.read_stream("dossier-A")[0], log.read_stream("dossier-B")[0]
+    for old, new in ((a.position, -1), (b.position, a.position), (-1, b.position)):
+        _tamper(superuser, log.schema, "UPDATE {t} SET position = %s WHERE position = %s", new, old)
+    assert {(x.stream_id, x.version) for x in _breaks(log)} >= {("dossier-A", 1), ("dossier-B", 1)}
+
+
+def test_logs_written_with_the_first_hash_formula_still_verify(log, superuser):
+    """Rows of hash version 1 (logs from before version 2) verify with their own formula,
+    and tampering with them is still detected."""
+    with superuser.cursor() as cur:
+        prev = GENESIS_HASH
+        for version in (1, 2):
+            cur.execute(
+                f"INSERT INTO {log.schema}.events (position, stream_id, stream_type, version, event_id, "
+                "event_type, schema_version, payload, metadata, occurred_at, prev_hash, hash_version, hash) "
+                f"SELECT nextval('{log.schema}.event_position_seq'), 'dossier-old', 'dossier', %(v)s, e, "
+                "'ServiceProbeRecorded', 1, %(p)s, '{}', now(), %(prev)s, 1, "
+                f"{log.schema}.event_hash(%(prev)s, 'dossier-old', %(v)s, e, 'ServiceProbeRecorded', 1, now(), "
+                "%(p)s, '{}') FROM gen_random_uuid() AS e RETURNING hash",
+                {"v": version, "p": '{"note": "old"}', "prev": prev})
+            prev = bytes(cur.fetchone()[0])
+    log.append("dossier-old", 2, [probe(3)])  # the stream goes on with version-2 rows
+    assert _breaks(log) == []
+    _tamper(superuser, log.schema, "UPDATE {t} SET payload = '{{\"note\": \"new\"}}' WHERE version = 1")
+    assert [(b.version, b.reason) for b in _breaks(log)] == [(1, "content does not match its hash")]
+
+
 def test_tamper_with_recomputed_hash_breaks_the_next_link(log, superuser):
     """A careful attacker also recomputes the row's hash: the next event's link then breaks."""
     _fill(log)
@@ -140,8 +178,9 @@ def test_tamper_with_recomputed_hash_breaks_the_next_link(log, superuser):
             "UPDATE {t} SET payload = '{{\"note\": \"forged\", \"sequence\": 3}}' WHERE position = %s",
             target.position)
     _tamper(superuser, log.schema,
-            "UPDATE {t} SET hash = event_hash(prev_hash, stream_id, version, event_id, event_type, "
-            "schema_version, occurred_at, payload, metadata) WHERE position = %s", target.position)
+            "UPDATE {t} SET hash = event_hash_v2(prev_hash, position, stream_id, stream_type, version, event_id, "
+            "event_type, schema_version, occurred_at, recorded_at, payload, metadata) WHERE position = %s",
+            target.position)
     breaks = _breaks(log)
     assert [(b.version, b.reason) for b in breaks] == [(4, "link to the previous event is broken")]
 
