@@ -16,8 +16,10 @@ from portal_common.eventstore.events import EventContext
 from portal_common.migrations import migrate
 from services.dossier import ops, projections
 from services.dossier.domain import lifecycle
+from services.dossier.domain.documents import check_upload
+from services.dossier.drafts import DraftRepository
 from services.dossier.repository import Caller, DossierRepository
-from tests.dossier.conftest import PDF, agency_ctx, applicant_ctx, submit
+from tests.dossier.conftest import PDF, PROCEDURE, agency_ctx, applicant_ctx, submit
 
 AGENCIES = ["H29.01", "H29.02", "H30.07"]
 START = dt.datetime(2026, 2, 2, 2, 0, tzinfo=dt.UTC)
@@ -76,7 +78,13 @@ def test_rebuilt_projections_equal_the_live_ones(database_url, seed, dossiers, t
             codes.append(state.code)
         events = dossiers
         open_codes = list(codes)
-        while events < target and open_codes:
+        while events < target:
+            if not open_codes:  # every dossier closed early: file more until the history is long enough
+                state, _ = submit(repo, owner=f"acc-{dossiers % 7}", agency=rnd.choice(AGENCIES), now=now,
+                                  content=PDF + str(dossiers).encode())
+                open_codes.append(state.code)
+                dossiers += 1
+                events += 1
             now += dt.timedelta(hours=rnd.choice([0, 1, 7, 30]))
             code = rnd.choice(open_codes)
             state = repo.load(code)
@@ -98,17 +106,57 @@ def test_rebuilt_projections_equal_the_live_ones(database_url, seed, dossiers, t
                 events += 1
             except InvalidInput:
                 continue
+        drafts, filed = _random_drafts(repo, rnd, now)
+        events += drafts["events"]
         assert events >= 2000, "the history should hold thousands of events"
         live = snapshot_all(db)
-        assert live["status"], "live projections are not empty"
+        assert live["status"] and live["drafts"], "live projections are not empty"
         stats = projections.rebuild(db, batch_size=500)
-        assert stats["events"] == events and stats["dossiers"] == dossiers
+        assert stats["events"] == events and stats["dossiers"] == dossiers + filed
+        assert stats["drafts"] == drafts["drafts"]
         assert snapshot_all(db) == live
         for name in projections.PROJECTIONS:  # each one alone, too
             projections.rebuild(db, [name])
             assert snapshot_all(db) == live
     finally:
         db.close()
+
+
+def _random_drafts(repo: DossierRepository, rnd: random.Random, now: dt.datetime) -> tuple[dict, int]:
+    """Drafts saved, saved again, discarded, filed (through the dossier submission) or left open."""
+    drafts = DraftRepository(repo)
+    counts = {"events": 0, "drafts": 0}
+    filed = 0
+    for i in range(rnd.randint(15, 30)):
+        owner = f"acc-{i % 7}"
+        caller, ctx = applicant_ctx(owner)
+        who = {"account_id": owner, "kind": "citizen", "subject": None}
+        upload = check_upload("form", "form.pdf", "application/pdf", PDF + f"draft {i}".encode(), "documents.0")
+        state = drafts.save(None, caller, who, {"procedure_code": "1.000001"}, [upload], [], None, ctx, now=now)
+        counts["drafts"] += 1
+        counts["events"] += 1
+        for _ in range(rnd.randint(0, 3)):
+            now += dt.timedelta(minutes=rnd.randint(1, 600))
+            keep = [d["id"] for d in state.documents if rnd.random() < 0.7]
+            state = drafts.save(state.draft_id, caller, who, {"procedure_code": "1.000001", "form": {"n": i}},
+                                [], keep, None, ctx, now=now)
+            counts["events"] += 1
+        end = rnd.random()
+        if end < 0.3:
+            drafts.discard(state.draft_id, caller, ctx)
+            counts["events"] += 1
+        elif end < 0.7:
+            closing = state
+
+            def close(cur, code, at, closing=closing, ctx=ctx):
+                drafts.mark_submitted(cur, closing, code, ctx, at)
+
+            repo.submit(owner=who, applicant={"full_name": "From a draft"}, form={}, procedure=PROCEDURE,
+                        agency={"code": rnd.choice(AGENCIES), "name": "A"}, uploads=drafts.contents(state),
+                        idempotency_key=None, context=ctx, now=now, also=close)
+            counts["events"] += 2
+            filed += 1
+    return counts, filed
 
 
 def test_ops_rebuild_command_restores_dropped_projections(repo, database_url, capsys):
