@@ -76,6 +76,8 @@ def _filing(gateway_url: str) -> dict[str, Any]:
     if status != 200:
         raise SystemExit(f"catalog search answered {status}: {page}")
     for item in page.get("items", []):
+        if item.get("online_level") == "none":
+            continue
         _, procedure = _request(f"{gateway_url}/api/v1/procedures/{item['code']}")
         _, agencies = _request(f"{gateway_url}/api/v1/procedures/{item['code']}/agencies")
         agencies = agencies.get("items", agencies) if isinstance(agencies, dict) else agencies

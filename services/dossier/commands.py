@@ -101,6 +101,9 @@ def file_checked(repo: DossierRepository, catalog: Any, context: dict[str, Any],
     if not procedure or procedure.get("status") in CLOSED_PROCEDURE_STATUSES:
         raise InvalidInput("unknown_procedure", "No such procedure is open for filing.",
                            [{"field": "procedure_code", "message": "unknown procedure"}])
+    if procedure.get("online_level") == "none":
+        raise InvalidInput("not_filed_online", "This procedure is filed at the agency's counter, not online.",
+                           [{"field": "procedure_code", "message": "not an online public service"}])
     agencies = _catalog_call(catalog.agencies_for, procedure["code"], province=applicant.get("province"),
                              ward=applicant.get("ward")) or []
     agency_code = data["agency_code"]

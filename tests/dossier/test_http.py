@@ -286,3 +286,35 @@ def test_draft_journey_over_http(gateway_url, people, filing):
     assert closed["status"] == "submitted" and closed["dossier_code"] == dossier["code"]
     got, _, _ = http(f"{base}/dossiers/drafts/{draft['id']}", "DELETE", None, owner)
     assert got == 409
+
+
+def _multipart(field: str, filename: str, content_type: str, content: bytes) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
+            f"Content-Type: {content_type}\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.mark.parametrize(("part", "status", "code"), [
+    (("file", "virus.exe", "application/x-msdownload", b"MZ\x90\x00" + b"\x00" * 64), 422, "invalid_document"),
+    (("file", "fake.pdf", "application/pdf", b"<html><script>alert(1)</script>"), 422, "invalid_document"),
+    (("file", "empty.pdf", "application/pdf", b""), 422, "invalid_document"),
+    (("other", "a.pdf", "application/pdf", b"%PDF-1.4"), 422, "validation_failed"),
+])
+def test_hostile_uploads_over_http(gateway_url, people, filing, part, status, code):
+    created = _submit(gateway_url, filing, people["owner"])
+    body, content_type = _multipart(*part)
+    got, problem, _ = http(f"{gateway_url}/api/v1/dossiers/{created['code']}/documents", "POST",
+                           token=people["owner"], raw=body, content_type=content_type)
+    assert (got, problem["code"]) == (status, code), problem
+
+
+def test_uploading_to_someone_elses_dossier_is_not_found(gateway_url, people, filing):
+    created = _submit(gateway_url, filing, people["owner"])
+    body, content_type = _multipart("file", "a.pdf", "application/pdf", b"%PDF-1.4 mine now")
+    got, problem, _ = http(f"{gateway_url}/api/v1/dossiers/{created['code']}/documents", "POST",
+                           token=people["stranger"], raw=body, content_type=content_type)
+    assert (got, problem["code"]) == (404, "dossier_not_found")
+    got, problem, _ = http(f"{gateway_url}/api/v1/dossiers/{created['code']}/documents", "POST",
+                           token=people["owner"], raw=b"--x\r\ngarbage", content_type="multipart/form-data; boundary=x")
+    assert 400 <= got < 500, problem

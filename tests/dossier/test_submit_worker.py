@@ -199,3 +199,13 @@ def test_my_list_filters_are_checked(worker):
                 {"page": 0}, {"colour": "red"}):
         with pytest.raises(InvalidInput):
             worker.list_mine(citizen(), **bad)
+
+
+def test_a_procedure_not_offered_online_is_refused(worker, repo):
+    worker.catalog.get_procedure.return_value = dict(PROCEDURE, online_level="none")
+    with pytest.raises(InvalidInput) as refused:
+        worker.submit(citizen(), filing(), None)
+    assert refused.value.code == "not_filed_online" and refused.value.details[0]["field"] == "procedure_code"
+    assert repo.store.head_position() == 0
+    worker.catalog.get_procedure.return_value = dict(PROCEDURE, online_level="partial")
+    assert worker.submit(citizen(), filing(), None)["status"] == "submitted"
