@@ -25,6 +25,7 @@ class Settings:
     bhxh_adapter: str
     sms_adapter: str
     trusted_ca_file: str | None
+    source_lockout_exempt: tuple[str, ...] = ()
 
 
 def load() -> Settings:
@@ -50,4 +51,9 @@ def load() -> Settings:
         bhxh_adapter=config.env("BHXH_ADAPTER", default_adapter, S) or "local",
         sms_adapter=config.env("SMS_ADAPTER", default_adapter, S) or "local",
         trusted_ca_file=config.env("TRUSTED_CA_FILE", None, S),
+        # Addresses whose failures are not counted per source: loopback by default (local
+        # tools, tests and a same-host reverse proxy would otherwise lock everyone out).
+        source_lockout_exempt=tuple(
+            n.strip() for n in (config.env("SOURCE_LOCKOUT_EXEMPT", "127.0.0.0/8,::1", S) or "").split(",")
+            if n.strip()),
     )

@@ -9,6 +9,7 @@ locked exactly like an account's.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import logging
 import uuid
 
@@ -39,13 +40,29 @@ def source_key(context: dict | None) -> str:
     return client_ip(context) or "unknown"
 
 
+def source_exempt(settings: Settings, source: str) -> bool:
+    """True for addresses configured as exempt from per-source lockout (SOURCE_LOCKOUT_EXEMPT)."""
+    try:
+        address = ipaddress.ip_address(source)
+    except ValueError:
+        return False
+    for network in settings.source_lockout_exempt:
+        try:
+            if address in ipaddress.ip_network(network, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
 def _locked(cur, scope: str, key: str) -> int | None:
     return lockout.retry_after(_state(repo.failure_state(cur, scope, key)), now())
 
 
-def refuse_if_locked(cur, account_key: str | None, source: str) -> None:
-    """Raise 429 ``signin_locked`` when the account (or identifier) or the source is locked."""
-    wait = max(filter(None, [_locked(cur, "source", source),
+def refuse_if_locked(cur, account_key: str | None, source: str | None) -> None:
+    """Raise 429 ``signin_locked`` when the account (or identifier) or the source is locked
+    (pass ``source=None`` for an address exempt from per-source lockout)."""
+    wait = max(filter(None, [_locked(cur, "source", source) if source else None,
                              _locked(cur, "account", account_key) if account_key else None]), default=None)
     if wait:
         raise TooManyRequests("signin_locked", "Too many failed sign-ins; try again later.",
@@ -78,7 +95,8 @@ def register_failure(cur, store: EventStore, settings: Settings, account_key: st
         "account_id": account_id, "method": method, "reason": reason, "client_ip": client})], ctx)
     if account_key:
         _fail_one(cur, store, "account", account_key, settings.account_lockout, account_id, client, ctx)
-    _fail_one(cur, store, "source", source_key(context), settings.source_lockout, account_id, client, ctx)
+    if not source_exempt(settings, source_key(context)):
+        _fail_one(cur, store, "source", source_key(context), settings.source_lockout, account_id, client, ctx)
 
 
 def succeeded(cur, store: EventStore, account: dict, method: str, context: dict | None, ctx: EventContext) -> None:

@@ -123,3 +123,15 @@ def test_old_failures_are_forgotten(flow):
     with pytest.raises(Unauthorized):
         _try(flow, acc["cccd"], "Sai-mat-khau-1", "10.5.0.2")
     assert _try(flow, acc["cccd"], PASSWORD, "10.5.0.3")["next"] == "otp"
+
+
+def test_exempt_sources_are_not_locked_as_a_whole(flow):
+    db, store, adapters, settings = flow
+    exempt = (flow[0], store, adapters, dataclasses.replace(settings, source_lockout_exempt=("10.9.0.0/16",)))
+    victims = [_account(db) for _ in range(7)]
+    for victim in victims:  # seven accounts, one failure each, from one exempt address (a proxy, say)
+        with pytest.raises(Unauthorized):
+            _try(exempt, victim["cccd"], "Sai-mat-khau-1", "10.9.1.1")
+    assert _try(exempt, victims[0]["cccd"], PASSWORD, "10.9.1.1")["next"] == "otp"
+    assert signin.source_exempt(settings, "127.0.0.1") and signin.source_exempt(settings, "::1")
+    assert not signin.source_exempt(settings, "10.9.1.1") and not signin.source_exempt(settings, "unknown")
