@@ -4,6 +4,10 @@ mergers as dissolved agencies with successors, the procedures of ``seed_data`` a
 events. Every entry added is also an event in the catalog's log (``AgencyRegistered``,
 ``AgencyDissolved``, ``ProcedurePublished``), so subscribers learn the seed like any change.
 
+Agency names and units are real (the package's official names); their contact details are
+ILLUSTRATIVE: the address says so, the phone number is the province's area code + 3800000,
+the e-mail is made from the office abbreviation and the province's name.
+
 ``load(dsn)`` adds only what is missing and runs in one transaction.
 """
 
