@@ -34,6 +34,7 @@ ROUTER_ENV = {
     "DELIVERY_LEASE": "3",
     "CALLBACK_TIMEOUT": "3",
     "OUTBOX_IDLE_WAIT": "0.2",
+    "DB_POOL_SIZE": "5",  # the shared PostgreSQL serves every suite of the team: take little of it
     "CATALOG_FALLBACK": "no",  # no catalog on this vhost: agencies come from catalog events
     SECRET_NAME: SECRET,
 }
