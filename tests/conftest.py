@@ -149,6 +149,9 @@ def system(migrated_database, amqp_uri, tmp_path_factory):
                       extra_env={"LOCAL_ADAPTERS": "yes", "RATE_LOOKUP": "100000",
                                  "RATE_DEFAULT": "100000", "RATE_SIGNIN": "100000",
                                  "RATE_REGISTER": "100000", "RATE_OTP": "100000",
+                                 # tests that pound sign-in (schemathesis) say X-Forwarded-For, so
+                                 # identity's per-address lockout hits their address, not 127.0.0.1
+                                 "TRUSTED_PROXIES": "127.0.0.1",
                                  # the HMAC secret of the e2e agency's signed callbacks (tests/e2e)
                                  "AGENCY_SECRET_E2E": f"e2e-callback-{RUN_ID}"})
     sut.start()
