@@ -134,12 +134,14 @@ class Router:
             log.info("router: no chain hint for %s: %s", procedure["code"], type(exc).__name__)
             return None
 
-    def route(self, cur: Any, envelope: dict, chain: dict | None = None) -> list[str]:
+    def route(self, cur: Any, envelope: dict, chain: dict | None = None, lease: bool = False) -> list[str]:
         """Turn one dossier event into scheduled deliveries, in ``cur``'s transaction.
 
         Returns the new delivery ids; a message that cannot be routed is logged and dropped
         (redelivering it would never succeed). ``chain`` (from ``chain_hint``) goes with a
-        submission to its agency.
+        submission to its agency. With ``lease`` the new deliveries are leased to the caller
+        in the same transaction, for ``attempt(..., leased=True)`` right after the commit
+        (one write transaction fewer per delivery).
         """
         try:
             env = _ENVELOPE.load(envelope, unknown="include")
@@ -161,6 +163,7 @@ class Router:
                 event_id=str(env["event_id"]), event_type=env["event_type"], channel=route.channel,
                 body=domain.delivery_body(delivery, agency, addressed, envelope,
                                           chain if env["event_type"] == "DossierSubmitted" else None),
+                lease_s=self.settings.lease_s if lease else None,
             ):
                 scheduled.append((delivery, {
                     "delivery_id": delivery, "dossier_code": code, "agency_code": agency,
@@ -173,10 +176,16 @@ class Router:
 
     # -- attempts --------------------------------------------------------------------------
 
-    def attempt(self, delivery_id: str) -> str | None:
-        """Try one due delivery now; returns its new status, or None when it was not due."""
+    def attempt(self, delivery_id: str, leased: bool = False) -> str | None:
+        """Try one due delivery now; returns its new status, or None when it was not due.
+
+        ``leased``: the caller holds the lease already (``route(..., lease=True)``)."""
         with self.db.transaction() as cur:
-            row = repository.lease(cur, delivery_id, self.settings.lease_s)
+            if leased:
+                row = repository.get_delivery(cur, delivery_id)
+                row = row if row is not None and row["status"] == "pending" else None
+            else:
+                row = repository.lease(cur, delivery_id, self.settings.lease_s)
             route = (repository.get_route(cur, row["agency_code"]) if row else None)
         if row is None:
             return None

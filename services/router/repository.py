@@ -102,14 +102,16 @@ def set_dossier_holder(cur: Any, code: str, agency_code: str, stream_version: in
 
 def insert_delivery(cur: Any, *, delivery_id: str, dossier_code: str, agency_code: str,
                     addressed_to: str, event_id: str, event_type: str, channel: str,
-                    body: dict) -> bool:
-    """Insert a pending delivery; False when it already exists (a duplicate event)."""
+                    body: dict, lease_s: float | None = None) -> bool:
+    """Insert a pending delivery (leased for ``lease_s`` seconds when given); False when it
+    already exists (a duplicate event)."""
     cur.execute(
         "INSERT INTO deliveries (delivery_id, dossier_code, agency_code, addressed_to, event_id, "
-        "event_type, channel, body) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+        "event_type, channel, body, lease_until) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
+        "CASE WHEN %s::float8 IS NULL THEN NULL ELSE now() + %s::float8 * interval '1 second' END) "
         "ON CONFLICT (delivery_id) DO NOTHING",
         (delivery_id, dossier_code, agency_code, addressed_to, event_id, event_type, channel,
-         json.dumps(body, ensure_ascii=False)),
+         json.dumps(body, ensure_ascii=False), lease_s, lease_s),
     )
     return cur.rowcount == 1
 

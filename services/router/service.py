@@ -58,10 +58,10 @@ class RouterService(HealthRpc):
         self.router.learn_agency(envelope)
         chain = self.router.chain_hint(envelope)
         _, ids = handle_once(self.router.db, "router.dossier", envelope,
-                             lambda cur, env: self.router.route(cur, env, chain))
+                             lambda cur, env: self.router.route(cur, env, chain, lease=True))
         for delivery_id in ids or []:
             try:
-                self.router.attempt(delivery_id)
+                self.router.attempt(delivery_id, leased=True)
             except Exception:  # the timer retries it
                 log.exception("router: first attempt of %s failed unexpectedly", delivery_id)
 
