@@ -88,27 +88,40 @@ def _stream_type(state: Any) -> str:
     return "draft" if isinstance(state, DraftState) else "dossier"
 
 
-def apply(cur: Any, state: DossierState, projections: list[Projection] | None = None) -> None:
-    """Make every projection's rows for this dossier match ``state`` (in the caller's transaction).
+def apply(cur: Any, state: Any, projections: list[Projection] | None = None) -> None:
+    """Make every projection's rows for this dossier (or draft) match ``state``, in the caller's
+    transaction and in one round trip to the server (see ``statements``)."""
+    cur.execute(b";\n".join(statements(cur, state, projections)))
 
-    Upserts rather than delete-and-insert: two commands racing on one dossier then queue on
-    the row lock, and the loser's append fails its version check and rolls everything back.
+
+def statements(cur: Any, state: Any, projections: list[Projection] | None = None) -> list[bytes]:
+    """The SQL that brings the projections' rows in line with ``state`` (values bound by psycopg2).
+
+    Returned rather than run, so a command can send them with its other writes in one round
+    trip: the submit transaction holds its agency's code counter until it commits, and every
+    round trip saved there is throughput for that agency. Upserts rather than delete-and-insert:
+    two commands racing on one dossier then queue on the row lock, and the loser's append fails
+    its version check and rolls everything back.
     """
     kind = _stream_type(state)
     state_id = state.draft_id if kind == "draft" else state.code
+    out: list[bytes] = []
     for p in projections or [p for p in PROJECTIONS.values() if p.stream_type == kind]:
         rows = p.rows(state)
         if not rows:
-            cur.execute(f"DELETE FROM {p.table} WHERE {p.id_column} = %s", (state_id,))
+            out.append(cur.mogrify(f"DELETE FROM {p.table} WHERE {p.id_column} = %s", (state_id,)))
             continue
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in p.columns if c not in p.key)
-        psycopg2.extras.execute_values(
-            cur, f"INSERT INTO {p.table} ({', '.join(p.columns)}) VALUES %s "
-                 f"ON CONFLICT ({', '.join(p.key)}) DO UPDATE SET {updates}", rows)
+        placeholder = "(" + ", ".join(["%s"] * len(p.columns)) + ")"
+        values = b", ".join(cur.mogrify(placeholder, row) for row in rows)
+        out.append(f"INSERT INTO {p.table} ({', '.join(p.columns)}) VALUES ".encode() + values
+                   + f" ON CONFLICT ({', '.join(p.key)}) DO UPDATE SET {updates}".encode())
         if len(p.key) > 1:  # the row may have moved (another agency): drop the old key
             keep = [tuple(row[p.columns.index(k)] for k in p.key) for row in rows]
-            cur.execute(f"DELETE FROM {p.table} WHERE {p.id_column} = %s AND ({', '.join(p.key)}) NOT IN %s",
-                        (state_id, tuple(keep)))
+            out.append(cur.mogrify(
+                f"DELETE FROM {p.table} WHERE {p.id_column} = %s AND ({', '.join(p.key)}) NOT IN %s",
+                (state_id, tuple(keep))))
+    return out
 
 
 def _states(cur: Any, batch_size: int, stream_type: str = "dossier") -> Iterator[tuple[Any, int]]:

@@ -119,15 +119,27 @@ class DossierRepository:
 
     def _store_document(self, cur: Any, upload: Upload, owner_id: str, code: str | None,
                         kind: str, draft_id: str | None = None) -> dict[str, Any]:
+        self._store_blob(cur, upload)
+        ref, sql = self._document_row(cur, upload, owner_id, code, kind, draft_id)
+        cur.execute(sql)
+        return ref
+
+    @staticmethod
+    def _store_blob(cur: Any, upload: Upload) -> None:
         cur.execute("INSERT INTO blobs (sha256, size, content) VALUES (%s, %s, %s) "
                     "ON CONFLICT (sha256) DO NOTHING", (upload.sha256, upload.size, upload.content))
+
+    @staticmethod
+    def _document_row(cur: Any, upload: Upload, owner_id: str, code: str | None, kind: str,
+                      draft_id: str | None = None) -> tuple[dict[str, Any], bytes]:
+        """A new document's reference and the INSERT that records it (its blob stored before)."""
         doc_id = str(uuid.uuid4())
-        cur.execute("INSERT INTO documents (id, dossier_code, draft_id, owner_id, kind, requirement, name, "
-                    "content_type, size, sha256) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    (doc_id, code, draft_id, owner_id, kind, upload.requirement, upload.name,
-                     upload.content_type, upload.size, upload.sha256))
+        sql = cur.mogrify("INSERT INTO documents (id, dossier_code, draft_id, owner_id, kind, requirement, name, "
+                          "content_type, size, sha256) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                          (doc_id, code, draft_id, owner_id, kind, upload.requirement, upload.name,
+                           upload.content_type, upload.size, upload.sha256))
         return {"id": doc_id, "requirement": upload.requirement, "name": upload.name,
-                "content_type": upload.content_type, "size": upload.size, "sha256": upload.sha256}
+                "content_type": upload.content_type, "size": upload.size, "sha256": upload.sha256}, sql
 
     def upload(self, code: str, caller: Caller, upload: Upload) -> dict[str, Any]:
         """Store a document the owner will attach to a supplement.
@@ -215,20 +227,25 @@ class DossierRepository:
                         raise Conflict("idempotency_key_reused",
                                        "This Idempotency-Key was used for a different submission.")
                     return self.load(code, cursor=cur), False
+            for upload in uploads:  # before the counter: content needs no code
+                self._store_blob(cur, upload)
+            # From here to the commit this agency's counter row is locked: one round trip for
+            # the code, one for every other write, one for the append, then the commit.
             day = local_date(now)
             cur.execute("INSERT INTO code_counters (agency_code, day, last_value) VALUES (%s, %s, 1) "
                         "ON CONFLICT (agency_code, day) DO UPDATE SET last_value = code_counters.last_value + 1 "
                         "RETURNING last_value", (agency["code"], day))
             code = format_code(agency["code"], day, cur.fetchone()[0])
-            documents = [self._store_document(cur, u, owner["account_id"], code, "input") for u in uploads]
+            rows = [self._document_row(cur, u, owner["account_id"], code, "input") for u in uploads]
             event_type, data = lifecycle.submitted_event(
                 code=code, owner=owner, applicant=applicant, form=form, procedure=procedure,
-                agency=agency, documents=documents, now=now, idempotency_key=idempotency_key)
+                agency=agency, documents=[ref for ref, _ in rows], now=now, idempotency_key=idempotency_key)
             state = lifecycle.evolve(DossierState(), event_type, data, now, context.actor.as_dict())
-            projections.apply(cur, state)
+            writes = [sql for _, sql in rows] + projections.statements(cur, state)
             if idempotency_key:
-                cur.execute("UPDATE idempotency_keys SET code = %s WHERE owner_id = %s AND key = %s",
-                            (code, owner["account_id"], idempotency_key))
+                writes.append(cur.mogrify("UPDATE idempotency_keys SET code = %s WHERE owner_id = %s AND key = %s",
+                                          (code, owner["account_id"], idempotency_key)))
+            cur.execute(b";\n".join(writes))
             if also is not None:
                 also(cur, code, now)
             self.store.append(stream_id(code), 0, [NewEvent(event_type, data, occurred_at=now)],
