@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import select
+import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -74,6 +75,9 @@ class OutboxRelay:
         self._amqp: Connection | None = None
         self._producer: Producer | None = None
         self._is_leader = False
+        # One PostgreSQL connection serves the relay loop and callers of state()/checkpoint()
+        # (metrics, ops, tests) from other threads; psycopg2 must not see two of them at once.
+        self._db_lock = threading.RLock()
         # Test hook: called after a batch is confirmed, before the checkpoint moves.
         self.after_publish: Callable[[list[RecordedEvent]], None] | None = None
 
@@ -96,16 +100,25 @@ class OutboxRelay:
         return self._producer
 
     def close(self) -> None:
-        """Drop both connections (releases leadership)."""
-        if self._amqp is not None:
-            with contextlib.suppress(Exception):
-                self._amqp.release()
-        self._amqp = self._producer = None
-        if self._db is not None:
-            with contextlib.suppress(psycopg2.Error):
-                self._db.close()
-        self._db = None
-        self._is_leader = False
+        """Drop both connections (releases leadership).
+
+        Waits a moment for a state() or batch in flight on another thread; a kill does not
+        wait longer than that for a connection stuck on a dead network.
+        """
+        locked = self._db_lock.acquire(timeout=2.0)
+        try:
+            if self._amqp is not None:
+                with contextlib.suppress(Exception):
+                    self._amqp.release()
+            self._amqp = self._producer = None
+            if self._db is not None:
+                with contextlib.suppress(psycopg2.Error):
+                    self._db.close()
+            self._db = None
+            self._is_leader = False
+        finally:
+            if locked:
+                self._db_lock.release()
 
     # -- leadership and state ----------------------------------------------------------
 
@@ -113,8 +126,7 @@ class OutboxRelay:
         """Try to become the publishing relay of this log."""
         if self._is_leader:
             return True
-        conn = self._database()
-        with conn.cursor() as cur:
+        with self._db_lock, self._database().cursor() as cur:
             key = zlib.crc32(f"relay:{self.schema}:{self.relay_name}".encode()) - 2**31
             cur.execute("SELECT pg_try_advisory_lock(%s)", (key,))
             self._is_leader = bool(cur.fetchone()[0])
@@ -128,7 +140,8 @@ class OutboxRelay:
         return self._is_leader
 
     def checkpoint(self) -> int:
-        with self._database().cursor() as cur:
+        """The position this relay has published up to (0 before its first batch)."""
+        with self._db_lock, self._database().cursor() as cur:
             cur.execute(
                 f"SELECT position FROM {self.schema}.outbox_checkpoints WHERE relay = %s",
                 (self.relay_name,),
@@ -137,7 +150,8 @@ class OutboxRelay:
             return row[0] if row else 0
 
     def state(self) -> OutboxState:
-        with self._database().cursor() as cur:
+        """Checkpoint, head and backlog; safe to call from another thread than run()'s."""
+        with self._db_lock, self._database().cursor() as cur:
             cur.execute(
                 f"SELECT coalesce((SELECT position FROM {self.schema}.outbox_checkpoints "
                 f"WHERE relay = %s), 0), coalesce((SELECT max(position) FROM {self.schema}.events), 0)",
@@ -178,9 +192,8 @@ class OutboxRelay:
 
     def publish_batch(self) -> int:
         """Publish the next batch after the checkpoint; returns how many were published."""
-        conn = self._database()
         checkpoint = self.checkpoint()
-        with conn.cursor() as cur:
+        with self._db_lock, self._database().cursor() as cur:
             cur.execute(
                 f"SELECT {_COLUMNS} FROM {self.schema}.events WHERE position > %s "
                 "ORDER BY position LIMIT %s",
@@ -193,7 +206,7 @@ class OutboxRelay:
             self._publish(event)  # returns once the broker confirmed it
         if self.after_publish is not None:
             self.after_publish(batch)
-        with conn.cursor() as cur:
+        with self._db_lock, self._database().cursor() as cur:
             cur.execute(
                 f"UPDATE {self.schema}.outbox_checkpoints SET position = %s, updated_at = now() "
                 "WHERE relay = %s AND position < %s",
@@ -212,11 +225,12 @@ class OutboxRelay:
             total += n
 
     def _wait_for_appends(self, timeout: float) -> None:
-        conn = self._database()
-        with contextlib.suppress(OSError, ValueError):
-            select.select([conn], [], [], timeout)
-        conn.poll()
-        conn.notifies.clear()
+        with self._db_lock:
+            conn = self._database()
+            with contextlib.suppress(OSError, ValueError):
+                select.select([conn], [], [], timeout)
+            conn.poll()
+            conn.notifies.clear()
 
     def run(self, should_stop: Callable[[], bool]) -> None:
         """Relay until ``should_stop()``; survives broker and database outages."""

@@ -228,3 +228,29 @@ def test_relay_process_killed_while_running_next_one_resumes_from_checkpoint(log
             relay.close()
         rest = take(queue, 2)
     assert _ids(first + rest) == _all_ids(log)
+
+
+def test_state_can_be_read_from_another_thread_while_the_relay_runs(log, amqp_uri):
+    """Metrics, ops and tests read state() while run() uses the same connection: no mix-up."""
+    import threading
+
+    with bound_queue(amqp_uri, log.schema) as (_conn, queue):
+        relay = _relay(log, amqp_uri, idle_wait=0.05, batch_size=3)
+        stop = threading.Event()
+        thread = threading.Thread(target=relay.run, args=(stop.is_set,), daemon=True)
+        thread.start()
+        try:
+            states = []
+            for i in range(20):
+                log.append(f"dossier-{i}", 0, probes(i, 1))
+                states.append(relay.state())
+            messages = take(queue, 20)
+            final = relay.state()
+        finally:
+            stop.set()
+            thread.join(30)
+    assert not thread.is_alive()
+    assert all(0 <= s.checkpoint <= s.head and s.backlog == s.head - s.checkpoint for s in states)
+    assert [s.head for s in states] == sorted(s.head for s in states)
+    assert (final.backlog, final.checkpoint) == (0, log.head_position())
+    assert _ids(messages) == _all_ids(log)
