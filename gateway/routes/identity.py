@@ -8,6 +8,8 @@ problem can echo them.
 
 from __future__ import annotations
 
+import json
+
 from marshmallow import Schema, fields
 from werkzeug.wrappers import Response
 
@@ -179,8 +181,6 @@ class IdentityRoutes:
     @api("GET", "/.well-known/jwks.json", summary="The token-signing key set (current and previous keys)",
          tags=TAGS)
     def jwks(self, call: ApiCall):
-        import json
-
         return Response(json.dumps(self.identity_rpc.jwks()), mimetype="application/json",
                         headers={"Cache-Control": "public, max-age=300"})
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
+from nameko.timer import timer
 
 from portal_common.context import CallContext, event_context
 from portal_common.health import HealthRpc
@@ -24,6 +25,7 @@ from services.identity import (
     agency_clients,
     certificate,
     dev,
+    housekeeping,
     otp_flow,
     profile,
     registration,
@@ -76,6 +78,11 @@ class IdentityService(HealthRpc):
 
     def _ctx(self, context):
         return event_context(context, self.call)
+
+    @timer(interval=3600)
+    def purge_expired(self) -> None:
+        """Hourly: forget abandoned registrations, sign-ins, challenges and old refresh tokens."""
+        housekeeping.purge(self.db)
 
     # -- keys ----------------------------------------------------------------------------
 
