@@ -235,7 +235,7 @@ def _gateway_layer(gateway_url: str | None, n: int, concurrency: int, amqp_uri: 
                              extra_env={"LOCAL_ADAPTERS": "yes", "RATE_LOOKUP": "10000000",
                                         "RATE_DEFAULT": "10000000", "RATE_SIGNIN": "100000",
                                         "RATE_REGISTER": "100000", "RATE_OTP": "100000",
-                                        "DOSSIER_DB_POOL_SIZE": "12"})
+                                        "DB_POOL_SIZE": "4", "DOSSIER_DB_POOL_SIZE": "10"})
         system.start()
         gateway_url = system.gateway_url
     try:
