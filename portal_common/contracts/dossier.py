@@ -131,7 +131,8 @@ class DossierResumedV1(_AtAgency):
 class DeadlineExtendedV1(_AtAgency):
     previous_date = fields.Date(allow_none=True)
     new_date = fields.Date(required=True)
-    reason = fields.String(required=True, validate=_TEXT)
+    reason = fields.String(required=True, validate=_TEXT,
+                           metadata={"description": "the apology to the applicant: why, and the new date"})
 
 
 @CATALOGUE.register("DossierResultReady", 1, PRODUCER, "The agency attached the result.")
