@@ -8,9 +8,10 @@ schema, so SQL in a service never names another service's tables.
 
 from __future__ import annotations
 
+import collections
 import contextlib
-import queue
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,8 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 import psycopg2.extras
+
+from portal_common import config
 
 psycopg2.extras.register_uuid()
 
@@ -46,16 +49,43 @@ class Database:
 
     ``transaction()`` yields a cursor inside a transaction that commits when the block ends
     and rolls back when it raises; a connection that broke is dropped instead of returned.
+    A burst opens up to ``size`` connections; those then left unused for ``idle_timeout``
+    seconds (``DB_POOL_IDLE_TIMEOUT``, default 30) are closed when the pool is next used, so
+    many services and test systems on one server do not hold its connection slots idle.
     """
 
-    def __init__(self, dsn: str, schema: str, size: int = 10, application_name: str = "portal"):
+    def __init__(self, dsn: str, schema: str, size: int = 10, application_name: str = "portal",
+                 idle_timeout: float | None = None):
         self.dsn = dsn
         self.schema = schema
         self.size = size
         self.application_name = application_name
-        self._idle: queue.LifoQueue = queue.LifoQueue()
+        self.idle_timeout = (config.env_float("DB_POOL_IDLE_TIMEOUT", 30.0) if idle_timeout is None
+                             else idle_timeout)
+        self._idle: collections.deque[tuple[Any, float]] = collections.deque()  # oldest on the left
+        self._idle_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(size)
         self._closed = False
+
+    @property
+    def idle_connections(self) -> int:
+        """How many open connections wait in the pool (for metrics and tests)."""
+        return len(self._idle)
+
+    def _take_idle(self):
+        with self._idle_lock:
+            return self._idle.pop()[0] if self._idle else None
+
+    def _give_back(self, conn) -> None:
+        now = time.monotonic()
+        stale = []
+        with self._idle_lock:
+            self._idle.append((conn, now))
+            while len(self._idle) > 1 and now - self._idle[0][1] > self.idle_timeout:
+                stale.append(self._idle.popleft()[0])
+        for old in stale:
+            with contextlib.suppress(psycopg2.Error):
+                old.close()
 
     def _new(self):
         return connect(self.dsn, self.schema, self.application_name)
@@ -66,10 +96,7 @@ class Database:
         self._slots.acquire()
         conn = None
         try:
-            try:
-                conn = self._idle.get_nowait()
-            except queue.Empty:
-                conn = self._new()
+            conn = self._take_idle() or self._new()
             yield conn
         except BaseException:
             if conn is not None and not conn.closed:
@@ -84,7 +111,7 @@ class Database:
                     == psycopg2.extensions.TRANSACTION_STATUS_IDLE
                 )
                 if healthy and not self._closed:
-                    self._idle.put(conn)
+                    self._give_back(conn)
                 else:
                     with contextlib.suppress(psycopg2.Error):
                         conn.close()
@@ -115,12 +142,9 @@ class Database:
             return False
 
     def close(self) -> None:
+        """Close the idle connections; borrowed ones are closed when they come back."""
         self._closed = True
-        while True:
-            try:
-                conn = self._idle.get_nowait()
-            except queue.Empty:
-                break
+        while (conn := self._take_idle()) is not None:
             with contextlib.suppress(psycopg2.Error):
                 conn.close()
 

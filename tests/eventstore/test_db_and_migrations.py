@@ -112,3 +112,22 @@ def test_pool_hands_out_at_most_size_connections(fresh_schema):
             assert again in (a, b)  # idle connections are reused
     finally:
         small.close()
+
+
+def test_connections_left_unused_past_the_idle_timeout_are_closed(fresh_schema):
+    db = fresh_schema("p")
+    keep = Database(db.dsn, db.schema, size=3, idle_timeout=3600)
+    prune = Database(db.dsn, db.schema, size=3, idle_timeout=-1)  # everything is "stale" at once
+    try:
+        for pool in (keep, prune):
+            with pool.connection() as a, pool.connection() as b, pool.connection() as c:
+                borrowed = (a, b, c)
+            pool.borrowed = borrowed
+        assert keep.idle_connections == 3 and not any(conn.closed for conn in keep.borrowed)
+        assert prune.idle_connections == 1  # the most recently returned one stays
+        assert sum(1 for conn in prune.borrowed if conn.closed) == 2
+        assert prune.ping()
+    finally:
+        keep.close()
+        prune.close()
+    assert keep.idle_connections == 0 and all(conn.closed for conn in keep.borrowed)
