@@ -18,8 +18,10 @@ from gateway.http.route import ApiCall, api
 from portal_common.contracts.identity import (
     ActivateStaffBody,
     ChallengeBody,
+    ChangePasswordBody,
     ClientCredentialsBody,
     ConfirmRegistrationBody,
+    ForgotPasswordBody,
     LoginBody,
     LoginConfirmBody,
     LogoutBody,
@@ -30,6 +32,7 @@ from portal_common.contracts.identity import (
     RegisterCertificateBody,
     RegisterMobileBody,
     ResendBody,
+    ResetPasswordBody,
     StaffLoginBody,
 )
 
@@ -183,6 +186,24 @@ class IdentityRoutes:
     def jwks(self, call: ApiCall):
         return Response(json.dumps(self.identity_rpc.jwks()), mimetype="application/json",
                         headers={"Cache-Control": "public, max-age=300"})
+
+    @api("POST", "/api/v1/auth/password/forgot", summary="Forgotten password: a code to the account's phone "
+         "(the answer is the same whether or not the account exists)", tags=TAGS, body=ForgotPasswordBody,
+         status=202, rate_limit="otp")
+    def forgot_password(self, call: ApiCall):
+        return self.identity_rpc.forgot_password(_raw(call), context=call.context())
+
+    @api("POST", "/api/v1/auth/password/reset", summary="Set a new password with the code; every session ends",
+         tags=TAGS, body=ResetPasswordBody, rate_limit="otp",
+         responses={400: "Wrong, expired or used code", 422: "Password refused by the policy"})
+    def reset_password(self, call: ApiCall):
+        return self.identity_rpc.reset_password(_raw(call), context=call.context())
+
+    @api("POST", "/api/v1/me/password", summary="Change my password (the current one is needed); every "
+         "session ends", tags=TAGS, body=ChangePasswordBody, auth=ROLES, rate_limit="signin",
+         responses={401: "Current password wrong", 422: "Password refused by the policy"})
+    def change_password(self, call: ApiCall):
+        return self.identity_rpc.change_password(call.principal.account_id, _raw(call), context=call.context())
 
     # -- staff and agency systems ----------------------------------------------------------
 

@@ -307,3 +307,26 @@ class ClientCredentialsBody(_Strict):
     grant_type = fields.String(load_default="client_credentials", validate=validate.Equal("client_credentials"))
     client_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
     client_secret = fields.String(required=True, validate=validate.Length(min=1, max=200), load_only=True)
+
+
+@CATALOGUE.register("PasswordChanged", 1, PRODUCER,
+                    "An account's password was changed by its owner or reset with a code; its sessions ended.")
+class PasswordChangedV1(_Strict):
+    account_id = fields.String(required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(["change", "reset"]))
+
+
+class ForgotPasswordBody(_Strict):
+    cccd = fields.String(required=True, validate=[validate.Length(min=1, max=40), _no_control],
+                         metadata={"description": "CCCD, old CMT, or a staff username"})
+
+
+class ResetPasswordBody(_Strict):
+    reset_id = fields.UUID(required=True)
+    otp = fields.String(required=True, validate=_OTP, load_only=True)
+    new_password = fields.String(required=True, validate=validate.Length(min=1, max=256), load_only=True)
+
+
+class ChangePasswordBody(_Strict):
+    current_password = fields.String(required=True, validate=validate.Length(min=1, max=256), load_only=True)
+    new_password = fields.String(required=True, validate=validate.Length(min=1, max=256), load_only=True)

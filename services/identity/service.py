@@ -2,7 +2,8 @@
 
 Registration: ``register_mobile``, ``register_bhxh``, ``confirm_registration``,
 ``new_challenge``, ``register_certificate``, ``resend_code``. Sign-in: ``login`` (password → one-time code, or
-certificate → tokens), ``confirm_login``, ``refresh``, ``logout``. Reads: ``jwks``, ``me``.
+certificate → tokens), ``confirm_login``, ``refresh``, ``logout``, ``forgot_password``,
+``reset_password``, ``change_password``. Reads: ``jwks``, ``me``.
 Staff and agency systems: ``create_staff``, ``activate_staff``, ``staff_login``,
 ``register_agency_system``, ``revoke_agency_system``, ``client_token``.
 Operations: ``rotate_signing_key``, ``add_trusted_ca``. Local stand-ins (only with
@@ -27,6 +28,7 @@ from services.identity import (
     dev,
     housekeeping,
     otp_flow,
+    password_reset,
     profile,
     registration,
     sessions,
@@ -153,6 +155,19 @@ class IdentityService(HealthRpc):
     @rpc
     def me(self, account_id: str) -> dict:
         return profile.me(self.db, account_id)
+
+    @rpc
+    def forgot_password(self, data: dict, context: dict | None = None) -> dict:
+        return password_reset.forgot(self.db, self._adapters, self._settings, data)
+
+    @rpc
+    def reset_password(self, data: dict, context: dict | None = None) -> dict:
+        return password_reset.reset(self.db, self.events, self._settings, data, self._ctx(context))
+
+    @rpc
+    def change_password(self, account_id: str, data: dict, context: dict | None = None) -> dict:
+        return password_reset.change(self.db, self.events, self._settings, account_id, data, context,
+                                     self._ctx(context))
 
     # -- staff and agency systems ----------------------------------------------------------
 

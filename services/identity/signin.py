@@ -160,7 +160,7 @@ def confirm(db: Database, store: EventStore, key: SigningKey, settings: Settings
     failure: ServiceError | None = None
     with db.transaction() as cur:
         row = repo.login(cur, data["login_id"])
-        if row is None:
+        if row is None or row["method"] != "password":
             raise NotFound("login_not_found", "No pending sign-in has this id.")
         account = repo.account_by_id(cur, row["account_id"])
         refuse_if_locked(cur, str(account["id"]), source_key(context))
