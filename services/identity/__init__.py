@@ -8,7 +8,7 @@ Read top-down:
   (SIM / USB token challenge-response, registration and sign-in), ``signin`` (password +
   one-time code, lockout), ``sessions`` (tokens, refresh rotation, sign-out),
   ``staff_accounts`` and ``agency_clients`` (staff and back-office system credentials),
-  ``staff`` and ``dev`` (the local stand-ins' endpoints), ``otp_flow`` (sending and checking
+  ``dev_tokens`` and ``dev`` (the local stand-ins' endpoints), ``otp_flow`` (sending and checking
   codes), ``profile`` (``/me``), ``housekeeping`` (expired rows);
 - ``domain/``: pure rules: ``ids`` (CCCD structure, CMT, tax and BHXH codes, phones),
   ``passwords`` (policy, Argon2id), ``otp``, ``lockout`` (back-off), ``certificates``

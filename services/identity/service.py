@@ -1,9 +1,9 @@
 """nameko entrypoints of the identity service (thin: the work is in the modules beside it).
 
 Registration: ``register_mobile``, ``register_bhxh``, ``confirm_registration``,
-``new_challenge``, ``register_certificate``, ``resend_code``. Sign-in: ``login`` (password → one-time code, or
-certificate → tokens), ``confirm_login``, ``refresh``, ``logout``, ``forgot_password``,
-``reset_password``, ``change_password``. Reads: ``jwks``, ``me``.
+``new_challenge``, ``register_certificate``, ``resend_code``. Sign-in: ``login`` (password →
+one-time code, or certificate → tokens), ``confirm_login``, ``refresh``, ``logout``,
+``forgot_password``, ``reset_password``, ``change_password``. Reads: ``jwks``, ``me``.
 Staff and agency systems: ``create_staff``, ``activate_staff``, ``staff_login``,
 ``register_agency_system``, ``revoke_agency_system``, ``client_token``.
 Operations: ``rotate_signing_key``, ``add_trusted_ca``. Local stand-ins (only with
@@ -26,6 +26,7 @@ from services.identity import (
     agency_clients,
     certificate,
     dev,
+    dev_tokens,
     housekeeping,
     otp_flow,
     password_reset,
@@ -33,7 +34,6 @@ from services.identity import (
     registration,
     sessions,
     signin,
-    staff,
     staff_accounts,
 )
 from services.identity import settings as identity_settings
@@ -201,7 +201,7 @@ class IdentityService(HealthRpc):
 
     @rpc
     def dev_token(self, data: dict, context: dict | None = None) -> dict:
-        return staff.dev_token(self.db, self.events, self.keys.signing_key(), self._settings, data,
+        return dev_tokens.dev_token(self.db, self.events, self.keys.signing_key(), self._settings, data,
                                self._ctx(context))
 
     @rpc
