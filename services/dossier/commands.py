@@ -145,8 +145,8 @@ def act(repo: DossierRepository, catalog: Any, context: dict[str, Any], code: st
     caller = Caller.from_context(context)
     if caller.kind != "agency":
         raise NotFound("dossier_not_found", "No dossier with this code.")
-    if action not in schemas.ACTIONS:
-        raise NotFound("unknown_action", f"No action {action!r}.")
+    if not isinstance(action, str) or action not in schemas.ACTIONS:
+        raise NotFound("unknown_action", "No such action.")
     command, schema = schemas.ACTIONS[action]
     args = schemas.load(schema, body or {})
     uploads = _uploads(args.pop("documents", []), "documents") if command == "result" else []
@@ -213,3 +213,15 @@ def list_mine(repo: DossierRepository, context: dict[str, Any], status: Any, pag
     return repo.owner_list(caller.account_id or "", args["status"], args["page"], args["page_size"],
                            procedure_code=args["procedure_code"], submitted_from=args["submitted_from"],
                            submitted_to=args["submitted_to"])
+
+
+def agency_queue(repo: DossierRepository, context: dict[str, Any], status: Any, overdue: Any, page: Any,
+                 page_size: Any) -> dict[str, Any]:
+    """The caller's agency's queue (nothing for a caller that is not an agency)."""
+    caller = Caller.from_context(context)
+    args = schemas.load(schemas.AgencyQueueSchema, {"status": status, "overdue": overdue, "page": page,
+                                                    "page_size": page_size})
+    if caller.kind != "agency":
+        return {"items": [], "total": 0, "page": args["page"], "page_size": args["page_size"]}
+    return repo.agency_queue(caller.agency_code or "", args["status"], args["overdue"], args["page"],
+                             args["page_size"])

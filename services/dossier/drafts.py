@@ -95,7 +95,7 @@ class DraftRepository:
                                        [{"field": f"document_ids.{i}", "message": "not attached to this draft"}])
                 documents.append(attached[str(doc_id)])
             for upload in uploads:
-                documents.append(self.dossiers._store_document(cur, upload, caller.account_id, None, "input",
+                documents.append(self.dossiers.store_document(cur, upload, caller.account_id, None, "input",
                                                                draft_id=draft_id))
             event_type, data = drafts.saved_event(state, draft_id, owner, content, documents)
             return self._append(cur, state, [(event_type, data)], context, now)

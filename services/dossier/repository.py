@@ -117,7 +117,7 @@ class DossierRepository:
 
     # -- documents -------------------------------------------------------------------
 
-    def _store_document(self, cur: Any, upload: Upload, owner_id: str, code: str | None,
+    def store_document(self, cur: Any, upload: Upload, owner_id: str, code: str | None,
                         kind: str, draft_id: str | None = None) -> dict[str, Any]:
         self._store_blob(cur, upload)
         ref, sql = self._document_row(cur, upload, owner_id, code, kind, draft_id)
@@ -158,7 +158,7 @@ class DossierRepository:
             cur.execute("SELECT count(*) FROM documents WHERE dossier_code = %s", (code,))
             if cur.fetchone()[0] >= max_documents():
                 raise Conflict("too_many_documents", "This dossier holds the most documents allowed.")
-            return self._store_document(cur, upload, caller.account_id, code, "input")
+            return self.store_document(cur, upload, caller.account_id, code, "input")
 
     def staged_documents(self, cur: Any, code: str, ids: list[str]) -> list[dict[str, Any]]:
         """The uploaded documents of this dossier with these ids (unknown ids are refused)."""
@@ -297,7 +297,7 @@ class DossierRepository:
                 kind = "output" if command == "result" else "input"
                 owner_id = state.owner["account_id"]
                 docs = self.staged_documents(cur, code, document_ids) if document_ids else []
-                docs += [self._store_document(cur, u, owner_id, code, kind) for u in uploads]
+                docs += [self.store_document(cur, u, owner_id, code, kind) for u in uploads]
                 args["documents"] = docs
             decided = lifecycle.decide(state, command, args, now)
             new_state = state

@@ -196,6 +196,15 @@ class OwnerListSchema(Schema):
     page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
+class AgencyQueueSchema(Schema):
+    """Filters of an agency's work queue."""
+
+    status = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(STATUSES))
+    overdue = fields.Boolean(load_default=None, allow_none=True)
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
 def load(schema: type[Schema], data: object) -> dict:
     """Validate RPC input, turning marshmallow's errors into InvalidInput with every field."""
     if not isinstance(data, dict):

@@ -57,9 +57,7 @@ class DossierService(HealthRpc):
     @rpc
     def agency_queue(self, context: dict, status: str | None = None, overdue: bool | None = None,
                      page: int = 1, page_size: int = 20) -> dict:
-        caller = Caller.from_context(context)
-        return self.repo.agency_queue(caller.agency_code or "", status, overdue, max(1, page),
-                                      min(max(1, page_size), 100))
+        return commands.agency_queue(self.repo, context, status, overdue, page, page_size)
 
     @rpc
     def lookup(self, code: str) -> dict:

@@ -21,7 +21,8 @@ PROCEDURE = {"code": "1.000001", "version": 3, "name": "Birth registration", "pr
 def _repository(database_url: str):
     schema = f"dossier_t_{uuid.uuid4().hex[:10]}"
     migrate(database_url, schema, "services.dossier", create_database=False)
-    db = Database(database_url, schema, size=24)
+    # concurrent tests queue for these; kept small because the PostgreSQL server is shared
+    db = Database(database_url, schema, size=10)
     return DossierRepository(db, EventStore(db))
 
 

@@ -209,3 +209,29 @@ def test_a_procedure_not_offered_online_is_refused(worker, repo):
     assert repo.store.head_position() == 0
     worker.catalog.get_procedure.return_value = dict(PROCEDURE, online_level="partial")
     assert worker.submit(citizen(), filing(), None)["status"] == "submitted"
+
+
+@pytest.mark.parametrize("code", [12345, None, ["A-260302-0001"], {"code": 1}, "x" * 10_000, "A-260302-0001\x00"])
+def test_codes_of_the_wrong_type_are_simply_not_found(worker, code):
+    with pytest.raises(NotFound):
+        worker.get(citizen(), code)
+    with pytest.raises(NotFound):
+        worker.lookup(code)
+    with pytest.raises(NotFound):
+        worker.act(officer(), code, "receive", {})
+
+
+def test_hostile_queue_and_action_arguments_are_refused(worker):
+    code = worker.submit(citizen(), filing(), None)["code"]
+    for bad in ({"status": "lost"}, {"page": "one"}, {"page_size": 10_000}, {"overdue": "perhaps"}):
+        with pytest.raises(InvalidInput):
+            worker.agency_queue(officer(), **bad)
+    for action in (["receive"], {"a": 1}, 7, "receive\n"):
+        with pytest.raises(NotFound) as unknown:
+            worker.act(officer(), code, action, {})
+        assert unknown.value.code == "unknown_action"
+    for body in ([1, 2], "reason", 42):
+        with pytest.raises(InvalidInput):
+            worker.act(officer(), code, "refuse", body)
+    assert worker.agency_queue(officer(), status="submitted")["items"][0]["code"] == code
+    assert worker.agency_queue(citizen())["total"] == 0

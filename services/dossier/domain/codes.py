@@ -21,8 +21,10 @@ def format_code(agency_code: str, day: dt.date, sequence: int) -> str:
 
 
 def parse_code(code: str) -> tuple[str, dt.date, int] | None:
-    """(agency, day, sequence) of a well-formed code, None for anything else."""
-    match = CODE_RE.fullmatch(code or "")
+    """(agency, day, sequence) of a well-formed code, None for anything else (non-text included)."""
+    if not isinstance(code, str):
+        return None
+    match = CODE_RE.fullmatch(code)
     if not match:
         return None
     try:
