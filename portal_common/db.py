@@ -38,10 +38,31 @@ def make_green() -> None:
             patch_psycopg()
 
 
+# Refusals that say "not now" rather than "no": the server is full or still starting.
+_RETRYABLE_CONNECT = ("too many clients", "remaining connection slots are reserved",
+                      "the database system is starting up")
+
+
 def connect(dsn: str, schema: str | None = None, application_name: str = "portal", **kw: Any):
-    """Open one connection with the schema first on the search path."""
+    """Open one connection with the schema first on the search path.
+
+    A server that is momentarily full (or starting up) is asked again with a growing pause
+    for up to ``DB_CONNECT_RETRY_SECONDS`` (default 5): opening a connection has no side
+    effect, and a burst elsewhere on a shared server should not fail a request outright.
+    Any other refusal (wrong password, server down) fails at once.
+    """
     options = f"-c search_path={schema},public" if schema else ""
-    return psycopg2.connect(dsn, options=options, application_name=application_name, **kw)
+    deadline = time.monotonic() + config.env_float("DB_CONNECT_RETRY_SECONDS", 5.0)
+    pause = 0.05
+    while True:
+        try:
+            return psycopg2.connect(dsn, options=options, application_name=application_name, **kw)
+        except psycopg2.OperationalError as exc:
+            message = str(exc)
+            if not any(m in message for m in _RETRYABLE_CONNECT) or time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
 
 class Database:

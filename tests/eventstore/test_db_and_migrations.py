@@ -131,3 +131,45 @@ def test_connections_left_unused_past_the_idle_timeout_are_closed(fresh_schema):
         keep.close()
         prune.close()
     assert keep.idle_connections == 0 and all(conn.closed for conn in keep.borrowed)
+
+
+def test_connect_waits_for_a_full_server_but_not_for_a_wrong_one(monkeypatch, database_url):
+    """'too many clients' is asked again (a burst elsewhere); a real refusal fails at once."""
+    import portal_common.db as dbmod
+
+    real = psycopg2.connect
+    calls = {"n": 0}
+
+    def full_twice(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise psycopg2.OperationalError('FATAL:  sorry, too many clients already')
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dbmod.psycopg2, "connect", full_twice)
+    conn = dbmod.connect(database_url)
+    try:
+        assert calls["n"] == 3 and not conn.closed
+    finally:
+        conn.close()
+
+    def refused(*args, **kwargs):
+        calls["n"] += 1
+        raise psycopg2.OperationalError('FATAL:  password authentication failed for user "x"')
+
+    calls["n"] = 0
+    monkeypatch.setattr(dbmod.psycopg2, "connect", refused)
+    with pytest.raises(psycopg2.OperationalError):
+        dbmod.connect(database_url)
+    assert calls["n"] == 1
+
+    calls["n"] = 0
+    monkeypatch.setenv("DB_CONNECT_RETRY_SECONDS", "0.3")
+    def always_full(*args, **kwargs):
+        calls["n"] += 1
+        raise psycopg2.OperationalError("FATAL:  sorry, too many clients already")
+
+    monkeypatch.setattr(dbmod.psycopg2, "connect", always_full)
+    with pytest.raises(psycopg2.OperationalError):
+        dbmod.connect(database_url)
+    assert 1 < calls["n"] < 10  # asked again for a while, then gave up

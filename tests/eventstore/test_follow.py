@@ -47,14 +47,21 @@ def appender_process(dsn: str, schema: str, name: str, queue) -> None:
     db = Database(dsn, schema, size=THREADS)
     store = EventStore(db, schema)
     ids: list[str] = []
-    threads = [threading.Thread(target=_appender_thread, args=(store, f"{name}t{t}", hash((name, t)), ids))
-               for t in range(THREADS)]
+    errors: list[str] = []
+
+    def guarded(worker: str, seed: int) -> None:
+        try:
+            _appender_thread(store, worker, seed, ids)
+        except Exception as exc:  # reported to the test, which fails on it
+            errors.append(f"{worker}: {exc!r}")
+
+    threads = [threading.Thread(target=guarded, args=(f"{name}t{t}", hash((name, t)))) for t in range(THREADS)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     db.close()
-    queue.put((name, ids))
+    queue.put((name, ids, errors))
 
 
 def test_follower_sees_every_event_exactly_once_in_order_under_concurrent_appenders(log):
@@ -69,6 +76,7 @@ def test_follower_sees_every_event_exactly_once_in_order_under_concurrent_append
     seen_ids: list[str] = []
     last = 0
     appended: dict[str, list[str]] = {}
+    failures: list[str] = []
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         batch = log.read_all(last, limit=7)
@@ -79,8 +87,9 @@ def test_follower_sees_every_event_exactly_once_in_order_under_concurrent_append
             last = batch[-1].position
             continue
         while not results.empty():
-            name, ids = results.get()
+            name, ids, errors = results.get()
             appended[name] = ids
+            failures.extend(errors)
         finished = len(appended) == PROCESSES and all(not p.is_alive() for p in procs)
         if finished and not log.read_all(last, limit=1):
             break
@@ -89,6 +98,7 @@ def test_follower_sees_every_event_exactly_once_in_order_under_concurrent_append
         p.join(10)
         assert p.exitcode == 0, "an appender process failed"
 
+    assert failures == [], "appender threads failed"
     expected = {i for ids in appended.values() for i in ids}
     assert len(appended) == PROCESSES and len(expected) >= PROCESSES * THREADS * APPENDS
     assert len(seen_ids) == len(set(seen_ids)), "the follower saw an event twice"
