@@ -27,6 +27,8 @@ RUN_ID = uuid.uuid4().hex[:8]
 # Every service this run starts (in process or as children) serves its metrics on a free port
 # (reported by its health RPC), never on the fixed defaults another run may hold.
 os.environ.setdefault("METRICS_PORT", "0")
+# Several suites share one PostgreSQL and its connection slots: pools give idle ones back fast.
+os.environ.setdefault("DB_POOL_IDLE_TIMEOUT", "5")
 
 
 def _docker_available() -> bool:
