@@ -100,6 +100,7 @@ def test_replay_sends_events_from_a_position_to_a_queue(fresh_schema, database_u
                 except simple.Empty:
                     break
                 received.append(message)
+            simple.close()
             assert [m.payload["position"] for m in received] == positions[3:]
             first = received[0]
             assert first.payload["event_type"] == "ServiceProbeRecorded"
@@ -111,7 +112,8 @@ def test_replay_sends_events_from_a_position_to_a_queue(fresh_schema, database_u
                                 "--from-position", "1", "--all-types")
             assert code == 1 and "no queue named" in err
         finally:
-            Queue(queue)(conn.channel()).delete()
+            with Connection(amqp_uri) as fresh:  # a channel no consumer of the queue ever used
+                Queue(queue)(fresh.channel()).delete()
 
 
 def test_replay_to_a_nameko_handler_queue_sends_only_its_event_type(fresh_schema, database_url, amqp_uri, capsys):

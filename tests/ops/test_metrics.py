@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -92,8 +93,14 @@ def test_rpc_counts_and_latency_follow_the_calls(ports, gateway_url):
     before = _scrape(url)
     for _ in range(3):
         assert requests.get(f"{gateway_url}/api/v1/lookup/HS-000000-9999", timeout=30).status_code == 404
-    after = _scrape(url)
     refused = ("portal_rpc_calls_total", dict(service="dossier", method="lookup", outcome="refused"))
+    deadline = time.monotonic() + 20  # a service counts a call just after answering it
+    while True:
+        after = _scrape(url)
+        if _value(after, refused[0], **refused[1]) - _value(before, refused[0], **refused[1]) >= 3 \
+                or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert _value(after, refused[0], **refused[1]) - _value(before, refused[0], **refused[1]) >= 3
     count = "portal_rpc_call_seconds_count"
     assert _value(after, count, service="dossier", method="lookup") - _value(
