@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 
+import eventlet
 from kombu import Connection, Exchange, Producer, Queue
 
 from services.router import domain
@@ -19,6 +20,10 @@ from services.router import domain
 
 class DeliveryFailed(Exception):
     """One attempt did not reach the agency (the message is safe to log: no secrets)."""
+
+
+class BrokerTimeout(Exception):
+    """The broker did not answer in time (raised by the eventlet timer inside ``send``)."""
 
 
 def agency_exchange(name: str) -> Exchange:
@@ -51,8 +56,12 @@ def agency_queue(exchange: Exchange, agency_code: str, quorum: bool = True) -> Q
 class AmqpChannel:
     """Publishes to ``agency.deliveries`` with publisher confirms, declaring agency queues."""
 
-    def __init__(self, amqp_uri: str, exchange_name: str = "agency.deliveries"):
+    def __init__(self, amqp_uri: str, exchange_name: str = "agency.deliveries", timeout_s: float = 10.0):
         self.amqp_uri = amqp_uri
+        # Every wait on the broker is bounded: a confirm that never comes (a broker killed or
+        # restarting under us) must fail the attempt, not hold the channel's lock - and with it
+        # every worker of the process - for ever.
+        self.timeout_s = timeout_s
         self.exchange = agency_exchange(exchange_name)
         self._lock = threading.Lock()
         self._conn: Connection | None = None
@@ -62,8 +71,9 @@ class AmqpChannel:
 
     def _ready(self) -> Producer:
         if self._producer is None:
-            self._conn = Connection(self.amqp_uri, transport_options={"confirm_publish": True},
-                                    connect_timeout=5, heartbeat=0)
+            self._conn = Connection(self.amqp_uri, connect_timeout=min(5.0, self.timeout_s), heartbeat=0,
+                                    transport_options={"confirm_publish": True, "read_timeout": self.timeout_s,
+                                                       "write_timeout": self.timeout_s})
             channel = self._conn.channel()
             self.quorum = supports_quorum(self._conn.connection.server_properties)
             self.exchange(channel).declare()
@@ -87,24 +97,32 @@ class AmqpChannel:
         with self._lock:
             for reconnect in (True, False):
                 try:
-                    self._declare(agency_code)
-                    self._producer.publish(  # type: ignore[union-attr]
-                        body, routing_key=domain.routing_key(agency_code, event_type),
-                        content_type="application/json", content_encoding="utf-8",
-                        delivery_mode=2, message_id=delivery_id, type=event_type,
-                        headers={"delivery_id": delivery_id, "agency_code": agency_code},
-                        retry=False, mandatory=False,
-                    )
+                    # py-amqp's socket timeouts do not bind green sockets: bound the whole
+                    # exchange (connect, declare, publish, confirm) with an eventlet timer
+                    with eventlet.Timeout(self.timeout_s, BrokerTimeout(f"no answer within {self.timeout_s:g} s")):
+                        self._declare(agency_code)
+                        self._producer.publish(  # type: ignore[union-attr]
+                            body, routing_key=domain.routing_key(agency_code, event_type),
+                            content_type="application/json", content_encoding="utf-8",
+                            delivery_mode=2, message_id=delivery_id, type=event_type,
+                            headers={"delivery_id": delivery_id, "agency_code": agency_code},
+                            retry=False, mandatory=False, timeout=self.timeout_s, confirm_timeout=self.timeout_s,
+                        )
                     return
                 except Exception as exc:
-                    self.close_locked()
+                    self.close_locked(graceful=False)
                     if not reconnect:
                         raise DeliveryFailed(f"amqp: {type(exc).__name__}: {exc}"[:300]) from None
 
-    def close_locked(self) -> None:
+    def close_locked(self, graceful: bool = True) -> None:
+        """Drop the connection; after a failure without talking to the broker (a close
+        handshake with a dead or stuck broker would wait for ever)."""
         if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.release()
+            with contextlib.suppress(Exception), eventlet.Timeout(self.timeout_s, BrokerTimeout("close")):
+                if graceful:
+                    self._conn.release()
+                else:
+                    self._conn.collect()
         self._conn = self._producer = None
 
     def close(self) -> None:

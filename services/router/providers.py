@@ -23,7 +23,8 @@ class RouterDeps(Storage):
         self.router = Router(
             self.db, EventStore(self.db),
             AmqpChannel(amqp_uri,
-                        config.env("AGENCY_EXCHANGE", "agency.deliveries", "router") or "agency.deliveries"),
+                        config.env("AGENCY_EXCHANGE", "agency.deliveries", "router") or "agency.deliveries",
+                        config.env_float("PUBLISH_TIMEOUT", 10.0, "router")),
             HttpChannel(config.env_float("CALLBACK_TIMEOUT", 10.0, "router")),
             Settings.from_env(),
             resolve_remote=self._catalog_resolver(amqp_uri),

@@ -108,16 +108,18 @@ class PrivateBroker:
             return int(path.read_text().strip())
         return None
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Shut the node down cleanly (SIGTERM to the Erlang VM), as a service restart does."""
+    def stop(self, timeout: float = 30.0, crash: bool = False) -> None:
+        """Shut the node down cleanly (SIGTERM to the Erlang VM), as a service restart does,
+        or with ``crash`` kill it outright (SIGKILL: no goodbye to clients, no flush)."""
         if self.proc is None:
             return
         pid = self._beam_pid()
+        sig = signal.SIGKILL if crash else signal.SIGTERM
         with contextlib.suppress(ProcessLookupError):
             if pid:
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, sig)
             else:
-                os.killpg(self.proc.pid, signal.SIGTERM)
+                os.killpg(self.proc.pid, sig)
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
