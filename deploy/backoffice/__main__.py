@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"callbacks at {receiver.url}", flush=True)
     print(f"consuming agency.{args.agency}", flush=True)
     try:
-        AgencyConsumer(args.amqp, args.agency, inbox, on_taken=client.acknowledge).run()
+        AgencyConsumer(args.amqp, args.agency, inbox, on_taken=client.acknowledge).run_forever()
     except KeyboardInterrupt:
         pass
     finally:

@@ -48,6 +48,7 @@ class AgencyConsumer:
                  exchange: str = "agency.deliveries", prefetch: int = 50,
                  on_taken: Callable[[dict], Any] | None = None):
         self.on_taken = on_taken
+        self.stopping = False  # set by another thread to end ``run`` / ``run_forever``
         self.amqp_uri = amqp_uri
         self.agency_code = agency_code
         self.inbox = inbox
@@ -92,9 +93,26 @@ class AgencyConsumer:
                     self._on_message(channel, method, properties, body)
                 if max_messages is not None and self.acked >= max_messages:
                     break
-                if until is not None and time.monotonic() >= until:
+                if self.stopping or (until is not None and time.monotonic() >= until):
                     break
             channel.cancel()
         finally:
             if connection.is_open:
                 connection.close()
+
+    def run_forever(self, until: float | None = None, max_backoff_s: float = 30.0) -> None:
+        """``run``, connecting again (with back-off) whenever the broker goes away: messages
+        not acknowledged yet are back in the queue and come again (the inbox drops copies)."""
+        backoff = 0.5
+        while not self.stopping and (until is None or time.monotonic() < until):
+            started = time.monotonic()
+            try:
+                self.run(until=until)
+                return
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                if time.monotonic() - started > 60:
+                    backoff = 0.5  # it had been working: start the back-off over
+                log.warning("back office %s: broker connection lost (%s); again in %.1f s",
+                            self.agency_code, type(exc).__name__, backoff)
+                time.sleep(backoff)
+                backoff = min(max_backoff_s, backoff * 2)

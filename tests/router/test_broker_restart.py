@@ -102,3 +102,59 @@ def test_broker_restart_mid_flow_loses_and_doubles_nothing(broker, restart_db, p
         assert (row["n"], row["d"]) == (len(codes), len(codes))
         cur.execute("SELECT count(*) AS n FROM deliveries WHERE status = 'dead'")
         assert cur.fetchone()["n"] == 0
+
+
+def test_the_reference_back_office_consumes_again_after_a_broker_restart(broker):
+    import json
+    import threading
+
+    import pika
+
+    from deploy.backoffice.consumer import AgencyConsumer
+    from deploy.backoffice.inbox import Inbox
+
+    agency = f"BO{uuid.uuid4().hex[:8].upper()}"
+
+    def deliver(delivery_id: str) -> None:
+        conn = pika.BlockingConnection(pika.URLParameters(broker.uri))
+        try:
+            channel = conn.channel()
+            channel.confirm_delivery()
+            channel.basic_publish("agency.deliveries", f"agency.{agency}.dossier.submitted",
+                                  json.dumps({"delivery_id": delivery_id, "agency_code": agency,
+                                              "dossier_code": delivery_id}).encode(),
+                                  pika.BasicProperties(delivery_mode=2))
+        finally:
+            conn.close()
+
+    inbox = Inbox()
+    consumer = AgencyConsumer(broker.uri, agency, inbox)
+    thread = threading.Thread(target=consumer.run_forever, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: consumer.acked == 0 and _queue_exists(broker.uri, f"agency.{agency}"), what="the queue")
+        deliver("before")
+        wait_for(lambda: "before" in inbox.seen, what="the first delivery")
+        broker.stop()
+        broker.start()
+        deliver("after")
+        wait_for(lambda: "after" in inbox.seen, timeout=90, what="a delivery after the restart")
+    finally:
+        consumer.stopping = True
+        thread.join(30)
+    assert [d["delivery_id"] for d in inbox.received] == ["before", "after"]
+    assert not thread.is_alive()
+
+
+def _queue_exists(uri: str, queue: str) -> bool:
+    import pika
+
+    conn = pika.BlockingConnection(pika.URLParameters(uri))
+    try:
+        conn.channel().queue_declare(queue, passive=True)
+        return True
+    except pika.exceptions.ChannelClosedByBroker:
+        return False
+    finally:
+        if conn.is_open:
+            conn.close()
