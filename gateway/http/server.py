@@ -131,8 +131,10 @@ class GatewayWsgiApp(WsgiApp):
                 provider, values = adapter.match()
                 request.path_values = values
                 response = provider.handle_request(request)
-            except MethodNotAllowed:
-                response = problem(405, "method_not_allowed", request_id=rid)
+            except MethodNotAllowed as exc:
+                allowed = ", ".join(sorted(exc.valid_methods or []))
+                response = problem(405, "method_not_allowed", request_id=rid,
+                                   headers={"Allow": allowed} if allowed else None)
             except NotFound:
                 response = problem(404, "not_found", "No such endpoint.", request_id=rid)
             except HTTPException as exc:

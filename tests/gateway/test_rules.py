@@ -258,3 +258,9 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies():
     assert client_address({**env, "HTTP_X_FORWARDED_FOR": "not-an-ip"}, trusted) == "10.1.2.3"
     assert client_address({"REMOTE_ADDR": "10.1.2.3"}, trusted) == "10.1.2.3"
     assert client_address(env, []) == "10.1.2.3"  # no proxies configured: the socket's address
+
+
+def test_wrong_method_is_a_problem_naming_the_allowed_ones(rules_url):
+    resp = requests.delete(f"{rules_url}/t/items", timeout=10)
+    _problem(resp, 405, "method_not_allowed")
+    assert resp.headers["Allow"] == "POST"
