@@ -135,11 +135,25 @@ def render_markdown(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    import sys
+def main(argv: list[str] | None = None) -> int:
+    """Write the events page (default docs/events.md), or the AsyncAPI JSON with ``--json``."""
+    import argparse
+    import json
     from pathlib import Path
 
-    target = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/events.md")
+    parser = argparse.ArgumentParser(prog="python -m gateway.http.asyncapi",
+                                     description="Write the events catalogue as a Markdown page or AsyncAPI JSON.")
+    parser.add_argument("output", nargs="?", default="docs/events.md", help="file to write (default: %(default)s)")
+    parser.add_argument("--json", action="store_true", help="write the AsyncAPI document instead of the page")
+    args = parser.parse_args(argv)
+    doc = build_asyncapi()
+    text = json.dumps(doc, indent=2, ensure_ascii=False) if args.json else render_markdown(doc)
+    target = Path(args.output)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_markdown(build_asyncapi()), encoding="utf-8")
+    target.write_text(text + "\n", encoding="utf-8")
     print(f"wrote {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
