@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -16,7 +17,11 @@ def up() -> int:
     ensure_infrastructure(dsn, amqp)
     print("migrating and seeding ...", flush=True)
     migrate_and_seed(dsn)
-    system = LocalSystem(dsn, amqp, port, log_dir=Path(".run/logs"))
+    # A local system runs the local stand-ins of the carrier, BHXH and SMS registries and their
+    # /api/v1/dev endpoints, so a newcomer can register and sign in at once; LOCAL_ADAPTERS=no
+    # turns them off.
+    local = os.environ.get("LOCAL_ADAPTERS", "yes")
+    system = LocalSystem(dsn, amqp, port, log_dir=Path(".run/logs"), extra_env={"LOCAL_ADAPTERS": local})
     stopping = False
 
     def stop(*_):
