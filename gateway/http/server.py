@@ -12,7 +12,8 @@ import ipaddress
 import re
 import uuid
 
-from nameko.web.server import WebServer, WsgiApp
+import eventlet
+from nameko.web.server import HttpOnlyProtocol, WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.wrappers import Request, Response
 
@@ -52,6 +53,12 @@ def _networks(raw: str | None) -> list[ipaddress.IPv4Network | ipaddress.IPv6Net
                 out.append(ipaddress.ip_network(item.strip(), strict=False))
     return out
 
+
+# Connections waiting to be accepted: eventlet's default of 50 resets clients under a burst.
+LISTEN_BACKLOG = config.env_int("LISTEN_BACKLOG", 1024, "gateway")
+# The longest request line read: past eventlet's 8 kB, so an over-long query string still gets
+# the gateway's own 414 problem (MAX_QUERY_BYTES) rather than the HTTP server's plain-text one.
+MAX_REQUEST_LINE = config.env_int("MAX_REQUEST_LINE", 64 * 1024, "gateway")
 
 TRUSTED_PROXIES = _networks(config.env("TRUSTED_PROXIES", "", "gateway"))
 
@@ -162,6 +169,20 @@ class GatewayServer(WebServer):
     def __init__(self):
         super().__init__()
         self.limiter = RateLimiter()
+
+    def start(self) -> None:
+        """nameko's start, listening with the gateway's backlog."""
+        if not self._starting:
+            self._starting = True
+            self._sock = eventlet.listen(self.bind_addr, backlog=LISTEN_BACKLOG)
+            self._sock.settimeout(None)  # as nameko does: kombu issue 838
+            self._serv = self.get_wsgi_server(self._sock, self.get_wsgi_app())
+            self._gt = self.container.spawn_managed_thread(self.run)
+
+    def get_wsgi_server(self, sock, wsgi_app, protocol=HttpOnlyProtocol, debug=False):
+        server = super().get_wsgi_server(sock, wsgi_app, protocol=protocol, debug=debug)
+        server.url_length_limit = MAX_REQUEST_LINE
+        return server
 
     def get_wsgi_app(self):
         return GatewayWsgiApp(self)
