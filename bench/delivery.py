@@ -25,9 +25,6 @@ import base64
 import contextlib
 import json
 import math
-import shutil
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -37,11 +34,11 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlparse, urlunparse
 
 import pika
 from kombu import Connection, Exchange, Producer, Queue
 
+from bench.support import free_port, private_vhost, throwaway_database
 from portal_common import config
 
 PROCEDURE = "1.001193"  # Đăng ký khai sinh, commune level
@@ -51,23 +48,6 @@ PDF = base64.b64encode(b"%PDF-1.4\n% bench document\n%%EOF\n").decode()
 
 
 # -- infrastructure ------------------------------------------------------------------------
-
-
-def _vhost(base_uri: str, name: str) -> tuple[str, bool]:
-    base = urlparse(base_uri)
-    if base.hostname in ("127.0.0.1", "localhost") and shutil.which("rabbitmqctl"):
-        ok = subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], capture_output=True, timeout=60).returncode == 0
-        ok = ok and subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", name, base.username or "guest",
-                                    ".*", ".*", ".*"], capture_output=True, timeout=60).returncode == 0
-        if ok:
-            return urlunparse(base._replace(path="/" + quote(name, safe=""))), True
-    return base_uri, False
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _request(url: str, method: str = "GET", body: Any = None, headers: dict | None = None) -> tuple[int, Any]:
@@ -169,7 +149,8 @@ def _agency_queue(agency: str):
 
 
 def _pct(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (p99 of 30 samples is the largest)."""
+    """Nearest-rank percentile (p99 of 30 samples is the largest); not ``support.percentile``,
+    which interpolates."""
     ordered = sorted(values)
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
@@ -282,61 +263,54 @@ def main(argv: list[str] | None = None) -> int:
     load_n = args.load_n or (200 if args.quick else 2000)
 
     from deploy.launcher import LocalSystem, migrate_and_seed
-    from portal_common.db import drop_database
 
     run = uuid.uuid4().hex[:8]
-    server = config.database_url().rsplit("/", 1)[0]
-    dsn = f"{server}/portal_bench_delivery_{run}"
-    amqp, own_vhost = _vhost(config.amqp_uri(), f"portal_bench_delivery_{run}")
-    print(f"starting the system (database portal_bench_delivery_{run})", file=sys.stderr)
-    migrate_and_seed(dsn)
-    logs = Path(f"/tmp/bench-delivery-{run}")
-    system = LocalSystem(dsn, amqp, _free_port(), log_dir=logs, extra_env={
-        "LOCAL_ADAPTERS": "yes", "RATE_DEFAULT": "10000000", "RATE_LOOKUP": "10000000", "RATE_SIGNIN": "100000",
-        "RATE_REGISTER": "100000", "RATE_OTP": "100000",
-        "DB_POOL_SIZE": "6"})  # the database server is shared with other work: stay well under its 100 clients
-    receivers: list[Receiver] = []
-    try:
-        system.start()
-        system.wait_ready(timeout=120)
-        gateway = system.gateway_url
-        token = _citizen_token(gateway)
-        filing = _filing(gateway)
-        agency = filing["agency_code"]
+    with (private_vhost(config.amqp_uri(), f"portal_bench_delivery_{run}") as amqp,
+          throwaway_database(f"portal_bench_delivery_{run}") as dsn):
+        print(f"starting the system (database portal_bench_delivery_{run})", file=sys.stderr)
+        migrate_and_seed(dsn)
+        logs = Path(f"/tmp/bench-delivery-{run}")
+        system = LocalSystem(dsn, amqp, free_port(), log_dir=logs, extra_env={
+            "LOCAL_ADAPTERS": "yes", "RATE_DEFAULT": "10000000", "RATE_LOOKUP": "10000000", "RATE_SIGNIN": "100000",
+            "RATE_REGISTER": "100000", "RATE_OTP": "100000",
+            "DB_POOL_SIZE": "6"})  # the database server is shared with other work: stay well under its 100 clients
+        receivers: list[Receiver] = []
+        try:
+            system.start()
+            system.wait_ready(timeout=120)
+            gateway = system.gateway_url
+            token = _citizen_token(gateway)
+            filing = _filing(gateway)
+            agency = filing["agency_code"]
 
-        office = _start(Receiver(amqp, f"agency.{agency}", _agency_queue(agency)))
-        receivers.append(office)
-        _measure_submit(gateway, token, filing, office, 5, 20, args.concurrency)  # warm-up
-        print(f"submit -> delivered: {latency_n} one at a time, {load_n} with {args.concurrency} in flight",
-              file=sys.stderr)
-        e2e = _measure_submit(gateway, token, filing, office, latency_n, load_n, args.concurrency)
+            office = _start(Receiver(amqp, f"agency.{agency}", _agency_queue(agency)))
+            receivers.append(office)
+            _measure_submit(gateway, token, filing, office, 5, 20, args.concurrency)  # warm-up
+            print(f"submit -> delivered: {latency_n} one at a time, {load_n} with {args.concurrency} in flight",
+                  file=sys.stderr)
+            e2e = _measure_submit(gateway, token, filing, office, latency_n, load_n, args.concurrency)
 
-        routed = _start(Receiver(amqp, f"agency.{ROUTER_AGENCY}", _agency_queue(ROUTER_AGENCY)))
-        receivers.append(routed)
-        dossier_x = Exchange("dossier.events", type="topic", durable=True, delivery_mode=2)
-        _measure_publish(amqp, dossier_x, "DossierSubmitted", routed, 5, 20, "W")  # warm-up
-        print(f"router alone: {latency_n} one at a time, {load_n} back to back", file=sys.stderr)
-        router = _measure_publish(amqp, dossier_x, "DossierSubmitted", routed, latency_n, load_n, "R")
+            routed = _start(Receiver(amqp, f"agency.{ROUTER_AGENCY}", _agency_queue(ROUTER_AGENCY)))
+            receivers.append(routed)
+            dossier_x = Exchange("dossier.events", type="topic", durable=True, delivery_mode=2)
+            _measure_publish(amqp, dossier_x, "DossierSubmitted", routed, 5, 20, "W")  # warm-up
+            print(f"router alone: {latency_n} one at a time, {load_n} back to back", file=sys.stderr)
+            router = _measure_publish(amqp, dossier_x, "DossierSubmitted", routed, latency_n, load_n, "R")
 
-        plain_x = Exchange("bench.plain", type="direct", durable=True, delivery_mode=2)
-        with Connection(amqp) as conn:
-            Queue("bench.plain", exchange=plain_x, routing_key="plain", durable=True,
-                  queue_arguments={"x-queue-type": "quorum"})(conn.channel()).declare()
-        plain = _start(Receiver(amqp, "bench.plain", lambda ch: None))
-        receivers.append(plain)
-        _measure_publish(amqp, plain_x, "plain", plain, 5, 20, "V")  # warm-up
-        print("baseline: the same client through a plain quorum queue", file=sys.stderr)
-        base = _measure_publish(amqp, plain_x, "plain", plain, latency_n, load_n, "B")
-        copies = sum(r.copies for r in receivers)
-    finally:
-        for r in receivers:
-            r.stop_flag = True
-        system.stop()
-        with contextlib.suppress(Exception):
-            drop_database(dsn)
-        if own_vhost:
-            subprocess.run(["rabbitmqctl", "-q", "delete_vhost", urlparse(amqp).path.lstrip("/")],
-                           capture_output=True, timeout=60)
+            plain_x = Exchange("bench.plain", type="direct", durable=True, delivery_mode=2)
+            with Connection(amqp) as conn:
+                Queue("bench.plain", exchange=plain_x, routing_key="plain", durable=True,
+                      queue_arguments={"x-queue-type": "quorum"})(conn.channel()).declare()
+            plain = _start(Receiver(amqp, "bench.plain", lambda ch: None))
+            receivers.append(plain)
+            _measure_publish(amqp, plain_x, "plain", plain, 5, 20, "V")  # warm-up
+            print("baseline: the same client through a plain quorum queue", file=sys.stderr)
+            base = _measure_publish(amqp, plain_x, "plain", plain, latency_n, load_n, "B")
+            copies = sum(r.copies for r in receivers)
+        finally:
+            for r in receivers:
+                r.stop_flag = True
+            system.stop()
 
     print(f"machine: {_cores()} cores; {latency_n} sequential samples and {load_n} messages per path")
     print(f"{'path':<44}{'p50 ms':>9}{'p99 ms':>9}{'msgs/s':>9}")

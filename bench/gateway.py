@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from pathlib import Path
 
 from marshmallow import Schema, fields, validate
 
+from bench.support import free_port
 from gateway.http.route import ApiCall, api
 from gateway.http.tokens import TokenKeys
 
@@ -67,12 +67,6 @@ class BenchService:
         return {"q": call.query["q"], "page": call.query["page"], "items": [1, 2, 3]}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _drive(url: str, headers: dict[str, str], seconds: float, clients: int) -> tuple[float, list[float], int]:
     import requests
 
@@ -101,6 +95,7 @@ def _drive(url: str, headers: dict[str, str], seconds: float, clients: int) -> t
 
 
 def _pct(values: list[float], p: float) -> float:
+    """The ``p`` (a fraction) quantile in milliseconds, by rank (not ``support.percentile``, which interpolates)."""
     ordered = sorted(values)
     return ordered[min(int(p * len(ordered)), len(ordered) - 1)] * 1000
 
@@ -126,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                        algorithm="EdDSA", headers={"kid": "bench"})
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "jwks.json").write_text(json.dumps({"keys": [jwk]}))
-        port = _free_port()
+        port = free_port()
         (Path(tmp) / "config.yml").write_text(f"WEB_SERVER_ADDRESS: 127.0.0.1:{port}\nmax_workers: 50\n"
                                               "LOGGING:\n  version: 1\n  root:\n    level: WARNING\n")
         env = {**os.environ, "BENCH_JWKS_FILE": str(Path(tmp) / "jwks.json"), "RATE_LOOKUP": "100000000",

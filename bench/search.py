@@ -21,19 +21,17 @@ import argparse
 import http.client
 import json
 import shutil
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
 import urllib.parse
 import uuid
 from pathlib import Path
-from urllib.parse import quote, urlparse, urlunparse
 
+from bench.support import free_port, private_vhost, throwaway_database
 from deploy.launcher import LocalSystem, migrate_and_seed
 from portal_common import config
-from portal_common.db import Database, drop_database, ensure_database
+from portal_common.db import Database
 
 QUERIES: list[dict] = [
     {"q": "dang ky khai sinh"}, {"q": "Đăng ký khai sinh"}, {"q": "DANG KY KHAI SINH"},
@@ -48,26 +46,10 @@ QUERIES: list[dict] = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _pct(values: list[float], p: float) -> float:
+    """The sample nearest to rank ``p``% of the way through (not ``support.percentile``, which interpolates)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-def _vhost(base_uri: str, name: str) -> tuple[str, bool]:
-    base = urlparse(base_uri)
-    if base.hostname in ("127.0.0.1", "localhost") and shutil.which("rabbitmqctl"):
-        ok = subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], capture_output=True, timeout=60).returncode == 0
-        ok = ok and subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", name, base.username or "guest",
-                                    ".*", ".*", ".*"], capture_output=True, timeout=60).returncode == 0
-        if ok:
-            return urlunparse(base._replace(path="/" + quote(name, safe=""))), True
-    return base_uri, False
 
 
 class _Http:
@@ -138,38 +120,34 @@ def main(argv: list[str]) -> int:
     requests = args.requests or (300 if args.quick else 2000)
 
     run = uuid.uuid4().hex[:8]
-    server = config.database_url().rsplit("/", 1)[0]
-    dsn = f"{server}/portal_bench_search_{run}"
-    amqp, own_vhost = _vhost(config.amqp_uri(), f"portal_bench_search_{run}")
-    sut = None
     logs = Path(tempfile.mkdtemp(prefix="bench-search-"))
     try:
-        ensure_database(dsn)
-        t0 = time.perf_counter()
-        migrate_and_seed(dsn)
-        from services.catalog import generate
+        with (private_vhost(config.amqp_uri(), f"portal_bench_search_{run}") as amqp,
+              throwaway_database(f"portal_bench_search_{run}") as dsn):
+            sut = None
+            try:
+                t0 = time.perf_counter()
+                migrate_and_seed(dsn)
+                from services.catalog import generate
 
-        added = generate.load(dsn, args.procedures)
-        print(f"catalog: {args.procedures} procedures ({added} generated) in {time.perf_counter() - t0:.1f}s")
-        sut = LocalSystem(dsn, amqp, _free_port(), log_dir=logs,
-                          extra_env={"RATE_DEFAULT": "1000000", "LOG_LEVEL": "WARNING"})
-        sut.start()
-        sut.wait_ready(timeout=120)
-        sides = {"gateway": _Http(sut.gateway_port), "sql": _Sql(dsn)}
-        try:
-            _measure(sides, min(200, requests))  # warm up caches and connections
-            measured = _measure(sides, requests)
-        finally:
-            for side in sides.values():
-                side.close()
-        (http_ms, rps), (sql_ms, sql_rps) = measured["gateway"], measured["sql"]
+                added = generate.load(dsn, args.procedures)
+                print(f"catalog: {args.procedures} procedures ({added} generated) in {time.perf_counter() - t0:.1f}s")
+                sut = LocalSystem(dsn, amqp, free_port(), log_dir=logs,
+                                  extra_env={"RATE_DEFAULT": "1000000", "LOG_LEVEL": "WARNING"})
+                sut.start()
+                sut.wait_ready(timeout=120)
+                sides = {"gateway": _Http(sut.gateway_port), "sql": _Sql(dsn)}
+                try:
+                    _measure(sides, min(200, requests))  # warm up caches and connections
+                    measured = _measure(sides, requests)
+                finally:
+                    for side in sides.values():
+                        side.close()
+                (http_ms, rps), (sql_ms, sql_rps) = measured["gateway"], measured["sql"]
+            finally:
+                if sut is not None:
+                    sut.stop()
     finally:
-        if sut is not None:
-            sut.stop()
-        drop_database(dsn)
-        if own_vhost:
-            subprocess.run(["rabbitmqctl", "-q", "delete_vhost", urlparse(amqp).path.lstrip("/")],
-                           capture_output=True, timeout=60)
         shutil.rmtree(logs, ignore_errors=True)
 
     rows = [("gateway (HTTP + RPC + SQL)", http_ms), ("bare SQL (same searches)", sql_ms)]

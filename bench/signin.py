@@ -17,21 +17,15 @@ baseline_per_s=... password_ratio=... refresh_per_s=... refresh_ratio=... p50/p9
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import threading
 import time
 import uuid
 
+from bench.support import percentile, throwaway_database
 from portal_common import config
 
 ROUNDS = 5
-
-
-def _pct(values: list[float], q: int) -> float:
-    if len(values) < 2:
-        return values[0] if values else 0.0
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 def _measure(clients: int, per_client: int, one) -> tuple[float, list[float], int]:
@@ -98,13 +92,14 @@ def run(gateway_url: str, clients: int, per_client: int) -> int:
     rates = {}
     for name, (secs, lat, failed) in results.items():
         rates[name] = n / secs
-        print(f"{name:<30}{rates[name]:>10.1f}{_pct(lat, 50) * 1000:>10.1f}{_pct(lat, 99) * 1000:>10.1f}{failed:>8}")
+        print(f"{name:<30}{rates[name]:>10.1f}{percentile(lat, 50) * 1000:>10.1f}"
+              f"{percentile(lat, 99) * 1000:>10.1f}{failed:>8}")
     (_, bl, _), (ps, pl, pf), (rs, rl, rf) = results.values()
     base_rate = rates["baseline: challenge"]
     print(f"RESULT signin requests={n} clients={clients} password_per_s={n / ps:.1f} "
-          f"password_p50_ms={_pct(pl, 50) * 1000:.1f} password_p99_ms={_pct(pl, 99) * 1000:.1f} "
-          f"refresh_per_s={n / rs:.1f} refresh_p50_ms={_pct(rl, 50) * 1000:.1f} "
-          f"baseline_per_s={base_rate:.1f} baseline_p50_ms={_pct(bl, 50) * 1000:.1f} "
+          f"password_p50_ms={percentile(pl, 50) * 1000:.1f} password_p99_ms={percentile(pl, 99) * 1000:.1f} "
+          f"refresh_per_s={n / rs:.1f} refresh_p50_ms={percentile(rl, 50) * 1000:.1f} "
+          f"baseline_per_s={base_rate:.1f} baseline_p50_ms={percentile(bl, 50) * 1000:.1f} "
           f"password_ratio={(n / ps) / base_rate:.3f} refresh_ratio={(n / rs) / base_rate:.3f} "
           f"failed={pf + rf}")
     return 0 if pf + rf == 0 else 1
@@ -122,22 +117,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.gateway_url:
         return run(args.gateway_url.rstrip("/"), clients, per_client)
     from deploy.launcher import LocalSystem, migrate_and_seed
-    from portal_common.db import drop_database
 
-    base = config.env("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/portal_bench")
-    dsn = f"{base.rsplit('/', 1)[0]}/portal_bench_signin_{uuid.uuid4().hex[:6]}"
-    migrate_and_seed(dsn)
-    system = LocalSystem(dsn, config.amqp_uri(), config.env_int("BENCH_GATEWAY_PORT", 8766),
-                         extra_env={"LOCAL_ADAPTERS": "yes", "RATE_SIGNIN": "10000000", "RATE_REGISTER": "100000",
-                                    "RATE_OTP": "100000", "RATE_DEFAULT": "10000000",
-                                    "IDENTITY_OTP_MAX_PER_PHONE": "10000000"})
-    system.start()
-    try:
-        system.wait_ready(timeout=120)
-        return run(system.gateway_url, clients, per_client)
-    finally:
-        system.stop()
-        drop_database(dsn)
+    server = config.env("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/portal_bench").rsplit("/", 1)[0]
+    with throwaway_database(f"portal_bench_signin_{uuid.uuid4().hex[:6]}", server) as dsn:
+        migrate_and_seed(dsn)
+        system = LocalSystem(dsn, config.amqp_uri(), config.env_int("BENCH_GATEWAY_PORT", 8766),
+                             extra_env={"LOCAL_ADAPTERS": "yes", "RATE_SIGNIN": "10000000", "RATE_REGISTER": "100000",
+                                        "RATE_OTP": "100000", "RATE_DEFAULT": "10000000",
+                                        "IDENTITY_OTP_MAX_PER_PHONE": "10000000"})
+        system.start()
+        try:
+            system.wait_ready(timeout=120)
+            return run(system.gateway_url, clients, per_client)
+        finally:
+            system.stop()
 
 
 if __name__ == "__main__":

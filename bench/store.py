@@ -44,8 +44,8 @@ from dataclasses import dataclass
 import psycopg2
 import psycopg2.extras
 
-from portal_common import config
-from portal_common.db import Database, connect, drop_database
+from bench.support import throwaway_database
+from portal_common.db import Database, connect
 from portal_common.eventstore import EventContext, EventStore, NewEvent
 from portal_common.eventstore.events import Actor
 from portal_common.migrations import migrate
@@ -310,87 +310,84 @@ def main(argv: list[str] | None = None) -> int:
     log_size = args.events or (60_000 if args.quick else 300_000)
     replay_rounds = max(3, rounds // 2)
 
-    server = config.database_url().rsplit("/", 1)[0]
-    dsn = f"{server}/portal_bench_store_{uuid.uuid4().hex[:8]}"
-    db = None
-    conn = None
-    try:
-        migrate(dsn, SCHEMA)
-        db = Database(dsn, SCHEMA, size=2, application_name="bench-store")
-        store = EventStore(db, SCHEMA)
-        conn = connect(dsn, SCHEMA, application_name="bench-raw")
-        with conn.cursor() as cur:
-            cur.execute(RAW_TABLE)
-        conn.commit()
-
-        print(f"database {dsn.rsplit('/', 1)[1]}: {rounds} rounds of {appends} transactions per side")
-        a1 = Figure("append_1", "events/s (1 event/tx)")
-        a10 = Figure("append_10", "events/s (10 events/tx)")
-        floor = Figure("raw_auto_1", "events/s (1 INSERT in autocommit: no BEGIN/COMMIT trips)")
-        par = Figure(f"append_1x{WRITERS}", f"events/s ({WRITERS} writers at once, 1 event/tx; information)")
-        rp = Figure("replay", "events/s (read all)")
-        store_streams, raw_streams = Streams("dossier", 200), Streams("dossier", 200)
-        # warm-up: connections, plans, catalogue
-        store_appends(store, store_streams, 50, 1)()
-        raw_appends(conn, raw_streams, 50, 1)()
-        auto = connect(dsn, SCHEMA, application_name="bench-raw-autocommit")
-        auto.autocommit = True
-        chunk = 25  # transactions per alternation
-        chunks = max(1, appends // chunk)
-        for r in range(rounds):
-            a1.race(store_appends(store, store_streams, chunk, 1), raw_appends(conn, raw_streams, chunk, 1), r, chunks)
-            a10.race(store_appends(store, store_streams, chunk // 5, 10),
-                     raw_appends(conn, raw_streams, chunk // 5, 10), r, chunks)
-            floor.race(store_appends(store, store_streams, chunk, 1),
-                       raw_appends(auto, raw_streams, chunk, 1), r, chunks)
-            print(f"  round {r + 1:>2}: append_1 {a1.store:,.0f} vs {a1.raw:,.0f}  "
-                  f"append_10 {a10.store:,.0f} vs {a10.raw:,.0f}  autocommit {floor.raw:,.0f}", flush=True)
-
-        auto.close()
-        writers_db = Database(dsn, SCHEMA, size=WRITERS, application_name="bench-store-writers")
-        writers_store = EventStore(writers_db, SCHEMA)
-        raw_conns = [connect(dsn, SCHEMA, application_name="bench-raw-writer") for _ in range(WRITERS)]
-        store_sets = [Streams(f"w{i}", 50) for i in range(WRITERS)]
-        raw_sets = [Streams(f"w{i}", 50) for i in range(WRITERS)]
+    with throwaway_database(f"portal_bench_store_{uuid.uuid4().hex[:8]}") as dsn:
+        db = None
+        conn = None
         try:
-            for r in range(max(2, rounds // 2)):
-                par.race(in_parallel([store_appends(writers_store, st, chunk, 1) for st in store_sets]),
-                         in_parallel([raw_appends(c, st, chunk, 1) for c, st in zip(raw_conns, raw_sets, strict=True)]),
-                         r, chunks)
-            print(f"  {WRITERS} writers: append_1 {par.store:,.0f} vs {par.raw:,.0f}", flush=True)
+            migrate(dsn, SCHEMA)
+            db = Database(dsn, SCHEMA, size=2, application_name="bench-store")
+            store = EventStore(db, SCHEMA)
+            conn = connect(dsn, SCHEMA, application_name="bench-raw")
+            with conn.cursor() as cur:
+                cur.execute(RAW_TABLE)
+            conn.commit()
+
+            print(f"database {dsn.rsplit('/', 1)[1]}: {rounds} rounds of {appends} transactions per side")
+            a1 = Figure("append_1", "events/s (1 event/tx)")
+            a10 = Figure("append_10", "events/s (10 events/tx)")
+            floor = Figure("raw_auto_1", "events/s (1 INSERT in autocommit: no BEGIN/COMMIT trips)")
+            par = Figure(f"append_1x{WRITERS}", f"events/s ({WRITERS} writers at once, 1 event/tx; information)")
+            rp = Figure("replay", "events/s (read all)")
+            store_streams, raw_streams = Streams("dossier", 200), Streams("dossier", 200)
+            # warm-up: connections, plans, catalogue
+            store_appends(store, store_streams, 50, 1)()
+            raw_appends(conn, raw_streams, 50, 1)()
+            auto = connect(dsn, SCHEMA, application_name="bench-raw-autocommit")
+            auto.autocommit = True
+            chunk = 25  # transactions per alternation
+            chunks = max(1, appends // chunk)
+            for r in range(rounds):
+                a1.race(store_appends(store, store_streams, chunk, 1), raw_appends(conn, raw_streams, chunk, 1), r,
+                        chunks)
+                a10.race(store_appends(store, store_streams, chunk // 5, 10),
+                         raw_appends(conn, raw_streams, chunk // 5, 10), r, chunks)
+                floor.race(store_appends(store, store_streams, chunk, 1),
+                           raw_appends(auto, raw_streams, chunk, 1), r, chunks)
+                print(f"  round {r + 1:>2}: append_1 {a1.store:,.0f} vs {a1.raw:,.0f}  "
+                      f"append_10 {a10.store:,.0f} vs {a10.raw:,.0f}  autocommit {floor.raw:,.0f}", flush=True)
+
+            auto.close()
+            writers_db = Database(dsn, SCHEMA, size=WRITERS, application_name="bench-store-writers")
+            writers_store = EventStore(writers_db, SCHEMA)
+            raw_conns = [connect(dsn, SCHEMA, application_name="bench-raw-writer") for _ in range(WRITERS)]
+            store_sets = [Streams(f"w{i}", 50) for i in range(WRITERS)]
+            raw_sets = [Streams(f"w{i}", 50) for i in range(WRITERS)]
+            try:
+                for r in range(max(2, rounds // 2)):
+                    par.race(in_parallel([store_appends(writers_store, st, chunk, 1) for st in store_sets]),
+                             in_parallel([raw_appends(c, st, chunk, 1)
+                                          for c, st in zip(raw_conns, raw_sets, strict=True)]),
+                             r, chunks)
+                print(f"  {WRITERS} writers: append_1 {par.store:,.0f} vs {par.raw:,.0f}", flush=True)
+            finally:
+                for c in raw_conns:
+                    c.close()
+                writers_db.close()
+            fill_log(store, conn, log_size)
+            events = store.head_position()
+            batches_per_pass = -(-events // BATCH) + 1  # the last call finds the end
+            for r in range(replay_rounds):
+                rp.race(store_replay(store), raw_replay(conn), r, batches_per_pass)
+                print(f"  round {r + 1:>2}: replay {rp.store:,.0f} vs {rp.raw:,.0f}", flush=True)
+
+            figures = [a1, a10, floor, par, rp]
+            _print_table(figures, rounds, replay_rounds, events)
+            append_ratio = min(a1.ratio, a10.ratio)
+            verdict = "met" if append_ratio >= 0.8 and rp.ratio >= 0.5 else "MISSED"
+            print(f"targets (append >= 0.80, replay >= 0.50): {verdict}")
+            print(
+                f"RESULT store append_1_per_s={a1.store:.0f} raw_insert_1_per_s={a1.raw:.0f} "
+                f"append_1_ratio={a1.ratio:.2f} append_10_per_s={a10.store:.0f} "
+                f"raw_insert_10_per_s={a10.raw:.0f} append_10_ratio={a10.ratio:.2f} "
+                f"append_ratio={append_ratio:.2f} replay_per_s={rp.store:.0f} "
+                f"raw_select_per_s={rp.raw:.0f} replay_ratio={rp.ratio:.2f} events={events} "
+                f"raw_insert_1_autocommit_per_s={floor.raw:.0f} append_1_vs_autocommit_ratio={floor.ratio:.2f} "
+                f"append_1x{WRITERS}_per_s={par.store:.0f} raw_insert_1x{WRITERS}_per_s={par.raw:.0f} "
+                f"append_1x{WRITERS}_ratio={par.ratio:.2f}"
+            )
+            return 0
         finally:
-            for c in raw_conns:
-                c.close()
-            writers_db.close()
-        fill_log(store, conn, log_size)
-        events = store.head_position()
-        batches_per_pass = -(-events // BATCH) + 1  # the last call finds the end
-        for r in range(replay_rounds):
-            rp.race(store_replay(store), raw_replay(conn), r, batches_per_pass)
-            print(f"  round {r + 1:>2}: replay {rp.store:,.0f} vs {rp.raw:,.0f}", flush=True)
-
-        figures = [a1, a10, floor, par, rp]
-        _print_table(figures, rounds, replay_rounds, events)
-        append_ratio = min(a1.ratio, a10.ratio)
-        verdict = "met" if append_ratio >= 0.8 and rp.ratio >= 0.5 else "MISSED"
-        print(f"targets (append >= 0.80, replay >= 0.50): {verdict}")
-        print(
-            f"RESULT store append_1_per_s={a1.store:.0f} raw_insert_1_per_s={a1.raw:.0f} "
-            f"append_1_ratio={a1.ratio:.2f} append_10_per_s={a10.store:.0f} "
-            f"raw_insert_10_per_s={a10.raw:.0f} append_10_ratio={a10.ratio:.2f} "
-            f"append_ratio={append_ratio:.2f} replay_per_s={rp.store:.0f} "
-            f"raw_select_per_s={rp.raw:.0f} replay_ratio={rp.ratio:.2f} events={events} "
-            f"raw_insert_1_autocommit_per_s={floor.raw:.0f} append_1_vs_autocommit_ratio={floor.ratio:.2f} "
-            f"append_1x{WRITERS}_per_s={par.store:.0f} raw_insert_1x{WRITERS}_per_s={par.raw:.0f} "
-            f"append_1x{WRITERS}_ratio={par.ratio:.2f}"
-        )
-        return 0
-    finally:
-        if conn is not None:
-            conn.close()
-        if db is not None:
-            db.close()
-        try:
-            drop_database(dsn)
-        except psycopg2.Error as exc:  # pragma: no cover - best effort
-            print(f"could not drop {dsn}: {exc}")
+            if conn is not None:
+                conn.close()
+            if db is not None:
+                db.close()

@@ -23,23 +23,18 @@ import argparse
 import base64
 import contextlib
 import json
-import shutil
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench.support import free_port, percentile, private_vhost, throwaway_database
 from portal_common import config
 
 PDF = base64.b64encode(b"%PDF-1.4\n% bench document\n").decode()
@@ -91,35 +86,6 @@ def _filing(gateway_url: str) -> dict[str, Any]:
     raise SystemExit("no procedure with an implementing agency in the catalog")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def _private_vhost(base_uri: str) -> Iterator[str]:
-    """A RabbitMQ vhost of this run's own: on the shared broker, another running system's
-    services would otherwise answer some of our RPC calls (with their own database)."""
-    vhost = f"bench_submit_{uuid.uuid4().hex[:8]}"
-    parts = urllib.parse.urlsplit(base_uri)
-
-    def ctl(*args: str) -> bool:
-        return shutil.which("rabbitmqctl") is not None and subprocess.run(
-            ["rabbitmqctl", "-q", *args], capture_output=True, timeout=60).returncode == 0
-
-    made = parts.hostname in ("127.0.0.1", "localhost") and ctl("add_vhost", vhost) and ctl(
-        "set_permissions", "-p", vhost, parts.username or "guest", ".*", ".*", ".*")
-    if not made:
-        print("warning: no private vhost (rabbitmqctl unavailable); using the broker's default", file=sys.stderr)
-    try:
-        yield urllib.parse.urlunsplit(parts._replace(path="/" + urllib.parse.quote(vhost, safe=""))) if made \
-            else base_uri
-    finally:
-        if made:
-            ctl("delete_vhost", vhost)
-
-
 def _run(n: int, concurrency: int, one) -> tuple[float, list[float], int]:
     latencies: list[float] = []
     failures = 0
@@ -137,48 +103,41 @@ def _run(n: int, concurrency: int, one) -> tuple[float, list[float], int]:
     return time.perf_counter() - started, latencies, failures
 
 
-def _pct(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if len(values) > 1 else values[0]
-
-
 def _repository_layer(n: int, concurrency: int) -> int:
-    from portal_common.db import Database, drop_database, ensure_database
+    from portal_common.db import Database
     from portal_common.eventstore import EventStore
     from portal_common.eventstore.events import Actor, EventContext
     from portal_common.migrations import migrate
     from services.dossier.domain.documents import check_upload
     from services.dossier.repository import DossierRepository
 
-    base = config.env("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/portal_bench")
-    dsn = f"{base.rsplit('/', 1)[0]}/portal_bench_submit_{uuid.uuid4().hex[:6]}"
-    ensure_database(dsn)
-    migrate(dsn, "dossier", "services.dossier", create_database=False)
-    db = Database(dsn, "dossier", size=concurrency)
-    repo = DossierRepository(db, EventStore(db))
-    with db.transaction(dict_rows=False) as cur:
-        cur.execute("CREATE TABLE bare (id bigserial PRIMARY KEY, code text, payload jsonb, at timestamptz)")
-    procedure = {"code": "1.000001", "version": 1, "name": "Bench procedure", "processing_days": 5}
-    payload = json.dumps({"procedure": procedure, "applicant": {"full_name": "Bench"}, "documents": []})
-
-    def bare_one(i: int) -> bool:
+    with throwaway_database(f"portal_bench_submit_{uuid.uuid4().hex[:6]}", _bench_server()) as dsn:
+        migrate(dsn, "dossier", "services.dossier", create_database=False)
+        db = Database(dsn, "dossier", size=concurrency)
+        repo = DossierRepository(db, EventStore(db))
         with db.transaction(dict_rows=False) as cur:
-            cur.execute("INSERT INTO bare (code, payload, at) VALUES (%s, %s, now())", (f"B-{i}", payload))
-        return True
+            cur.execute("CREATE TABLE bare (id bigserial PRIMARY KEY, code text, payload jsonb, at timestamptz)")
+        procedure = {"code": "1.000001", "version": 1, "name": "Bench procedure", "processing_days": 5}
+        payload = json.dumps({"procedure": procedure, "applicant": {"full_name": "Bench"}, "documents": []})
 
-    def submit_one(i: int) -> bool:
-        upload = check_upload("form", "form.pdf", "application/pdf", PDF_BYTES + str(i).encode(), "d")
-        repo.submit(owner={"account_id": f"acc-{i}", "kind": "citizen", "subject": None},
-                    applicant={"full_name": "Bench"}, form={}, procedure=procedure,
-                    agency={"code": f"B{i % 20}", "name": "Bench agency"}, uploads=[upload],
-                    idempotency_key=f"k-{i}", context=EventContext(actor=Actor("citizen", f"acc-{i}")))
-        return True
+        def bare_one(i: int) -> bool:
+            with db.transaction(dict_rows=False) as cur:
+                cur.execute("INSERT INTO bare (code, payload, at) VALUES (%s, %s, now())", (f"B-{i}", payload))
+            return True
 
-    try:
-        base_s, base_lat, base_fail = _run(n, concurrency, bare_one)
-        sub_s, sub_lat, sub_fail = _run(n, concurrency, submit_one)
-    finally:
-        db.close()
-        drop_database(dsn)
+        def submit_one(i: int) -> bool:
+            upload = check_upload("form", "form.pdf", "application/pdf", PDF_BYTES + str(i).encode(), "d")
+            repo.submit(owner={"account_id": f"acc-{i}", "kind": "citizen", "subject": None},
+                        applicant={"full_name": "Bench"}, form={}, procedure=procedure,
+                        agency={"code": f"B{i % 20}", "name": "Bench agency"}, uploads=[upload],
+                        idempotency_key=f"k-{i}", context=EventContext(actor=Actor("citizen", f"acc-{i}")))
+            return True
+
+        try:
+            base_s, base_lat, base_fail = _run(n, concurrency, bare_one)
+            sub_s, sub_lat, sub_fail = _run(n, concurrency, submit_one)
+        finally:
+            db.close()
     _report("repository", n, concurrency, "baseline: bare INSERT of the row", base_s, base_lat, base_fail,
             sub_s, sub_lat, sub_fail)
     return 0 if sub_fail == 0 else 1
@@ -192,14 +151,14 @@ def _report(layer: str, n: int, concurrency: int, baseline_name: str, base_s: fl
     base_rate, sub_rate = n / base_s, n / sub_s
     print(f"{n} requests per measure, {concurrency} in flight, layer: {layer}")
     print(f"{'measure':<40}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'failed':>8}")
-    print(f"{baseline_name:<40}{base_rate:>10.1f}{_pct(base_lat, 50) * 1000:>10.1f}"
-          f"{_pct(base_lat, 99) * 1000:>10.1f}{base_fail:>8}")
-    print(f"{'submit dossier':<40}{sub_rate:>10.1f}{_pct(sub_lat, 50) * 1000:>10.1f}"
-          f"{_pct(sub_lat, 99) * 1000:>10.1f}{sub_fail:>8}")
+    print(f"{baseline_name:<40}{base_rate:>10.1f}{percentile(base_lat, 50) * 1000:>10.1f}"
+          f"{percentile(base_lat, 99) * 1000:>10.1f}{base_fail:>8}")
+    print(f"{'submit dossier':<40}{sub_rate:>10.1f}{percentile(sub_lat, 50) * 1000:>10.1f}"
+          f"{percentile(sub_lat, 99) * 1000:>10.1f}{sub_fail:>8}")
     print(f"RESULT submit layer={layer} dossiers={n} concurrency={concurrency} submits_per_s={sub_rate:.1f} "
-          f"p50_ms={_pct(sub_lat, 50) * 1000:.1f} p99_ms={_pct(sub_lat, 99) * 1000:.1f} failed={sub_fail} "
+          f"p50_ms={percentile(sub_lat, 50) * 1000:.1f} p99_ms={percentile(sub_lat, 99) * 1000:.1f} failed={sub_fail} "
           f"{extra + ' ' if extra else ''}"
-          f"baseline_per_s={base_rate:.1f} baseline_p50_ms={_pct(base_lat, 50) * 1000:.1f} "
+          f"baseline_per_s={base_rate:.1f} baseline_p50_ms={percentile(base_lat, 50) * 1000:.1f} "
           f"ratio={sub_rate / base_rate:.3f}")
 
 
@@ -217,68 +176,75 @@ def main(argv: list[str] | None = None) -> int:
     concurrency = args.concurrency or n
     if args.gateway_url is not None:
         return _gateway_layer(args.gateway_url, n, concurrency, None)
-    with _private_vhost(config.amqp_uri()) as amqp_uri:
+    base_uri = config.amqp_uri()
+    with private_vhost(base_uri, f"bench_submit_{uuid.uuid4().hex[:8]}") as amqp_uri:
+        if amqp_uri == base_uri:
+            print("warning: no private vhost (rabbitmqctl unavailable); using the broker's default", file=sys.stderr)
         return _gateway_layer(None, n, concurrency, amqp_uri)
 
 
+def _bench_server() -> str:
+    """The PostgreSQL server of ``BENCH_DATABASE_URL`` (without a database name)."""
+    return config.env("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/portal_bench").rsplit("/", 1)[0]
+
+
 def _gateway_layer(gateway_url: str | None, n: int, concurrency: int, amqp_uri: str | None) -> int:
-    system = None
-    if gateway_url is None:
-        from deploy.launcher import LocalSystem, migrate_and_seed
-        from portal_common.db import drop_database
+    with contextlib.ExitStack() as stack:
+        system = None
+        if gateway_url is None:
+            from deploy.launcher import LocalSystem, migrate_and_seed
 
-        base = config.env("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/portal_bench")
-        dsn = f"{base.rsplit('/', 1)[0]}/portal_bench_submit_{uuid.uuid4().hex[:6]}"
-        migrate_and_seed(dsn)
-        system = LocalSystem(dsn, amqp_uri, config.env_int("BENCH_GATEWAY_PORT", 0) or _free_port(),
-                             log_dir=Path(tempfile.mkdtemp(prefix="bench-submit-logs-")),
-                             extra_env={"LOCAL_ADAPTERS": "yes", "RATE_LOOKUP": "10000000",
-                                        "RATE_DEFAULT": "10000000", "RATE_SIGNIN": "100000",
-                                        "RATE_REGISTER": "100000", "RATE_OTP": "100000",
-                                        "DB_POOL_SIZE": "4", "DOSSIER_DB_POOL_SIZE": "10"})
-        system.start()
-        gateway_url = system.gateway_url
-    try:
-        if system is not None:
-            system.wait_ready(timeout=120)
-        token = _citizen_token(gateway_url)
-        auth = {"Authorization": f"Bearer {token}"}
-        filing = _filing(gateway_url)
+            name = f"portal_bench_submit_{uuid.uuid4().hex[:6]}"
+            dsn = stack.enter_context(throwaway_database(name, _bench_server()))
+            migrate_and_seed(dsn)
+            system = LocalSystem(dsn, amqp_uri, config.env_int("BENCH_GATEWAY_PORT", 0) or free_port(),
+                                 log_dir=Path(tempfile.mkdtemp(prefix="bench-submit-logs-")),
+                                 extra_env={"LOCAL_ADAPTERS": "yes", "RATE_LOOKUP": "10000000",
+                                            "RATE_DEFAULT": "10000000", "RATE_SIGNIN": "100000",
+                                            "RATE_REGISTER": "100000", "RATE_OTP": "100000",
+                                            "DB_POOL_SIZE": "4", "DOSSIER_DB_POOL_SIZE": "10"})
+            system.start()
+            gateway_url = system.gateway_url
+        try:
+            if system is not None:
+                system.wait_ready(timeout=120)
+            token = _citizen_token(gateway_url)
+            auth = {"Authorization": f"Bearer {token}"}
+            filing = _filing(gateway_url)
 
-        answers: Counter[str] = Counter()
+            answers: Counter[str] = Counter()
 
-        def submit_one(i: int) -> bool:
-            # as a real client does: a connection that broke is retried with the same key
-            key = f"bench-{uuid.uuid4().hex}"
-            for attempt in range(RETRIES + 1):
-                try:
-                    status, body = _request(f"{gateway_url}/api/v1/dossiers", "POST", filing,
-                                            dict(auth, **{"Idempotency-Key": key}))
-                except OSError as exc:
-                    answers[f"{type(exc).__name__} (attempt {attempt + 1})"] += 1
-                    continue
-                answers[str(status) if status in (200, 201) else f"{status} {(body or {}).get('code')}"] += 1
-                return status in (200, 201)
-            return False
+            def submit_one(i: int) -> bool:
+                # as a real client does: a connection that broke is retried with the same key
+                key = f"bench-{uuid.uuid4().hex}"
+                for attempt in range(RETRIES + 1):
+                    try:
+                        status, body = _request(f"{gateway_url}/api/v1/dossiers", "POST", filing,
+                                                dict(auth, **{"Idempotency-Key": key}))
+                    except OSError as exc:
+                        answers[f"{type(exc).__name__} (attempt {attempt + 1})"] += 1
+                        continue
+                    answers[str(status) if status in (200, 201) else f"{status} {(body or {}).get('code')}"] += 1
+                    return status in (200, 201)
+                return False
 
-        status, first = _request(f"{gateway_url}/api/v1/dossiers", "POST", filing,
-                                 dict(auth, **{"Idempotency-Key": f"bench-{uuid.uuid4().hex}"}))
-        if status != 201:
-            raise SystemExit(f"a first submission answered {status}: {first}")
+            status, first = _request(f"{gateway_url}/api/v1/dossiers", "POST", filing,
+                                     dict(auth, **{"Idempotency-Key": f"bench-{uuid.uuid4().hex}"}))
+            if status != 201:
+                raise SystemExit(f"a first submission answered {status}: {first}")
 
-        def noop_one(i: int) -> bool:
-            status, _ = _request(f"{gateway_url}/api/v1/lookup/{first['code']}")
-            return status == 200
+            def noop_one(i: int) -> bool:
+                status, _ = _request(f"{gateway_url}/api/v1/lookup/{first['code']}")
+                return status == 200
 
-        _run(min(n, 50), min(concurrency, 50), noop_one)  # warm up connections and workers
-        base_s, base_lat, base_fail = _run(n, concurrency, noop_one)
-        sub_s, sub_lat, sub_fail = _run(n, concurrency, submit_one)
-        _, mine = _request(f"{gateway_url}/api/v1/dossiers?page_size=1", headers=auth)
-        filed = mine["total"] - 1  # every retried submission made one dossier, not two
-    finally:
-        if system is not None:
-            system.stop()
-            drop_database(dsn)
+            _run(min(n, 50), min(concurrency, 50), noop_one)  # warm up connections and workers
+            base_s, base_lat, base_fail = _run(n, concurrency, noop_one)
+            sub_s, sub_lat, sub_fail = _run(n, concurrency, submit_one)
+            _, mine = _request(f"{gateway_url}/api/v1/dossiers?page_size=1", headers=auth)
+            filed = mine["total"] - 1  # every retried submission made one dossier, not two
+        finally:
+            if system is not None:
+                system.stop()
     retried = sum(v for k, v in answers.items() if "attempt" in k)
     print(f"submission answers: {dict(answers)}; dossiers filed: {filed}")
     _report("gateway", n, concurrency, "baseline: lookup RPC through gateway", base_s, base_lat, base_fail,

@@ -1,0 +1,68 @@
+"""Helpers shared by the benchmarks: a free port, a percentile, a private RabbitMQ vhost and a
+throw-away database (not a benchmark itself: ``python -m bench`` does not list it)."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+from collections.abc import Iterator
+from urllib.parse import quote, urlparse, urlunparse
+
+import psycopg2
+
+from portal_common import config
+from portal_common.db import drop_database, ensure_database
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on at the time of the call."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (1-99) of ``values``, ``statistics.quantiles``' inclusive method;
+    the only value for one sample, 0.0 for none."""
+    if len(values) < 2:
+        return values[0] if values else 0.0
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def _rabbitmqctl(*args: str) -> bool:
+    return subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, timeout=60).returncode == 0
+
+
+@contextlib.contextmanager
+def private_vhost(base_uri: str, name: str) -> Iterator[str]:
+    """``base_uri`` pointed at a new vhost ``name`` (its user given every permission), deleted on
+    exit, so that no other system on a shared broker answers this run's RPCs. Yields ``base_uri``
+    itself when the broker is not local or ``rabbitmqctl`` is missing."""
+    base = urlparse(base_uri)
+    made = (base.hostname in ("127.0.0.1", "localhost") and shutil.which("rabbitmqctl") is not None
+            and _rabbitmqctl("add_vhost", name)
+            and _rabbitmqctl("set_permissions", "-p", name, base.username or "guest", ".*", ".*", ".*"))
+    try:
+        yield urlunparse(base._replace(path="/" + quote(name, safe=""))) if made else base_uri
+    finally:
+        if made:
+            _rabbitmqctl("delete_vhost", name)
+
+
+@contextlib.contextmanager
+def throwaway_database(name: str, server: str | None = None) -> Iterator[str]:
+    """The DSN of a new database ``name`` on ``server`` (default: the configured database's
+    server), dropped on exit; a failed drop is reported on stderr, not raised."""
+    dsn = f"{server or config.database_url().rsplit('/', 1)[0]}/{name}"
+    try:
+        ensure_database(dsn)
+        yield dsn
+    finally:
+        try:
+            drop_database(dsn)
+        except psycopg2.Error as exc:
+            print(f"could not drop {dsn}: {exc}", file=sys.stderr)
