@@ -17,6 +17,8 @@ import uuid
 
 import pytest
 
+from tests.support.filings import first_office_filing
+
 accounts = pytest.importorskip("tests.support.accounts")
 
 PROCEDURE = "1.001193"
@@ -51,15 +53,7 @@ def people(gateway_url):
 
 @pytest.fixture(scope="module")
 def filing(gateway_url):
-    _, procedure, _ = http(f"{gateway_url}/api/v1/procedures/{PROCEDURE}")
-    _, agencies, _ = http(f"{gateway_url}/api/v1/procedures/{PROCEDURE}/agencies")
-    agencies = agencies.get("items", agencies) if isinstance(agencies, dict) else agencies
-    docs = [{"requirement": d["id"], "name": f"{d['id']}.pdf", "content_type": "application/pdf",
-             "content_base64": base64.b64encode(b"%PDF-1.4 " + d["id"].encode()).decode()}
-            for d in procedure["required_documents"] if d["mandatory"]]
-    area = {k: str(agencies[0][f"{k}_code"]) for k in ("province", "ward") if agencies[0].get(f"{k}_code")}
-    return {"procedure_code": PROCEDURE, "agency_code": agencies[0]["code"],
-            "applicant": {"full_name": "Phạm Thị D", **area}, "documents": docs}
+    return first_office_filing(gateway_url, PROCEDURE, "Phạm Thị D")
 
 
 def test_citizen_journey_with_agency_and_access_control(gateway_url, people, filing):

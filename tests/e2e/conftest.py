@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.filings import complete_filing
+
 ROOT = Path(__file__).resolve().parents[2]
 PROCEDURE = "1.001193"  # Đăng ký khai sinh, commune level
 PROVINCE = "1"  # Thành phố Hà Nội (seeded)
@@ -80,13 +82,8 @@ def commune_agencies(gateway_url: str, count: int) -> list[dict]:
 
 def filing(procedure: dict, agency: dict, full_name: str = "Nguyễn Thị Thử") -> dict:
     """A complete filing: every mandatory document, the applicant's place = the office's ward."""
-    docs = [{"requirement": d["id"], "name": f"{d['id']}.pdf", "content_type": "application/pdf",
-             "content_base64": pdf(d["name"])}
-            for d in procedure["required_documents"] if d["mandatory"]]
-    return {"procedure_code": procedure["code"], "agency_code": agency["code"],
-            "applicant": {"full_name": full_name, "province": str(agency["province_code"]),
-                          "ward": str(agency["ward_code"])},
-            "form": {"child_name": "Nguyễn Văn Bé", "birth_date": "2026-11-01"}, "documents": docs}
+    return complete_filing(procedure, agency, full_name,
+                           form={"child_name": "Nguyễn Văn Bé", "birth_date": "2026-11-01"})
 
 
 class BackOffice:

@@ -4,7 +4,6 @@ also name the dossier they are about."""
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 import uuid
@@ -13,6 +12,7 @@ import pytest
 import requests
 
 from portal_common.db import Database
+from tests.support.filings import first_office_filing
 
 accounts = pytest.importorskip("tests.support.accounts")
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -42,15 +42,7 @@ def _eventually_logged(system, name: str, rid: str, predicate) -> list[dict]:
 
 
 def _filing(gateway_url: str) -> dict:
-    procedure = requests.get(f"{gateway_url}/api/v1/procedures/{PROCEDURE}", timeout=30).json()
-    agencies = requests.get(f"{gateway_url}/api/v1/procedures/{PROCEDURE}/agencies", timeout=30).json()
-    agencies = agencies.get("items", agencies) if isinstance(agencies, dict) else agencies
-    docs = [{"requirement": d["id"], "name": f"{d['id']}.pdf", "content_type": "application/pdf",
-             "content_base64": base64.b64encode(b"%PDF-1.4 " + d["id"].encode()).decode()}
-            for d in procedure["required_documents"] if d["mandatory"]]
-    area = {k: str(agencies[0][f"{k}_code"]) for k in ("province", "ward") if agencies[0].get(f"{k}_code")}
-    return {"procedure_code": PROCEDURE, "agency_code": agencies[0]["code"],
-            "applicant": {"full_name": "Trần Văn Vết", **area}, "documents": docs}
+    return first_office_filing(gateway_url, PROCEDURE, "Trần Văn Vết")
 
 
 def test_request_id_reaches_event_metadata_and_every_log_line(system, gateway_url, migrated_database):
