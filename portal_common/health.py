@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import time
 
-from nameko.rpc import rpc
-
+from portal_common.entrypoints import rpc
 from portal_common.metrics import ServiceMetrics
 
 

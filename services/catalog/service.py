@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nameko.rpc import rpc
-
 from portal_common.context import CallContext, event_context
+from portal_common.entrypoints import rpc
 from portal_common.health import HealthRpc
 from portal_common.logs import LogContext
 from portal_common.nameko_ext import EventLog, Outbox, Storage

@@ -9,10 +9,10 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 
 from portal_common import config
+from portal_common.entrypoints import ReconnectingRpcProxy, rpc
 from portal_common.health import HealthRpc
 from portal_common.logs import LogContext
 from portal_common.nameko_ext import EventLog, Outbox
@@ -30,7 +30,7 @@ class DossierService(HealthRpc):
     events = EventLog()
     outbox = Outbox()
     log_context = LogContext()
-    catalog = RpcProxy("catalog")
+    catalog = ReconnectingRpcProxy("catalog")
 
     @property
     def db(self):

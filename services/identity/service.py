@@ -14,10 +14,10 @@ Operations: ``rotate_signing_key``, ``add_trusted_ca``. Local stand-ins (only wi
 from __future__ import annotations
 
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from portal_common.context import CallContext, event_context
+from portal_common.entrypoints import rpc
 from portal_common.health import HealthRpc
 from portal_common.logs import LogContext
 from portal_common.nameko_ext import EventLog, Outbox, Storage

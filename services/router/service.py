@@ -11,12 +11,12 @@ import logging
 from typing import Any
 
 from marshmallow import Schema, ValidationError
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from portal_common import config
 from portal_common.consumer import handle_once
 from portal_common.context import event_context
+from portal_common.entrypoints import rpc
 from portal_common.errors import InvalidInput
 from portal_common.health import HealthRpc
 from portal_common.logs import LogContext
