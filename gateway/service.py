@@ -1,11 +1,19 @@
 """The gateway service: every public endpoint, as mixins from ``gateway.routes``.
 
 Run it with ``nameko run --config gateway/config.yml gateway.service:GatewayService``.
+
+Besides the endpoints, each gateway process listens to identity's revocation events on a queue
+of its own (``BROADCAST``, not kept when the process stops: a starting gateway reads the
+current revocations over RPC instead), so a signed-out session's access tokens are refused
+at once (``gateway.http.revocations``).
 """
 
 from __future__ import annotations
 
+from nameko.events import BROADCAST, event_handler
+
 from gateway.http.rpc import ServiceRpc
+from gateway.http.tokens import RevocationFeed
 from gateway.routes.agency import AgencyRoutes
 from gateway.routes.catalog import CatalogRoutes
 from gateway.routes.dev import DevRoutes
@@ -26,3 +34,16 @@ class GatewayService(
     dossier_rpc = ServiceRpc("dossier")
     router_rpc = ServiceRpc("router")
     log_context = LogContext()
+    revocation_feed = RevocationFeed()
+
+    @event_handler("identity", "SignedOut", handler_type=BROADCAST, reliable_delivery=False)
+    def on_signed_out(self, envelope: dict) -> None:
+        self.revocation_feed.apply(envelope)
+
+    @event_handler("identity", "PasswordChanged", handler_type=BROADCAST, reliable_delivery=False)
+    def on_password_changed(self, envelope: dict) -> None:
+        self.revocation_feed.apply(envelope)
+
+    @event_handler("identity", "AgencySystemRevoked", handler_type=BROADCAST, reliable_delivery=False)
+    def on_agency_system_revoked(self, envelope: dict) -> None:
+        self.revocation_feed.apply(envelope)

@@ -2,7 +2,9 @@
 
 The gateway never calls identity to check a token: it verifies the signature with the key
 set identity publishes (fetched once, refreshed when an unknown key id shows up), then the
-expiry, issuer and audience. Roles decide which endpoints a principal may use.
+expiry, issuer and audience, and refuses a token whose session or account identity has
+revoked since (``gateway.http.revocations``, fed by identity's events). Roles decide which
+endpoints a principal may use.
 """
 
 from __future__ import annotations

@@ -3,26 +3,42 @@
 Contract with the identity service (see services/identity): access tokens are JWTs signed
 with an asymmetric key named by the ``kid`` header; ``identity.jwks()`` over RPC returns the
 public key set ``{"keys": [JWK, ...]}``. Claims: ``sub`` (account id), ``role``, ``idn``
-(CCCD or tax code), ``agency`` (for officers and agency systems), ``jti``, ``iss``,
-``aud``, ``iat``, ``exp``.
+(CCCD or tax code), ``agency`` (for officers and agency systems), ``sid`` (the session, when
+the token belongs to one), ``jti``, ``iss``, ``aud``, ``iat``, ``exp``.
+
+A valid token is still refused (401 ``token_revoked``) when identity has ended its session or
+revoked its account since it was issued: see ``gateway.http.revocations``. ``TokenKeys`` holds
+the process's revocation list, loaded from ``identity.revocations()`` when the gateway starts
+and kept current by ``RevocationFeed`` (identity's events, on a queue of this process's own).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
+import eventlet
+import eventlet.event
 import jwt
-from nameko.extensions import SharedExtension
+from nameko.extensions import DependencyProvider, SharedExtension
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from gateway.http.auth import ROLES, Principal
+from gateway.http.revocations import RevocationList
+from portal_common import config as portal_config
 from portal_common.errors import Unauthorized
+
+log = logging.getLogger(__name__)
 
 ISSUER = "portal-identity"
 AUDIENCE = "portal"
 ALGORITHMS = ["EdDSA", "ES256", "RS256"]
 REFRESH_AT_MOST_EVERY_S = 10.0
+REVOCATIONS_RETRY_S = 1.0
+# right after start, a token check waits for the first read (this long at most; not at all once it failed)
+REVOCATIONS_FIRST_WAIT_S = 5.0
+REVOCATIONS_RELOAD_AFTER_S = 5.0  # a second read covers revocations made while the queues were being set up
 
 
 class KeySet:
@@ -79,16 +95,62 @@ class KeySet:
 
 
 class TokenKeys(SharedExtension):
-    """The gateway's copy of identity's key set (one per gateway process)."""
+    """The gateway's copy of identity's key set and of its recent revocations (one per gateway
+    process)."""
 
     def setup(self) -> None:
         config = self.container.config
         self.keyset = KeySet(lambda: self._fetch_jwks(config))
+        ttl = portal_config.env_float("ACCESS_TOKEN_TTL", 600.0, "gateway")
+        self.revocations = RevocationList(ttl)
+        self.revocations_loaded = False
+        self._loaded = eventlet.event.Event()
+        self._wait_until = 0.0
+        self._loader = None
+
+    def start(self) -> None:
+        self._wait_until = time.monotonic() + REVOCATIONS_FIRST_WAIT_S
+        self._loader = eventlet.spawn(self._load_revocations)
+
+    def stop(self) -> None:
+        if self._loader is not None:
+            self._loader.kill()
+            self._loader = None
+
+    def kill(self) -> None:
+        self.stop()
+
+    def _load_revocations(self) -> None:
+        """Read identity's current revocations (retrying until identity answers), then once more."""
+        config, failures = self.container.config, 0
+        while True:
+            try:
+                self.revocations.load(self._fetch_revocations(config))
+                break
+            except Exception as exc:  # identity may start after the gateway
+                failures += 1
+                if failures == 1:
+                    log.warning("cannot load identity's revocations yet (%s); retrying", exc)
+                    self._loaded.send(False)  # token checks stop waiting for it
+                eventlet.sleep(REVOCATIONS_RETRY_S)
+        self.revocations_loaded = True
+        if not self._loaded.ready():
+            self._loaded.send(True)
+        eventlet.sleep(REVOCATIONS_RELOAD_AFTER_S)
+        try:
+            self.revocations.load(self._fetch_revocations(config))
+        except Exception:  # the events keep it current anyway
+            log.warning("second read of identity's revocations failed", exc_info=True)
 
     @staticmethod
     def _fetch_jwks(config: dict) -> dict:
         with ClusterRpcProxy(config, timeout=5) as cluster:
             return cluster.identity.jwks()
+
+    @staticmethod
+    def _fetch_revocations(config: dict) -> dict:
+        with ClusterRpcProxy(config, timeout=5) as cluster:
+            return cluster.identity.revocations()
 
     def authenticate(self, authorization: str | None) -> Principal:
         """Check an ``Authorization: Bearer ...`` header value."""
@@ -97,4 +159,25 @@ class TokenKeys(SharedExtension):
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip() or len(token) > 8192:
             raise Unauthorized("invalid_token", "Use 'Authorization: Bearer <access token>'.")
-        return self.keyset.verify(token.strip())
+        principal = self.keyset.verify(token.strip())
+        if not self._loaded.ready():  # just started: not blind to what was revoked before
+            left = self._wait_until - time.monotonic()
+            if left > 0:
+                with eventlet.Timeout(left, False):
+                    self._loaded.wait()
+        if self.revocations.is_revoked(principal.claims):
+            raise Unauthorized("token_revoked", "The access token was revoked (signed out); sign in again.")
+        return principal
+
+
+class RevocationFeed(DependencyProvider):
+    """For the gateway's handlers of identity's revocation events: records them in the list
+    the token checks read."""
+
+    keys = TokenKeys()
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def apply(self, envelope: dict) -> bool:
+        return self.keys.revocations.apply_event(envelope)

@@ -173,7 +173,9 @@ class IdentityRoutes:
     @api("POST", "/api/v1/auth/logout", summary="Sign out: revoke this session (or every session)", tags=TAGS,
          body=LogoutBody, auth=ROLES, status=204)
     def logout(self, call: ApiCall):
-        self.identity_rpc.logout(call.principal.account_id, _raw(call), context=call.context())
+        session = call.principal.claims.get("sid")
+        extra = {"session_id": session} if isinstance(session, str) else {}
+        self.identity_rpc.logout(call.principal.account_id, _raw(call), context=call.context(), **extra)
         return 204, None
 
     @api("GET", "/api/v1/me", summary="The signed-in account", tags=TAGS, auth=ROLES, response=Account,

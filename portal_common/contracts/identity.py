@@ -93,6 +93,24 @@ class SignedOutV1(_Strict):
     reason = fields.String(required=True, validate=validate.OneOf(["logout", "refresh_reuse"]))
 
 
+def _session_ids() -> fields.List:
+    return fields.List(fields.String(validate=validate.Length(min=1, max=64)), required=True,
+                       metadata={"description": "the ended sessions: the ``sid`` claim of their access tokens, "
+                                                "which the gateway refuses from now on"})
+
+
+@CATALOGUE.register("SignedOut", 2, PRODUCER,
+                    "One or more sessions ended: their refresh tokens were revoked and their access tokens "
+                    "are refused.")
+class SignedOutV2(_Strict):
+    account_id = fields.String(required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(["logout", "refresh_reuse", "account_disabled"]))
+    session_ids = _session_ids()
+    all_sessions = fields.Boolean(required=True, metadata={
+        "description": "every session of the account ended (sign-out everywhere): refuse all its access tokens "
+                       "issued before the event"})
+
+
 @CATALOGUE.register("StaffCredentialIssued", 1, PRODUCER,
                     "A development credential was issued for a staff role (local stand-ins only).")
 class StaffCredentialIssuedV1(_Strict):
@@ -314,6 +332,15 @@ class ClientCredentialsBody(_Strict):
 class PasswordChangedV1(_Strict):
     account_id = fields.String(required=True)
     reason = fields.String(required=True, validate=validate.OneOf(["change", "reset"]))
+
+
+@CATALOGUE.register("PasswordChanged", 2, PRODUCER,
+                    "An account's password was changed by its owner or reset with a code; its sessions ended "
+                    "and every access token issued before is refused.")
+class PasswordChangedV2(_Strict):
+    account_id = fields.String(required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(["change", "reset"]))
+    session_ids = _session_ids()
 
 
 class ForgotPasswordBody(_Strict):

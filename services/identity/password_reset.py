@@ -54,11 +54,11 @@ def forgot(db: Database, adapters: Adapters, settings: Settings, raw: dict) -> d
 def _set_password(cur, store: EventStore, account: dict, password_hash: str, reason: str,
                   ctx: EventContext) -> int:
     repo.set_password_hash(cur, account["id"], password_hash)
-    ended = repo.revoke_account_sessions(cur, account["id"], f"password_{reason}")
+    sessions = repo.revoke_account_session_ids(cur, account["id"], f"password_{reason}")
     repo.clear_failures(cur, "account", str(account["id"]))
     record(store, cur, f"account-{account['id']}", [NewEvent("PasswordChanged", {
-        "account_id": str(account["id"]), "reason": reason})], ctx)
-    return ended
+        "account_id": str(account["id"]), "reason": reason, "session_ids": sessions})], ctx)
+    return len(sessions)
 
 
 def _policy(password: str, account: dict) -> None:

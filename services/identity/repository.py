@@ -148,9 +148,29 @@ def revoke_family(cur, family, reason: str) -> int:
 
 
 def revoke_account_sessions(cur, account_id, reason: str) -> int:
+    return len(revoke_account_session_ids(cur, account_id, reason))
+
+
+def revoke_account_session_ids(cur, account_id, reason: str) -> list[str]:
+    """Revoke every live refresh token of the account; the sessions (families) they were in."""
     cur.execute("UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = %s "
-                "WHERE account_id = %s AND revoked_at IS NULL", (reason, str(account_id)))
-    return cur.rowcount
+                "WHERE account_id = %s AND revoked_at IS NULL RETURNING family", (reason, str(account_id)))
+    return sorted({str(r["family"]) for r in cur.fetchall()})
+
+
+def revoked_sessions_since(cur, seconds: int) -> list[dict]:
+    """Sessions ended in the last ``seconds`` (a rotation ends no session), newest revocation each."""
+    cur.execute("SELECT family, account_id, max(revoked_at) AS revoked_at, "
+                "bool_or(revoked_reason LIKE 'password%%') AS password FROM refresh_tokens "
+                "WHERE revoked_at > now() - make_interval(secs => %s) AND revoked_reason <> 'rotated' "
+                "GROUP BY family, account_id", (int(seconds),))
+    return cur.fetchall()
+
+
+def revoked_agency_clients_since(cur, seconds: int) -> list[dict]:
+    cur.execute("SELECT account_id, revoked_at FROM agency_clients "
+                "WHERE revoked_at > now() - make_interval(secs => %s)", (int(seconds),))
+    return cur.fetchall()
 
 
 # -- lockout counters ---------------------------------------------------------------------

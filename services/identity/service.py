@@ -3,7 +3,8 @@
 Registration: ``register_mobile``, ``register_bhxh``, ``confirm_registration``,
 ``new_challenge``, ``register_certificate``, ``resend_code``. Sign-in: ``login`` (password →
 one-time code, or certificate → tokens), ``confirm_login``, ``refresh``, ``logout``,
-``forgot_password``, ``reset_password``, ``change_password``. Reads: ``jwks``, ``me``.
+``forgot_password``, ``reset_password``, ``change_password``. Reads: ``jwks``, ``me``,
+``revocations`` (the recently ended sessions, for a starting gateway).
 Staff and agency systems: ``create_staff``, ``activate_staff``, ``staff_login``,
 ``register_agency_system``, ``revoke_agency_system``, ``client_token``.
 Operations: ``rotate_signing_key``, ``add_trusted_ca``. Local stand-ins (only with
@@ -149,8 +150,14 @@ class IdentityService(HealthRpc):
                                 self._ctx(context))
 
     @rpc
-    def logout(self, account_id: str, data: dict | None = None, context: dict | None = None) -> dict:
-        return sessions.logout(self.db, self.events, account_id, data or {}, self._ctx(context))
+    def logout(self, account_id: str, data: dict | None = None, context: dict | None = None,
+               session_id: str | None = None) -> dict:
+        return sessions.logout(self.db, self.events, account_id, data or {}, self._ctx(context), session_id)
+
+    @rpc
+    def revocations(self) -> dict:
+        """For a starting gateway: the sessions and accounts whose access tokens it must refuse."""
+        return sessions.revocations(self.db, self._settings)
 
     @rpc
     def me(self, account_id: str) -> dict:

@@ -1,5 +1,10 @@
 """Sessions: issuing an access token with a refresh token, rotating refresh tokens (a reused
-one ends the whole session), and signing out."""
+one ends the whole session), and signing out.
+
+A session is a refresh-token family; its access tokens carry its id as ``sid``. Every way a
+session ends (sign-out, sign-out everywhere, reuse of a rotated refresh token, a disabled
+account, a password change or reset) publishes an event naming the ended sessions, and
+``revocations`` lists the recent ones, so the gateway refuses their access tokens at once."""
 
 from __future__ import annotations
 
@@ -19,9 +24,10 @@ from services.identity.settings import Settings
 
 def issue(cur, key: SigningKey, settings: Settings, account: dict, family: uuid.UUID | None = None) -> dict:
     """An access token and a refresh token for ``account`` (inside the caller's transaction)."""
-    access, _ = tokens.access_token(key, account, settings.access_ttl_s)
     token_id, refresh, refresh_hash = tokens.new_refresh_token()
-    repo.insert_refresh(cur, token_id, family or token_id, account["id"], refresh_hash,
+    family = family or token_id
+    access, _ = tokens.access_token(key, account, settings.access_ttl_s, session_id=str(family))
+    repo.insert_refresh(cur, token_id, family, account["id"], refresh_hash,
                         now() + dt.timedelta(seconds=settings.refresh_ttl_s))
     return {
         "access_token": access, "token_type": "Bearer", "expires_in": settings.access_ttl_s,
@@ -47,13 +53,15 @@ def refresh(db: Database, store: EventStore, key: SigningKey, settings: Settings
         account = repo.account_by_id(cur, row["account_id"])
         if row["revoked_at"] is not None:
             if row["revoked_reason"] == "rotated" and repo.revoke_family(cur, row["family"], "reuse") > 0:
-                record(store, cur, f"account-{row['account_id']}", [NewEvent("SignedOut", {
-                    "account_id": str(row["account_id"]), "reason": "refresh_reuse"})], ctx)
+                record(store, cur, f"account-{row['account_id']}", [signed_out(
+                    row["account_id"], "refresh_reuse", [row["family"]])], ctx)
             failure = Unauthorized("refresh_token_revoked", "The refresh token was revoked; sign in again.")
         elif row["expires_at"] <= now():
             failure = Unauthorized("refresh_token_expired", "The refresh token has expired; sign in again.")
         elif account is None or account["status"] != "active":
-            repo.revoke_family(cur, row["family"], "account_disabled")
+            if repo.revoke_family(cur, row["family"], "account_disabled") > 0:
+                record(store, cur, f"account-{row['account_id']}", [signed_out(
+                    row["account_id"], "account_disabled", [row["family"]])], ctx)
             failure = invalid
         else:
             repo.revoke_refresh(cur, token_id, "rotated")
@@ -63,20 +71,69 @@ def refresh(db: Database, store: EventStore, key: SigningKey, settings: Settings
     return result
 
 
-def logout(db: Database, store: EventStore, account_id: str, raw: dict, ctx: EventContext) -> dict:
-    """Revoke the session of the given refresh token (or every session) of the caller."""
+def signed_out(account_id, reason: str, session_ids, all_sessions: bool = False) -> NewEvent:
+    """The ``SignedOut`` event naming the ended sessions (the gateway refuses their access tokens)."""
+    return NewEvent("SignedOut", {"account_id": str(account_id), "reason": reason,
+                                  "session_ids": sorted({str(s) for s in session_ids}),
+                                  "all_sessions": all_sessions})
+
+
+def logout(db: Database, store: EventStore, account_id: str, raw: dict, ctx: EventContext,
+           session_id: str | None = None) -> dict:
+    """Revoke the session of the given refresh token (or every session) of the caller; with
+    neither, the session of the access token the caller signed out with (``session_id``)."""
     data = load(LogoutBody, raw or {})
-    revoked = 0
+    revoked, ended = 0, []
     with db.transaction() as cur:
         if data["everywhere"]:
-            revoked = repo.revoke_account_sessions(cur, account_id, "logout")
-        elif data.get("refresh_token"):
-            parsed = tokens.parse_refresh_token(data["refresh_token"])
-            row = repo.refresh_row(cur, parsed[0]) if parsed else None
-            if row is not None and str(row["account_id"]) == str(account_id) and tokens.refresh_matches(
-                    parsed[1], row["token_hash"]):
-                revoked = repo.revoke_family(cur, row["family"], "logout")
+            ended = repo.revoke_account_session_ids(cur, account_id, "logout")
+            revoked = len(ended)
+        else:
+            family = None
+            if data.get("refresh_token"):
+                parsed = tokens.parse_refresh_token(data["refresh_token"])
+                row = repo.refresh_row(cur, parsed[0]) if parsed else None
+                if row is not None and str(row["account_id"]) == str(account_id) and tokens.refresh_matches(
+                        parsed[1], row["token_hash"]):
+                    family = row["family"]
+            elif session_id:
+                family = _own_session(cur, account_id, session_id)
+            if family is not None:
+                revoked = repo.revoke_family(cur, family, "logout")
+                ended = [family]
         if revoked:
             record(store, cur, f"account-{account_id}",
-                   [NewEvent("SignedOut", {"account_id": str(account_id), "reason": "logout"})], ctx)
+                   [signed_out(account_id, "logout", ended, all_sessions=bool(data["everywhere"]))], ctx)
     return {"revoked_sessions": revoked}
+
+
+def _own_session(cur, account_id: str, session_id: str) -> uuid.UUID | None:
+    try:
+        family = uuid.UUID(str(session_id))
+    except ValueError:
+        return None
+    cur.execute("SELECT 1 FROM refresh_tokens WHERE family = %s AND account_id = %s LIMIT 1",
+                (str(family), str(account_id)))
+    return family if cur.fetchone() else None
+
+
+def revocations(db: Database, settings: Settings) -> dict:
+    """What the gateway must refuse now: the sessions and accounts revoked within one access-token
+    lifetime (and a margin), for a gateway that starts after the events went by."""
+    window = settings.access_ttl_s + 60
+    with db.transaction() as cur:
+        rows = repo.revoked_sessions_since(cur, window)
+        clients = repo.revoked_agency_clients_since(cur, window)
+    accounts: dict[str, float] = {}
+    for row in rows:  # a password change ends every access token issued before it
+        if row["password"]:
+            before = float(int(row["revoked_at"].timestamp()))
+            accounts[str(row["account_id"])] = max(before, accounts.get(str(row["account_id"]), 0.0))
+    for row in clients:  # a revoked agency system can get no new token: refuse the second it was revoked in too
+        accounts[str(row["account_id"])] = float(int(row["revoked_at"].timestamp()) + 1)
+    return {
+        "ttl": settings.access_ttl_s,
+        "sessions": [{"session_id": str(r["family"]), "account_id": str(r["account_id"]),
+                      "revoked_at": r["revoked_at"].timestamp()} for r in rows],
+        "accounts": [{"account_id": a, "before": b} for a, b in sorted(accounts.items())],
+    }

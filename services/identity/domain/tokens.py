@@ -2,7 +2,9 @@
 
 The claims are the gateway's contract (gateway/http/tokens.py): ``sub`` the account id,
 ``role``, ``idn`` (CCCD, tax code or staff identifier), ``agency`` (officers and agency
-systems), ``jti``, ``iss``, ``aud``, ``iat``, ``exp`` and ``typ="access"``.
+systems), ``sid`` (the session, i.e. the refresh-token family, when the token has one: the
+gateway refuses the tokens of a revoked session), ``jti``, ``iss``, ``aud``, ``iat``, ``exp``
+and ``typ="access"``.
 
 A refresh token is ``<id>.<secret>``: the id finds the row, and only a SHA-256 of the secret
 is stored, so a copy of the database cannot be turned into sessions.
@@ -31,8 +33,10 @@ class SigningKey:
     private_key: Ed25519PrivateKey
 
 
-def access_token(key: SigningKey, account: dict, ttl_seconds: int, now: float | None = None) -> tuple[str, dict]:
-    """Sign an access token for ``account`` (id, role, identifier, agency_code)."""
+def access_token(key: SigningKey, account: dict, ttl_seconds: int, now: float | None = None,
+                 session_id: str | None = None) -> tuple[str, dict]:
+    """Sign an access token for ``account`` (id, role, identifier, agency_code), naming its
+    session when it belongs to one."""
     issued = int(now if now is not None else time.time())
     claims = {
         "sub": str(account["id"]),
@@ -47,6 +51,8 @@ def access_token(key: SigningKey, account: dict, ttl_seconds: int, now: float | 
     }
     if account.get("agency_code"):
         claims["agency"] = account["agency_code"]
+    if session_id:
+        claims["sid"] = str(session_id)
     token = jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
     return token, claims
 
