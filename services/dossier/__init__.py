@@ -2,9 +2,12 @@
 
 Read top-down:
 
-- ``service.py``: nameko entrypoints (RPC for the gateway, a timer that marks overdue dossiers);
+- ``service.py``: nameko entrypoints (RPC for the gateway, a timer that marks overdue dossiers,
+  broadcast handlers of the catalog's events that empty the catalog cache);
 - ``commands.py``: what each RPC does (catalog checks at submission, document decoding, views);
   ``draft_commands.py``: the same for drafts (saved before filing, filed once);
+- ``catalog_cache.py``: the catalog's answers to a submission's checks (procedure version,
+  agencies for an area), cached per process, dropped on the catalog's events, with a TTL;
 - ``domain/``: pure rules: ``lifecycle`` (state machine over events), ``drafts`` (the draft's
   own small one), ``calendar`` (working days), ``codes`` (dossier codes), ``documents``
   (size / type checks);

@@ -9,19 +9,26 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from nameko.events import BROADCAST
 from nameko.timer import timer
 
 from portal_common import config
-from portal_common.entrypoints import ReconnectingRpcProxy, rpc
+from portal_common.entrypoints import ReconnectingRpcProxy, event_handler, rpc
 from portal_common.health import HealthRpc
 from portal_common.logs import LogContext
 from portal_common.nameko_ext import EventLog, Outbox
 from services.dossier import commands, draft_commands
+from services.dossier.catalog_cache import CatalogCache
 from services.dossier.commands import full_view
 from services.dossier.drafts import DraftRepository
 from services.dossier.repository import Caller, DossierRepository
 
 OVERDUE_INTERVAL = config.env_float("OVERDUE_INTERVAL", 60.0, "dossier")
+
+
+def catalog_event(event_type: str):
+    """A catalog event to every dossier process (a queue of its own, gone with the process)."""
+    return event_handler("catalog", event_type, handler_type=BROADCAST, reliable_delivery=False)
 
 
 class DossierService(HealthRpc):
@@ -31,6 +38,7 @@ class DossierService(HealthRpc):
     outbox = Outbox()
     log_context = LogContext()
     catalog = ReconnectingRpcProxy("catalog")
+    catalog_cache = CatalogCache()
 
     @property
     def db(self):
@@ -40,9 +48,14 @@ class DossierService(HealthRpc):
     def repo(self) -> DossierRepository:
         return DossierRepository(self.events.db, self.events)
 
+    @property
+    def checked_catalog(self):
+        """The catalog for a submission's checks: procedure and agencies from the cache."""
+        return self.catalog_cache.wrap(self.catalog)
+
     @rpc
     def submit(self, context: dict, filing: dict, idempotency_key: str | None = None) -> dict:
-        return commands.submit(self.repo, self.catalog, context, filing, idempotency_key)
+        return commands.submit(self.repo, self.checked_catalog, context, filing, idempotency_key)
 
     @rpc
     def get(self, context: dict, code: str, as_of: str | None = None) -> dict:
@@ -109,12 +122,42 @@ class DossierService(HealthRpc):
 
     @rpc
     def submit_draft(self, context: dict, draft_id: str) -> dict:
-        return draft_commands.submit(self.drafts, self.catalog, context, draft_id)
+        return draft_commands.submit(self.drafts, self.checked_catalog, context, draft_id)
 
     @rpc
     def get_draft_document(self, context: dict, draft_id: str, document_id: str) -> dict[str, Any]:
         ref, content = draft_commands.document(self.drafts, context, draft_id, document_id)
         return {"document": ref, "content_base64": base64.b64encode(content).decode()}
+
+    # -- catalog events -> cached catalog answers dropped (every process: broadcast) ----
+
+    @catalog_event("ProcedurePublished")
+    def on_procedure_published(self, envelope: dict) -> None:
+        self.catalog_cache.on_event("ProcedurePublished", envelope)
+
+    @catalog_event("ProcedureDrafted")
+    def on_procedure_drafted(self, envelope: dict) -> None:
+        self.catalog_cache.on_event("ProcedureDrafted", envelope)
+
+    @catalog_event("ProcedureAmended")
+    def on_procedure_amended(self, envelope: dict) -> None:
+        self.catalog_cache.on_event("ProcedureAmended", envelope)
+
+    @catalog_event("ProcedureWithdrawn")
+    def on_procedure_withdrawn(self, envelope: dict) -> None:
+        self.catalog_cache.on_event("ProcedureWithdrawn", envelope)
+
+    @catalog_event("AgencyRegistered")
+    def on_agency_registered(self, envelope: dict) -> None:
+        self.catalog_cache.on_event("AgencyRegistered", envelope)
+
+    @catalog_event("AgencyAmended")
+    def on_agency_amended(self, envelope: dict) -> None:
+        self.catalog_cache.on_event("AgencyAmended", envelope)
+
+    @catalog_event("AgencyDissolved")
+    def on_agency_dissolved(self, envelope: dict) -> None:
+        self.catalog_cache.on_event("AgencyDissolved", envelope)
 
     @timer(interval=OVERDUE_INTERVAL)
     def mark_overdue(self) -> list[str]:

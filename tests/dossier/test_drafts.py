@@ -16,6 +16,7 @@ from nameko.testing.services import worker_factory
 
 from portal_common.errors import Conflict, InvalidInput, NotFound
 from services.dossier import projections
+from services.dossier.catalog_cache import CatalogCache
 from services.dossier.domain.codes import parse_code, stream_id
 from services.dossier.drafts import stream_id as draft_stream
 from services.dossier.service import DossierService
@@ -33,7 +34,8 @@ def worker(repo):
     catalog.get_procedure.return_value = PROCEDURE
     catalog.agencies_for.return_value = AGENCIES
     catalog.resolve_agency.side_effect = lambda code: {"code": code}
-    return worker_factory(DossierService, events=repo.store, catalog=catalog)
+    # the catalog cache off (not set up): every check reaches the mock
+    return worker_factory(DossierService, events=repo.store, catalog=catalog, catalog_cache=CatalogCache())
 
 
 def doc(requirement: str, content: str = PDF, name: str = "form.pdf", kind: str = "application/pdf") -> dict:

@@ -15,6 +15,7 @@ import pytest
 from nameko.testing.services import worker_factory
 
 from portal_common.errors import Conflict, InvalidInput, NotFound
+from services.dossier.catalog_cache import CatalogCache
 from services.dossier.domain.codes import parse_code, stream_id
 from services.dossier.service import DossierService
 from tests.dossier.conftest import agency_ctx
@@ -60,7 +61,8 @@ def worker(repo):
     catalog.resolve_agency.side_effect = lambda code: {"code": "W.00001"} if code == "OLD.1" else {"code": code}
     catalog.get_agency.side_effect = lambda code: (
         {"code": code, "name": "Province department", "level": "province"} if code == "P.01" else None)
-    return worker_factory(DossierService, events=repo.store, catalog=catalog)
+    # the catalog cache off (not set up): every check reaches the mock
+    return worker_factory(DossierService, events=repo.store, catalog=catalog, catalog_cache=CatalogCache())
 
 
 def test_submit_records_the_procedure_version_and_applicant_area(worker, repo):
@@ -235,3 +237,30 @@ def test_hostile_queue_and_action_arguments_are_refused(worker):
             worker.act(officer(), code, "refuse", body)
     assert worker.agency_queue(officer(), status="submitted")["items"][0]["code"] == code
     assert worker.agency_queue(citizen())["total"] == 0
+
+
+def test_with_the_catalog_cache_on_the_checks_ask_once_until_a_catalog_event(worker):
+    cache = CatalogCache(ttl=60, max_size=100)
+    cache.setup()
+    worker.catalog_cache = cache
+    first = worker.submit(citizen(), filing(), "cache-1")
+    second = worker.submit(citizen(), filing(), "cache-2")
+    assert first["procedure"]["version"] == second["procedure"]["version"] == 7
+    assert (worker.catalog.get_procedure.call_count, worker.catalog.agencies_for.call_count) == (1, 1)
+
+    worker.catalog.get_procedure.return_value = dict(PROCEDURE, version=8)
+    worker.on_procedure_amended({"event_id": "e-1", "data": {"code": "1.001234", "version": 8}})
+    assert worker.submit(citizen(), filing(), "cache-3")["procedure"]["version"] == 8
+
+    worker.catalog.get_procedure.side_effect = NotFound("procedure_withdrawn", "withdrawn")
+    worker.on_procedure_withdrawn({"event_id": "e-2", "data": {"code": "1.001234", "version": 8}})
+    with pytest.raises(InvalidInput) as refused:
+        worker.submit(citizen(), filing(), "cache-4")
+    assert refused.value.code == "unknown_procedure"
+
+    worker.catalog.get_procedure.side_effect = None
+    worker.catalog.agencies_for.return_value = []  # the agency was dissolved
+    worker.on_agency_dissolved({"event_id": "e-3", "data": {"code": "W.00001", "successor": "W.2"}})
+    with pytest.raises(InvalidInput) as refused:
+        worker.submit(citizen(), filing(), "cache-5")
+    assert refused.value.code == "filing_incomplete"
