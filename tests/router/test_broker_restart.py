@@ -11,6 +11,7 @@ is dropped by the agency's inbox.
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -116,16 +117,26 @@ def test_the_reference_back_office_consumes_again_after_a_broker_restart(broker)
     agency = f"BO{uuid.uuid4().hex[:8].upper()}"
 
     def deliver(delivery_id: str) -> None:
-        conn = pika.BlockingConnection(pika.URLParameters(broker.uri))
-        try:
-            channel = conn.channel()
-            channel.confirm_delivery()
-            channel.basic_publish("agency.deliveries", f"agency.{agency}.dossier.submitted",
-                                  json.dumps({"delivery_id": delivery_id, "agency_code": agency,
-                                              "dossier_code": delivery_id}).encode(),
-                                  pika.BasicProperties(delivery_mode=2))
-        finally:
-            conn.close()
+        """Publish until the broker confirms the message reached the agency's queue: right
+        after a restart the queue may not be back yet, and an unroutable message is dropped."""
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                conn = pika.BlockingConnection(pika.URLParameters(broker.uri))
+                try:
+                    channel = conn.channel()
+                    channel.confirm_delivery()
+                    channel.basic_publish("agency.deliveries", f"agency.{agency}.dossier.submitted",
+                                          json.dumps({"delivery_id": delivery_id, "agency_code": agency,
+                                                      "dossier_code": delivery_id}).encode(),
+                                          pika.BasicProperties(delivery_mode=2), mandatory=True)
+                    return
+                finally:
+                    if conn.is_open:
+                        conn.close()
+            except (pika.exceptions.UnroutableError, pika.exceptions.NackError, pika.exceptions.AMQPError):
+                assert time.monotonic() < deadline, f"{delivery_id} never reached the agency's queue"
+                time.sleep(0.2)
 
     inbox = Inbox()
     consumer = AgencyConsumer(broker.uri, agency, inbox)
