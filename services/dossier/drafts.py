@@ -20,7 +20,7 @@ from services.dossier import projections
 from services.dossier.domain import drafts
 from services.dossier.domain.documents import Upload
 from services.dossier.domain.drafts import DraftState
-from services.dossier.repository import Caller, DossierRepository
+from services.dossier.repository import Caller, DossierRepository, page_of
 
 
 def max_open_drafts() -> int:
@@ -145,16 +145,10 @@ class DraftRepository:
     def owner_list(self, owner_id: str, status: str, page: int, page_size: int) -> dict[str, Any]:
         """The owner's drafts in one status, most recently saved first."""
         with self.db.transaction() as cur:
-            cur.execute("SELECT count(*) AS n FROM owner_drafts WHERE owner_id = %s AND status = %s",
-                        (owner_id, status))
-            total = cur.fetchone()["n"]
-            cur.execute("SELECT draft_id::text AS id, status, procedure_code, agency_code, dossier_code, documents, "
-                        "created_at, updated_at, version FROM owner_drafts WHERE owner_id = %s AND status = %s "
-                        "ORDER BY updated_at DESC, draft_id LIMIT %s OFFSET %s",
-                        (owner_id, status, page_size, (page - 1) * page_size))
-            items = [{k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in r.items()}
-                     for r in cur.fetchall()]
-        return {"items": items, "total": total, "page": page, "page_size": page_size}
+            return page_of(cur, "draft_id::text AS id, status, procedure_code, agency_code, dossier_code, "
+                           "documents, created_at, updated_at, version", "owner_drafts",
+                           "owner_id = %s AND status = %s", [owner_id, status], "updated_at DESC, draft_id",
+                           page, page_size)
 
 
 def draft_view(state: DraftState) -> dict[str, Any]:

@@ -346,14 +346,9 @@ class DossierRepository:
             where += " AND submitted_at < %s"
             args.append(_local_midnight(submitted_to + dt.timedelta(days=1)))
         with self.db.transaction() as cur:
-            cur.execute(f"SELECT count(*) AS n FROM owner_dossiers WHERE {where}", args)
-            total = cur.fetchone()["n"]
-            cur.execute(f"SELECT code, status, procedure_code, procedure_name, agency_code, submitted_at, "
-                        f"appointment_date, updated_at FROM owner_dossiers WHERE {where} "
-                        f"ORDER BY submitted_at DESC, code DESC LIMIT %s OFFSET %s",
-                        [*args, page_size, (page - 1) * page_size])
-            items = [_jsonable(r) for r in cur.fetchall()]
-        return {"items": items, "total": total, "page": page, "page_size": page_size}
+            return page_of(cur, "code, status, procedure_code, procedure_name, agency_code, submitted_at, "
+                           "appointment_date, updated_at", "owner_dossiers", where, args,
+                           "submitted_at DESC, code DESC", page, page_size)
 
     def agency_queue(self, agency_code: str, status: str | None, overdue: bool | None, page: int,
                      page_size: int) -> dict[str, Any]:
@@ -369,14 +364,9 @@ class DossierRepository:
             where += " AND overdue = %s"
             args.append(overdue)
         with self.db.transaction() as cur:
-            cur.execute(f"SELECT count(*) AS n FROM agency_queue WHERE {where}", args)
-            total = cur.fetchone()["n"]
-            cur.execute(f"SELECT code, status, procedure_code, procedure_name, submitted_at, appointment_date, "
-                        f"overdue, paused, updated_at FROM agency_queue WHERE {where} "
-                        f"ORDER BY appointment_date NULLS LAST, submitted_at, code LIMIT %s OFFSET %s",
-                        [*args, page_size, (page - 1) * page_size])
-            items = [_jsonable(r) for r in cur.fetchall()]
-        return {"items": items, "total": total, "page": page, "page_size": page_size}
+            return page_of(cur, "code, status, procedure_code, procedure_name, submitted_at, appointment_date, "
+                           "overdue, paused, updated_at", "agency_queue", where, args,
+                           "appointment_date NULLS LAST, submitted_at, code", page, page_size)
 
     def overdue_candidates(self, today: dt.date, limit: int = 500) -> list[str]:
         """Dossiers past their appointment date that are not yet marked overdue."""
@@ -411,6 +401,21 @@ class DossierRepository:
 
 def _local_midnight(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(0), LOCAL_TZ)
+
+
+def page_of(cur, columns: str, table: str, where: str, args: list, order: str, page: int,
+            page_size: int) -> dict[str, Any]:
+    """One page of a projection's rows with the total count, as the list RPCs answer it.
+
+    ``columns``, ``table``, ``where`` and ``order`` are this module's own SQL text; values go in
+    ``args`` only.
+    """
+    cur.execute(f"SELECT count(*) AS n FROM {table} WHERE {where}", args)
+    total = cur.fetchone()["n"]
+    cur.execute(f"SELECT {columns} FROM {table} WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s",
+                [*args, page_size, (page - 1) * page_size])
+    items = [_jsonable(r) for r in cur.fetchall()]
+    return {"items": items, "total": total, "page": page, "page_size": page_size}
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
