@@ -16,7 +16,7 @@ from nameko.timer import timer
 from portal_common import config
 from portal_common.consumer import handle_once
 from portal_common.context import event_context
-from portal_common.entrypoints import rpc
+from portal_common.entrypoints import event_handler, rpc
 from portal_common.errors import InvalidInput
 from portal_common.health import HealthRpc
 from portal_common.logs import LogContext
@@ -24,7 +24,6 @@ from portal_common.nameko_ext import Outbox
 from services.router import repository, schemas
 from services.router.delivery import Router
 from services.router.domain import Route
-from services.router.entrypoints import event_handler
 from services.router.providers import RouterDeps
 
 log = logging.getLogger(__name__)

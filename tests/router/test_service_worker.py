@@ -61,7 +61,7 @@ class _MessageOnADeadSocket:
 def test_ack_on_a_reset_connection_does_not_kill_the_container():
     from nameko.messaging import QueueConsumer
 
-    from services.router.entrypoints import ReconnectingEventHandler, ReconnectingQueueConsumer
+    from portal_common.entrypoints import ReconnectingEventHandler, ReconnectingQueueConsumer
 
     with pytest.raises(ConnectionResetError):  # nameko's own consumer lets it escape (the container dies)
         QueueConsumer().ack_message(_MessageOnADeadSocket())
