@@ -13,12 +13,13 @@ import jsonschema_rs
 import pytest
 import requests
 
-from gateway.http.asyncapi import build_asyncapi, message_name, schema_name
+from gateway.http.asyncapi import build_asyncapi, message_name, render_markdown, schema_name
 from gateway.http.route import ApiRoute
 from gateway.service import GatewayService
 from portal_common.contracts import CATALOGUE
 
-API_MD = Path("/work/shared/API.md")
+# the contract lies beside the repository, in ../shared/ (as for every checkout and for CI)
+API_MD = Path(__file__).resolve().parents[3] / "shared" / "API.md"
 
 
 def _routes() -> list[tuple[str, str]]:
@@ -200,6 +201,14 @@ def test_asyncapi_lists_every_registered_event(asyncapi):
 
 def test_asyncapi_is_the_catalogue_as_generated(asyncapi):
     assert asyncapi == json.loads(json.dumps(build_asyncapi(), default=str))
+
+
+def test_the_events_page_is_the_catalogue_as_generated():
+    """docs/events.md is what agency teams read: a contract added or changed without
+    regenerating it (``python -m gateway.http.asyncapi``) fails here."""
+    page = Path(__file__).resolve().parents[2] / "docs" / "events.md"
+    assert page.read_text(encoding="utf-8") == render_markdown(build_asyncapi()) + "\n", (
+        "docs/events.md is stale: run python -m gateway.http.asyncapi")
 
 
 def test_a_real_event_validates_against_its_published_message(asyncapi):

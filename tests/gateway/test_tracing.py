@@ -71,16 +71,17 @@ def test_request_id_reaches_event_metadata_and_every_log_line(system, gateway_ur
     assert requests.get(f"{gateway_url}/api/v1/dossiers/{code}", timeout=30, headers={
         "Authorization": f"Bearer {token}", "X-Request-ID": rid2}).status_code == 200
 
-    gateway_lines = [e for e in _log_lines(system, "gateway") if e.get("request_id") == rid]
-    assert any(e.get("status") == 201 and e.get("route") == "/api/v1/dossiers" for e in gateway_lines)
+    # the gateway writes its access line once the answer has gone out: wait for it too
+    gateway_lines = _eventually_logged(system, "gateway", rid, lambda e: e.get("status") == 201)
+    assert any(e.get("status") == 201 and e.get("route") == "/api/v1/dossiers" for e in gateway_lines), gateway_lines
     assert all(e["service"] == "gateway" for e in gateway_lines)
     dossier_lines = _eventually_logged(system, "dossier", rid, lambda e: e.get("method") == "submit")
     assert any(e.get("method") == "submit" and e.get("outcome") == "ok" for e in dossier_lines), dossier_lines
     assert all(e["service"] == "dossier" and e["level"] in ("info", "warning", "error") for e in dossier_lines)
     read_lines = _eventually_logged(system, "dossier", rid2, lambda e: e.get("method") == "get")
     assert any(e.get("method") == "get" and e.get("dossier_code") == code for e in read_lines), read_lines
-    gateway_read = [e for e in _log_lines(system, "gateway") if e.get("request_id") == rid2]
-    assert any(e.get("dossier_code") == code for e in gateway_read)
+    gateway_read = _eventually_logged(system, "gateway", rid2, lambda e: e.get("dossier_code") == code)
+    assert any(e.get("dossier_code") == code for e in gateway_read), gateway_read
 
 
 def test_a_refusal_is_logged_with_the_request_id(system, gateway_url):
