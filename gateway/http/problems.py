@@ -31,6 +31,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The service is temporarily unavailable.",
         "Dịch vụ tạm thời không khả dụng.",
     ),
+    "revocations_unavailable": (
+        "Sign-in checks are starting up; retry in a moment.",
+        "Hệ thống kiểm tra đăng nhập đang khởi động; vui lòng thử lại sau giây lát.",
+    ),
     "internal_error": ("Internal error.", "Lỗi hệ thống."),
     "conflict": ("Conflict with the current state.", "Xung đột với trạng thái hiện tại."),
     "query_too_long": ("The query string is too long.", "Chuỗi truy vấn quá dài."),

@@ -34,7 +34,7 @@ from gateway.http.server import GatewayServer, client_address, request_id_of
 from gateway.http.tokens import TokenKeys
 from portal_common import logs
 from portal_common.errors import Forbidden as ForbiddenError
-from portal_common.errors import ServiceError, TooManyRequests, Unauthorized
+from portal_common.errors import ServiceError, TooManyRequests, Unauthorized, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -213,8 +213,9 @@ class ApiRoute(HttpRequestHandler):
                            errors=field_errors(exc.messages))
         if isinstance(exc, ServiceError):
             headers = {}
-            if isinstance(exc, TooManyRequests):
-                retry = (exc.details or {}).get("retry_after", 60) if isinstance(exc.details, dict) else 60
+            if isinstance(exc, TooManyRequests | Unavailable):
+                default = 60 if isinstance(exc, TooManyRequests) else 5
+                retry = (exc.details or {}).get("retry_after", default) if isinstance(exc.details, dict) else default
                 headers["Retry-After"] = str(retry)
             if isinstance(exc, Unauthorized):
                 headers["WWW-Authenticate"] = 'Bearer realm="portal"'

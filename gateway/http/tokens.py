@@ -10,6 +10,9 @@ A valid token is still refused (401 ``token_revoked``) when identity has ended i
 revoked its account since it was issued: see ``gateway.http.revocations``. ``TokenKeys`` holds
 the process's revocation list, loaded from ``identity.revocations()`` when the gateway starts
 and kept current by ``RevocationFeed`` (identity's events, on a queue of this process's own).
+Until that first read has succeeded a signed-in request is answered 503
+``revocations_unavailable`` with ``Retry-After``: a gateway that cannot know what was revoked
+does not let tokens through (anonymous endpoints keep working).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from gateway.http.auth import ROLES, Principal
 from gateway.http.revocations import RevocationList
 from portal_common import config as portal_config
-from portal_common.errors import Unauthorized
+from portal_common.errors import Unauthorized, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -160,11 +163,15 @@ class TokenKeys(SharedExtension):
         if scheme.lower() != "bearer" or not token.strip() or len(token) > 8192:
             raise Unauthorized("invalid_token", "Use 'Authorization: Bearer <access token>'.")
         principal = self.keyset.verify(token.strip())
-        if not self._loaded.ready():  # just started: not blind to what was revoked before
+        if not self.revocations_loaded:  # just started: not blind to what was revoked before
             left = self._wait_until - time.monotonic()
-            if left > 0:
+            if left > 0 and not self._loaded.ready():
                 with eventlet.Timeout(left, False):
                     self._loaded.wait()
+            if not self.revocations_loaded:  # fail closed: a signed-out token must not pass
+                raise Unavailable("revocations_unavailable",
+                                  "Sign-in checks are starting up; retry in a moment.",
+                                  {"retry_after": int(REVOCATIONS_RETRY_S) + 1})
         if self.revocations.is_revoked(principal.claims):
             raise Unauthorized("token_revoked", "The access token was revoked (signed out); sign in again.")
         return principal
@@ -181,3 +188,7 @@ class RevocationFeed(DependencyProvider):
 
     def apply(self, envelope: dict) -> bool:
         return self.keys.revocations.apply_event(envelope)
+
+    def loaded(self) -> bool:
+        """Whether the start-up read of identity's revocations has succeeded (readiness)."""
+        return bool(self.keys.revocations_loaded)

@@ -44,7 +44,8 @@ class OpsRoutes:
     def health(self, call: ApiCall):
         return {"status": "ok", "service": "gateway"}
 
-    @api("GET", "/ready", summary="Readiness: broker, databases and every service answer",
+    @api("GET", "/ready", summary="Readiness: broker, databases and every service answer, and the gateway "
+         "has loaded identity's revocations",
          tags=("ops",), response=ReadyOut, responses={503: ("Not ready", ReadyOut)})
     def ready(self, call: ApiCall):
         checks = {}
@@ -59,6 +60,9 @@ class OpsRoutes:
 
         for name, result in pool.imap(probe, SERVICES):
             checks[name] = result
+        # the gateway itself: it answers signed-in requests only once it knows what was revoked
+        loaded = self.revocation_feed.loaded()
+        checks["gateway"] = {"status": "ok" if loaded else "starting", "revocations_loaded": loaded}
         ok = all(c.get("status") == "ok" for c in checks.values())
         return (200 if ok else 503), {"status": "ready" if ok else "not_ready", "services": checks}
 

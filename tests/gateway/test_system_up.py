@@ -12,7 +12,8 @@ def _get(url: str):
 def test_every_service_is_ready(gateway_url):
     status, headers, body = _get(f"{gateway_url}/ready")
     assert status == 200
-    assert set(body["services"]) == {"identity", "catalog", "dossier", "router"}
+    assert set(body["services"]) == {"identity", "catalog", "dossier", "router", "gateway"}
+    assert body["services"].pop("gateway") == {"status": "ok", "revocations_loaded": True}
     for name, check in body["services"].items():
         assert check["status"] == "ok", name
         assert check["checks"]["database"] is True, name
