@@ -21,6 +21,7 @@ nameko's own entrypoints. Use these in place of ``nameko.events.event_handler``,
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from amqp.exceptions import ConnectionError as AmqpConnectionError
 from kombu.exceptions import OperationalError
@@ -35,7 +36,28 @@ BROKER_GONE = (OSError, AmqpConnectionError, OperationalError)
 
 
 class ReconnectingQueueConsumer(QueueConsumer):
-    """A queue consumer whose ack / requeue on a dead connection is a no-op, not a crash."""
+    """A queue consumer whose ack / requeue on a dead connection is a no-op, not a crash.
+
+    Broadcast handlers (``reliable_delivery=False``) lose the events published while their
+    connection was down: their queue went with it. Whatever a process keeps from such events
+    (a cache) registers ``add_reconnect_listener`` to drop it when the consumer reconnects.
+    """
+
+    def add_reconnect_listener(self, callback: Callable[[], None]) -> None:
+        """Run ``callback()`` after every reconnection to the broker (not the first connect)."""
+        self.__dict__.setdefault("_reconnect_listeners", []).append(callback)
+
+    def on_consume_ready(self, connection, channel, consumers, **kwargs) -> None:
+        reconnected = self._consumers_ready.ready()
+        super().on_consume_ready(connection, channel, consumers, **kwargs)
+        if not reconnected:
+            return
+        log.warning("consumer reconnected to the broker; broadcast events sent meanwhile were missed")
+        for callback in list(self.__dict__.get("_reconnect_listeners", ())):
+            try:
+                callback()
+            except Exception:  # one listener's failure must not stop the consumer
+                log.exception("reconnect listener %r failed", callback)
 
     def ack_message(self, message) -> None:
         try:

@@ -6,8 +6,10 @@ A submission asks the catalog two things: the procedure's current version
 call through to the catalog. Entries are dropped when the catalog says something changed:
 each dossier process subscribes to the catalog's events with a broadcast handler
 (``service.py``) and calls ``CatalogCache.on_event``, so a withdrawn procedure or a dissolved
-agency stops being accepted as soon as its event arrives. The TTL is a safety net for an
-event missed while the broker connection was down.
+agency stops being accepted as soon as its event arrives. Events published while the
+broker connection was down never reach the process (a broadcast queue lives with its
+connection), so the whole cache is dropped when the consumer reconnects; the TTL is the
+last safety net.
 
 A look-up that began before an invalidation never stores its (possibly older) answer after
 it: every invalidation starts a new generation and a store from an earlier one is dropped.
@@ -31,6 +33,7 @@ from typing import Any
 from nameko.extensions import DependencyProvider
 
 from portal_common import config
+from portal_common.entrypoints import ReconnectingQueueConsumer
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +146,8 @@ class CatalogCache(DependencyProvider):
     events.
     """
 
+    queue_consumer = ReconnectingQueueConsumer()  # the process's one consumer: told of reconnections
+
     def __init__(self, ttl: float | None = None, max_size: int | None = None) -> None:
         self.ttl = ttl
         self.max_size = max_size
@@ -152,6 +157,13 @@ class CatalogCache(DependencyProvider):
         ttl = self.ttl if self.ttl is not None else config.env_float("CATALOG_CACHE_TTL", 60.0, "dossier")
         size = self.max_size if self.max_size is not None else config.env_int("CATALOG_CACHE_SIZE", 1024, "dossier")
         self.cache = TtlCache(ttl, max(1, size)) if ttl > 0 else None
+        if self.container is not None:  # bound to a running service (not a bare unit-test instance)
+            self.queue_consumer.add_reconnect_listener(self.on_reconnect)
+
+    def on_reconnect(self) -> None:
+        """Catalog events may have gone by while the connection was down: forget everything."""
+        if self.cache is not None:
+            log.info("catalog cache: dropped %d entries after a broker reconnection", self.cache.invalidate())
 
     def get_dependency(self, worker_ctx: Any) -> CatalogCache:
         return self

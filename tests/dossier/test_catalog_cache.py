@@ -162,3 +162,20 @@ def test_the_provider_reads_its_settings_and_ttl_zero_turns_the_cache_off(monkey
     on.on_event("ProcedureWithdrawn", {"data": {"code": "P1"}})
     catalog.get_procedure("P1")
     assert len(proxy.calls) == 2
+
+
+def test_a_broker_reconnection_drops_everything(monkeypatch):
+    """Catalog events sent while the connection was down never arrive: nothing cached before
+    it can be trusted."""
+    monkeypatch.setenv("DOSSIER_CATALOG_CACHE_TTL", "60")
+    proxy, provider = FakeCatalog(), CatalogCache()
+    provider.setup()
+    catalog = provider.wrap(proxy)
+    catalog.get_procedure("P1")
+    catalog.agencies_for("P1", province="51")
+    catalog.get_procedure("P1")
+    assert len(proxy.calls) == 2
+    provider.on_reconnect()
+    catalog.get_procedure("P1")
+    catalog.agencies_for("P1", province="51")
+    assert len(proxy.calls) == 4

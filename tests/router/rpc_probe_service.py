@@ -7,17 +7,39 @@ import os
 import time
 
 import eventlet.patcher
+from nameko.extensions import DependencyProvider
 
-from portal_common.entrypoints import ReconnectingRpcProxy, rpc
+from portal_common.entrypoints import ReconnectingQueueConsumer, ReconnectingRpcProxy, rpc
 
 _socket = eventlet.patcher.original("socket")  # blocking: the hub does not run meanwhile
 _blocking_sleep = eventlet.patcher.original("time").sleep
+
+
+class ReconnectCounter(DependencyProvider):
+    """Counts the consumer's reconnections, as a cache fed by broadcast events hears of them."""
+
+    queue_consumer = ReconnectingQueueConsumer()
+
+    def setup(self) -> None:
+        self.count = 0
+        self.queue_consumer.add_reconnect_listener(self._bump)
+
+    def _bump(self) -> None:
+        self.count += 1
+
+    def get_dependency(self, worker_ctx):
+        return self
 
 
 class RpcProbe:
     name = "rpc_probe"
 
     myself = ReconnectingRpcProxy("rpc_probe")
+    reconnects = ReconnectCounter()
+
+    @rpc
+    def reconnections(self) -> int:
+        return self.reconnects.count
 
     @rpc
     def pid(self) -> int:

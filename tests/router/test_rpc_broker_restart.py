@@ -73,6 +73,7 @@ def probe(broker, tmp_path):
 def test_rpc_service_answers_again_after_a_broker_restart_mid_call(broker, probe, tmp_path, crash):
     marker, log = tmp_path / "marker", tmp_path / "probe.log"
     assert _call(broker.uri, "pid_through_proxy") == probe.pid
+    assert _call(broker.uri, "reconnections") == 0  # the first connect is no reconnection
 
     # a call in flight when the broker goes: its reply cannot be published and its request
     # cannot be acknowledged; the caller's own connection dies too, its answer is moot
@@ -99,6 +100,9 @@ def test_rpc_service_answers_again_after_a_broker_restart_mid_call(broker, probe
              interval=0.5, what="an answer after the restart")
     assert probe.poll() is None, "the service died with the broker: " + log.read_text()[-3000:]
     assert _call(broker.uri, "pid_through_proxy", timeout=30) == probe.pid  # its reply listener is back too
+    # what the process keeps from broadcast events heard of the reconnection (the dossier's
+    # catalog cache drops everything then)
+    assert _call(broker.uri, "reconnections") >= 1
     # the request whose reply was lost came again once the broker was back, and was answered
     wait_for(lambda: marker.read_text().count("called") >= 2, timeout=60, what="the held call again")
     assert probe.poll() is None
@@ -129,3 +133,8 @@ def test_every_service_consumes_through_the_one_reconnecting_queue_consumer(path
     assert any(e.method_name == "health" for e in rpcs)
     assert all(type(e) is ReconnectingRpcConsumer for e in container.extensions if isinstance(e, RpcConsumer))
     assert all(type(e) is ReconnectingReplyListener for e in container.extensions if isinstance(e, ReplyListener))
+    if name == "DossierService":  # the catalog cache listens to that one consumer's reconnections
+        from services.dossier.catalog_cache import CatalogCache
+
+        cache = next(e for e in container.extensions if isinstance(e, CatalogCache))
+        assert cache.queue_consumer is consumers[0]
