@@ -47,3 +47,7 @@ class GatewayService(
     @event_handler("identity", "AgencySystemRevoked", handler_type=BROADCAST, reliable_delivery=False)
     def on_agency_system_revoked(self, envelope: dict) -> None:
         self.revocation_feed.apply(envelope)
+
+    @event_handler("identity", "StaffAccountDisabled", handler_type=BROADCAST, reliable_delivery=False)
+    def on_staff_account_disabled(self, envelope: dict) -> None:
+        self.revocation_feed.apply(envelope)

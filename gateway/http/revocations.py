@@ -2,10 +2,10 @@
 
 Access tokens are verified locally, so one stays valid until it expires unless the gateway
 learns its session (or account) ended. Identity names them in its events (``SignedOut`` v2:
-the ended sessions, and ``all_sessions`` for a sign-out everywhere; ``PasswordChanged``: every
-token issued before it; ``AgencySystemRevoked``: every token of that system); each gateway
-process receives them on a queue of its own (a ``BROADCAST`` handler) and, when it starts,
-reads the recent ones over one RPC (``identity.revocations``).
+the ended sessions, and ``all_sessions`` for a sign-out everywhere; ``PasswordChanged`` and
+``StaffAccountDisabled``: every token issued before it; ``AgencySystemRevoked``: every token of
+that system); each gateway process receives them on a queue of its own (a ``BROADCAST``
+handler) and, when it starts, reads the recent ones over one RPC (``identity.revocations``).
 
 An entry is kept for one access-token lifetime (and a margin) after its revocation: after
 that, every token it refuses has expired anyway. The list is in memory and small (the
@@ -14,7 +14,9 @@ revocations of the last ten minutes).
 Rules: a token whose ``sid`` claim names a revoked session is refused; so is a token of an
 account revoked "before T" whose ``iat`` is earlier than T (T is a whole second: for a
 password change or a sign-out everywhere the second it happened in, whose own tokens the
-sessions list covers; for an agency system the second after, as it can get no new token).
+sessions list covers; for a disabled staff account the second it happened in too, so that a
+sign-in after a quick reinstatement works; for an agency system the second after, as it can get
+no new token).
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ class RevocationList:
             self.revoke_session(session, at)
         if not account or at is None:
             return bool(sessions)
-        if kind == "PasswordChanged" or (kind == "SignedOut" and data.get("all_sessions")):
+        if kind in ("PasswordChanged", "StaffAccountDisabled") or (kind == "SignedOut" and data.get("all_sessions")):
             self.revoke_account(account, float(math.floor(at)), at)
             return True
         if kind == "AgencySystemRevoked":

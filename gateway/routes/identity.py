@@ -33,7 +33,9 @@ from portal_common.contracts.identity import (
     RegisterMobileBody,
     ResendBody,
     ResetPasswordBody,
+    StaffListQuery,
     StaffLoginBody,
+    StaffStatusBody,
 )
 
 TAGS = ("identity",)
@@ -94,6 +96,35 @@ class Account(Schema):
 
 _REG = {409: "Already registered", 422: "Refused (see code)", 429: "Too many codes", 503: "Registry unavailable"}
 _OTP = {400: "Wrong, expired or used code", 404: "Unknown id", 409: "Already registered", 429: "Locked"}
+
+
+class StaffStatus(Schema):
+    account_id = fields.String()
+    username = fields.String()
+    status = fields.String(metadata={"description": "disabled, active, or pending (never activated)"})
+    sessions_ended = fields.Integer(metadata={"description": "on disabling: the sessions it ended"})
+
+
+class StaffView(Schema):
+    account_id = fields.String()
+    username = fields.String()
+    role = fields.String()
+    full_name = fields.String()
+    agency_code = fields.String(allow_none=True)
+    status = fields.String()
+    created_at = fields.String()
+    disabled_at = fields.String(allow_none=True, metadata={"description": "the last time it was disabled"})
+
+
+class StaffList(Schema):
+    items = fields.List(fields.Nested(StaffView))
+    total = fields.Integer()
+    page = fields.Integer()
+    page_size = fields.Integer()
+
+
+_STAFF_STATUS_ERRORS = {404: "No staff account has this id", 409: "Already in that state, or the "
+                        "operator's own account", 422: "Invalid input"}
 
 
 def _raw(call: ApiCall) -> dict:
@@ -214,6 +245,24 @@ class IdentityRoutes:
          auth=OPERATOR, status=201, responses={409: "Username taken", 422: "Invalid input"})
     def create_staff(self, call: ApiCall):
         return self.identity_rpc.create_staff(_raw(call), context=call.context())
+
+    @api("GET", "/api/v1/staff", summary="Staff accounts, newest first, by agency, status and role",
+         tags=STAFF_TAGS, query=StaffListQuery, response=StaffList, auth=OPERATOR,
+         responses={422: "Invalid input"})
+    def list_staff(self, call: ApiCall):
+        return self.identity_rpc.list_staff(call.query)
+
+    @api("POST", "/api/v1/staff/<account_id>/disable", summary="Disable a staff account at once: it cannot "
+         "sign in, its sessions end and its access tokens are refused", tags=STAFF_TAGS, body=StaffStatusBody,
+         response=StaffStatus, auth=OPERATOR, responses=_STAFF_STATUS_ERRORS)
+    def disable_staff(self, call: ApiCall, account_id: str):
+        return self.identity_rpc.disable_staff(account_id, _raw(call), context=call.context())
+
+    @api("POST", "/api/v1/staff/<account_id>/reinstate", summary="Reinstate a disabled staff account (it signs "
+         "in again; tokens from before the disable stay refused)", tags=STAFF_TAGS, body=StaffStatusBody,
+         response=StaffStatus, auth=OPERATOR, responses=_STAFF_STATUS_ERRORS)
+    def reinstate_staff(self, call: ApiCall, account_id: str):
+        return self.identity_rpc.reinstate_staff(account_id, _raw(call), context=call.context())
 
     @api("POST", "/api/v1/auth/staff/activate", summary="Activate a staff account: the code from the SMS "
          "and a new password", tags=STAFF_TAGS, body=ActivateStaffBody, response=Registered, rate_limit="otp",

@@ -127,6 +127,12 @@ def _no_control(value: str) -> bool:
     return True
 
 
+def _not_blank(value: str) -> bool:
+    if not value.strip():
+        raise ValidationError("Must not be blank.")
+    return True
+
+
 def _past_date(value: dt.date) -> bool:
     if value < dt.date(1900, 1, 1) or value > dt.date.today():
         raise ValidationError("Not a plausible date of birth.")
@@ -286,6 +292,31 @@ class AgencySystemRevokedV1(_Strict):
     agency_code = fields.String(required=True)
 
 
+_STAFF_ROLES = ("officer", "editor", "operator")
+
+
+@CATALOGUE.register("StaffAccountDisabled", 1, PRODUCER,
+                    "An operator disabled a staff account: its sessions ended, its access tokens are refused "
+                    "and it cannot sign in until reinstated.")
+class StaffAccountDisabledV1(_Strict):
+    account_id = fields.String(required=True)
+    username = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(_STAFF_ROLES))
+    agency_code = fields.String(allow_none=True, load_default=None)
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+@CATALOGUE.register("StaffAccountReinstated", 1, PRODUCER,
+                    "An operator reinstated a disabled staff account: it can sign in again (old tokens stay "
+                    "refused).")
+class StaffAccountReinstatedV1(_Strict):
+    account_id = fields.String(required=True)
+    username = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(_STAFF_ROLES))
+    agency_code = fields.String(allow_none=True, load_default=None)
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
 _USERNAME = validate.Regexp(r"^[a-z0-9][a-z0-9._-]{2,39}$", error="3-40 lower-case letters, digits, '.', '_', '-'.")
 _AGENCY = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$", error="Not a valid agency code.")
 
@@ -303,6 +334,20 @@ class NewStaffBody(_Strict):
             raise ValidationError({"agency_code": ["An officer belongs to an agency."]})
         if data["role"] != "officer" and data.get("agency_code"):
             raise ValidationError({"agency_code": ["Only officers belong to an agency."]})
+
+
+class StaffStatusBody(_Strict):
+    """Why an operator disables or reinstates a staff account (kept in the account's events)."""
+
+    reason = fields.String(required=True, validate=[validate.Length(min=1, max=500), _no_control, _not_blank])
+
+
+class StaffListQuery(_Strict):
+    agency_code = fields.String(load_default=None, validate=_AGENCY)
+    status = fields.String(load_default=None, validate=validate.OneOf(["pending", "active", "disabled"]))
+    role = fields.String(load_default=None, validate=validate.OneOf(_STAFF_ROLES))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
 class ActivateStaffBody(_Strict):

@@ -64,6 +64,47 @@ def staff_account(cur, identifier: str) -> dict | None:
     return cur.fetchone()
 
 
+def lock_live_refresh_tokens(cur, account_id) -> None:
+    """Lock the account's live refresh tokens before the account itself, the order a refresh takes them in."""
+    cur.execute("SELECT 1 FROM refresh_tokens WHERE account_id = %s AND revoked_at IS NULL FOR UPDATE",
+                (str(account_id),))
+
+
+def staff_by_id(cur, account_id: uuid.UUID, roles: tuple[str, ...]) -> dict | None:
+    """A staff account of ``roles``, locked: sign-ins read it with a lock too, so none slips past a disable."""
+    cur.execute(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = %s AND role = ANY(%s) FOR UPDATE",
+                (str(account_id), list(roles)))
+    return cur.fetchone()
+
+
+def set_staff_status(cur, account_id, status: str) -> None:
+    cur.execute("UPDATE accounts SET status = %s, updated_at = now(), "
+                "disabled_at = CASE WHEN %s = 'disabled' THEN now() ELSE disabled_at END WHERE id = %s",
+                (status, status, str(account_id)))
+
+
+def staff_page(cur, roles: tuple[str, ...], filters: dict[str, Any], page: int, page_size: int) -> tuple[list, int]:
+    """One page of staff accounts (newest first) and how many match."""
+    where, args = ["role = ANY(%s)"], [list(roles)]
+    for column in ("agency_code", "status", "role"):
+        if filters.get(column):
+            where.append(f"{column} = %s")
+            args.append(filters[column])
+    sql_where = " AND ".join(where)
+    cur.execute(f"SELECT count(*) AS n FROM accounts WHERE {sql_where}", args)
+    total = cur.fetchone()["n"]
+    cur.execute(f"SELECT id, role, identifier, full_name, agency_code, status, created_at, disabled_at "
+                f"FROM accounts WHERE {sql_where} ORDER BY created_at DESC, id LIMIT %s OFFSET %s",
+                [*args, page_size, (page - 1) * page_size])
+    return cur.fetchall(), total
+
+
+def disabled_staff_since(cur, seconds: int) -> list[dict]:
+    cur.execute("SELECT id AS account_id, disabled_at FROM accounts "
+                "WHERE disabled_at > now() - make_interval(secs => %s)", (int(seconds),))
+    return cur.fetchall()
+
+
 # -- pending registrations and sign-ins --------------------------------------------------
 
 def insert_registration(cur, reg_id: uuid.UUID, method: str, identifier: str, phone: str, data: dict,

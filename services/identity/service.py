@@ -6,6 +6,7 @@ one-time code, or certificate → tokens), ``confirm_login``, ``refresh``, ``log
 ``forgot_password``, ``reset_password``, ``change_password``. Reads: ``jwks``, ``me``,
 ``revocations`` (the recently ended sessions, for a starting gateway).
 Staff and agency systems: ``create_staff``, ``activate_staff``, ``staff_login``,
+``disable_staff``, ``reinstate_staff``, ``list_staff``,
 ``register_agency_system``, ``revoke_agency_system``, ``client_token``.
 Operations: ``rotate_signing_key``, ``add_trusted_ca``. Local stand-ins (only with
 ``LOCAL_ADAPTERS``): ``dev_token``, ``dev_carrier_record``, ``dev_bhxh_record``,
@@ -190,6 +191,18 @@ class IdentityService(HealthRpc):
     def staff_login(self, data: dict, context: dict | None = None) -> dict:
         return staff_accounts.login(self.db, self.events, self._adapters, self._settings, data, context,
                                     self._ctx(context))
+
+    @rpc
+    def disable_staff(self, account_id: str, data: dict, context: dict | None = None) -> dict:
+        return staff_accounts.disable(self.db, self.events, account_id, data, self._ctx(context))
+
+    @rpc
+    def reinstate_staff(self, account_id: str, data: dict, context: dict | None = None) -> dict:
+        return staff_accounts.reinstate(self.db, self.events, account_id, data, self._ctx(context))
+
+    @rpc
+    def list_staff(self, query: dict | None = None) -> dict:
+        return staff_accounts.page(self.db, query or {})
 
     @rpc
     def register_agency_system(self, data: dict, context: dict | None = None) -> dict:

@@ -50,7 +50,7 @@ def refresh(db: Database, store: EventStore, key: SigningKey, settings: Settings
         row = repo.refresh_row(cur, token_id)
         if row is None or not tokens.refresh_matches(secret, row["token_hash"]):
             raise invalid
-        account = repo.account_by_id(cur, row["account_id"])
+        account = repo.account_by_id(cur, row["account_id"], for_update=True)  # waits for a disable
         if row["revoked_at"] is not None:
             if row["revoked_reason"] == "rotated" and repo.revoke_family(cur, row["family"], "reuse") > 0:
                 record(store, cur, f"account-{row['account_id']}", [signed_out(
@@ -124,11 +124,15 @@ def revocations(db: Database, settings: Settings) -> dict:
     with db.transaction() as cur:
         rows = repo.revoked_sessions_since(cur, window)
         clients = repo.revoked_agency_clients_since(cur, window)
+        disabled = repo.disabled_staff_since(cur, window)
     accounts: dict[str, float] = {}
     for row in rows:  # a password change ends every access token issued before it
         if row["password"]:
             before = float(int(row["revoked_at"].timestamp()))
             accounts[str(row["account_id"])] = max(before, accounts.get(str(row["account_id"]), 0.0))
+    for row in disabled:  # a disabled staff account: every token issued before the second of the disable
+        before = float(int(row["disabled_at"].timestamp()))
+        accounts[str(row["account_id"])] = max(before, accounts.get(str(row["account_id"]), 0.0))
     for row in clients:  # a revoked agency system can get no new token: refuse the second it was revoked in too
         accounts[str(row["account_id"])] = float(int(row["revoked_at"].timestamp()) + 1)
     return {

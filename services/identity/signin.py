@@ -162,7 +162,7 @@ def confirm(db: Database, store: EventStore, key: SigningKey, settings: Settings
         row = repo.login(cur, data["login_id"])
         if row is None or row["method"] != "password":
             raise NotFound("login_not_found", "No pending sign-in has this id.")
-        account = repo.account_by_id(cur, row["account_id"])
+        account = repo.account_by_id(cur, row["account_id"], for_update=True)  # waits for a disable
         refuse_if_locked(cur, str(account["id"]), source_key(context))
         outcome = otp_flow.check(row, data["otp"], settings.otp_attempts, now())
         if not outcome.ok:

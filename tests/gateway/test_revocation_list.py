@@ -110,3 +110,15 @@ def test_loading_identitys_snapshot():
     clock.now = T0 + 600 + MARGIN_S + 1
     assert len(revoked) == 0
     revoked.load({})  # an empty answer is fine
+
+
+def test_a_disabled_staff_account():
+    revoked = RevocationList(600, clock=Clock(T0 + 1))
+    data = {"account_id": "acc-5", "username": "cb.a", "role": "officer", "agency_code": "X", "reason": "left"}
+    assert revoked.apply_event(envelope("StaffAccountDisabled", data, T0 + 0.5))
+    assert revoked.is_revoked(claims(sub="acc-5", sid="s-1", iat=T0 - 1))
+    assert revoked.is_revoked(claims(sub="acc-5", sid=None, iat=T0 - 300))
+    assert not revoked.is_revoked(claims(sub="acc-5", sid="s-9", iat=T0))  # a sign-in after a quick reinstatement
+    assert not revoked.is_revoked(claims(sub="acc-6", sid=None, iat=T0 - 1))
+    assert not revoked.apply_event(envelope("StaffAccountReinstated", data, T0 + 0.8))  # it revokes nothing
+    assert revoked.is_revoked(claims(sub="acc-5", sid=None, iat=T0 - 1))

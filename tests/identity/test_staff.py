@@ -1,11 +1,13 @@
 """Real staff credentials over HTTP: an operator creates an officer who activates the account
 by SMS code and signs in with username + password + code; agency systems get client
-credentials scoped to their agency, which revocation stops."""
+credentials scoped to their agency, which revocation stops; an operator disables a staff account
+(shut out at once) and reinstates it."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import uuid
 
 import jwt
@@ -128,3 +130,131 @@ def test_the_admin_command_bootstraps_an_operator(migrated_database, identity_db
     with identity_db.transaction() as cur:
         cur.execute("SELECT role, status FROM accounts WHERE identifier = %s", (f"staff:{username}",))
         assert cur.fetchone() == {"role": "operator", "status": "pending"}
+
+
+def _activate(api, gateway_url, username, phone):
+    code = accounts.latest_code(gateway_url, phone)
+    return api("POST", "/api/v1/auth/staff/activate", {"username": username, "otp": code, "password": PASSWORD})
+
+
+def _staff_sign_in(api, gateway_url, username, phone):
+    step = api("POST", "/api/v1/auth/staff/login", {"username": username, "password": PASSWORD})
+    if step.status != 200:
+        return step
+    return api("POST", "/api/v1/auth/login/confirm",
+               {"login_id": step["login_id"], "otp": accounts.latest_code(gateway_url, phone)})
+
+
+def _active_officer(api, gateway_url, operator):
+    username, phone, created = _new_officer(api, operator)
+    assert _activate(api, gateway_url, username, phone).status == 200
+    tokens = _staff_sign_in(api, gateway_url, username, phone)
+    assert tokens.status == 200, tokens
+    return username, phone, created["account_id"], tokens
+
+
+def _events(identity_db, account_id):
+    with identity_db.transaction() as cur:
+        cur.execute("SELECT event_type, payload FROM events WHERE stream_id = %s ORDER BY version",
+                    (f"account-{account_id}",))
+        return cur.fetchall()
+
+
+def test_a_disabled_officer_is_shut_out_at_once_and_a_reinstated_one_signs_in(api, gateway_url, operator,
+                                                                                identity_db):
+    username, phone, account_id, tokens = _active_officer(api, gateway_url, operator)
+    assert api("GET", "/api/v1/me", token=tokens["access_token"]).status == 200
+    done = api("POST", f"/api/v1/staff/{account_id}/disable", {"reason": "Nghỉ việc"}, token=operator)
+    assert done.status == 200 and done["status"] == "disabled" and done["sessions_ended"] == 1, done
+    # the gateway learns it from the event: within a moment, without asking identity
+    reply = api("GET", "/api/v1/me", token=tokens["access_token"])
+    for _ in range(50):
+        if reply.status != 200:
+            break
+        time.sleep(0.1)
+        reply = api("GET", "/api/v1/me", token=tokens["access_token"])
+    assert_problem(reply, 401, "token_revoked")
+    assert_problem(api("POST", "/api/v1/auth/refresh", {"refresh_token": tokens["refresh_token"]}), 401)
+    # a disabled account's sign-in reads exactly like a wrong password
+    assert_problem(api("POST", "/api/v1/auth/staff/login", {"username": username, "password": PASSWORD}),
+                   401, "invalid_credentials")
+    assert_problem(api("POST", f"/api/v1/staff/{account_id}/disable", {"reason": "again"}, token=operator),
+                   409, "staff_already_disabled")
+    back = api("POST", f"/api/v1/staff/{account_id}/reinstate", {"reason": "Trở lại làm việc"}, token=operator)
+    assert back.status == 200 and back["status"] == "active", back
+    assert_problem(api("POST", f"/api/v1/staff/{account_id}/reinstate", {"reason": "again"}, token=operator),
+                   409, "staff_not_disabled")
+    fresh = _staff_sign_in(api, gateway_url, username, phone)
+    assert fresh.status == 200, fresh
+    assert api("GET", "/api/v1/me", token=fresh["access_token"]).status == 200
+    assert_problem(api("GET", "/api/v1/me", token=tokens["access_token"]), 401, "token_revoked")
+    events = _events(identity_db, account_id)
+    kinds = [e["event_type"] for e in events]
+    at = kinds.index("StaffAccountDisabled")
+    assert kinds[at + 1] == "SignedOut" and "StaffAccountReinstated" in kinds[at:]
+    assert events[at]["payload"] == {"account_id": account_id, "username": username, "role": "officer",
+                                     "agency_code": "P51-STP", "reason": "Nghỉ việc"}
+    sid = jwt.decode(tokens["access_token"], options={"verify_signature": False})["sid"]
+    assert events[at + 1]["payload"] == {"account_id": account_id, "reason": "account_disabled",
+                                         "session_ids": [sid], "all_sessions": True}
+    reinstated = events[kinds.index("StaffAccountReinstated")]["payload"]
+    assert reinstated["reason"] == "Trở lại làm việc" and reinstated["username"] == username
+    listed = api("GET", "/api/v1/staff?agency_code=P51-STP&status=active&page_size=100", token=operator)
+    assert listed.status == 200 and account_id in {i["account_id"] for i in listed["items"]}, listed
+    assert all(i["status"] == "active" and i["agency_code"] == "P51-STP" for i in listed["items"])
+
+
+def test_only_operators_disable_staff(api, gateway_url, operator):
+    _, _, account_id, tokens = _active_officer(api, gateway_url, operator)
+    editor = accounts.staff_token(gateway_url, "editor")
+    for token in (editor, tokens["access_token"]):
+        for action in ("disable", "reinstate"):
+            assert_problem(api("POST", f"/api/v1/staff/{account_id}/{action}", {"reason": "x"}, token=token),
+                           403, "forbidden")
+    assert_problem(api("POST", f"/api/v1/staff/{account_id}/disable", {"reason": "x"}), 401)
+    assert_problem(api("GET", "/api/v1/staff", token=editor), 403, "forbidden")
+    assert api("GET", "/api/v1/me", token=tokens["access_token"]).status == 200
+
+
+@pytest.mark.parametrize("account_id", ["not-a-uuid", str(uuid.uuid4()), "%20", "0" * 300])
+def test_an_unknown_staff_id_is_not_found(api, operator, account_id):
+    assert_problem(api("POST", f"/api/v1/staff/{account_id}/disable", {"reason": "x"}, token=operator),
+                   404, "staff_not_found")
+    assert_problem(api("POST", f"/api/v1/staff/{account_id}/reinstate", {"reason": "x"}, token=operator),
+                   404, "staff_not_found")
+
+
+def test_citizens_and_agency_systems_are_not_staff_here(api, gateway_url, operator):
+    citizen = accounts.register_citizen(gateway_url)
+    system = api("POST", "/api/v1/agency-systems", {"agency_code": "P51-STP", "name": "Hệ thống"}, token=operator)
+    for account_id in (citizen["account_id"], system["account_id"]):
+        assert_problem(api("POST", f"/api/v1/staff/{account_id}/disable", {"reason": "x"}, token=operator),
+                       404, "staff_not_found")
+    assert api("GET", "/api/v1/me", token=citizen["access_token"]).status == 200
+
+
+@pytest.mark.parametrize("body", [{}, {"reason": ""}, {"reason": "   "}, {"reason": "x" * 501},
+                                  {"reason": "a\u0000b"}, {"reason": "ok", "extra": 1}, {"reason": 5}])
+def test_a_reason_is_required(api, gateway_url, operator, body):
+    _, _, created = _new_officer(api, operator)
+    reply = api("POST", f"/api/v1/staff/{created['account_id']}/disable", body, token=operator)
+    assert_problem(reply, 422, "validation_failed")
+
+
+def test_an_operator_cannot_disable_themselves(api, operator):
+    me = jwt.decode(operator, options={"verify_signature": False})["sub"]
+    assert_problem(api("POST", f"/api/v1/staff/{me}/disable", {"reason": "oops"}, token=operator),
+                   409, "cannot_disable_self")
+    assert api("GET", "/api/v1/me", token=operator).status == 200
+
+
+def test_a_disabled_pending_account_cannot_be_activated(api, gateway_url, operator, identity_db):
+    username, phone, created = _new_officer(api, operator)
+    done = api("POST", f"/api/v1/staff/{created['account_id']}/disable", {"reason": "Tạo nhầm"}, token=operator)
+    assert done.status == 200 and done["sessions_ended"] == 0
+    assert_problem(_activate(api, gateway_url, username, phone), 404, "activation_not_found")
+    assert [e["event_type"] for e in _events(identity_db, created["account_id"])] == [
+        "StaffAccountCreated", "StaffAccountDisabled"]  # no session ended: no SignedOut
+    back = api("POST", f"/api/v1/staff/{created['account_id']}/reinstate", {"reason": "Đúng người"}, token=operator)
+    assert back.status == 200 and back["status"] == "pending"  # it still waits for its activation
+    assert _activate(api, gateway_url, username, phone).status == 200

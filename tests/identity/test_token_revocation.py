@@ -1,10 +1,12 @@
 """Revoked access tokens over HTTP against the running system: the gateway verifies tokens on
 its own, and still refuses (401 ``token_revoked``) those of a session or account identity has
-ended, within about a second, while the account's other sessions go on; a gateway started
-after the revocation refuses them too (it reads identity's current revocations)."""
+ended (a sign-out, a password change, a revoked agency system, a disabled staff account), within
+about a second, while the account's other sessions go on; a gateway started after the
+revocation refuses them too (it reads identity's current revocations)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -12,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 
 import jwt
 import pytest
@@ -22,6 +25,7 @@ from tests.support import accounts
 
 pytestmark = pytest.mark.integration
 NEW = "Mat-khau-moi-2026"
+STAFF_PASSWORD = "Can-bo-mot-cua-7"
 BOUND_S = 5.0  # the refusal comes in about a second; the tests only wait this long at most
 
 
@@ -130,10 +134,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_a_gateway_started_after_the_sign_out_refuses_the_token(api, system, gateway_url, citizen):
-    other = _second_session(gateway_url, citizen)
-    assert api("POST", "/api/v1/auth/logout", {"refresh_token": citizen["refresh_token"]},
-               token=citizen["access_token"]).status == 204
+@contextlib.contextmanager
+def _second_gateway(system):
+    """Another gateway process, started now: it knows only what identity's revocations() tells it."""
     port = _free_port()
     env = {**system.env("gateway"), "GATEWAY_PORT": str(port)}
     proc = subprocess.Popen([sys.executable, "-m", "nameko", "run", "--config", "gateway/config.yml",
@@ -150,9 +153,7 @@ def test_a_gateway_started_after_the_sign_out_refuses_the_token(api, system, gat
                         break
             except OSError:
                 time.sleep(0.2)
-        # the event went by before this gateway existed: only its start-up read can know
-        assert_problem(_me(url, citizen["access_token"]), 401, "token_revoked")
-        assert _me(url, other["access_token"]).status == 200
+        yield url
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -160,6 +161,50 @@ def test_a_gateway_started_after_the_sign_out_refuses_the_token(api, system, gat
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
+
+
+def test_a_gateway_started_after_the_sign_out_refuses_the_token(api, system, gateway_url, citizen):
+    other = _second_session(gateway_url, citizen)
+    assert api("POST", "/api/v1/auth/logout", {"refresh_token": citizen["refresh_token"]},
+               token=citizen["access_token"]).status == 204
+    with _second_gateway(system) as url:
+        # the event went by before this gateway existed: only its start-up read can know
+        assert_problem(_me(url, citizen["access_token"]), 401, "token_revoked")
+        assert _me(url, other["access_token"]).status == 200
+
+
+def _signed_in_officer(api, gateway_url, operator) -> dict:
+    """A real officer account, created by an operator, activated, and signed in."""
+    username, phone = f"cb.{uuid.uuid4().hex[:8]}", accounts.random_person()["phone"]
+    created = api("POST", "/api/v1/staff", {"username": username, "role": "officer", "agency_code": "P51-STP",
+                                            "full_name": "Trần Thị Cán Bộ", "phone": phone}, token=operator)
+    body = {"username": username, "otp": accounts.latest_code(gateway_url, phone), "password": STAFF_PASSWORD}
+    assert api("POST", "/api/v1/auth/staff/activate", body).status == 200
+    step = api("POST", "/api/v1/auth/staff/login", {"username": username, "password": STAFF_PASSWORD})
+    tokens = api("POST", "/api/v1/auth/login/confirm",
+                 {"login_id": step["login_id"], "otp": accounts.latest_code(gateway_url, phone)})
+    return {"account_id": created["account_id"], "access_token": tokens["access_token"],
+            "refresh_token": tokens["refresh_token"]}
+
+
+def test_a_disabled_staff_accounts_tokens_are_refused_here_and_by_a_later_gateway(api, system, gateway_url,
+                                                                                   amqp_uri):
+    operator = accounts.staff_token(gateway_url, "operator")
+    officer = _signed_in_officer(api, gateway_url, operator)
+    bystander = _signed_in_officer(api, gateway_url, operator)
+    assert _me(gateway_url, officer["access_token"]).status == 200
+    done = api("POST", f"/api/v1/staff/{officer['account_id']}/disable", {"reason": "Lộ mật khẩu"}, token=operator)
+    assert done.status == 200, done
+    assert_problem(_until_revoked(gateway_url, officer["access_token"]), 401, "token_revoked")
+    assert_problem(api("POST", "/api/v1/auth/refresh", {"refresh_token": officer["refresh_token"]}), 401)
+    assert _me(gateway_url, bystander["access_token"]).status == 200
+    with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=10) as cluster:
+        listed = cluster.identity.revocations()
+    cutoff = {a["account_id"]: a["before"] for a in listed["accounts"]}
+    assert abs(cutoff[officer["account_id"]] - time.time()) < 60 and bystander["account_id"] not in cutoff
+    with _second_gateway(system) as url:
+        assert_problem(_me(url, officer["access_token"]), 401, "token_revoked")
+        assert _me(url, bystander["access_token"]).status == 200
 
 
 def system_root() -> str:
