@@ -4,6 +4,10 @@ The router sends ``X-Portal-Timestamp`` (Unix seconds) and ``X-Portal-Signature`
 (``sha256=<hex>`` of HMAC-SHA256 over ``<timestamp>.<raw body>`` with the agency's shared
 secret). A receiver recomputes it over the bytes it received, compares in constant time, and
 rejects timestamps outside its replay window so a captured request cannot be replayed later.
+
+While the router rotates the secret the header lists several signatures, comma-separated
+(``sha256=<new>,sha256=<old>``): accept the callback when any of them matches your secret, so
+it does not matter whether you switch to the new secret before or after the router does.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ SIGNATURE_HEADER = "X-Portal-Signature"
 TIMESTAMP_HEADER = "X-Portal-Timestamp"
 DELIVERY_HEADER = "X-Portal-Delivery"
 DEFAULT_WINDOW_S = 300
+MAX_SIGNATURES = 8  # more than a rotation needs; bounds the work a forged header can cause
 
 
 class SignatureError(Exception):
@@ -37,5 +42,17 @@ def verify(secret: str | bytes, timestamp: str | None, signature: str | None, bo
     now = time.time() if now is None else now
     if abs(now - int(timestamp)) > window_s:
         raise SignatureError("timestamp outside the replay window")
-    if not hmac.compare_digest(expected_signature(secret, timestamp, body), signature):
+    expected = expected_signature(secret, timestamp, body).encode()
+    # compare every listed signature (no early exit), as bytes: a non-ASCII str would raise
+    matches = [hmac.compare_digest(expected, candidate.encode("utf-8", "surrogatepass"))
+               for candidate in signatures(signature)]
+    if not any(matches):
         raise SignatureError("signature does not match")
+
+
+def signatures(header: str) -> list[str]:
+    """The signatures listed in the header (one, or several during a secret rotation)."""
+    listed = [part.strip() for part in header.split(",") if part.strip()]
+    if not listed or len(listed) > MAX_SIGNATURES:
+        raise SignatureError("malformed signature header")
+    return listed

@@ -145,10 +145,11 @@ class HttpChannel:
         self.timeout_s = timeout_s
         self._opener = urllib.request.build_opener(_NoRedirects())
 
-    def send(self, url: str, secret: str, body: bytes, delivery_id: str) -> None:
+    def send(self, url: str, secret: str, body: bytes, delivery_id: str, previous: str | None = None) -> None:
+        """POST ``body`` signed with ``secret`` (and ``previous`` during a rotation)."""
         if not url or not url.startswith(("http://", "https://")):
             raise DeliveryFailed("http: the route has no usable callback URL")
-        headers = domain.signed_headers(secret, body, delivery_id, time.time())
+        headers = domain.signed_headers(secret, body, delivery_id, time.time(), previous)
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
         try:
             with self._opener.open(request, timeout=self.timeout_s) as resp:

@@ -26,6 +26,7 @@ from portal_common.eventstore.events import EventContext, NewEvent
 from services.router import domain, repository
 from services.router.channels import AmqpChannel, DeliveryFailed, HttpChannel
 from services.router.domain import Route, RoutingError
+from services.router.secrets import SecretStore, previous_ref
 
 log = logging.getLogger(__name__)
 _ENVELOPE = EnvelopeSchema()
@@ -57,17 +58,12 @@ def _stream(delivery_id: Any) -> str:
     return f"delivery-{delivery_id}"
 
 
-def _secret(ref: str | None) -> str | None:
-    """Read an HMAC secret from the environment variable the route names (never logged)."""
-    return config.env(ref) if ref else None
-
-
 class Router:
     """One worker's view of the router: database, log, both channels, settings."""
 
     def __init__(self, db: Database, store: EventStore, amqp: AmqpChannel, http: HttpChannel,
                  settings: Settings | None = None,
-                 secret_for: Callable[[str | None], str | None] = _secret,
+                 secrets: SecretStore | None = None,
                  resolve_remote: Callable[[str], str] | None = None,
                  next_step: Callable[[str, Any, Any], dict | None] | None = None):
         self.db = db
@@ -77,7 +73,8 @@ class Router:
         self.amqp = amqp
         self.http = http
         self.settings = settings or Settings()
-        self.secret_for = secret_for
+        # read at every send: a rotated secret file is used by the very next attempt
+        self.secrets = secrets or SecretStore.from_env()
 
     def _append(self, cur: Any, delivery_id: Any, events: list[NewEvent],
                 context: EventContext | None = None) -> None:
@@ -196,10 +193,10 @@ class Router:
             if not route.active:
                 raise DeliveryFailed("route: the agency's route is inactive")
             if route.channel == "http":
-                secret = self.secret_for(route.secret_ref)
+                secret, previous = self.secrets.pair(route.secret_ref)
                 if not secret:
                     raise DeliveryFailed("http: the route's secret is not configured")
-                self.http.send(route.endpoint or "", secret, body, str(row["delivery_id"]))
+                self.http.send(route.endpoint or "", secret, body, str(row["delivery_id"]), previous)
             else:
                 self.amqp.send(row["agency_code"], row["event_type"], body, str(row["delivery_id"]))
         except DeliveryFailed as exc:
@@ -291,6 +288,22 @@ class Router:
             self._append(cur, delivery_id, [NewEvent("DeliveryAcknowledged", {
                 **self._ids(row), "via": "agency_ack"})])
         return {"delivery_id": delivery_id, "status": "acknowledged"}
+
+    def secret_status(self, agency_code: str) -> dict:
+        """Where the route's signing secret (and a previous one) would be read from right
+        now, and a secret file's age; never the secret itself."""
+        with self.db.transaction() as cur:
+            route = repository.get_route(cur, agency_code)
+        if route is None:
+            raise NotFound("route_not_found", "no route for this agency")
+        result: dict[str, Any] = {"agency_code": agency_code, "channel": route.channel,
+                                  "secret_ref": route.secret_ref, "secrets_dir": self.secrets.directory is not None}
+        if not route.secret_ref:
+            return {**result, "source": "missing", "file_age_s": None, "previous": None}
+        current = self.secrets.status(route.secret_ref).as_dict()
+        previous = self.secrets.status(previous_ref(route.secret_ref)).as_dict()
+        return {**result, "source": current["source"], "file_age_s": current["file_age_s"],
+                "previous": previous if previous["source"] != "missing" else None}
 
     def configure_route(self, route: Route, context: EventContext | None = None) -> dict:
         if route.channel == "http" and not route.endpoint:

@@ -3,7 +3,9 @@
 They call the running router over RPC, so every change is recorded as the router's own
 events: ``dead-letters`` lists deliveries that exhausted their attempts, ``redeliver`` sends
 one again (or ``--all``), ``deliveries`` shows what happened to one dossier, ``routes`` and
-``route`` read and change the routing table. Also runnable alone:
+``route`` read and change the routing table, ``secret-status`` says where a route's signing
+secret is read from (file, env or missing, and whether a previous one is still signing)
+without showing it. Also runnable alone:
 ``python -m services.router.ops dead-letters``.
 """
 
@@ -80,6 +82,10 @@ def route_command(args: argparse.Namespace) -> int:
     return _run(args, lambda r: r.configure_route(OPERATOR, route))
 
 
+def secret_status_command(args: argparse.Namespace) -> int:
+    return _run(args, lambda r: r.secret_status(args.agency_code))
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the router commands to an argparse sub-command set."""
 
@@ -107,6 +113,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--endpoint", default=None, help="callback URL (http)")
     p.add_argument("--secret-ref", default=None, help="AGENCY_SECRET_<NAME> variable holding the HMAC secret")
     p.add_argument("--inactive", action="store_true", help="hold deliveries to this agency")
+    p = add("secret-status", "where an agency's signing secret is read from (never prints it)",
+            secret_status_command)
+    p.add_argument("agency_code")
 
 
 def main(argv: list[str] | None = None) -> int:

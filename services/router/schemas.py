@@ -40,6 +40,10 @@ class RouteInput(Schema):
             raise ValidationError("an http route needs a secret reference", "secret_ref")
 
 
+class AgencyCodeInput(Schema):
+    agency_code = fields.String(required=True, validate=AGENCY_CODE)
+
+
 class DeliveryIdInput(Schema):
     delivery_id = fields.UUID(required=True)
 

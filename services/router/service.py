@@ -116,6 +116,12 @@ class RouterService(HealthRpc):
         with self.db.transaction() as cur:
             return schemas.RouteOut(many=True).dump(repository.list_routes(cur))
 
+    @rpc
+    def secret_status(self, agency_code: str) -> dict:
+        """Where the route's signing secret comes from (file, env, missing); never its value."""
+        code = _load(schemas.AgencyCodeInput(), {"agency_code": agency_code})["agency_code"]
+        return self.router.secret_status(code)
+
     # -- RPC: deliveries and dead letters ----------------------------------------------
 
     @rpc

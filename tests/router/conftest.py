@@ -71,8 +71,8 @@ def router_store(router_db_url):
 class RouterProcess:
     """The router as a ``nameko run`` child process (what ``make up`` runs)."""
 
-    def __init__(self, dsn: str, amqp_uri: str, log_dir: Path):
-        self.system = LocalSystem(dsn, amqp_uri, 0, log_dir=log_dir, extra_env=dict(ROUTER_ENV))
+    def __init__(self, dsn: str, amqp_uri: str, log_dir: Path, env: dict[str, str] | None = None):
+        self.system = LocalSystem(dsn, amqp_uri, 0, log_dir=log_dir, extra_env={**ROUTER_ENV, **(env or {})})
         self.amqp_uri = amqp_uri
         self.proc: subprocess.Popen | None = None
 

@@ -69,6 +69,26 @@ def test_bad_callbacks_are_rejected(receiver, tamper):
     assert receiver.inbox.received == [] and receiver.rejected == 1
 
 
+@pytest.mark.parametrize(("new", "previous"), [(SECRET, "retired"), ("rotated-in", SECRET)])
+def test_a_callback_signed_during_a_rotation_is_taken_whichever_secret_the_receiver_holds(
+        receiver, new, previous):
+    raw = domain.encode_body({"delivery_id": "d-rot"})
+    headers = domain.signed_headers(new, raw, "d-rot", time.time(), previous=previous)
+    assert "," in headers[signature.SIGNATURE_HEADER]
+    assert _post(receiver, raw, headers) == 204
+    assert [d["delivery_id"] for d in receiver.inbox.received] == ["d-rot"] and receiver.rejected == 0
+
+
+@pytest.mark.parametrize("tamper", ["neither_secret", "stale"])
+def test_a_rotation_header_with_no_matching_or_a_stale_signature_is_rejected(receiver, tamper):
+    raw = domain.encode_body({"delivery_id": "d-bad"})
+    secrets = ("one", "two") if tamper == "neither_secret" else (SECRET, "retired")
+    headers = domain.signed_headers(secrets[0], raw, "d-bad", time.time() - (3600 if tamper == "stale" else 0),
+                                    previous=secrets[1])
+    assert _post(receiver, raw, headers) == 401
+    assert receiver.inbox.received == [] and receiver.rejected == 1
+
+
 def test_empty_or_oversized_bodies_are_refused(receiver):
     assert _post(receiver, b"", {}) == 400
     host, port = receiver.server.server_address[:2]

@@ -97,6 +97,44 @@ def test_verification_rejects_tampering_replay_and_garbage(secret, timestamp, bo
         signature.verify(secret, ts, good[signature.SIGNATURE_HEADER], body, now=now)
 
 
+def test_header_carries_one_signature_outside_a_rotation():
+    headers = domain.signed_headers("new", b"{}", "d", now=1_700_000_000)
+    assert headers[signature.SIGNATURE_HEADER] == domain.sign("new", 1_700_000_000, b"{}")
+    assert "," not in headers[signature.SIGNATURE_HEADER]
+    same = domain.signed_headers("new", b"{}", "d", now=1_700_000_000, previous="new")
+    assert same[signature.SIGNATURE_HEADER] == headers[signature.SIGNATURE_HEADER]  # no duplicate
+
+
+def test_header_carries_new_then_previous_signature_during_a_rotation():
+    body = b'{"a":1}'
+    headers = domain.signed_headers("new", body, "d", now=1_700_000_000, previous="old")
+    expected = [domain.sign("new", 1_700_000_000, body), domain.sign("old", 1_700_000_000, body)]
+    assert headers[signature.SIGNATURE_HEADER] == ",".join(expected)
+
+
+@pytest.mark.parametrize("receiver_secret", ["new", "old"])
+def test_verifier_accepts_either_secret_during_the_overlap(receiver_secret):
+    body = b'{"a":1}'
+    headers = domain.signed_headers("new", body, "d", now=1_700_000_000, previous="old")
+    signature.verify(receiver_secret, headers[signature.TIMESTAMP_HEADER], headers[signature.SIGNATURE_HEADER],
+                     body, now=1_700_000_001)
+
+
+@pytest.mark.parametrize(("secret", "now", "header", "reason"), [
+    ("third", 1_700_000_001, None, "does not match"),
+    ("old", 1_700_000_400, None, "replay window"),
+    ("old", 1_700_000_001, ",,", "malformed signature header"),
+    ("old", 1_700_000_001, ",".join(["sha256=00"] * 9), "malformed signature header"),
+    ("old", 1_700_000_001, "sha256=é,sha256=00", "does not match"),
+])
+def test_verifier_rejects_a_wrong_replayed_or_garbled_multi_signature_header(secret, now, header, reason):
+    body = b'{"a":1}'
+    headers = domain.signed_headers("new", body, "d", now=1_700_000_000, previous="old")
+    with pytest.raises(signature.SignatureError, match=reason):
+        signature.verify(secret, headers[signature.TIMESTAMP_HEADER], header or headers[signature.SIGNATURE_HEADER],
+                         body, now=now)
+
+
 @pytest.mark.parametrize(("route", "field"), [
     ({"channel": "amqp"}, "agency_code"),
     ({"agency_code": "A", "channel": "smtp"}, "channel"),
