@@ -18,8 +18,11 @@ from gateway.http.route import ApiRoute
 from gateway.service import GatewayService
 from portal_common.contracts import CATALOGUE
 
-# the contract lies beside the repository, in ../shared/ (as for every checkout and for CI)
-API_MD = Path(__file__).resolve().parents[3] / "shared" / "API.md"
+# The contract lies beside the repository, in ../shared/ (as for CI); docs/API.md is its copy
+# for a checkout made elsewhere, kept equal to it by a test below.
+REPO = Path(__file__).resolve().parents[2]
+SHARED_API_MD = REPO.parent / "shared" / "API.md"
+API_MD = SHARED_API_MD if SHARED_API_MD.exists() else REPO / "docs" / "API.md"
 
 
 def _routes() -> list[tuple[str, str]]:
@@ -69,6 +72,13 @@ def _contract_paths() -> list[tuple[str, str]]:
             out += [("GET", p) for p in re.findall(r"`(/[a-z.]+)`", cell)]
     # "/api/v1/auth/register/mobile then /confirm", "/life-events?target= and /{id}": both named
     return sorted(set(out))
+
+
+def test_the_repositorys_copy_of_the_contract_is_current():
+    if not SHARED_API_MD.exists():
+        pytest.skip("no ../shared/API.md beside this checkout to compare docs/API.md with")
+    assert (REPO / "docs" / "API.md").read_text(encoding="utf-8") == SHARED_API_MD.read_text(encoding="utf-8"), (
+        "docs/API.md differs from ../shared/API.md: copy it over")
 
 
 def test_api_md_contract_paths_are_served_and_documented(spec):
