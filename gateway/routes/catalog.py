@@ -1,6 +1,6 @@
 """Endpoints of the catalog part of API.md: procedures, agencies, life events, fields; and the
-editors' endpoints that publish, amend and withdraw procedures and register, amend and
-dissolve agencies (role ``editor``)."""
+editors' endpoints that publish, amend and withdraw procedures, register, amend and dissolve
+agencies, and define, amend and retire life events (role ``editor``)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,13 @@ from portal_common.contracts.catalog import (
     CODE,
     LEVELS,
     ONLINE_LEVELS,
+    SLUG,
     TARGETS,
     AgencyBodySchema,
     DissolutionSchema,
+    LifeEventBodySchema,
     ProcedureBodySchema,
+    RetirementSchema,
     WithdrawalSchema,
 )
 
@@ -88,6 +91,22 @@ class AmendAgencyBody(AgencyBodySchema):
 
 
 class DissolveBody(DissolutionSchema):
+    pass
+
+
+class NewLifeEventBody(LifeEventBodySchema):
+    class Meta:
+        unknown = RAISE
+
+    id = fields.String(required=True, validate=SLUG)
+
+
+class AmendLifeEventBody(LifeEventBodySchema):
+    class Meta:
+        unknown = RAISE
+
+
+class RetireBody(RetirementSchema):
     pass
 
 
@@ -209,3 +228,20 @@ class CatalogRoutes:
         on = body.get("dissolved_on")
         return self.catalog_rpc.dissolve_agency(code, body["successor"], on.isoformat() if on else None,
                                                 body.get("reason", ""), context=call.context())
+
+    @api("POST", "/api/v1/life-events", summary="Define a life event and its procedures in order", tags=TAGS,
+         body=NewLifeEventBody, auth=EDITOR, status=201,
+         responses={409: "Id taken", 422: "Invalid life event or unknown procedures"})
+    def define_life_event(self, call: ApiCall):
+        return self.catalog_rpc.define_life_event(call.body, context=call.context())
+
+    @api("PUT", "/api/v1/life-events/<event_id>", summary="Amend a life event (name, target, procedures, order)",
+         tags=TAGS, body=AmendLifeEventBody(partial=True), auth=EDITOR,
+         responses={404: "Unknown id", 409: "Retired", 422: "Invalid change or unknown procedures"})
+    def amend_life_event(self, call: ApiCall, event_id: str):
+        return self.catalog_rpc.amend_life_event(event_id, call.body, context=call.context())
+
+    @api("POST", "/api/v1/life-events/<event_id>/retire", summary="Retire a life event from browsing",
+         tags=TAGS, body=RetireBody, auth=EDITOR, responses={404: "Unknown id", 409: "Already retired"})
+    def retire_life_event(self, call: ApiCall, event_id: str):
+        return self.catalog_rpc.retire_life_event(event_id, call.body["reason"], context=call.context())

@@ -3,8 +3,10 @@
 Payloads are self-sufficient: ``ProcedurePublished`` / ``ProcedureAmended`` carry the whole
 procedure version (processing time, fees, documents, agency kinds, next procedure in an
 inter-agency chain), ``AgencyRegistered`` / ``AgencyAmended`` the whole agency, and
-``AgencyDissolved`` the successor, so the dossier service and the router keep what they need
-from the events alone. The document schemas here are also the catalog's input shapes.
+``AgencyDissolved`` the successor, and ``LifeEventDefined`` / ``LifeEventAmended`` /
+``LifeEventRetired`` the whole life event (its procedures in order), so the dossier service and
+the router keep what they need from the events alone. The document schemas here are also the
+catalog's input shapes.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ PRODUCER = "catalog"
 
 CODE = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$", error="Not a valid code.")
 TARGETS = ("citizen", "business", "both")
+LIFE_EVENT_TARGETS = ("citizen", "business")
+SLUG = [validate.Regexp(r"^[a-z0-9]+(-[a-z0-9]+)*$",
+                        error="A life event id is lower-case letters and digits joined by hyphens, like khai-sinh."),
+        validate.Length(min=1, max=40)]
 LEVELS = ("central", "province", "commune")
 AGENCY_LEVELS = ("central", "province", "district", "commune")  # district: dissolved 2025-07-01
 ONLINE_LEVELS = ("full", "partial", "none")
@@ -126,6 +132,37 @@ class DissolutionSchema(Schema):
     reason = fields.String(load_default="", validate=_TEXT)
 
 
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("Must not be blank.")
+
+
+class LifeEventBodySchema(Schema):
+    """What an editor states about a life event (everything but id, status and version): its
+    procedures in the order a person goes through them."""
+
+    name = fields.String(required=True, validate=[*_NAME, _not_blank])
+    target = fields.String(required=True, validate=validate.OneOf(LIFE_EVENT_TARGETS))
+    description = fields.String(load_default="", validate=_TEXT)
+    procedure_codes = fields.List(fields.String(validate=CODE), required=True,
+                                  validate=validate.Length(min=1, max=50),
+                                  metadata={"description": "procedure codes, in the order they are done"})
+
+    @validates("procedure_codes")
+    def _unique_procedures(self, value: list, **_: object) -> None:
+        if len(value) != len(set(value)):
+            raise ValidationError("Each procedure is listed once.")
+
+
+class RetirementSchema(Schema):
+    """An editor's retirement of a life event: why."""
+
+    class Meta:
+        unknown = RAISE
+
+    reason = fields.String(required=True, validate=[validate.Length(min=1, max=4000), _printable(True)])
+
+
 class ProcedureSchema(ProcedureBodySchema):
     """One version of a procedure, as stored and as published."""
 
@@ -203,3 +240,28 @@ class AgencyDissolvedV1(Schema):
                                        metadata={"description": "the active agency at the chain's end"})
     dissolved_on = fields.Date(required=True)
     reason = fields.String(load_default="", validate=_TEXT)
+
+
+class LifeEventSchema(LifeEventBodySchema):
+    """A life event, as stored and as published."""
+
+    id = fields.String(required=True, validate=SLUG)
+    status = fields.String(required=True, validate=validate.OneOf(["active", "retired"]))
+    version = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+@CATALOGUE.register("LifeEventDefined", 1, PRODUCER, "A life event was defined with its procedures in order.")
+class LifeEventDefinedV1(LifeEventSchema):
+    pass
+
+
+@CATALOGUE.register("LifeEventAmended", 1, PRODUCER,
+                    "A life event's name, description, target or procedures (or their order) changed.")
+class LifeEventAmendedV1(LifeEventSchema):
+    changed = fields.List(fields.String(), required=True)
+
+
+@CATALOGUE.register("LifeEventRetired", 1, PRODUCER,
+                    "A life event is no longer offered for browsing; its procedures are unaffected.")
+class LifeEventRetiredV1(LifeEventSchema):
+    reason = fields.String(required=True, validate=_TEXT)

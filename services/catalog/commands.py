@@ -1,7 +1,8 @@
-"""Editors' changes to the catalog. Each command validates its input, writes the catalog
-tables and appends its event (the last write, same transaction) to the catalog's log,
-which the outbox relay publishes on ``catalog.events``. (The event store reads plain
-tuples, so its append gets its own cursor on the same connection and transaction.)"""
+"""Editors' changes to the catalog (procedures, agencies, life events). Each command validates
+its input, writes the catalog tables and appends its event (the last write, same transaction)
+to the catalog's log, which the outbox relay publishes on ``catalog.events``. (The event
+store reads plain tuples, so its append gets its own cursor on the same connection and
+transaction.)"""
 
 from __future__ import annotations
 
@@ -18,14 +19,17 @@ from portal_common.errors import Conflict, InvalidInput, NotFound
 from portal_common.eventstore import EventStore
 from portal_common.eventstore.errors import ConcurrencyError
 from portal_common.eventstore.events import EventContext, NewEvent
-from services.catalog import domain, places
+from services.catalog import domain, places, queries
 from services.catalog import repository as repo
 from services.catalog.schemas import (
     AgencyAmendInput,
     AgencyInput,
     DissolveInput,
+    LifeEventAmendInput,
+    LifeEventInput,
     ProcedureAmendInput,
     ProcedureInput,
+    RetireInput,
     WithdrawInput,
 )
 
@@ -46,6 +50,10 @@ def procedure_stream(code: str) -> str:
 
 def agency_stream(code: str) -> str:
     return f"agency-{code}"
+
+
+def life_event_stream(event_id: str) -> str:
+    return f"life-event-{event_id}"
 
 
 @contextmanager
@@ -247,3 +255,66 @@ def dissolve_agency(db: Database, store: EventStore, code: Any, data: Any, ctx: 
         store.append(agency_stream(code), None, [NewEvent("AgencyDissolved", payload)],
                      stream_type="agency", context=ctx, cursor=cur.connection.cursor())
     return _agency_payload(a)
+
+
+def _check_life_event_procedures(cur: Any, codes: list[str]) -> None:
+    """A life event lists only procedures of the catalog that are not withdrawn."""
+    errors = domain.unoffered_procedures(codes, repo.procedure_statuses(cur, codes))
+    if errors:
+        raise InvalidInput("unknown_procedures", "Some procedures are not in the catalog or have been withdrawn.",
+                           errors)
+
+
+def _append_life_event(store: EventStore, cur: Any, event: NewEvent, ctx: EventContext,
+                       expected: int | None = None) -> None:
+    store.append(life_event_stream(event.data["id"]), expected, [event], stream_type="life_event",
+                 context=ctx, cursor=cur.connection.cursor())
+
+
+def _life_event_by_id(cur: Any, event_id: Any) -> dict:
+    """The stored life event, locked for a change."""
+    row = repo.life_event_row(cur, event_id, for_update=True) if domain.valid_code(event_id) else None
+    if row is None:
+        raise NotFound("life_event_not_found", "No life event has this id.")
+    return row
+
+
+def define_life_event(db: Database, store: EventStore, data: Any, ctx: EventContext) -> dict:
+    """A new life event (version 1); answers it as ``get_life_event`` does."""
+    doc = _load(LifeEventInput, data)
+    doc.update(status="active", version=1)
+    with _transaction(db) as cur:
+        if repo.life_event_row(cur, doc["id"]) is not None:
+            raise Conflict("life_event_exists", "A life event with this id exists; amend it instead.")
+        _check_life_event_procedures(cur, doc["procedure_codes"])
+        repo.save_life_event(cur, doc, new=True)
+        _append_life_event(store, cur, NewEvent("LifeEventDefined", doc), ctx, expected=0)
+        return queries.life_event_view(repo.life_event(cur, doc["id"]))
+
+
+def amend_life_event(db: Database, store: EventStore, event_id: Any, changes: Any, ctx: EventContext) -> dict:
+    """A new version of a life event; the procedures' ``life_events`` follow at once (same
+    table). Answers the life event as ``get_life_event`` does, with what changed."""
+    changes = _load(LifeEventAmendInput, changes, partial=True)
+    with _transaction(db) as cur:
+        current = _life_event_by_id(cur, event_id)
+        doc, changed = domain.amended_life_event(current, changes)
+        if "procedure_codes" in changed:
+            _check_life_event_procedures(cur, doc["procedure_codes"])
+        repo.save_life_event(cur, doc, new=False)
+        _append_life_event(store, cur, NewEvent("LifeEventAmended", dict(doc, changed=changed)), ctx)
+        return dict(queries.life_event_view(repo.life_event(cur, doc["id"])), changed=changed)
+
+
+def retire_life_event(db: Database, store: EventStore, event_id: Any, data: Any, ctx: EventContext) -> dict:
+    """No longer offered for browsing (the public list, its page, the procedures' ``life_events``);
+    the row stays, so the id is not reused for something else."""
+    reason = _load(RetireInput, data or {})["reason"]
+    with _transaction(db) as cur:
+        current = _life_event_by_id(cur, event_id)
+        if current["status"] == "retired":
+            raise Conflict("life_event_retired", "This life event is already retired.")
+        doc = dict(current, status="retired", version=current["version"] + 1)
+        repo.save_life_event(cur, doc, new=False)
+        _append_life_event(store, cur, NewEvent("LifeEventRetired", dict(doc, reason=reason)), ctx)
+    return {"id": doc["id"], "version": doc["version"], "status": "retired"}

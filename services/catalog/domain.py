@@ -178,6 +178,30 @@ def changed_agency_fields(current: Mapping[str, Any], changes: Mapping[str, Any]
     return changed
 
 
+def amended_life_event(current: Mapping[str, Any], changes: Mapping[str, Any]
+                       ) -> tuple[dict[str, Any], list[str]]:
+    """The next version of a life event and what changed (a new order of the same procedures
+    is a change); a retired one stays as it was retired."""
+    if current["status"] == "retired":
+        raise Conflict("life_event_retired", "A retired life event cannot be amended.")
+    changed = sorted(k for k, v in changes.items() if current.get(k) != v)
+    if not changed:
+        raise InvalidInput("nothing_changed", "The amendment changes nothing.")
+    return dict(current, **changes, version=int(current["version"]) + 1), changed
+
+
+def unoffered_procedures(codes: list[str], statuses: Mapping[str, str]) -> list[dict[str, str]]:
+    """One field error per listed procedure the catalog does not have or has withdrawn (every
+    one of them, so the editor fixes the list at once); ``statuses`` maps the known codes."""
+    errors = []
+    for i, code in enumerate(codes):
+        status = statuses.get(code)
+        if status is None or status == "withdrawn":
+            why = "is not in the catalog" if status is None else "has been withdrawn"
+            errors.append({"field": f"procedure_codes[{i}]", "message": f"Procedure {code} {why}."})
+    return errors
+
+
 def check_procedure(doc: Mapping[str, Any]) -> None:
     """The levels a procedure names are exactly those of the agency kinds that implement it
     (no district kinds: districts were abolished), so a search by level and the choice of

@@ -161,12 +161,20 @@ def life_events(db: Database, target: Any = None) -> list[dict]:
 
 
 def life_event(db: Database, event_id: Any) -> dict:
+    """One life event and its published procedures in order; a retired one is
+    ``NotFound("life_event_retired")`` (no longer offered for browsing)."""
     if not domain.valid_code(event_id):
         raise NotFound("life_event_not_found", "No life event has this id.")
     with db.transaction() as cur:
-        event = repo.life_event(cur, event_id)
+        return life_event_view(repo.life_event(cur, event_id))
+
+
+def life_event_view(event: dict | None) -> dict:
+    """A life event as callers see it (``repo.life_event``'s row, refused when absent or retired)."""
     if event is None:
         raise NotFound("life_event_not_found", "No life event has this id.")
+    if event.pop("status") == "retired":
+        raise NotFound("life_event_retired", "This life event has been retired.")
     return event
 
 

@@ -201,7 +201,7 @@ def procedure_history(cur, code: str) -> list[dict]:
 def life_events_of(cur, code: str) -> list[dict]:
     cur.execute(
         "SELECT e.id, e.name, e.target FROM life_event_procedures lp JOIN life_events e "
-        "ON e.id = lp.life_event_id WHERE lp.procedure_code = %s ORDER BY e.id",
+        "ON e.id = lp.life_event_id WHERE lp.procedure_code = %s AND e.status = 'active' ORDER BY e.id",
         (code,),
     )
     return [dict(r) for r in cur.fetchall()]
@@ -266,14 +266,17 @@ def list_life_events(cur, target: str | None) -> list[dict]:
     cur.execute(
         "SELECT e.id, e.name, e.target, e.description, count(lp.position) AS procedures "
         "FROM life_events e LEFT JOIN life_event_procedures lp ON lp.life_event_id = e.id "
-        "WHERE %(t)s::text IS NULL OR e.target = %(t)s GROUP BY e.id ORDER BY e.target, e.id",
+        "WHERE e.status = 'active' AND (%(t)s::text IS NULL OR e.target = %(t)s) "
+        "GROUP BY e.id ORDER BY e.target, e.id",
         {"t": target},
     )
     return [dict(r) for r in cur.fetchall()]
 
 
 def life_event(cur, event_id: str) -> dict | None:
-    cur.execute("SELECT id, name, target, description FROM life_events WHERE id = %s", (event_id,))
+    """A life event with its published procedures in order (``status`` tells a retired one)."""
+    cur.execute("SELECT id, name, target, description, status, version FROM life_events WHERE id = %s",
+                (event_id,))
     row = cur.fetchone()
     if not row:
         return None
@@ -286,6 +289,41 @@ def life_event(cur, event_id: str) -> dict | None:
     )
     event["procedures"] = [dict(r) for r in cur.fetchall()]
     return event
+
+
+def life_event_row(cur, event_id: str, for_update: bool = False) -> dict | None:
+    """A life event as stored and published: every procedure code it lists, in order."""
+    cur.execute(
+        "SELECT e.id, e.name, e.target, e.description, e.status, e.version, "
+        "coalesce((SELECT array_agg(lp.procedure_code ORDER BY lp.position) FROM life_event_procedures lp "
+        "WHERE lp.life_event_id = e.id), '{}') AS procedure_codes FROM life_events e WHERE e.id = %s"
+        + (" FOR UPDATE" if for_update else ""),
+        (event_id,),
+    )
+    row = cur.fetchone()
+    return dict(row, procedure_codes=list(row["procedure_codes"])) if row else None
+
+
+def procedure_statuses(cur, codes: list[str]) -> dict[str, str]:
+    """The status of each of ``codes`` the catalog has."""
+    cur.execute("SELECT code, status FROM procedures WHERE code = ANY(%s)", (list(codes),))
+    return {r["code"]: r["status"] for r in cur.fetchall()}
+
+
+def save_life_event(cur, doc: dict, new: bool) -> None:
+    """Insert or update a life event and replace its list of procedures (positions from 1)."""
+    if new:
+        cur.execute("INSERT INTO life_events (id, name, target, description, status, version) "
+                    "VALUES (%(id)s, %(name)s, %(target)s, %(description)s, %(status)s, %(version)s)", doc)
+    else:
+        cur.execute("UPDATE life_events SET name = %(name)s, target = %(target)s, description = %(description)s, "
+                    "status = %(status)s, version = %(version)s WHERE id = %(id)s", doc)
+        cur.execute("DELETE FROM life_event_procedures WHERE life_event_id = %s", (doc["id"],))
+    cur.execute(
+        "INSERT INTO life_event_procedures (life_event_id, position, procedure_code) "
+        "SELECT %s, t.n, t.code FROM unnest(%s::text[]) WITH ORDINALITY AS t(code, n)",
+        (doc["id"], list(doc["procedure_codes"])),
+    )
 
 
 # -- agencies --------------------------------------------------------------------------

@@ -10,9 +10,12 @@ from marshmallow import RAISE, fields
 
 from portal_common.contracts.catalog import (
     CODE,
+    SLUG,
     AgencyBodySchema,
     DissolutionSchema,
+    LifeEventBodySchema,
     ProcedureBodySchema,
+    RetirementSchema,
     WithdrawalSchema,
 )
 
@@ -48,4 +51,22 @@ class AgencyAmendInput(AgencyBodySchema):
 
 
 class DissolveInput(DissolutionSchema):
+    pass
+
+
+class LifeEventInput(LifeEventBodySchema):
+    class Meta:
+        unknown = RAISE
+
+    id = fields.String(required=True, validate=SLUG)
+
+
+class LifeEventAmendInput(LifeEventBodySchema):
+    """Any subset of a life event's fields (loaded with ``partial=True``)."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class RetireInput(RetirementSchema):
     pass

@@ -2,7 +2,8 @@
 wards (from the ``vietnam-provinces`` package: today's 34 provinces, no districts), the 2025
 mergers as dissolved agencies with successors, the procedures of ``seed_data`` and the life
 events. Every entry added is also an event in the catalog's log (``AgencyRegistered``,
-``AgencyDissolved``, ``ProcedurePublished``), so subscribers learn the seed like any change.
+``AgencyDissolved``, ``ProcedurePublished``, ``LifeEventDefined``), so subscribers learn the
+seed like any change.
 
 Agency names and units are real (the package's official names); their contact details are
 ILLUSTRATIVE: the address says so, the phone number is the province's area code + 3800000,
@@ -158,13 +159,16 @@ def load(dsn: str) -> None:
                 doc = dict(doc, version=1, status="published")
                 repo.save_procedure(cur, doc, domain.search_documents_text(doc), new=True)
                 _append(store, cur, f"procedure-{doc['code']}", [NewEvent("ProcedurePublished", doc)], ctx)
+            cur.execute("SELECT id FROM life_events")
+            have = {r["id"] for r in cur.fetchall()}
             for event_id, name, target, description, codes in seed_data.LIFE_EVENTS:
-                cur.execute("INSERT INTO life_events (id, name, target, description) VALUES (%s, %s, %s, %s) "
-                            "ON CONFLICT (id) DO NOTHING RETURNING id", (event_id, name, target, description))
-                if cur.fetchone():
-                    for position, code in enumerate(codes, start=1):
-                        cur.execute("INSERT INTO life_event_procedures VALUES (%s, %s, %s)",
-                                    (event_id, position, code))
+                if event_id in have:
+                    continue
+                doc = {"id": event_id, "name": name, "target": target, "description": description,
+                       "procedure_codes": list(codes), "status": "active", "version": 1}
+                repo.save_life_event(cur, doc, new=True)
+                store.append(f"life-event-{event_id}", 0, [NewEvent("LifeEventDefined", doc)],
+                             stream_type="life_event", context=ctx, cursor=cur.connection.cursor())
             repo.refresh_search_words(cur)
     finally:
         db.close()

@@ -5,7 +5,8 @@ Reads: ``search``, ``get_procedure``, ``procedure_history``, ``agencies_for``, `
 ``list_provinces``, ``get_province`` (with its wards).
 Editor commands (each appends its event): ``publish_procedure``, ``draft_procedure``,
 ``publish_draft``, ``amend_procedure``,
-``withdraw_procedure``, ``register_agency``, ``amend_agency``, ``dissolve_agency``.
+``withdraw_procedure``, ``register_agency``, ``amend_agency``, ``dissolve_agency``,
+``define_life_event``, ``amend_life_event``, ``retire_life_event``.
 """
 
 from __future__ import annotations
@@ -121,3 +122,17 @@ class CatalogService(HealthRpc):
         if dissolved_on:
             data["dissolved_on"] = dissolved_on
         return commands.dissolve_agency(self.db, self.events, code, data, event_context(context, self.call))
+
+    @rpc
+    def define_life_event(self, life_event: dict, context: dict | None = None) -> dict:
+        return commands.define_life_event(self.db, self.events, life_event, event_context(context, self.call))
+
+    @rpc
+    def amend_life_event(self, event_id: str, changes: dict, context: dict | None = None) -> dict:
+        return commands.amend_life_event(self.db, self.events, event_id, changes,
+                                         event_context(context, self.call))
+
+    @rpc
+    def retire_life_event(self, event_id: str, reason: str = "", context: dict | None = None) -> dict:
+        return commands.retire_life_event(self.db, self.events, event_id, {"reason": reason},
+                                          event_context(context, self.call))

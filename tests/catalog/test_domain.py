@@ -5,7 +5,7 @@ from marshmallow import ValidationError
 
 from portal_common.errors import Conflict, InvalidInput, NotFound
 from services.catalog import domain, seed_data
-from services.catalog.schemas import ProcedureInput
+from services.catalog.schemas import LifeEventInput, ProcedureInput
 
 
 def test_fold_removes_case_and_vietnamese_diacritics_including_d_stroke():
@@ -178,3 +178,41 @@ def test_descriptions_may_keep_line_breaks():
 ])
 def test_search_terms_drop_filler_words_at_the_ends(q, terms):
     assert domain.search_terms(q) == terms
+
+
+def _life_event(**over) -> dict:
+    return dict({"id": "sinh-con", "name": "Sinh con", "target": "citizen", "description": "",
+                 "procedure_codes": ["1.001193", "1.004194"], "status": "active", "version": 3}, **over)
+
+
+def test_a_life_event_amendment_is_a_new_version_and_names_what_changed():
+    doc, changed = domain.amended_life_event(_life_event(), {"procedure_codes": ["1.004194", "1.001193"],
+                                                             "name": "Sinh con"})
+    assert changed == ["procedure_codes"]  # a new order is a change; the same name is not
+    assert (doc["version"], doc["procedure_codes"]) == (4, ["1.004194", "1.001193"])
+    with pytest.raises(InvalidInput) as err:
+        domain.amended_life_event(_life_event(), {"name": "Sinh con"})
+    assert err.value.code == "nothing_changed"
+    with pytest.raises(Conflict) as err:
+        domain.amended_life_event(_life_event(status="retired"), {"name": "Khác"})
+    assert err.value.code == "life_event_retired"
+
+
+def test_every_procedure_a_life_event_cannot_list_is_named():
+    errors = domain.unoffered_procedures(["1.001193", "9.1", "2.2", "9.3"],
+                                         {"1.001193": "published", "2.2": "withdrawn", "9.3": "draft"})
+    assert errors == [{"field": "procedure_codes[1]", "message": "Procedure 9.1 is not in the catalog."},
+                      {"field": "procedure_codes[2]", "message": "Procedure 2.2 has been withdrawn."}]
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"id": "Khai_Sinh"}, "id"), ({"id": "-x"}, "id"), ({"id": "a" * 41}, "id"), ({"name": ""}, "name"),
+    ({"name": "   "}, "name"), ({"target": "both"}, "target"), ({"procedure_codes": []}, "procedure_codes"),
+    ({"procedure_codes": ["1.001193", "1.001193"]}, "procedure_codes"), ({"status": "retired"}, "status"),
+])
+def test_life_event_input_is_checked_field_by_field(body, field):
+    good = {"id": "sinh-con", "name": "Sinh con", "target": "citizen", "procedure_codes": ["1.001193"]}
+    assert LifeEventInput().load(good)["description"] == ""
+    with pytest.raises(ValidationError) as err:
+        LifeEventInput().load(dict(good, **body))
+    assert set(err.value.messages) == {field}
