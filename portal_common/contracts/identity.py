@@ -292,6 +292,21 @@ class AgencySystemRevokedV1(_Strict):
     agency_code = fields.String(required=True)
 
 
+@CATALOGUE.register("CertificateRevocationListImported", 1, PRODUCER,
+                    "An operator imported a certificate authority's revocation list (CRL): signing certificates "
+                    "it revokes can no longer register or sign in.")
+class CertificateRevocationListImportedV1(_Strict):
+    issuer = fields.String(required=True, validate=validate.Length(min=1, max=500),
+                           metadata={"description": "the issuing CA's distinguished name (RFC 4514)"})
+    issuer_id = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"),
+                              metadata={"description": "SHA-256 of the issuer name's DER"})
+    crl_number = fields.String(allow_none=True, load_default=None, validate=validate.Regexp(r"^\d{1,50}$"),
+                               metadata={"description": "the CRL number (decimal text; null when absent)"})
+    this_update = fields.DateTime(required=True)
+    next_update = fields.DateTime(allow_none=True, load_default=None)
+    revoked_count = fields.Integer(required=True, validate=validate.Range(min=0))
+
+
 _STAFF_ROLES = ("officer", "editor", "operator")
 
 

@@ -6,12 +6,16 @@ creates a staff account directly in identity's schema (the first operator cannot
 through the API, which needs an operator); the activation code goes to the phone through the
 configured SMS adapter, and the person sets their password with
 ``POST /api/v1/auth/staff/activate``. ``rotate-key`` makes a new token-signing key.
+``add-crl --file path.crl [--issuer ca.pem]`` imports a CA's certificate revocation list (PEM
+or DER); ``--issuer`` names the intermediate CA that signed it, the first time only.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import sys
+from pathlib import Path
 
 from portal_common import config
 from portal_common.db import Database
@@ -19,7 +23,7 @@ from portal_common.errors import ServiceError
 from portal_common.eventstore import EventContext, EventStore
 from portal_common.eventstore.events import Actor
 from portal_common.migrations import migrate
-from services.identity import adapters, keys, staff_accounts
+from services.identity import adapters, certificate, keys, staff_accounts
 from services.identity import settings as identity_settings
 
 
@@ -33,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     staff.add_argument("--phone", required=True)
     staff.add_argument("--agency-code", default=None)
     sub.add_parser("rotate-key", help="a new token-signing key (published now, signing after the delay)")
+    crl = sub.add_parser("add-crl", help="import a certificate revocation list (PEM or DER)")
+    crl.add_argument("--file", required=True, type=Path)
+    crl.add_argument("--issuer", default=None, type=Path,
+                     help="PEM of the intermediate CA that signed it (and its chain), when it is not a trusted CA")
     args = parser.parse_args(argv)
     dsn = config.database_url("identity")
     migrate(dsn, "identity", "services.identity")
@@ -44,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         settings = identity_settings.load()
         ctx = EventContext(actor=Actor("operator", "identity-admin"))
+        if args.command == "add-crl":
+            return _add_crl(db, settings, args.file, args.issuer, ctx)
         body = {"username": args.username, "role": args.role, "full_name": args.full_name, "phone": args.phone,
                 "agency_code": args.agency_code}
         try:
@@ -56,6 +66,30 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         db.close()
+
+
+def _crl_text(raw: bytes) -> str:
+    """PEM stays text; DER travels as base64 (what ``add_crl`` takes)."""
+    if raw.lstrip().startswith(b"-----BEGIN"):
+        return raw.decode("ascii", errors="replace")
+    return base64.b64encode(raw).decode()
+
+
+def _add_crl(db: Database, settings, file: Path, issuer: Path | None, ctx: EventContext) -> int:
+    try:
+        text = _crl_text(file.read_bytes())
+        issuer_pem = issuer.read_text() if issuer else None
+    except OSError as exc:
+        print(f"cannot read: {exc}", file=sys.stderr)
+        return 2
+    try:
+        out = certificate.add_crl(db, EventStore(db), settings, text, issuer_pem, ctx)
+    except ServiceError as exc:
+        print(f"refused: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"{out['status']} CRL of {out['issuer']} (number {out['crl_number']}, {out['revoked_count']} revoked, "
+          f"next update {out['next_update']})")
+    return 0
 
 
 if __name__ == "__main__":

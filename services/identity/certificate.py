@@ -4,6 +4,11 @@ The client asks for a challenge, signs its text with the certificate's private k
 presents certificate, chain and signature. Each challenge is single use: the first attempt
 consumes it, whatever its outcome, so a captured signature cannot be replayed. The trusted
 authorities are those in ``TRUSTED_CA_FILE`` plus those an operator added (``trusted_cas``).
+
+Revocation (``CERT_REVOCATION_CHECK``: ``off``, ``if-available``, ``require``) uses the CRLs an
+operator imported (``add_crl``, kept in ``certificate_revocation_lists``) and the ``*.crl`` /
+``*.pem`` files of ``CRL_DIR``; a file there counts only when its issuer in the verified chain
+signed it. OCSP is out of scope: it needs the network at every sign-in.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import logging
 import secrets
 import uuid
 from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
 
 from portal_common.contracts.identity import ChallengeBody, LoginBody, RegisterCertificateBody
 from portal_common.db import Database
@@ -29,6 +36,8 @@ from services.identity.settings import Settings
 
 log = logging.getLogger(__name__)
 _CERT_STATUS = {"signature_invalid": 401}
+_STALE_WARNED: set[tuple[str, str, int | None]] = set()
+_CRL_FILES: dict[Path, tuple[tuple[int, int], list]] = {}
 
 
 def new_challenge(db: Database, settings: Settings, raw: dict) -> dict:
@@ -73,6 +82,140 @@ def add_trusted_ca(db: Database, pem: str) -> dict:
     return {"fingerprint": fp, "subject": cert.subject.rfc4514_string()}
 
 
+# -- revocation lists ------------------------------------------------------------------------
+
+def add_crl(db: Database, store: EventStore, settings: Settings, crl_text: str, issuer_pem: str | None,
+            ctx: EventContext) -> dict:
+    """Import a CRL (PEM, or base64 of its DER) signed by a trusted CA.
+
+    A CRL of an intermediate CA needs that CA's certificate (``issuer_pem``, a PEM bundle whose
+    first certificate is the CA, then any intermediates up to a trust anchor) the first time;
+    it is kept for the next ones. Refused, writing nothing, when unreadable, signed by no trusted
+    CA, or not newer than the CRL held for the same issuer; the same CRL again is a no-op.
+    """
+    try:
+        crl = certs.read_crl(certs.decode_crl_text(crl_text))
+    except certs.CertificateRefused as exc:
+        raise InvalidInput(exc.code, exc.message) from None
+    issuer_hash = certs.name_hash(crl.issuer)
+    signer, keep_pem = _crl_signer(db, settings, crl, issuer_hash, issuer_pem)
+    new = certs.revocation_list(crl, signer)
+    der = crl.public_bytes(serialization.Encoding.DER)
+    with db.transaction() as cur:
+        repo.lock_crl_issuer(cur, issuer_hash)
+        held = repo.held_crl(cur, issuer_hash, new.signer_key)
+        if held is not None and not certs.supersedes(new, _from_row(held)):
+            if bytes(held["der"]) == der:
+                return _crl_summary(new, issuer_hash, "unchanged")
+            raise Conflict("crl_not_newer", "A CRL as recent or more recent is already held for this issuer.")
+        repo.save_crl(cur, {
+            "issuer_hash": issuer_hash, "signer_key": new.signer_key, "issuer_der": new.issuer,
+            "issuer": new.issuer_name[:500], "crl_number": new.number, "this_update": new.this_update,
+            "next_update": new.next_update, "revoked_serials": [str(n) for n in sorted(new.revoked)],
+            "revoked_count": new.revoked_count, "der": der, "issuer_pem": keep_pem})
+        summary = _crl_summary(new, issuer_hash, "imported")
+        record(store, cur, f"crl-{issuer_hash[:32]}", [NewEvent("CertificateRevocationListImported", {
+            k: summary[k] for k in ("issuer", "issuer_id", "crl_number", "this_update", "next_update",
+                                    "revoked_count")})], ctx)
+    log.info("CRL imported for %s (number %s, %d revoked)", new.issuer_name, new.number, new.revoked_count)
+    return summary
+
+
+def _crl_signer(db: Database, settings: Settings, crl, issuer_hash: str,
+                issuer_pem: str | None) -> tuple:
+    """The trusted CA that signed ``crl``, and the PEM to keep when it is not a trust anchor."""
+    anchors = trust_anchors(db, settings)
+    given = certs.load_bundle(issuer_pem) if isinstance(issuer_pem, str) and issuer_pem.strip() else []
+    if issuer_pem and not given:
+        raise InvalidInput("certificate_invalid", "The issuer certificate is not a readable X.509 PEM.")
+    with db.transaction() as cur:
+        stored = [certs.load_bundle(pem) for pem in repo.crl_issuer_pems(cur, issuer_hash)]
+    signer = certs.crl_signer(crl, anchors)
+    if signer is not None:
+        return signer, None
+    for bundle in ([given] if given else []) + stored:
+        try:
+            certs.verify_ca(bundle[0], bundle[1:], anchors, now())
+        except certs.CertificateRefused:
+            continue
+        signer = certs.crl_signer(crl, bundle[:1])
+        if signer is not None:
+            return signer, issuer_pem if bundle is given else None
+    raise InvalidInput("crl_untrusted", "The CRL is not signed by a trusted certificate authority.")
+
+
+def _crl_summary(rl: certs.RevocationList, issuer_hash: str, status: str) -> dict:
+    return {"status": status, "issuer": rl.issuer_name[:500], "issuer_id": issuer_hash,
+            "crl_number": None if rl.number is None else str(rl.number),
+            "this_update": rl.this_update.isoformat(),
+            "next_update": rl.next_update.isoformat() if rl.next_update else None,
+            "revoked_count": rl.revoked_count}
+
+
+def _from_row(row: dict) -> certs.RevocationList:
+    number = row["crl_number"]
+    return certs.RevocationList(
+        bytes(row["issuer_der"]), row["issuer"], None if number is None else int(number), row["this_update"],
+        row["next_update"], frozenset(int(s) for s in row.get("revoked") or ()), row["signer_key"],
+        row["revoked_count"])
+
+
+def _crl_dir_lists(settings: Settings) -> list:
+    """The parsed CRLs of ``CRL_DIR`` (re-read only when a file changes)."""
+    if not settings.crl_dir:
+        return []
+    found = []
+    try:
+        files = sorted(f for f in Path(settings.crl_dir).iterdir() if f.suffix.lower() in (".crl", ".pem"))
+    except OSError:
+        log.error("CRL_DIR cannot be read")
+        return []
+    for file in files:
+        found += _crl_file(file)
+    return found
+
+
+def _crl_file(file: Path) -> list:
+    try:
+        stat = file.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        cached = _CRL_FILES.get(file)
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, [certs.read_crl(file.read_bytes())])
+            _CRL_FILES[file] = cached
+    except (OSError, certs.CertificateRefused):
+        log.warning("CRL file %s cannot be read as a CRL; ignored", file.name)
+        return []
+    return cached[1]
+
+
+def _lists_for(db: Database, settings: Settings, path: list) -> list[certs.RevocationList]:
+    """The CRLs held for the issuers of ``path`` (database and ``CRL_DIR``)."""
+    hashes = [certs.name_hash(c.issuer) for c in path[:-1]]
+    serials = [str(c.serial_number) for c in path[:-1]]
+    with db.transaction() as cur:
+        lists = [_from_row(r) for r in repo.crls_for(cur, hashes, serials)]
+    issuers = path[1:]
+    for crl in _crl_dir_lists(settings):
+        signer = certs.crl_signer(crl, issuers)
+        if signer is not None:
+            lists.append(certs.revocation_list(crl, signer))
+    return lists
+
+
+def _check_revocation(db: Database, settings: Settings, path: list) -> None:
+    """Refuse a revoked certificate of the verified path, per ``CERT_REVOCATION_CHECK``."""
+    if settings.cert_revocation_check == "off":
+        return
+    stale = certs.check_revocation(path, _lists_for(db, settings, path), settings.cert_revocation_check, now())
+    for rl in stale:
+        key = (rl.issuer_name, rl.signer_key, rl.number)
+        if key not in _STALE_WARNED:
+            _STALE_WARNED.add(key)
+            log.warning("The CRL of %s (number %s) is past its next update (%s); import a newer one",
+                        rl.issuer_name, rl.number, rl.next_update)
+
+
 def _refusal(exc: certs.CertificateRefused) -> ServiceError:
     if exc.code == "signature_invalid":
         return Unauthorized(exc.code, exc.message)
@@ -103,7 +246,8 @@ def _proven(db: Database, settings: Settings, data: dict, purpose: str) -> certs
     text = _consume_challenge(db, data["challenge_id"], purpose)
     leaf = certs.load_pem(data["certificate_pem"])
     chain = [certs.load_pem(p) for p in data.get("chain_pem") or []]
-    certs.verify_chain(leaf, chain, trust_anchors(db, settings), now())
+    path = certs.verify_chain(leaf, chain, trust_anchors(db, settings), now())
+    _check_revocation(db, settings, path)
     facts = certs.facts(leaf)
     certs.verify_signature(leaf, text.encode(), data["signature"])
     return facts

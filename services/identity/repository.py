@@ -249,3 +249,48 @@ def trusted_ca_pems(cur) -> list[str]:
 def add_trusted_ca(cur, fingerprint: str, subject: str, pem: str) -> None:
     cur.execute("INSERT INTO trusted_cas (fingerprint, subject, pem) VALUES (%s, %s, %s) "
                 "ON CONFLICT (fingerprint) DO NOTHING", (fingerprint, subject, pem))
+
+
+# -- certificate revocation lists ---------------------------------------------------------
+
+_CRL_FIELDS = ("issuer_hash, signer_key, issuer_der, issuer, crl_number, this_update, next_update, "
+               "revoked_count, issuer_pem")
+
+
+def lock_crl_issuer(cur, issuer_hash: str) -> None:
+    """Serialise imports for one issuer until the transaction ends (the newer one must win)."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext('crl:' || %s))", (issuer_hash,))
+
+
+def held_crl(cur, issuer_hash: str, signer_key: str) -> dict | None:
+    cur.execute(f"SELECT {_CRL_FIELDS}, der FROM certificate_revocation_lists "
+                "WHERE issuer_hash = %s AND signer_key = %s", (issuer_hash, signer_key))
+    return cur.fetchone()
+
+
+def crl_issuer_pems(cur, issuer_hash: str) -> list[str]:
+    """Intermediate CA certificates that signed earlier CRLs of this issuer name."""
+    cur.execute("SELECT issuer_pem FROM certificate_revocation_lists WHERE issuer_hash = %s "
+                "AND issuer_pem IS NOT NULL", (issuer_hash,))
+    return [r["issuer_pem"] for r in cur.fetchall()]
+
+
+def save_crl(cur, row: dict) -> None:
+    cur.execute(
+        "INSERT INTO certificate_revocation_lists (issuer_hash, signer_key, issuer_der, issuer, crl_number, "
+        "this_update, next_update, revoked_serials, revoked_count, der, issuer_pem) VALUES (%(issuer_hash)s, "
+        "%(signer_key)s, %(issuer_der)s, %(issuer)s, %(crl_number)s, %(this_update)s, %(next_update)s, "
+        "%(revoked_serials)s, %(revoked_count)s, %(der)s, %(issuer_pem)s) ON CONFLICT (issuer_hash, signer_key) "
+        "DO UPDATE SET issuer_der = excluded.issuer_der, issuer = excluded.issuer, crl_number = excluded.crl_number, "
+        "this_update = excluded.this_update, next_update = excluded.next_update, "
+        "revoked_serials = excluded.revoked_serials, revoked_count = excluded.revoked_count, der = excluded.der, "
+        "issuer_pem = COALESCE(excluded.issuer_pem, certificate_revocation_lists.issuer_pem), imported_at = now()",
+        row)
+
+
+def crls_for(cur, issuer_hashes: list[str], serials: list[str]) -> list[dict]:
+    """The CRLs held for these issuers, each with only those of ``serials`` it revokes."""
+    cur.execute(f"SELECT {_CRL_FIELDS}, ARRAY(SELECT s FROM unnest(revoked_serials) AS s WHERE s = ANY(%s)) "
+                "AS revoked FROM certificate_revocation_lists WHERE issuer_hash = ANY(%s)",
+                (serials, issuer_hashes))
+    return cur.fetchall()

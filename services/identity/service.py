@@ -8,7 +8,7 @@ one-time code, or certificate → tokens), ``confirm_login``, ``refresh``, ``log
 Staff and agency systems: ``create_staff``, ``activate_staff``, ``staff_login``,
 ``disable_staff``, ``reinstate_staff``, ``list_staff``,
 ``register_agency_system``, ``revoke_agency_system``, ``client_token``.
-Operations: ``rotate_signing_key``, ``add_trusted_ca``. Local stand-ins (only with
+Operations: ``rotate_signing_key``, ``add_trusted_ca``, ``add_crl``. Local stand-ins (only with
 ``LOCAL_ADAPTERS``): ``dev_token``, ``dev_carrier_record``, ``dev_bhxh_record``,
 ``dev_sms_outbox``.
 """
@@ -102,6 +102,11 @@ class IdentityService(HealthRpc):
     @rpc
     def add_trusted_ca(self, certificate_pem: str) -> dict:
         return certificate.add_trusted_ca(self.db, certificate_pem)
+
+    @rpc
+    def add_crl(self, crl: str, issuer_pem: str | None = None, context: dict | None = None) -> dict:
+        """Operators: import a CA's revocation list (PEM or base64 DER; ``issuer_pem`` for an intermediate)."""
+        return certificate.add_crl(self.db, self.events, self._settings, crl, issuer_pem, self._ctx(context))
 
     # -- registration --------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from portal_common import config
+from services.identity.domain.certificates import REVOCATION_POLICIES
 from services.identity.domain.lockout import LockoutPolicy
 
 S = "identity"
@@ -26,6 +27,8 @@ class Settings:
     sms_adapter: str
     trusted_ca_file: str | None
     source_lockout_exempt: tuple[str, ...] = ()
+    cert_revocation_check: str = "if-available"
+    crl_dir: str | None = None
 
 
 def load() -> Settings:
@@ -56,4 +59,14 @@ def load() -> Settings:
         source_lockout_exempt=tuple(
             n.strip() for n in (config.env("SOURCE_LOCKOUT_EXEMPT", "127.0.0.0/8,::1", S) or "").split(",")
             if n.strip()),
+        cert_revocation_check=_revocation_policy(),
+        crl_dir=config.env("CRL_DIR", None, S) or None,
     )
+
+
+def _revocation_policy() -> str:
+    """``CERT_REVOCATION_CHECK``: a misspelt value stops the service rather than weakening the check."""
+    value = (config.env("CERT_REVOCATION_CHECK", "if-available", S) or "if-available").strip().lower()
+    if value not in REVOCATION_POLICIES:
+        raise ValueError(f"CERT_REVOCATION_CHECK must be one of {', '.join(REVOCATION_POLICIES)}, not {value!r}")
+    return value

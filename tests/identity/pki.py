@@ -1,6 +1,7 @@
 """A test public-key infrastructure made with ``cryptography``: a root CA, an intermediate,
 and signing certificates for citizens (UID ``CCCD:...``) and businesses (UID ``MST:...``),
-including expired ones, ones from an untrusted CA and ones not meant for signatures."""
+including expired ones, ones from an untrusted CA and ones not meant for signatures; and
+certificate revocation lists (CRLs) in which a CA revokes some of them."""
 
 from __future__ import annotations
 
@@ -81,13 +82,39 @@ def make_leaf(issuer: Issued, uid: str, cn: str = "NGUYEN VAN A", org: str | Non
     return Issued(builder.sign(issuer.key, hashes.SHA256()), key)
 
 
+def make_crl(issuer: Issued, revoked: list[Issued] = (), number: int | None = 1,
+             last_update: dt.datetime | None = None, next_update: dt.datetime | None = None,
+             signing_key: object | None = None) -> x509.CertificateRevocationList:
+    """A CRL in ``issuer``'s name revoking ``revoked``, signed by its key (or ``signing_key``)."""
+    last_update = last_update or NOW - dt.timedelta(hours=1)
+    builder = (x509.CertificateRevocationListBuilder().issuer_name(issuer.cert.subject)
+               .last_update(last_update).next_update(next_update or last_update + dt.timedelta(days=7)))
+    if number is not None:
+        builder = builder.add_extension(x509.CRLNumber(number), critical=False)
+    for item in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(item.cert.serial_number)
+            .revocation_date(last_update - dt.timedelta(minutes=5)).build())
+    return builder.sign(signing_key or issuer.key, hashes.SHA256())
+
+
+def crl_pem(crl: x509.CertificateRevocationList) -> str:
+    return crl.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def crl_der(crl: x509.CertificateRevocationList) -> bytes:
+    return crl.public_bytes(serialization.Encoding.DER)
+
+
 class Pki:
     """Root → intermediate → leaves, plus a stranger CA nobody trusts."""
 
-    def __init__(self) -> None:
-        self.root = make_ca("Portal Test Root CA")
-        self.intermediate = make_ca("Portal Test Signing CA", issuer=self.root)
-        self.stranger = make_ca("Untrusted CA")
+    def __init__(self, tag: str = "") -> None:
+        """``tag`` sets the CAs' names apart (a CRL is looked up by its issuer's name)."""
+        suffix = f" {tag}" if tag else ""
+        self.root = make_ca(f"Portal Test Root CA{suffix}")
+        self.intermediate = make_ca(f"Portal Test Signing CA{suffix}", issuer=self.root)
+        self.stranger = make_ca(f"Untrusted CA{suffix}")
 
     def citizen(self, cccd: str, **kw) -> Issued:
         return make_leaf(self.intermediate, f"CCCD:{cccd}", **kw)
@@ -104,3 +131,7 @@ class Pki:
     @property
     def root_pem(self) -> str:
         return self.root.pem
+
+    def crl(self, revoked: list[Issued] = (), **kw) -> x509.CertificateRevocationList:
+        """The signing (intermediate) CA's CRL."""
+        return make_crl(self.intermediate, revoked, **kw)

@@ -7,6 +7,11 @@ each issuer must be a CA allowed to sign certificates, and the leaf must allow d
 signatures (or non-repudiation). Vietnamese signing certificates carry the holder's number
 in the subject's UID as ``CCCD:<12 digits>`` (also ``CMND:``) for people or ``MST:<tax code>``
 for organisations; a ``serialNumber`` attribute is read the same way.
+
+Revocation is checked against certificate revocation lists (CRLs) an operator imported: every
+certificate of the path but the trust anchor is looked up in its issuer's newest CRL, which
+counts only when the issuer's own key signed it. Full CRLs only (no delta or indirect CRLs).
+OCSP is out of scope: it needs a network round trip to the CA at every sign-in.
 """
 
 from __future__ import annotations
@@ -15,11 +20,13 @@ import base64
 import binascii
 import contextlib
 import datetime as dt
+import hashlib
+import itertools
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import NameOID
 
@@ -99,27 +106,43 @@ def _issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 
 def verify_chain(leaf: x509.Certificate, intermediates: list[x509.Certificate],
-                 anchors: list[x509.Certificate], now: dt.datetime) -> None:
-    """Raise ``CertificateRefused`` unless ``leaf`` chains to one of ``anchors`` and all is valid."""
+                 anchors: list[x509.Certificate], now: dt.datetime) -> list[x509.Certificate]:
+    """The path leaf → intermediates → anchor; ``CertificateRefused`` unless all of it is valid."""
     _within_dates(leaf, now, leaf=True)
     usage = None
     with contextlib.suppress(x509.ExtensionNotFound):
         usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
     if usage is None or not (usage.digital_signature or usage.content_commitment):
         raise CertificateRefused("certificate_key_usage", "The certificate is not for digital signatures.")
-    current, pool = leaf, list(intermediates)
+    return _path_to_anchor(leaf, intermediates, anchors, now)
+
+
+def _path_to_anchor(start: x509.Certificate, intermediates: list[x509.Certificate],
+                    anchors: list[x509.Certificate], now: dt.datetime) -> list[x509.Certificate]:
+    path, pool = [start], list(intermediates)
     for _ in range(MAX_CHAIN):
         for anchor in anchors:
-            if _issued_by(current, anchor):
+            if _issued_by(path[-1], anchor):
                 _within_dates(anchor, now, leaf=False)
-                return
-        nxt = next((c for c in pool if _issued_by(current, c) and _is_signing_ca(c)), None)
+                return [*path, anchor]
+        nxt = next((c for c in pool if _issued_by(path[-1], c) and _is_signing_ca(c)), None)
         if nxt is None:
             break
         _within_dates(nxt, now, leaf=False)
         pool.remove(nxt)
-        current = nxt
+        path.append(nxt)
     raise CertificateRefused("certificate_untrusted", "The certificate does not chain to a trusted authority.")
+
+
+def verify_ca(ca: x509.Certificate, intermediates: list[x509.Certificate],
+              anchors: list[x509.Certificate], now: dt.datetime) -> list[x509.Certificate]:
+    """The path from a CA certificate to a trust anchor (an anchor's path is itself)."""
+    if not _is_signing_ca(ca):
+        raise CertificateRefused("not_a_ca", "This certificate is not a certificate authority's.")
+    if any(ca == anchor for anchor in anchors):
+        return [ca]
+    _within_dates(ca, now, leaf=False)
+    return _path_to_anchor(ca, intermediates, anchors, now)
 
 
 def _subject_values(cert: x509.Certificate) -> list[str]:
@@ -175,3 +198,139 @@ def verify_signature(cert: x509.Certificate, message: bytes, signature_b64: str)
             raise CertificateRefused("certificate_key_unsupported", "The certificate's key type is not supported.")
     except (InvalidSignature, ValueError):
         raise CertificateRefused("signature_invalid", "The signature does not match the challenge.") from None
+
+
+# -- revocation (CRLs) ---------------------------------------------------------------------
+
+REVOCATION_POLICIES = ("off", "if-available", "require")
+
+
+@dataclass(frozen=True)
+class RevocationList:
+    """What a verified CRL says: whose list it is, how recent, which serials it revokes.
+
+    ``signer_key`` is the ``key_id`` of the CA key that signed it: a list counts for a
+    certificate only when that key is the one of the certificate's issuer in the path.
+    ``revoked`` may be narrowed to the serials a caller asked about (large lists stay in
+    the database).
+    """
+
+    issuer: bytes  # DER of the issuer's name
+    issuer_name: str
+    number: int | None
+    this_update: dt.datetime
+    next_update: dt.datetime | None
+    revoked: frozenset[int]
+    signer_key: str
+    revoked_count: int = 0
+
+    def stale(self, now: dt.datetime) -> bool:
+        return self.next_update is not None and self.next_update < now
+
+
+def name_hash(name: x509.Name) -> str:
+    """A stable key for an issuer's distinguished name (SHA-256 of its DER)."""
+    return hashlib.sha256(name.public_bytes()).hexdigest()
+
+
+def key_id(cert: x509.Certificate) -> str:
+    """SHA-256 of the certificate's public key (SubjectPublicKeyInfo DER)."""
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(spki).hexdigest()
+
+
+def decode_crl_text(text: str) -> bytes:
+    """A CRL given as PEM text or as base64 of its DER, as bytes."""
+    if not isinstance(text, str) or not text.strip():
+        raise CertificateRefused("crl_invalid", "Expected a CRL as PEM or as base64 of its DER.")
+    if "-----BEGIN" in text:
+        return text.encode()
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise CertificateRefused("crl_invalid", "The CRL is neither PEM nor base64 DER.") from None
+
+
+def read_crl(data: bytes) -> x509.CertificateRevocationList:
+    """Parse a CRL in PEM or DER; ``crl_invalid`` when it is neither."""
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_crl(data)
+        return x509.load_der_x509_crl(data)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise CertificateRefused("crl_invalid", "The CRL is not a readable X.509 CRL.") from None
+
+
+def _may_sign_crls(cert: x509.Certificate) -> bool:
+    try:
+        if not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return False
+    except x509.ExtensionNotFound:
+        return False
+    try:
+        return cert.extensions.get_extension_for_class(x509.KeyUsage).value.crl_sign
+    except x509.ExtensionNotFound:
+        return True
+
+
+def crl_signer(crl: x509.CertificateRevocationList,
+               candidates: list[x509.Certificate]) -> x509.Certificate | None:
+    """The CA among ``candidates`` named as the CRL's issuer whose key signed it, if any."""
+    for cert in candidates:
+        if cert.subject != crl.issuer or not _may_sign_crls(cert):
+            continue
+        try:
+            if crl.is_signature_valid(cert.public_key()):
+                return cert
+        except (TypeError, ValueError, UnsupportedAlgorithm):
+            continue
+    return None
+
+
+def revocation_list(crl: x509.CertificateRevocationList, signer: x509.Certificate) -> RevocationList:
+    """The facts of a CRL whose signature ``signer`` was checked to have made."""
+    number = None
+    with contextlib.suppress(x509.ExtensionNotFound):
+        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    revoked = frozenset(entry.serial_number for entry in crl)
+    return RevocationList(crl.issuer.public_bytes(), crl.issuer.rfc4514_string(), number, crl.last_update_utc,
+                          crl.next_update_utc, revoked, key_id(signer), len(revoked))
+
+
+def supersedes(new: RevocationList, held: RevocationList) -> bool:
+    """Whether ``new`` is more recent than ``held``: by CRL number, else by issue date."""
+    if new.number is not None and held.number is not None:
+        return new.number > held.number
+    return new.this_update > held.this_update
+
+
+def _newest_for(cert: x509.Certificate, issuer: x509.Certificate,
+                lists: list[RevocationList]) -> RevocationList | None:
+    name, signer = cert.issuer.public_bytes(), key_id(issuer)
+    held = [rl for rl in lists if rl.issuer == name and rl.signer_key == signer]
+    return max(held, key=lambda rl: (rl.this_update, rl.number or 0), default=None)
+
+
+def check_revocation(path: list[x509.Certificate], lists: list[RevocationList], policy: str,
+                     now: dt.datetime) -> list[RevocationList]:
+    """Refuse ``path`` (leaf first, anchor last) when one of its certificates is revoked.
+
+    ``off`` checks nothing; ``if-available`` checks each certificate whose issuer has a list
+    (a list past its next update still counts: it is returned so the caller can warn);
+    ``require`` also refuses when an issuer has no list or only one past its next update.
+    """
+    if policy == "off":
+        return []
+    stale: list[RevocationList] = []
+    for position, (cert, issuer) in enumerate(itertools.pairwise(path)):
+        held = _newest_for(cert, issuer, lists)
+        if held is not None and cert.serial_number in held.revoked:
+            raise CertificateRefused("certificate_revoked", "The certificate has been revoked by its authority."
+                                     if position == 0 else "A CA certificate in the chain has been revoked.")
+        if policy == "require" and (held is None or held.stale(now)):
+            raise CertificateRefused("revocation_status_unknown",
+                                     "The certificate's revocation status cannot be checked now; try again later.")
+        if held is not None and held.stale(now):
+            stale.append(held)
+    return stale
