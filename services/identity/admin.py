@@ -8,6 +8,8 @@ configured SMS adapter, and the person sets their password with
 ``POST /api/v1/auth/staff/activate``. ``rotate-key`` makes a new token-signing key.
 ``add-crl --file path.crl [--issuer ca.pem]`` imports a CA's certificate revocation list (PEM
 or DER); ``--issuer`` names the intermediate CA that signed it, the first time only.
+``disable-staff --username U --reason R`` (and ``reinstate-staff``) is the way in when no
+operator can sign in: the same rules and events as ``POST /api/v1/staff/{id}/disable``.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from pathlib import Path
 
 from portal_common import config
 from portal_common.db import Database
-from portal_common.errors import ServiceError
+from portal_common.errors import NotFound, ServiceError
 from portal_common.eventstore import EventContext, EventStore
 from portal_common.eventstore.events import Actor
 from portal_common.migrations import migrate
 from services.identity import adapters, certificate, keys, staff_accounts
+from services.identity import repository as repo
 from services.identity import settings as identity_settings
 
 
@@ -41,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     crl.add_argument("--file", required=True, type=Path)
     crl.add_argument("--issuer", default=None, type=Path,
                      help="PEM of the intermediate CA that signed it (and its chain), when it is not a trusted CA")
+    for name, what in (("disable-staff", "disable a staff account: sessions end, tokens refused"),
+                       ("reinstate-staff", "let a disabled staff account sign in again")):
+        status = sub.add_parser(name, help=what)
+        status.add_argument("--username", required=True)
+        status.add_argument("--reason", required=True)
     args = parser.parse_args(argv)
     dsn = config.database_url("identity")
     migrate(dsn, "identity", "services.identity")
@@ -54,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         ctx = EventContext(actor=Actor("operator", "identity-admin"))
         if args.command == "add-crl":
             return _add_crl(db, settings, args.file, args.issuer, ctx)
+        if args.command in ("disable-staff", "reinstate-staff"):
+            return _set_staff_status(db, args.command, args.username, args.reason, ctx)
         body = {"username": args.username, "role": args.role, "full_name": args.full_name, "phone": args.phone,
                 "agency_code": args.agency_code}
         try:
@@ -89,6 +99,21 @@ def _add_crl(db: Database, settings, file: Path, issuer: Path | None, ctx: Event
         return 1
     print(f"{out['status']} CRL of {out['issuer']} (number {out['crl_number']}, {out['revoked_count']} revoked, "
           f"next update {out['next_update']})")
+    return 0
+
+
+def _set_staff_status(db: Database, command: str, username: str, reason: str, ctx: EventContext) -> int:
+    with db.transaction() as cur:
+        account = repo.account_by_identifier(cur, staff_accounts.identifier(username))
+    change = staff_accounts.disable if command == "disable-staff" else staff_accounts.reinstate
+    try:
+        if account is None:
+            raise NotFound("staff_not_found", "No staff account has this username.")
+        out = change(db, EventStore(db), str(account["id"]), {"reason": reason}, ctx)
+    except ServiceError as exc:
+        print(f"refused: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"{out['username']} is now {out['status']}")
     return 0
 
 

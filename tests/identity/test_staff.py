@@ -132,6 +132,36 @@ def test_the_admin_command_bootstraps_an_operator(migrated_database, identity_db
         assert cur.fetchone() == {"role": "operator", "status": "pending"}
 
 
+def test_the_admin_command_disables_and_reinstates_staff(migrated_database, identity_db):
+    username = f"off.{uuid.uuid4().hex[:8]}"
+    env = {"DATABASE_URL": migrated_database, "PATH": "/usr/bin:/bin"}
+
+    def admin(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "services.identity.admin", *args],
+                              capture_output=True, text=True, env=env, timeout=60)
+
+    assert admin("create-staff", "--username", username, "--role", "officer", "--full-name", "Cán bộ",
+                 "--phone", "0987654322", "--agency-code", "P51-STP").returncode == 0
+    done = admin("disable-staff", "--username", username, "--reason", "left the agency")
+    assert done.returncode == 0 and f"{username} is now disabled" in done.stdout, done.stderr
+    again = admin("disable-staff", "--username", username, "--reason", "twice")
+    assert again.returncode == 1 and "staff_already_disabled" in again.stderr
+    unknown = admin("disable-staff", "--username", f"nobody.{uuid.uuid4().hex[:6]}", "--reason", "x")
+    assert unknown.returncode == 1 and "staff_not_found" in unknown.stderr
+    back = admin("reinstate-staff", "--username", username, "--reason", "came back")
+    assert back.returncode == 0 and f"{username} is now pending" in back.stdout  # never activated
+    with identity_db.transaction() as cur:
+        cur.execute("SELECT id, status FROM accounts WHERE identifier = %s", (f"staff:{username}",))
+        account = cur.fetchone()
+        cur.execute("SELECT event_type, payload FROM events WHERE stream_id = %s ORDER BY version",
+                    (f"account-{account['id']}",))
+        events = cur.fetchall()
+    assert account["status"] == "pending"
+    assert [e["event_type"] for e in events] == ["StaffAccountCreated", "StaffAccountDisabled",
+                                                  "StaffAccountReinstated"]
+    assert events[1]["payload"]["reason"] == "left the agency" and events[1]["payload"]["username"] == username
+
+
 def _activate(api, gateway_url, username, phone):
     code = accounts.latest_code(gateway_url, phone)
     return api("POST", "/api/v1/auth/staff/activate", {"username": username, "otp": code, "password": PASSWORD})
