@@ -13,7 +13,7 @@ import json
 from marshmallow import Schema, fields
 from werkzeug.wrappers import Response
 
-from gateway.http.auth import ROLES
+from gateway.http.auth import APPLICANT_ROLES, ROLES
 from gateway.http.route import ApiCall, api
 from portal_common.contracts.identity import (
     ActivateStaffBody,
@@ -27,6 +27,7 @@ from portal_common.contracts.identity import (
     LogoutBody,
     NewAgencySystemBody,
     NewStaffBody,
+    NotificationPreferencesBody,
     RefreshBody,
     RegisterBhxhBody,
     RegisterCertificateBody,
@@ -92,6 +93,12 @@ class Account(Schema):
     bhxh_code = fields.String(allow_none=True)
     tax_code = fields.String(allow_none=True)
     representative_cccd = fields.String(allow_none=True)
+
+
+class NotificationPreferences(Schema):
+    notify_sms = fields.Boolean(metadata={"description": "SMS when a dossier of mine needs me or has news"})
+    sms_to = fields.String(allow_none=True, metadata={
+        "description": "where they go, masked; null when none would (a business account, no phone)"})
 
 
 _REG = {409: "Already registered", 422: "Refused (see code)", 429: "Too many codes", 503: "Registry unavailable"}
@@ -213,6 +220,18 @@ class IdentityRoutes:
          responses={401: "Not signed in"})
     def me(self, call: ApiCall):
         return self.identity_rpc.me(call.principal.account_id)
+
+    @api("GET", "/api/v1/me/notifications", summary="My notification choice: SMS about my dossiers' steps",
+         tags=TAGS, auth=APPLICANT_ROLES, response=NotificationPreferences, responses={401: "Not signed in"})
+    def notification_preferences(self, call: ApiCall):
+        return self.identity_rpc.notification_preferences(call.principal.account_id)
+
+    @api("PUT", "/api/v1/me/notifications", summary="Turn SMS about my dossiers' steps on or off", tags=TAGS,
+         body=NotificationPreferencesBody, auth=APPLICANT_ROLES, response=NotificationPreferences,
+         responses={401: "Not signed in", 422: "Invalid input"})
+    def set_notification_preferences(self, call: ApiCall):
+        return self.identity_rpc.set_notification_preferences(call.principal.account_id, _raw(call),
+                                                              context=call.context())
 
     @api("GET", "/.well-known/jwks.json", summary="The token-signing key set (current and previous keys)",
          tags=TAGS)

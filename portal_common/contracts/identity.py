@@ -417,3 +417,22 @@ class ResetPasswordBody(_Strict):
 class ChangePasswordBody(_Strict):
     current_password = fields.String(required=True, validate=validate.Length(min=1, max=256), load_only=True)
     new_password = fields.String(required=True, validate=validate.Length(min=1, max=256), load_only=True)
+
+
+# -- applicant notifications -------------------------------------------------------------
+
+@CATALOGUE.register("ApplicantNotified", 1, PRODUCER,
+                    "An applicant was sent an SMS about one of their dossier's events (the number masked; the "
+                    "text, which names only the code and the status, is not kept in the event).")
+class ApplicantNotifiedV1(_Strict):
+    account_id = fields.String(required=True)
+    dossier_code = fields.String(required=True)
+    dossier_event_type = fields.String(required=True, metadata={"description": "the dossier event it tells of"})
+    channel = fields.String(required=True, validate=validate.OneOf(["sms"]))
+    sent_to = fields.String(required=True, validate=validate.Regexp(r"^\d{0,2}\**\d{0,2}$"),
+                            metadata={"description": "the phone number, masked (``09******78``)"})
+
+
+class NotificationPreferencesBody(_Strict):
+    notify_sms = fields.Boolean(required=True, metadata={
+        "description": "send an SMS when a dossier of mine needs me or has news (on by default)"})

@@ -9,7 +9,8 @@ Read top-down:
   one-time code, lockout), ``sessions`` (tokens, refresh rotation, sign-out),
   ``staff_accounts`` and ``agency_clients`` (staff and back-office system credentials),
   ``dev_tokens`` and ``dev`` (the local stand-ins' endpoints), ``otp_flow`` (sending and checking
-  codes), ``profile`` (``/me``), ``housekeeping`` (expired rows);
+  codes), ``profile`` (``/me``), ``notifications`` (SMS to applicants about their dossiers'
+  events, and their opt-out), ``housekeeping`` (expired rows);
 - ``domain/``: pure rules: ``ids`` (CCCD structure, CMT, tax and BHXH codes, phones),
   ``passwords`` (policy, Argon2id), ``otp``, ``lockout`` (back-off), ``certificates``
   (X.509 chain, validity, key usage, subject, signature), ``tokens`` (JWT and refresh tokens);
@@ -30,7 +31,8 @@ dev staff tokens; never on in production), ``CARRIER_ADAPTER`` / ``BHXH_ADAPTER`
 ``ARGON2_PARALLELISM`` (2, 19456, 1), ``TRUSTED_CA_FILE`` (PEM bundle of trusted CAs),
 ``IDENTITY_SIGNING_KEY`` or ``IDENTITY_SIGNING_KEY_FILE`` (an Ed25519 PEM instead of a
 generated key), ``IDENTITY_KEY_PASSPHRASE`` (encrypts stored private keys),
-``KEY_ACTIVATION_DELAY`` (30 s).
+``KEY_ACTIVATION_DELAY`` (30 s), ``NOTIFY_OWNER_WAIT`` (600 s), ``NOTIFY_RETRY_PAUSE`` (1 s),
+``NOTIFY_MAX_ATTEMPTS`` (8), ``NOTIFY_TICK`` (30 s).
 
 No password, one-time code, refresh token, client secret or private key is stored in clear,
 logged, put in an event or echoed in an error.

@@ -1,6 +1,7 @@
 """Removing what identity no longer needs: finished or abandoned registrations and sign-ins
 (an abandoned registration still holds a password hash), used or expired challenges, long
-expired refresh tokens, and old messages of the local SMS stand-in."""
+expired refresh tokens, old messages of the local SMS stand-in, closed applicant notices and
+waits left by an event that never came back."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ RULES = (
     ("challenges", "created_at < now() - interval '1 day'"),
     ("refresh_tokens", "expires_at < now() - interval '30 days'"),
     ("local_sms_outbox", "sent_at < now() - interval '7 days'"),
+    ("applicant_notices", "status <> 'pending' AND created_at < now() - interval '30 days'"),
+    ("notification_waits", "last_at < now() - interval '2 days'"),
 )
 
 

@@ -294,3 +294,77 @@ def crls_for(cur, issuer_hashes: list[str], serials: list[str]) -> list[dict]:
                 "AS revoked FROM certificate_revocation_lists WHERE issuer_hash = ANY(%s)",
                 (serials, issuer_hashes))
     return cur.fetchall()
+
+
+# -- applicant notifications --------------------------------------------------------------
+
+def remember_dossier_owner(cur, dossier_code: str, account_id: str, kind: str) -> None:
+    """The owner is fixed at filing: a later copy (a hand-over names the same owner) changes nothing."""
+    cur.execute("INSERT INTO dossier_owners (dossier_code, account_id, owner_kind) VALUES (%s, %s, %s) "
+                "ON CONFLICT (dossier_code) DO NOTHING", (dossier_code, account_id, kind))
+
+
+def dossier_owner(cur, dossier_code: str) -> str | None:
+    cur.execute("SELECT account_id FROM dossier_owners WHERE dossier_code = %s", (dossier_code,))
+    row = cur.fetchone()
+    return row["account_id"] if row else None
+
+
+def notification_target(cur, account_id: uuid.UUID | str) -> dict | None:
+    cur.execute("SELECT id, role, phone, notify_sms FROM accounts WHERE id = %s", (str(account_id),))
+    return cur.fetchone()
+
+
+def set_notify_sms(cur, account_id: uuid.UUID | str, notify_sms: bool) -> dict | None:
+    cur.execute("UPDATE accounts SET notify_sms = %s, updated_at = now() WHERE id = %s "
+                "RETURNING id, role, phone, notify_sms", (notify_sms, str(account_id)))
+    return cur.fetchone()
+
+
+def note_wait(cur, event_id: str, dossier_code: str | None, reason: str) -> float:
+    """Count one more wait for an event; seconds since its first."""
+    cur.execute(
+        "INSERT INTO notification_waits (event_id, dossier_code, reason) VALUES (%s, %s, %s) "
+        "ON CONFLICT (event_id) DO UPDATE SET attempts = notification_waits.attempts + 1, "
+        "reason = excluded.reason, last_at = now() "
+        "RETURNING extract(epoch FROM now() - first_at) AS waited",
+        (event_id, dossier_code, reason))
+    return float(cur.fetchone()["waited"])
+
+
+def forget_wait(cur, event_id: str) -> None:
+    cur.execute("DELETE FROM notification_waits WHERE event_id = %s", (event_id,))
+
+
+def insert_notice(cur, event_id: str, account_id: uuid.UUID | str, dossier_code: str, event_type: str,
+                  body: str) -> None:
+    cur.execute("INSERT INTO applicant_notices (event_id, account_id, dossier_code, event_type, body) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING",
+                (event_id, str(account_id), dossier_code, event_type, body))
+
+
+def lease_notices(cur, lease_s: float, limit: int, event_id: str | None = None) -> list[dict]:
+    """Take due pending notices (one, or the oldest ``limit``) for ``lease_s``: another sender skips them."""
+    only = "AND n.event_id = %s " if event_id else ""
+    args: list[Any] = [event_id] if event_id else []
+    cur.execute(
+        "UPDATE applicant_notices n SET next_attempt_at = now() + make_interval(secs => %s), "
+        "attempts = n.attempts + 1 FROM accounts a WHERE a.id = n.account_id AND n.event_id IN ("
+        "  SELECT event_id FROM applicant_notices n WHERE status = 'pending' AND next_attempt_at <= now() "
+        f"  {only}ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED) "
+        "RETURNING n.event_id, n.account_id, n.dossier_code, n.event_type, n.body, n.attempts, "
+        "a.role, a.phone, a.notify_sms",
+        [lease_s, *args, limit])
+    return cur.fetchall()
+
+
+def finish_notice(cur, event_id: str, status: str) -> bool:
+    """Close a pending notice; False when it was closed already (another sender got there)."""
+    cur.execute("UPDATE applicant_notices SET status = %s, sent_at = CASE WHEN %s = 'sent' THEN now() END "
+                "WHERE event_id = %s AND status = 'pending'", (status, status, str(event_id)))
+    return cur.rowcount == 1
+
+
+def retry_notice_at(cur, event_id: str, delay_s: float) -> None:
+    cur.execute("UPDATE applicant_notices SET next_attempt_at = now() + make_interval(secs => %s) "
+                "WHERE event_id = %s AND status = 'pending'", (delay_s, str(event_id)))

@@ -10,16 +10,19 @@ Staff and agency systems: ``create_staff``, ``activate_staff``, ``staff_login``,
 ``register_agency_system``, ``revoke_agency_system``, ``client_token``.
 Operations: ``rotate_signing_key``, ``add_trusted_ca``, ``add_crl``. Local stand-ins (only with
 ``LOCAL_ADAPTERS``): ``dev_token``, ``dev_carrier_record``, ``dev_bhxh_record``,
-``dev_sms_outbox``.
+``dev_sms_outbox``. Applicants: ``notification_preferences``, ``set_notification_preferences``;
+dossier events (durable queues, requeued on error) become SMS notices (``notifications.py``).
 """
 
 from __future__ import annotations
 
+import eventlet
 from nameko.extensions import DependencyProvider
 from nameko.timer import timer
 
+from portal_common import config
 from portal_common.context import CallContext, event_context
-from portal_common.entrypoints import rpc
+from portal_common.entrypoints import event_handler, rpc
 from portal_common.health import HealthRpc
 from portal_common.logs import LogContext
 from portal_common.nameko_ext import EventLog, Outbox, Storage
@@ -30,6 +33,7 @@ from services.identity import (
     dev,
     dev_tokens,
     housekeeping,
+    notifications,
     otp_flow,
     password_reset,
     profile,
@@ -40,6 +44,15 @@ from services.identity import (
 )
 from services.identity import settings as identity_settings
 from services.identity.keys import SigningKeys
+
+NOTICE_TICK_S = config.env_float("NOTIFY_TICK", 30.0, "identity")
+
+
+def dossier_event(event_type: str):
+    """A durable queue of identity's for one dossier event type (nothing is lost while identity
+    is down); an error puts the message back: the dossier's owner not known yet, or the
+    database away."""
+    return event_handler("dossier", event_type, requeue_on_error=True)
 
 
 class Parties(DependencyProvider):
@@ -244,3 +257,60 @@ class IdentityService(HealthRpc):
     @rpc
     def dev_sms_outbox(self, phone: str | None = None, limit: int = 50) -> dict:
         return dev.sms_outbox(self._settings, self._adapters, phone, limit)
+
+    # -- applicant notifications -----------------------------------------------------------
+
+    @rpc
+    def notification_preferences(self, account_id: str) -> dict:
+        return notifications.preferences(self.db, account_id)
+
+    @rpc
+    def set_notification_preferences(self, account_id: str, data: dict, context: dict | None = None) -> dict:
+        return notifications.set_preferences(self.db, account_id, data)
+
+    def _on_dossier(self, envelope: dict) -> None:
+        try:
+            notifications.handle(self.db, self.events, self._adapters.sms, envelope)
+        except notifications.OwnerNotKnown:
+            raise  # paused already: back on the queue
+        except Exception:  # the database is away, say: back on the queue, not at once
+            eventlet.sleep(notifications.RETRY_PAUSE_S)
+            raise
+
+    @timer(interval=NOTICE_TICK_S)
+    def send_due_notices(self) -> None:
+        """Retry the SMS whose first send failed."""
+        notifications.deliver_due(self.db, self.events, self._adapters.sms)
+
+    @dossier_event("DossierSubmitted")
+    def notify_submitted(self, envelope: dict) -> None:
+        self._on_dossier(envelope)
+
+    @dossier_event("DossierForwarded")
+    def learn_forwarded_owner(self, envelope: dict) -> None:
+        """No SMS (an internal step), but it names the owner too."""
+        self._on_dossier(envelope)
+
+    @dossier_event("DossierReceived")
+    def notify_received(self, envelope: dict) -> None:
+        self._on_dossier(envelope)
+
+    @dossier_event("DossierRefused")
+    def notify_refused(self, envelope: dict) -> None:
+        self._on_dossier(envelope)
+
+    @dossier_event("SupplementRequested")
+    def notify_supplement_requested(self, envelope: dict) -> None:
+        self._on_dossier(envelope)
+
+    @dossier_event("DeadlineExtended")
+    def notify_deadline_extended(self, envelope: dict) -> None:
+        self._on_dossier(envelope)
+
+    @dossier_event("DossierResultReady")
+    def notify_result_ready(self, envelope: dict) -> None:
+        self._on_dossier(envelope)
+
+    @dossier_event("DossierRejected")
+    def notify_rejected(self, envelope: dict) -> None:
+        self._on_dossier(envelope)

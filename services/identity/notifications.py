@@ -1,0 +1,238 @@
+"""SMS to applicants when their dossier needs them or has news, and their opt-out.
+
+The texts and which events notify are in ``domain/notifications.py``; the SQL in
+``repository.py``. How a dossier event becomes at most one SMS:
+
+1. ``handle`` (identity's durable queue for each dossier event type): in one transaction
+   (``handle_once``) the event is marked handled, the owner is learned from DossierSubmitted /
+   DossierForwarded or looked up, and a pending notice is written when the owner is a citizen
+   with a phone who did not opt out. A redelivered copy finds the event handled and writes
+   nothing, so there is one notice per event. (DossierDraftSubmitted is not needed: it names
+   no owner, and filing a draft also publishes the dossier's own DossierSubmitted.)
+2. ``deliver``, right after that commit: the notice is leased, sent, and closed with
+   ``ApplicantNotified`` on the account's stream. No SMS is sent while a transaction holds a
+   connection (the local stand-in takes one of its own from the same pool), and a failed send is
+   retried by ``deliver_due`` (a timer) with back-off, up to ``MAX_ATTEMPTS``. A crash between
+   the send and the close sends once more: the one duplicate left, at the edge with the outside
+   party.
+
+Owner not known yet: the queues are separate, so e.g. DossierReceived can be handled before
+DossierSubmitted (after identity was down with both queues full). The event is put back on its
+queue (``OwnerNotKnown`` raised after a short pause; the handlers requeue on error) and given up,
+counted and logged, once it has waited ``OWNER_WAIT``. Chosen over an RPC to the dossier
+service: identity keeps needing nothing from dossier to run, and the owner is always on its
+way (DossierSubmitted comes first in a dossier's log and the outbox publishes in log order), so
+the wait is short; only dossiers filed before this table existed are given up.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import eventlet
+from prometheus_client import Counter
+
+from portal_common import config
+from portal_common.consumer import event_id_of, handle_once
+from portal_common.contracts.identity import NotificationPreferencesBody
+from portal_common.db import Database
+from portal_common.errors import NotFound
+from portal_common.eventstore import EventContext, EventStore, NewEvent
+from services.identity import repository as repo
+from services.identity.adapters import SmsGateway
+from services.identity.common import load, record
+from services.identity.domain import notifications as notices
+from services.identity.domain.ids import mask_phone
+
+log = logging.getLogger(__name__)
+S = "identity"
+CONSUMER = "identity.applicant-notices"
+CHANNEL = "sms"
+OWNER_WAIT_S = config.env_float("NOTIFY_OWNER_WAIT", 600.0, S)  # then an event whose owner is unknown is dropped
+RETRY_PAUSE_S = config.env_float("NOTIFY_RETRY_PAUSE", 1.0, S)  # before an event goes back on its queue
+MAX_ATTEMPTS = config.env_int("NOTIFY_MAX_ATTEMPTS", 8, S)  # sends of one SMS before it is marked failed
+SEND_LEASE_S = 60.0  # a notice being sent is not taken by another sender for this long
+BATCH = 50
+
+NOTIFICATIONS = Counter(
+    "portal_notifications_total",
+    "Applicant notifications by outcome: sent; skipped (reason: opted_out, not_citizen, no_phone, no_account, "
+    "duplicate, owner_unknown, unreadable_event); deferred (put back to wait: owner_unknown, sms_unavailable); "
+    "failed (sms_unavailable after every attempt)",
+    ["channel", "event_type", "outcome", "reason"])
+
+
+class OwnerNotKnown(Exception):
+    """The dossier's DossierSubmitted has not been handled yet: the event must come again."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What handling one event decided: ``notice`` (an SMS to send), ``skipped`` or ``ignored``."""
+
+    outcome: str
+    reason: str = ""
+
+
+def _count(event_type: Any, outcome: str, reason: str = "") -> None:
+    NOTIFICATIONS.labels(CHANNEL, str(event_type), outcome, reason).inc()
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+# -- dossier events -> notices -------------------------------------------------------------
+
+def handle(db: Database, store: EventStore, sms: SmsGateway, envelope: Any) -> str:
+    """Handle one dossier event once; raises ``OwnerNotKnown`` to have it delivered again."""
+    try:
+        event_id = event_id_of(envelope)
+    except ValueError as exc:
+        log.warning("notifications: dropping a dossier message (%s)", exc)
+        return "dropped"
+    event_type = envelope.get("event_type")
+    try:
+        applied, decision = handle_once(db, CONSUMER, envelope, _decide)
+    except OwnerNotKnown:
+        return _wait_or_give_up(db, envelope, event_id)
+    if not applied:
+        if event_type in notices.NOTIFYING:
+            _count(event_type, "skipped", "duplicate")
+        return "duplicate"
+    if decision.outcome == "skipped":
+        _count(event_type, "skipped", decision.reason)
+    elif decision.outcome == "notice":
+        deliver(db, store, sms, event_id)
+    return decision.outcome
+
+
+def _decide(cur, envelope: dict) -> Decision:
+    """In the handling transaction: learn the owner, and write the notice the event calls for."""
+    event_type, data = envelope.get("event_type"), envelope.get("data") or {}
+    event_id = event_id_of(envelope)
+    repo.forget_wait(cur, event_id)
+    code = data.get("code") if isinstance(data, dict) else None
+    owner = notices.owner_of(event_type, data)
+    if owner and isinstance(code, str):
+        repo.remember_dossier_owner(cur, code, *owner)
+    if event_type not in notices.NOTIFYING:
+        return Decision("ignored")
+    text = notices.sms_text(event_type, data)
+    if text is None:
+        return Decision("skipped", "unreadable_event")
+    account_id = repo.dossier_owner(cur, code)
+    if account_id is None:
+        raise OwnerNotKnown(code)
+    account = repo.notification_target(cur, account_id) if _is_uuid(account_id) else None
+    reason = notices.skip_reason(account)
+    if reason:
+        return Decision("skipped", reason)
+    repo.insert_notice(cur, event_id, account["id"], code, event_type, text)
+    return Decision("notice")
+
+
+def _wait_or_give_up(db: Database, envelope: dict, event_id: str) -> str:
+    """Put the event back (after a pause) until it has waited ``OWNER_WAIT_S``, then drop it."""
+    event_type, data = envelope.get("event_type"), envelope.get("data") or {}
+    code = data.get("code") if isinstance(data, dict) else None
+    with db.transaction() as cur:
+        waited = repo.note_wait(cur, event_id, str(code) if code else None, "owner_unknown")
+    if waited >= OWNER_WAIT_S:
+        applied, _ = handle_once(db, CONSUMER, envelope, lambda cur, env: repo.forget_wait(cur, event_id))
+        if applied:
+            log.warning("notifications: no owner known for dossier %s after %.0f s; %s not notified",
+                        code, waited, event_type, extra={"dossier_code": code})
+            _count(event_type, "skipped", "owner_unknown")
+        return "gave_up"
+    _count(event_type, "deferred", "owner_unknown")
+    eventlet.sleep(RETRY_PAUSE_S)
+    raise OwnerNotKnown(code)
+
+
+# -- notices -> SMS ------------------------------------------------------------------------
+
+def deliver(db: Database, store: EventStore, sms: SmsGateway, event_id: str | None = None) -> int:
+    """Send one notice (``event_id``) or the due ones; how many were sent."""
+    with db.transaction() as cur:
+        leased = repo.lease_notices(cur, SEND_LEASE_S, 1 if event_id else BATCH, event_id)
+    return sum(_send(db, store, sms, notice) for notice in leased)
+
+
+def deliver_due(db: Database, store: EventStore, sms: SmsGateway) -> int:
+    """The timer's round: notices whose first send failed, once their back-off is over."""
+    return deliver(db, store, sms)
+
+
+def _send(db: Database, store: EventStore, sms: SmsGateway, notice: dict) -> bool:
+    reason = notices.skip_reason(notice)  # opted out or number removed since the notice was written
+    if reason:
+        with db.transaction() as cur:
+            repo.finish_notice(cur, notice["event_id"], "skipped")
+        _count(notice["event_type"], "skipped", reason)
+        return False
+    try:
+        sms.send(notice["phone"], notice["body"])
+    except Exception as exc:  # the gateway refused or is away: retried with back-off
+        _after_failure(db, notice, exc)
+        return False
+    with db.transaction() as cur:
+        if repo.finish_notice(cur, notice["event_id"], "sent"):
+            record(store, cur, f"account-{notice['account_id']}", [NewEvent("ApplicantNotified", {
+                "account_id": str(notice["account_id"]), "dossier_code": notice["dossier_code"],
+                "dossier_event_type": notice["event_type"], "channel": CHANNEL,
+                "sent_to": mask_phone(notice["phone"])})], EventContext(causation_id=str(notice["event_id"])))
+    _count(notice["event_type"], "sent")
+    log.info("applicant notified", extra={"to": mask_phone(notice["phone"]), "dossier_code": notice["dossier_code"]})
+    return True
+
+
+def _after_failure(db: Database, notice: dict, exc: Exception) -> None:
+    final = notice["attempts"] >= MAX_ATTEMPTS
+    with db.transaction() as cur:
+        if final:
+            repo.finish_notice(cur, notice["event_id"], "failed")
+        else:
+            repo.retry_notice_at(cur, notice["event_id"], min(30.0 * 2 ** (notice["attempts"] - 1), 3600.0))
+    log.warning("notifications: SMS about %s not sent (attempt %s%s): %s", notice["dossier_code"],
+                notice["attempts"], ", giving up" if final else "", type(exc).__name__,
+                extra={"dossier_code": notice["dossier_code"]})
+    _count(notice["event_type"], "failed" if final else "deferred", "sms_unavailable")
+
+
+# -- the applicant's preference ------------------------------------------------------------
+
+def _view(account: dict) -> dict:
+    sends = notices.skip_reason({**account, "notify_sms": True}) is None
+    return {"notify_sms": bool(account["notify_sms"]),
+            "sms_to": mask_phone(account["phone"]) if sends else None}
+
+
+def preferences(db: Database, account_id: str) -> dict:
+    """``GET /api/v1/me/notifications``: the choice and where SMS go (masked; null when none would)."""
+    if not _is_uuid(account_id):
+        raise NotFound("account_not_found", "No account has this id.")
+    with db.transaction() as cur:
+        account = repo.notification_target(cur, account_id)
+    if account is None:
+        raise NotFound("account_not_found", "No account has this id.")
+    return _view(account)
+
+
+def set_preferences(db: Database, account_id: str, raw: dict) -> dict:
+    """``PUT /api/v1/me/notifications``: turn SMS about dossiers on or off."""
+    data = load(NotificationPreferencesBody, raw)
+    if not _is_uuid(account_id):
+        raise NotFound("account_not_found", "No account has this id.")
+    with db.transaction() as cur:
+        account = repo.set_notify_sms(cur, account_id, data["notify_sms"])
+    if account is None:
+        raise NotFound("account_not_found", "No account has this id.")
+    return _view(account)
