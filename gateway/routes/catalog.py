@@ -4,22 +4,23 @@ agencies, and define, amend and retire life events (role ``editor``)."""
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import Schema, fields, validate
 
 from gateway.http.route import ApiCall, api
 from portal_common.contracts.catalog import (
     AGENCY_LEVELS,
-    CODE,
     LEVELS,
     ONLINE_LEVELS,
-    SLUG,
     TARGETS,
-    AgencyBodySchema,
-    DissolutionSchema,
-    LifeEventBodySchema,
-    ProcedureBodySchema,
-    RetirementSchema,
-    WithdrawalSchema,
+    AmendAgencyBody,
+    AmendLifeEventBody,
+    AmendProcedureBody,
+    DissolveBody,
+    NewAgencyBody,
+    NewLifeEventBody,
+    NewProcedureBody,
+    RetireBody,
+    WithdrawBody,
 )
 
 TAGS = ("catalog",)
@@ -60,54 +61,6 @@ class AgencySearchQuery(PageQuery):
     province = fields.Integer(load_default=None, validate=validate.Range(min=1, max=999))
     level = fields.String(load_default=None, validate=validate.OneOf(AGENCY_LEVELS))
     include_dissolved = fields.Boolean(load_default=False)
-
-
-class NewProcedureBody(ProcedureBodySchema):
-    class Meta:
-        unknown = RAISE
-
-    code = fields.String(required=True, validate=CODE)
-
-
-class AmendProcedureBody(ProcedureBodySchema):
-    class Meta:
-        unknown = RAISE
-
-
-class WithdrawBody(WithdrawalSchema):
-    pass
-
-
-class NewAgencyBody(AgencyBodySchema):
-    class Meta:
-        unknown = RAISE
-
-    code = fields.String(required=True, validate=CODE)
-
-
-class AmendAgencyBody(AgencyBodySchema):
-    class Meta:
-        unknown = RAISE
-
-
-class DissolveBody(DissolutionSchema):
-    pass
-
-
-class NewLifeEventBody(LifeEventBodySchema):
-    class Meta:
-        unknown = RAISE
-
-    id = fields.String(required=True, validate=SLUG)
-
-
-class AmendLifeEventBody(LifeEventBodySchema):
-    class Meta:
-        unknown = RAISE
-
-
-class RetireBody(RetirementSchema):
-    pass
 
 
 _NOT_FOUND = {404: "Unknown code", 422: "Invalid input"}

@@ -265,3 +265,58 @@ class LifeEventAmendedV1(LifeEventSchema):
                     "A life event is no longer offered for browsing; its procedures are unaffected.")
 class LifeEventRetiredV1(LifeEventSchema):
     reason = fields.String(required=True, validate=_TEXT)
+
+
+# -- editors' request bodies: the same checks at the gateway (HTTP) and at the catalog (RPC) --
+
+
+class NewProcedureBody(ProcedureBodySchema):
+    class Meta:
+        unknown = RAISE
+
+    code = fields.String(required=True, validate=CODE)
+
+
+class AmendProcedureBody(ProcedureBodySchema):
+    """Any subset of a procedure's fields (the catalog loads it with ``partial=True``)."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class WithdrawBody(WithdrawalSchema):
+    pass
+
+
+class NewAgencyBody(AgencyBodySchema):
+    class Meta:
+        unknown = RAISE
+
+    code = fields.String(required=True, validate=CODE)
+
+
+class AmendAgencyBody(AgencyBodySchema):
+    class Meta:
+        unknown = RAISE
+
+
+class DissolveBody(DissolutionSchema):
+    pass
+
+
+class NewLifeEventBody(LifeEventBodySchema):
+    class Meta:
+        unknown = RAISE
+
+    id = fields.String(required=True, validate=SLUG)
+
+
+class AmendLifeEventBody(LifeEventBodySchema):
+    """Any subset of a life event's fields (the catalog loads it with ``partial=True``)."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class RetireBody(RetirementSchema):
+    pass

@@ -14,6 +14,17 @@ from typing import Any
 import psycopg2.errors
 from marshmallow import ValidationError
 
+from portal_common.contracts.catalog import (
+    AmendAgencyBody,
+    AmendLifeEventBody,
+    AmendProcedureBody,
+    DissolveBody,
+    NewAgencyBody,
+    NewLifeEventBody,
+    NewProcedureBody,
+    RetireBody,
+    WithdrawBody,
+)
 from portal_common.db import Database
 from portal_common.errors import Conflict, InvalidInput, NotFound
 from portal_common.eventstore import EventStore
@@ -21,17 +32,6 @@ from portal_common.eventstore.errors import ConcurrencyError
 from portal_common.eventstore.events import EventContext, NewEvent
 from services.catalog import domain, places, queries
 from services.catalog import repository as repo
-from services.catalog.schemas import (
-    AgencyAmendInput,
-    AgencyInput,
-    DissolveInput,
-    LifeEventAmendInput,
-    LifeEventInput,
-    ProcedureAmendInput,
-    ProcedureInput,
-    RetireInput,
-    WithdrawInput,
-)
 
 
 def _load(schema_cls, data: Any, partial: bool = False) -> dict:
@@ -81,7 +81,7 @@ def _check_next(cur: Any, doc: dict) -> None:
 
 
 def _new_procedure(db: Database, store: EventStore, data: Any, ctx: EventContext, status: str) -> dict:
-    doc = _load(ProcedureInput, data)
+    doc = _load(NewProcedureBody, data)
     doc.update(version=1, status=status)
     domain.check_procedure(doc)
     with _transaction(db) as cur:
@@ -132,7 +132,7 @@ def amend_procedure(db: Database, store: EventStore, code: Any, changes: Any, ct
     rewritten in place (no version of it was ever offered)."""
     if not domain.valid_code(code):
         raise NotFound("procedure_not_found", "No procedure has this code.")
-    changes = _load(ProcedureAmendInput, changes, partial=True)
+    changes = _load(AmendProcedureBody, changes, partial=True)
     with _transaction(db) as cur:
         row = repo.procedure_row(cur, code, for_update=True)
         if row is None:
@@ -160,7 +160,7 @@ def withdraw_procedure(db: Database, store: EventStore, code: Any, data: Any, ct
     version stays readable for the dossiers filed under it."""
     if not domain.valid_code(code):
         raise NotFound("procedure_not_found", "No procedure has this code.")
-    reason = _load(WithdrawInput, data or {})["reason"]
+    reason = _load(WithdrawBody, data or {})["reason"]
     with _transaction(db) as cur:
         row = repo.procedure_row(cur, code, for_update=True)
         if row is None:
@@ -194,7 +194,7 @@ def _place_agency(a: dict) -> dict:
 
 
 def register_agency(db: Database, store: EventStore, data: Any, ctx: EventContext) -> dict:
-    a = _place_agency(_load(AgencyInput, data))
+    a = _place_agency(_load(NewAgencyBody, data))
     a.update(status="active", successor=None, dissolved_on=None, version=1)
     with _transaction(db) as cur:
         if repo.agency(cur, a["code"]) is not None:
@@ -210,7 +210,7 @@ def register_agency(db: Database, store: EventStore, data: Any, ctx: EventContex
 def amend_agency(db: Database, store: EventStore, code: Any, changes: Any, ctx: EventContext) -> dict:
     if not domain.valid_code(code):
         raise NotFound("agency_not_found", "No agency has this code.")
-    changes = _load(AgencyAmendInput, changes, partial=True)
+    changes = _load(AmendAgencyBody, changes, partial=True)
     with _transaction(db) as cur:
         current = repo.agency(cur, code, for_update=True)
         if current is None:
@@ -237,7 +237,7 @@ def amend_agency(db: Database, store: EventStore, code: Any, changes: Any, ctx: 
 def dissolve_agency(db: Database, store: EventStore, code: Any, data: Any, ctx: EventContext) -> dict:
     if not domain.valid_code(code):
         raise NotFound("agency_not_found", "No agency has this code.")
-    d = _load(DissolveInput, data)
+    d = _load(DissolveBody, data)
     with _transaction(db) as cur:
         current = repo.agency(cur, code, for_update=True)
         if current is None:
@@ -281,7 +281,7 @@ def _life_event_by_id(cur: Any, event_id: Any) -> dict:
 
 def define_life_event(db: Database, store: EventStore, data: Any, ctx: EventContext) -> dict:
     """A new life event (version 1); answers it as ``get_life_event`` does."""
-    doc = _load(LifeEventInput, data)
+    doc = _load(NewLifeEventBody, data)
     doc.update(status="active", version=1)
     with _transaction(db) as cur:
         if repo.life_event_row(cur, doc["id"]) is not None:
@@ -295,7 +295,7 @@ def define_life_event(db: Database, store: EventStore, data: Any, ctx: EventCont
 def amend_life_event(db: Database, store: EventStore, event_id: Any, changes: Any, ctx: EventContext) -> dict:
     """A new version of a life event; the procedures' ``life_events`` follow at once (same
     table). Answers the life event as ``get_life_event`` does, with what changed."""
-    changes = _load(LifeEventAmendInput, changes, partial=True)
+    changes = _load(AmendLifeEventBody, changes, partial=True)
     with _transaction(db) as cur:
         current = _life_event_by_id(cur, event_id)
         doc, changed = domain.amended_life_event(current, changes)
@@ -309,7 +309,7 @@ def amend_life_event(db: Database, store: EventStore, event_id: Any, changes: An
 def retire_life_event(db: Database, store: EventStore, event_id: Any, data: Any, ctx: EventContext) -> dict:
     """No longer offered for browsing (the public list, its page, the procedures' ``life_events``);
     the row stays, so the id is not reused for something else."""
-    reason = _load(RetireInput, data or {})["reason"]
+    reason = _load(RetireBody, data or {})["reason"]
     with _transaction(db) as cur:
         current = _life_event_by_id(cur, event_id)
         if current["status"] == "retired":

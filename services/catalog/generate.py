@@ -39,7 +39,7 @@ def _subjects() -> list[tuple[str, dict]]:
 
 
 def procedures(n: int, start: int = 1, seed: int = 7) -> list[dict]:
-    """``n`` synthetic procedure documents (ProcedureInput shape)."""
+    """``n`` synthetic procedure documents (NewProcedureBody shape)."""
     rnd = random.Random(seed)
     subjects = _subjects()
     out = []

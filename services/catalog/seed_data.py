@@ -410,7 +410,7 @@ LIFE_EVENTS = [
 
 
 def procedures() -> list[dict]:
-    """The seed procedures as catalog documents (ProcedureInput shape)."""
+    """The seed procedures as catalog documents (NewProcedureBody shape)."""
     out = []
     for code, name, field, target, kinds, days, online, fee, docs, result in P:
         levels = sorted({k.split("_", 1)[0] for k in kinds}, key=["central", "province", "commune"].index)

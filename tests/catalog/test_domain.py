@@ -3,9 +3,9 @@
 import pytest
 from marshmallow import ValidationError
 
+from portal_common.contracts.catalog import NewLifeEventBody, NewProcedureBody
 from portal_common.errors import Conflict, InvalidInput, NotFound
 from services.catalog import domain, seed_data
-from services.catalog.schemas import LifeEventInput, ProcedureInput
 
 
 def test_fold_removes_case_and_vietnamese_diacritics_including_d_stroke():
@@ -100,7 +100,7 @@ def test_seed_catalog_is_large_valid_and_consistent():
     assert len({p["field"] for p in procedures}) >= 8
     assert len({p["code"] for p in procedures}) == len(procedures)
     for p in procedures:
-        ProcedureInput().load(p)
+        NewProcedureBody().load(p)
         assert p["illustrative"] == (p["code"] not in seed_data.REAL_VALUES)
     codes = {p["code"] for p in procedures}
     assert len(seed_data.LIFE_EVENTS) >= 10
@@ -161,11 +161,11 @@ def _seed_doc(**over):
 ])
 def test_hostile_procedure_documents_are_refused_by_the_schema(over):
     with pytest.raises(ValidationError):
-        ProcedureInput().load(_seed_doc(**over))
+        NewProcedureBody().load(_seed_doc(**over))
 
 
 def test_descriptions_may_keep_line_breaks():
-    assert ProcedureInput().load(_seed_doc(description="Bước 1.\nBước 2.\tXong."))["description"].count("\n") == 1
+    assert NewProcedureBody().load(_seed_doc(description="Bước 1.\nBước 2.\tXong."))["description"].count("\n") == 1
 
 
 @pytest.mark.parametrize("q,terms", [
@@ -212,7 +212,7 @@ def test_every_procedure_a_life_event_cannot_list_is_named():
 ])
 def test_life_event_input_is_checked_field_by_field(body, field):
     good = {"id": "sinh-con", "name": "Sinh con", "target": "citizen", "procedure_codes": ["1.001193"]}
-    assert LifeEventInput().load(good)["description"] == ""
+    assert NewLifeEventBody().load(good)["description"] == ""
     with pytest.raises(ValidationError) as err:
-        LifeEventInput().load(dict(good, **body))
+        NewLifeEventBody().load(dict(good, **body))
     assert set(err.value.messages) == {field}
