@@ -83,16 +83,21 @@ def _within_dates(cert: x509.Certificate, now: dt.datetime, leaf: bool) -> None:
                                  else "A CA certificate in the chain has expired.")
 
 
-def _is_signing_ca(cert: x509.Certificate) -> bool:
+def _ca_may(cert: x509.Certificate, usage: str) -> bool:
+    """A CA certificate whose key usage (when it states one) allows ``usage``."""
     try:
         if not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
             return False
     except x509.ExtensionNotFound:
         return False
     try:
-        return cert.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign
+        return getattr(cert.extensions.get_extension_for_class(x509.KeyUsage).value, usage)
     except x509.ExtensionNotFound:
         return True
+
+
+def _is_signing_ca(cert: x509.Certificate) -> bool:
+    return _ca_may(cert, "key_cert_sign")
 
 
 def _issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
@@ -263,15 +268,7 @@ def read_crl(data: bytes) -> x509.CertificateRevocationList:
 
 
 def _may_sign_crls(cert: x509.Certificate) -> bool:
-    try:
-        if not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
-            return False
-    except x509.ExtensionNotFound:
-        return False
-    try:
-        return cert.extensions.get_extension_for_class(x509.KeyUsage).value.crl_sign
-    except x509.ExtensionNotFound:
-        return True
+    return _ca_may(cert, "crl_sign")
 
 
 def crl_signer(crl: x509.CertificateRevocationList,
