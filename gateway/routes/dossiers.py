@@ -86,6 +86,40 @@ class ViewQuery(Schema):
     as_of = fields.AwareDateTime(metadata={"description": "audit: the dossier as it was at this time"})
 
 
+class AccessLogQuery(Schema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class AccessAgency(Schema):
+    code = fields.String(allow_none=True)
+    name = fields.String(allow_none=True, metadata={"description": "as the dossier's events name it"})
+
+
+class AccessedDocument(Schema):
+    id = fields.String(required=True)
+    name = fields.String(allow_none=True)
+
+
+class AccessEntry(Schema):
+    at = fields.String(required=True, metadata={"description": "when the dossier was read"})
+    agency = fields.Nested(AccessAgency, required=True)
+    role = fields.String(required=True, metadata={"description": "officer or agency_system"})
+    staff_ref = fields.String(required=True, metadata={
+        "description": "opaque reference to the staff account (quote it in a complaint)"})
+    access = fields.String(required=True, validate=validate.OneOf(("view", "document")),
+                           metadata={"description": "view: the full dossier; document: one document"})
+    document = fields.Nested(AccessedDocument, allow_none=True)
+    as_of = fields.String(allow_none=True, metadata={"description": "the past state asked for, if any"})
+
+
+class AccessLogPage(Schema):
+    items = fields.List(fields.Nested(AccessEntry), required=True)
+    total = fields.Integer(required=True)
+    page = fields.Integer(required=True)
+    page_size = fields.Integer(required=True)
+
+
 class DossierRoutes:
     """Mixin of the gateway service; endpoints are declared with gateway.http.api."""
 
@@ -138,6 +172,14 @@ class DossierRoutes:
          tags=("dossiers",), auth=APPLICANTS)
     def download_document(self, call: ApiCall, code: str, document_id: str):
         return document_response(self.dossier_rpc.get_document(call.context(), code, document_id))
+
+    @api("GET", "/api/v1/dossiers/<code>/access-log", summary="Who at the agencies read my dossier, newest first",
+         tags=("dossiers",), query=AccessLogQuery, response=AccessLogPage, auth=APPLICANTS,
+         description="Every read of the full dossier or download of a document by agency staff; "
+                     "the staff member is shown as an opaque reference, not by name.")
+    def my_dossier_access_log(self, call: ApiCall, code: str):
+        q = call.query
+        return self.dossier_rpc.owner_access_log(call.context(), code, q["page"], q["page_size"])
 
     # -- drafts: saved before filing (no code yet) ---------------------------------------
 

@@ -1,4 +1,5 @@
-"""Operations endpoints: health, readiness, metrics, the OpenAPI and AsyncAPI documents, the docs page."""
+"""Operations endpoints: health, readiness, metrics, the OpenAPI and AsyncAPI documents, the docs page,
+and the operators' view of a dossier's access log."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from werkzeug.wrappers import Response
 from gateway.http.asyncapi import build_asyncapi
 from gateway.http.openapi import build_spec
 from gateway.http.route import ApiCall, ApiRoute, api
+from gateway.routes.dossiers import AccessEntry, AccessLogQuery
 
 SERVICES = ("identity", "catalog", "dossier", "router")
+OPERATOR = ("operator",)
 
 
 class HealthOut(Schema):
@@ -26,6 +29,19 @@ class HealthOut(Schema):
 class ReadyOut(Schema):
     status = fields.String(required=True, metadata={"description": "ready or not_ready"})
     services = fields.Dict(required=True, metadata={"description": "each service's health check"})
+
+
+class OperatorAccessEntry(AccessEntry):
+    id = fields.Integer(required=True, metadata={"description": "the log row"})
+    account_id = fields.String(required=True, metadata={"description": "the staff account that read"})
+    request_id = fields.String(allow_none=True, metadata={"description": "the gateway request (logs)"})
+
+
+class OperatorAccessLogPage(Schema):
+    items = fields.List(fields.Nested(OperatorAccessEntry), required=True)
+    total = fields.Integer(required=True)
+    page = fields.Integer(required=True)
+    page_size = fields.Integer(required=True)
 
 
 class RouteTable(DependencyProvider):
@@ -86,6 +102,14 @@ class OpsRoutes:
     @api("GET", "/docs", summary="Browsable API documentation", tags=("ops",), content_type="text/html")
     def docs(self, call: ApiCall):
         return Response(render_docs(self._spec()), mimetype="text/html")
+
+    @api("GET", "/api/v1/ops/dossiers/<code>/access-log", summary="Who read a dossier: staff account ids, "
+         "agencies, request ids, newest first", tags=("ops",), query=AccessLogQuery, response=OperatorAccessLogPage,
+         auth=OPERATOR, description="To trace an applicant's complaint: the owner sees the same rows with "
+                                    "`staff_ref` only.")
+    def dossier_access_log(self, call: ApiCall, code: str):
+        q = call.query
+        return self.dossier_rpc.operator_access_log(call.context(), code, q["page"], q["page_size"])
 
     def _spec(self) -> dict:
         cls = type(self)

@@ -17,6 +17,8 @@ Read top-down:
 - ``projections.py``: the read models (status by code, owner's list, agency queue, overdue
   list, owner's drafts), updated in each command's transaction and rebuildable from the log
   (``ops.py rebuild``);
+- ``access_log.py``: every read of a dossier by agency staff (full view, document), in an
+  append-only table; the owner's and the operators' views of it;
 - ``schemas.py``: marshmallow schemas of every RPC input; ``migrations/``: the schema's tables.
 
 A dossier's status is never stored as truth: it is the replay of its events.

@@ -185,6 +185,13 @@ ACTIONS: dict[str, tuple[str, type[Schema]]] = {
 }
 
 
+class AccessLogQuerySchema(Schema):
+    """A page of a dossier's access log."""
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
 class OwnerListSchema(Schema):
     """Filters of the owner's list of dossiers."""
 

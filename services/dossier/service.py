@@ -17,7 +17,7 @@ from portal_common.entrypoints import ReconnectingRpcProxy, event_handler, rpc
 from portal_common.health import HealthRpc
 from portal_common.logs import LogContext
 from portal_common.nameko_ext import EventLog, Outbox
-from services.dossier import commands, draft_commands
+from services.dossier import access_log, commands, draft_commands
 from services.dossier.catalog_cache import CatalogCache
 from services.dossier.commands import full_view
 from services.dossier.drafts import DraftRepository
@@ -59,8 +59,10 @@ class DossierService(HealthRpc):
 
     @rpc
     def get(self, context: dict, code: str, as_of: str | None = None) -> dict:
-        caller = Caller.from_context(context)
-        return full_view(self.repo.visible(code, caller, commands.parse_as_of(as_of)))
+        moment = commands.parse_as_of(as_of)
+        view = full_view(self.repo.visible(code, Caller.from_context(context), moment))
+        access_log.record(self.repo, context, code, access_log.VIEW, as_of=moment)
+        return view
 
     @rpc
     def list_mine(self, context: dict, status: str | None = None, page: int = 1, page_size: int = 20,
@@ -96,7 +98,18 @@ class DossierService(HealthRpc):
     @rpc
     def get_document(self, context: dict, code: str, document_id: str) -> dict[str, Any]:
         ref, content = self.repo.document(code, document_id, Caller.from_context(context))
+        access_log.record(self.repo, context, code, access_log.DOCUMENT, document_id=ref["id"])
         return {"document": ref, "content_base64": base64.b64encode(content).decode()}
+
+    @rpc
+    def owner_access_log(self, context: dict, code: str, page: int = 1, page_size: int = 20) -> dict:
+        """The owner's view of who at the agencies read the dossier (newest first)."""
+        return access_log.owner_view(self.repo, context, code, page, page_size)
+
+    @rpc
+    def operator_access_log(self, context: dict, code: str, page: int = 1, page_size: int = 20) -> dict:
+        """The operator's view of the same log, with staff account ids and request ids."""
+        return access_log.operator_view(self.repo, context, code, page, page_size)
 
     # -- drafts (before filing: no code yet) --------------------------------------------
 
