@@ -21,6 +21,7 @@ from portal_common.contracts.identity import (
     ChangePasswordBody,
     ClientCredentialsBody,
     ConfirmRegistrationBody,
+    CrlBody,
     ForgotPasswordBody,
     LoginBody,
     LoginConfirmBody,
@@ -37,10 +38,12 @@ from portal_common.contracts.identity import (
     StaffListQuery,
     StaffLoginBody,
     StaffStatusBody,
+    TrustedCaBody,
 )
 
 TAGS = ("identity",)
 STAFF_TAGS = ("identity: staff and agency systems",)
+PKI_TAGS = ("identity: signing-certificate trust",)
 OPERATOR = ("operator",)
 
 
@@ -132,6 +135,46 @@ class StaffList(Schema):
 
 _STAFF_STATUS_ERRORS = {404: "No staff account has this id", 409: "Already in that state, or the "
                         "operator's own account", 422: "Invalid input"}
+
+
+class TrustedCa(Schema):
+    subject = fields.String(metadata={"description": "distinguished name (RFC 4514)"})
+    issuer = fields.String(metadata={"description": "distinguished name (RFC 4514); the subject when self-signed"})
+    serial = fields.String(metadata={"description": "serial number, hex"})
+    not_before = fields.String()
+    not_after = fields.String()
+    fingerprint = fields.String(metadata={"description": "SHA-256 of the certificate's DER, hex"})
+    source = fields.String(metadata={"description": "file (TRUSTED_CA_FILE) or added (by an operator)"})
+    added_at = fields.String(allow_none=True)
+    status = fields.String(metadata={"description": "on adding: added, or unchanged when trusted already"})
+
+
+class TrustedCaList(Schema):
+    items = fields.List(fields.Nested(TrustedCa))
+
+
+class RevocationListView(Schema):
+    issuer = fields.String(metadata={"description": "the issuing CA's distinguished name (RFC 4514)"})
+    issuer_id = fields.String(metadata={"description": "SHA-256 of the issuer name's DER"})
+    crl_number = fields.String(allow_none=True, metadata={"description": "decimal text; null when absent"})
+    this_update = fields.String()
+    next_update = fields.String(allow_none=True)
+    revoked_count = fields.Integer()
+    past_next_update = fields.Boolean(metadata={"description": "stale: the CA should have issued a newer one"})
+    source = fields.String(metadata={"description": "imported (by an operator) or file (CRL_DIR)"})
+    imported_at = fields.String(allow_none=True)
+    status = fields.String(metadata={"description": "on importing: imported, or unchanged (the same CRL again)"})
+
+
+class RevocationLists(Schema):
+    items = fields.List(fields.Nested(RevocationListView))
+
+
+_CA_ANSWERS = {200: ("Trusted already (nothing written)", TrustedCa),
+               422: "Not a readable certificate, or not a CA's (certificate_invalid, not_a_ca)"}
+_CRL_ANSWERS = {200: ("The same CRL again (nothing written)", RevocationListView),
+                409: "A CRL as recent or newer is held (crl_not_newer)",
+                422: "Unreadable (crl_invalid), or signed by no trusted CA (crl_untrusted)"}
 
 
 def _raw(call: ApiCall) -> dict:
@@ -312,3 +355,30 @@ class IdentityRoutes:
          body=ClientCredentialsBody, rate_limit="signin", responses={401: "Invalid client", 429: "Locked"})
     def client_token(self, call: ApiCall):
         return 200, self.identity_rpc.client_token(_raw(call), context=call.context()), {"Cache-Control": "no-store"}
+
+    # -- signing-certificate trust ---------------------------------------------------------
+
+    @api("GET", "/api/v1/pki/trusted-cas", summary="The certificate authorities trusted for SIM / USB token "
+         "certificates (TRUSTED_CA_FILE and those operators added)", tags=PKI_TAGS, response=TrustedCaList,
+         auth=OPERATOR)
+    def list_trusted_cas(self, call: ApiCall):
+        return self.identity_rpc.list_trusted_cas()
+
+    @api("POST", "/api/v1/pki/trusted-cas", summary="Trust a certificate authority: certificates it issued can "
+         "register and sign in", tags=PKI_TAGS, body=TrustedCaBody, response=TrustedCa, status=201,
+         auth=OPERATOR, responses=_CA_ANSWERS)
+    def add_trusted_ca(self, call: ApiCall):
+        out = self.identity_rpc.add_trusted_ca(call.body["certificate_pem"], context=call.context())
+        return (201 if out.get("status") == "added" else 200), out
+
+    @api("GET", "/api/v1/pki/crls", summary="The certificate revocation lists held, one per issuing CA key",
+         tags=PKI_TAGS, response=RevocationLists, auth=OPERATOR)
+    def list_crls(self, call: ApiCall):
+        return self.identity_rpc.list_crls()
+
+    @api("POST", "/api/v1/pki/crls", summary="Import a CA's certificate revocation list (CRL): the "
+         "certificates it revokes can no longer register or sign in", tags=PKI_TAGS, body=CrlBody,
+         response=RevocationListView, status=201, auth=OPERATOR, responses=_CRL_ANSWERS)
+    def add_crl(self, call: ApiCall):
+        out = self.identity_rpc.add_crl(call.body["crl"], call.body.get("issuer_pem"), context=call.context())
+        return (201 if out.get("status") == "imported" else 200), out

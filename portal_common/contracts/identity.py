@@ -258,8 +258,38 @@ class BhxhRecordBody(_Strict):
     date_of_birth = fields.Date(required=True, validate=_past_date)
 
 
+CA_PEM_MAX = 64 * 1024
+CRL_MAX_BYTES = 1024 * 1024
+# a CRL of CRL_MAX_BYTES as text: base64 (4 characters per 3 bytes), a line break every 64, and
+# the PEM armour lines
+CRL_TEXT_MAX = (CRL_MAX_BYTES + 2) // 3 * 4 * 65 // 64 + 100
+_CA_PEM = [validate.Length(min=1, max=CA_PEM_MAX), _not_blank]
+
+
 class TrustedCaBody(_Strict):
-    certificate_pem = fields.String(required=True, validate=_PEM)
+    certificate_pem = fields.String(required=True, validate=_CA_PEM, metadata={
+        "description": "the CA certificate (PEM); only the first certificate of a bundle is read"})
+
+
+class CrlBody(_Strict):
+    """A certificate revocation list to import, as the ``add_crl`` RPC takes it."""
+
+    crl = fields.String(required=True, validate=[validate.Length(min=1, max=CRL_TEXT_MAX), _not_blank], metadata={
+        "description": f"the CRL as PEM text or as base64 of its DER (at most {CRL_MAX_BYTES} bytes of DER)"})
+    issuer_pem = fields.String(load_default=None, allow_none=True, validate=_CA_PEM, metadata={
+        "description": "the intermediate CA that signed it, then its chain up to a trusted CA (PEM); needed "
+                       "the first time only, when the signer is not itself a trusted CA"})
+
+
+@CATALOGUE.register("TrustedCertificateAuthorityAdded", 1, PRODUCER,
+                    "An operator trusted a certificate authority: signing certificates it issued can register "
+                    "and sign in.")
+class TrustedCertificateAuthorityAddedV1(_Strict):
+    subject = fields.String(required=True, validate=validate.Length(min=1, max=500),
+                            metadata={"description": "the CA's distinguished name (RFC 4514)"})
+    fingerprint = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"),
+                                metadata={"description": "SHA-256 of the CA certificate's DER, hex"})
+    not_after = fields.DateTime(required=True, metadata={"description": "the end of the CA certificate's validity"})
 
 
 @CATALOGUE.register("StaffAccountCreated", 1, PRODUCER,
@@ -436,3 +466,10 @@ class ApplicantNotifiedV1(_Strict):
 class NotificationPreferencesBody(_Strict):
     notify_sms = fields.Boolean(required=True, metadata={
         "description": "send an SMS when a dossier of mine needs me or has news (on by default)"})
+
+
+@CATALOGUE.register("NotificationPreferencesChanged", 1, PRODUCER,
+                    "An applicant turned SMS about their dossiers' steps on or off.")
+class NotificationPreferencesChangedV1(_Strict):
+    account_id = fields.String(required=True)
+    notify_sms = fields.Boolean(required=True, metadata={"description": "the new choice"})

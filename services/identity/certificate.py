@@ -14,6 +14,7 @@ signed it. OCSP is out of scope: it needs the network at every sign-in.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import logging
 import secrets
@@ -65,21 +66,63 @@ def trust_anchors(db: Database, settings: Settings) -> list:
     return anchors
 
 
-def add_trusted_ca(db: Database, pem: str) -> dict:
+def add_trusted_ca(db: Database, store: EventStore, pem: str, ctx: EventContext) -> dict:
+    """Trust a CA certificate (the first of ``pem``: a bundle cannot slip in more anchors).
+
+    ``status`` is ``added``, or ``unchanged`` when it was trusted already (nothing is written);
+    a new one is recorded as ``TrustedCertificateAuthorityAdded``.
+    """
     try:
         cert = certs.load_pem(pem if isinstance(pem, str) else "")
     except certs.CertificateRefused as exc:
         raise InvalidInput(exc.code, exc.message) from None
-    try:
-        is_ca = cert.extensions.get_extension_for_class(certs.x509.BasicConstraints).value.ca
-    except certs.x509.ExtensionNotFound:
-        is_ca = False
-    if not is_ca:
+    if not _is_ca(cert):
         raise InvalidInput("not_a_ca", "This certificate is not a certificate authority's.")
-    fp = certs.fingerprint(cert)
+    fp, subject = certs.fingerprint(cert), cert.subject.rfc4514_string()[:500]
     with db.transaction() as cur:
-        repo.add_trusted_ca(cur, fp, cert.subject.rfc4514_string()[:500], pem)
-    return {"fingerprint": fp, "subject": cert.subject.rfc4514_string()}
+        added = repo.add_trusted_ca(cur, fp, subject, cert.public_bytes(serialization.Encoding.PEM).decode())
+        if added:
+            record(store, cur, f"ca-{fp[:32]}", [NewEvent("TrustedCertificateAuthorityAdded", {
+                "subject": subject, "fingerprint": fp, "not_after": cert.not_valid_after_utc.isoformat()})], ctx)
+    if added:
+        log.info("Trusted CA added: %s (%s)", subject, fp)
+    return {**_ca_view(cert, "added"), "status": "added" if added else "unchanged"}
+
+
+def _is_ca(cert) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(certs.x509.BasicConstraints).value.ca)
+    except certs.x509.ExtensionNotFound:
+        return False
+
+
+def trusted_cas(db: Database, settings: Settings) -> dict:
+    """The trust anchors, as ``trust_anchors`` reads them: ``TRUSTED_CA_FILE`` first, then those added.
+
+    A certificate in both is listed once, as ``file``.
+    """
+    found: dict[str, dict] = {}
+    if settings.trusted_ca_file:
+        try:
+            for cert in certs.load_bundle(Path(settings.trusted_ca_file).read_text()):
+                found.setdefault(certs.fingerprint(cert), _ca_view(cert, "file"))
+        except OSError:
+            log.error("TRUSTED_CA_FILE cannot be read")
+    with db.transaction() as cur:
+        rows = repo.trusted_ca_rows(cur)
+    for row in rows:
+        for cert in certs.load_bundle(row["pem"]):
+            found.setdefault(certs.fingerprint(cert), {**_ca_view(cert, "added"),
+                                                       "added_at": row["added_at"].isoformat()})
+    return {"items": list(found.values())}
+
+
+def _ca_view(cert, source: str) -> dict:
+    """Public facts of a CA certificate (it holds nothing private)."""
+    return {"subject": cert.subject.rfc4514_string(), "issuer": cert.issuer.rfc4514_string(),
+            "serial": format(cert.serial_number, "x"), "not_before": cert.not_valid_before_utc.isoformat(),
+            "not_after": cert.not_valid_after_utc.isoformat(), "fingerprint": certs.fingerprint(cert),
+            "source": source, "added_at": None}
 
 
 # -- revocation lists ------------------------------------------------------------------------
@@ -145,11 +188,38 @@ def _crl_signer(db: Database, settings: Settings, crl, issuer_hash: str,
 
 
 def _crl_summary(rl: certs.RevocationList, issuer_hash: str, status: str) -> dict:
-    return {"status": status, "issuer": rl.issuer_name[:500], "issuer_id": issuer_hash,
+    return {"status": status, **_crl_view(rl, issuer_hash)}
+
+
+def _crl_view(rl: certs.RevocationList, issuer_hash: str) -> dict:
+    return {"issuer": rl.issuer_name[:500], "issuer_id": issuer_hash,
             "crl_number": None if rl.number is None else str(rl.number),
             "this_update": rl.this_update.isoformat(),
             "next_update": rl.next_update.isoformat() if rl.next_update else None,
-            "revoked_count": rl.revoked_count}
+            "revoked_count": rl.revoked_count, "past_next_update": rl.stale(now())}
+
+
+def revocation_lists(db: Database, settings: Settings) -> dict:
+    """The CRLs held: those imported (``source=imported``) and those of ``CRL_DIR`` (``source=file``;
+    such a file counts only for a chain whose CA signed it, which is checked at sign-in)."""
+    with db.transaction() as cur:
+        rows = repo.crl_rows(cur)
+    items = [{**_crl_view(_from_row(row), row["issuer_hash"]), "source": "imported",
+              "imported_at": row["imported_at"].isoformat()} for row in rows]
+    for crl in _crl_dir_lists(settings):
+        items.append({**_crl_view(_file_list(crl), certs.name_hash(crl.issuer)), "source": "file",
+                      "imported_at": None})
+    return {"items": items}
+
+
+def _file_list(crl) -> certs.RevocationList:
+    """The facts of a ``CRL_DIR`` list for display (its signer is checked where it is used)."""
+    number = None
+    with contextlib.suppress(certs.x509.ExtensionNotFound):
+        number = crl.extensions.get_extension_for_class(certs.x509.CRLNumber).value.crl_number
+    count = sum(1 for _ in crl)
+    return certs.RevocationList(crl.issuer.public_bytes(), crl.issuer.rfc4514_string(), number,
+                                crl.last_update_utc, crl.next_update_utc, frozenset(), "", count)
 
 
 def _from_row(row: dict) -> certs.RevocationList:

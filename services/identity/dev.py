@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from portal_common.contracts.identity import BhxhRecordBody, CarrierRecordBody, TrustedCaBody
 from portal_common.errors import InvalidInput, NotFound
+from portal_common.eventstore import EventContext, EventStore
 from services.identity import certificate
 from services.identity.adapters import Adapters
 from services.identity.adapters.local import (
@@ -66,9 +67,10 @@ def sms_outbox(settings: Settings, adapters: Adapters, phone: str | None, limit:
     return {"items": gateway.messages(phone, limit)}
 
 
-def trusted_ca(settings: Settings, db, raw: dict) -> dict:
+def trusted_ca(settings: Settings, db, raw: dict, store: EventStore | None = None,
+               ctx: EventContext | None = None) -> dict:
     """Trust a test certificate authority (development and tests only)."""
     if not settings.local_adapters:
         raise NotFound("not_found", "Not found.")
     data = load(TrustedCaBody, raw)
-    return certificate.add_trusted_ca(db, data["certificate_pem"])
+    return certificate.add_trusted_ca(db, store or EventStore(db), data["certificate_pem"], ctx or EventContext())

@@ -226,13 +226,23 @@ def preferences(db: Database, account_id: str) -> dict:
     return _view(account)
 
 
-def set_preferences(db: Database, account_id: str, raw: dict) -> dict:
-    """``PUT /api/v1/me/notifications``: turn SMS about dossiers on or off."""
+def set_preferences(db: Database, store: EventStore, account_id: str, raw: dict, ctx: EventContext) -> dict:
+    """``PUT /api/v1/me/notifications``: turn SMS about dossiers on or off.
+
+    A real change is recorded (``NotificationPreferencesChanged``) with it, in one transaction;
+    setting the value already held writes nothing.
+    """
     data = load(NotificationPreferencesBody, raw)
     if not _is_uuid(account_id):
         raise NotFound("account_not_found", "No account has this id.")
+    wanted = data["notify_sms"]
     with db.transaction() as cur:
-        account = repo.set_notify_sms(cur, account_id, data["notify_sms"])
-    if account is None:
-        raise NotFound("account_not_found", "No account has this id.")
+        account = repo.notification_target(cur, account_id, for_update=True)
+        if account is None:
+            raise NotFound("account_not_found", "No account has this id.")
+        if bool(account["notify_sms"]) != wanted:
+            account = repo.set_notify_sms(cur, account_id, wanted)
+            owner = str(account["id"])
+            record(store, cur, f"account-{owner}", [NewEvent("NotificationPreferencesChanged", {
+                "account_id": owner, "notify_sms": wanted})], ctx)
     return _view(account)

@@ -246,9 +246,16 @@ def trusted_ca_pems(cur) -> list[str]:
     return [r["pem"] for r in cur.fetchall()]
 
 
-def add_trusted_ca(cur, fingerprint: str, subject: str, pem: str) -> None:
+def trusted_ca_rows(cur) -> list[dict]:
+    cur.execute("SELECT pem, added_at FROM trusted_cas ORDER BY added_at, fingerprint")
+    return cur.fetchall()
+
+
+def add_trusted_ca(cur, fingerprint: str, subject: str, pem: str) -> bool:
+    """False when this certificate was trusted already."""
     cur.execute("INSERT INTO trusted_cas (fingerprint, subject, pem) VALUES (%s, %s, %s) "
                 "ON CONFLICT (fingerprint) DO NOTHING", (fingerprint, subject, pem))
+    return cur.rowcount == 1
 
 
 # -- certificate revocation lists ---------------------------------------------------------
@@ -288,6 +295,13 @@ def save_crl(cur, row: dict) -> None:
         row)
 
 
+def crl_rows(cur) -> list[dict]:
+    """Every CRL held (without its serials: a list may revoke many), by issuer then newest."""
+    cur.execute(f"SELECT {_CRL_FIELDS}, imported_at FROM certificate_revocation_lists "
+                "ORDER BY issuer, this_update DESC")
+    return cur.fetchall()
+
+
 def crls_for(cur, issuer_hashes: list[str], serials: list[str]) -> list[dict]:
     """The CRLs held for these issuers, each with only those of ``serials`` it revokes."""
     cur.execute(f"SELECT {_CRL_FIELDS}, ARRAY(SELECT s FROM unnest(revoked_serials) AS s WHERE s = ANY(%s)) "
@@ -310,8 +324,9 @@ def dossier_owner(cur, dossier_code: str) -> str | None:
     return row["account_id"] if row else None
 
 
-def notification_target(cur, account_id: uuid.UUID | str) -> dict | None:
-    cur.execute("SELECT id, role, phone, notify_sms FROM accounts WHERE id = %s", (str(account_id),))
+def notification_target(cur, account_id: uuid.UUID | str, for_update: bool = False) -> dict | None:
+    cur.execute(f"SELECT id, role, phone, notify_sms FROM accounts WHERE id = %s{' FOR UPDATE' if for_update else ''}",
+                (str(account_id),))
     return cur.fetchone()
 
 

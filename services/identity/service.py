@@ -8,9 +8,10 @@ one-time code, or certificate → tokens), ``confirm_login``, ``refresh``, ``log
 Staff and agency systems: ``create_staff``, ``activate_staff``, ``staff_login``,
 ``disable_staff``, ``reinstate_staff``, ``list_staff``,
 ``register_agency_system``, ``revoke_agency_system``, ``client_token``.
-Operations: ``rotate_signing_key``, ``add_trusted_ca``, ``add_crl``. Local stand-ins (only with
-``LOCAL_ADAPTERS``): ``dev_token``, ``dev_carrier_record``, ``dev_bhxh_record``,
-``dev_sms_outbox``. Applicants: ``notification_preferences``, ``set_notification_preferences``;
+Operations: ``rotate_signing_key``, ``add_trusted_ca``, ``list_trusted_cas``, ``add_crl``,
+``list_crls``. Local stand-ins (only with ``LOCAL_ADAPTERS``): ``dev_token``,
+``dev_carrier_record``, ``dev_bhxh_record``, ``dev_trusted_ca``, ``dev_sms_outbox``.
+Applicants: ``notification_preferences``, ``set_notification_preferences``;
 dossier events (durable queues, requeued on error) become SMS notices (``notifications.py``).
 """
 
@@ -113,8 +114,17 @@ class IdentityService(HealthRpc):
         return {"kid": self.keys.rotate()}
 
     @rpc
-    def add_trusted_ca(self, certificate_pem: str) -> dict:
-        return certificate.add_trusted_ca(self.db, certificate_pem)
+    def add_trusted_ca(self, certificate_pem: str, context: dict | None = None) -> dict:
+        """Operators: trust a CA certificate (``status``: added, or unchanged when trusted already)."""
+        return certificate.add_trusted_ca(self.db, self.events, certificate_pem, self._ctx(context))
+
+    @rpc
+    def list_trusted_cas(self) -> dict:
+        return certificate.trusted_cas(self.db, self._settings)
+
+    @rpc
+    def list_crls(self) -> dict:
+        return certificate.revocation_lists(self.db, self._settings)
 
     @rpc
     def add_crl(self, crl: str, issuer_pem: str | None = None, context: dict | None = None) -> dict:
@@ -251,8 +261,8 @@ class IdentityService(HealthRpc):
         return dev.bhxh_record(self._settings, self._adapters, data)
 
     @rpc
-    def dev_trusted_ca(self, data: dict) -> dict:
-        return dev.trusted_ca(self._settings, self.db, data)
+    def dev_trusted_ca(self, data: dict, context: dict | None = None) -> dict:
+        return dev.trusted_ca(self._settings, self.db, data, self.events, self._ctx(context))
 
     @rpc
     def dev_sms_outbox(self, phone: str | None = None, limit: int = 50) -> dict:
@@ -266,7 +276,7 @@ class IdentityService(HealthRpc):
 
     @rpc
     def set_notification_preferences(self, account_id: str, data: dict, context: dict | None = None) -> dict:
-        return notifications.set_preferences(self.db, account_id, data)
+        return notifications.set_preferences(self.db, self.events, account_id, data, self._ctx(context))
 
     def _on_dossier(self, envelope: dict) -> None:
         try:
