@@ -39,6 +39,19 @@ def staff_ref(account_id: str) -> str:
     return hashlib.sha256(f"dossier-access:{account_id}".encode()).hexdigest()[:12]
 
 
+def owner_timeline(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The timeline as its owner sees it: staff named by agency, kind and ``staff_ref`` (as in
+    the access log), never by account id."""
+    out = []
+    for entry in timeline:
+        actor = entry.get("actor")
+        if isinstance(actor, dict) and actor.get("kind") in (*STAFF_KINDS, "operator") and actor.get("id"):
+            entry = {**entry, "actor": {"kind": actor["kind"], "agency_code": actor.get("agency_code"),
+                                        "staff_ref": staff_ref(str(actor["id"]))}}
+        out.append(entry)
+    return out
+
+
 def record(repo: DossierRepository, context: dict[str, Any] | None, code: str, access: str,
            document_id: str | None = None, as_of: dt.datetime | None = None) -> None:
     """Append one row for a read by agency staff (nothing for anyone else).

@@ -60,7 +60,10 @@ class DossierService(HealthRpc):
     @rpc
     def get(self, context: dict, code: str, as_of: str | None = None) -> dict:
         moment = commands.parse_as_of(as_of)
-        view = full_view(self.repo.visible(code, Caller.from_context(context), moment))
+        caller = Caller.from_context(context)
+        view = full_view(self.repo.visible(code, caller, moment))
+        if caller.kind == "applicant":
+            view["timeline"] = access_log.owner_timeline(view["timeline"])
         access_log.record(self.repo, context, code, access_log.VIEW, as_of=moment)
         return view
 

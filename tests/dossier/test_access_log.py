@@ -91,6 +91,28 @@ def test_staff_reads_are_listed_for_the_owner_newest_first_without_personal_ids(
     assert status == 200 and second["total"] == 3 and [e["access"] for e in second["items"]] == ["view"]
 
 
+def test_the_owners_timeline_names_staff_by_reference_only(gateway_url):
+    owner = accounts.register_citizen(gateway_url)
+    filing = first_office_filing(gateway_url, PROCEDURE, "Lê Văn Dòng Thời Gian")
+    status, view, _ = http(f"{gateway_url}/api/v1/dossiers", "POST", filing, _token(owner))
+    assert status == 201, view
+    base, code = f"{gateway_url}/api/v1", view["code"]
+    officer = _staff(gateway_url, "officer", filing["agency_code"])
+    status, _, _ = http(f"{base}/agency/dossiers/{code}/receive", "POST", {"note": "đủ hồ sơ"},
+                        officer["access_token"])
+    assert status == 200
+    status, mine, _ = http(f"{base}/dossiers/{code}", token=_token(owner))
+    assert status == 200
+    received = [e for e in mine["timeline"] if e["event"] == "DossierReceived"]
+    assert received and received[0]["actor"] == {"kind": "officer", "agency_code": filing["agency_code"],
+                                                 "staff_ref": access_log.staff_ref(officer["account_id"])}
+    assert officer["account_id"] not in json.dumps(mine)
+    status, theirs, _ = http(f"{base}/agency/dossiers/{code}", token=officer["access_token"])
+    assert status == 200  # the agency's own view keeps who of theirs did it
+    theirs_received = next(e for e in theirs["timeline"] if e["event"] == "DossierReceived")
+    assert theirs_received["actor"]["id"] == officer["account_id"]
+
+
 def test_the_log_is_the_owners_alone(gateway_url, filed):
     base, code = f"{gateway_url}/api/v1", filed["code"]
     stranger = _token(accounts.register_citizen(gateway_url))
