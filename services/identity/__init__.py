@@ -32,7 +32,7 @@ dev staff tokens; never on in production), ``CARRIER_ADAPTER`` / ``BHXH_ADAPTER`
 ``IDENTITY_SIGNING_KEY`` or ``IDENTITY_SIGNING_KEY_FILE`` (an Ed25519 PEM instead of a
 generated key), ``IDENTITY_KEY_PASSPHRASE`` (encrypts stored private keys),
 ``KEY_ACTIVATION_DELAY`` (30 s), ``NOTIFY_OWNER_WAIT`` (600 s), ``NOTIFY_RETRY_PAUSE`` (1 s),
-``NOTIFY_MAX_ATTEMPTS`` (8), ``NOTIFY_TICK`` (30 s).
+``NOTIFY_MAX_ATTEMPTS`` (8), ``NOTIFY_TICK`` (30 s), ``APPLICANT_SMS`` (on; off drops the notices).
 
 No password, one-time code, refresh token, client secret or private key is stored in clear,
 logged, put in an event or echoed in an error.

@@ -9,7 +9,7 @@ The texts and which events notify are in ``domain/notifications.py``; the SQL in
    with a phone who did not opt out. A redelivered copy finds the event handled and writes
    nothing, so there is one notice per event. (DossierDraftSubmitted is not needed: it names
    no owner, and filing a draft also publishes the dossier's own DossierSubmitted.)
-2. ``deliver``, right after that commit: the notice is leased, sent, and closed with
+2. Right after that commit the notice (leased in the same transaction) is sent and closed with
    ``ApplicantNotified`` on the account's stream. No SMS is sent while a transaction holds a
    connection (the local stand-in takes one of its own from the same pool), and a failed send is
    retried by ``deliver_due`` (a timer) with back-off, up to ``MAX_ATTEMPTS``. A crash between
@@ -54,6 +54,9 @@ CHANNEL = "sms"
 OWNER_WAIT_S = config.env_float("NOTIFY_OWNER_WAIT", 600.0, S)  # then an event whose owner is unknown is dropped
 RETRY_PAUSE_S = config.env_float("NOTIFY_RETRY_PAUSE", 1.0, S)  # before an event goes back on its queue
 MAX_ATTEMPTS = config.env_int("NOTIFY_MAX_ATTEMPTS", 8, S)  # sends of one SMS before it is marked failed
+# an installation without an SMS contract (or during a provider outage) turns the notices off:
+# events are then consumed and dropped, and none is sent later
+ENABLED = config.env_bool("APPLICANT_SMS", True, S)
 SEND_LEASE_S = 60.0  # a notice being sent is not taken by another sender for this long
 BATCH = 50
 
@@ -75,6 +78,7 @@ class Decision:
 
     outcome: str
     reason: str = ""
+    notice: dict | None = None  # the notice written, already leased for sending
 
 
 def _count(event_type: Any, outcome: str, reason: str = "") -> None:
@@ -99,6 +103,8 @@ def handle(db: Database, store: EventStore, sms: SmsGateway, envelope: Any) -> s
         log.warning("notifications: dropping a dossier message (%s)", exc)
         return "dropped"
     event_type = envelope.get("event_type")
+    if not ENABLED:
+        return "disabled"
     try:
         applied, decision = handle_once(db, CONSUMER, envelope, _decide)
     except OwnerNotKnown:
@@ -109,8 +115,8 @@ def handle(db: Database, store: EventStore, sms: SmsGateway, envelope: Any) -> s
         return "duplicate"
     if decision.outcome == "skipped":
         _count(event_type, "skipped", decision.reason)
-    elif decision.outcome == "notice":
-        deliver(db, store, sms, event_id)
+    elif decision.outcome == "notice" and decision.notice is not None:
+        _send(db, store, sms, decision.notice)
     return decision.outcome
 
 
@@ -136,7 +142,10 @@ def _decide(cur, envelope: dict) -> Decision:
     if reason:
         return Decision("skipped", reason)
     repo.insert_notice(cur, event_id, account["id"], code, event_type, text)
-    return Decision("notice")
+    # leased in the same transaction: the send right after the commit needs no second one, and
+    # should it never happen the timer takes the notice once the lease is over
+    leased = repo.lease_notices(cur, SEND_LEASE_S, 1, event_id)
+    return Decision("notice", notice=leased[0] if leased else None)
 
 
 def _wait_or_give_up(db: Database, envelope: dict, event_id: str) -> str:
@@ -159,16 +168,12 @@ def _wait_or_give_up(db: Database, envelope: dict, event_id: str) -> str:
 
 # -- notices -> SMS ------------------------------------------------------------------------
 
-def deliver(db: Database, store: EventStore, sms: SmsGateway, event_id: str | None = None) -> int:
-    """Send one notice (``event_id``) or the due ones; how many were sent."""
-    with db.transaction() as cur:
-        leased = repo.lease_notices(cur, SEND_LEASE_S, 1 if event_id else BATCH, event_id)
-    return sum(_send(db, store, sms, notice) for notice in leased)
-
-
 def deliver_due(db: Database, store: EventStore, sms: SmsGateway) -> int:
-    """The timer's round: notices whose first send failed, once their back-off is over."""
-    return deliver(db, store, sms)
+    """The timer's round: notices whose send failed (or never happened), once their back-off or
+    lease is over; how many were sent."""
+    with db.transaction() as cur:
+        leased = repo.lease_notices(cur, SEND_LEASE_S, BATCH)
+    return sum(_send(db, store, sms, notice) for notice in leased)
 
 
 def _send(db: Database, store: EventStore, sms: SmsGateway, notice: dict) -> bool:
