@@ -78,6 +78,10 @@ def add_trusted_ca(db: Database, store: EventStore, pem: str, ctx: EventContext)
         raise InvalidInput(exc.code, exc.message) from None
     if not _is_ca(cert):
         raise InvalidInput("not_a_ca", "This certificate is not a certificate authority's.")
+    if not certs.may_sign_certificates(cert):
+        raise InvalidInput("ca_cannot_sign", "This CA's key usage does not allow signing certificates.")
+    if now() > cert.not_valid_after_utc:
+        raise InvalidInput("ca_expired", "This CA certificate has expired; nothing it signed can be trusted.")
     fp, subject = certs.fingerprint(cert), cert.subject.rfc4514_string()[:500]
     with db.transaction() as cur:
         added = repo.add_trusted_ca(cur, fp, subject, cert.public_bytes(serialization.Encoding.PEM).decode())

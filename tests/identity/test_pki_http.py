@@ -12,7 +12,9 @@ import uuid
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from portal_common.contracts.identity import CRL_TEXT_MAX
 from services.identity.domain import certificates as certs
@@ -98,6 +100,32 @@ def test_only_the_first_certificate_of_a_bundle_is_trusted(api, tokens, fresh_pk
     assert reply.status == 201, reply
     listed = {ca["fingerprint"] for ca in _listed(api, tokens, CAS)}
     assert certs.fingerprint(fresh_pki.root.cert) in listed and certs.fingerprint(other.cert) not in listed
+
+
+def _ca_without_cert_sign() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"CRL-only CA {uuid.uuid4().hex[:8]}")])
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(start)
+            .not_valid_after(start + dt.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                         crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+@pytest.mark.parametrize(("pem", "code"), [
+    (lambda: make_ca(f"Expired CA {uuid.uuid4().hex[:8]}", days=10,
+                     start=dt.datetime.now(dt.UTC) - dt.timedelta(days=20)).pem, "ca_expired"),
+    (_ca_without_cert_sign, "ca_cannot_sign"),
+])
+def test_a_ca_that_cannot_anchor_a_chain_is_refused(api, tokens, identity_db, pem, code):
+    before = _count(identity_db, "trusted_cas")
+    assert_problem(api("POST", CAS, {"certificate_pem": pem()}, token=tokens["operator"]), 422, code)
+    assert _count(identity_db, "trusted_cas") == before
 
 
 @pytest.mark.parametrize(("pem", "status", "code"), [

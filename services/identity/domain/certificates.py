@@ -96,7 +96,8 @@ def _ca_may(cert: x509.Certificate, usage: str) -> bool:
         return True
 
 
-def _is_signing_ca(cert: x509.Certificate) -> bool:
+def may_sign_certificates(cert: x509.Certificate) -> bool:
+    """A CA whose key usage allows signing certificates (it may issue, and anchor, a chain)."""
     return _ca_may(cert, "key_cert_sign")
 
 
@@ -130,7 +131,7 @@ def _path_to_anchor(start: x509.Certificate, intermediates: list[x509.Certificat
             if _issued_by(path[-1], anchor):
                 _within_dates(anchor, now, leaf=False)
                 return [*path, anchor]
-        nxt = next((c for c in pool if _issued_by(path[-1], c) and _is_signing_ca(c)), None)
+        nxt = next((c for c in pool if _issued_by(path[-1], c) and may_sign_certificates(c)), None)
         if nxt is None:
             break
         _within_dates(nxt, now, leaf=False)
@@ -142,7 +143,7 @@ def _path_to_anchor(start: x509.Certificate, intermediates: list[x509.Certificat
 def verify_ca(ca: x509.Certificate, intermediates: list[x509.Certificate],
               anchors: list[x509.Certificate], now: dt.datetime) -> list[x509.Certificate]:
     """The path from a CA certificate to a trust anchor (an anchor's path is itself)."""
-    if not _is_signing_ca(ca):
+    if not may_sign_certificates(ca):
         raise CertificateRefused("not_a_ca", "This certificate is not a certificate authority's.")
     if any(ca == anchor for anchor in anchors):
         return [ca]
