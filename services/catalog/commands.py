@@ -257,12 +257,18 @@ def dissolve_agency(db: Database, store: EventStore, code: Any, data: Any, ctx: 
     return _agency_payload(a)
 
 
-def _check_life_event_procedures(cur: Any, codes: list[str]) -> None:
-    """A life event lists only procedures of the catalog that are not withdrawn."""
-    errors = domain.unoffered_procedures(codes, repo.procedure_statuses(cur, codes))
+def _check_life_event_procedures(cur: Any, codes: list[str], target: str) -> None:
+    """A life event lists only procedures of the catalog that are not withdrawn, and only those
+    meant for its kind of applicant."""
+    statuses, targets = repo.procedure_statuses_and_targets(cur, codes)
+    errors = domain.unoffered_procedures(codes, statuses)
     if errors:
         raise InvalidInput("unknown_procedures", "Some procedures are not in the catalog or have been withdrawn.",
                            errors)
+    errors = domain.mistargeted_procedures(codes, targets, target)
+    if errors:
+        raise InvalidInput("procedure_target_mismatch",
+                           "Some procedures are not meant for this life event's applicants.", errors)
 
 
 def _append_life_event(store: EventStore, cur: Any, event: NewEvent, ctx: EventContext,
@@ -286,7 +292,7 @@ def define_life_event(db: Database, store: EventStore, data: Any, ctx: EventCont
     with _transaction(db) as cur:
         if repo.life_event_row(cur, doc["id"]) is not None:
             raise Conflict("life_event_exists", "A life event with this id exists; amend it instead.")
-        _check_life_event_procedures(cur, doc["procedure_codes"])
+        _check_life_event_procedures(cur, doc["procedure_codes"], doc["target"])
         repo.save_life_event(cur, doc, new=True)
         _append_life_event(store, cur, NewEvent("LifeEventDefined", doc), ctx, expected=0)
         return queries.life_event_view(repo.life_event(cur, doc["id"]))
@@ -299,8 +305,8 @@ def amend_life_event(db: Database, store: EventStore, event_id: Any, changes: An
     with _transaction(db) as cur:
         current = _life_event_by_id(cur, event_id)
         doc, changed = domain.amended_life_event(current, changes)
-        if "procedure_codes" in changed:
-            _check_life_event_procedures(cur, doc["procedure_codes"])
+        if "procedure_codes" in changed or "target" in changed:
+            _check_life_event_procedures(cur, doc["procedure_codes"], doc["target"])
         repo.save_life_event(cur, doc, new=False)
         _append_life_event(store, cur, NewEvent("LifeEventAmended", dict(doc, changed=changed)), ctx)
         return dict(queries.life_event_view(repo.life_event(cur, doc["id"])), changed=changed)

@@ -202,6 +202,22 @@ def unoffered_procedures(codes: list[str], statuses: Mapping[str, str]) -> list[
     return errors
 
 
+_APPLICANTS = {"citizen": "citizens", "business": "businesses"}
+
+
+def mistargeted_procedures(codes: list[str], targets: Mapping[str, str], event_target: str) -> list[dict[str, str]]:
+    """One field error per listed procedure meant only for the other kind of applicant: a
+    business's life event lists procedures for businesses (or both), a citizen's for citizens."""
+    errors = []
+    for i, code in enumerate(codes):
+        target = targets.get(code)
+        if target is not None and target not in (event_target, "both"):
+            errors.append({"field": f"procedure_codes[{i}]",
+                           "message": f"Procedure {code} is for {_APPLICANTS[target]} only, "
+                                      f"not for {_APPLICANTS.get(event_target, event_target)}."})
+    return errors
+
+
 def check_procedure(doc: Mapping[str, Any]) -> None:
     """The levels a procedure names are exactly those of the agency kinds that implement it
     (no district kinds: districts were abolished), so a search by level and the choice of

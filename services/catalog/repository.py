@@ -304,10 +304,11 @@ def life_event_row(cur, event_id: str, for_update: bool = False) -> dict | None:
     return dict(row, procedure_codes=list(row["procedure_codes"])) if row else None
 
 
-def procedure_statuses(cur, codes: list[str]) -> dict[str, str]:
-    """The status of each of ``codes`` the catalog has."""
-    cur.execute("SELECT code, status FROM procedures WHERE code = ANY(%s)", (list(codes),))
-    return {r["code"]: r["status"] for r in cur.fetchall()}
+def procedure_statuses_and_targets(cur, codes: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The status and the target of each of ``codes`` the catalog has."""
+    cur.execute("SELECT code, status, target FROM procedures WHERE code = ANY(%s)", (list(codes),))
+    rows = cur.fetchall()
+    return {r["code"]: r["status"] for r in rows}, {r["code"]: r["target"] for r in rows}
 
 
 def save_life_event(cur, doc: dict, new: bool) -> None:

@@ -205,6 +205,13 @@ def test_every_procedure_a_life_event_cannot_list_is_named():
                       {"field": "procedure_codes[2]", "message": "Procedure 2.2 has been withdrawn."}]
 
 
+def test_a_life_event_lists_only_procedures_for_its_applicants():
+    targets = {"1.1": "citizen", "2.2": "business", "3.3": "both"}
+    assert domain.mistargeted_procedures(["1.1", "3.3", "9.9"], targets, "citizen") == []
+    assert domain.mistargeted_procedures(["3.3", "1.1", "2.2"], targets, "business") == [
+        {"field": "procedure_codes[1]", "message": "Procedure 1.1 is for citizens only, not for businesses."}]
+
+
 @pytest.mark.parametrize("body,field", [
     ({"id": "Khai_Sinh"}, "id"), ({"id": "-x"}, "id"), ({"id": "a" * 41}, "id"), ({"name": ""}, "name"),
     ({"name": "   "}, "name"), ({"target": "both"}, "target"), ({"procedure_codes": []}, "procedure_codes"),

@@ -74,7 +74,14 @@ def test_amend_reorders_and_the_procedures_life_events_follow(gateway_url, edito
     assert event_id not in _life_events_of(gateway_url, DRIVING[0])
     assert event_id in _life_events_of(gateway_url, DRIVING[2])
 
-    status, out = call(f"{gateway_url}/api/v1/life-events/{event_id}", "PUT", {"target": "business"}, editor_token)
+    # its procedures are for citizens only: a business's life event cannot list them
+    status, problem = call(f"{gateway_url}/api/v1/life-events/{event_id}", "PUT", {"target": "business"},
+                           editor_token)
+    assert (status, problem["code"]) == (422, "procedure_target_mismatch")
+    assert [e["field"] for e in problem["errors"]] == ["procedure_codes[0]", "procedure_codes[1]"]
+    both = [DRIVING[3]]  # for citizens and businesses alike
+    status, out = call(f"{gateway_url}/api/v1/life-events/{event_id}", "PUT",
+                       {"target": "business", "procedure_codes": both}, editor_token)
     assert status == 200 and out["target"] == "business"
     assert event_id in _listed(gateway_url, "business") and event_id not in _listed(gateway_url)
 
@@ -83,7 +90,7 @@ def test_amend_reorders_and_the_procedures_life_events_follow(gateway_url, edito
     amended = events[1]["data"]
     assert (amended["procedure_codes"], amended["name"], amended["version"], amended["changed"]) == (
         new_order, "Đổi xe (sửa)", 2, ["name", "procedure_codes"])
-    assert (events[2]["data"]["target"], events[2]["data"]["procedure_codes"]) == ("business", new_order)
+    assert (events[2]["data"]["target"], events[2]["data"]["procedure_codes"]) == ("business", both)
 
 
 def test_retire_takes_it_out_of_browsing_for_good(gateway_url, editor_token, subscriber):
