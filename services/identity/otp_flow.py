@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from portal_common import config
 from portal_common.contracts.identity import ResendBody
 from portal_common.errors import InvalidInput, NotFound, ServiceError, TooManyRequests
+from services.identity import repository as repo
 from services.identity.adapters import SmsGateway
 from services.identity.common import load, now
 from services.identity.domain import otp
@@ -66,6 +67,18 @@ def check(row: dict, code: str, max_attempts: int, now: dt.datetime) -> CodeChec
         return CodeCheck(False, ServiceError("otp_invalid", "The one-time code is wrong.",
                                              {"attempts_left": left}), exhausted=left <= 0)
     return CodeCheck(True)
+
+
+def verify(cur, table: str, row: dict, code: str, max_attempts: int) -> ServiceError | None:
+    """Check ``code`` against the locked pending ``row`` of ``table`` (``registrations`` or
+    ``logins``); a wrong code counts an attempt, and the last allowed one closes the row. The
+    refusal, or None when the code is right."""
+    outcome = check(row, code, max_attempts, now())
+    if outcome.ok:
+        return None
+    if outcome.error.code == "otp_invalid":
+        repo.count_attempt(cur, table, row["id"], failed=outcome.exhausted)
+    return outcome.error
 
 
 def resend(db, sms: SmsGateway, ttl_s: int, raw: dict) -> dict:

@@ -83,14 +83,12 @@ def reset(db: Database, store: EventStore, settings: Settings, raw: dict, ctx: E
     failure = None
     with db.transaction() as cur:
         row = repo.login(cur, data["reset_id"])
-        outcome = otp_flow.check(row, data["otp"], settings.otp_attempts, now())
-        if not outcome.ok:
-            if outcome.error.code == "otp_invalid":
-                repo.count_attempt(cur, "logins", row["id"], failed=outcome.exhausted)
-            failure = outcome.error if outcome.error.code != "otp_invalid" else ServiceError(*_INVALID)
-        else:
+        failure = otp_flow.verify(cur, "logins", row, data["otp"], settings.otp_attempts)
+        if failure is None:
             repo.finish(cur, "logins", row["id"])
             ended = _set_password(cur, store, account, new_hash, "reset", ctx)
+        elif failure.code == "otp_invalid":
+            failure = ServiceError(*_INVALID)
     if failure is not None:
         raise failure
     return {"account_id": str(account["id"]), "status": "password_reset", "sessions_ended": ended}

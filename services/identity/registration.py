@@ -108,12 +108,8 @@ def confirm(db: Database, store: EventStore, settings: Settings, raw: dict, ctx:
         row = repo.registration(cur, data["registration_id"])
         if row is None or row["method"] not in ("mobile", "bhxh"):
             raise NotFound("registration_not_found", "No pending registration has this id.")
-        outcome = otp_flow.check(row, data["otp"], settings.otp_attempts, now())
-        if not outcome.ok:
-            if outcome.error.code == "otp_invalid":
-                repo.count_attempt(cur, "registrations", row["id"], failed=outcome.exhausted)
-            failure = outcome.error
-        else:
+        failure = otp_flow.verify(cur, "registrations", row, data["otp"], settings.otp_attempts)
+        if failure is None:
             try:
                 with cur.connection.cursor() as probe:
                     probe.execute("SAVEPOINT create_citizen")

@@ -164,13 +164,11 @@ def confirm(db: Database, store: EventStore, key: SigningKey, settings: Settings
             raise NotFound("login_not_found", "No pending sign-in has this id.")
         account = repo.account_by_id(cur, row["account_id"], for_update=True)  # waits for a disable
         refuse_if_locked(cur, str(account["id"]), source_key(context))
-        outcome = otp_flow.check(row, data["otp"], settings.otp_attempts, now())
-        if not outcome.ok:
-            if outcome.error.code == "otp_invalid":
-                repo.count_attempt(cur, "logins", row["id"], failed=outcome.exhausted)
+        failure = otp_flow.verify(cur, "logins", row, data["otp"], settings.otp_attempts)
+        if failure is not None:
+            if failure.code == "otp_invalid":
                 register_failure(cur, store, settings, str(account["id"]), str(account["id"]), context,
                                  "password", "bad_otp", ctx)
-            failure = outcome.error
         elif account["status"] != "active":
             failure = Unauthorized(*BAD_CREDENTIALS)
         else:

@@ -87,12 +87,8 @@ def activate(db: Database, store: EventStore, settings: Settings, raw: dict, ctx
         row = cur.fetchone()
         if row is None or account is None or account["status"] != "pending":  # a disabled one waits for nothing
             raise NotFound(*_NO_ACTIVATION)
-        outcome = otp_flow.check(row, data["otp"], settings.otp_attempts, now())
-        if not outcome.ok:
-            if outcome.error.code == "otp_invalid":
-                repo.count_attempt(cur, "registrations", row["id"], failed=outcome.exhausted)
-            failure = outcome.error
-        else:
+        failure = otp_flow.verify(cur, "registrations", row, data["otp"], settings.otp_attempts)
+        if failure is None:
             cur.execute("UPDATE accounts SET password_hash = %s, status = 'active', updated_at = now() "
                         "WHERE id = %s AND status = 'pending'", (password_hash, str(account["id"])))
             if cur.rowcount == 0:  # disabled since the first read
