@@ -28,17 +28,14 @@ import math
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pika
 from kombu import Connection, Exchange, Producer, Queue
 
-from bench.support import free_port, private_vhost, throwaway_database
+from bench.support import free_port, private_vhost, request_json, throwaway_database
 from portal_common import config
 
 PROCEDURE = "1.001193"  # Đăng ký khai sinh, commune level
@@ -50,15 +47,6 @@ PDF = base64.b64encode(b"%PDF-1.4\n% bench document\n%%EOF\n").decode()
 # -- infrastructure ------------------------------------------------------------------------
 
 
-def _request(url: str, method: str = "GET", body: Any = None, headers: dict | None = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"null")
 
 
 def _citizen_token(gateway_url: str) -> str:
@@ -71,10 +59,10 @@ def _citizen_token(gateway_url: str) -> str:
 
 def _filing(gateway_url: str) -> dict:
     """A complete birth-registration filing for the first commune office of the province."""
-    status, procedure = _request(f"{gateway_url}/api/v1/procedures/{PROCEDURE}")
+    status, procedure = request_json(f"{gateway_url}/api/v1/procedures/{PROCEDURE}")
     if status != 200:
         raise SystemExit(f"the catalog answered {status} for {PROCEDURE}: {procedure}")
-    _, agencies = _request(f"{gateway_url}/api/v1/procedures/{PROCEDURE}/agencies?province={PROVINCE}")
+    _, agencies = request_json(f"{gateway_url}/api/v1/procedures/{PROCEDURE}/agencies?province={PROVINCE}")
     agencies = agencies.get("items", agencies) if isinstance(agencies, dict) else agencies
     office = next((a for a in agencies if a.get("ward_code")), None)
     if office is None:
@@ -170,7 +158,7 @@ def _measure_submit(gateway_url: str, token: str, filing: dict, receiver: Receiv
         """A refused submission (e.g. 503 when the shared database is out of connections)
         is counted and reported, not timed."""
         started = time.time()
-        status, body = _request(f"{gateway_url}/api/v1/dossiers", "POST", filing,
+        status, body = request_json(f"{gateway_url}/api/v1/dossiers", "POST", filing,
                                 dict(headers, **{"Idempotency-Key": uuid.uuid4().hex}))
         if status != 201:
             failed.append(f"{status} {body.get('code') if isinstance(body, dict) else body}")

@@ -26,31 +26,19 @@ import json
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.support import free_port, percentile, private_vhost, throwaway_database
+from bench.support import free_port, percentile, private_vhost, request_json, throwaway_database
 from portal_common import config
 
 PDF = base64.b64encode(b"%PDF-1.4\n% bench document\n").decode()
 RETRIES = 3  # attempts after a broken connection, with the same Idempotency-Key
 
 
-def _request(url: str, method: str = "GET", body: Any = None, headers: dict | None = None,
-             timeout: float = 120) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"null")
 
 
 def _citizen_token(gateway_url: str) -> str:
@@ -67,14 +55,14 @@ def _citizen_token(gateway_url: str) -> str:
 
 def _filing(gateway_url: str) -> dict[str, Any]:
     """A complete filing for the first online procedure that has an implementing agency."""
-    status, page = _request(f"{gateway_url}/api/v1/procedures?page_size=50")
+    status, page = request_json(f"{gateway_url}/api/v1/procedures?page_size=50")
     if status != 200:
         raise SystemExit(f"catalog search answered {status}: {page}")
     for item in page.get("items", []):
         if item.get("online_level") == "none":
             continue
-        _, procedure = _request(f"{gateway_url}/api/v1/procedures/{item['code']}")
-        _, agencies = _request(f"{gateway_url}/api/v1/procedures/{item['code']}/agencies")
+        _, procedure = request_json(f"{gateway_url}/api/v1/procedures/{item['code']}")
+        _, agencies = request_json(f"{gateway_url}/api/v1/procedures/{item['code']}/agencies")
         agencies = agencies.get("items", agencies) if isinstance(agencies, dict) else agencies
         if not agencies:
             continue
@@ -219,7 +207,7 @@ def _gateway_layer(gateway_url: str | None, n: int, concurrency: int, amqp_uri: 
                 key = f"bench-{uuid.uuid4().hex}"
                 for attempt in range(RETRIES + 1):
                     try:
-                        status, body = _request(f"{gateway_url}/api/v1/dossiers", "POST", filing,
+                        status, body = request_json(f"{gateway_url}/api/v1/dossiers", "POST", filing,
                                                 dict(auth, **{"Idempotency-Key": key}))
                     except OSError as exc:
                         answers[f"{type(exc).__name__} (attempt {attempt + 1})"] += 1
@@ -228,19 +216,19 @@ def _gateway_layer(gateway_url: str | None, n: int, concurrency: int, amqp_uri: 
                     return status in (200, 201)
                 return False
 
-            status, first = _request(f"{gateway_url}/api/v1/dossiers", "POST", filing,
+            status, first = request_json(f"{gateway_url}/api/v1/dossiers", "POST", filing,
                                      dict(auth, **{"Idempotency-Key": f"bench-{uuid.uuid4().hex}"}))
             if status != 201:
                 raise SystemExit(f"a first submission answered {status}: {first}")
 
             def noop_one(i: int) -> bool:
-                status, _ = _request(f"{gateway_url}/api/v1/lookup/{first['code']}")
+                status, _ = request_json(f"{gateway_url}/api/v1/lookup/{first['code']}")
                 return status == 200
 
             _run(min(n, 50), min(concurrency, 50), noop_one)  # warm up connections and workers
             base_s, base_lat, base_fail = _run(n, concurrency, noop_one)
             sub_s, sub_lat, sub_fail = _run(n, concurrency, submit_one)
-            _, mine = _request(f"{gateway_url}/api/v1/dossiers?page_size=1", headers=auth)
+            _, mine = request_json(f"{gateway_url}/api/v1/dossiers?page_size=1", headers=auth)
             filed = mine["total"] - 1  # every retried submission made one dossier, not two
         finally:
             if system is not None:

@@ -1,15 +1,19 @@
-"""Helpers shared by the benchmarks: a free port, a percentile, a private RabbitMQ vhost and a
-throw-away database (not a benchmark itself: ``python -m bench`` does not list it)."""
+"""Helpers shared by the benchmarks: a free port, a percentile, a JSON request, a private
+RabbitMQ vhost and a throw-away database (not a benchmark itself: ``python -m bench`` does not list it)."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote, urlparse, urlunparse
 
 import psycopg2
@@ -31,6 +35,19 @@ def percentile(values: list[float], q: float) -> float:
     if len(values) < 2:
         return values[0] if values else 0.0
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def request_json(url: str, method: str = "GET", body: Any = None, headers: dict | None = None,
+                 timeout: float = 120) -> tuple[int, Any]:
+    """One JSON request: its status and decoded body (an HTTP error is an answer, not raised)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
 
 
 def _rabbitmqctl(*args: str) -> bool:
