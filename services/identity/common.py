@@ -4,6 +4,7 @@ appending events, and when things happen."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -37,6 +38,15 @@ def off_loop(fn: Callable[..., T], *args: Any) -> T:
     if patcher.is_monkey_patched("thread"):
         return tpool.execute(fn, *args)
     return fn(*args)
+
+
+def is_uuid(value: Any) -> bool:
+    """Whether ``value`` reads as a UUID: an account id that does not is unknown, not an error."""
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 def now() -> dt.datetime:

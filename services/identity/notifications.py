@@ -28,7 +28,6 @@ the wait is short; only dossiers filed before this table existed are given up.
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +42,7 @@ from portal_common.errors import NotFound
 from portal_common.eventstore import EventContext, EventStore, NewEvent
 from services.identity import repository as repo
 from services.identity.adapters import SmsGateway
-from services.identity.common import load, record
+from services.identity.common import is_uuid, load, record
 from services.identity.domain import notifications as notices
 from services.identity.domain.ids import mask_phone
 
@@ -83,14 +82,6 @@ class Decision:
 
 def _count(event_type: Any, outcome: str, reason: str = "") -> None:
     NOTIFICATIONS.labels(CHANNEL, str(event_type), outcome, reason).inc()
-
-
-def _is_uuid(value: Any) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 # -- dossier events -> notices -------------------------------------------------------------
@@ -137,7 +128,7 @@ def _decide(cur, envelope: dict) -> Decision:
     account_id = repo.dossier_owner(cur, code)
     if account_id is None:
         raise OwnerNotKnown(code)
-    account = repo.notification_target(cur, account_id) if _is_uuid(account_id) else None
+    account = repo.notification_target(cur, account_id) if is_uuid(account_id) else None
     reason = notices.skip_reason(account)
     if reason:
         return Decision("skipped", reason)
@@ -222,7 +213,7 @@ def _view(account: dict) -> dict:
 
 def preferences(db: Database, account_id: str) -> dict:
     """``GET /api/v1/me/notifications``: the choice and where SMS go (masked; null when none would)."""
-    if not _is_uuid(account_id):
+    if not is_uuid(account_id):
         raise NotFound("account_not_found", "No account has this id.")
     with db.transaction() as cur:
         account = repo.notification_target(cur, account_id)
@@ -238,7 +229,7 @@ def set_preferences(db: Database, store: EventStore, account_id: str, raw: dict,
     setting the value already held writes nothing.
     """
     data = load(NotificationPreferencesBody, raw)
-    if not _is_uuid(account_id):
+    if not is_uuid(account_id):
         raise NotFound("account_not_found", "No account has this id.")
     wanted = data["notify_sms"]
     with db.transaction() as cur:

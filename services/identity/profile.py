@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
-
 from portal_common.db import Database
 from portal_common.errors import NotFound
 from services.identity import repository as repo
+from services.identity.common import is_uuid
 
 
 def me(db: Database, account_id: str) -> dict:
-    try:
-        uuid.UUID(str(account_id))
-    except ValueError:
-        raise NotFound("account_not_found", "No account has this id.") from None
+    if not is_uuid(account_id):
+        raise NotFound("account_not_found", "No account has this id.")
     with db.transaction() as cur:
         account = repo.account_by_id(cur, account_id)
     if account is None:
