@@ -4,12 +4,18 @@ psycopg2 blocks the whole process on I/O unless psycogreen installs its wait cal
 ``make_green()`` is called whenever eventlet has patched the socket module (it has, inside
 ``nameko run``). The pool hands out connections whose ``search_path`` is the owning service's
 schema, so SQL in a service never names another service's tables.
+
+A database that restarts or goes away is a fault, not a bug: a pooled connection the server
+has closed is noticed when it is borrowed and replaced, and a connection that breaks while in
+use surfaces as ``DatabaseUnavailable`` (a 503 with ``Retry-After`` at the gateway), marked
+``retry_safe`` when it broke before the transaction asked to commit.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import select
 import threading
 import time
 from collections.abc import Iterator
@@ -21,8 +27,39 @@ import psycopg2.extensions
 import psycopg2.extras
 
 from portal_common import config
+from portal_common.errors import DatabaseUnavailable
+
+__all__ = ["Database", "DatabaseUnavailable", "connect", "drop_database", "ensure_database", "make_green"]
 
 psycopg2.extras.register_uuid()
+
+
+def connection_lost(exc: BaseException, conn: Any = None) -> bool:
+    """True when ``exc`` means the connection itself is gone (not a refused statement)."""
+    if isinstance(exc, psycopg2.InterfaceError):
+        return True
+    if not isinstance(exc, psycopg2.OperationalError):
+        return False
+    if conn is not None and conn.closed:
+        return True
+    return isinstance(exc, psycopg2.errors.AdminShutdown | psycopg2.errors.CrashShutdown
+                      | psycopg2.errors.CannotConnectNow) or exc.pgcode is None
+
+
+def alive(conn: Any) -> bool:
+    """Whether an idle pooled connection is still usable, without a round trip.
+
+    An idle connection has nothing to read; when its socket is readable the server has sent
+    its goodbye (a restart's ``terminating connection``) or the socket was closed."""
+    if conn.closed:
+        return False
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError, psycopg2.Error):
+        return False
+    # psycopg2 reports nothing until the next statement, so anything to read on an idle
+    # connection (the goodbye, or an end of file) retires it; no LISTEN is used in the pool
+    return not readable
 
 
 def make_green() -> None:
@@ -38,18 +75,20 @@ def make_green() -> None:
             patch_psycopg()
 
 
-# Refusals that say "not now" rather than "no": the server is full or still starting.
+# Refusals that say "not now" rather than "no": the server is full, or restarting.
 _RETRYABLE_CONNECT = ("too many clients", "remaining connection slots are reserved",
-                      "the database system is starting up")
+                      "the database system is starting up", "the database system is shutting down",
+                      "Connection refused")
 
 
 def connect(dsn: str, schema: str | None = None, application_name: str = "portal", **kw: Any):
     """Open one connection with the schema first on the search path.
 
-    A server that is momentarily full (or starting up) is asked again with a growing pause
-    for up to ``DB_CONNECT_RETRY_SECONDS`` (default 5): opening a connection has no side
-    effect, and a burst elsewhere on a shared server should not fail a request outright.
-    Any other refusal (wrong password, server down) fails at once.
+    A server that is momentarily full, restarting or starting up is asked again with a
+    growing pause for up to ``DB_CONNECT_RETRY_SECONDS`` (default 5): opening a connection
+    has no side effect, and a burst or a restart should not fail a request outright. Any
+    other refusal (wrong password, unknown host) fails at once. Either way the caller gets
+    ``DatabaseUnavailable``: nothing was done, so it is safe to try again.
     """
     options = f"-c search_path={schema},public" if schema else ""
     deadline = time.monotonic() + config.env_float("DB_CONNECT_RETRY_SECONDS", 5.0)
@@ -60,7 +99,7 @@ def connect(dsn: str, schema: str | None = None, application_name: str = "portal
         except psycopg2.OperationalError as exc:
             message = str(exc)
             if not any(m in message for m in _RETRYABLE_CONNECT) or time.monotonic() + pause > deadline:
-                raise
+                raise DatabaseUnavailable(retry_safe=True) from exc
             time.sleep(pause)
             pause = min(pause * 2, 1.0)
 
@@ -94,8 +133,15 @@ class Database:
         return len(self._idle)
 
     def _take_idle(self):
-        with self._idle_lock:
-            return self._idle.pop()[0] if self._idle else None
+        """The most recently returned idle connection that is still alive; dead ones (the
+        server restarted meanwhile) are closed on the way."""
+        while True:
+            with self._idle_lock:
+                conn = self._idle.pop()[0] if self._idle else None
+            if conn is None or alive(conn):
+                return conn
+            with contextlib.suppress(psycopg2.Error):
+                conn.close()
 
     def _give_back(self, conn) -> None:
         now = time.monotonic()
@@ -119,6 +165,13 @@ class Database:
         try:
             conn = self._take_idle() or self._new()
             yield conn
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            if conn is not None and not conn.closed:
+                with contextlib.suppress(psycopg2.Error):
+                    conn.rollback()
+            if connection_lost(exc, conn):
+                raise DatabaseUnavailable(retry_safe=getattr(exc, "portal_before_commit", False)) from exc
+            raise
         except BaseException:
             if conn is not None and not conn.closed:
                 with contextlib.suppress(psycopg2.Error):
@@ -144,8 +197,12 @@ class Database:
         factory = psycopg2.extras.RealDictCursor if dict_rows else None
         with self.connection() as conn:
             try:
-                with conn.cursor(cursor_factory=factory) as cur:
-                    yield cur
+                try:
+                    with conn.cursor(cursor_factory=factory) as cur:
+                        yield cur
+                except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+                    exc.portal_before_commit = True  # nothing can have committed: safe to run again
+                    raise
                 conn.commit()
             except BaseException:
                 if not conn.closed:
@@ -159,7 +216,7 @@ class Database:
             with self.transaction(dict_rows=False) as cur:
                 cur.execute("SELECT 1")
                 return cur.fetchone()[0] == 1
-        except psycopg2.Error:
+        except (psycopg2.Error, DatabaseUnavailable):
             return False
 
     def close(self) -> None:

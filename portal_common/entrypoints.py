@@ -16,18 +16,30 @@ handlers, RPCs and the reply listener of ``RpcProxy``) uses the one
 ``ReconnectingQueueConsumer`` class: a service has a single consumer connection, as with
 nameko's own entrypoints. Use these in place of ``nameko.events.event_handler``,
 ``nameko.rpc.rpc`` and ``nameko.rpc.RpcProxy``.
+
+An event handler that raises does not lose its message: it is tried again later with
+back-off, then parked for operators (``redelivery.py``). An RPC whose database connection
+broke before its transaction committed runs once more on a fresh connection
+(``DatabaseUnavailable.retry_safe``); a second failure reaches the caller as that typed error
+(a 503 at the gateway), never as a bare ``OperationalError``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 
 from amqp.exceptions import ConnectionError as AmqpConnectionError
 from kombu.exceptions import OperationalError
 from nameko.events import EventHandler
+from nameko.exceptions import ContainerBeingKilled
 from nameko.messaging import QueueConsumer
 from nameko.rpc import ReplyListener, Rpc, RpcConsumer, RpcProxy
+
+from portal_common import config
+from portal_common.db import DatabaseUnavailable
+from portal_common.redelivery import Redeliverer, RetryPolicy, parking_queue_name
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +84,43 @@ class ReconnectingQueueConsumer(QueueConsumer):
             log.warning("requeue lost with the broker connection (%s)", exc)
 
 
+    def redeliverer(self) -> Redeliverer:
+        """The publisher of retry and parking copies, shared by the container's handlers."""
+        found = self.__dict__.get("_redeliverer")
+        if found is None:
+            service = self.container.service_name
+            amqp_uri = self.container.config.get("AMQP_URI") or config.amqp_uri(service)
+            found = self.__dict__["_redeliverer"] = Redeliverer(amqp_uri, RetryPolicy.from_env(service))
+        return found
+
+    def stop(self) -> None:
+        super().stop()
+        found = self.__dict__.pop("_redeliverer", None)
+        if found is not None:
+            found.close()
+
+
 class ReconnectingEventHandler(EventHandler):
+    """An event handler that never acknowledges a message it failed to handle: the message
+    is retried with back-off, then parked (``portal_common.redelivery``)."""
+
     queue_consumer = ReconnectingQueueConsumer()
+
+    @property
+    def parking_queue(self) -> str:
+        return parking_queue_name(self.container.service_name)
+
+    def handle_message_processed(self, message, result=None, exc_info=None) -> None:
+        if exc_info is None:
+            self.queue_consumer.ack_message(message)
+            return
+        try:
+            self.queue_consumer.redeliverer().dispose(message, self.queue.name, self.parking_queue, exc_info)
+        except Exception as exc:  # not copied: leave it to the broker, never acknowledge it
+            log.warning("could not set a failed message of %s aside (%s); putting it back", self.queue.name, exc)
+            self.queue_consumer.requeue_message(message)
+            return
+        self.queue_consumer.ack_message(message)
 
 
 class ReconnectingRpcConsumer(RpcConsumer):
@@ -91,7 +138,23 @@ class ReconnectingRpcConsumer(RpcConsumer):
 
 
 class ReconnectingRpc(Rpc):
+    """An RPC that runs once more when its database connection broke before it committed."""
+
     rpc_consumer = ReconnectingRpcConsumer()
+
+    def handle_result(self, message, worker_ctx, result, exc_info, retried: bool = False):
+        error = exc_info[1] if exc_info else None
+        if not retried and isinstance(error, DatabaseUnavailable) and error.retry_safe:
+            log.warning("%s: database connection lost before commit; running it once more", self.method_name)
+            try:
+                self.container.spawn_worker(self, worker_ctx.args, worker_ctx.kwargs,
+                                            context_data=worker_ctx.context_data,
+                                            handle_result=partial(self.handle_result, message, retried=True))
+                return result, exc_info
+            except ContainerBeingKilled:
+                self.rpc_consumer.requeue_message(message)
+                return result, exc_info
+        return super().handle_result(message, worker_ctx, result, exc_info)
 
 
 class ReconnectingReplyListener(ReplyListener):

@@ -74,3 +74,18 @@ class Unavailable(ServiceError):
     """An outside party or dependency did not answer; retrying later may work."""
 
     status = 503
+
+
+@deserialize_to_instance
+class DatabaseUnavailable(Unavailable):
+    """The database could not be reached, or the connection broke under a statement.
+
+    ``retry_safe``: nothing was committed (the connection could not be opened, or it broke
+    before the transaction's COMMIT was sent), so running the whole unit again is safe. The
+    flag stays in the process: across RPC only the code and the 503 travel."""
+
+    def __init__(self, code: str = "service_unavailable",
+                 message: str = "The database is not answering; retry shortly.",
+                 details: Any = None, retry_safe: bool = False):
+        super().__init__(code, message, details if details is not None else {"retry_after": 5})
+        self.retry_safe = retry_safe

@@ -39,6 +39,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from portal_common import config
 from portal_common.errors import ServiceError
+from portal_common.redelivery import PARKED_SUFFIX
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ COLLECTED = (
     "portal_events_appended_total", "portal_events_published_total", "portal_events_total",
     "portal_outbox_backlog_events",
     "portal_outbox_oldest_age_seconds", "portal_consumer_lag_messages", "portal_consumers",
+    "portal_parked_messages",
     "portal_deliveries", "portal_dead_letters", "portal_dossiers", "portal_dossiers_overdue",
     "portal_metrics_scrape_errors",
 )
@@ -215,6 +217,8 @@ class _Collector:
                                 labels=["service", "queue"])
         consumers = GaugeMetricFamily("portal_consumers", "Consumers attached to an event handler's queue",
                                       labels=["service", "queue"])
+        parked = GaugeMetricFamily("portal_parked_messages", "Event messages parked after their last try, "
+                                   "waiting for an operator (portal-ops parked / unpark)", labels=["service", "queue"])
         deliveries = GaugeMetricFamily("portal_deliveries", "Deliveries to agency back offices by status",
                                        labels=["service", "status"])
         dead = GaugeMetricFamily("portal_dead_letters", "Deliveries that exhausted their attempts",
@@ -244,6 +248,9 @@ class _Collector:
             for event_type, n in sorted(readings.get("by_type", {}).items()):
                 by_type.add_metric([svc, event_type], n)
             for queue, (waiting, attached) in queues.items():
+                if queue.endswith(PARKED_SUFFIX):
+                    parked.add_metric([svc, queue], waiting)
+                    continue
                 lag.add_metric([svc, queue], waiting)
                 consumers.add_metric([svc, queue], attached)
             if "deliveries" in readings:
@@ -256,8 +263,8 @@ class _Collector:
                     dossiers.add_metric([status], n)
                 overdue.add_metric([], readings.get("overdue", 0))
             errors.add_metric([svc], self.errors.get(svc, 0))
-        yield from (appended, published, by_type, backlog, age, lag, consumers, deliveries, dead, dossiers, overdue,
-                    errors)
+        yield from (appended, published, by_type, backlog, age, lag, consumers, parked, deliveries, dead, dossiers,
+                    overdue, errors)
 
     def add(self, source: Source) -> None:
         with self._lock:
@@ -365,9 +372,12 @@ class ServiceMetrics(DependencyProvider):
         self.stop()
 
     def _handler_queues(self) -> list[str]:
-        """The queues of the service's event handlers (known once the entrypoints are set up)."""
-        return [e.queue.name for e in self.container.entrypoints
-                if isinstance(e, EventHandler) and getattr(e, "queue", None) is not None]
+        """The queues of the service's event handlers (known once the entrypoints are set up),
+        and their parking queues."""
+        handlers = [e for e in self.container.entrypoints
+                    if isinstance(e, EventHandler) and getattr(e, "queue", None) is not None]
+        parking = sorted({e.parking_queue for e in handlers if hasattr(e, "parking_queue")})
+        return [e.queue.name for e in handlers] + parking
 
     def get_dependency(self, worker_ctx) -> ServiceMetrics:
         return self

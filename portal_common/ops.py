@@ -6,6 +6,8 @@
                                                           send logged events to a subscriber's queue again
     portal-ops export CODE [--output FILE]                one dossier's full history as JSON
     portal-ops rebuild [--projection P ...]               (dossier) rebuild projections from the log
+    portal-ops parked [--service S ...] [--limit N]       event messages parked after their last try
+    portal-ops unpark [--service S ...]                   put parked messages back on their queues
     portal-ops dead-letters | redeliver | deliveries | routes | route   (router, over RPC)
 
 The dossier and router commands are those of ``services.dossier.ops`` and
@@ -308,6 +310,48 @@ def export_command(args: argparse.Namespace) -> int:
     return 0 if data["chain"]["intact"] else 1
 
 
+# -- parked event messages ---------------------------------------------------------------
+
+PARKING_SERVICES = (*LOG_SCHEMAS, "gateway")
+
+
+def _parking_queues(args: argparse.Namespace) -> list[str]:
+    from portal_common.redelivery import parking_queue_name
+
+    return [parking_queue_name(s) for s in (args.service or PARKING_SERVICES)]
+
+
+def parked_command(args: argparse.Namespace) -> int:
+    """List parked messages (they stay parked); exit 1 when there are any, for scripts."""
+    from portal_common.redelivery import list_parked, parked_counts
+
+    amqp_uri = args.amqp_uri or config.amqp_uri()
+    counts = parked_counts(amqp_uri, _parking_queues(args))
+    rows = [m.__dict__ for name, n in counts.items() if n for m in list_parked(amqp_uri, name, args.limit)]
+    if args.json:
+        print(json.dumps({"counts": counts, "messages": rows}, ensure_ascii=False, indent=2))
+    else:
+        for name, n in sorted(counts.items()):
+            print(f"{name}: {n} parked")
+        for row in rows:
+            print(f"  {row['parked_at'][:19]}  {row['origin']}  tries={row['attempts']}  {row['error'][:100]}")
+    return 1 if any(counts.values()) else 0
+
+
+def unpark_command(args: argparse.Namespace) -> int:
+    from portal_common.redelivery import unpark
+
+    amqp_uri = args.amqp_uri or config.amqp_uri()
+    total = 0
+    for name in _parking_queues(args):
+        moved = unpark(amqp_uri, name, args.limit)
+        total += moved
+        if moved:
+            print(f"{name}: {moved} put back on their queues")
+    print(f"{total} message(s) put back")
+    return 0
+
+
 # -- the command line ------------------------------------------------------------------
 
 
@@ -349,6 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", default=None, help="write to this file instead of stdout")
     p.add_argument("--schema", default="dossier")
     p.add_argument("--router-schema", default="router")
+
+    for name, help_text, func in (("parked", "event messages parked after their last try", parked_command),
+                                  ("unpark", "put parked event messages back on their queues", unpark_command)):
+        p = add(name, help_text, func)
+        p.add_argument("--service", action="append", help=f"repeatable; default: {', '.join(PARKING_SERVICES)}")
+        p.add_argument("--limit", type=int, default=1000)
+        p.add_argument("--amqp-uri", default=None, help="default: AMQP_URI")
 
     dossier_ops.register(sub)
     router_ops.register(sub)

@@ -29,6 +29,8 @@ RUN_ID = uuid.uuid4().hex[:8]
 os.environ.setdefault("METRICS_PORT", "0")
 # Several suites share one PostgreSQL and its connection slots: pools give idle ones back fast.
 os.environ.setdefault("DB_POOL_IDLE_TIMEOUT", "5")
+# A failed event message is tried again soon in tests (production backs off 1 s ... 5 min).
+os.environ.setdefault("CONSUMER_RETRY_DELAYS", "0.5,1,2,4")
 
 
 def _docker_available() -> bool:

@@ -18,7 +18,7 @@ The texts and which events notify are in ``domain/notifications.py``; the SQL in
 
 Owner not known yet: the queues are separate, so e.g. DossierReceived can be handled before
 DossierSubmitted (after identity was down with both queues full). The event is put back on its
-queue (``OwnerNotKnown`` raised after a short pause; the handlers requeue on error) and given up,
+queue (``OwnerNotKnown`` raised: the message is tried again later, with back-off) and given up,
 counted and logged, once it has waited ``OWNER_WAIT``. Chosen over an RPC to the dossier
 service: identity keeps needing nothing from dossier to run, and the owner is always on its
 way (DossierSubmitted comes first in a dossier's log and the outbox publishes in log order), so
@@ -31,7 +31,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import eventlet
 from prometheus_client import Counter
 
 from portal_common import config
@@ -51,7 +50,6 @@ S = "identity"
 CONSUMER = "identity.applicant-notices"
 CHANNEL = "sms"
 OWNER_WAIT_S = config.env_float("NOTIFY_OWNER_WAIT", 600.0, S)  # then an event whose owner is unknown is dropped
-RETRY_PAUSE_S = config.env_float("NOTIFY_RETRY_PAUSE", 1.0, S)  # before an event goes back on its queue
 MAX_ATTEMPTS = config.env_int("NOTIFY_MAX_ATTEMPTS", 8, S)  # sends of one SMS before it is marked failed
 # an installation without an SMS contract (or during a provider outage) turns the notices off:
 # events are then consumed and dropped, and none is sent later
@@ -140,7 +138,7 @@ def _decide(cur, envelope: dict) -> Decision:
 
 
 def _wait_or_give_up(db: Database, envelope: dict, event_id: str) -> str:
-    """Put the event back (after a pause) until it has waited ``OWNER_WAIT_S``, then drop it."""
+    """Have the event tried again later until it has waited ``OWNER_WAIT_S``, then drop it."""
     event_type, data = envelope.get("event_type"), envelope.get("data") or {}
     code = data.get("code") if isinstance(data, dict) else None
     with db.transaction() as cur:
@@ -153,7 +151,6 @@ def _wait_or_give_up(db: Database, envelope: dict, event_id: str) -> str:
             _count(event_type, "skipped", "owner_unknown")
         return "gave_up"
     _count(event_type, "deferred", "owner_unknown")
-    eventlet.sleep(RETRY_PAUSE_S)
     raise OwnerNotKnown(code)
 
 

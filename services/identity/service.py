@@ -12,12 +12,12 @@ Operations: ``rotate_signing_key``, ``add_trusted_ca``, ``list_trusted_cas``, ``
 ``list_crls``. Local stand-ins (only with ``LOCAL_ADAPTERS``): ``dev_token``,
 ``dev_carrier_record``, ``dev_bhxh_record``, ``dev_trusted_ca``, ``dev_sms_outbox``.
 Applicants: ``notification_preferences``, ``set_notification_preferences``;
-dossier events (durable queues, requeued on error) become SMS notices (``notifications.py``).
+dossier events (durable queues, tried again with back-off on error) become SMS notices
+(``notifications.py``).
 """
 
 from __future__ import annotations
 
-import eventlet
 from nameko.extensions import DependencyProvider
 from nameko.timer import timer
 
@@ -51,9 +51,9 @@ NOTICE_TICK_S = config.env_float("NOTIFY_TICK", 30.0, "identity")
 
 def dossier_event(event_type: str):
     """A durable queue of identity's for one dossier event type (nothing is lost while identity
-    is down); an error puts the message back: the dossier's owner not known yet, or the
-    database away."""
-    return event_handler("dossier", event_type, requeue_on_error=True)
+    is down); an error (the dossier's owner not known yet, the database away) has the message
+    tried again later, with back-off (``portal_common.redelivery``)."""
+    return event_handler("dossier", event_type)
 
 
 class Parties(DependencyProvider):
@@ -279,13 +279,7 @@ class IdentityService(HealthRpc):
         return notifications.set_preferences(self.db, self.events, account_id, data, self._ctx(context))
 
     def _on_dossier(self, envelope: dict) -> None:
-        try:
-            notifications.handle(self.db, self.events, self._adapters.sms, envelope)
-        except notifications.OwnerNotKnown:
-            raise  # paused already: back on the queue
-        except Exception:  # the database is away, say: back on the queue, not at once
-            eventlet.sleep(notifications.RETRY_PAUSE_S)
-            raise
+        notifications.handle(self.db, self.events, self._adapters.sms, envelope)
 
     @timer(interval=NOTICE_TICK_S)
     def send_due_notices(self) -> None:

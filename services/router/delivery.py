@@ -187,7 +187,7 @@ class Router:
         if row is None:
             return None
         route = route or Route(row["agency_code"])
-        attempt = row["attempts"] + 1
+        attempt = row["attempts"]  # counted when the lease was taken
         body = domain.encode_body(row["body"])
         try:
             if not route.active:

@@ -103,24 +103,28 @@ def set_dossier_holder(cur: Any, code: str, agency_code: str, stream_version: in
 def insert_delivery(cur: Any, *, delivery_id: str, dossier_code: str, agency_code: str,
                     addressed_to: str, event_id: str, event_type: str, channel: str,
                     body: dict, lease_s: float | None = None) -> bool:
-    """Insert a pending delivery (leased for ``lease_s`` seconds when given); False when it
-    already exists (a duplicate event)."""
+    """Insert a pending delivery (leased for ``lease_s`` seconds when given, its first attempt
+    then counted as for ``lease``); False when it already exists (a duplicate event)."""
     cur.execute(
         "INSERT INTO deliveries (delivery_id, dossier_code, agency_code, addressed_to, event_id, "
-        "event_type, channel, body, lease_until) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
-        "CASE WHEN %s::float8 IS NULL THEN NULL ELSE now() + %s::float8 * interval '1 second' END) "
+        "event_type, channel, body, lease_until, attempts) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
+        "CASE WHEN %s::float8 IS NULL THEN NULL ELSE now() + %s::float8 * interval '1 second' END, "
+        "CASE WHEN %s::float8 IS NULL THEN 0 ELSE 1 END) "
         "ON CONFLICT (delivery_id) DO NOTHING",
         (delivery_id, dossier_code, agency_code, addressed_to, event_id, event_type, channel,
-         json.dumps(body, ensure_ascii=False), lease_s, lease_s),
+         json.dumps(body, ensure_ascii=False), lease_s, lease_s, lease_s),
     )
     return cur.rowcount == 1
 
 
 def lease(cur: Any, delivery_id: str, lease_s: float) -> dict | None:
     """Claim a due pending delivery for one attempt (no other worker or process takes it
-    until the lease runs out, so a crashed attempt is retried by someone else later)."""
+    until the lease runs out, so a crashed attempt is retried by someone else later).
+
+    The attempt is counted here, before anything is sent: a send whose outcome could not be
+    recorded (the database went away) still counts, and the next try is numbered after it."""
     cur.execute(
-        f"UPDATE deliveries SET lease_until = now() + %s * interval '1 second' "
+        f"UPDATE deliveries SET lease_until = now() + %s * interval '1 second', attempts = attempts + 1 "
         f"WHERE delivery_id = %s AND status = 'pending' AND next_attempt_at <= now() "
         f"AND (lease_until IS NULL OR lease_until < now()) RETURNING {_DELIVERY_COLUMNS}",
         (lease_s, delivery_id),

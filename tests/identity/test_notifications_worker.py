@@ -40,11 +40,6 @@ def _worker(identity_db, sms=None):
     return worker_factory(IdentityService, db=identity_db, events=EventStore(identity_db), parties=parties)
 
 
-@pytest.fixture(autouse=True)
-def _no_pause(monkeypatch):
-    monkeypatch.setattr(notifications, "RETRY_PAUSE_S", 0)
-
-
 def _account(identity_db, role: str = "citizen", phone: str | None = "random", notify: bool = True) -> dict:
     account_id = str(uuid.uuid4())
     if phone == "random":
