@@ -13,8 +13,8 @@ The texts and which events notify are in ``domain/notifications.py``; the SQL in
    ``ApplicantNotified`` on the account's stream. No SMS is sent while a transaction holds a
    connection (the local stand-in takes one of its own from the same pool), and a failed send is
    retried by ``deliver_due`` (a timer) with back-off, up to ``MAX_ATTEMPTS``. A crash between
-   the send and the close sends once more: the one duplicate left, at the edge with the outside
-   party.
+   the send and the close sends once more, with the same client reference (the event id): a
+   gateway that honours references (the local stand-in does) delivers it once.
 
 Owner not known yet: the queues are separate, so e.g. DossierReceived can be handled before
 DossierSubmitted (after identity was down with both queues full). The event is put back on its
@@ -172,7 +172,7 @@ def _send(db: Database, store: EventStore, sms: SmsGateway, notice: dict) -> boo
         _count(notice["event_type"], "skipped", reason)
         return False
     try:
-        sms.send(notice["phone"], notice["body"])
+        sms.send(notice["phone"], notice["body"], reference=str(notice["event_id"]))
     except Exception as exc:  # the gateway refused or is away: retried with back-off
         _after_failure(db, notice, exc)
         return False

@@ -27,11 +27,11 @@ class FlakySms(LocalSmsGateway):
         super().__init__(db)
         self.failures = failures
 
-    def send(self, phone: str, text: str) -> None:
+    def send(self, phone: str, text: str, reference: str | None = None) -> None:
         if self.failures:
             self.failures -= 1
             raise Unavailable("adapter_unavailable", "down")
-        super().send(phone, text)
+        super().send(phone, text, reference)
 
 
 def _worker(identity_db, sms=None):
@@ -168,3 +168,17 @@ def test_a_failed_send_is_retried_by_the_timer(identity_db):
     worker.send_due_notices()
     assert len(_outbox(identity_db, owner["phone"])) == 1
     assert len(_notified_events(identity_db, owner["account_id"])) == 1
+
+
+def test_a_notice_sent_again_after_a_crash_reaches_the_phone_once(identity_db):
+    """The send happened but its record did not (a crash in between): the next send carries the
+    same reference, and the gateway keeps one message."""
+    owner = _account(identity_db)
+    sms = LocalSmsGateway(identity_db)
+    reference = str(uuid.uuid4())
+    sms.send(owner["phone"], "Ho so G01 da duoc tiep nhan.", reference)
+    sms.send(owner["phone"], "Ho so G01 da duoc tiep nhan.", reference)  # the repeat after the crash
+    sms.send(owner["phone"], "Ma OTP: 123456")  # messages without a reference are never merged
+    sms.send(owner["phone"], "Ma OTP: 123456")
+    assert [m["body"] for m in reversed(sms.messages(owner["phone"]))] == [
+        "Ho so G01 da duoc tiep nhan.", "Ma OTP: 123456", "Ma OTP: 123456"]

@@ -44,8 +44,12 @@ class SocialInsuranceRegistry(Protocol):
 
 
 class SmsGateway(Protocol):
-    def send(self, phone: str, text: str) -> None:
-        """Send one message (raise ``portal_common.errors.Unavailable`` when it cannot)."""
+    def send(self, phone: str, text: str, reference: str | None = None) -> None:
+        """Send one message (raise ``portal_common.errors.Unavailable`` when it cannot).
+
+        ``reference``: the client's id of the message; a gateway that sees the same reference
+        again accepts it without sending a second message (applicant notices pass the event
+        id, so a send repeated after a crash reaches the phone once)."""
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,7 @@ class HttpSocialInsuranceRegistry(_Party):
 class HttpSmsGateway(_Party):
     name = "SMS"
 
-    def send(self, phone: str, text: str) -> None:
-        if self._request("POST", "/messages", json={"to": phone, "text": text}) is None:
+    def send(self, phone: str, text: str, reference: str | None = None) -> None:
+        body = {"to": phone, "text": text, **({"reference": reference} if reference else {})}
+        if self._request("POST", "/messages", json=body) is None:
             raise Unavailable("adapter_unavailable", "The SMS gateway refused the message; retry later.")
