@@ -1,4 +1,5 @@
-"""Request limits: body size and per-client and per-account rate limits with ``Retry-After``.
+"""Request limits: body size, JSON nesting depth, and per-client and per-account rate limits
+with ``Retry-After``.
 
 Rate limits are counted in this gateway process (a sliding window per key); a deployment with
 several gateways behind a balancer gets N times the budget, which the limits allow for.
@@ -37,6 +38,9 @@ for _name in list(DEFAULT_LIMITS):
 
 MAX_BODY_BYTES = config.env_int("MAX_BODY_BYTES", 12 * 1024 * 1024, "gateway")
 MAX_QUERY_BYTES = config.env_int("MAX_QUERY_BYTES", 2048, "gateway")
+# The deepest a JSON body may nest ([ and { together): far past any real request, and small
+# enough that nothing which parses it (json, marshmallow) comes near Python's recursion limit.
+MAX_JSON_DEPTH = config.env_int("MAX_JSON_DEPTH", 64, "gateway")
 
 
 class RateLimiter:

@@ -18,6 +18,7 @@ PROBLEM_TYPE = "application/problem+json"
 MESSAGES: dict[str, tuple[str, str]] = {
     "validation_failed": ("Some fields are not valid.", "Một số trường không hợp lệ."),
     "invalid_json": ("The body is not valid JSON.", "Nội dung gửi lên không phải JSON hợp lệ."),
+    "json_too_deep": ("The JSON body is nested too deeply.", "Nội dung JSON gửi lên lồng nhau quá nhiều cấp."),
     "not_found": ("Not found.", "Không tìm thấy."),
     "method_not_allowed": ("Method not allowed.", "Phương thức không được hỗ trợ."),
     "unauthorized": ("Sign-in required.", "Cần đăng nhập."),

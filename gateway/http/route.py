@@ -29,6 +29,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
 from gateway.http.auth import Principal
+from gateway.http.json_body import read_json
 from gateway.http.problems import field_errors, problem
 from gateway.http.server import GatewayServer, client_address, request_id_of
 from gateway.http.tokens import TokenKeys
@@ -144,11 +145,7 @@ class ApiRoute(HttpRequestHandler):
             return None
         if request.mimetype != "application/json":
             raise ServiceError("unsupported_media_type", "Send the body as application/json.")
-        data = request.get_data(cache=True)
-        try:
-            payload = json.loads(data or b"null")
-        except (ValueError, UnicodeDecodeError):
-            raise ServiceError("invalid_json", "The body is not valid JSON.") from None
+        payload = read_json(request)  # 400 invalid_json / json_too_deep, 422 for unacceptable values
         if payload is None:
             payload = {}
         return self.body_schema.load(payload)

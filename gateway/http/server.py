@@ -1,13 +1,15 @@
 """The gateway's web server: nameko's, with the rules every response follows.
 
 Around every request: a request id (``X-Request-ID`` taken when sane, made otherwise) echoed
-on the response; unknown paths and methods answered as problems, not HTML; a body-size cap;
-CORS for the configured portal origin; security headers.
+on the response; unknown paths and methods answered as problems, not HTML; a body-size cap
+(a declared ``Content-Length`` over it, or a chunked body read past it: 413); CORS for the
+configured portal origin; security headers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import ipaddress
 import re
 import uuid
@@ -15,8 +17,9 @@ import uuid
 import eventlet
 from nameko.web.server import HttpOnlyProtocol, WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Response
 
+from gateway.http.json_body import GatewayRequest
 from gateway.http.limits import MAX_BODY_BYTES, MAX_QUERY_BYTES, RateLimiter
 from gateway.http.problems import problem
 from portal_common import config
@@ -130,8 +133,10 @@ class GatewayWsgiApp(WsgiApp):
                                request_id=rid)
         elif _content_length(environ) > MAX_BODY_BYTES:
             response = problem(413, "payload_too_large", request_id=rid)
+        elif (refusal := _buffer_chunked(environ, rid)) is not None:
+            response = refusal
         else:
-            request = Request(environ, shallow=True)
+            request = GatewayRequest(environ, shallow=True)
             request.max_content_length = MAX_BODY_BYTES
             adapter = self.url_map.bind_to_environ(environ)
             try:
@@ -161,6 +166,39 @@ def _content_length(environ: dict) -> int:
         return int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return 0
+
+
+CHUNK_READ_BYTES = 256 * 1024
+
+
+def _buffer_chunked(environ: dict, rid: str) -> Response | None:
+    """Read a ``Transfer-Encoding: chunked`` body, at most ``MAX_BODY_BYTES``, into memory and
+    hand it on as a body of known length; a longer one is a 413 (a malformed one a 400).
+
+    eventlet decodes the chunks but gives no length, so werkzeug would read such a body as
+    empty; nothing past the limit is kept (eventlet reads and drops the rest of the body
+    before the connection takes another request, as for any body an endpoint leaves unread).
+    """
+    if environ.get("HTTP_TRANSFER_ENCODING", "").strip().lower() != "chunked":
+        return None  # a declared length: eventlet's input never yields more than it
+    stream = environ["wsgi.input"]
+    parts: list[bytes] = []
+    total = 0
+    try:
+        while True:
+            piece = stream.read(min(CHUNK_READ_BYTES, MAX_BODY_BYTES + 1 - total))
+            if not piece:
+                break
+            parts.append(piece)
+            total += len(piece)
+            if total > MAX_BODY_BYTES:
+                return problem(413, "payload_too_large", request_id=rid)
+    except (ValueError, OSError):  # eventlet's ChunkReadError is a ValueError
+        return problem(400, "bad_request", "The chunked body is malformed.", request_id=rid)
+    environ["wsgi.input"] = io.BytesIO(b"".join(parts))
+    environ["CONTENT_LENGTH"] = str(total)
+    del environ["HTTP_TRANSFER_ENCODING"]
+    return None
 
 
 class GatewayServer(WebServer):

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, ValidationError, fields, validate, validates_schema
 
 from portal_common.contracts import CATALOGUE
+from portal_common.contracts.fields import Utf8Schema
 
 PRODUCER = "identity"
 ROLES = ("citizen", "business", "officer", "agency_system", "editor", "operator")
@@ -21,7 +22,9 @@ SIGNIN_METHODS = ("password", "certificate", "refresh", "dev")
 _NAME = validate.Length(min=1, max=200)
 
 
-class _Strict(Schema):
+class _Strict(Utf8Schema):
+    """Unknown fields refused, and text that is not valid Unicode (a lone surrogate) anywhere."""
+
     class Meta:
         unknown = RAISE
 

@@ -6,10 +6,12 @@ reaches the log, where it would stay for good.
 
 from __future__ import annotations
 
+import math
 import unicodedata
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
+from portal_common.contracts.fields import Utf8Schema
 from portal_common.errors import InvalidInput
 from services.dossier.domain.drafts import DRAFT_STATUSES
 from services.dossier.domain.lifecycle import STATUSES
@@ -35,7 +37,7 @@ def Text(max_len: int = 4000, min_len: int = 0, **kw) -> fields.String:  # noqa:
     return fields.String(validate=[validate.Length(min=min_len, max=max_len), _no_control], **kw)
 
 
-class ApplicantSchema(Schema):
+class ApplicantSchema(Utf8Schema):
     """Who the dossier is for; province / ward decide which agencies may take it."""
 
     class Meta:
@@ -51,7 +53,7 @@ class ApplicantSchema(Schema):
     ward = Line(100, load_default=None, allow_none=True)
 
 
-class InlineDocumentSchema(Schema):
+class InlineDocumentSchema(Utf8Schema):
     """A document sent inside a JSON body (base64); ``requirement`` names what it answers."""
 
     requirement = Line(100, load_default=None, allow_none=True)
@@ -81,10 +83,12 @@ class FormField(fields.Dict):
                 _no_control(item)
             elif item is not None and not isinstance(item, bool | int | float):
                 raise ValidationError(f"{key}: only text, numbers, booleans or null.")
+            elif isinstance(item, float) and not math.isfinite(item):
+                raise ValidationError(f"{key}: numbers must be finite.")
         return result
 
 
-class SubmitSchema(Schema):
+class SubmitSchema(Utf8Schema):
     procedure_code = Line(50, 1, required=True)
     agency_code = Line(50, 1, required=True)
     applicant = fields.Nested(ApplicantSchema, required=True)
@@ -97,7 +101,7 @@ class DraftApplicantSchema(ApplicantSchema):
     full_name = Line(200, load_default=None, allow_none=True)
 
 
-class DraftSchema(Schema):
+class DraftSchema(Utf8Schema):
     """A draft as the applicant saves it: anything may still be missing; the checks run at filing.
 
     ``documents`` are new attachments; ``document_ids`` are those already attached to the
@@ -121,17 +125,17 @@ class DraftSchema(Schema):
             raise ValidationError("A draft holds at most 30 documents.", "documents")
 
 
-class DraftListSchema(Schema):
+class DraftListSchema(Utf8Schema):
     status = fields.String(load_default="open", validate=validate.OneOf(DRAFT_STATUSES))
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
     page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
-class ReasonSchema(Schema):
+class ReasonSchema(Utf8Schema):
     reason = Text(2000, 1, required=True)
 
 
-class OptionalNoteSchema(Schema):
+class OptionalNoteSchema(Utf8Schema):
     note = Text(2000, load_default=None, allow_none=True)
 
 
@@ -165,7 +169,7 @@ class SupplementSchema(OptionalNoteSchema):
             raise ValidationError("Attach documents or write a note.", "documents")
 
 
-class WithdrawSchema(Schema):
+class WithdrawSchema(Utf8Schema):
     reason = Text(2000, load_default=None, allow_none=True)
 
 
@@ -185,14 +189,14 @@ ACTIONS: dict[str, tuple[str, type[Schema]]] = {
 }
 
 
-class AccessLogQuerySchema(Schema):
+class AccessLogQuerySchema(Utf8Schema):
     """A page of a dossier's access log."""
 
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
     page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
-class OwnerListSchema(Schema):
+class OwnerListSchema(Utf8Schema):
     """Filters of the owner's list of dossiers."""
 
     status = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(STATUSES))
@@ -203,7 +207,7 @@ class OwnerListSchema(Schema):
     page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
-class AgencyQueueSchema(Schema):
+class AgencyQueueSchema(Utf8Schema):
     """Filters of an agency's work queue."""
 
     status = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(STATUSES))

@@ -264,3 +264,20 @@ def test_with_the_catalog_cache_on_the_checks_ask_once_until_a_catalog_event(wor
     with pytest.raises(InvalidInput) as refused:
         worker.submit(citizen(), filing(), "cache-5")
     assert refused.value.code == "filing_incomplete"
+
+
+@pytest.mark.parametrize("hostile", [
+    {"applicant": {"full_name": "An\ud800", "province": "01", "ward": "00001"}},
+    {"form": {"ghi_chu": "x\udfff"}},
+    {"form": {"so_tien": float("nan")}},
+    {"form": {"so_tien": float("inf")}},
+], ids=["surrogate-name", "surrogate-form", "nan", "infinity"])
+def test_hostile_values_from_any_rpc_caller_are_refused_and_write_nothing(worker, repo, hostile):
+    """The gateway refuses these first; a caller reaching the service directly gets the same
+    typed refusal, not an encoding error from the event store."""
+    with pytest.raises(InvalidInput):
+        worker.submit(citizen("acc-hostile"), filing(**hostile), "key-hostile")
+    with repo.db.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM events WHERE stream_type = 'dossier' "
+                    "AND metadata->'actor'->>'id' = 'acc-hostile'")
+        assert cur.fetchone()["n"] == 0
