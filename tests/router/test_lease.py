@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from portal_common.eventstore import EventStore
 from services.router import repository
 from services.router.delivery import Router, Settings
@@ -47,3 +49,33 @@ def test_a_lease_that_ran_out_is_retried_by_the_timer(router_store):
     with router_store.transaction() as cur:
         assert delivery in repository.due(cur, 10_000)
     assert router.attempt(delivery) == "sent" and channel.sent == [delivery]
+
+
+def test_a_send_whose_record_failed_is_counted_and_sent_again_with_the_same_id(router_store):
+    """The database went away between the send and its record: the lease runs out, the timer
+    sends again with the same delivery id (the agency drops the copy), numbered as try 2."""
+    channel = Recording()
+    router = Router(router_store, EventStore(router_store), amqp=channel, http=None, settings=Settings(lease_s=0))
+    with router_store.transaction() as cur:
+        [delivery] = router.route(cur, submitted(f"G{uuid.uuid4().hex[:10]}", f"E{uuid.uuid4().hex[:6]}"),
+                                  lease=True)
+    with router_store.transaction() as cur:
+        assert repository.get_delivery(cur, delivery)["attempts"] == 1  # counted before sending
+
+    def record_fails(*_args, **_kwargs):
+        raise ConnectionError("the database went away")
+
+    real = router._sent
+    router._sent = record_fails
+    try:
+        with pytest.raises(ConnectionError):
+            router.attempt(delivery, leased=True)
+    finally:
+        router._sent = real
+    with router_store.transaction() as cur:
+        assert repository.get_delivery(cur, delivery)["attempts"] == 1
+    assert router.attempt(delivery) == "sent"
+    assert channel.sent == [delivery, delivery]  # the same id twice: the agency keeps one
+    with router_store.transaction() as cur:
+        row = repository.get_delivery(cur, delivery)
+    assert row["attempts"] == 2 and row["status"] == "sent"
