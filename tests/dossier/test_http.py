@@ -1,8 +1,6 @@
-"""The dossier journey over HTTP through the gateway, signed in as real accounts.
-
-Needs the identity test helpers (tests/support/accounts.py) to sign a citizen in and to get
-agency staff tokens; the module is skipped until they exist.
-"""
+"""The dossier journey over HTTP through the gateway, signed in as real accounts (the
+identity test helpers in tests/support/accounts.py sign a citizen in and get agency staff
+tokens)."""
 
 from __future__ import annotations
 
@@ -17,9 +15,8 @@ import uuid
 
 import pytest
 
+from tests.support import accounts
 from tests.support.filings import first_office_filing
-
-accounts = pytest.importorskip("tests.support.accounts")
 
 PROCEDURE = "1.001193"
 
