@@ -98,8 +98,9 @@ class Failures:
         self._lock = threading.Lock()
 
     def add(self, kind: str, count: int = 1) -> None:
-        with self._lock:
-            self._kinds[kind] += count
+        if count:
+            with self._lock:
+                self._kinds[kind] += count
 
     @property
     def total(self) -> int:
