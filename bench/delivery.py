@@ -15,7 +15,8 @@ as an agency back office would (acking each message). Measured, in one run:
   event append, no second publish).
 
 The last line is ``RESULT delivery p50_ms=... p99_ms=... deliveries_per_s=... router_... base_...``
-with the ratios of the end-to-end figures to the baseline.
+with the ratios of the end-to-end figures to the baseline; a refused submission or a second
+copy received makes it ``FAILED delivery errors=N`` instead.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from pathlib import Path
 import pika
 from kombu import Connection, Exchange, Producer, Queue
 
-from bench.support import free_port, private_vhost, request_json, throwaway_database
+from bench.support import Failures, finish, free_port, private_vhost, request_json, throwaway_database
 from portal_common import config
 
 PROCEDURE = "1.001193"  # Đăng ký khai sinh, commune level
@@ -152,16 +153,20 @@ def _measure_submit(gateway_url: str, token: str, filing: dict, receiver: Receiv
                     load_n: int, concurrency: int) -> dict:
     headers = {"Authorization": f"Bearer {token}"}
 
-    failed: list[str] = []
+    failed = Failures()
 
     def submit() -> tuple[str | None, float]:
         """A refused submission (e.g. 503 when the shared database is out of connections)
-        is counted and reported, not timed."""
+        is counted, not timed: the run then ends without a result."""
         started = time.time()
-        status, body = request_json(f"{gateway_url}/api/v1/dossiers", "POST", filing,
-                                dict(headers, **{"Idempotency-Key": uuid.uuid4().hex}))
+        try:
+            status, body = request_json(f"{gateway_url}/api/v1/dossiers", "POST", filing,
+                                        dict(headers, **{"Idempotency-Key": uuid.uuid4().hex}))
+        except OSError as exc:
+            failed.add(type(exc).__name__)
+            return None, started
         if status != 201:
-            failed.append(f"{status} {body.get('code') if isinstance(body, dict) else body}")
+            failed.add(f"{status} {body.get('code') if isinstance(body, dict) else body}")
             return None, started
         return body["code"], started
 
@@ -178,13 +183,11 @@ def _measure_submit(gateway_url: str, token: str, filing: dict, receiver: Receiv
         sent = list(pool.map(lambda _i: submit(), range(load_n)))
     codes = [c for c, _ in sent if c is not None]
     if not latencies or not codes:
-        raise SystemExit(f"no submission was accepted: {failed[:3]}")
+        raise SystemExit(f"no submission was accepted: {failed}")
     if not receiver.wait_for(codes, 300):
         raise SystemExit(f"only {sum(c in receiver.arrived for c in codes)}/{len(codes)} submissions were delivered")
     elapsed = max(receiver.arrived[c] for c in codes) - started
-    if failed:
-        print(f"refused submissions: {len(failed)} (first: {failed[0]})", file=sys.stderr)
-    return {**_summary(latencies, len(codes), elapsed), "failed": len(failed)}
+    return {**_summary(latencies, len(codes), elapsed), "failed": failed}
 
 
 def _envelope(code: str, agency: str) -> dict:
@@ -273,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
 
             office = _start(Receiver(amqp, f"agency.{agency}", _agency_queue(agency)))
             receivers.append(office)
-            _measure_submit(gateway, token, filing, office, 5, 20, args.concurrency)  # warm-up
+            warm = _measure_submit(gateway, token, filing, office, 5, 20, args.concurrency)
             print(f"submit -> delivered: {latency_n} one at a time, {load_n} with {args.concurrency} in flight",
                   file=sys.stderr)
             e2e = _measure_submit(gateway, token, filing, office, latency_n, load_n, args.concurrency)
@@ -306,16 +309,21 @@ def main(argv: list[str] | None = None) -> int:
                     ("dossier event -> router -> agency queue", router),
                     ("baseline: publish -> plain queue -> consume", base)):
         print(f"{name:<44}{m['p50']:>9.2f}{m['p99']:>9.2f}{m['rate']:>9.1f}")
-    print(f"second copies received: {copies}; refused submissions: {e2e['failed']}")
-    print(f"RESULT delivery latency_n={latency_n} load_n={load_n} concurrency={args.concurrency} "
-          f"p50_ms={e2e['p50']:.2f} p99_ms={e2e['p99']:.2f} deliveries_per_s={e2e['rate']:.1f} "
-          f"router_p50_ms={router['p50']:.2f} router_p99_ms={router['p99']:.2f} "
-          f"router_deliveries_per_s={router['rate']:.1f} "
-          f"base_p50_ms={base['p50']:.2f} base_p99_ms={base['p99']:.2f} base_msgs_per_s={base['rate']:.1f} "
-          f"p50_ratio={e2e['p50'] / base['p50']:.1f} p99_ratio={e2e['p99'] / base['p99']:.1f} "
-          f"rate_ratio={e2e['rate'] / base['rate']:.3f} router_rate_ratio={router['rate'] / base['rate']:.3f} "
-          f"copies={copies} failed={e2e['failed']}")
-    return 0
+    failures = Failures()
+    for run_failed in (warm["failed"], e2e["failed"]):
+        for kind, count in run_failed.kinds().items():
+            failures.add(f"refused submission {kind}", count)
+    if copies:
+        failures.add("second copy received", copies)
+    print(f"second copies received: {copies}; refused submissions: {warm['failed'].total + e2e['failed'].total}")
+    return finish("delivery", f"latency_n={latency_n} load_n={load_n} concurrency={args.concurrency} "
+                  f"p50_ms={e2e['p50']:.2f} p99_ms={e2e['p99']:.2f} deliveries_per_s={e2e['rate']:.1f} "
+                  f"router_p50_ms={router['p50']:.2f} router_p99_ms={router['p99']:.2f} "
+                  f"router_deliveries_per_s={router['rate']:.1f} "
+                  f"base_p50_ms={base['p50']:.2f} base_p99_ms={base['p99']:.2f} base_msgs_per_s={base['rate']:.1f} "
+                  f"p50_ratio={e2e['p50'] / base['p50']:.1f} p99_ratio={e2e['p99'] / base['p99']:.1f} "
+                  f"rate_ratio={e2e['rate'] / base['rate']:.3f} router_rate_ratio={router['rate'] / base['rate']:.3f} "
+                  f"copies={copies}", failures)
 
 
 def _cores() -> int:

@@ -8,9 +8,14 @@ schema, access log). Drives each with the same closed loop of keep-alive clients
 one-second slices (so other load on the machine hits both alike), and reports throughput and
 latency percentiles, and their ratio.
 
+Tokens are verified exactly as in the gateway, against a key set read from a file instead of
+the identity service, and with identity's revocation list read as empty (there is no identity
+here; without it every signed-in request would be a 503 ``revocations_unavailable``). Every
+answer other than a 200 is a failed request, and a run with any fails (see ``bench.support.finish``).
+
 ``python -m bench gateway [--quick] [--seconds S] [--clients N]``. Last line:
 ``RESULT gateway ruled_rps=... bare_rps=... rps_ratio=... ruled_p50_ms=... bare_p50_ms=...
-p50_ratio=... ruled_p99_ms=... bare_p99_ms=... p99_ratio=...``
+p50_ratio=... ruled_p99_ms=... bare_p99_ms=... p99_ratio=... errors=0``
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from pathlib import Path
 
 from marshmallow import Schema, fields, validate
 
-from bench.support import free_port
+from bench.support import Failures, finish, free_port
 from gateway.http.route import ApiCall, api
 from gateway.http.tokens import TokenKeys
 
@@ -41,6 +46,7 @@ if os.environ.get("BENCH_JWKS_FILE"):  # inside the benchmark's service process 
             return json.load(fh)
 
     TokenKeys._fetch_jwks = staticmethod(_jwks_from_file)
+    TokenKeys._fetch_revocations = staticmethod(lambda config: {})  # nothing revoked; still checked
 
 
 class Query(Schema):
@@ -67,21 +73,27 @@ class BenchService:
         return {"q": call.query["q"], "page": call.query["page"], "items": [1, 2, 3]}
 
 
-def _drive(url: str, headers: dict[str, str], seconds: float, clients: int) -> tuple[float, list[float], int]:
+def _drive(url: str, headers: dict[str, str], seconds: float, clients: int,
+           failures: Failures) -> tuple[float, list[float]]:
+    """A closed loop of ``clients`` keep-alive clients for ``seconds``: the rate and every
+    latency; each answer other than a 200 is added to ``failures`` by status and problem code."""
     import requests
 
     latencies: list[list[float]] = [[] for _ in range(clients)]
-    errors = [0] * clients
     stop = time.monotonic() + seconds
 
     def client(i: int) -> None:
         session = requests.Session()
         while time.monotonic() < stop:
             t0 = time.perf_counter()
-            resp = session.get(url, headers=headers, timeout=30)
+            try:
+                resp = session.get(url, headers=headers, timeout=30)
+            except requests.RequestException as exc:
+                failures.add(type(exc).__name__)
+                continue
             latencies[i].append(time.perf_counter() - t0)
             if resp.status_code != 200:
-                errors[i] += 1
+                failures.add(f"{resp.status_code} {_problem_code(resp)}")
 
     started = time.monotonic()
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
@@ -91,7 +103,14 @@ def _drive(url: str, headers: dict[str, str], seconds: float, clients: int) -> t
         t.join()
     elapsed = time.monotonic() - started
     flat = [x for per in latencies for x in per]
-    return len(flat) / elapsed, flat, sum(errors)
+    return len(flat) / elapsed, flat
+
+
+def _problem_code(resp) -> str:
+    try:
+        return str(resp.json().get("code"))
+    except ValueError:
+        return resp.text[:40]
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -142,17 +161,16 @@ def main(argv: list[str] | None = None) -> int:
                         return 1
                     time.sleep(0.2)
             auth = {"Authorization": f"Bearer {token}"}
-            _drive(f"{base}/b/ruled?q=khai%20sinh&page=2", auth, 1.0, args.clients)  # warm up both
-            _drive(f"{base}/b/bare", {}, 1.0, args.clients)
+            bare_err, ruled_err = Failures(), Failures()
+            _drive(f"{base}/b/ruled?q=khai%20sinh&page=2", auth, 1.0, args.clients, ruled_err)  # warm up both
+            _drive(f"{base}/b/bare", {}, 1.0, args.clients, bare_err)
             # alternate one-second slices, so load from elsewhere on the machine hits both alike
-            bare_lat, ruled_lat, bare_err, ruled_err = [], [], 0, 0
+            bare_lat, ruled_lat = [], []
             for _ in range(int(seconds)):
-                _, lat, err = _drive(f"{base}/b/bare", {}, 1.0, args.clients)
+                _, lat = _drive(f"{base}/b/bare", {}, 1.0, args.clients, bare_err)
                 bare_lat += lat
-                bare_err += err
-                _, lat, err = _drive(f"{base}/b/ruled?q=khai%20sinh&page=2", auth, 1.0, args.clients)
+                _, lat = _drive(f"{base}/b/ruled?q=khai%20sinh&page=2", auth, 1.0, args.clients, ruled_err)
                 ruled_lat += lat
-                ruled_err += err
             bare_rps, ruled_rps = len(bare_lat) / int(seconds), len(ruled_lat) / int(seconds)
         finally:
             proc.terminate()
@@ -165,16 +183,18 @@ def main(argv: list[str] | None = None) -> int:
           "server on this machine")
     print(f"{'endpoint':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
     for name, rps, lat, err in rows:
-        print(f"{name:<22}{rps:>10.0f}{_pct(lat, .5):>10.2f}{_pct(lat, .99):>10.2f}{err:>8}")
+        print(f"{name:<22}{rps:>10.0f}{_pct(lat, .5):>10.2f}{_pct(lat, .99):>10.2f}{err.total:>8}")
     r50, b50 = _pct(ruled_lat, .5), _pct(bare_lat, .5)
     r99, b99 = _pct(ruled_lat, .99), _pct(bare_lat, .99)
     ruled_mean, bare_mean = statistics.mean(ruled_lat) * 1000, statistics.mean(bare_lat) * 1000
     print(f"mean latency: ruled {ruled_mean:.2f} ms, bare {bare_mean:.2f} ms")
-    print(f"RESULT gateway ruled_rps={ruled_rps:.0f} bare_rps={bare_rps:.0f} rps_ratio={ruled_rps / bare_rps:.3f} "
-          f"ruled_p50_ms={r50:.2f} bare_p50_ms={b50:.2f} p50_ratio={r50 / b50:.3f} "
-          f"ruled_p99_ms={r99:.2f} bare_p99_ms={b99:.2f} p99_ratio={r99 / b99:.3f} "
-          f"errors={ruled_err + bare_err}")
-    return 0 if ruled_err + bare_err == 0 else 1
+    failures = Failures()
+    for side, err in (("ruled", ruled_err), ("bare", bare_err)):
+        for kind, count in err.kinds().items():
+            failures.add(f"{side}: {kind}", count)
+    return finish("gateway", f"ruled_rps={ruled_rps:.0f} bare_rps={bare_rps:.0f} rps_ratio={ruled_rps / bare_rps:.3f} "
+                  f"ruled_p50_ms={r50:.2f} bare_p50_ms={b50:.2f} p50_ratio={r50 / b50:.3f} "
+                  f"ruled_p99_ms={r99:.2f} bare_p99_ms={b99:.2f} p99_ratio={r99 / b99:.3f}", failures)
 
 
 if __name__ == "__main__":

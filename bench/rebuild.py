@@ -9,6 +9,9 @@ measures, in the same run:
   into Python, nothing folded or written);
 - rebuild: ``projections.rebuild`` of every projection (replay + bulk insert, one
   transaction), and the rebuilt rows are checked against a replay of one sample dossier.
+
+A count that does not match or a sample that rebuilt wrong ends the run with ``FAILED
+rebuild errors=N`` instead of its ``RESULT`` line.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import time
 import uuid
 
+from bench.support import Failures, finish
 from portal_common import config
 from portal_common.db import Database, connect, ensure_database
 from portal_common.migrations import migrate
@@ -122,8 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         code = sample.split("-", 1)[1]
         expected = lifecycle.replay(DossierRepository(db).store.read_stream(sample))
         status = DossierRepository(db).lookup(code)
-        assert stats["events"] == events == scanned, (stats, events, scanned)
-        assert status["status"] == expected.status == "returned", status
+        failures = Failures()
+        if not stats["events"] == events == scanned:
+            failures.add(f"events generated {events}, scanned {scanned}, rebuilt {stats['events']}")
+        if not status or status["status"] != expected.status or expected.status != "returned":
+            failures.add(f"sample {code} rebuilt as {status and status['status']}, replayed as {expected.status}")
     finally:
         db.close()
         conn = connect(args.database_url)
@@ -137,6 +144,5 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'measure':<34}{'seconds':>10}{'events/s':>16}")
     print(f"{'baseline: ordered raw scan':<34}{scan_s:>10.2f}{scan_rate:>16,.0f}")
     print(f"{f'rebuild: {len(projections.PROJECTIONS)} projections':<34}{rebuild_s:>10.2f}{rebuild_rate:>16,.0f}")
-    print(f"RESULT rebuild events={events} rebuild_events_per_s={rebuild_rate:.0f} "
-          f"baseline_scan_events_per_s={scan_rate:.0f} ratio={rebuild_rate / scan_rate:.3f}")
-    return 0
+    return finish("rebuild", f"events={events} rebuild_events_per_s={rebuild_rate:.0f} "
+                  f"baseline_scan_events_per_s={scan_rate:.0f} ratio={rebuild_rate / scan_rate:.3f}", failures)

@@ -11,7 +11,7 @@ the service runs), in alternating chunks with the gateway's so that outside load
 alike. Everything it started is stopped and dropped at the end.
 
 Last line: ``RESULT search p50_ms=... sql_p50_ms=... p50_ratio=... p99_ms=... sql_p99_ms=...
-p99_ratio=... rps=... sql_rps=... rps_ratio=...``: each gateway figure beside the bare SQL one
+p99_ratio=... rps=... sql_rps=... rps_ratio=... errors=0``: each gateway figure beside the bare SQL one
 and their ratio (what HTTP + RPC add). Target: p99 <= 20 ms through the gateway.
 """
 
@@ -28,7 +28,7 @@ import urllib.parse
 import uuid
 from pathlib import Path
 
-from bench.support import free_port, private_vhost, throwaway_database
+from bench.support import Failures, finish, free_port, private_vhost, throwaway_database
 from deploy.launcher import LocalSystem, migrate_and_seed
 from portal_common import config
 from portal_common.db import Database
@@ -53,17 +53,25 @@ def _pct(values: list[float], p: float) -> float:
 
 
 class _Http:
-    """One keep-alive connection to the gateway: one search per call."""
+    """One keep-alive connection to the gateway: one search per call; an answer other than
+    200, or a broken connection (then opened again), is added to ``failures``."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, failures: Failures):
+        self.port, self.failures = port, failures
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 
     def __call__(self, params: dict) -> None:
-        self.conn.request("GET", "/api/v1/procedures?" + urllib.parse.urlencode(params))
-        resp = self.conn.getresponse()
-        body = resp.read()
+        try:
+            self.conn.request("GET", "/api/v1/procedures?" + urllib.parse.urlencode(params))
+            resp = self.conn.getresponse()
+            body = resp.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self.failures.add(type(exc).__name__)
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            return
         if resp.status != 200:
-            raise SystemExit(f"search answered {resp.status}: {body[:300]!r}")
+            self.failures.add(f"{resp.status} {body[:80]!r}")
 
     def close(self) -> None:
         self.conn.close()
@@ -136,7 +144,8 @@ def main(argv: list[str]) -> int:
                                   extra_env={"RATE_DEFAULT": "1000000", "LOG_LEVEL": "WARNING"})
                 sut.start()
                 sut.wait_ready(timeout=120)
-                sides = {"gateway": _Http(sut.gateway_port), "sql": _Sql(dsn)}
+                failures = Failures()
+                sides = {"gateway": _Http(sut.gateway_port, failures), "sql": _Sql(dsn)}
                 try:
                     _measure(sides, min(200, requests))  # warm up caches and connections
                     measured = _measure(sides, requests)
@@ -163,10 +172,10 @@ def main(argv: list[str]) -> int:
     print(json.dumps({"p50_ms": round(p50, 2), "p99_ms": round(p99, 2), "rps": round(rps, 1),
                       "sql_p50_ms": round(sql_p50, 2), "sql_p99_ms": round(sql_p99, 2),
                       "sql_rps": round(sql_rps, 1)}))
-    print(f"RESULT search p50_ms={p50:.2f} sql_p50_ms={sql_p50:.2f} p50_ratio={p50 / sql_p50:.2f} "
-          f"p99_ms={p99:.2f} sql_p99_ms={sql_p99:.2f} p99_ratio={p99 / sql_p99:.2f} "
-          f"rps={rps:.1f} sql_rps={sql_rps:.1f} rps_ratio={rps / sql_rps:.2f}")
-    return 0
+    print(f"failed searches: {failures.total}")
+    return finish("search", f"p50_ms={p50:.2f} sql_p50_ms={sql_p50:.2f} p50_ratio={p50 / sql_p50:.2f} "
+                  f"p99_ms={p99:.2f} sql_p99_ms={sql_p99:.2f} p99_ratio={p99 / sql_p99:.2f} "
+                  f"rps={rps:.1f} sql_rps={sql_rps:.1f} rps_ratio={rps / sql_rps:.2f}", failures)
 
 
 if __name__ == "__main__":  # pragma: no cover

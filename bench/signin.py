@@ -11,7 +11,8 @@ shared machine falls on all three alike.
 
 Without ``--gateway-url`` it starts the whole system on a throw-away database (the local
 stand-ins on, per-number code budget lifted). Last line: ``RESULT signin password_per_s=...
-baseline_per_s=... password_ratio=... refresh_per_s=... refresh_ratio=... p50/p99 ...``.
+baseline_per_s=... password_ratio=... refresh_per_s=... refresh_ratio=... p50/p99 ...``, or
+``FAILED signin errors=N`` when any request of any measure (the baseline's too) failed.
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ import threading
 import time
 import uuid
 
-from bench.support import percentile, throwaway_database
+from bench.support import Failures, finish, percentile, throwaway_database
 from portal_common import config
 
 ROUNDS = 5
 
 
 def _measure(clients: int, per_client: int, one) -> tuple[float, list[float], int]:
-    """Each client runs ``one(client, i)`` ``per_client`` times in a row; all clients at once."""
+    """Each client runs ``one(client, i)`` ``per_client`` times in a row; all clients at once.
+    A call that returns false or raises is a failure."""
     latencies: list[list[float]] = [[] for _ in range(clients)]
     failures = [0] * clients
     gate = threading.Barrier(clients + 1)
@@ -38,7 +40,10 @@ def _measure(clients: int, per_client: int, one) -> tuple[float, list[float], in
         gate.wait()
         for i in range(per_client):
             t0 = time.perf_counter()
-            ok = one(k, i)
+            try:
+                ok = one(k, i)
+            except Exception:
+                ok = False
             latencies[k].append(time.perf_counter() - t0)
             failures[k] += 0 if ok else 1
 
@@ -75,7 +80,9 @@ def run(gateway_url: str, clients: int, per_client: int) -> int:
             return True
         return False
 
-    _measure(clients, 3, challenge)  # warm up connections and workers
+    failures = Failures()
+    _, _, warm_failed = _measure(clients, 3, challenge)  # warm up connections and workers
+    failures.add("warm-up challenge", warm_failed)
     measures = (("baseline: challenge", challenge), ("password step (Argon2id)", password),
                 ("token refresh", rotate))
     results = {name: (0.0, [], 0) for name, _ in measures}
@@ -94,15 +101,14 @@ def run(gateway_url: str, clients: int, per_client: int) -> int:
         rates[name] = n / secs
         print(f"{name:<30}{rates[name]:>10.1f}{percentile(lat, 50) * 1000:>10.1f}"
               f"{percentile(lat, 99) * 1000:>10.1f}{failed:>8}")
-    (_, bl, _), (ps, pl, pf), (rs, rl, rf) = results.values()
+        failures.add(name, failed)
+    (_, bl, _), (ps, pl, _), (rs, rl, _) = results.values()
     base_rate = rates["baseline: challenge"]
-    print(f"RESULT signin requests={n} clients={clients} password_per_s={n / ps:.1f} "
-          f"password_p50_ms={percentile(pl, 50) * 1000:.1f} password_p99_ms={percentile(pl, 99) * 1000:.1f} "
-          f"refresh_per_s={n / rs:.1f} refresh_p50_ms={percentile(rl, 50) * 1000:.1f} "
-          f"baseline_per_s={base_rate:.1f} baseline_p50_ms={percentile(bl, 50) * 1000:.1f} "
-          f"password_ratio={(n / ps) / base_rate:.3f} refresh_ratio={(n / rs) / base_rate:.3f} "
-          f"failed={pf + rf}")
-    return 0 if pf + rf == 0 else 1
+    return finish("signin", f"requests={n} clients={clients} password_per_s={n / ps:.1f} "
+                  f"password_p50_ms={percentile(pl, 50) * 1000:.1f} password_p99_ms={percentile(pl, 99) * 1000:.1f} "
+                  f"refresh_per_s={n / rs:.1f} refresh_p50_ms={percentile(rl, 50) * 1000:.1f} "
+                  f"baseline_per_s={base_rate:.1f} baseline_p50_ms={percentile(bl, 50) * 1000:.1f} "
+                  f"password_ratio={(n / ps) / base_rate:.3f} refresh_ratio={(n / rs) / base_rate:.3f}", failures)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,9 @@ rate is events over seconds summed across the rounds, so load from other work on
 falls on both alike. Last line:
 ``RESULT store append_1_per_s=... raw_insert_1_per_s=... append_1_ratio=... append_10_per_s=...
 raw_insert_10_per_s=... append_10_ratio=... append_ratio=... replay_per_s=... raw_select_per_s=...
-replay_ratio=...`` with ``append_ratio`` the worse of the two append ratios.
+replay_ratio=... errors=0`` with ``append_ratio`` the worse of the two append ratios. A failed
+append (raised in a writer thread) or a replay pass that did not read the whole log makes it
+``FAILED store errors=N`` instead; an error in the main thread ends the run with its traceback.
 Targets: ``append_ratio >= 0.8``, ``replay_ratio >= 0.5``.
 """
 
@@ -44,7 +46,7 @@ from dataclasses import dataclass
 import psycopg2
 import psycopg2.extras
 
-from bench.support import throwaway_database
+from bench.support import Failures, finish, throwaway_database
 from portal_common.db import Database, connect
 from portal_common.eventstore import EventContext, EventStore, NewEvent
 from portal_common.eventstore.events import Actor
@@ -203,13 +205,17 @@ def raw_appends(conn, streams: Streams, transactions: int, per_tx: int) -> Calla
     return run
 
 
-def in_parallel(runs: list[Callable[[], int]]) -> Callable[[], int]:
-    """Run several append loops at once, one thread each (psycopg2 releases the GIL on I/O)."""
+def in_parallel(runs: list[Callable[[], int]], failures: Failures) -> Callable[[], int]:
+    """Run several append loops at once, one thread each (psycopg2 releases the GIL on I/O);
+    a loop that raises is added to ``failures`` (a thread's exception would otherwise vanish)."""
     def run() -> int:
         counts = [0] * len(runs)
 
         def one(i: int) -> None:
-            counts[i] = runs[i]()
+            try:
+                counts[i] = runs[i]()
+            except Exception as exc:
+                failures.add(f"parallel append: {type(exc).__name__}: {exc}"[:200])
 
         threads = [threading.Thread(target=one, args=(i,)) for i in range(len(runs))]
         for t in threads:
@@ -310,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     log_size = args.events or (60_000 if args.quick else 300_000)
     replay_rounds = max(3, rounds // 2)
 
+    failures = Failures()
     with throwaway_database(f"portal_bench_store_{uuid.uuid4().hex[:8]}") as dsn:
         db = None
         conn = None
@@ -354,9 +361,9 @@ def main(argv: list[str] | None = None) -> int:
             raw_sets = [Streams(f"w{i}", 50) for i in range(WRITERS)]
             try:
                 for r in range(max(2, rounds // 2)):
-                    par.race(in_parallel([store_appends(writers_store, st, chunk, 1) for st in store_sets]),
+                    par.race(in_parallel([store_appends(writers_store, st, chunk, 1) for st in store_sets], failures),
                              in_parallel([raw_appends(c, st, chunk, 1)
-                                          for c, st in zip(raw_conns, raw_sets, strict=True)]),
+                                          for c, st in zip(raw_conns, raw_sets, strict=True)], failures),
                              r, chunks)
                 print(f"  {WRITERS} writers: append_1 {par.store:,.0f} vs {par.raw:,.0f}", flush=True)
             finally:
@@ -370,22 +377,26 @@ def main(argv: list[str] | None = None) -> int:
                 rp.race(store_replay(store), raw_replay(conn), r, batches_per_pass)
                 print(f"  round {r + 1:>2}: replay {rp.store:,.0f} vs {rp.raw:,.0f}", flush=True)
 
+            if rp.store_events != replay_rounds * events or rp.raw_events != replay_rounds * events:
+                failures.add(f"replay read {rp.store_events} (store) and {rp.raw_events} (raw) events, "
+                             f"not {replay_rounds} x {events}")
             figures = [a1, a10, floor, par, rp]
             _print_table(figures, rounds, replay_rounds, events)
             append_ratio = min(a1.ratio, a10.ratio)
             verdict = "met" if append_ratio >= 0.8 and rp.ratio >= 0.5 else "MISSED"
             print(f"targets (append >= 0.80, replay >= 0.50): {verdict}")
-            print(
-                f"RESULT store append_1_per_s={a1.store:.0f} raw_insert_1_per_s={a1.raw:.0f} "
+            return finish(
+                "store",
+                f"append_1_per_s={a1.store:.0f} raw_insert_1_per_s={a1.raw:.0f} "
                 f"append_1_ratio={a1.ratio:.2f} append_10_per_s={a10.store:.0f} "
                 f"raw_insert_10_per_s={a10.raw:.0f} append_10_ratio={a10.ratio:.2f} "
                 f"append_ratio={append_ratio:.2f} replay_per_s={rp.store:.0f} "
                 f"raw_select_per_s={rp.raw:.0f} replay_ratio={rp.ratio:.2f} events={events} "
                 f"raw_insert_1_autocommit_per_s={floor.raw:.0f} append_1_vs_autocommit_ratio={floor.ratio:.2f} "
                 f"append_1x{WRITERS}_per_s={par.store:.0f} raw_insert_1x{WRITERS}_per_s={par.raw:.0f} "
-                f"append_1x{WRITERS}_ratio={par.ratio:.2f}"
+                f"append_1x{WRITERS}_ratio={par.ratio:.2f}",
+                failures,
             )
-            return 0
         finally:
             if conn is not None:
                 conn.close()

@@ -6,6 +6,8 @@ the same run with the same concurrency: a round trip through the gateway and the
 service that does almost no work (public lookup of an existing code: one RPC, one index probe).
 A client whose connection breaks retries with the same key, as a real one would; the retries
 are counted, and the run checks that exactly N dossiers were filed (no retry filed twice).
+A submission or lookup that still failed, or a count of filed dossiers other than N, ends the
+run with ``FAILED submit errors=N`` instead of its ``RESULT`` line.
 The system runs on a vhost of its own, so no other system on the broker answers its RPCs.
 
 Without ``--gateway-url`` it starts the whole system on a throw-away database. It needs a
@@ -32,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.support import free_port, percentile, private_vhost, request_json, throwaway_database
+from bench.support import Failures, finish, free_port, percentile, private_vhost, request_json, throwaway_database
 from portal_common import config
 
 PDF = base64.b64encode(b"%PDF-1.4\n% bench document\n").decode()
@@ -75,12 +77,17 @@ def _filing(gateway_url: str) -> dict[str, Any]:
 
 
 def _run(n: int, concurrency: int, one) -> tuple[float, list[float], int]:
+    """``one(i)`` for i < n, ``concurrency`` at once: seconds, latencies and failures (a call
+    that returns false or raises)."""
     latencies: list[float] = []
     failures = 0
 
     def timed(i: int) -> tuple[float, bool]:
         started = time.perf_counter()
-        ok = one(i)
+        try:
+            ok = one(i)
+        except Exception:
+            ok = False
         return time.perf_counter() - started, ok
 
     started = time.perf_counter()
@@ -126,16 +133,19 @@ def _repository_layer(n: int, concurrency: int) -> int:
             sub_s, sub_lat, sub_fail = _run(n, concurrency, submit_one)
         finally:
             db.close()
-    _report("repository", n, concurrency, "baseline: bare INSERT of the row", base_s, base_lat, base_fail,
-            sub_s, sub_lat, sub_fail)
-    return 0 if sub_fail == 0 else 1
+    failures = Failures()
+    failures.add("baseline INSERT", base_fail)
+    failures.add("submit", sub_fail)
+    return _report("repository", n, concurrency, "baseline: bare INSERT of the row", base_s, base_lat, base_fail,
+                   sub_s, sub_lat, sub_fail, failures)
 
 
 PDF_BYTES = base64.b64decode(PDF)
 
 
 def _report(layer: str, n: int, concurrency: int, baseline_name: str, base_s: float, base_lat: list[float],
-            base_fail: int, sub_s: float, sub_lat: list[float], sub_fail: int, extra: str = "") -> None:
+            base_fail: int, sub_s: float, sub_lat: list[float], sub_fail: int, failures: Failures,
+            extra: str = "") -> int:
     base_rate, sub_rate = n / base_s, n / sub_s
     print(f"{n} requests per measure, {concurrency} in flight, layer: {layer}")
     print(f"{'measure':<40}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'failed':>8}")
@@ -143,11 +153,11 @@ def _report(layer: str, n: int, concurrency: int, baseline_name: str, base_s: fl
           f"{percentile(base_lat, 99) * 1000:>10.1f}{base_fail:>8}")
     print(f"{'submit dossier':<40}{sub_rate:>10.1f}{percentile(sub_lat, 50) * 1000:>10.1f}"
           f"{percentile(sub_lat, 99) * 1000:>10.1f}{sub_fail:>8}")
-    print(f"RESULT submit layer={layer} dossiers={n} concurrency={concurrency} submits_per_s={sub_rate:.1f} "
-          f"p50_ms={percentile(sub_lat, 50) * 1000:.1f} p99_ms={percentile(sub_lat, 99) * 1000:.1f} failed={sub_fail} "
-          f"{extra + ' ' if extra else ''}"
-          f"baseline_per_s={base_rate:.1f} baseline_p50_ms={percentile(base_lat, 50) * 1000:.1f} "
-          f"ratio={sub_rate / base_rate:.3f}")
+    return finish("submit", f"layer={layer} dossiers={n} concurrency={concurrency} submits_per_s={sub_rate:.1f} "
+                  f"p50_ms={percentile(sub_lat, 50) * 1000:.1f} p99_ms={percentile(sub_lat, 99) * 1000:.1f} "
+                  f"{extra + ' ' if extra else ''}"
+                  f"baseline_per_s={base_rate:.1f} baseline_p50_ms={percentile(base_lat, 50) * 1000:.1f} "
+                  f"ratio={sub_rate / base_rate:.3f}", failures)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,7 +235,7 @@ def _gateway_layer(gateway_url: str | None, n: int, concurrency: int, amqp_uri: 
                 status, _ = request_json(f"{gateway_url}/api/v1/lookup/{first['code']}")
                 return status == 200
 
-            _run(min(n, 50), min(concurrency, 50), noop_one)  # warm up connections and workers
+            _, _, warm_fail = _run(min(n, 50), min(concurrency, 50), noop_one)  # warm up connections and workers
             base_s, base_lat, base_fail = _run(n, concurrency, noop_one)
             sub_s, sub_lat, sub_fail = _run(n, concurrency, submit_one)
             _, mine = request_json(f"{gateway_url}/api/v1/dossiers?page_size=1", headers=auth)
@@ -235,6 +245,12 @@ def _gateway_layer(gateway_url: str | None, n: int, concurrency: int, amqp_uri: 
                 system.stop()
     retried = sum(v for k, v in answers.items() if "attempt" in k)
     print(f"submission answers: {dict(answers)}; dossiers filed: {filed}")
-    _report("gateway", n, concurrency, "baseline: lookup RPC through gateway", base_s, base_lat, base_fail,
-            sub_s, sub_lat, sub_fail, extra=f"retried={retried} filed={filed}")
-    return 0 if sub_fail == 0 and filed == n else 1
+    failures = Failures()
+    failures.add("warm-up lookup", warm_fail)
+    failures.add("baseline lookup", base_fail)
+    # a submission whose broken connection was retried to a success is a retry, not a failure
+    failures.add("submission refused or abandoned (see the answers above)", sub_fail)
+    if filed != n:
+        failures.add(f"{filed} dossiers filed for {n} submissions", abs(filed - n) or 1)
+    return _report("gateway", n, concurrency, "baseline: lookup RPC through gateway", base_s, base_lat, base_fail,
+                   sub_s, sub_lat, sub_fail, failures, extra=f"retried={retried} filed={filed}")

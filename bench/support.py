@@ -1,5 +1,7 @@
 """Helpers shared by the benchmarks: a free port, a percentile, a JSON request, a private
-RabbitMQ vhost and a throw-away database (not a benchmark itself: ``python -m bench`` does not list it)."""
+RabbitMQ vhost, a throw-away database, and the rule every benchmark ends by (``finish``: a run
+that met a failed request prints no ratio). Not a benchmark itself: ``python -m bench`` does
+not list it."""
 
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlparse, urlunparse
@@ -83,3 +87,42 @@ def throwaway_database(name: str, server: str | None = None) -> Iterator[str]:
             drop_database(dsn)
         except psycopg2.Error as exc:
             print(f"could not drop {dsn}: {exc}", file=sys.stderr)
+
+
+class Failures:
+    """The failed requests or operations of a run, counted by what went wrong (``"401
+    invalid_token"``, ``"ConnectionResetError"``), safe to add to from many client threads."""
+
+    def __init__(self) -> None:
+        self._kinds: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, count: int = 1) -> None:
+        if count:
+            with self._lock:
+                self._kinds[kind] += count
+
+    @property
+    def total(self) -> int:
+        return sum(self._kinds.values())
+
+    def kinds(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._kinds)
+
+    def __str__(self) -> str:
+        return ", ".join(f"{kind} x{n}" for kind, n in self._kinds.most_common(5))
+
+
+def finish(name: str, figures: str, failures: Failures | int) -> int:
+    """End a benchmark run: print ``RESULT <name> <figures>`` and return 0 when nothing failed;
+    otherwise print ``FAILED <name> errors=N`` and return 1, with no ratio: figures measured
+    over refused requests (a 401 or 429 answered in a microsecond) do not measure what the
+    benchmark says they do. Call it after printing the table, which shows the errors."""
+    count = failures.total if isinstance(failures, Failures) else int(failures)
+    if count:
+        detail = f" ({failures})" if isinstance(failures, Failures) and str(failures) else ""
+        print(f"FAILED {name} errors={count}{detail}")
+        return 1
+    print(f"RESULT {name} {figures} errors=0")
+    return 0

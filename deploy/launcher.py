@@ -1,5 +1,6 @@
-"""Start and stop the whole system locally: broker and database checks, migrations, seed
-data, every service and the gateway as ``nameko run`` processes.
+"""Start and stop the whole system locally: migrations, seed data, every service and the
+gateway as ``nameko run`` processes (the broker and the database are
+``deploy.infrastructure``'s job).
 
 Used by ``make up`` (``python -m deploy.local up``) and by the test suite, which starts the
 same system against its own database and RabbitMQ vhost.
@@ -10,9 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,9 +19,6 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
-
-import psycopg2.extensions
 
 from portal_common import config
 from portal_common.migrations import SERVICES, migrate
@@ -36,47 +32,6 @@ SERVICE_CLASSES = {
     "router": "services.router.service:RouterService",
     "gateway": "gateway.service:GatewayService",
 }
-
-
-def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
-        return True
-    return False
-
-
-def _pg_endpoint(dsn: str) -> tuple[str, int]:
-    params = psycopg2.extensions.parse_dsn(dsn)
-    return params.get("host", "127.0.0.1"), int(params.get("port", 5432))
-
-
-def _amqp_endpoint(uri: str) -> tuple[str, int]:
-    parsed = urlparse(uri)
-    return parsed.hostname or "127.0.0.1", parsed.port or 5672
-
-
-def ensure_infrastructure(dsn: str, amqp_uri: str, wait_s: float = 60.0) -> None:
-    """Make sure PostgreSQL and RabbitMQ answer; start local installs that are stopped."""
-    pg, mq = _pg_endpoint(dsn), _amqp_endpoint(amqp_uri)
-    if not port_open(*pg) and pg[0] in ("127.0.0.1", "localhost"):
-        versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
-        if versions and shutil.which("pg_ctlcluster"):
-            print(f"starting PostgreSQL {versions[-1]} ...", flush=True)
-            subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"],
-                           check=False)
-    if not port_open(*mq) and mq[0] in ("127.0.0.1", "localhost") and shutil.which("rabbitmq-server"):
-        print("starting RabbitMQ ...", flush=True)
-        subprocess.run(["rabbitmq-server", "-detached"], check=False)
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        if port_open(*pg) and port_open(*mq):
-            return
-        time.sleep(0.5)
-    missing = [name for name, ep in (("PostgreSQL", pg), ("RabbitMQ", mq)) if not port_open(*ep)]
-    raise SystemExit(
-        f"{' and '.join(missing)} not answering at {pg if 'PostgreSQL' in missing else mq}. "
-        "Install and start them (Debian: apt-get install postgresql rabbitmq-server), or set "
-        "DATABASE_URL / AMQP_URI, or run `docker compose up` if you have Docker."
-    )
 
 
 def migrate_and_seed(dsn: str, seed: bool = True) -> None:

@@ -9,7 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from deploy.launcher import LocalSystem, default_settings, ensure_infrastructure, migrate_and_seed
+from deploy.infrastructure import ensure_infrastructure
+from deploy.launcher import LocalSystem, default_settings, migrate_and_seed
 
 
 def up() -> int:

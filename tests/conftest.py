@@ -2,8 +2,9 @@
 that need it) the whole system running against them.
 
 With a Docker engine present, pytest-docker brings up docker-compose.yml's ``postgres`` and
-``rabbitmq`` services; otherwise the running services named by ``TEST_DATABASE_URL`` (a
-server-level DSN) and ``TEST_AMQP_URI`` are used, defaulting to 127.0.0.1.
+``rabbitmq`` services; otherwise the services named by ``TEST_DATABASE_URL`` (a server-level
+DSN) and ``TEST_AMQP_URI`` are used, defaulting to 127.0.0.1, and started (or installed) by
+``deploy.infrastructure`` when local and not answering, as ``make up`` does.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from urllib.parse import quote, urlparse, urlunparse
 
 import pytest
 
+from deploy.infrastructure import ensure_infrastructure
 from deploy.launcher import LocalSystem, migrate_and_seed
 from portal_common.db import Database, drop_database, ensure_database
 from portal_common.migrations import migrate
@@ -64,11 +66,13 @@ def infrastructure(request) -> dict[str, str]:
                                        timeout=90, pause=1)
         return {"pg": f"postgresql://postgres:postgres@{ip}:{pg_port}",
                 "amqp": f"amqp://guest:guest@{ip}:{mq_port}/", "docker": "yes"}
-    return {
-        "pg": os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432"),
-        "amqp": os.environ.get("TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/"),
-        "docker": "",
-    }
+    pg = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432")
+    amqp = os.environ.get("TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
+    try:  # as `make up` does: start (or on Debian/Ubuntu install) local servers that do not answer
+        ensure_infrastructure(pg, amqp)
+    except SystemExit as exc:
+        pytest.exit(str(exc), returncode=3)
+    return {"pg": pg, "amqp": amqp, "docker": ""}
 
 
 def _port_open(host: str, port: int) -> bool:

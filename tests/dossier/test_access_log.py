@@ -18,9 +18,9 @@ from services.dossier.repository import DossierRepository
 from services.dossier.service import DossierService
 from tests.dossier.conftest import agency_ctx, submit
 from tests.dossier.test_http import _token, http
+from tests.support import accounts
 from tests.support.filings import first_office_filing
 
-accounts = pytest.importorskip("tests.support.accounts")
 pytestmark = pytest.mark.integration
 
 PROCEDURE = "1.001193"

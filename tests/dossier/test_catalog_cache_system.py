@@ -12,9 +12,8 @@ import pytest
 
 from tests.catalog.conftest import procedure_payload
 from tests.dossier.test_http import _token, http
+from tests.support import accounts
 from tests.support.filings import first_office_filing
-
-accounts = pytest.importorskip("tests.support.accounts")
 
 WAIT_S = 10.0
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.support import accounts as account_helpers
 from tests.support.filings import complete_filing
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,8 +130,8 @@ class BackOffice:
 
 @pytest.fixture(scope="module")
 def accounts():
-    return pytest.importorskip("tests.support.accounts",
-                               reason="citizen registration helpers (tests/support/accounts.py) are missing")
+    """The identity test helpers (tests/support/accounts.py)."""
+    return account_helpers
 
 
 @pytest.fixture(scope="module")

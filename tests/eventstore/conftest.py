@@ -36,7 +36,8 @@ def superuser(log):
         cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
         if not cur.fetchone()[0]:
             conn.close()
-            pytest.skip(f"{parse_dsn(log.db.dsn).get('user')} is not a superuser here")
+            user = parse_dsn(log.db.dsn).get("user")
+            pytest.skip(f"the database user {user} is not a superuser on this machine's PostgreSQL")
     yield conn
     conn.close()
 

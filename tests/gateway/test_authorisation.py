@@ -13,8 +13,8 @@ import requests
 from gateway.http.auth import ROLES
 from gateway.http.route import ApiRoute
 from gateway.service import GatewayService
+from tests.support import accounts
 
-accounts = pytest.importorskip("tests.support.accounts")
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 

@@ -122,9 +122,7 @@ def test_missing_fields_are_all_listed(rules_url):
 ])
 def test_malformed_bodies_are_problems(rules_url, payload, content_type, status, code):
     resp = requests.post(f"{rules_url}/t/items", data=payload, headers={"Content-Type": content_type}, timeout=10)
-    assert resp.status_code in (status, 415, 422)
-    assert resp.headers["Content-Type"].startswith("application/problem+json")
-    assert resp.json()["code"] in (code, "validation_failed", "unsupported_media_type", "invalid_json")
+    _problem(resp, status, code)
 
 
 def test_huge_strings_and_control_characters_are_refused_cleanly(rules_url):

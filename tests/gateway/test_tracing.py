@@ -12,9 +12,9 @@ import pytest
 import requests
 
 from portal_common.db import Database
+from tests.support import accounts
 from tests.support.filings import first_office_filing
 
-accounts = pytest.importorskip("tests.support.accounts")
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 PROCEDURE = "1.001193"

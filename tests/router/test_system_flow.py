@@ -13,13 +13,13 @@ from deploy.backoffice.consumer import AgencyConsumer
 from deploy.backoffice.inbox import Inbox
 from portal_common.db import Database
 from portal_common.eventstore import EventStore
+from services.dossier.repository import DossierRepository
 
 
 @pytest.fixture(scope="module")
 def dossier_repo(system, migrated_database):
-    repository = pytest.importorskip("services.dossier.repository")
     db = Database(migrated_database, "dossier", size=2)
-    yield repository.DossierRepository(db, EventStore(db))
+    yield DossierRepository(db, EventStore(db))
     db.close()
 
 
