@@ -25,20 +25,22 @@ from portal_common.errors import NotFound, ServiceError
 from portal_common.eventstore import EventContext, EventStore
 from portal_common.eventstore.events import Actor
 from portal_common.migrations import migrate
-from services.identity import adapters, certificate, keys, staff_accounts
+from services.identity import adapters
 from services.identity import repository as repo
 from services.identity import settings as identity_settings
+from services.identity.application import keys, pki, staff
+from services.identity.domain.accounts import STAFF_ROLES, staff_identifier
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.identity.admin")
     sub = parser.add_subparsers(dest="command", required=True)
-    staff = sub.add_parser("create-staff", help="create a staff account waiting for activation")
-    staff.add_argument("--username", required=True)
-    staff.add_argument("--role", required=True, choices=staff_accounts.STAFF_ROLES)
-    staff.add_argument("--full-name", required=True)
-    staff.add_argument("--phone", required=True)
-    staff.add_argument("--agency-code", default=None)
+    create = sub.add_parser("create-staff", help="create a staff account waiting for activation")
+    create.add_argument("--username", required=True)
+    create.add_argument("--role", required=True, choices=STAFF_ROLES)
+    create.add_argument("--full-name", required=True)
+    create.add_argument("--phone", required=True)
+    create.add_argument("--agency-code", default=None)
     sub.add_parser("rotate-key", help="a new token-signing key (published now, signing after the delay)")
     crl = sub.add_parser("add-crl", help="import a certificate revocation list (PEM or DER)")
     crl.add_argument("--file", required=True, type=Path)
@@ -55,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     db = Database(dsn, "identity", size=2, application_name="identity-admin")
     try:
         if args.command == "rotate-key":
-            keys.ensure_key(db)
-            print(f"new signing key {keys.rotate(db)}")
+            key_settings = identity_settings.load_keys()
+            keys.ensure_key(db, key_settings)
+            print(f"new signing key {keys.rotate(db, key_settings)}")
             return 0
         settings = identity_settings.load()
         ctx = EventContext(actor=Actor("operator", "identity-admin"))
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         body = {"username": args.username, "role": args.role, "full_name": args.full_name, "phone": args.phone,
                 "agency_code": args.agency_code}
         try:
-            out = staff_accounts.create(db, EventStore(db), adapters.build(settings, db), settings, body, ctx)
+            out = staff.create(db, EventStore(db), adapters.build(settings, db), settings, body, ctx)
         except ServiceError as exc:
             print(f"refused: {exc.code}: {exc.message}", file=sys.stderr)
             return 1
@@ -93,7 +96,7 @@ def _add_crl(db: Database, settings, file: Path, issuer: Path | None, ctx: Event
         print(f"cannot read: {exc}", file=sys.stderr)
         return 2
     try:
-        out = certificate.add_crl(db, EventStore(db), settings, text, issuer_pem, ctx)
+        out = pki.add_crl(db, EventStore(db), settings, text, issuer_pem, ctx)
     except ServiceError as exc:
         print(f"refused: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
@@ -104,8 +107,8 @@ def _add_crl(db: Database, settings, file: Path, issuer: Path | None, ctx: Event
 
 def _set_staff_status(db: Database, command: str, username: str, reason: str, ctx: EventContext) -> int:
     with db.transaction() as cur:
-        account = repo.account_by_identifier(cur, staff_accounts.identifier(username))
-    change = staff_accounts.disable if command == "disable-staff" else staff_accounts.reinstate
+        account = repo.account_by_identifier(cur, staff_identifier(username))
+    change = staff.disable if command == "disable-staff" else staff.reinstate
     try:
         if account is None:
             raise NotFound("staff_not_found", "No staff account has this username.")
