@@ -36,14 +36,13 @@ from prometheus_client import Counter
 from portal_common.consumer import event_id_of, handle_once
 from portal_common.contracts.identity import NotificationPreferencesBody
 from portal_common.db import Database
-from portal_common.errors import NotFound
 from portal_common.eventstore import EventContext, EventStore, NewEvent
 from services.identity import repository as repo
 from services.identity import settings
 from services.identity.adapters import SmsGateway
 from services.identity.application.shared import load, record
+from services.identity.domain import accounts
 from services.identity.domain import notifications as notices
-from services.identity.domain.accounts import is_uuid
 from services.identity.domain.ids import mask_phone
 
 log = logging.getLogger(__name__)
@@ -124,7 +123,7 @@ def _decide(cur, envelope: dict) -> Decision:
     account_id = repo.dossier_owner(cur, code)
     if account_id is None:
         raise OwnerNotKnown(code)
-    account = repo.notification_target(cur, account_id) if is_uuid(account_id) else None
+    account = repo.notification_target(cur, account_id) if accounts.is_uuid(account_id) else None
     reason = notices.skip_reason(account)
     if reason:
         return Decision("skipped", reason)
@@ -202,12 +201,9 @@ def _after_failure(db: Database, notice: dict, exc: Exception) -> None:
 
 def preferences(db: Database, account_id: str) -> dict:
     """``GET /api/v1/me/notifications``: the choice and where SMS go (masked; null when none would)."""
-    if not is_uuid(account_id):
-        raise NotFound("account_not_found", "No account has this id.")
+    accounts.require_account_id(account_id)
     with db.transaction() as cur:
-        account = repo.notification_target(cur, account_id)
-    if account is None:
-        raise NotFound("account_not_found", "No account has this id.")
+        account = accounts.require_found(repo.notification_target(cur, account_id))
     return notices.preference_view(account)
 
 
@@ -218,13 +214,10 @@ def set_preferences(db: Database, store: EventStore, account_id: str, raw: dict,
     setting the value already held writes nothing.
     """
     data = load(NotificationPreferencesBody, raw)
-    if not is_uuid(account_id):
-        raise NotFound("account_not_found", "No account has this id.")
+    accounts.require_account_id(account_id)
     wanted = data["notify_sms"]
     with db.transaction() as cur:
-        account = repo.notification_target(cur, account_id, for_update=True)
-        if account is None:
-            raise NotFound("account_not_found", "No account has this id.")
+        account = accounts.require_found(repo.notification_target(cur, account_id, for_update=True))
         if bool(account["notify_sms"]) != wanted:
             account = repo.set_notify_sms(cur, account_id, wanted)
             owner = str(account["id"])

@@ -15,6 +15,7 @@ STAFF_ROLES = ("officer", "editor", "operator")
 CITIZEN_ROLES = ("citizen", "business")  # who signs in with an ID number
 PASSWORD_ROLES = ("citizen", "business", "officer", "editor", "operator")  # may change or reset a password
 NO_STAFF = ("staff_not_found", "No staff account has this id.")
+NO_ACCOUNT = ("account_not_found", "No account has this id.")
 
 
 def staff_identifier(username: str) -> str:
@@ -50,6 +51,20 @@ def is_uuid(value: Any) -> bool:
     except ValueError:
         return False
     return True
+
+
+def require_found(account: dict | None) -> dict:
+    """``account``, or ``account_not_found`` when there is none."""
+    if account is None:
+        raise NotFound(*NO_ACCOUNT)
+    return account
+
+
+def require_account_id(account_id: Any) -> str:
+    """An id that can name an account; anything else is an account not found."""
+    if not is_uuid(account_id):
+        raise NotFound(*NO_ACCOUNT)
+    return str(account_id)
 
 
 def citizen(account_id: str, method: str, person: dict) -> dict:
