@@ -105,6 +105,15 @@ def login(db: Database, store: EventStore, adapters: Adapters, settings: Setting
                                 data["password"], STAFF_ROLES, context, ctx)
 
 
+def id_of(db: Database, name: str) -> str:
+    """The account id of the staff member with username ``name`` (for the operator command)."""
+    with db.transaction() as cur:
+        account = repo.account_by_identifier(cur, staff_identifier(name))
+    if account is None:
+        raise NotFound("staff_not_found", "No staff account has this username.")
+    return str(account["id"])
+
+
 def disable(db: Database, store: EventStore, account_id: str, raw: dict, ctx: EventContext) -> dict:
     """Disable a staff account at once: no sign-in, its sessions ended, its access tokens refused.
 
