@@ -13,6 +13,7 @@ from portal_common.db import Database
 from services.identity import adapters
 from services.identity import settings as identity_settings
 from services.identity.application import keys
+from services.identity.domain import passwords
 from services.identity.domain.tokens import SigningKey
 
 RELOAD_EVERY_S = 5.0
@@ -23,6 +24,7 @@ class Parties(DependencyProvider):
 
     def setup(self) -> None:
         self.settings = identity_settings.load()
+        passwords.prepare(self.settings.argon2)
         self.adapters: adapters.Adapters | None = None
         kinds = {self.settings.carrier_adapter, self.settings.bhxh_adapter, self.settings.sms_adapter}
         if not kinds <= {"local", "http"}:  # refuse to start rather than fail every call

@@ -52,6 +52,11 @@ def _dummy_hash(params: Argon2Params) -> str:
     return _hasher(params).hash("not-a-real-password-used-for-timing")
 
 
+def prepare(params: Argon2Params) -> None:
+    """Make the dummy hash before the first sign-in, so the first unknown account costs what later ones do."""
+    _dummy_hash(params)
+
+
 def policy_problems(password: str, personal: tuple[str, ...] = ()) -> list[str]:
     """The rules a password breaks (empty when it is acceptable); never echoes the password."""
     if not isinstance(password, str):
