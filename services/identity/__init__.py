@@ -1,24 +1,25 @@
 """The identity service: citizen, business and staff accounts, every registration and
 sign-in method of the portal, and the tokens the gateway verifies on its own.
 
-Read top-down:
+Read top-down, in the shape every service has (``docs/architecture.md``):
 
-- ``service.py``: nameko entrypoints (RPC for the gateway, a clean-up timer), thin;
-- the flows, one module each: ``registration`` (mobile subscription, BHXH), ``certificate``
-  (SIM / USB token challenge-response, registration and sign-in), ``signin`` (password +
-  one-time code, lockout), ``sessions`` (tokens, refresh rotation, sign-out),
-  ``staff_accounts`` and ``agency_clients`` (staff and back-office system credentials),
-  ``dev_tokens`` and ``dev`` (the local stand-ins' endpoints), ``otp_flow`` (sending and checking
-  codes), ``profile`` (``/me``), ``notifications`` (SMS to applicants about their dossiers'
-  events, and their opt-out), ``housekeeping`` (expired rows);
-- ``domain/``: pure rules: ``ids`` (CCCD structure, CMT, tax and BHXH codes, phones),
-  ``passwords`` (policy, Argon2id), ``otp``, ``lockout`` (back-off), ``certificates``
-  (X.509 chain, validity, key usage, subject, signature), ``tokens`` (JWT and refresh tokens);
-- ``keys.py``: the signing keys (first-start generation, shared through the table, rotation
-  that publishes before it signs, JWKS); ``adapters/``: carrier, social insurance and SMS
-  behind one interface each (``local`` stand-ins on their own tables, or ``http``);
-- ``repository.py``: the SQL; ``migrations/``: the schema; ``settings.py``: configuration;
-  ``admin.py``: bootstrap command (first operator, key rotation).
+- ``service.py``: the nameko entrypoints (RPC for the gateway, dossier-event handlers, timers),
+  one call each into the application layer; ``dependencies.py``: its own dependency providers
+  (the outside parties the settings choose, this worker's signing key);
+- ``application/``: the use cases, one module per group (registration, certificates and pki,
+  sign-in with attempts and codes, sessions, passwords, profile, staff and agency systems,
+  applicant notices, signing keys, the local stand-ins, housekeeping); transactions begin and
+  end there;
+- ``domain/``: pure rules, no I/O and no configuration: ``ids`` (CCCD structure, CMT, tax and
+  BHXH codes, phones), ``passwords`` (policy, Argon2id), ``otp``, ``lockout`` (back-off),
+  ``certificates`` (X.509 chain, validity, key usage, subject, signature, CRLs, challenges),
+  ``tokens`` (JWT, refresh tokens, client secrets, signing keys), ``accounts`` (roles, views,
+  registration events), ``sessions`` (sign-out events, revocations), ``notifications`` (SMS
+  texts, who is skipped);
+- ``repository.py``: the SQL; ``migrations/``: the schema; ``adapters/``: carrier, social
+  insurance and SMS behind one interface each (``local`` stand-ins on their own tables, or
+  ``http``); ``settings.py``: the configuration, read nowhere else; ``admin.py``: the operator
+  command (first operator, key rotation, CRL import, disable / reinstate staff).
 
 Configuration (``IDENTITY_<NAME>`` beats ``<NAME>``): ``LOCAL_ADAPTERS`` (the dev endpoints and
 dev staff tokens; never on in production), ``CARRIER_ADAPTER`` / ``BHXH_ADAPTER`` /

@@ -21,24 +21,25 @@ from pathlib import Path
 
 from portal_common import config
 from portal_common.db import Database
-from portal_common.errors import NotFound, ServiceError
+from portal_common.errors import ServiceError
 from portal_common.eventstore import EventContext, EventStore
 from portal_common.eventstore.events import Actor
 from portal_common.migrations import migrate
-from services.identity import adapters, certificate, keys, staff_accounts
-from services.identity import repository as repo
+from services.identity import adapters
 from services.identity import settings as identity_settings
+from services.identity.application import keys, pki, staff
+from services.identity.domain.accounts import STAFF_ROLES
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.identity.admin")
     sub = parser.add_subparsers(dest="command", required=True)
-    staff = sub.add_parser("create-staff", help="create a staff account waiting for activation")
-    staff.add_argument("--username", required=True)
-    staff.add_argument("--role", required=True, choices=staff_accounts.STAFF_ROLES)
-    staff.add_argument("--full-name", required=True)
-    staff.add_argument("--phone", required=True)
-    staff.add_argument("--agency-code", default=None)
+    create = sub.add_parser("create-staff", help="create a staff account waiting for activation")
+    create.add_argument("--username", required=True)
+    create.add_argument("--role", required=True, choices=STAFF_ROLES)
+    create.add_argument("--full-name", required=True)
+    create.add_argument("--phone", required=True)
+    create.add_argument("--agency-code", default=None)
     sub.add_parser("rotate-key", help="a new token-signing key (published now, signing after the delay)")
     crl = sub.add_parser("add-crl", help="import a certificate revocation list (PEM or DER)")
     crl.add_argument("--file", required=True, type=Path)
@@ -54,67 +55,55 @@ def main(argv: list[str] | None = None) -> int:
     migrate(dsn, "identity", "services.identity")
     db = Database(dsn, "identity", size=2, application_name="identity-admin")
     try:
-        if args.command == "rotate-key":
-            keys.ensure_key(db)
-            print(f"new signing key {keys.rotate(db)}")
-            return 0
-        settings = identity_settings.load()
-        ctx = EventContext(actor=Actor("operator", "identity-admin"))
-        if args.command == "add-crl":
-            return _add_crl(db, settings, args.file, args.issuer, ctx)
-        if args.command in ("disable-staff", "reinstate-staff"):
-            return _set_staff_status(db, args.command, args.username, args.reason, ctx)
-        body = {"username": args.username, "role": args.role, "full_name": args.full_name, "phone": args.phone,
-                "agency_code": args.agency_code}
-        try:
-            out = staff_accounts.create(db, EventStore(db), adapters.build(settings, db), settings, body, ctx)
-        except ServiceError as exc:
-            print(f"refused: {exc.code}: {exc.message}", file=sys.stderr)
-            return 1
-        print(f"created {out['role']} {out['username']} ({out['account_id']}); activation code sent to "
-              f"{out['activation_code_sent_to']}")
+        print(_run(db, args))
         return 0
+    except ServiceError as exc:
+        print(f"refused: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    except Unreadable as exc:
+        print(f"cannot read: {exc}", file=sys.stderr)
+        return 2
     finally:
         db.close()
 
 
-def _crl_text(raw: bytes) -> str:
-    """PEM stays text; DER travels as base64 (what ``add_crl`` takes)."""
-    if raw.lstrip().startswith(b"-----BEGIN"):
-        return raw.decode("ascii", errors="replace")
-    return base64.b64encode(raw).decode()
+class Unreadable(Exception):
+    """A file named on the command line cannot be read."""
 
 
-def _add_crl(db: Database, settings, file: Path, issuer: Path | None, ctx: EventContext) -> int:
+def _run(db: Database, args: argparse.Namespace) -> str:
+    """Carry out one command through the application layer; what to tell the operator."""
+    if args.command == "rotate-key":
+        key_settings = identity_settings.load_keys()
+        keys.ensure_key(db, key_settings)
+        return f"new signing key {keys.rotate(db, key_settings)}"
+    settings = identity_settings.load()
+    store, ctx = EventStore(db), EventContext(actor=Actor("operator", "identity-admin"))
+    if args.command == "add-crl":
+        text, issuer_pem = _crl_files(args.file, args.issuer)
+        out = pki.add_crl(db, store, settings, text, issuer_pem, ctx)
+        return (f"{out['status']} CRL of {out['issuer']} (number {out['crl_number']}, {out['revoked_count']} "
+                f"revoked, next update {out['next_update']})")
+    if args.command in ("disable-staff", "reinstate-staff"):
+        change = staff.disable if args.command == "disable-staff" else staff.reinstate
+        out = change(db, store, staff.id_of(db, args.username), {"reason": args.reason}, ctx)
+        return f"{out['username']} is now {out['status']}"
+    body = {"username": args.username, "role": args.role, "full_name": args.full_name, "phone": args.phone,
+            "agency_code": args.agency_code}
+    out = staff.create(db, store, adapters.build(settings, db), settings, body, ctx)
+    return (f"created {out['role']} {out['username']} ({out['account_id']}); activation code sent to "
+            f"{out['activation_code_sent_to']}")
+
+
+def _crl_files(file: Path, issuer: Path | None) -> tuple[str, str | None]:
+    """The CRL as ``add_crl`` takes it (PEM stays text; DER travels as base64) and the issuer's PEM."""
     try:
-        text = _crl_text(file.read_bytes())
-        issuer_pem = issuer.read_text() if issuer else None
+        raw, issuer_pem = file.read_bytes(), issuer.read_text() if issuer else None
     except OSError as exc:
-        print(f"cannot read: {exc}", file=sys.stderr)
-        return 2
-    try:
-        out = certificate.add_crl(db, EventStore(db), settings, text, issuer_pem, ctx)
-    except ServiceError as exc:
-        print(f"refused: {exc.code}: {exc.message}", file=sys.stderr)
-        return 1
-    print(f"{out['status']} CRL of {out['issuer']} (number {out['crl_number']}, {out['revoked_count']} revoked, "
-          f"next update {out['next_update']})")
-    return 0
-
-
-def _set_staff_status(db: Database, command: str, username: str, reason: str, ctx: EventContext) -> int:
-    with db.transaction() as cur:
-        account = repo.account_by_identifier(cur, staff_accounts.identifier(username))
-    change = staff_accounts.disable if command == "disable-staff" else staff_accounts.reinstate
-    try:
-        if account is None:
-            raise NotFound("staff_not_found", "No staff account has this username.")
-        out = change(db, EventStore(db), str(account["id"]), {"reason": reason}, ctx)
-    except ServiceError as exc:
-        print(f"refused: {exc.code}: {exc.message}", file=sys.stderr)
-        return 1
-    print(f"{out['username']} is now {out['status']}")
-    return 0
+        raise Unreadable(str(exc)) from None
+    if raw.lstrip().startswith(b"-----BEGIN"):
+        return raw.decode("ascii", errors="replace"), issuer_pem
+    return base64.b64encode(raw).decode(), issuer_pem
 
 
 if __name__ == "__main__":

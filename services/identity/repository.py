@@ -1,11 +1,17 @@
-"""identity's tables (SQL only; every function takes the cursor of the caller's transaction)."""
+"""identity's tables (SQL only; every function takes the cursor of the caller's transaction,
+which the application layer opens and closes)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import uuid
+import zlib
+from collections.abc import Iterator
 from typing import Any
+
+from services.identity.domain.certificates import RevocationList
 
 ACCOUNT_COLUMNS = (
     "id, role, identifier, legacy_id, full_name, date_of_birth, gender, phone, bhxh_code, agency_code, "
@@ -59,6 +65,31 @@ def set_password_hash(cur, account_id, password_hash: str) -> None:
                 (password_hash, str(account_id)))
 
 
+def lock_identifier(cur, identifier: str) -> None:
+    """Serialise the transactions that create an account under ``identifier`` (until commit)."""
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(identifier.encode()),))
+
+
+@contextlib.contextmanager
+def savepoint(cur, name: str) -> Iterator[None]:
+    """Roll the block's writes back, and only them, when it raises (the error still propagates)."""
+    with cur.connection.cursor() as probe:
+        probe.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except Exception:
+        with cur.connection.cursor() as probe:
+            probe.execute(f"ROLLBACK TO SAVEPOINT {name}")
+        raise
+
+
+def add_certificate_method(cur, account_id, fingerprint: str) -> None:
+    """Remember the certificate an account signed in with, and that it signs in with one."""
+    cur.execute("UPDATE accounts SET certificate_fingerprint = %s, methods = array(SELECT DISTINCT "
+                "unnest(methods || ARRAY['certificate'])), updated_at = now() WHERE id = %s",
+                (fingerprint, str(account_id)))
+
+
 def staff_account(cur, identifier: str) -> dict | None:
     cur.execute(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE identifier = %s", (identifier,))
     return cur.fetchone()
@@ -99,6 +130,20 @@ def staff_page(cur, roles: tuple[str, ...], filters: dict[str, Any], page: int, 
     return cur.fetchall(), total
 
 
+def staff_activation(cur, identifier: str) -> dict | None:
+    """The latest activation pending for a staff identifier, locked."""
+    cur.execute("SELECT * FROM registrations WHERE method = 'staff' AND identifier = %s "
+                "ORDER BY created_at DESC LIMIT 1 FOR UPDATE", (identifier,))
+    return cur.fetchone()
+
+
+def activate_staff(cur, account_id, password_hash: str) -> bool:
+    """Set the password of a pending staff account and make it active; False when it is not pending."""
+    cur.execute("UPDATE accounts SET password_hash = %s, status = 'active', updated_at = now() "
+                "WHERE id = %s AND status = 'pending'", (password_hash, str(account_id)))
+    return cur.rowcount > 0
+
+
 def disabled_staff_since(cur, seconds: int) -> list[dict]:
     cur.execute("SELECT id AS account_id, disabled_at FROM accounts "
                 "WHERE disabled_at > now() - make_interval(secs => %s)", (int(seconds),))
@@ -114,6 +159,39 @@ def insert_registration(cur, reg_id: uuid.UUID, method: str, identifier: str, ph
         "VALUES (%s, %s, %s, %s, %s, %s, %s)",
         (str(reg_id), method, identifier, phone, json.dumps(data, ensure_ascii=False), otp_hash, expires_at),
     )
+
+
+def forget_registration_password(cur, reg_id) -> None:
+    """A confirmed registration no longer needs the password hash it held."""
+    cur.execute("UPDATE registrations SET data = data - 'password_hash' WHERE id = %s", (str(reg_id),))
+
+
+def codes_sent_lately(cur, phone: str, window: dt.timedelta) -> int:
+    """How many codes went to ``phone`` within ``window`` (registrations and sign-ins)."""
+    cur.execute(
+        "SELECT (SELECT coalesce(sum(sends), 0) FROM registrations WHERE phone = %s AND created_at > now() - %s) + "
+        "(SELECT coalesce(sum(l.sends), 0) FROM logins l JOIN accounts a ON a.id = l.account_id "
+        " WHERE a.phone = %s AND l.created_at > now() - %s) AS n",
+        (phone, window, phone, window),
+    )
+    return cur.fetchone()["n"]
+
+
+def pending_for_resend(cur, table: str, row_id) -> dict | None:
+    """A registration or sign-in (id, status, phone), locked, for a new code."""
+    if table == "registrations":
+        cur.execute("SELECT id, status, phone FROM registrations WHERE id = %s FOR UPDATE", (str(row_id),))
+    else:
+        cur.execute("SELECT l.id, l.status, a.phone FROM logins l JOIN accounts a ON a.id = l.account_id "
+                    "WHERE l.id = %s FOR UPDATE OF l", (str(row_id),))
+    return cur.fetchone()
+
+
+def replace_code(cur, table: str, row_id, otp_hash: bytes, expires_at: dt.datetime) -> None:
+    """A new code for a pending row: attempts start again, and the old code stops working."""
+    assert table in ("registrations", "logins")
+    cur.execute(f"UPDATE {table} SET otp_hash = %s, otp_expires_at = %s, attempts = 0, status = 'pending', "
+                "sends = sends + 1 WHERE id = %s", (otp_hash, expires_at, str(row_id)))
 
 
 def registration(cur, reg_id: uuid.UUID, for_update: bool = True) -> dict | None:
@@ -142,6 +220,13 @@ def insert_login(cur, login_id: uuid.UUID, account_id, method: str, otp_hash: by
 
 def login(cur, login_id: uuid.UUID) -> dict | None:
     cur.execute("SELECT * FROM logins WHERE id = %s FOR UPDATE", (str(login_id),))
+    return cur.fetchone()
+
+
+def password_reset(cur, reset_id: uuid.UUID) -> dict | None:
+    """A password reset (a ``logins`` row of method ``reset``) whose account still exists."""
+    cur.execute("SELECT l.*, a.id AS aid FROM logins l JOIN accounts a ON a.id = l.account_id "
+                "WHERE l.id = %s AND l.method = 'reset'", (str(reset_id),))
     return cur.fetchone()
 
 
@@ -186,6 +271,13 @@ def revoke_family(cur, family, reason: str) -> int:
     cur.execute("UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = %s "
                 "WHERE family = %s AND revoked_at IS NULL", (reason, str(family)))
     return cur.rowcount
+
+
+def session_of(cur, account_id, family: uuid.UUID) -> bool:
+    """Whether ``family`` is a session of ``account_id``."""
+    cur.execute("SELECT 1 FROM refresh_tokens WHERE family = %s AND account_id = %s LIMIT 1",
+                (str(family), str(account_id)))
+    return cur.fetchone() is not None
 
 
 def revoke_account_sessions(cur, account_id, reason: str) -> int:
@@ -308,6 +400,105 @@ def crls_for(cur, issuer_hashes: list[str], serials: list[str]) -> list[dict]:
                 "AS revoked FROM certificate_revocation_lists WHERE issuer_hash = ANY(%s)",
                 (serials, issuer_hashes))
     return cur.fetchall()
+
+
+def revocation_list_of(row: dict) -> RevocationList:
+    """A stored CRL (as ``held_crl``, ``crl_rows`` or ``crls_for`` return it) as the domain reads it."""
+    number = row["crl_number"]
+    return RevocationList(
+        bytes(row["issuer_der"]), row["issuer"], None if number is None else int(number), row["this_update"],
+        row["next_update"], frozenset(int(s) for s in row.get("revoked") or ()), row["signer_key"],
+        row["revoked_count"])
+
+
+# -- agency systems -----------------------------------------------------------------------
+
+def insert_agency_system(cur, account_id: str, client_id: str, agency_code: str, name: str,
+                         secret_hash: bytes) -> None:
+    """The system's account (role ``agency_system``) and its client credentials."""
+    cur.execute("INSERT INTO accounts (id, role, identifier, full_name, agency_code, methods) "
+                "VALUES (%s, 'agency_system', %s, %s, %s, '{client_credentials}')",
+                (account_id, f"client:{client_id}", name, agency_code))
+    cur.execute("INSERT INTO agency_clients (client_id, account_id, agency_code, name, secret_hash) "
+                "VALUES (%s, %s, %s, %s, %s)", (client_id, account_id, agency_code, name, secret_hash))
+
+
+def revoke_agency_system(cur, client_id: str) -> dict | None:
+    """Revoke a live client and disable its account; its row (account_id, agency_code), or None."""
+    cur.execute("UPDATE agency_clients SET revoked_at = now() WHERE client_id = %s AND revoked_at IS NULL "
+                "RETURNING account_id, agency_code", (str(client_id)[:100],))
+    row = cur.fetchone()
+    if row is not None:
+        cur.execute("UPDATE accounts SET status = 'disabled', updated_at = now() WHERE id = %s",
+                    (str(row["account_id"]),))
+    return row
+
+
+def agency_client(cur, client_id: str) -> dict | None:
+    """A client's secret hash and revocation with its account's columns."""
+    cur.execute("SELECT c.secret_hash, c.revoked_at, a.* FROM agency_clients c JOIN accounts a "
+                "ON a.id = c.account_id WHERE c.client_id = %s", (client_id,))
+    return cur.fetchone()
+
+
+# -- signing keys -------------------------------------------------------------------------
+
+def lock_signing_keys(cur) -> None:
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(b"identity:signing-keys"),))
+
+
+def newest_signing_kid(cur) -> str | None:
+    cur.execute("SELECT kid FROM signing_keys ORDER BY created_at DESC LIMIT 1")
+    row = cur.fetchone()
+    return row["kid"] if row else None
+
+
+def save_signing_key(cur, kid: str, algorithm: str, private_pem: str, public_jwk: dict, delay_s: float) -> None:
+    """Store a key signing ``delay_s`` from now (a key stored again is published and waits again)."""
+    cur.execute(
+        "INSERT INTO signing_keys (kid, algorithm, private_pem, public_jwk, activates_at) "
+        "VALUES (%s, %s, %s, %s, now() + make_interval(secs => %s)) "
+        "ON CONFLICT (kid) DO UPDATE SET retired_at = NULL, created_at = now(), activates_at = excluded.activates_at",
+        (kid, algorithm, private_pem, json.dumps(public_jwk), delay_s),
+    )
+
+
+def published_jwks(cur, previous: int) -> list[dict]:
+    """The keys waiting to sign, then the current one and ``previous - 1`` before it."""
+    cur.execute(
+        "(SELECT public_jwk, activates_at FROM signing_keys WHERE activates_at > now()) UNION ALL "
+        "(SELECT public_jwk, activates_at FROM signing_keys WHERE activates_at <= now() "
+        " ORDER BY activates_at DESC, created_at DESC LIMIT %s) ORDER BY activates_at DESC",
+        (previous,))
+    return [row["public_jwk"] for row in cur.fetchall()]
+
+
+def current_signing_key(cur) -> dict | None:
+    cur.execute("SELECT kid, private_pem FROM signing_keys WHERE activates_at <= now() "
+                "ORDER BY activates_at DESC, created_at DESC LIMIT 1")
+    return cur.fetchone()
+
+
+# -- housekeeping -------------------------------------------------------------------------
+
+EXPIRY_RULES = (
+    ("registrations", "created_at < now() - interval '2 days'"),
+    ("logins", "created_at < now() - interval '2 days'"),
+    ("challenges", "created_at < now() - interval '1 day'"),
+    ("refresh_tokens", "expires_at < now() - interval '30 days'"),
+    ("local_sms_outbox", "sent_at < now() - interval '7 days'"),
+    ("applicant_notices", "status <> 'pending' AND created_at < now() - interval '30 days'"),
+    ("notification_waits", "last_at < now() - interval '2 days'"),
+)
+
+
+def purge_expired(cur) -> dict[str, int]:
+    """Delete the rows ``EXPIRY_RULES`` no longer needs; how many per table."""
+    removed = {}
+    for table, condition in EXPIRY_RULES:
+        cur.execute(f"DELETE FROM {table} WHERE {condition}")
+        removed[table] = cur.rowcount
+    return removed
 
 
 # -- applicant notifications --------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""nameko entrypoints of the identity service (thin: the work is in the modules beside it).
+"""nameko entrypoints of the identity service: each is one call into ``application/``.
 
 Registration: ``register_mobile``, ``register_bhxh``, ``confirm_registration``,
 ``new_challenge``, ``register_certificate``, ``resend_code``. Sign-in: ``login`` (password →
@@ -12,41 +12,36 @@ Operations: ``rotate_signing_key``, ``add_trusted_ca``, ``list_trusted_cas``, ``
 ``list_crls``. Local stand-ins (only with ``LOCAL_ADAPTERS``): ``dev_token``,
 ``dev_carrier_record``, ``dev_bhxh_record``, ``dev_trusted_ca``, ``dev_sms_outbox``.
 Applicants: ``notification_preferences``, ``set_notification_preferences``;
-dossier events (durable queues, tried again with back-off on error) become SMS notices
-(``notifications.py``).
+dossier events (durable queues; an error propagates and the message is tried again with
+back-off) become SMS notices (``application/applicant_notices.py``).
 """
 
 from __future__ import annotations
 
-from nameko.extensions import DependencyProvider
 from nameko.timer import timer
 
-from portal_common import config
 from portal_common.context import CallContext, event_context
 from portal_common.entrypoints import event_handler, rpc
 from portal_common.health import HealthRpc
 from portal_common.logs import LogContext
 from portal_common.nameko_ext import EventLog, Outbox, Storage
-from services.identity import (
-    adapters,
-    agency_clients,
-    certificate,
-    dev,
-    dev_tokens,
+from services.identity import adapters
+from services.identity.application import (
+    applicant_notices,
+    certificates,
+    codes,
     housekeeping,
-    notifications,
-    otp_flow,
-    password_reset,
+    passwords,
+    pki,
     profile,
     registration,
     sessions,
     signin,
-    staff_accounts,
+    staff,
+    stand_ins,
 )
-from services.identity import settings as identity_settings
-from services.identity.keys import SigningKeys
-
-NOTICE_TICK_S = config.env_float("NOTIFY_TICK", 30.0, "identity")
+from services.identity.dependencies import Parties, SigningKeys
+from services.identity.settings import NOTICE_TICK_S, Settings
 
 
 def dossier_event(event_type: str):
@@ -54,25 +49,6 @@ def dossier_event(event_type: str):
     is down); an error (the dossier's owner not known yet, the database away) has the message
     tried again later, with back-off (``portal_common.redelivery``)."""
     return event_handler("dossier", event_type)
-
-
-class Parties(DependencyProvider):
-    """The settings and the outside-party adapters they choose."""
-
-    def setup(self) -> None:
-        self.settings = identity_settings.load()
-        self.adapters: adapters.Adapters | None = None
-        kinds = {self.settings.carrier_adapter, self.settings.bhxh_adapter, self.settings.sms_adapter}
-        if not kinds <= {"local", "http"}:  # refuse to start rather than fail every call
-            raise ValueError(f"unknown adapter kind in {sorted(kinds)} (use 'local' or 'http')")
-
-    def get_dependency(self, worker_ctx):
-        return self
-
-    def bind_db(self, db) -> adapters.Adapters:
-        if self.adapters is None:
-            self.adapters = adapters.build(self.settings, db)
-        return self.adapters
 
 
 class IdentityService(HealthRpc):
@@ -87,7 +63,7 @@ class IdentityService(HealthRpc):
     call = CallContext()
 
     @property
-    def _settings(self):
+    def _settings(self) -> Settings:
         return self.parties.settings
 
     @property
@@ -102,7 +78,7 @@ class IdentityService(HealthRpc):
         """Hourly: forget abandoned registrations, sign-ins, challenges and old refresh tokens."""
         housekeeping.purge(self.db)
 
-    # -- keys ----------------------------------------------------------------------------
+    # -- keys and trust ------------------------------------------------------------------
 
     @rpc
     def jwks(self) -> dict:
@@ -116,20 +92,20 @@ class IdentityService(HealthRpc):
     @rpc
     def add_trusted_ca(self, certificate_pem: str, context: dict | None = None) -> dict:
         """Operators: trust a CA certificate (``status``: added, or unchanged when trusted already)."""
-        return certificate.add_trusted_ca(self.db, self.events, certificate_pem, self._ctx(context))
+        return pki.add_trusted_ca(self.db, self.events, certificate_pem, self._ctx(context))
 
     @rpc
     def list_trusted_cas(self) -> dict:
-        return certificate.trusted_cas(self.db, self._settings)
+        return pki.trusted_cas(self.db, self._settings)
 
     @rpc
     def list_crls(self) -> dict:
-        return certificate.revocation_lists(self.db, self._settings)
+        return pki.revocation_lists(self.db, self._settings)
 
     @rpc
     def add_crl(self, crl: str, issuer_pem: str | None = None, context: dict | None = None) -> dict:
         """Operators: import a CA's revocation list (PEM or base64 DER; ``issuer_pem`` for an intermediate)."""
-        return certificate.add_crl(self.db, self.events, self._settings, crl, issuer_pem, self._ctx(context))
+        return pki.add_crl(self.db, self.events, self._settings, crl, issuer_pem, self._ctx(context))
 
     # -- registration --------------------------------------------------------------------
 
@@ -147,26 +123,23 @@ class IdentityService(HealthRpc):
 
     @rpc
     def new_challenge(self, data: dict | None = None, context: dict | None = None) -> dict:
-        return certificate.new_challenge(self.db, self._settings, data or {})
+        return certificates.new_challenge(self.db, self._settings, data or {})
 
     @rpc
     def register_certificate(self, data: dict, context: dict | None = None) -> dict:
-        return certificate.register(self.db, self.events, self.keys.signing_key(), self._settings, data, context,
-                                    self._ctx(context))
+        return certificates.register(self.db, self.events, self.keys.signing_key(), self._settings, data, context,
+                                     self._ctx(context))
 
     @rpc
     def resend_code(self, data: dict, context: dict | None = None) -> dict:
-        return otp_flow.resend(self.db, self._adapters.sms, self._settings.otp_ttl_s, data)
+        return codes.resend(self.db, self._adapters.sms, self._settings.otp_ttl_s, data)
 
     # -- sign-in and sessions ------------------------------------------------------------
 
     @rpc
     def login(self, data: dict, context: dict | None = None) -> dict:
-        if isinstance(data, dict) and data.get("method") == "certificate":
-            return certificate.login(self.db, self.events, self.keys.signing_key(), self._settings, data, context,
-                                     self._ctx(context))
-        return signin.start_password(self.db, self.events, self._adapters, self._settings, data, context,
-                                     self._ctx(context))
+        return signin.login(self.db, self.events, self.keys.signing_key(), self._adapters, self._settings, data,
+                            context, self._ctx(context))
 
     @rpc
     def confirm_login(self, data: dict, context: dict | None = None) -> dict:
@@ -194,97 +167,96 @@ class IdentityService(HealthRpc):
 
     @rpc
     def forgot_password(self, data: dict, context: dict | None = None) -> dict:
-        return password_reset.forgot(self.db, self._adapters, self._settings, data)
+        return passwords.forgot(self.db, self._adapters, self._settings, data)
 
     @rpc
     def reset_password(self, data: dict, context: dict | None = None) -> dict:
-        return password_reset.reset(self.db, self.events, self._settings, data, self._ctx(context))
+        return passwords.reset(self.db, self.events, self._settings, data, self._ctx(context))
 
     @rpc
     def change_password(self, account_id: str, data: dict, context: dict | None = None) -> dict:
-        return password_reset.change(self.db, self.events, self._settings, account_id, data, context,
-                                     self._ctx(context))
+        return passwords.change(self.db, self.events, self._settings, account_id, data, context, self._ctx(context))
 
     # -- staff and agency systems ----------------------------------------------------------
 
     @rpc
     def create_staff(self, data: dict, context: dict | None = None) -> dict:
-        return staff_accounts.create(self.db, self.events, self._adapters, self._settings, data, self._ctx(context))
+        return staff.create(self.db, self.events, self._adapters, self._settings, data, self._ctx(context))
 
     @rpc
     def activate_staff(self, data: dict, context: dict | None = None) -> dict:
-        return staff_accounts.activate(self.db, self.events, self._settings, data, self._ctx(context))
+        return staff.activate(self.db, self.events, self._settings, data, self._ctx(context))
 
     @rpc
     def staff_login(self, data: dict, context: dict | None = None) -> dict:
-        return staff_accounts.login(self.db, self.events, self._adapters, self._settings, data, context,
-                                    self._ctx(context))
+        return staff.login(self.db, self.events, self._adapters, self._settings, data, context, self._ctx(context))
 
     @rpc
     def disable_staff(self, account_id: str, data: dict, context: dict | None = None) -> dict:
-        return staff_accounts.disable(self.db, self.events, account_id, data, self._ctx(context))
+        return staff.disable(self.db, self.events, account_id, data, self._ctx(context))
 
     @rpc
     def reinstate_staff(self, account_id: str, data: dict, context: dict | None = None) -> dict:
-        return staff_accounts.reinstate(self.db, self.events, account_id, data, self._ctx(context))
+        return staff.reinstate(self.db, self.events, account_id, data, self._ctx(context))
 
     @rpc
     def list_staff(self, query: dict | None = None) -> dict:
-        return staff_accounts.page(self.db, query or {})
+        return staff.page(self.db, query or {})
 
     @rpc
     def register_agency_system(self, data: dict, context: dict | None = None) -> dict:
-        return agency_clients.register(self.db, self.events, data, self._ctx(context))
+        return staff.register_system(self.db, self.events, data, self._ctx(context))
 
     @rpc
     def revoke_agency_system(self, client_id: str, context: dict | None = None) -> dict:
-        return agency_clients.revoke(self.db, self.events, client_id, self._ctx(context))
+        return staff.revoke_system(self.db, self.events, client_id, self._ctx(context))
 
     @rpc
     def client_token(self, data: dict, context: dict | None = None) -> dict:
-        return agency_clients.token(self.db, self.events, self.keys.signing_key(), self._settings, data, context,
-                                    self._ctx(context))
+        return staff.client_token(self.db, self.events, self.keys.signing_key(), self._settings, data, context,
+                                  self._ctx(context))
 
     # -- local stand-ins -----------------------------------------------------------------
 
     @rpc
     def dev_token(self, data: dict, context: dict | None = None) -> dict:
-        return dev_tokens.dev_token(self.db, self.events, self.keys.signing_key(), self._settings, data,
-                               self._ctx(context))
+        return stand_ins.dev_token(self.db, self.events, self.keys.signing_key(), self._settings, data,
+                                   self._ctx(context))
 
     @rpc
     def dev_carrier_record(self, data: dict) -> dict:
-        return dev.carrier_record(self._settings, self._adapters, data)
+        return stand_ins.carrier_record(self._settings, self._adapters, data)
 
     @rpc
     def dev_bhxh_record(self, data: dict) -> dict:
-        return dev.bhxh_record(self._settings, self._adapters, data)
+        return stand_ins.bhxh_record(self._settings, self._adapters, data)
 
     @rpc
     def dev_trusted_ca(self, data: dict, context: dict | None = None) -> dict:
-        return dev.trusted_ca(self._settings, self.db, data, self.events, self._ctx(context))
+        return stand_ins.trusted_ca(self._settings, self.db, data, self.events, self._ctx(context))
 
     @rpc
     def dev_sms_outbox(self, phone: str | None = None, limit: int = 50) -> dict:
-        return dev.sms_outbox(self._settings, self._adapters, phone, limit)
+        return stand_ins.sms_outbox(self._settings, self._adapters, phone, limit)
 
     # -- applicant notifications -----------------------------------------------------------
 
     @rpc
     def notification_preferences(self, account_id: str) -> dict:
-        return notifications.preferences(self.db, account_id)
+        return applicant_notices.preferences(self.db, account_id)
 
     @rpc
     def set_notification_preferences(self, account_id: str, data: dict, context: dict | None = None) -> dict:
-        return notifications.set_preferences(self.db, self.events, account_id, data, self._ctx(context))
-
-    def _on_dossier(self, envelope: dict) -> None:
-        notifications.handle(self.db, self.events, self._adapters.sms, envelope)
+        return applicant_notices.set_preferences(self.db, self.events, account_id, data, self._ctx(context))
 
     @timer(interval=NOTICE_TICK_S)
     def send_due_notices(self) -> None:
         """Retry the SMS whose first send failed."""
-        notifications.deliver_due(self.db, self.events, self._adapters.sms)
+        applicant_notices.deliver_due(self.db, self.events, self._adapters.sms)
+
+    def _on_dossier(self, envelope: dict) -> None:
+        """Errors propagate: the shared entrypoint tries the message again with back-off."""
+        applicant_notices.handle(self.db, self.events, self._adapters.sms, envelope)
 
     @dossier_event("DossierSubmitted")
     def notify_submitted(self, envelope: dict) -> None:

@@ -1,14 +1,27 @@
-"""Identity's settings, from the environment (``IDENTITY_<NAME>`` beats ``<NAME>``)."""
+"""Identity's configuration, read from the environment (``IDENTITY_<NAME>`` beats ``<NAME>``)
+here and nowhere else: ``load()`` for a worker's settings, ``load_keys()`` for the signing
+keys, and the few values a timer or a module-level limit needs when the code is imported."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from portal_common import config
 from services.identity.domain.certificates import REVOCATION_POLICIES
 from services.identity.domain.lockout import LockoutPolicy
+from services.identity.domain.passwords import Argon2Params
 
 S = "identity"
+
+# read once, when the code is imported
+OTP_MAX_PER_PHONE = config.env_int("OTP_MAX_PER_PHONE", 10, S)  # codes to one number per 15 minutes
+NOTICE_TICK_S = config.env_float("NOTIFY_TICK", 30.0, S)  # how often failed applicant SMS are retried
+NOTICE_OWNER_WAIT_S = config.env_float("NOTIFY_OWNER_WAIT", 600.0, S)  # then an event whose owner is unknown is dropped
+NOTICE_MAX_ATTEMPTS = config.env_int("NOTIFY_MAX_ATTEMPTS", 8, S)  # sends of one SMS before it is marked failed
+# an installation without an SMS contract (or during a provider outage) turns the notices off:
+# events are then consumed and dropped, and none is sent later
+APPLICANT_SMS = config.env_bool("APPLICANT_SMS", True, S)
 
 
 @dataclass(frozen=True)
@@ -29,6 +42,17 @@ class Settings:
     source_lockout_exempt: tuple[str, ...] = ()
     cert_revocation_check: str = "if-available"
     crl_dir: str | None = None
+    argon2: Argon2Params = field(default_factory=Argon2Params)
+
+
+@dataclass(frozen=True)
+class KeySettings:
+    """``IDENTITY_SIGNING_KEY`` / ``_FILE`` (a configured key instead of generated ones),
+    ``IDENTITY_KEY_PASSPHRASE`` (stored private keys encrypted) and ``KEY_ACTIVATION_DELAY``."""
+
+    configured_pem: str | None
+    passphrase: bytes | None
+    activation_delay_s: float
 
 
 def load() -> Settings:
@@ -61,7 +85,20 @@ def load() -> Settings:
             if n.strip()),
         cert_revocation_check=_revocation_policy(),
         crl_dir=config.env("CRL_DIR", None, S) or None,
+        argon2=Argon2Params(time_cost=config.env_int("ARGON2_TIME_COST", 2, S),
+                            memory_kib=config.env_int("ARGON2_MEMORY_KIB", 19456, S),
+                            parallelism=config.env_int("ARGON2_PARALLELISM", 1, S)),
     )
+
+
+def load_keys() -> KeySettings:
+    pem = config.env("IDENTITY_SIGNING_KEY", None)
+    path = config.env("IDENTITY_SIGNING_KEY_FILE", None)
+    if not pem and path:
+        pem = Path(path).read_text()
+    passphrase = config.env("IDENTITY_KEY_PASSPHRASE", None)
+    return KeySettings(configured_pem=pem or None, passphrase=passphrase.encode() if passphrase else None,
+                       activation_delay_s=config.env_float("KEY_ACTIVATION_DELAY", 30.0, S))
 
 
 def _revocation_policy() -> str:

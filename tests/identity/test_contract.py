@@ -9,8 +9,8 @@ import importlib
 import pytest
 
 from portal_common.errors import NotFound
-from services.identity import dev, dev_tokens
 from services.identity import settings as identity_settings
+from services.identity.application import stand_ins
 
 API_PATHS = [
     ("post", "/api/v1/auth/register/mobile"), ("post", "/api/v1/auth/register/mobile/confirm"),
@@ -47,6 +47,6 @@ def test_dev_routes_are_absent_without_local_adapters(monkeypatch):
 def test_identity_refuses_dev_calls_without_local_adapters():
     settings = dataclasses.replace(identity_settings.load(), local_adapters=False)
     with pytest.raises(NotFound):
-        dev_tokens.dev_token(None, None, None, settings, {"role": "editor"}, None)
+        stand_ins.dev_token(None, None, None, settings, {"role": "editor"}, None)
     with pytest.raises(NotFound):
-        dev.trusted_ca(settings, None, {"certificate_pem": "x"})
+        stand_ins.trusted_ca(settings, None, {"certificate_pem": "x"})

@@ -14,7 +14,7 @@ from gateway.http.tokens import KeySet
 from portal_common.errors import Unauthorized
 from services.identity.domain import certificates as certs
 from services.identity.domain import ids, lockout, otp, passwords, tokens
-from services.identity.keys import public_jwk, thumbprint
+from services.identity.domain.tokens import public_jwk, thumbprint
 from tests.identity.pki import NOW, Pki, make_leaf
 
 # -- CCCD and other numbers ---------------------------------------------------------------

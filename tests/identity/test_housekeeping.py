@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from services.identity import housekeeping
+from services.identity.application import housekeeping
 
 pytestmark = pytest.mark.integration
 

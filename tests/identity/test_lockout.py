@@ -12,7 +12,7 @@ from portal_common.errors import TooManyRequests, Unauthorized
 from portal_common.eventstore import EventContext, EventStore
 from services.identity import adapters as identity_adapters
 from services.identity import settings as identity_settings
-from services.identity import signin
+from services.identity.application import attempts, signin
 from services.identity.domain import passwords
 from services.identity.domain.lockout import LockoutPolicy
 from tests.support.accounts import random_person
@@ -92,7 +92,7 @@ def test_a_success_resets_the_account_count(flow):
     store = flow[1]
     with db.transaction() as cur:
         cur.execute("SELECT * FROM accounts WHERE id = %s", (acc["id"],))
-        signin.succeeded(cur, store, cur.fetchone(), "password", {"client_ip": "10.2.0.1"}, EventContext())
+        attempts.succeeded(cur, store, cur.fetchone(), "password", {"client_ip": "10.2.0.1"}, EventContext())
     for _ in range(2):
         with pytest.raises(Unauthorized):
             _try(flow, acc["cccd"], "Sai-mat-khau-1", "10.2.0.2")
@@ -133,5 +133,5 @@ def test_exempt_sources_are_not_locked_as_a_whole(flow):
         with pytest.raises(Unauthorized):
             _try(exempt, victim["cccd"], "Sai-mat-khau-1", "10.9.1.1")
     assert _try(exempt, victims[0]["cccd"], PASSWORD, "10.9.1.1")["next"] == "otp"
-    assert signin.source_exempt(settings, "127.0.0.1") and signin.source_exempt(settings, "::1")
-    assert not signin.source_exempt(settings, "10.9.1.1") and not signin.source_exempt(settings, "unknown")
+    assert attempts.source_exempt(settings, "127.0.0.1") and attempts.source_exempt(settings, "::1")
+    assert not attempts.source_exempt(settings, "10.9.1.1") and not attempts.source_exempt(settings, "unknown")

@@ -15,8 +15,8 @@ from prometheus_client import REGISTRY
 
 from portal_common.errors import Unavailable
 from portal_common.eventstore import EventStore
-from services.identity import notifications
 from services.identity.adapters.local import LocalSmsGateway
+from services.identity.application import applicant_notices
 from services.identity.service import IdentityService
 
 
@@ -102,7 +102,7 @@ def test_an_event_before_its_owner_comes_back_and_is_sent_once_the_owner_is_know
     worker, owner, code = _worker(identity_db), _account(identity_db), _code()
     supplement = _envelope("SupplementRequested", {"code": code, "agency_code": "G01.TEST", "missing": ["x"],
                                                    "reason": "Thiếu giấy của Nguyễn Văn Thử", "due_date": "2026-05-04"})
-    with pytest.raises(notifications.OwnerNotKnown):
+    with pytest.raises(applicant_notices.OwnerNotKnown):
         worker.notify_supplement_requested(supplement)
     assert _outbox(identity_db, owner["phone"]) == []
     worker.notify_submitted(_submitted(code, owner))
@@ -117,13 +117,13 @@ def test_an_event_before_its_owner_comes_back_and_is_sent_once_the_owner_is_know
 def test_an_event_whose_owner_never_comes_is_given_up_after_the_wait(identity_db, monkeypatch):
     worker, code = _worker(identity_db), _code()
     result = _envelope("DossierResultReady", {"code": code, "agency_code": "G01.TEST", "documents": []})
-    with pytest.raises(notifications.OwnerNotKnown):
+    with pytest.raises(applicant_notices.OwnerNotKnown):
         worker.notify_result_ready(result)
-    monkeypatch.setattr(notifications, "OWNER_WAIT_S", 0)
+    monkeypatch.setattr(applicant_notices, "OWNER_WAIT_S", 0)
     given_up = _count("DossierResultReady", "skipped", "owner_unknown")
     worker.notify_result_ready(result)  # no error: acknowledged, dropped
     assert _count("DossierResultReady", "skipped", "owner_unknown") == given_up + 1
-    assert notifications.handle(identity_db, None, None, result) == "duplicate"
+    assert applicant_notices.handle(identity_db, None, None, result) == "duplicate"
 
 
 @pytest.mark.parametrize(("role", "phone", "notify", "reason"), [

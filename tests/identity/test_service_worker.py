@@ -7,13 +7,13 @@ from unittest import mock
 
 from nameko.testing.services import worker_factory
 
-from services.identity import certificate, signin
+from services.identity.application import certificates, signin
 from services.identity.service import IdentityService
 
 
 def test_login_dispatches_on_method():
     service = worker_factory(IdentityService)
-    with mock.patch.object(certificate, "login", return_value={"via": "certificate"}) as cert, \
+    with mock.patch.object(certificates, "login", return_value={"via": "certificate"}) as cert, \
             mock.patch.object(signin, "start_password", return_value={"via": "password"}) as pwd:
         assert service.login({"method": "certificate"}) == {"via": "certificate"}
         assert service.login({"method": "password"}) == {"via": "password"}

@@ -22,6 +22,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import itertools
+import secrets
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -30,6 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import NameOID
 
+from portal_common.errors import InvalidInput, ServiceError, Unauthorized
 from services.identity.domain import ids
 
 MAX_CHAIN = 6
@@ -332,3 +334,79 @@ def check_revocation(path: list[x509.Certificate], lists: list[RevocationList], 
         if held is not None and held.stale(now):
             stale.append(held)
     return stale
+
+
+def list_facts(crl: x509.CertificateRevocationList) -> RevocationList:
+    """The facts of a CRL for display, its signer not checked (it is, where the list is used)."""
+    number = None
+    with contextlib.suppress(x509.ExtensionNotFound):
+        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    count = sum(1 for _ in crl)
+    return RevocationList(crl.issuer.public_bytes(), crl.issuer.rfc4514_string(), number,
+                          crl.last_update_utc, crl.next_update_utc, frozenset(), "", count)
+
+
+def crl_view(rl: RevocationList, issuer_hash: str, now: dt.datetime) -> dict:
+    return {"issuer": rl.issuer_name[:500], "issuer_id": issuer_hash,
+            "crl_number": None if rl.number is None else str(rl.number),
+            "this_update": rl.this_update.isoformat(),
+            "next_update": rl.next_update.isoformat() if rl.next_update else None,
+            "revoked_count": rl.revoked_count, "past_next_update": rl.stale(now)}
+
+
+# -- trust anchors ---------------------------------------------------------------------------
+
+def is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def trustable_ca(pem: str, now: dt.datetime) -> x509.Certificate:
+    """The first certificate of ``pem`` when it may become a trust anchor (a bundle cannot slip
+    in more); ``InvalidInput`` saying why not otherwise."""
+    try:
+        cert = load_pem(pem if isinstance(pem, str) else "")
+    except CertificateRefused as exc:
+        raise InvalidInput(exc.code, exc.message) from None
+    if not is_ca(cert):
+        raise InvalidInput("not_a_ca", "This certificate is not a certificate authority's.")
+    if not may_sign_certificates(cert):
+        raise InvalidInput("ca_cannot_sign", "This CA's key usage does not allow signing certificates.")
+    if now > cert.not_valid_after_utc:
+        raise InvalidInput("ca_expired", "This CA certificate has expired; nothing it signed can be trusted.")
+    return cert
+
+
+def ca_view(cert: x509.Certificate, source: str) -> dict:
+    """Public facts of a CA certificate (it holds nothing private)."""
+    return {"subject": cert.subject.rfc4514_string(), "issuer": cert.issuer.rfc4514_string(),
+            "serial": format(cert.serial_number, "x"), "not_before": cert.not_valid_before_utc.isoformat(),
+            "not_after": cert.not_valid_after_utc.isoformat(), "fingerprint": fingerprint(cert),
+            "source": source, "added_at": None}
+
+
+# -- challenges ------------------------------------------------------------------------------
+
+def challenge_text(purpose: str) -> str:
+    """A fresh text to sign: 256 random bits, naming what it is for."""
+    return f"portal-identity:{purpose}:{base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()}"
+
+
+def challenge_refusal(row: dict, purpose: str | None, now: dt.datetime) -> Unauthorized | None:
+    """Why a stored challenge cannot be answered (used, expired, for something else), or None."""
+    if row["used_at"] is not None:
+        return Unauthorized("challenge_replayed", "This challenge was already used; ask for a new one.")
+    if row["expires_at"] <= now:
+        return Unauthorized("challenge_expired", "The challenge has expired; ask for a new one.")
+    if purpose and row["purpose"] != purpose:
+        return Unauthorized("challenge_invalid", "This challenge was issued for something else.")
+    return None
+
+
+def refusal(exc: CertificateRefused) -> ServiceError:
+    """The typed error a refused certificate becomes: a bad signature is not authenticated, the rest invalid."""
+    if exc.code == "signature_invalid":
+        return Unauthorized(exc.code, exc.message)
+    return InvalidInput(exc.code, exc.message)

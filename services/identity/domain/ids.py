@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from dataclasses import dataclass
+
+from portal_common.errors import InvalidInput
 
 _PROVINCE_CODES = (
     "001 002 004 006 008 010 011 012 014 015 017 019 020 022 024 025 026 027 030 031 033 034 035 036"
@@ -94,3 +97,58 @@ def normalize_phone(value: str) -> str | None:
 def mask_phone(phone: str) -> str:
     """Show where a code went without giving the number away: ``09******78``."""
     return phone[:2] + "*" * (len(phone) - 4) + phone[-2:] if len(phone) > 4 else "*" * len(phone)
+
+
+# -- refusals of typed input (``InvalidInput`` naming the field) ---------------------------------
+
+_NOT_MOBILE = "Not a Vietnamese mobile number."
+_NOT_BHXH = "A social-insurance (BHXH) code has 10 digits."
+_NOT_CMT = "An old ID card (CMT) number has 9 digits."
+
+
+def require_phone(value: str, field: str = "phone") -> str:
+    """The normalized mobile number, or ``invalid_phone``."""
+    phone = normalize_phone(value)
+    if phone is None:
+        raise InvalidInput("invalid_phone", _NOT_MOBILE, [{"field": field, "message": _NOT_MOBILE}])
+    return phone
+
+
+def require_cccd(cccd: str, date_of_birth: dt.date | None = None, gender: str | None = None) -> str:
+    """``cccd`` when well-formed (and agreeing with the birth date and gender given), or its problem."""
+    problem = cccd_problem(cccd, date_of_birth, gender)
+    if problem is not None:
+        raise InvalidInput(problem.code, problem.message, [{"field": "cccd", "message": problem.message}])
+    return cccd
+
+
+def require_bhxh_code(value: str) -> str:
+    if not is_bhxh_code(value):
+        raise InvalidInput("invalid_bhxh_code", _NOT_BHXH, [{"field": "bhxh_code", "message": _NOT_BHXH}])
+    return value
+
+
+def require_cmt(value: str, field: str = "old_id_number") -> str:
+    if not is_cmt(value):
+        raise InvalidInput("invalid_cmt", _NOT_CMT, [{"field": field, "message": _NOT_CMT}])
+    return value
+
+
+def require_signin_id(identifier: str) -> str:
+    """A 12-digit CCCD or a 9-digit old CMT, the ID numbers a citizen signs in with."""
+    if not (is_cmt(identifier) or cccd_problem(identifier) is None):
+        raise InvalidInput("invalid_id_number", "Sign in with a 12-digit CCCD or a 9-digit old ID card number.",
+                           [{"field": "cccd", "message": "Not a CCCD or CMT number."}])
+    return identifier
+
+
+def same_name(a: str, b: str) -> bool:
+    """Two spellings of a person's name are the same one (case, spacing and Unicode form aside)."""
+    def fold(s: str) -> str:
+        return " ".join(unicodedata.normalize("NFC", s).casefold().split())
+    return fold(a) == fold(b)
+
+
+def clean_name(value: str) -> str:
+    """A name with its runs of white space made single spaces."""
+    return " ".join(value.split())

@@ -19,6 +19,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from services.identity.domain.ids import mask_phone
+
 SMS_LIMIT = 160
 DETAILS = "Xem chi tiet tren Cong dich vu cong."
 # a dossier code as the dossier service issues it (``<AGENCY>-<YYMMDD>-<NNNN>``); anything else is not put in an SMS
@@ -121,3 +123,15 @@ def skip_reason(account: Mapping[str, Any] | None) -> str | None:
 def is_plain_gsm(text: str) -> bool:
     """Printable ASCII only: safe in GSM-7 (no diacritics, nothing that costs two septets)."""
     return all(" " <= c <= "~" and c not in "[]{}\\^~|" for c in text)
+
+
+def preference_view(account: Mapping[str, Any]) -> dict:
+    """The applicant's choice and where SMS go (masked; None when none would be sent)."""
+    sends = skip_reason({**account, "notify_sms": True}) is None
+    return {"notify_sms": bool(account["notify_sms"]),
+            "sms_to": mask_phone(account["phone"]) if sends else None}
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds before a failed SMS is tried again: 30 s doubling per attempt, at most an hour."""
+    return min(30.0 * 2 ** (attempts - 1), 3600.0)

@@ -3,17 +3,19 @@
 The policy follows what a citizen-facing portal can ask: 8 to 128 characters, at least three
 of lower case, upper case, digits and symbols, not one of the commonest passwords, and not
 containing the account's own ID number or phone number. Hashing uses Argon2id with the
-OWASP minimum parameters by default (19 MiB, 2 passes), tunable by environment.
+OWASP minimum parameters by default (19 MiB, 2 passes); the settings pass other ones.
 """
 
 from __future__ import annotations
 
+import functools
 import string
+from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from portal_common import config
+from portal_common.errors import InvalidInput
 
 MIN_LENGTH = 8
 MAX_LENGTH = 128
@@ -24,13 +26,35 @@ COMMON = frozenset({
     "Vietnam@123", "Qwerty@123", "Admin@123", "Abc123456", "Zaq12wsx",
 })
 
-_hasher = PasswordHasher(
-    time_cost=config.env_int("ARGON2_TIME_COST", 2, "identity"),
-    memory_cost=config.env_int("ARGON2_MEMORY_KIB", 19456, "identity"),
-    parallelism=config.env_int("ARGON2_PARALLELISM", 1, "identity"),
-)
-# Verified against when the account does not exist, so both answers take as long.
-_DUMMY_HASH = _hasher.hash("not-a-real-password-used-for-timing")
+
+
+@dataclass(frozen=True)
+class Argon2Params:
+    """The cost of one hash; a stored hash made with other ones is upgraded at the next sign-in."""
+
+    time_cost: int = 2
+    memory_kib: int = 19456
+    parallelism: int = 1
+
+
+DEFAULT_PARAMS = Argon2Params()
+
+
+@functools.cache
+def _hasher(params: Argon2Params) -> PasswordHasher:
+    return PasswordHasher(time_cost=params.time_cost, memory_cost=params.memory_kib,
+                          parallelism=params.parallelism)
+
+
+@functools.cache
+def _dummy_hash(params: Argon2Params) -> str:
+    """Verified against when the account does not exist, so both answers take as long."""
+    return _hasher(params).hash("not-a-real-password-used-for-timing")
+
+
+def prepare(params: Argon2Params) -> None:
+    """Make the dummy hash before the first sign-in, so the first unknown account costs what later ones do."""
+    _dummy_hash(params)
 
 
 def policy_problems(password: str, personal: tuple[str, ...] = ()) -> list[str]:
@@ -61,20 +85,28 @@ def policy_problems(password: str, personal: tuple[str, ...] = ()) -> list[str]:
     return problems
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+def require_acceptable(password: str, personal: tuple[str, ...], field: str = "password") -> None:
+    """Refuse a password the policy does not accept (``weak_password``, one detail per rule broken)."""
+    problems = policy_problems(password, personal)
+    if problems:
+        raise InvalidInput("weak_password", "The password does not meet the policy.",
+                           [{"field": field, "message": m} for m in problems])
 
 
-def verify_password(stored_hash: str | None, password: str) -> bool:
+def hash_password(password: str, params: Argon2Params = DEFAULT_PARAMS) -> str:
+    return _hasher(params).hash(password)
+
+
+def verify_password(stored_hash: str | None, password: str, params: Argon2Params = DEFAULT_PARAMS) -> bool:
     """Constant-work check: an unknown account still costs one Argon2 verification."""
     try:
-        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+        return _hasher(params).verify(stored_hash or _dummy_hash(params), password) and stored_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
 
-def needs_rehash(stored_hash: str) -> bool:
+def needs_rehash(stored_hash: str, params: Argon2Params = DEFAULT_PARAMS) -> bool:
     try:
-        return _hasher.check_needs_rehash(stored_hash)
+        return _hasher(params).check_needs_rehash(stored_hash)
     except InvalidHashError:
         return False

@@ -7,19 +7,24 @@ gateway refuses the tokens of a revoked session), ``jti``, ``iss``, ``aud``, ``i
 and ``typ="access"``.
 
 A refresh token is ``<id>.<secret>``: the id finds the row, and only a SHA-256 of the secret
-is stored, so a copy of the database cannot be turned into sessions.
+is stored, so a copy of the database cannot be turned into sessions. An agency system's client
+secret is kept the same way. Signing keys are Ed25519, published as JWKs named by their RFC 7638
+thumbprint, and stored as PKCS#8 PEM (encrypted when a passphrase is given).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 import secrets
 import time
 import uuid
 from dataclasses import dataclass
 
 import jwt
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 ISSUER = "portal-identity"
@@ -82,3 +87,57 @@ def parse_refresh_token(token: str) -> tuple[uuid.UUID, str] | None:
 
 def refresh_matches(secret: str, stored: bytes) -> bool:
     return hmac.compare_digest(refresh_hash(secret), bytes(stored))
+
+
+# -- client credentials of agency systems ----------------------------------------------------
+
+_NO_CLIENT = hashlib.sha256(b"no such client").digest()
+
+
+def new_client_credentials() -> tuple[str, str]:
+    """A client id and a 256-bit random secret (shown once; only its hash is kept)."""
+    return f"as_{secrets.token_hex(12)}", secrets.token_urlsafe(32)
+
+
+def client_secret_hash(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def client_secret_matches(secret: str, stored: bytes | None) -> bool:
+    """Compared against a dummy when the client is unknown, so both answers take as long."""
+    return hmac.compare_digest(client_secret_hash(secret), bytes(stored) if stored is not None else _NO_CLIENT)
+
+
+# -- signing keys -------------------------------------------------------------------------------
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def public_jwk(key: Ed25519PrivateKey, kid: str) -> dict:
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return {"kty": "OKP", "crv": "Ed25519", "x": _b64(raw), "kid": kid, "alg": ALGORITHM, "use": "sig"}
+
+
+def thumbprint(key: Ed25519PrivateKey) -> str:
+    """RFC 7638 thumbprint of the public key: a stable key id."""
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    canonical = json.dumps({"crv": "Ed25519", "kty": "OKP", "x": _b64(raw)}, separators=(",", ":"), sort_keys=True)
+    return _b64(hashlib.sha256(canonical.encode()).digest())[:16]
+
+
+def new_signing_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+def key_to_pem(key: Ed25519PrivateKey, passphrase: bytes | None) -> str:
+    encryption = (serialization.BestAvailableEncryption(passphrase) if passphrase
+                  else serialization.NoEncryption())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption).decode()
+
+
+def key_from_pem(pem: str, passphrase: bytes | None) -> Ed25519PrivateKey:
+    key = serialization.load_pem_private_key(pem.encode(), password=passphrase)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError("the configured signing key must be an Ed25519 private key")
+    return key

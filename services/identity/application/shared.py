@@ -1,10 +1,10 @@
-"""Helpers the identity flows share: input loading, CPU-heavy work off the event loop,
-appending events, and when things happen."""
+"""What every use-case module of identity uses: input checked with the boundary schemas,
+CPU-heavy work kept off the event loop, the clock, and appending events inside the caller's
+transaction."""
 
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -38,15 +38,6 @@ def off_loop(fn: Callable[..., T], *args: Any) -> T:
     if patcher.is_monkey_patched("thread"):
         return tpool.execute(fn, *args)
     return fn(*args)
-
-
-def is_uuid(value: Any) -> bool:
-    """Whether ``value`` reads as a UUID: an account id that does not is unknown, not an error."""
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 def now() -> dt.datetime:

@@ -3,7 +3,7 @@ one ends the whole session), and signing out.
 
 A session is a refresh-token family; its access tokens carry its id as ``sid``. Every way a
 session ends (sign-out, sign-out everywhere, reuse of a rotated refresh token, a disabled
-account, a password change or reset) publishes an event naming the ended sessions, and
+account, a password change or reset) publishes ``SignedOut`` (``domain/sessions.py``), and
 ``revocations`` lists the recent ones, so the gateway refuses their access tokens at once."""
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ import uuid
 from portal_common.contracts.identity import LogoutBody, RefreshBody
 from portal_common.db import Database
 from portal_common.errors import Unauthorized
-from portal_common.eventstore import EventContext, EventStore, NewEvent
+from portal_common.eventstore import EventContext, EventStore
 from services.identity import repository as repo
-from services.identity.common import load, now, record
+from services.identity.application.shared import load, now, record
+from services.identity.domain import sessions as domain_sessions
 from services.identity.domain import tokens
+from services.identity.domain.sessions import signed_out
 from services.identity.domain.tokens import SigningKey
 from services.identity.settings import Settings
 
@@ -71,13 +73,6 @@ def refresh(db: Database, store: EventStore, key: SigningKey, settings: Settings
     return result
 
 
-def signed_out(account_id, reason: str, session_ids, all_sessions: bool = False) -> NewEvent:
-    """The ``SignedOut`` event naming the ended sessions (the gateway refuses their access tokens)."""
-    return NewEvent("SignedOut", {"account_id": str(account_id), "reason": reason,
-                                  "session_ids": sorted({str(s) for s in session_ids}),
-                                  "all_sessions": all_sessions})
-
-
 def logout(db: Database, store: EventStore, account_id: str, raw: dict, ctx: EventContext,
            session_id: str | None = None) -> dict:
     """Revoke the session of the given refresh token (or every session) of the caller; with
@@ -112,9 +107,7 @@ def _own_session(cur, account_id: str, session_id: str) -> uuid.UUID | None:
         family = uuid.UUID(str(session_id))
     except ValueError:
         return None
-    cur.execute("SELECT 1 FROM refresh_tokens WHERE family = %s AND account_id = %s LIMIT 1",
-                (str(family), str(account_id)))
-    return family if cur.fetchone() else None
+    return family if repo.session_of(cur, account_id, family) else None
 
 
 def revocations(db: Database, settings: Settings) -> dict:
@@ -125,19 +118,4 @@ def revocations(db: Database, settings: Settings) -> dict:
         rows = repo.revoked_sessions_since(cur, window)
         clients = repo.revoked_agency_clients_since(cur, window)
         disabled = repo.disabled_staff_since(cur, window)
-    accounts: dict[str, float] = {}
-    for row in rows:  # a password change ends every access token issued before it
-        if row["password"]:
-            before = float(int(row["revoked_at"].timestamp()))
-            accounts[str(row["account_id"])] = max(before, accounts.get(str(row["account_id"]), 0.0))
-    for row in disabled:  # a disabled staff account: every token issued before the second of the disable
-        before = float(int(row["disabled_at"].timestamp()))
-        accounts[str(row["account_id"])] = max(before, accounts.get(str(row["account_id"]), 0.0))
-    for row in clients:  # a revoked agency system can get no new token: refuse the second it was revoked in too
-        accounts[str(row["account_id"])] = float(int(row["revoked_at"].timestamp()) + 1)
-    return {
-        "ttl": settings.access_ttl_s,
-        "sessions": [{"session_id": str(r["family"]), "account_id": str(r["account_id"]),
-                      "revoked_at": r["revoked_at"].timestamp()} for r in rows],
-        "accounts": [{"account_id": a, "before": b} for a, b in sorted(accounts.items())],
-    }
+    return domain_sessions.revocations(rows, disabled, clients, settings.access_ttl_s)

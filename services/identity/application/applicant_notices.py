@@ -1,7 +1,7 @@
 """SMS to applicants when their dossier needs them or has news, and their opt-out.
 
-The texts and which events notify are in ``domain/notifications.py``; the SQL in
-``repository.py``. How a dossier event becomes at most one SMS:
+The texts, which events notify and who is skipped are in ``domain/notifications.py``; the
+SQL in ``repository.py``. How a dossier event becomes at most one SMS:
 
 1. ``handle`` (identity's durable queue for each dossier event type): in one transaction
    (``handle_once``) the event is marked handled, the owner is learned from DossierSubmitted /
@@ -33,27 +33,24 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from portal_common import config
 from portal_common.consumer import event_id_of, handle_once
 from portal_common.contracts.identity import NotificationPreferencesBody
 from portal_common.db import Database
-from portal_common.errors import NotFound
 from portal_common.eventstore import EventContext, EventStore, NewEvent
 from services.identity import repository as repo
+from services.identity import settings
 from services.identity.adapters import SmsGateway
-from services.identity.common import is_uuid, load, record
+from services.identity.application.shared import load, record
+from services.identity.domain import accounts
 from services.identity.domain import notifications as notices
 from services.identity.domain.ids import mask_phone
 
 log = logging.getLogger(__name__)
-S = "identity"
 CONSUMER = "identity.applicant-notices"
 CHANNEL = "sms"
-OWNER_WAIT_S = config.env_float("NOTIFY_OWNER_WAIT", 600.0, S)  # then an event whose owner is unknown is dropped
-MAX_ATTEMPTS = config.env_int("NOTIFY_MAX_ATTEMPTS", 8, S)  # sends of one SMS before it is marked failed
-# an installation without an SMS contract (or during a provider outage) turns the notices off:
-# events are then consumed and dropped, and none is sent later
-ENABLED = config.env_bool("APPLICANT_SMS", True, S)
+OWNER_WAIT_S = settings.NOTICE_OWNER_WAIT_S
+MAX_ATTEMPTS = settings.NOTICE_MAX_ATTEMPTS
+ENABLED = settings.APPLICANT_SMS
 SEND_LEASE_S = 60.0  # a notice being sent is not taken by another sender for this long
 BATCH = 50
 
@@ -126,7 +123,7 @@ def _decide(cur, envelope: dict) -> Decision:
     account_id = repo.dossier_owner(cur, code)
     if account_id is None:
         raise OwnerNotKnown(code)
-    account = repo.notification_target(cur, account_id) if is_uuid(account_id) else None
+    account = repo.notification_target(cur, account_id) if accounts.is_uuid(account_id) else None
     reason = notices.skip_reason(account)
     if reason:
         return Decision("skipped", reason)
@@ -193,7 +190,7 @@ def _after_failure(db: Database, notice: dict, exc: Exception) -> None:
         if final:
             repo.finish_notice(cur, notice["event_id"], "failed")
         else:
-            repo.retry_notice_at(cur, notice["event_id"], min(30.0 * 2 ** (notice["attempts"] - 1), 3600.0))
+            repo.retry_notice_at(cur, notice["event_id"], notices.retry_delay(notice["attempts"]))
     log.warning("notifications: SMS about %s not sent (attempt %s%s): %s", notice["dossier_code"],
                 notice["attempts"], ", giving up" if final else "", type(exc).__name__,
                 extra={"dossier_code": notice["dossier_code"]})
@@ -202,21 +199,12 @@ def _after_failure(db: Database, notice: dict, exc: Exception) -> None:
 
 # -- the applicant's preference ------------------------------------------------------------
 
-def _view(account: dict) -> dict:
-    sends = notices.skip_reason({**account, "notify_sms": True}) is None
-    return {"notify_sms": bool(account["notify_sms"]),
-            "sms_to": mask_phone(account["phone"]) if sends else None}
-
-
 def preferences(db: Database, account_id: str) -> dict:
     """``GET /api/v1/me/notifications``: the choice and where SMS go (masked; null when none would)."""
-    if not is_uuid(account_id):
-        raise NotFound("account_not_found", "No account has this id.")
+    accounts.require_account_id(account_id)
     with db.transaction() as cur:
-        account = repo.notification_target(cur, account_id)
-    if account is None:
-        raise NotFound("account_not_found", "No account has this id.")
-    return _view(account)
+        account = accounts.require_found(repo.notification_target(cur, account_id))
+    return notices.preference_view(account)
 
 
 def set_preferences(db: Database, store: EventStore, account_id: str, raw: dict, ctx: EventContext) -> dict:
@@ -226,16 +214,13 @@ def set_preferences(db: Database, store: EventStore, account_id: str, raw: dict,
     setting the value already held writes nothing.
     """
     data = load(NotificationPreferencesBody, raw)
-    if not is_uuid(account_id):
-        raise NotFound("account_not_found", "No account has this id.")
+    accounts.require_account_id(account_id)
     wanted = data["notify_sms"]
     with db.transaction() as cur:
-        account = repo.notification_target(cur, account_id, for_update=True)
-        if account is None:
-            raise NotFound("account_not_found", "No account has this id.")
+        account = accounts.require_found(repo.notification_target(cur, account_id, for_update=True))
         if bool(account["notify_sms"]) != wanted:
             account = repo.set_notify_sms(cur, account_id, wanted)
             owner = str(account["id"])
             record(store, cur, f"account-{owner}", [NewEvent("NotificationPreferencesChanged", {
                 "account_id": owner, "notify_sms": wanted})], ctx)
-    return _view(account)
+    return notices.preference_view(account)
