@@ -6,7 +6,7 @@ Builds a throw-away database (every schema migrated and seeded, then the catalog
 port (and its own RabbitMQ vhost when ``rabbitmqctl`` is at hand), then, with a single client
 on one keep-alive connection, times a mix of searches a citizen would type (real names with
 and without diacritics, word order changed, typos, filler words, filters, pages). The baseline
-is the same searches run straight on PostgreSQL (``services.catalog.queries.search``, the code
+is the same searches run straight on PostgreSQL (``services.catalog.application.browsing.search``, the code
 the service runs), in alternating chunks with the gateway's so that outside load hits both
 alike. Everything it started is stopped and dropped at the end.
 
@@ -81,9 +81,9 @@ class _Sql:
     """The service's own search function on one connection of its own: the bare query."""
 
     def __init__(self, dsn: str):
-        from services.catalog import queries
+        from services.catalog.application import browsing
 
-        self.search = queries.search
+        self.search = browsing.search
         self.db = Database(dsn, "catalog", size=1)
 
     def __call__(self, params: dict) -> None:

@@ -15,8 +15,9 @@ import sys
 from portal_common.db import Database
 from portal_common.eventstore import EventStore
 from portal_common.eventstore.events import EventContext, NewEvent
-from services.catalog import domain, seed_data
 from services.catalog import repository as repo
+from services.catalog import seed_data
+from services.catalog.domain.search import search_documents_text
 
 VERBS = ["Cấp", "Cấp lại", "Cấp đổi", "Gia hạn", "Điều chỉnh", "Thu hồi", "Đăng ký", "Xác nhận",
          "Thẩm định", "Công nhận", "Đăng ký thay đổi", "Hỗ trợ", "Phê duyệt", "Thông báo"]
@@ -69,7 +70,7 @@ def load(dsn: str, n: int) -> int:
             missing = max(0, n - row["n"])
             for doc in procedures(missing, start=row["g"] + 1):
                 doc = dict(doc, version=1, status="published")
-                repo.save_procedure(cur, doc, domain.search_documents_text(doc), new=True)
+                repo.save_procedure(cur, doc, search_documents_text(doc), new=True)
                 store.append(f"procedure-{doc['code']}", 0, [NewEvent("ProcedurePublished", doc)],
                              stream_type="procedure", context=ctx, cursor=cur.connection.cursor())
             repo.refresh_search_words(cur)

@@ -22,8 +22,10 @@ from vietnam_provinces import Province, VietNamDivisionType, Ward
 from portal_common.db import Database
 from portal_common.eventstore import EventStore
 from portal_common.eventstore.events import EventContext, NewEvent
-from services.catalog import domain, seed_data
 from services.catalog import repository as repo
+from services.catalog import seed_data
+from services.catalog.domain.agencies import check_dissolution
+from services.catalog.domain.search import search_documents_text
 
 SEED_PROVINCES = (1, 51)  # Thành phố Hà Nội, Quảng Ngãi
 
@@ -142,7 +144,7 @@ def load(dsn: str) -> None:
                     continue
                 a = _agency(code, name, level, kind, province_code=pc)
                 repo.insert_agency(cur, a)
-                final = domain.check_dissolution(code, successor, repo.successors(cur), True)
+                final = check_dissolution(code, successor, repo.successors(cur), True)
                 repo.update_agency(cur, dict(a, status="dissolved", successor=successor, dissolved_on=on,
                                              version=2))
                 _append(store, cur, f"agency-{code}", [
@@ -157,7 +159,7 @@ def load(dsn: str) -> None:
                 if doc["code"] in have:
                     continue
                 doc = dict(doc, version=1, status="published")
-                repo.save_procedure(cur, doc, domain.search_documents_text(doc), new=True)
+                repo.save_procedure(cur, doc, search_documents_text(doc), new=True)
                 _append(store, cur, f"procedure-{doc['code']}", [NewEvent("ProcedurePublished", doc)], ctx)
             cur.execute("SELECT id FROM life_events")
             have = {r["id"] for r in cur.fetchall()}

@@ -15,7 +15,8 @@ import urllib.request
 import eventlet
 from kombu import Connection, Exchange, Producer, Queue
 
-from services.router import domain
+from services.router.domain.routing import queue_name, routing_key
+from services.router.domain.signing import signed_headers
 
 
 class DeliveryFailed(Exception):
@@ -48,7 +49,7 @@ def supports_quorum(server_properties: dict | None) -> bool:
 def agency_queue(exchange: Exchange, agency_code: str, quorum: bool = True) -> Queue:
     """The agency's durable queue (quorum where the broker has them), bound to every routing
     key of that agency."""
-    return Queue(domain.queue_name(agency_code), exchange=exchange,
+    return Queue(queue_name(agency_code), exchange=exchange,
                  routing_key=f"agency.{agency_code}.#", durable=True, auto_delete=False,
                  queue_arguments={"x-queue-type": "quorum" if quorum else "classic"})
 
@@ -102,7 +103,7 @@ class AmqpChannel:
                     with eventlet.Timeout(self.timeout_s, BrokerTimeout(f"no answer within {self.timeout_s:g} s")):
                         self._declare(agency_code)
                         self._producer.publish(  # type: ignore[union-attr]
-                            body, routing_key=domain.routing_key(agency_code, event_type),
+                            body, routing_key=routing_key(agency_code, event_type),
                             content_type="application/json", content_encoding="utf-8",
                             delivery_mode=2, message_id=delivery_id, type=event_type,
                             headers={"delivery_id": delivery_id, "agency_code": agency_code},
@@ -149,7 +150,7 @@ class HttpChannel:
         """POST ``body`` signed with ``secret`` (and ``previous`` during a rotation)."""
         if not url or not url.startswith(("http://", "https://")):
             raise DeliveryFailed("http: the route has no usable callback URL")
-        headers = domain.signed_headers(secret, body, delivery_id, time.time(), previous)
+        headers = signed_headers(secret, body, delivery_id, time.time(), previous)
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
         try:
             with self._opener.open(request, timeout=self.timeout_s) as resp:

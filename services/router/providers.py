@@ -1,17 +1,16 @@
-"""nameko dependency giving each worker the ``Router`` use cases (one AMQP channel per process)."""
+"""nameko dependency giving each worker the router's use cases (``application.Router``), wired
+to this process's pool, event log, delivery channels and catalog client (one AMQP channel per
+process)."""
 
 from __future__ import annotations
-
-from typing import Any
-
-from nameko.standalone.rpc import ClusterRpcProxy
 
 from portal_common import config
 from portal_common.eventstore import EventStore
 from portal_common.nameko_ext import Storage
-from services.router.catalog import TtlCache, chain_step
+from services.router import catalog_client
+from services.router.application import Router
 from services.router.channels import AmqpChannel, HttpChannel
-from services.router.delivery import Router, Settings
+from services.router.settings import Settings
 
 
 class RouterDeps(Storage):
@@ -27,41 +26,9 @@ class RouterDeps(Storage):
                         config.env_float("PUBLISH_TIMEOUT", 10.0, "router")),
             HttpChannel(config.env_float("CALLBACK_TIMEOUT", 10.0, "router")),
             Settings.from_env(),
-            resolve_remote=self._catalog_resolver(amqp_uri),
-            next_step=self._chain_finder(amqp_uri),
+            resolve_remote=catalog_client.resolver(amqp_uri),
+            next_step=catalog_client.chain_finder(amqp_uri),
         )
-
-    @staticmethod
-    def _catalog_resolver(amqp_uri: str):
-        """``catalog.resolve_agency`` with a timeout (nameko's RpcProxy has none), or None
-        when ``CATALOG_FALLBACK`` is off."""
-        if not config.env_bool("CATALOG_FALLBACK", True, "router"):
-            return None
-        timeout = config.env_float("CATALOG_TIMEOUT", 3.0, "router")
-
-        def resolve(code: str) -> str:
-            with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=timeout) as proxy:
-                return proxy.catalog.resolve_agency(code)["code"]
-
-        return resolve
-
-    @staticmethod
-    def _chain_finder(amqp_uri: str):
-        """``(procedure, province, ward) -> {procedure, agency} | None`` from the catalog's
-        ``next_procedure`` and ``agencies_for``, or None when ``CATALOG_FALLBACK`` is off.
-        Answers are kept ``CATALOG_CACHE`` seconds: a catalog amendment shows after that."""
-        if not config.env_bool("CATALOG_FALLBACK", True, "router"):
-            return None
-        timeout = config.env_float("CATALOG_TIMEOUT", 3.0, "router")
-        cache = TtlCache(config.env_float("CATALOG_CACHE", 60.0, "router"))
-
-        def next_step(procedure_code: str, province: Any, ward: Any) -> dict | None:
-            def fetch() -> dict | None:
-                with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=timeout) as proxy:
-                    return chain_step(proxy.catalog, procedure_code, province, ward)
-            return cache.get((procedure_code, str(province), str(ward)), fetch)
-
-        return next_step
 
     def stop(self) -> None:
         self.router.amqp.close()

@@ -1,7 +1,8 @@
-"""The router's tables (schema ``router``): agencies, routes, dossier holders, deliveries.
+"""The router's write side (schema ``router``): agencies, routes, dossier holders, deliveries.
 
-Functions take a cursor so callers put several writes and the event append in one
-transaction. Rows come back as dicts (``Database.transaction()`` default).
+Functions take a cursor so the application puts several writes and the event append in one
+transaction. Rows come back as dicts (``Database.transaction()`` default). The lists that
+operators and agencies read are in ``queries.py``.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ import datetime as dt
 import json
 from typing import Any
 
-from services.router.domain import Route
+from services.router.domain.routing import Route
 
-_DELIVERY_COLUMNS = (
+DELIVERY_COLUMNS = (
     "delivery_id, dossier_code, agency_code, addressed_to, event_id, event_type, channel, body, "
     "status, attempts, next_attempt_at, last_error, created_at, updated_at, sent_at"
 )
@@ -71,12 +72,6 @@ def save_route(cur: Any, route: Route) -> None:
     )
 
 
-def list_routes(cur: Any) -> list[dict]:
-    cur.execute("SELECT agency_code, channel, endpoint, secret_ref, active, updated_at "
-                "FROM routes ORDER BY agency_code")
-    return cur.fetchall()
-
-
 # -- dossiers ------------------------------------------------------------------------------
 
 
@@ -126,7 +121,7 @@ def lease(cur: Any, delivery_id: str, lease_s: float) -> dict | None:
     cur.execute(
         f"UPDATE deliveries SET lease_until = now() + %s * interval '1 second', attempts = attempts + 1 "
         f"WHERE delivery_id = %s AND status = 'pending' AND next_attempt_at <= now() "
-        f"AND (lease_until IS NULL OR lease_until < now()) RETURNING {_DELIVERY_COLUMNS}",
+        f"AND (lease_until IS NULL OR lease_until < now()) RETURNING {DELIVERY_COLUMNS}",
         (lease_s, delivery_id),
     )
     return cur.fetchone()
@@ -189,37 +184,5 @@ def revive(cur: Any, delivery_id: str) -> dict | None:
 
 def get_delivery(cur: Any, delivery_id: str, for_update: bool = False) -> dict | None:
     lock = " FOR UPDATE" if for_update else ""
-    cur.execute(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE delivery_id = %s{lock}", (delivery_id,))
+    cur.execute(f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE delivery_id = %s{lock}", (delivery_id,))
     return cur.fetchone()
-
-
-def deliveries_for(cur: Any, dossier_code: str) -> list[dict]:
-    cur.execute(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE dossier_code = %s "
-                "ORDER BY created_at, delivery_id", (dossier_code,))
-    return cur.fetchall()
-
-
-def agency_deliveries(cur: Any, agency_code: str, status: str | None, dossier_code: str | None,
-                      limit: int) -> list[dict]:
-    """What was routed to one agency, newest first (its own view of its intake)."""
-    cur.execute(
-        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE agency_code = %s "
-        "AND (%s::text IS NULL OR status = %s) AND (%s::text IS NULL OR dossier_code = %s) "
-        "ORDER BY created_at DESC, delivery_id LIMIT %s",
-        (agency_code, status, status, dossier_code, dossier_code, limit),
-    )
-    return cur.fetchall()
-
-
-def dead_letters(cur: Any, agency_code: str | None, limit: int) -> list[dict]:
-    cur.execute(
-        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE status = 'dead' "
-        "AND (%s::text IS NULL OR agency_code = %s) ORDER BY updated_at LIMIT %s",
-        (agency_code, agency_code, limit),
-    )
-    return cur.fetchall()
-
-
-def counts(cur: Any) -> dict[str, int]:
-    cur.execute("SELECT status, count(*) AS n FROM deliveries GROUP BY status")
-    return {r["status"]: r["n"] for r in cur.fetchall()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.router.domain import CHANNELS
+from portal_common.contracts.router import CHANNELS
 
 DELIVERY_STATUSES = ("pending", "sent", "acknowledged", "dead")
 
@@ -14,8 +14,6 @@ AGENCY_CODE = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
 # prefix keeps a route from pointing the signer at unrelated settings.
 SECRET_REF = validate.Regexp(r"^AGENCY_SECRET_[A-Z0-9_]{1,64}$",
                              error="a secret reference is AGENCY_SECRET_<NAME>")
-
-
 
 
 def no_control_characters(value: str) -> None:

@@ -7,7 +7,7 @@ its mtime, size or inode changes, so an operator - or a mounted Kubernetes / Doc
 rotates it in place without restarting the router.
 
 ``AGENCY_SECRET_<NAME>_PREVIOUS``, looked up the same way, is the secret being retired: while
-it exists each callback is signed with both (``domain.signed_headers``), so the agency accepts
+it exists each callback is signed with both (``domain.signing.signed_headers``), so the agency accepts
 deliveries whether it has switched yet or not. Remove it to end the overlap.
 
 Secrets are never logged: warnings name the file and its mode only.

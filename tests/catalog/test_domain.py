@@ -5,117 +5,118 @@ from marshmallow import ValidationError
 
 from portal_common.contracts.catalog import NewLifeEventBody, NewProcedureBody
 from portal_common.errors import Conflict, InvalidInput, NotFound
-from services.catalog import domain, seed_data
+from services.catalog import seed_data
+from services.catalog.domain import agencies, codes, life_events, procedures, search
 
 
 def test_fold_removes_case_and_vietnamese_diacritics_including_d_stroke():
-    assert domain.fold("Đăng ký khai sinh") == "dang ky khai sinh"
-    assert domain.fold("ĐĂNG KÝ KẾT HÔN") == "dang ky ket hon"
-    assert domain.fold("Ủy ban nhân dân phường Đống Đa") == "uy ban nhan dan phuong dong da"
+    assert search.fold("Đăng ký khai sinh") == "dang ky khai sinh"
+    assert search.fold("ĐĂNG KÝ KẾT HÔN") == "dang ky ket hon"
+    assert search.fold("Ủy ban nhân dân phường Đống Đa") == "uy ban nhan dan phuong dong da"
 
 
 @pytest.mark.parametrize("q", ["a\x00b", "line\nbreak", "tab\there", "\x1b[31m"])
 def test_query_with_control_characters_is_refused(q):
     with pytest.raises(InvalidInput) as err:
-        domain.normalise_query(q)
+        search.normalise_query(q)
     assert err.value.code == "invalid_query"
 
 
 def test_query_is_trimmed_and_capped():
-    assert domain.normalise_query("  dang   ky  ") == "dang ky"
-    assert domain.normalise_query("   ") is None
+    assert search.normalise_query("  dang   ky  ") == "dang ky"
+    assert search.normalise_query("   ") is None
     with pytest.raises(InvalidInput):
-        domain.normalise_query("x" * (domain.MAX_QUERY + 1))
+        search.normalise_query("x" * (search.MAX_QUERY + 1))
     with pytest.raises(InvalidInput):
-        domain.normalise_query(["list"])
+        search.normalise_query(["list"])
 
 
 @pytest.mark.parametrize("page,size", [(0, 20), (1, 0), (1, 101), (1, 10_000), ("x", 1), (-3, 5)])
 def test_bad_pages_are_refused(page, size):
     with pytest.raises(InvalidInput):
-        domain.page_of(page, size)
+        search.page_of(page, size)
 
 
 def test_page_offset():
-    p = domain.page_of(3, 25)
+    p = search.page_of(3, 25)
     assert (p.offset, p.page_size) == (50, 25)
-    assert domain.paginated([{"a": 1}], 51, p) == {"items": [{"a": 1}], "total": 51, "page": 3, "page_size": 25}
+    assert search.paginated([{"a": 1}], 51, p) == {"items": [{"a": 1}], "total": 51, "page": 3, "page_size": 25}
 
 
 def test_codes():
-    assert domain.valid_code("1.001193")
-    assert domain.valid_code("W21220-UBND")
+    assert codes.valid_code("1.001193")
+    assert codes.valid_code("W21220-UBND")
     for bad in ("", "../etc", "a b", "x" * 41, None, 5, "mã"):
-        assert not domain.valid_code(bad)
+        assert not codes.valid_code(bad)
 
 
 def test_successor_chain_is_followed_to_the_active_end():
     chain = {"A": "B", "B": "C"}
-    assert domain.resolve_successor("A", chain) == "C"
-    assert domain.resolve_successor("C", chain) == "C"
+    assert agencies.resolve_successor("A", chain) == "C"
+    assert agencies.resolve_successor("C", chain) == "C"
 
 
 def test_successor_loop_is_refused():
     with pytest.raises(Conflict):
-        domain.resolve_successor("A", {"A": "B", "B": "A"})
+        agencies.resolve_successor("A", {"A": "B", "B": "A"})
 
 
 def test_dissolution_checks():
-    assert domain.check_dissolution("A", "B", {}, True) == "B"
-    assert domain.check_dissolution("A", "B", {"B": "C"}, True) == "C"
+    assert agencies.check_dissolution("A", "B", {}, True) == "B"
+    assert agencies.check_dissolution("A", "B", {"B": "C"}, True) == "C"
     with pytest.raises(InvalidInput):
-        domain.check_dissolution("A", "A", {}, True)
+        agencies.check_dissolution("A", "A", {}, True)
     with pytest.raises(NotFound):
-        domain.check_dissolution("A", "X", {}, False)
+        agencies.check_dissolution("A", "X", {}, False)
     with pytest.raises(Conflict):  # B already dissolved into A: A -> B -> A
-        domain.check_dissolution("A", "B", {"B": "A"}, True)
+        agencies.check_dissolution("A", "B", {"B": "A"}, True)
 
 
 def test_offered_agencies_replace_dissolved_with_successor_and_dedupe():
     candidates = [{"code": "OLD", "status": "dissolved"}, {"code": "NEW", "status": "active"},
                   {"code": "X", "status": "active"}]
-    assert domain.offered_agencies(candidates, {"OLD": "NEW"}) == ["NEW", "X"]
+    assert agencies.offered_agencies(candidates, {"OLD": "NEW"}) == ["NEW", "X"]
 
 
 def test_amendment_bumps_version_and_lists_changes():
     current = {"code": "c", "version": 2, "status": "published", "name": "A", "processing_days": 5}
-    doc, changed = domain.amended(current, {"processing_days": 3, "name": "A"})
+    doc, changed = procedures.amended(current, {"processing_days": 3, "name": "A"})
     assert doc["version"] == 3 and doc["processing_days"] == 3 and changed == ["processing_days"]
     assert current["version"] == 2  # the old version is untouched
     with pytest.raises(InvalidInput):
-        domain.amended(current, {"name": "A"})
+        procedures.amended(current, {"name": "A"})
     with pytest.raises(Conflict):
-        domain.amended(dict(current, status="withdrawn"), {"name": "B"})
+        procedures.amended(dict(current, status="withdrawn"), {"name": "B"})
 
 
 def test_agency_kinds_name_their_level():
-    assert domain.level_of_kind("commune_police") == "commune"
-    assert domain.level_of_kind("province_justice") == "province"
-    assert domain.level_of_kind("odd") is None
+    assert agencies.level_of_kind("commune_police") == "commune"
+    assert agencies.level_of_kind("province_justice") == "province"
+    assert agencies.level_of_kind("odd") is None
 
 
 def test_seed_catalog_is_large_valid_and_consistent():
-    procedures = seed_data.procedures()
-    assert len(procedures) >= 100
-    assert len({p["field"] for p in procedures}) >= 8
-    assert len({p["code"] for p in procedures}) == len(procedures)
-    for p in procedures:
+    seeded = seed_data.procedures()
+    assert len(seeded) >= 100
+    assert len({p["field"] for p in seeded}) >= 8
+    assert len({p["code"] for p in seeded}) == len(seeded)
+    for p in seeded:
         NewProcedureBody().load(p)
         assert p["illustrative"] == (p["code"] not in seed_data.REAL_VALUES)
-    codes = {p["code"] for p in procedures}
+    seed_codes = {p["code"] for p in seeded}
     assert len(seed_data.LIFE_EVENTS) >= 10
     assert {e[2] for e in seed_data.LIFE_EVENTS} == {"citizen", "business"}
     for event in seed_data.LIFE_EVENTS:
-        assert set(event[4]) <= codes
+        assert set(event[4]) <= seed_codes
     for nxt, _kind in seed_data.NEXT.values():
-        assert nxt in codes
-    for p in procedures:
-        domain.check_procedure(p)  # the seed's levels are those of its agency kinds
+        assert nxt in seed_codes
+    for p in seeded:
+        procedures.check_procedure(p)  # the seed's levels are those of its agency kinds
 
 
 def test_a_draft_is_rewritten_in_place_not_versioned():
     draft = {"code": "c", "version": 1, "status": "draft", "name": "A", "processing_days": 5}
-    doc, changed = domain.amended(draft, {"processing_days": 3})
+    doc, changed = procedures.amended(draft, {"processing_days": 3})
     assert (doc["version"], doc["status"], changed) == (1, "draft", ["processing_days"])
 
 
@@ -126,7 +127,7 @@ def test_a_draft_is_rewritten_in_place_not_versioned():
 ])
 def test_procedure_levels_must_be_those_of_its_agency_kinds(kinds, levels, code):
     with pytest.raises(InvalidInput) as err:
-        domain.check_procedure({"agency_kinds": kinds, "levels": levels})
+        procedures.check_procedure({"agency_kinds": kinds, "levels": levels})
     assert err.value.code == code
 
 
@@ -136,10 +137,10 @@ def test_procedure_levels_must_be_those_of_its_agency_kinds(kinds, levels, code)
 ])
 def test_an_agency_unit_fits_its_level(level, province, ward, ok):
     if ok:
-        domain.check_agency_unit(level, province, ward)
+        agencies.check_agency_unit(level, province, ward)
     else:
         with pytest.raises(InvalidInput):
-            domain.check_agency_unit(level, province, ward)
+            agencies.check_agency_unit(level, province, ward)
 
 
 def _seed_doc(**over):
@@ -177,7 +178,7 @@ def test_descriptions_may_keep_line_breaks():
     ("căn cước", "can cuoc"),
 ])
 def test_search_terms_drop_filler_words_at_the_ends(q, terms):
-    assert domain.search_terms(q) == terms
+    assert search.search_terms(q) == terms
 
 
 def _life_event(**over) -> dict:
@@ -186,20 +187,20 @@ def _life_event(**over) -> dict:
 
 
 def test_a_life_event_amendment_is_a_new_version_and_names_what_changed():
-    doc, changed = domain.amended_life_event(_life_event(), {"procedure_codes": ["1.004194", "1.001193"],
+    doc, changed = life_events.amended_life_event(_life_event(), {"procedure_codes": ["1.004194", "1.001193"],
                                                              "name": "Sinh con"})
     assert changed == ["procedure_codes"]  # a new order is a change; the same name is not
     assert (doc["version"], doc["procedure_codes"]) == (4, ["1.004194", "1.001193"])
     with pytest.raises(InvalidInput) as err:
-        domain.amended_life_event(_life_event(), {"name": "Sinh con"})
+        life_events.amended_life_event(_life_event(), {"name": "Sinh con"})
     assert err.value.code == "nothing_changed"
     with pytest.raises(Conflict) as err:
-        domain.amended_life_event(_life_event(status="retired"), {"name": "Khác"})
+        life_events.amended_life_event(_life_event(status="retired"), {"name": "Khác"})
     assert err.value.code == "life_event_retired"
 
 
 def test_every_procedure_a_life_event_cannot_list_is_named():
-    errors = domain.unoffered_procedures(["1.001193", "9.1", "2.2", "9.3"],
+    errors = life_events.unoffered_procedures(["1.001193", "9.1", "2.2", "9.3"],
                                          {"1.001193": "published", "2.2": "withdrawn", "9.3": "draft"})
     assert errors == [{"field": "procedure_codes[1]", "message": "Procedure 9.1 is not in the catalog."},
                       {"field": "procedure_codes[2]", "message": "Procedure 2.2 has been withdrawn."}]
@@ -207,8 +208,8 @@ def test_every_procedure_a_life_event_cannot_list_is_named():
 
 def test_a_life_event_lists_only_procedures_for_its_applicants():
     targets = {"1.1": "citizen", "2.2": "business", "3.3": "both"}
-    assert domain.mistargeted_procedures(["1.1", "3.3", "9.9"], targets, "citizen") == []
-    assert domain.mistargeted_procedures(["3.3", "1.1", "2.2"], targets, "business") == [
+    assert life_events.mistargeted_procedures(["1.1", "3.3", "9.9"], targets, "citizen") == []
+    assert life_events.mistargeted_procedures(["3.3", "1.1", "2.2"], targets, "business") == [
         {"field": "procedure_codes[1]", "message": "Procedure 1.1 is for citizens only, not for businesses."}]
 
 

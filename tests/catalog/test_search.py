@@ -4,7 +4,7 @@ import pytest
 
 from portal_common.errors import InvalidInput, NotFound
 from services.catalog import queries
-from services.catalog import repository as repo
+from services.catalog.application import browsing
 
 
 def codes(result):
@@ -14,53 +14,53 @@ def codes(result):
 @pytest.mark.parametrize("q", ["dang ky khai sinh", "Đăng ký khai sinh", "DANG KY KHAI SINH",
                                "đăng ký KHAI SINH", "ĐĂNG KÝ KHAI SINH"])
 def test_search_ignores_case_and_diacritics(catalog_db, q):
-    result = queries.search(catalog_db, q, {}, 1, 10)
+    result = browsing.search(catalog_db, q, {}, 1, 10)
     assert codes(result)[0] == "1.001193"
     assert result["items"][0]["name"] == "Đăng ký khai sinh"
-    baseline = queries.search(catalog_db, "Đăng ký khai sinh", {}, 1, 50)
-    assert codes(queries.search(catalog_db, q, {}, 1, 50)) == codes(baseline)
+    baseline = browsing.search(catalog_db, "Đăng ký khai sinh", {}, 1, 50)
+    assert codes(browsing.search(catalog_db, q, {}, 1, 50)) == codes(baseline)
 
 
 def test_d_stroke_folds_to_d(catalog_db):
-    folded = codes(queries.search(catalog_db, "dat dai", {}, 1, 50))
-    assert folded and folded == codes(queries.search(catalog_db, "đất đai", {}, 1, 50))
-    assert "1.012708" in codes(queries.search(catalog_db, "DU LIEU DAT DAI", {}, 1, 10))
+    folded = codes(browsing.search(catalog_db, "dat dai", {}, 1, 50))
+    assert folded and folded == codes(browsing.search(catalog_db, "đất đai", {}, 1, 50))
+    assert "1.012708" in codes(browsing.search(catalog_db, "DU LIEU DAT DAI", {}, 1, 10))
 
 
 def test_word_order_and_small_typo(catalog_db):
-    assert codes(queries.search(catalog_db, "khai sinh dang ky", {}, 1, 5))[0] == "1.001193"
-    assert codes(queries.search(catalog_db, "ket hon dang ky", {}, 1, 5))[0] == "1.000894"
-    assert codes(queries.search(catalog_db, "dang ky khai sihn", {}, 1, 5))[0] == "1.001193"
-    assert codes(queries.search(catalog_db, "dnag ky ket hon", {}, 1, 5))[0] == "1.000894"
+    assert codes(browsing.search(catalog_db, "khai sinh dang ky", {}, 1, 5))[0] == "1.001193"
+    assert codes(browsing.search(catalog_db, "ket hon dang ky", {}, 1, 5))[0] == "1.000894"
+    assert codes(browsing.search(catalog_db, "dang ky khai sihn", {}, 1, 5))[0] == "1.001193"
+    assert codes(browsing.search(catalog_db, "dnag ky ket hon", {}, 1, 5))[0] == "1.000894"
 
 
 def test_name_matches_rank_above_document_text_matches(catalog_db):
     # "giấy chứng sinh" is a required document of the birth registration, not in any name
-    result = codes(queries.search(catalog_db, "giấy chứng sinh", {}, 1, 5))
+    result = codes(browsing.search(catalog_db, "giấy chứng sinh", {}, 1, 5))
     assert result[0] in {"1.001193", "1.001702", "1.000689", "1.000110"}
     # "khai sinh" is in names and in documents: every name match comes first
-    items = queries.search(catalog_db, "khai sinh", {}, 1, 50)["items"]
+    items = browsing.search(catalog_db, "khai sinh", {}, 1, 50)["items"]
     in_name = ["khai sinh" in i["name"].lower() for i in items]
     assert in_name[0] and in_name == sorted(in_name, reverse=True)
 
 
 def test_exact_code_is_found(catalog_db):
-    assert codes(queries.search(catalog_db, "1.000656", {}, 1, 5))[0] == "1.000656"
+    assert codes(browsing.search(catalog_db, "1.000656", {}, 1, 5))[0] == "1.000656"
 
 
 def test_filters(catalog_db):
-    full = queries.search(catalog_db, None, {"online": "full"}, 1, 100)
+    full = browsing.search(catalog_db, None, {"online": "full"}, 1, 100)
     assert full["total"] > 10 and all(i["online_level"] == "full" for i in full["items"])
-    land = queries.search(catalog_db, None, {"field": "dat_dai"}, 1, 100)
+    land = browsing.search(catalog_db, None, {"field": "dat_dai"}, 1, 100)
     assert land["total"] >= 5 and {i["field"] for i in land["items"]} == {"dat_dai"}
-    business = queries.search(catalog_db, None, {"target": "business"}, 1, 100)
+    business = browsing.search(catalog_db, None, {"target": "business"}, 1, 100)
     assert {i["target"] for i in business["items"]} <= {"business", "both"}
-    commune = queries.search(catalog_db, "giay phep", {"level": "commune"}, 1, 100)
+    commune = browsing.search(catalog_db, "giay phep", {"level": "commune"}, 1, 100)
     assert commune["total"] > 0 and all("commune" in i["levels"] for i in commune["items"])
-    at_justice = codes(queries.search(catalog_db, None, {"agency": "P51-STP"}, 1, 100))
+    at_justice = codes(browsing.search(catalog_db, None, {"agency": "P51-STP"}, 1, 100))
     assert "2.000488" in at_justice and "1.001193" not in at_justice
-    assert queries.search(catalog_db, None, {"agency": "NO-SUCH"}, 1, 10)["total"] == 0
-    combined = queries.search(catalog_db, "dang ky", {"field": "ho_tich", "online": "full"}, 1, 50)
+    assert browsing.search(catalog_db, None, {"agency": "NO-SUCH"}, 1, 10)["total"] == 0
+    combined = browsing.search(catalog_db, "dang ky", {"field": "ho_tich", "online": "full"}, 1, 50)
     assert combined["total"] > 0
     assert all(i["field"] == "ho_tich" and i["online_level"] == "full" for i in combined["items"])
 
@@ -69,16 +69,16 @@ def test_filters(catalog_db):
                                      {"field": ["x"]}])
 def test_bad_filters_over_rpc_are_refused(catalog_db, filters):
     with pytest.raises(InvalidInput):
-        queries.search(catalog_db, None, filters, 1, 10)
+        browsing.search(catalog_db, None, filters, 1, 10)
 
 
 def test_pagination_with_total(catalog_db):
-    first = queries.search(catalog_db, None, {}, 1, 10)
-    second = queries.search(catalog_db, None, {}, 2, 10)
+    first = browsing.search(catalog_db, None, {}, 1, 10)
+    second = browsing.search(catalog_db, None, {}, 2, 10)
     assert first["total"] == second["total"] >= 100
     assert (first["page"], first["page_size"], len(first["items"])) == (1, 10, 10)
     assert not set(codes(first)) & set(codes(second))
-    beyond = queries.search(catalog_db, None, {}, 1000, 10)
+    beyond = browsing.search(catalog_db, None, {}, 1000, 10)
     assert beyond["items"] == [] and beyond["total"] == first["total"]
 
 
@@ -90,12 +90,12 @@ def _plan(catalog_db, sql, args) -> str:
 
 
 def test_search_uses_the_indexes(catalog_db):
-    assert "procedures_tsv" in _plan(catalog_db, *repo.search_sql("dang ky khai sinh", {}, 20, 0))
-    assert "procedures_name_trgm" in _plan(catalog_db, *repo.search_sql("dang ky khai sihn", {}, 20, 0, "fuzzy"))
+    assert "procedures_tsv" in _plan(catalog_db, *queries.search_sql("dang ky khai sinh", {}, 20, 0))
+    assert "procedures_name_trgm" in _plan(catalog_db, *queries.search_sql("dang ky khai sihn", {}, 20, 0, "fuzzy"))
 
 
 def test_procedure_detail(catalog_db):
-    p = queries.get_procedure(catalog_db, "1.001193")
+    p = browsing.get_procedure(catalog_db, "1.001193")
     assert p["name"] == "Đăng ký khai sinh" and p["version"] >= 1
     assert p["required_documents"][0]["id"] == "tp1"
     assert {"id", "name", "mandatory", "original_or_copy", "count", "form_template"} <= set(p["required_documents"][0])
@@ -105,47 +105,47 @@ def test_procedure_detail(catalog_db):
     assert p["next_procedure"] == {"code": "1.004194", "agency_kind": "commune_police"}
     assert p["fees"] == [] and p["processing_days"] == 1 and p["illustrative"] is False
     with pytest.raises(NotFound):
-        queries.get_procedure(catalog_db, "9.999999")
+        browsing.get_procedure(catalog_db, "9.999999")
     with pytest.raises(NotFound):
-        queries.get_procedure(catalog_db, "../../etc/passwd")
+        browsing.get_procedure(catalog_db, "../../etc/passwd")
 
 
 def test_life_events_and_fields(catalog_db):
-    events = queries.life_events(catalog_db)
+    events = browsing.life_events(catalog_db)
     assert len(events) >= 10
-    assert {e["target"] for e in queries.life_events(catalog_db, "business")} == {"business"}
-    birth = queries.life_event(catalog_db, "khai-sinh")
+    assert {e["target"] for e in browsing.life_events(catalog_db, "business")} == {"business"}
+    birth = browsing.life_event(catalog_db, "khai-sinh")
     assert [p["code"] for p in birth["procedures"]][:2] == ["1.001193", "1.004194"]
     with pytest.raises(NotFound):
-        queries.life_event(catalog_db, "no-such-event")
+        browsing.life_event(catalog_db, "no-such-event")
     with pytest.raises(InvalidInput):
-        queries.life_events(catalog_db, "aliens")
-    fields = {f["code"]: f for f in queries.fields_list(catalog_db)}
+        browsing.life_events(catalog_db, "aliens")
+    fields = {f["code"]: f for f in browsing.fields_list(catalog_db)}
     assert len(fields) >= 8 and fields["ho_tich"]["procedures"] >= 10
 
 
 def test_agencies_for_a_ward_and_a_province(catalog_db):
-    ward = queries.agencies_for(catalog_db, "1.001193", 51, 21220)
+    ward = browsing.agencies_for(catalog_db, "1.001193", 51, 21220)
     assert [a["code"] for a in ward] == ["W21220-UBND"]
     assert ward[0]["name"] == "Ủy ban nhân dân xã Sơn Tịnh" and ward[0]["level"] == "commune"
-    hanoi = queries.agencies_for(catalog_db, "1.001193", 1, 4)
+    hanoi = browsing.agencies_for(catalog_db, "1.001193", 1, 4)
     assert [a["code"] for a in hanoi] == ["W00004-UBND"]
-    all_qn = queries.agencies_for(catalog_db, "1.001193", 51)
+    all_qn = browsing.agencies_for(catalog_db, "1.001193", 51)
     assert len(all_qn) == 96 and {a["province_code"] for a in all_qn} == {51}
-    justice = queries.agencies_for(catalog_db, "2.000488", 1, 4)
+    justice = browsing.agencies_for(catalog_db, "2.000488", 1, 4)
     assert [a["code"] for a in justice] == ["P01-STP"]
 
 
 def test_dissolved_agency_is_never_offered_its_successor_is(catalog_db):
-    offered = queries.agencies_for(catalog_db, "2.001611", 51)
+    offered = browsing.agencies_for(catalog_db, "2.001611", 51)
     assert [a["code"] for a in offered] == ["P51-STC"]  # not P51-SKHDT, P62-STC, P62-SKHDT
-    old = queries.get_agency(catalog_db, "P62-SKHDT")
+    old = browsing.get_agency(catalog_db, "P62-SKHDT")
     assert old["status"] == "dissolved" and old["successor"] == "P62-STC"
-    assert queries.resolve_agency(catalog_db, "P62-SKHDT")["code"] == "P51-STC"
-    assert queries.resolve_agency(catalog_db, "H001-PTP")["code"] == "W00004-UBND"
-    assert queries.resolve_agency(catalog_db, "P51-STC")["code"] == "P51-STC"
+    assert browsing.resolve_agency(catalog_db, "P62-SKHDT")["code"] == "P51-STC"
+    assert browsing.resolve_agency(catalog_db, "H001-PTP")["code"] == "W00004-UBND"
+    assert browsing.resolve_agency(catalog_db, "P51-STC")["code"] == "P51-STC"
     with pytest.raises(NotFound):
-        queries.resolve_agency(catalog_db, "NOPE")
+        browsing.resolve_agency(catalog_db, "NOPE")
 
 
 @pytest.mark.parametrize("province,ward,code", [
@@ -160,29 +160,29 @@ def test_dissolved_agency_is_never_offered_its_successor_is(catalog_db):
 ])
 def test_agencies_for_a_place_that_does_not_exist_is_refused(catalog_db, province, ward, code):
     with pytest.raises(InvalidInput) as err:
-        queries.agencies_for(catalog_db, "1.001193", province, ward)
+        browsing.agencies_for(catalog_db, "1.001193", province, ward)
     assert err.value.code == code
 
 
 def test_agencies_for_unknown_procedure_and_places_given_as_text(catalog_db):
     with pytest.raises(NotFound):
-        queries.agencies_for(catalog_db, "9.999999", 51)
+        browsing.agencies_for(catalog_db, "9.999999", 51)
     # a ward alone names its province; "01" and 1 are the same province
-    assert [a["code"] for a in queries.agencies_for(catalog_db, "1.001193", None, 21220)] == ["W21220-UBND"]
-    assert [a["code"] for a in queries.agencies_for(catalog_db, "1.001193", "01", "00004")] == ["W00004-UBND"]
+    assert [a["code"] for a in browsing.agencies_for(catalog_db, "1.001193", None, 21220)] == ["W21220-UBND"]
+    assert [a["code"] for a in browsing.agencies_for(catalog_db, "1.001193", "01", "00004")] == ["W00004-UBND"]
     # a real province the seed has no offices for: only the central agencies would be offered
-    assert queries.agencies_for(catalog_db, "1.001193", 48) == []
-    assert [a["code"] for a in queries.agencies_for(catalog_db, "1.003214", 48)] == ["BCA"]
+    assert browsing.agencies_for(catalog_db, "1.001193", 48) == []
+    assert [a["code"] for a in browsing.agencies_for(catalog_db, "1.003214", 48)] == ["BCA"]
 
 
 def test_list_agencies(catalog_db):
-    result = queries.list_agencies(catalog_db, "uy ban nhan dan xa son tinh")
+    result = browsing.list_agencies(catalog_db, "uy ban nhan dan xa son tinh")
     assert result["items"][0]["code"] == "W21220-UBND"
-    qn = queries.list_agencies(catalog_db, province=51, level="province", page_size=100)
+    qn = browsing.list_agencies(catalog_db, province=51, level="province", page_size=100)
     seeded = [a["code"] for a in qn["items"] if a["code"].startswith("P51-")]
     assert len(seeded) == 12 and all(a["status"] == "active" for a in qn["items"])
     assert qn["total"] == len(qn["items"])
-    with_old = queries.list_agencies(catalog_db, province=51, level="province", include_dissolved=True, page_size=100)
+    with_old = browsing.list_agencies(catalog_db, province=51, level="province", include_dissolved=True, page_size=100)
     assert with_old["total"] > qn["total"]
 
 
@@ -191,7 +191,7 @@ def test_every_seed_procedure_has_an_agency_in_both_provinces(catalog_db):
 
     for doc in seed_data.procedures():
         for province, ward in ((51, 21220), (1, 4)):
-            offered = queries.agencies_for(catalog_db, doc["code"], province, ward)
+            offered = browsing.agencies_for(catalog_db, doc["code"], province, ward)
             assert offered, (doc["code"], province)
             assert all(a["status"] == "active" for a in offered)
 
@@ -205,17 +205,17 @@ def test_every_seed_procedure_has_an_agency_in_both_provinces(catalog_db):
     ("dang ky ket hon voi nguoi nuoc ngoai", "1.000806"),  # "với người" in no text: most of the words
 ])
 def test_queries_as_people_type_them(catalog_db, q, first):
-    assert codes(queries.search(catalog_db, q, {}, 1, 5))[0] == first
+    assert codes(browsing.search(catalog_db, q, {}, 1, 5))[0] == first
 
 
 def test_a_short_exact_name_beats_a_long_one_that_contains_it_even_with_a_typo(catalog_db):
     # 1.001005 / 1.000110 contain "đăng ký khai sinh" in a much longer name
-    assert codes(queries.search(catalog_db, "dang ky khai sinh", {}, 1, 1)) == ["1.001193"]
-    assert codes(queries.search(catalog_db, "dang ki khai sinh", {}, 1, 1)) == ["1.001193"]
+    assert codes(browsing.search(catalog_db, "dang ky khai sinh", {}, 1, 1)) == ["1.001193"]
+    assert codes(browsing.search(catalog_db, "dang ki khai sinh", {}, 1, 1)) == ["1.001193"]
 
 
 def test_filler_words_alone_are_still_searched(catalog_db):
-    assert "1.001124" in codes(queries.search(catalog_db, "thủ tục", {}, 1, 10))
+    assert "1.001124" in codes(browsing.search(catalog_db, "thủ tục", {}, 1, 10))
 
 
 @pytest.mark.parametrize("q,first", [
@@ -227,20 +227,20 @@ def test_filler_words_alone_are_still_searched(catalog_db):
     ("the can cuok", "1.012346"),
 ])
 def test_misspelt_words_are_corrected_against_the_catalog_s_own_words(catalog_db, q, first):
-    assert codes(queries.search(catalog_db, q, {}, 1, 5))[0] == first
+    assert codes(browsing.search(catalog_db, q, {}, 1, 5))[0] == first
 
 
 def test_word_corrections_come_from_the_dictionary(catalog_db):
     with catalog_db.transaction() as cur:
-        fixes = repo.word_corrections(cur, ["dang", "chiue", "sihn", "ki", "xyzzy", "a"])
+        fixes = queries.word_corrections(cur, ["dang", "chiue", "sihn", "ki", "xyzzy", "a"])
     assert fixes == ["dang", "chieu", "sinh", "ky", None, None]
 
 
 def test_nonsense_finds_nothing_rather_than_anything(catalog_db):
-    assert queries.search(catalog_db, "xyzzy qwerty", {}, 1, 5) == {"items": [], "total": 0, "page": 1,
+    assert browsing.search(catalog_db, "xyzzy qwerty", {}, 1, 5) == {"items": [], "total": 0, "page": 1,
                                                                     "page_size": 5}
 
 
 def test_relaxed_and_corrected_searches_use_the_indexes(catalog_db):
-    plan = _plan(catalog_db, *repo.search_sql("dang ky ket hon voi nguoi", {}, 20, 0, "relaxed"))
+    plan = _plan(catalog_db, *queries.search_sql("dang ky ket hon voi nguoi", {}, 20, 0, "relaxed"))
     assert "procedures_tsv" in plan

@@ -7,8 +7,8 @@ import uuid
 
 from portal_common.eventstore import EventStore
 from services.router import repository
+from services.router.application import Router
 from services.router.channels import DeliveryFailed
-from services.router.delivery import Router
 from tests.router.conftest import router_events, submitted
 
 

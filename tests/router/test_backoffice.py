@@ -15,7 +15,7 @@ from deploy.backoffice import signature
 from deploy.backoffice.consumer import AgencyConsumer, declare
 from deploy.backoffice.inbox import Inbox
 from deploy.backoffice.receiver import CallbackReceiver
-from services.router import domain
+from services.router.domain import signing
 
 SECRET = "receiver-secret"
 
@@ -38,8 +38,8 @@ def _post(rec: CallbackReceiver, body: bytes, headers: dict[str, str]) -> int:
 
 
 def _signed(body: dict, secret: str = SECRET, now: float | None = None) -> tuple[bytes, dict[str, str]]:
-    raw = domain.encode_body(body)
-    return raw, domain.signed_headers(secret, raw, body.get("delivery_id", "x"), time.time() if now is None else now)
+    raw = signing.encode_body(body)
+    return raw, signing.signed_headers(secret, raw, body.get("delivery_id", "x"), time.time() if now is None else now)
 
 
 def test_signed_callback_is_taken_once(receiver):
@@ -64,7 +64,7 @@ def test_bad_callbacks_are_rejected(receiver, tamper):
         headers[signature.TIMESTAMP_HEADER] = "1e10; DROP"
     if tamper == "not_json":
         body = b"\xff\xfe not json"
-        headers = domain.signed_headers(SECRET, body, "x", time.time())
+        headers = signing.signed_headers(SECRET, body, "x", time.time())
     assert _post(receiver, body, headers) == 401
     assert receiver.inbox.received == [] and receiver.rejected == 1
 
@@ -72,8 +72,8 @@ def test_bad_callbacks_are_rejected(receiver, tamper):
 @pytest.mark.parametrize(("new", "previous"), [(SECRET, "retired"), ("rotated-in", SECRET)])
 def test_a_callback_signed_during_a_rotation_is_taken_whichever_secret_the_receiver_holds(
         receiver, new, previous):
-    raw = domain.encode_body({"delivery_id": "d-rot"})
-    headers = domain.signed_headers(new, raw, "d-rot", time.time(), previous=previous)
+    raw = signing.encode_body({"delivery_id": "d-rot"})
+    headers = signing.signed_headers(new, raw, "d-rot", time.time(), previous=previous)
     assert "," in headers[signature.SIGNATURE_HEADER]
     assert _post(receiver, raw, headers) == 204
     assert [d["delivery_id"] for d in receiver.inbox.received] == ["d-rot"] and receiver.rejected == 0
@@ -81,9 +81,9 @@ def test_a_callback_signed_during_a_rotation_is_taken_whichever_secret_the_recei
 
 @pytest.mark.parametrize("tamper", ["neither_secret", "stale"])
 def test_a_rotation_header_with_no_matching_or_a_stale_signature_is_rejected(receiver, tamper):
-    raw = domain.encode_body({"delivery_id": "d-bad"})
+    raw = signing.encode_body({"delivery_id": "d-bad"})
     secrets = ("one", "two") if tamper == "neither_secret" else (SECRET, "retired")
-    headers = domain.signed_headers(secrets[0], raw, "d-bad", time.time() - (3600 if tamper == "stale" else 0),
+    headers = signing.signed_headers(secrets[0], raw, "d-bad", time.time() - (3600 if tamper == "stale" else 0),
                                     previous=secrets[1])
     assert _post(receiver, raw, headers) == 401
     assert receiver.inbox.received == [] and receiver.rejected == 1

@@ -9,8 +9,8 @@ import pytest
 
 from portal_common.errors import NotFound
 from portal_common.eventstore import EventStore
-from services.router.catalog import TtlCache, chain_step
-from services.router.delivery import Router
+from services.router.application import Router
+from services.router.catalog_client import TtlCache, chain_step
 from tests.router.conftest import submitted
 
 

@@ -9,24 +9,24 @@ import pytest
 from marshmallow import ValidationError
 
 from deploy.backoffice import signature
-from services.router import domain
+from services.router.domain import retry, routing, signing
 from services.router.schemas import RouteInput
 
 
 def test_delivery_id_is_stable_per_event_and_agency():
     event = uuid.uuid4()
-    assert domain.delivery_id(event, "A") == domain.delivery_id(str(event), "A")
-    assert domain.delivery_id(event, "A") != domain.delivery_id(event, "B")
-    assert domain.delivery_id(event, "A") != domain.delivery_id(uuid.uuid4(), "A")
+    assert routing.delivery_id(event, "A") == routing.delivery_id(str(event), "A")
+    assert routing.delivery_id(event, "A") != routing.delivery_id(event, "B")
+    assert routing.delivery_id(event, "A") != routing.delivery_id(uuid.uuid4(), "A")
 
 
 def test_successor_chain_is_followed_and_loops_refused():
     successors = {"OLD": "MID", "MID": "NEW"}
-    assert domain.resolve_successor("OLD", successors) == "NEW"
-    assert domain.resolve_successor("NEW", successors) == "NEW"
-    assert domain.resolve_successor("OTHER", successors) == "OTHER"
-    with pytest.raises(domain.RoutingError, match="loop"):
-        domain.resolve_successor("A", {"A": "B", "B": "A"})
+    assert routing.resolve_successor("OLD", successors) == "NEW"
+    assert routing.resolve_successor("NEW", successors) == "NEW"
+    assert routing.resolve_successor("OTHER", successors) == "OTHER"
+    with pytest.raises(routing.RoutingError, match="loop"):
+        routing.resolve_successor("A", {"A": "B", "B": "A"})
 
 
 @pytest.mark.parametrize(("event_type", "data", "current", "expected"), [
@@ -38,7 +38,7 @@ def test_successor_chain_is_followed_and_loops_refused():
     ("DossierWithdrawn", {"code": "X", "agency_code": "C"}, "A1", "C"),
 ])
 def test_addressed_agency(event_type, data, current, expected):
-    assert domain.addressed_agency(event_type, data, current) == expected
+    assert routing.addressed_agency(event_type, data, current) == expected
 
 
 @pytest.mark.parametrize(("event_type", "data", "current"), [
@@ -48,23 +48,23 @@ def test_addressed_agency(event_type, data, current, expected):
     ("DossierSupplemented", {"code": "X"}, None),
 ])
 def test_unroutable_events_are_refused(event_type, data, current):
-    with pytest.raises(domain.RoutingError):
-        domain.addressed_agency(event_type, data, current)
+    with pytest.raises(routing.RoutingError):
+        routing.addressed_agency(event_type, data, current)
 
 
 def test_dossier_code_is_required():
-    with pytest.raises(domain.RoutingError):
-        domain.dossier_code({"agency": {"code": "A"}})
+    with pytest.raises(routing.RoutingError):
+        routing.dossier_code({"agency": {"code": "A"}})
 
 
 def test_routing_key_and_queue():
-    assert domain.routing_key("H29.01", "DossierSubmitted") == "agency.H29.01.dossier.submitted"
-    assert domain.routing_key("H29.01", "DossierForwarded") == "agency.H29.01.dossier.forwarded"
-    assert domain.queue_name("H29.01") == "agency.H29.01"
+    assert routing.routing_key("H29.01", "DossierSubmitted") == "agency.H29.01.dossier.submitted"
+    assert routing.routing_key("H29.01", "DossierForwarded") == "agency.H29.01.dossier.forwarded"
+    assert routing.queue_name("H29.01") == "agency.H29.01"
 
 
 def test_backoff_grows_exponentially_with_jitter_and_is_capped():
-    policy = domain.RetryPolicy(max_attempts=5, base_s=1.0, cap_s=10.0)
+    policy = retry.RetryPolicy(max_attempts=5, base_s=1.0, cap_s=10.0)
     rand = random.Random(7)
     for attempt, ceiling in [(1, 1), (2, 2), (3, 4), (4, 8), (5, 10), (12, 10)]:
         delays = [policy.delay(attempt, rand) for _ in range(200)]
@@ -76,8 +76,8 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped():
 
 
 def test_signature_round_trip_with_the_receivers_verifier():
-    body = domain.encode_body({"delivery_id": "d", "data": {"name": "Nguyễn"}})
-    headers = domain.signed_headers("k", body, "d", now=1_700_000_000.5)
+    body = signing.encode_body({"delivery_id": "d", "data": {"name": "Nguyễn"}})
+    headers = signing.signed_headers("k", body, "d", now=1_700_000_000.5)
     signature.verify("k", headers[signature.TIMESTAMP_HEADER], headers[signature.SIGNATURE_HEADER], body,
                      now=1_700_000_010)
 
@@ -91,31 +91,31 @@ def test_signature_round_trip_with_the_receivers_verifier():
     ("k", "", b'{"a":1}', 1_700_000_000, "missing"),
 ])
 def test_verification_rejects_tampering_replay_and_garbage(secret, timestamp, body, now, reason):
-    good = domain.signed_headers("k", b'{"a":1}', "d", now=1_700_000_000)
+    good = signing.signed_headers("k", b'{"a":1}', "d", now=1_700_000_000)
     ts = good[signature.TIMESTAMP_HEADER] if timestamp is None else timestamp
     with pytest.raises(signature.SignatureError, match=reason):
         signature.verify(secret, ts, good[signature.SIGNATURE_HEADER], body, now=now)
 
 
 def test_header_carries_one_signature_outside_a_rotation():
-    headers = domain.signed_headers("new", b"{}", "d", now=1_700_000_000)
-    assert headers[signature.SIGNATURE_HEADER] == domain.sign("new", 1_700_000_000, b"{}")
+    headers = signing.signed_headers("new", b"{}", "d", now=1_700_000_000)
+    assert headers[signature.SIGNATURE_HEADER] == signing.sign("new", 1_700_000_000, b"{}")
     assert "," not in headers[signature.SIGNATURE_HEADER]
-    same = domain.signed_headers("new", b"{}", "d", now=1_700_000_000, previous="new")
+    same = signing.signed_headers("new", b"{}", "d", now=1_700_000_000, previous="new")
     assert same[signature.SIGNATURE_HEADER] == headers[signature.SIGNATURE_HEADER]  # no duplicate
 
 
 def test_header_carries_new_then_previous_signature_during_a_rotation():
     body = b'{"a":1}'
-    headers = domain.signed_headers("new", body, "d", now=1_700_000_000, previous="old")
-    expected = [domain.sign("new", 1_700_000_000, body), domain.sign("old", 1_700_000_000, body)]
+    headers = signing.signed_headers("new", body, "d", now=1_700_000_000, previous="old")
+    expected = [signing.sign("new", 1_700_000_000, body), signing.sign("old", 1_700_000_000, body)]
     assert headers[signature.SIGNATURE_HEADER] == ",".join(expected)
 
 
 @pytest.mark.parametrize("receiver_secret", ["new", "old"])
 def test_verifier_accepts_either_secret_during_the_overlap(receiver_secret):
     body = b'{"a":1}'
-    headers = domain.signed_headers("new", body, "d", now=1_700_000_000, previous="old")
+    headers = signing.signed_headers("new", body, "d", now=1_700_000_000, previous="old")
     signature.verify(receiver_secret, headers[signature.TIMESTAMP_HEADER], headers[signature.SIGNATURE_HEADER],
                      body, now=1_700_000_001)
 
@@ -129,7 +129,7 @@ def test_verifier_accepts_either_secret_during_the_overlap(receiver_secret):
 ])
 def test_verifier_rejects_a_wrong_replayed_or_garbled_multi_signature_header(secret, now, header, reason):
     body = b'{"a":1}'
-    headers = domain.signed_headers("new", body, "d", now=1_700_000_000, previous="old")
+    headers = signing.signed_headers("new", body, "d", now=1_700_000_000, previous="old")
     with pytest.raises(signature.SignatureError, match=reason):
         signature.verify(secret, headers[signature.TIMESTAMP_HEADER], header or headers[signature.SIGNATURE_HEADER],
                          body, now=now)
@@ -155,11 +155,11 @@ def test_route_input_refuses_hostile_values(route, field):
 
 def test_hand_over_reaches_the_target_and_the_origin_after_successors():
     data = {"code": "X", "from_agency_code": "A", "to_agency": {"code": "OLD"}}
-    assert domain.recipients("DossierForwarded", data, "A", {"OLD": "NEW"}) == [("NEW", "OLD"), ("A", "A")]
+    assert routing.recipients("DossierForwarded", data, "A", {"OLD": "NEW"}) == [("NEW", "OLD"), ("A", "A")]
     # a hand-over to the agency's own successor is one delivery, not two
-    assert domain.recipients("DossierForwarded", {**data, "from_agency_code": "NEW"}, "NEW", {"OLD": "NEW"}) == \
+    assert routing.recipients("DossierForwarded", {**data, "from_agency_code": "NEW"}, "NEW", {"OLD": "NEW"}) == \
         [("NEW", "OLD")]
-    assert domain.recipients("DossierSubmitted", {"code": "X", "agency": {"code": "OLD"}}, None,
+    assert routing.recipients("DossierSubmitted", {"code": "X", "agency": {"code": "OLD"}}, None,
                              {"OLD": "NEW"}) == [("NEW", "OLD")]
 
 

@@ -8,7 +8,7 @@ import uuid
 from portal_common.errors import NotFound
 from portal_common.eventstore import EventStore
 from services.router import repository
-from services.router.delivery import Router
+from services.router.application import Router
 from tests.router.conftest import submitted
 
 

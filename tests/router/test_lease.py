@@ -9,7 +9,8 @@ import pytest
 
 from portal_common.eventstore import EventStore
 from services.router import repository
-from services.router.delivery import Router, Settings
+from services.router.application import Router
+from services.router.settings import Settings
 from tests.router.conftest import router_events, submitted
 
 

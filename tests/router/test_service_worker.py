@@ -1,49 +1,81 @@
-"""Unit tests of one router worker (nameko's worker_factory): the entrypoints validate their
-input before touching the router and refuse garbage with typed errors."""
+"""Unit tests of one router worker: each entrypoint hands its input to the router's
+application layer, which validates it before touching the database and refuses garbage
+with typed errors."""
 
 from __future__ import annotations
+
+from contextlib import contextmanager
+from unittest import mock
 
 import pytest
 from nameko.testing.services import worker_factory
 
 from portal_common.errors import InvalidInput
-from services.router.domain import Route
+from services.router import repository
+from services.router.application import Router
+from services.router.domain.routing import Route
 from services.router.service import RouterService
 
 
+class _Database:
+    """A database that records whether a transaction was begun (its cursor does nothing)."""
+
+    def __init__(self):
+        self.transactions = 0
+
+    @contextmanager
+    def transaction(self):
+        self.transactions += 1
+        yield mock.MagicMock()
+
+
 @pytest.fixture
-def worker():
-    return worker_factory(RouterService)
+def router():
+    return Router(_Database(), mock.MagicMock(), amqp=mock.MagicMock(), http=None)
 
 
-def test_valid_route_reaches_the_router_as_a_route(worker):
-    worker.router.configure_route.return_value = {"agency_code": "A"}
-    worker.configure_route({"actor": {"kind": "operator", "id": "op"}},
+def test_entrypoints_hand_their_input_to_the_router():
+    worker = worker_factory(RouterService)
+    worker.configure_route({"actor": {"kind": "operator"}}, {"agency_code": "A"})
+    worker.router.configure_route.assert_called_once_with({"actor": {"kind": "operator"}}, {"agency_code": "A"})
+    worker.on_submitted({"event_id": "e"})
+    worker.router.on_dossier_event.assert_called_once_with({"event_id": "e"})
+
+
+def test_valid_route_reaches_the_router_as_a_route(router, monkeypatch):
+    saved = []
+    monkeypatch.setattr(repository, "save_route", lambda cur, route: saved.append(route))
+    router.configure_route({"actor": {"kind": "operator", "id": "op"}},
                            {"agency_code": "A", "channel": "http", "endpoint": "https://a.example/cb",
                             "secret_ref": "AGENCY_SECRET_A"})
-    route, context = worker.router.configure_route.call_args.args
+    [route] = saved
     assert route == Route("A", "http", "https://a.example/cb", "AGENCY_SECRET_A", True)
+    context = router.store.append.call_args.kwargs["context"]
     assert context.actor.kind == "operator"
 
 
 @pytest.mark.parametrize("route", [None, [], "x", {"agency_code": "A"}, {"agency_code": "A", "channel": 1}])
-def test_invalid_route_never_reaches_the_router(worker, route):
+def test_invalid_route_never_reaches_the_router(router, route):
     with pytest.raises(InvalidInput):
-        worker.configure_route(None, route)
-    worker.router.configure_route.assert_not_called()
+        router.configure_route(None, route)
+    assert router.db.transactions == 0
+    router.store.append.assert_not_called()
 
 
-def test_redeliver_checks_the_id_first(worker):
+def test_redeliver_checks_the_id_first(router):
     with pytest.raises(InvalidInput):
-        worker.redeliver("../../etc/passwd")
-    worker.router.redeliver.assert_not_called()
+        router.redeliver("../../etc/passwd")
+    assert router.db.transactions == 0
 
 
 @pytest.mark.parametrize("message", [None, "text", [], {"data": {}}])
-def test_messages_without_an_event_id_are_dropped(worker, message):
-    worker.on_submitted(message)
-    worker.router.route.assert_not_called()
-    worker.router.attempt.assert_not_called()
+def test_messages_without_an_event_id_are_dropped(router, message, monkeypatch):
+    monkeypatch.setattr(router, "route", mock.Mock())
+    monkeypatch.setattr(router, "attempt", mock.Mock())
+    router.on_dossier_event(message)
+    router.route.assert_not_called()
+    router.attempt.assert_not_called()
+    assert router.db.transactions == 0
 
 
 class _MessageOnADeadSocket:

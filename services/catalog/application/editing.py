@@ -30,8 +30,13 @@ from portal_common.errors import Conflict, InvalidInput, NotFound
 from portal_common.eventstore import EventStore
 from portal_common.eventstore.errors import ConcurrencyError
 from portal_common.eventstore.events import EventContext, NewEvent
-from services.catalog import domain, places, queries
+from services.catalog import places, queries
 from services.catalog import repository as repo
+from services.catalog.domain.agencies import changed_agency_fields, check_agency_unit, check_dissolution
+from services.catalog.domain.codes import valid_code
+from services.catalog.domain.life_events import amended_life_event, mistargeted_procedures, unoffered_procedures
+from services.catalog.domain.procedures import amended, check_procedure
+from services.catalog.domain.search import search_documents_text
 
 
 def _load(schema_cls, data: Any, partial: bool = False) -> dict:
@@ -83,14 +88,14 @@ def _check_next(cur: Any, doc: dict) -> None:
 def _new_procedure(db: Database, store: EventStore, data: Any, ctx: EventContext, status: str) -> dict:
     doc = _load(NewProcedureBody, data)
     doc.update(version=1, status=status)
-    domain.check_procedure(doc)
+    check_procedure(doc)
     with _transaction(db) as cur:
         if not repo.field_exists(cur, doc["field"]):
             raise InvalidInput("unknown_field", "No such field (lĩnh vực).")
         _check_next(cur, doc)
         if repo.procedure_row(cur, doc["code"]) is not None:
             raise Conflict("procedure_exists", "A procedure with this code exists; amend it instead.")
-        repo.save_procedure(cur, doc, domain.search_documents_text(doc), new=True)
+        repo.save_procedure(cur, doc, search_documents_text(doc), new=True)
         if status == "published":
             repo.refresh_search_words(cur)
         event = "ProcedurePublished" if status == "published" else "ProcedureDrafted"
@@ -111,7 +116,7 @@ def draft_procedure(db: Database, store: EventStore, data: Any, ctx: EventContex
 
 def publish_draft(db: Database, store: EventStore, code: Any, ctx: EventContext) -> dict:
     """Publish a draft as version 1 (``ProcedurePublished`` with the whole document)."""
-    if not domain.valid_code(code):
+    if not valid_code(code):
         raise NotFound("procedure_not_found", "No procedure has this code.")
     with _transaction(db) as cur:
         row = repo.procedure_row(cur, code, for_update=True)
@@ -120,7 +125,7 @@ def publish_draft(db: Database, store: EventStore, code: Any, ctx: EventContext)
         if row["status"] != "draft":
             raise Conflict("not_a_draft", f"This procedure is {row['status']}, not a draft.")
         doc = dict(row["document"], status="published")
-        repo.save_procedure(cur, doc, domain.search_documents_text(doc), new=False)
+        repo.save_procedure(cur, doc, search_documents_text(doc), new=False)
         repo.refresh_search_words(cur)
         store.append(procedure_stream(code), None, [NewEvent("ProcedurePublished", doc)],
                      stream_type="procedure", context=ctx, cursor=cur.connection.cursor())
@@ -130,7 +135,7 @@ def publish_draft(db: Database, store: EventStore, code: Any, ctx: EventContext)
 def amend_procedure(db: Database, store: EventStore, code: Any, changes: Any, ctx: EventContext) -> dict:
     """A published procedure gets a new version (the old ones stay readable); a draft is
     rewritten in place (no version of it was ever offered)."""
-    if not domain.valid_code(code):
+    if not valid_code(code):
         raise NotFound("procedure_not_found", "No procedure has this code.")
     changes = _load(AmendProcedureBody, changes, partial=True)
     with _transaction(db) as cur:
@@ -142,9 +147,9 @@ def amend_procedure(db: Database, store: EventStore, code: Any, changes: Any, ct
         if changes.get("next_procedure"):
             _check_next(cur, dict(changes, code=code))
         current = dict(row["document"], status=row["status"])
-        doc, changed = domain.amended(current, changes)
-        domain.check_procedure(doc)
-        repo.save_procedure(cur, doc, domain.search_documents_text(doc), new=False)
+        doc, changed = amended(current, changes)
+        check_procedure(doc)
+        repo.save_procedure(cur, doc, search_documents_text(doc), new=False)
         repo.refresh_search_words(cur)
         if doc["status"] == "draft":
             event = NewEvent("ProcedureDrafted", doc)
@@ -155,12 +160,12 @@ def amend_procedure(db: Database, store: EventStore, code: Any, changes: Any, ct
     return {"code": code, "version": doc["version"], "status": doc["status"], "changed": changed}
 
 
-def withdraw_procedure(db: Database, store: EventStore, code: Any, data: Any, ctx: EventContext) -> dict:
+def withdraw_procedure(db: Database, store: EventStore, code: Any, reason: Any, ctx: EventContext) -> dict:
     """No longer offered for new filing (a draft withdrawn is simply abandoned); every
     version stays readable for the dossiers filed under it."""
-    if not domain.valid_code(code):
+    if not valid_code(code):
         raise NotFound("procedure_not_found", "No procedure has this code.")
-    reason = _load(WithdrawBody, data or {})["reason"]
+    reason = _load(WithdrawBody, {"reason": reason})["reason"]
     with _transaction(db) as cur:
         row = repo.procedure_row(cur, code, for_update=True)
         if row is None:
@@ -168,7 +173,7 @@ def withdraw_procedure(db: Database, store: EventStore, code: Any, data: Any, ct
         if row["status"] == "withdrawn":
             raise Conflict("procedure_withdrawn", "This procedure is already withdrawn.")
         doc = dict(row["document"], status="withdrawn")
-        repo.save_procedure(cur, doc, domain.search_documents_text(doc), new=False,
+        repo.save_procedure(cur, doc, search_documents_text(doc), new=False,
                             version_status="draft" if row["status"] == "draft" else None)
         repo.refresh_search_words(cur)
         store.append(procedure_stream(code), None,
@@ -188,7 +193,7 @@ def _place_agency(a: dict) -> dict:
     """Check the unit an agency serves against today's administrative units and take its
     official names from them (a ward alone names its province)."""
     province, ward = places.check_place(a.get("province_code"), a.get("ward_code"))
-    domain.check_agency_unit(a["level"], province, ward)
+    check_agency_unit(a["level"], province, ward)
     province_name, ward_name = places.names_of(province, ward)
     return dict(a, province_code=province, ward_code=ward, province_name=province_name, ward_name=ward_name)
 
@@ -208,14 +213,14 @@ def register_agency(db: Database, store: EventStore, data: Any, ctx: EventContex
 
 
 def amend_agency(db: Database, store: EventStore, code: Any, changes: Any, ctx: EventContext) -> dict:
-    if not domain.valid_code(code):
+    if not valid_code(code):
         raise NotFound("agency_not_found", "No agency has this code.")
     changes = _load(AmendAgencyBody, changes, partial=True)
     with _transaction(db) as cur:
         current = repo.agency(cur, code, for_update=True)
         if current is None:
             raise NotFound("agency_not_found", "No agency has this code.")
-        domain.changed_agency_fields(current, changes)
+        changed_agency_fields(current, changes)
         if changes.get("parent_code") and repo.agency(cur, changes["parent_code"]) is None:
             raise InvalidInput("unknown_parent", "The parent agency does not exist.")
         if changes.get("parent_code") == code:
@@ -224,7 +229,7 @@ def amend_agency(db: Database, store: EventStore, code: Any, changes: Any, ctx: 
         if changes.get("ward_code") is not None and "province_code" not in changes:
             merged["province_code"] = None  # the new ward names its province
         a = _place_agency(merged)
-        changed = domain.changed_agency_fields(current, {k: a[k] for k in a if k in changes
+        changed = changed_agency_fields(current, {k: a[k] for k in a if k in changes
                                                          or k in ("province_name", "ward_name")})
         a["version"] = current["version"] + 1
         repo.update_agency(cur, a)
@@ -234,9 +239,14 @@ def amend_agency(db: Database, store: EventStore, code: Any, changes: Any, ctx: 
     return _agency_payload(a)
 
 
-def dissolve_agency(db: Database, store: EventStore, code: Any, data: Any, ctx: EventContext) -> dict:
-    if not domain.valid_code(code):
+def dissolve_agency(db: Database, store: EventStore, code: Any, successor: Any, dissolved_on: Any,
+                    reason: Any, ctx: EventContext) -> dict:
+    """Dissolve an agency into its successor (today unless ``dissolved_on`` names the day)."""
+    if not valid_code(code):
         raise NotFound("agency_not_found", "No agency has this code.")
+    data = {"successor": successor, "reason": reason}
+    if dissolved_on:
+        data["dissolved_on"] = dissolved_on
     d = _load(DissolveBody, data)
     with _transaction(db) as cur:
         current = repo.agency(cur, code, for_update=True)
@@ -244,8 +254,8 @@ def dissolve_agency(db: Database, store: EventStore, code: Any, data: Any, ctx: 
             raise NotFound("agency_not_found", "No agency has this code.")
         if current["status"] == "dissolved":
             raise Conflict("agency_dissolved", "This agency is already dissolved.")
-        successor = repo.agency(cur, d["successor"])
-        final = domain.check_dissolution(code, d["successor"], repo.successors(cur), successor is not None)
+        exists = repo.agency(cur, d["successor"]) is not None
+        final = check_dissolution(code, d["successor"], repo.successors(cur), exists)
         on = d.get("dissolved_on") or dt.date.today()
         a = dict(current, status="dissolved", successor=d["successor"], dissolved_on=on,
                  version=current["version"] + 1)
@@ -261,11 +271,11 @@ def _check_life_event_procedures(cur: Any, codes: list[str], target: str) -> Non
     """A life event lists only procedures of the catalog that are not withdrawn, and only those
     meant for its kind of applicant."""
     statuses, targets = repo.procedure_statuses_and_targets(cur, codes)
-    errors = domain.unoffered_procedures(codes, statuses)
+    errors = unoffered_procedures(codes, statuses)
     if errors:
         raise InvalidInput("unknown_procedures", "Some procedures are not in the catalog or have been withdrawn.",
                            errors)
-    errors = domain.mistargeted_procedures(codes, targets, target)
+    errors = mistargeted_procedures(codes, targets, target)
     if errors:
         raise InvalidInput("procedure_target_mismatch",
                            "Some procedures are not meant for this life event's applicants.", errors)
@@ -279,7 +289,7 @@ def _append_life_event(store: EventStore, cur: Any, event: NewEvent, ctx: EventC
 
 def _life_event_by_id(cur: Any, event_id: Any) -> dict:
     """The stored life event, locked for a change."""
-    row = repo.life_event_row(cur, event_id, for_update=True) if domain.valid_code(event_id) else None
+    row = repo.life_event_row(cur, event_id, for_update=True) if valid_code(event_id) else None
     if row is None:
         raise NotFound("life_event_not_found", "No life event has this id.")
     return row
@@ -295,7 +305,7 @@ def define_life_event(db: Database, store: EventStore, data: Any, ctx: EventCont
         _check_life_event_procedures(cur, doc["procedure_codes"], doc["target"])
         repo.save_life_event(cur, doc, new=True)
         _append_life_event(store, cur, NewEvent("LifeEventDefined", doc), ctx, expected=0)
-        return queries.life_event_view(repo.life_event(cur, doc["id"]))
+        return queries.life_event_view(queries.life_event(cur, doc["id"]))
 
 
 def amend_life_event(db: Database, store: EventStore, event_id: Any, changes: Any, ctx: EventContext) -> dict:
@@ -304,18 +314,18 @@ def amend_life_event(db: Database, store: EventStore, event_id: Any, changes: An
     changes = _load(AmendLifeEventBody, changes, partial=True)
     with _transaction(db) as cur:
         current = _life_event_by_id(cur, event_id)
-        doc, changed = domain.amended_life_event(current, changes)
+        doc, changed = amended_life_event(current, changes)
         if "procedure_codes" in changed or "target" in changed:
             _check_life_event_procedures(cur, doc["procedure_codes"], doc["target"])
         repo.save_life_event(cur, doc, new=False)
         _append_life_event(store, cur, NewEvent("LifeEventAmended", dict(doc, changed=changed)), ctx)
-        return dict(queries.life_event_view(repo.life_event(cur, doc["id"])), changed=changed)
+        return dict(queries.life_event_view(queries.life_event(cur, doc["id"])), changed=changed)
 
 
-def retire_life_event(db: Database, store: EventStore, event_id: Any, data: Any, ctx: EventContext) -> dict:
+def retire_life_event(db: Database, store: EventStore, event_id: Any, reason: Any, ctx: EventContext) -> dict:
     """No longer offered for browsing (the public list, its page, the procedures' ``life_events``);
     the row stays, so the id is not reused for something else."""
-    reason = _load(RetireBody, data or {})["reason"]
+    reason = _load(RetireBody, {"reason": reason})["reason"]
     with _transaction(db) as cur:
         current = _life_event_by_id(cur, event_id)
         if current["status"] == "retired":

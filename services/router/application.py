@@ -1,10 +1,17 @@
 """The router's use cases: route a dossier event, attempt a delivery, record the outcome,
-redeliver dead letters, change the routing table, mirror the catalog's agencies.
+redeliver dead letters, acknowledge, change the routing table, mirror the catalog's agencies,
+and the queries of operators and agencies.
+
+``service.py`` (entrypoints) calls ``Router`` here, which validates the input with
+``schemas.py``, begins and ends every transaction, and asks ``domain/`` (pure rules),
+``repository.py`` (writes) and ``queries.py`` (read models); ``channels.py``, ``secrets.py``
+and ``catalog_client.py`` are the adapters it sends and asks through.
 
 Every state change commits together with its events (appended last, on the same
 connection). Network I/O happens outside transactions: a delivery is leased, sent, then its
 outcome recorded, so a crash mid-way leaves a lease that runs out and the delivery is tried
-again; agency systems drop the second copy by its ``delivery_id``.
+again; agency systems drop the second copy by its ``delivery_id``. An event handler lets a
+failure before its commit escape, so the shared entrypoint retries the message.
 """
 
 from __future__ import annotations
@@ -12,50 +19,40 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError
 
-from portal_common import config
+from portal_common.consumer import handle_once
+from portal_common.context import event_context
 from portal_common.contracts.fields import EnvelopeSchema
 from portal_common.db import Database
 from portal_common.errors import Conflict, InvalidInput, NotFound
 from portal_common.eventstore import EventStore
 from portal_common.eventstore.events import EventContext, NewEvent
-from services.router import domain, repository
+from services.router import queries, repository, schemas
 from services.router.channels import AmqpChannel, DeliveryFailed, HttpChannel
-from services.router.domain import Route, RoutingError
+from services.router.domain import routing
+from services.router.domain.retry import next_attempt_at
+from services.router.domain.routing import Route, RoutingError
+from services.router.domain.signing import encode_body
 from services.router.secrets import SecretStore, previous_ref
+from services.router.settings import Settings
 
 log = logging.getLogger(__name__)
 _ENVELOPE = EnvelopeSchema()
 
 
-@dataclass
-class Settings:
-    max_attempts: int = 8
-    backoff_base_s: float = 1.0
-    backoff_cap_s: float = 300.0
-    lease_s: float = 30.0
-    batch: int = 50
-
-    @classmethod
-    def from_env(cls) -> Settings:
-        s = "router"
-        return cls(config.env_int("DELIVERY_MAX_ATTEMPTS", 8, s),
-                   config.env_float("DELIVERY_BACKOFF_BASE", 1.0, s),
-                   config.env_float("DELIVERY_BACKOFF_CAP", 300.0, s),
-                   config.env_float("DELIVERY_LEASE", 30.0, s),
-                   config.env_int("DELIVERY_BATCH", 50, s))
-
-    @property
-    def policy(self) -> domain.RetryPolicy:
-        return domain.RetryPolicy(self.max_attempts, self.backoff_base_s, self.backoff_cap_s)
-
-
 def _stream(delivery_id: Any) -> str:
     return f"delivery-{delivery_id}"
+
+
+def _load(schema: Schema, data: Any) -> dict:
+    """RPC input checked against its boundary schema, or ``InvalidInput`` with the field errors."""
+    try:
+        return schema.load(data if isinstance(data, dict) else {})
+    except ValidationError as exc:
+        raise InvalidInput("invalid_input", "the request does not match its schema", exc.messages) from None
 
 
 class Router:
@@ -81,6 +78,31 @@ class Router:
         self.store.append(_stream(delivery_id), None, events, stream_type="delivery",
                           context=context, cursor=cur.connection.cursor())
 
+    # -- events in -------------------------------------------------------------------------
+
+    def on_dossier_event(self, envelope: Any) -> None:
+        """Route a dossier event once and make the first attempt of each new delivery.
+
+        A message without an event id is dropped; any failure before the routing commit
+        escapes, so the shared entrypoint retries the message."""
+        if not isinstance(envelope, dict) or "event_id" not in envelope:
+            log.warning("router: dropping a dossier message without an event id")
+            return
+        self.learn_agency(envelope)
+        chain = self.chain_hint(envelope)
+        _, ids = handle_once(self.db, "router.dossier", envelope,
+                             lambda cur, env: self.route(cur, env, chain, lease=True))
+        for delivery_id in ids or []:
+            try:
+                self.attempt(delivery_id, leased=True)
+            except Exception:  # the delivery is committed: the timer retries it
+                log.exception("router: first attempt of %s failed unexpectedly", delivery_id)
+
+    def on_agency_event(self, envelope: Any) -> None:
+        """Apply a catalog agency event to the local copy, once."""
+        if isinstance(envelope, dict) and "event_id" in envelope:
+            handle_once(self.db, "router.catalog", envelope, self.mirror_agency)
+
     # -- routing ---------------------------------------------------------------------------
 
     def learn_agency(self, envelope: dict) -> None:
@@ -92,7 +114,7 @@ class Router:
             return
         data = envelope.get("data")
         try:
-            code = domain.addressed_agency(str(envelope.get("event_type")), data if isinstance(data, dict) else {},
+            code = routing.addressed_agency(str(envelope.get("event_type")), data if isinstance(data, dict) else {},
                                            None)
         except RoutingError:
             return
@@ -142,9 +164,9 @@ class Router:
         """
         try:
             env = _ENVELOPE.load(envelope, unknown="include")
-            code = domain.dossier_code(env["data"])
+            code = routing.dossier_code(env["data"])
             holder = repository.dossier_holder(cur, code)
-            targets = domain.recipients(env["event_type"], env["data"], holder, repository.successors(cur))
+            targets = routing.recipients(env["event_type"], env["data"], holder, repository.successors(cur))
         except (ValidationError, RoutingError) as exc:
             log.warning("router: dropping unroutable event %s: %s",
                         envelope.get("event_id") if isinstance(envelope, dict) else None, exc)
@@ -154,11 +176,11 @@ class Router:
         scheduled: list[tuple[str, dict]] = []
         for agency, addressed in targets:
             route = repository.get_route(cur, agency) or Route(agency)
-            delivery = str(domain.delivery_id(env["event_id"], agency))
+            delivery = str(routing.delivery_id(env["event_id"], agency))
             if repository.insert_delivery(
                 cur, delivery_id=delivery, dossier_code=code, agency_code=agency, addressed_to=addressed,
                 event_id=str(env["event_id"]), event_type=env["event_type"], channel=route.channel,
-                body=domain.delivery_body(delivery, agency, addressed, envelope,
+                body=routing.delivery_body(delivery, agency, addressed, envelope,
                                           chain if env["event_type"] == "DossierSubmitted" else None),
                 lease_s=self.settings.lease_s if lease else None,
             ):
@@ -188,7 +210,7 @@ class Router:
             return None
         route = route or Route(row["agency_code"])
         attempt = row["attempts"]  # counted when the lease was taken
-        body = domain.encode_body(row["body"])
+        body = encode_body(row["body"])
         try:
             if not route.active:
                 raise DeliveryFailed("route: the agency's route is inactive")
@@ -231,7 +253,7 @@ class Router:
                 log.warning("router: delivery %s dead-lettered after %d attempts: %s",
                             row["delivery_id"], attempt, error)
                 return "dead"
-            next_at = domain.next_attempt_at(now, attempt, policy)
+            next_at = next_attempt_at(now, attempt, policy)
             if not repository.mark_failed(cur, str(row["delivery_id"]), attempt, error, next_at):
                 return "acknowledged"
             self._append(cur, row["delivery_id"], [NewEvent("DeliveryAttemptFailed", {
@@ -254,8 +276,19 @@ class Router:
 
     # -- operators and agencies ------------------------------------------------------------
 
-    def redeliver(self, delivery_id: str, context: EventContext | None = None) -> dict:
+    def redeliver(self, delivery_id: Any, context: dict | None = None) -> dict:
         """Put a dead letter back on the schedule and try it at once."""
+        data = _load(schemas.DeliveryIdInput(), {"delivery_id": delivery_id})
+        return self._redeliver(str(data["delivery_id"]), event_context(context))
+
+    def redeliver_all(self, agency_code: Any = None, context: dict | None = None) -> list[dict]:
+        """Every dead letter (of one agency when named) back on the schedule, up to 1000."""
+        query = _load(schemas.DeadLetterQuery(), {"agency_code": agency_code, "limit": 1000})
+        with self.db.transaction() as cur:
+            ids = [str(r["delivery_id"]) for r in queries.dead_letters(cur, query["agency_code"], 1000)]
+        return [self._redeliver(i, event_context(context)) for i in ids]
+
+    def _redeliver(self, delivery_id: str, context: EventContext) -> dict:
         with self.db.transaction() as cur:
             revived = repository.revive(cur, delivery_id)
             if revived is None:
@@ -270,7 +303,7 @@ class Router:
         status = self.attempt(delivery_id) or "pending"
         return {"delivery_id": delivery_id, "status": status}
 
-    def acknowledge(self, delivery_id: str, agency_code: str) -> dict:
+    def acknowledge(self, delivery_id: Any, agency_code: Any) -> dict:
         """An agency system confirms a delivery it took from its queue (idempotent).
 
         Accepted in any state: the agency holding the message is the proof. It can come
@@ -278,6 +311,8 @@ class Router:
         before the router's own commit), or for a delivery given up on whose last copy did
         get through; either way it is no longer retried or dead.
         """
+        data = _load(schemas.AcknowledgeInput(), {"delivery_id": delivery_id, "agency_code": agency_code})
+        delivery_id, agency_code = str(data["delivery_id"]), data["agency_code"]
         with self.db.transaction() as cur:
             row = repository.get_delivery(cur, delivery_id, for_update=True)
             if row is None or row["agency_code"] != agency_code:
@@ -289,9 +324,10 @@ class Router:
                 **self._ids(row), "via": "agency_ack"})])
         return {"delivery_id": delivery_id, "status": "acknowledged"}
 
-    def secret_status(self, agency_code: str) -> dict:
+    def secret_status(self, agency_code: Any) -> dict:
         """Where the route's signing secret (and a previous one) would be read from right
         now, and a secret file's age; never the secret itself."""
+        agency_code = _load(schemas.AgencyCodeInput(), {"agency_code": agency_code})["agency_code"]
         with self.db.transaction() as cur:
             route = repository.get_route(cur, agency_code)
         if route is None:
@@ -305,7 +341,9 @@ class Router:
         return {**result, "source": current["source"], "file_age_s": current["file_age_s"],
                 "previous": previous if previous["source"] != "missing" else None}
 
-    def configure_route(self, route: Route, context: EventContext | None = None) -> dict:
+    def configure_route(self, context: dict | None, data: Any) -> dict:
+        """Set an agency's delivery channel (an AMQP route's queue is declared at once)."""
+        route = Route(**_load(schemas.RouteInput(), data))
         if route.channel == "http" and not route.endpoint:
             raise InvalidInput("endpoint_required", "an http route needs a callback URL")
         with self.db.transaction() as cur:
@@ -313,7 +351,7 @@ class Router:
             self.store.append(f"route-{route.agency_code}", None, [NewEvent("RouteConfigured", {
                 "agency_code": route.agency_code, "channel": route.channel,
                 "endpoint": route.endpoint, "secret_ref": route.secret_ref, "active": route.active,
-            })], stream_type="route", context=context, cursor=cur.connection.cursor())
+            })], stream_type="route", context=event_context(context), cursor=cur.connection.cursor())
         if route.channel == "amqp" and route.active:
             try:
                 self.amqp.declare(route.agency_code)  # the queue exists before the first delivery
@@ -335,3 +373,34 @@ class Router:
         else:
             status = data.get("status") if data.get("status") in ("active", "dissolved") else "active"
             repository.upsert_agency(cur, code, data.get("name"), status, data.get("successor"), version)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def list_routes(self) -> list[dict]:
+        with self.db.transaction() as cur:
+            return schemas.RouteOut(many=True).dump(queries.list_routes(cur))
+
+    def deliveries_for(self, dossier_code: Any) -> list[dict]:
+        code = _load(schemas.DossierCodeInput(), {"dossier_code": dossier_code})["dossier_code"]
+        with self.db.transaction() as cur:
+            return schemas.DeliveryOut(many=True).dump(queries.deliveries_for(cur, code))
+
+    def dead_letters(self, agency_code: Any = None, limit: Any = 100) -> list[dict]:
+        query = _load(schemas.DeadLetterQuery(), {"agency_code": agency_code, "limit": limit})
+        with self.db.transaction() as cur:
+            rows = queries.dead_letters(cur, query["agency_code"], query["limit"])
+        return schemas.DeliveryOut(many=True).dump(rows)
+
+    def agency_deliveries(self, agency_code: Any, status: Any = None, dossier_code: Any = None,
+                          limit: Any = 100) -> list[dict]:
+        """One agency's own intake (the gateway passes the caller's agency, never a chosen one)."""
+        query = _load(schemas.AgencyDeliveriesQuery(), {"agency_code": agency_code, "status": status,
+                                                        "dossier_code": dossier_code, "limit": limit})
+        with self.db.transaction() as cur:
+            rows = queries.agency_deliveries(cur, query["agency_code"], query["status"], query["dossier_code"],
+                                             query["limit"])
+        return schemas.DeliveryOut(many=True).dump(rows)
+
+    def delivery_stats(self) -> dict[str, int]:
+        with self.db.transaction() as cur:
+            return queries.counts(cur)

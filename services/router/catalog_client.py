@@ -1,10 +1,11 @@
-"""What the router asks the catalog beside its events: the next step of a liên thông chain.
+"""The router's client of the catalog's RPCs, beside its events: an agency the local copy has
+never seen (``resolver``), and the next step of a liên thông chain (``chain_finder``).
 
 A procedure whose result feeds another one names it in the catalog (``next_procedure``:
 its code and the kind of agency that implements it). For a submitted dossier the router
 looks that agency up for the applicant's place and tells the receiving agency where the
-dossier goes next. Plain functions over any object with the catalog's RPC methods, so they
-run the same against the real service and in tests.
+dossier goes next. ``chain_step`` is a plain function over any object with the catalog's RPC
+methods, so it runs the same against the real service and in tests.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 from typing import Any
+
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from portal_common import config
 
 
 def chain_step(catalog: Any, procedure_code: str, province: Any, ward: Any) -> dict | None:
@@ -59,3 +64,35 @@ class TtlCache:
                     self._entries.clear()
             self._entries[key] = (now + self.ttl_s, value)
         return value
+
+
+def resolver(amqp_uri: str) -> Callable[[str], str] | None:
+    """``catalog.resolve_agency`` with a timeout (nameko's RpcProxy has none), or None when
+    ``CATALOG_FALLBACK`` is off."""
+    if not config.env_bool("CATALOG_FALLBACK", True, "router"):
+        return None
+    timeout = config.env_float("CATALOG_TIMEOUT", 3.0, "router")
+
+    def resolve(code: str) -> str:
+        with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=timeout) as proxy:
+            return proxy.catalog.resolve_agency(code)["code"]
+
+    return resolve
+
+
+def chain_finder(amqp_uri: str) -> Callable[[str, Any, Any], dict | None] | None:
+    """``(procedure, province, ward) -> {procedure, agency} | None`` from the catalog's
+    ``next_procedure`` and ``agencies_for``, or None when ``CATALOG_FALLBACK`` is off.
+    Answers are kept ``CATALOG_CACHE`` seconds: a catalog amendment shows after that."""
+    if not config.env_bool("CATALOG_FALLBACK", True, "router"):
+        return None
+    timeout = config.env_float("CATALOG_TIMEOUT", 3.0, "router")
+    cache = TtlCache(config.env_float("CATALOG_CACHE", 60.0, "router"))
+
+    def next_step(procedure_code: str, province: Any, ward: Any) -> dict | None:
+        def fetch() -> dict | None:
+            with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=timeout) as proxy:
+                return chain_step(proxy.catalog, procedure_code, province, ward)
+        return cache.get((procedure_code, str(province), str(ward)), fetch)
+
+    return next_step

@@ -1,33 +1,15 @@
-"""Routing decisions, the retry schedule and HMAC signing: plain Python, no I/O.
-
-Why these live apart from the service: they decide where a dossier goes and when it is tried
-again, and each rule can be checked on its own without a broker or a database.
-
-A signed callback carries ``X-Portal-Timestamp`` (Unix seconds) and ``X-Portal-Signature``:
-``sha256=<hex>`` of HMAC-SHA256 over ``<timestamp>.<body>`` with the agency's secret. While
-a secret is being rotated the header lists one signature per secret, new first,
-comma-separated: ``sha256=<with new>,sha256=<with previous>``. A receiver accepts the
-callback when any listed signature matches its own secret, so it keeps working whether it
-switched before or after the router.
-"""
+"""Where a dossier event goes: the agency it names (or the dossier's holder), followed along
+successors of dissolved agencies; the delivery's deterministic id, its body and the queue
+names of an agency."""
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import hmac
-import json
-import random
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-CHANNELS = ("amqp", "http")
 DEFAULT_CHANNEL = "amqp"
 DELIVERY_NAMESPACE = uuid.UUID("6f1c2b9e-3d4a-4f0e-9a51-2d7c8e4b1a60")
-SIGNATURE_HEADER = "X-Portal-Signature"
-TIMESTAMP_HEADER = "X-Portal-Timestamp"
-DELIVERY_HEADER = "X-Portal-Delivery"
 # Dossier events an agency back office is told about (beside submission and hand-over).
 FOLLOW_UP_EVENTS = ("DossierSupplemented", "DossierWithdrawn")
 ROUTED_EVENTS = ("DossierSubmitted", "DossierForwarded", *FOLLOW_UP_EVENTS)
@@ -46,28 +28,6 @@ class Route:
     endpoint: str | None = None
     secret_ref: str | None = None
     active: bool = True
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential back-off with full jitter, and the attempt after which we give up."""
-
-    max_attempts: int = 8
-    base_s: float = 1.0
-    cap_s: float = 300.0
-
-    def delay(self, attempt: int, rand: random.Random | None = None) -> float:
-        """Seconds to wait after failed attempt ``attempt`` (1-based).
-
-        Full jitter (uniform in [ceiling/2, ceiling]) spreads retries of many deliveries that
-        failed together, so a recovering agency is not hit by all of them at once.
-        """
-        ceiling = min(self.cap_s, self.base_s * (2 ** max(attempt - 1, 0)))
-        r = (rand or random).random()
-        return ceiling / 2 + r * ceiling / 2
-
-    def exhausted(self, attempts: int) -> bool:
-        return attempts >= self.max_attempts
 
 
 def delivery_id(event_id: str | uuid.UUID, agency_code: str) -> uuid.UUID:
@@ -170,40 +130,3 @@ def delivery_body(
         "correlation_id": envelope.get("correlation_id"),
         "data": envelope.get("data") or {},
     }
-
-
-def encode_body(body: dict[str, Any]) -> bytes:
-    """The exact bytes that are signed and sent."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
-
-
-def sign(secret: str | bytes, timestamp: int, body: bytes) -> str:
-    """``sha256=<hex>`` of HMAC-SHA256 over ``<timestamp>.<body>``."""
-    key = secret.encode() if isinstance(secret, str) else secret
-    mac = hmac.new(key, str(int(timestamp)).encode() + b"." + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
-
-
-def signature_value(secrets: list[str | bytes], timestamp: int, body: bytes) -> str:
-    """The signature header's value: one ``sha256=<hex>`` per secret, comma-separated, in order."""
-    if not secrets:
-        raise ValueError("signing needs at least one secret")
-    return ",".join(sign(secret, timestamp, body) for secret in secrets)
-
-
-def signed_headers(secret: str | bytes, body: bytes, delivery: str, now: float,
-                   previous: str | bytes | None = None) -> dict[str, str]:
-    """Headers of a signed callback; ``previous`` (a secret being retired) adds a second signature."""
-    timestamp = int(now)
-    secrets = [secret] if not previous or previous == secret else [secret, previous]
-    return {
-        "Content-Type": "application/json",
-        TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: signature_value(secrets, timestamp, body),
-        DELIVERY_HEADER: str(delivery),
-    }
-
-
-def next_attempt_at(now: dt.datetime, attempt: int, policy: RetryPolicy,
-                    rand: random.Random | None = None) -> dt.datetime:
-    return now + dt.timedelta(seconds=policy.delay(attempt, rand))
