@@ -114,7 +114,8 @@ def test_a_missing_secret_fails_the_attempt_with_the_clear_error(router, rpc, ro
     try:
         _route(rpc, agency, receiver.url, ref)
         publish(router.amqp_uri, [submitted(code, agency)])
-        row = wait_for(lambda: [r for r in deliveries(router_store, code) if r["attempts"] >= 1],
+        # the attempt is counted when leased, its error once recorded: wait for the record
+        row = wait_for(lambda: [r for r in deliveries(router_store, code) if r["attempts"] >= 1 and r["last_error"]],
                        what="a failed attempt")[0]
     finally:
         receiver.stop()
