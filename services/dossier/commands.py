@@ -70,7 +70,7 @@ def submit(repo: DossierRepository, catalog: Any, context: dict[str, Any], filin
         raise InvalidInput("not_an_applicant", "Only a citizen or a business files dossiers.")
     if idempotency_key is not None and not _valid_key(idempotency_key):
         raise InvalidInput("invalid_idempotency_key", "Idempotency-Key must be 1-200 printable characters.")
-    data = schemas.load(schemas.SubmitSchema, filing)
+    data = schemas.load(schemas.FilingSchema, filing)
     uploads = _uploads(data["documents"], "documents")
     request_hash = filing_hash(data, iso_dates(data["applicant"]), uploads)
     if idempotency_key:

@@ -70,7 +70,7 @@ def submit(drafts_repo: DraftRepository, catalog: Any, context: dict[str, Any], 
     drafts.check(state, "submit")
     filing = {"procedure_code": state.procedure_code, "agency_code": state.agency_code,
               "applicant": state.applicant, "form": state.form}
-    data = schemas.load(schemas.SubmitSchema, {k: v for k, v in filing.items() if v is not None})
+    data = schemas.load(schemas.FilingSchema, {k: v for k, v in filing.items() if v is not None})
     uploads = drafts_repo.contents(state)
 
     def close_draft(cur: Any, code: str, now: Any) -> None:
