@@ -17,9 +17,9 @@ from portal_common.eventstore import EventStore
 
 @pytest.fixture(scope="module")
 def dossier_repo(system, migrated_database):
-    repository = pytest.importorskip("services.dossier.repository")
+    application = pytest.importorskip("services.dossier.application")
     db = Database(migrated_database, "dossier", size=2)
-    yield repository.DossierRepository(db, EventStore(db))
+    yield application.on_postgres(db, EventStore(db))
     db.close()
 
 
