@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         rebuild_s = stats["seconds"]
         sample = "dossier-B1-260302-0000001"
         code = sample.split("-", 1)[1]
-        expected = lifecycle.replay(on_postgres(db).store.read_stream(sample))
+        expected = lifecycle.replay(on_postgres(db).log.read_stream(sample))
         status = on_postgres(db).lookup(code)
         assert stats["events"] == events == scanned, (stats, events, scanned)
         assert status["status"] == expected.status == "returned", status
