@@ -7,7 +7,7 @@ measures, in the same run:
 
 - baseline: the raw scan a rebuild needs (the same ordered server-side cursor, rows fetched
   into Python, nothing folded or written);
-- rebuild: ``projections.rebuild`` of every projection (replay + bulk insert, one
+- rebuild: ``queries.rebuild`` of every projection (replay + bulk insert, one
   transaction), and the rebuilt rows are checked against a replay of one sample dossier.
 
 A count that does not match or a sample that rebuilt wrong ends the run with ``FAILED
@@ -24,9 +24,9 @@ from bench.support import Failures, finish
 from portal_common import config
 from portal_common.db import Database, connect, ensure_database
 from portal_common.migrations import migrate
-from services.dossier import projections
+from services.dossier import queries
+from services.dossier.application import on_postgres
 from services.dossier.domain import lifecycle
-from services.dossier.repository import DossierRepository
 
 EVENTS_PER_DOSSIER = 10
 
@@ -120,12 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         scanned = _baseline_scan(db, args.batch_size)
         scan_s = time.perf_counter() - t0
-        stats = projections.rebuild(db, batch_size=args.batch_size)
+        stats = queries.rebuild(db, batch_size=args.batch_size)
         rebuild_s = stats["seconds"]
         sample = "dossier-B1-260302-0000001"
         code = sample.split("-", 1)[1]
-        expected = lifecycle.replay(DossierRepository(db).store.read_stream(sample))
-        status = DossierRepository(db).lookup(code)
+        expected = lifecycle.replay(on_postgres(db).log.read_stream(sample))
+        status = on_postgres(db).lookup(code)
         failures = Failures()
         if not stats["events"] == events == scanned:
             failures.add(f"events generated {events}, scanned {scanned}, rebuilt {stats['events']}")
@@ -143,6 +143,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'log':<34}{events:>14,} events, {stats['dossiers']:,} dossiers (generated in {generated_s:.1f} s)")
     print(f"{'measure':<34}{'seconds':>10}{'events/s':>16}")
     print(f"{'baseline: ordered raw scan':<34}{scan_s:>10.2f}{scan_rate:>16,.0f}")
-    print(f"{f'rebuild: {len(projections.PROJECTIONS)} projections':<34}{rebuild_s:>10.2f}{rebuild_rate:>16,.0f}")
+    print(f"{f'rebuild: {len(queries.PROJECTIONS)} projections':<34}{rebuild_s:>10.2f}{rebuild_rate:>16,.0f}")
     return finish("rebuild", f"events={events} rebuild_events_per_s={rebuild_rate:.0f} "
                   f"baseline_scan_events_per_s={scan_rate:.0f} ratio={rebuild_rate / scan_rate:.3f}", failures)

@@ -103,13 +103,13 @@ def _repository_layer(n: int, concurrency: int) -> int:
     from portal_common.eventstore import EventStore
     from portal_common.eventstore.events import Actor, EventContext
     from portal_common.migrations import migrate
+    from services.dossier.application import on_postgres
     from services.dossier.domain.documents import check_upload
-    from services.dossier.repository import DossierRepository
 
     with throwaway_database(f"portal_bench_submit_{uuid.uuid4().hex[:6]}", _bench_server()) as dsn:
         migrate(dsn, "dossier", "services.dossier", create_database=False)
         db = Database(dsn, "dossier", size=concurrency)
-        repo = DossierRepository(db, EventStore(db))
+        repo = on_postgres(db, EventStore(db))
         with db.transaction(dict_rows=False) as cur:
             cur.execute("CREATE TABLE bare (id bigserial PRIMARY KEY, code text, payload jsonb, at timestamptz)")
         procedure = {"code": "1.000001", "version": 1, "name": "Bench procedure", "processing_days": 5}

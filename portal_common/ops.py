@@ -244,9 +244,9 @@ def export_dossier(dsn: str, code: str, schema: str = "dossier", router_schema: 
     check of its stream, its documents (metadata and SHA-256) and its deliveries to agencies."""
     from portal_common.errors import NotFound
     from portal_common.eventstore import ChainBreak, EventStore
-    from services.dossier.commands import full_view
+    from services.dossier.application import on_postgres
+    from services.dossier.application.views import full_view
     from services.dossier.domain.codes import looks_like_code, stream_id
-    from services.dossier.repository import DossierRepository
 
     if not looks_like_code(code):
         raise NotFound("dossier_not_found", f"{code!r} is not a dossier code")
@@ -256,7 +256,7 @@ def export_dossier(dsn: str, code: str, schema: str = "dossier", router_schema: 
         events = store.read_stream(stream_id(code))
         if not events:
             raise NotFound("dossier_not_found", f"no dossier {code} in {schema}")
-        view = full_view(DossierRepository(db, store).load(code))
+        view = full_view(on_postgres(db, store).load(code))
         breaks = [b for b in store.verify(stream_id(code)) if isinstance(b, ChainBreak)]
         with db.transaction() as cur:
             cur.execute(f"SELECT position, hash FROM {schema}.events WHERE stream_id = %s ORDER BY version",

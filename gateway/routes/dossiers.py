@@ -14,11 +14,10 @@ from marshmallow import INCLUDE, Schema, fields, validate
 from werkzeug.wrappers import Response
 
 from gateway.http.route import ApiCall, api
+from portal_common.contracts.dossier import DRAFT_STATUSES, STATUSES, FilingSchema
 from portal_common.errors import InvalidInput
 
 APPLICANTS = ("citizen", "business")
-STATUSES = ("submitted", "received", "refused", "processing", "supplement_requested", "supplemented",
-            "forwarded", "result_ready", "returned", "rejected", "withdrawn")
 
 
 class DocumentIn(Schema):
@@ -29,18 +28,6 @@ class DocumentIn(Schema):
     name = fields.String(required=True)
     content_type = fields.String(required=True, metadata={"description": "application/pdf, image/jpeg, image/png"})
     content_base64 = fields.String(required=True)
-
-
-class SubmitBody(Schema):
-    class Meta:
-        unknown = INCLUDE
-
-    procedure_code = fields.String(required=True)
-    agency_code = fields.String(required=True)
-    applicant = fields.Dict(required=True, metadata={
-        "description": "full_name, id_number, date_of_birth, phone, email, address, province, ward"})
-    form = fields.Dict(load_default=dict)
-    documents = fields.List(fields.Nested(DocumentIn), load_default=list)
 
 
 class SupplementBody(Schema):
@@ -77,7 +64,7 @@ class DraftBody(Schema):
 
 
 class DraftListQuery(Schema):
-    status = fields.String(load_default="open", validate=validate.OneOf(("open", "submitted", "discarded")))
+    status = fields.String(load_default="open", validate=validate.OneOf(DRAFT_STATUSES))
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
     page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
@@ -123,12 +110,12 @@ class AccessLogPage(Schema):
 class DossierRoutes:
     """Mixin of the gateway service; endpoints are declared with gateway.http.api."""
 
-    @api("POST", "/api/v1/dossiers", summary="Submit a dossier", tags=("dossiers",), body=SubmitBody,
+    @api("POST", "/api/v1/dossiers", summary="Submit a dossier", tags=("dossiers",), body=FilingSchema,
          auth=APPLICANTS, status=201, responses={409: "Idempotency-Key reused", 422: "Filing incomplete"},
          description="Send an `Idempotency-Key` header: a retry with the same key returns the same dossier.")
     def submit_dossier(self, call: ApiCall):
         key = call.request.headers.get("Idempotency-Key")
-        view = self.dossier_rpc.submit(call.context(), call.body, key)
+        view = self.dossier_rpc.submit(call.context(), FilingSchema().dump(call.body), key)
         created = view.pop("created", True)
         return (201 if created else 200), view, {"Location": f"/api/v1/dossiers/{view['code']}"}
 

@@ -1,19 +1,122 @@
-"""Events published by the dossier service (exchange ``dossier.events``).
+"""Contracts of the dossier service: the events it publishes (exchange ``dossier.events``) and
+the request bodies and status lists the gateway and the service both check.
 
 Who caused each event travels in the envelope's ``actor`` (event metadata); why travels in the
 payload's ``reason`` / ``note``. ``DossierSubmitted`` and ``DossierForwarded`` are
 self-sufficient: an agency back office can take the dossier in from either alone
 (procedure, agency, applicant, form, document ids and hashes, dates).
+
+Every text field of a request body has a length limit and refuses control characters, so
+nothing hostile reaches the log, where it would stay for good.
 """
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+import math
+import unicodedata
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from portal_common.contracts import CATALOGUE
+from portal_common.contracts.fields import Utf8Schema
 
 PRODUCER = "dossier"
 _TEXT = validate.Length(max=4000)
+
+# A dossier's statuses, in the order of its life (the domain's state machine moves between them).
+STATUSES = ("submitted", "received", "refused", "processing", "supplement_requested", "supplemented",
+            "forwarded", "result_ready", "returned", "rejected", "withdrawn")
+DRAFT_STATUSES = ("open", "submitted", "discarded")
+
+
+# -- request bodies: the same checks at the gateway (HTTP) and at the service (RPC) -------------
+
+
+def _no_control(value: str) -> None:
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in value):
+        raise ValidationError("Control characters are not allowed.")
+
+
+def _line(value: str) -> None:
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise ValidationError("Control characters are not allowed.")
+
+
+def Line(max_len: int = 200, min_len: int = 0, **kw) -> fields.String:  # noqa: N802 - a field factory
+    """One line of text: no control characters at all."""
+    return fields.String(validate=[validate.Length(min=min_len, max=max_len), _line], **kw)
+
+
+def Text(max_len: int = 4000, min_len: int = 0, **kw) -> fields.String:  # noqa: N802 - a field factory
+    """Free text: new lines and tabs allowed, other control characters not."""
+    return fields.String(validate=[validate.Length(min=min_len, max=max_len), _no_control], **kw)
+
+
+class ApplicantSchema(Utf8Schema):
+    """Who the dossier is for; province / ward decide which agencies may take it."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    full_name = Line(200, 1, required=True)
+    id_number = Line(20, load_default=None, allow_none=True)
+    date_of_birth = fields.Date(load_default=None, allow_none=True)
+    phone = Line(20, load_default=None, allow_none=True)
+    email = fields.Email(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    address = Line(500, load_default=None, allow_none=True)
+    province = Line(100, load_default=None, allow_none=True)
+    ward = Line(100, load_default=None, allow_none=True)
+
+
+class InlineDocumentSchema(Utf8Schema):
+    """A document sent inside a JSON body (base64); ``requirement`` names what it answers."""
+
+    requirement = Line(100, load_default=None, allow_none=True,
+                       metadata={"description": "a required_documents id of the procedure"})
+    name = Line(255, 1, required=True)
+    content_type = Line(100, required=True, metadata={"description": "application/pdf, image/jpeg, image/png"})
+    content_base64 = fields.String(required=True, validate=validate.Length(min=1, max=15_000_000))
+
+
+class FilingDocumentSchema(InlineDocumentSchema):
+    requirement = Line(100, 1, required=True, metadata={"description": "a required_documents id of the procedure"})
+
+
+class FormField(fields.Dict):
+    """The procedure's own form: a flat object of short values."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        result = super()._deserialize(value, attr, data, **kwargs)
+        if len(result) > 100:
+            raise ValidationError("At most 100 form fields.")
+        for key, item in result.items():
+            if not isinstance(key, str) or len(key) > 100:
+                raise ValidationError("Form field names are text of at most 100 characters.")
+            _line(key)
+            if isinstance(item, str):
+                if len(item) > 4000:
+                    raise ValidationError(f"{key}: at most 4000 characters.")
+                _no_control(item)
+            elif item is not None and not isinstance(item, bool | int | float):
+                raise ValidationError(f"{key}: only text, numbers, booleans or null.")
+            elif isinstance(item, float) and not math.isfinite(item):
+                raise ValidationError(f"{key}: numbers must be finite.")
+        return result
+
+
+class FilingSchema(Utf8Schema):
+    """A dossier filing: the body of ``POST /api/v1/dossiers`` and of the ``submit`` RPC."""
+
+    procedure_code = Line(50, 1, required=True)
+    agency_code = Line(50, 1, required=True)
+    applicant = fields.Nested(ApplicantSchema, required=True, metadata={
+        "description": "full_name, id_number, date_of_birth, phone, email, address, province, ward"})
+    form = FormField(load_default=dict)
+    documents = fields.List(fields.Nested(FilingDocumentSchema), load_default=list,
+                            validate=validate.Length(max=30))
+
+
+# -- events -------------------------------------------------------------------------------------
 
 
 class DocumentRefSchema(Schema):

@@ -1,4 +1,5 @@
-"""The append-only event store: see store.py for the ordering guarantee."""
+"""The append-only event log: the port (port.py), PostgreSQL (store.py, which explains the
+ordering guarantee) and in-process (memory.py) implementations."""
 
 from portal_common.eventstore.errors import (
     AppendOnlyViolation,
@@ -15,6 +16,8 @@ from portal_common.eventstore.events import (
     NewEvent,
     RecordedEvent,
 )
+from portal_common.eventstore.memory import MemoryEventStore, MemoryTransaction
+from portal_common.eventstore.port import EventLog
 from portal_common.eventstore.store import ChainBreak, EventStore, ddl, event_hash, event_hash_v2, lock_key
 
 __all__ = [
@@ -26,9 +29,12 @@ __all__ = [
     "ConcurrencyError",
     "DuplicateEventError",
     "EventContext",
+    "EventLog",
     "EventSchemaError",
     "EventStore",
     "EventStoreError",
+    "MemoryEventStore",
+    "MemoryTransaction",
     "NewEvent",
     "RecordedEvent",
     "ddl",

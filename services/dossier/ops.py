@@ -13,13 +13,13 @@ import time
 
 from portal_common import config
 from portal_common.db import Database
-from services.dossier import projections
+from services.dossier import queries
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the dossier commands to an argparse sub-command set."""
     parser = subparsers.add_parser("rebuild", help="drop and rebuild dossier projections from the event log")
-    parser.add_argument("--projection", "-p", action="append", choices=sorted(projections.PROJECTIONS),
+    parser.add_argument("--projection", "-p", action="append", choices=sorted(queries.PROJECTIONS),
                         help="a projection to rebuild (repeatable; default: all)")
     parser.add_argument("--database-url", default=None, help="default: DOSSIER_DATABASE_URL / DATABASE_URL")
     parser.add_argument("--schema", default="dossier")
@@ -37,10 +37,10 @@ def rebuild_command(args: argparse.Namespace) -> int:
         print(f"\r  {dossiers:>10,} dossiers  {events:>12,} events  {rate:>12,.0f} events/s", end="",
               file=sys.stderr, flush=True)
 
-    names = args.projection or sorted(projections.PROJECTIONS)
+    names = args.projection or sorted(queries.PROJECTIONS)
     print(f"rebuilding {', '.join(names)} from {args.schema}.events", file=sys.stderr)
     try:
-        stats = projections.rebuild(db, names, batch_size=args.batch_size, progress=progress)
+        stats = queries.rebuild(db, names, batch_size=args.batch_size, progress=progress)
     finally:
         db.close()
     print(file=sys.stderr)

@@ -1,100 +1,26 @@
-"""marshmallow schemas at the dossier service's RPC boundary (and reused by the gateway).
+"""marshmallow schemas of the dossier service's RPC boundary that only the service needs.
 
-Every text field has a length limit and refuses control characters, so nothing hostile
-reaches the log, where it would stay for good.
+The filing body, its parts and the status lists live in ``portal_common.contracts.dossier``,
+where the gateway checks the same ones; ``load`` turns refusals into ``InvalidInput``.
 """
 
 from __future__ import annotations
 
-import math
-import unicodedata
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
-
+from portal_common.contracts.dossier import (
+    DRAFT_STATUSES,
+    STATUSES,
+    ApplicantSchema,
+    FilingDocumentSchema,
+    FilingSchema,
+    FormField,
+    InlineDocumentSchema,
+    Line,
+    Text,
+)
 from portal_common.contracts.fields import Utf8Schema
 from portal_common.errors import InvalidInput
-from services.dossier.domain.drafts import DRAFT_STATUSES
-from services.dossier.domain.lifecycle import STATUSES
-
-
-def _no_control(value: str) -> None:
-    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in value):
-        raise ValidationError("Control characters are not allowed.")
-
-
-def _line(value: str) -> None:
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
-        raise ValidationError("Control characters are not allowed.")
-
-
-def Line(max_len: int = 200, min_len: int = 0, **kw) -> fields.String:  # noqa: N802 - a field factory
-    """One line of text: no control characters at all."""
-    return fields.String(validate=[validate.Length(min=min_len, max=max_len), _line], **kw)
-
-
-def Text(max_len: int = 4000, min_len: int = 0, **kw) -> fields.String:  # noqa: N802 - a field factory
-    """Free text: new lines and tabs allowed, other control characters not."""
-    return fields.String(validate=[validate.Length(min=min_len, max=max_len), _no_control], **kw)
-
-
-class ApplicantSchema(Utf8Schema):
-    """Who the dossier is for; province / ward decide which agencies may take it."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-    full_name = Line(200, 1, required=True)
-    id_number = Line(20, load_default=None, allow_none=True)
-    date_of_birth = fields.Date(load_default=None, allow_none=True)
-    phone = Line(20, load_default=None, allow_none=True)
-    email = fields.Email(load_default=None, allow_none=True, validate=validate.Length(max=200))
-    address = Line(500, load_default=None, allow_none=True)
-    province = Line(100, load_default=None, allow_none=True)
-    ward = Line(100, load_default=None, allow_none=True)
-
-
-class InlineDocumentSchema(Utf8Schema):
-    """A document sent inside a JSON body (base64); ``requirement`` names what it answers."""
-
-    requirement = Line(100, load_default=None, allow_none=True)
-    name = Line(255, 1, required=True)
-    content_type = Line(100, required=True)
-    content_base64 = fields.String(required=True, validate=validate.Length(min=1, max=15_000_000))
-
-
-class FilingDocumentSchema(InlineDocumentSchema):
-    requirement = Line(100, 1, required=True)
-
-
-class FormField(fields.Dict):
-    """The procedure's own form: a flat object of short values."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        result = super()._deserialize(value, attr, data, **kwargs)
-        if len(result) > 100:
-            raise ValidationError("At most 100 form fields.")
-        for key, item in result.items():
-            if not isinstance(key, str) or len(key) > 100:
-                raise ValidationError("Form field names are text of at most 100 characters.")
-            _line(key)
-            if isinstance(item, str):
-                if len(item) > 4000:
-                    raise ValidationError(f"{key}: at most 4000 characters.")
-                _no_control(item)
-            elif item is not None and not isinstance(item, bool | int | float):
-                raise ValidationError(f"{key}: only text, numbers, booleans or null.")
-            elif isinstance(item, float) and not math.isfinite(item):
-                raise ValidationError(f"{key}: numbers must be finite.")
-        return result
-
-
-class SubmitSchema(Utf8Schema):
-    procedure_code = Line(50, 1, required=True)
-    agency_code = Line(50, 1, required=True)
-    applicant = fields.Nested(ApplicantSchema, required=True)
-    form = FormField(load_default=dict)
-    documents = fields.List(fields.Nested(FilingDocumentSchema), load_default=list,
-                            validate=validate.Length(max=30))
 
 
 class DraftApplicantSchema(ApplicantSchema):
@@ -238,3 +164,6 @@ def _flatten(messages, prefix: str = "") -> list[dict[str, str]]:
     else:
         out.append({"field": prefix, "message": str(messages)})
     return out
+
+
+__all__ = ["FilingSchema", "load"]

@@ -1,4 +1,4 @@
-"""nameko entrypoints of the dossier service (thin: the work is in the modules beside it).
+"""nameko entrypoints of the dossier service: one line each, into ``application``.
 
 RPCs that act for someone take the gateway's ``context`` (request id, client, actor) first;
 the actor decides what the caller may see and becomes the events' ``actor`` metadata.
@@ -6,7 +6,6 @@ the actor decides what the caller may see and becomes the events' ``actor`` meta
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from nameko.events import BROADCAST
@@ -17,11 +16,9 @@ from portal_common.entrypoints import ReconnectingRpcProxy, event_handler, rpc
 from portal_common.health import HealthRpc
 from portal_common.logs import LogContext
 from portal_common.nameko_ext import EventLog, Outbox
-from services.dossier import access_log, commands, draft_commands
+from services.dossier.application import Dossiers, Drafts, access, actions, drafts, on_postgres
+from services.dossier.application.filing import submit as submit_filing
 from services.dossier.catalog_cache import CatalogCache
-from services.dossier.commands import full_view
-from services.dossier.drafts import DraftRepository
-from services.dossier.repository import Caller, DossierRepository
 
 OVERDUE_INTERVAL = config.env_float("OVERDUE_INTERVAL", 60.0, "dossier")
 
@@ -45,8 +42,12 @@ class DossierService(HealthRpc):
         return self.events.db
 
     @property
-    def repo(self) -> DossierRepository:
-        return DossierRepository(self.events.db, self.events)
+    def app(self) -> Dossiers:
+        return on_postgres(self.events.db, self.events)
+
+    @property
+    def drafts(self) -> Drafts:
+        return Drafts(self.app)
 
     @property
     def checked_catalog(self):
@@ -55,95 +56,82 @@ class DossierService(HealthRpc):
 
     @rpc
     def submit(self, context: dict, filing: dict, idempotency_key: str | None = None) -> dict:
-        return commands.submit(self.repo, self.checked_catalog, context, filing, idempotency_key)
+        return submit_filing(self.app, self.checked_catalog, context, filing, idempotency_key)
 
     @rpc
     def get(self, context: dict, code: str, as_of: str | None = None) -> dict:
-        moment = commands.parse_as_of(as_of)
-        caller = Caller.from_context(context)
-        view = full_view(self.repo.visible(code, caller, moment))
-        if caller.kind == "applicant":
-            view["timeline"] = access_log.owner_timeline(view["timeline"])
-        access_log.record(self.repo, context, code, access_log.VIEW, as_of=moment)
-        return view
+        return actions.get(self.app, context, code, as_of)
 
     @rpc
     def list_mine(self, context: dict, status: str | None = None, page: int = 1, page_size: int = 20,
                   **filters: Any) -> dict:
-        return commands.list_mine(self.repo, context, status, page, page_size, filters)
+        return actions.list_mine(self.app, context, status, page, page_size, filters)
 
     @rpc
     def agency_queue(self, context: dict, status: str | None = None, overdue: bool | None = None,
                      page: int = 1, page_size: int = 20) -> dict:
-        return commands.agency_queue(self.repo, context, status, overdue, page, page_size)
+        return actions.agency_queue(self.app, context, status, overdue, page, page_size)
 
     @rpc
     def lookup(self, code: str) -> dict:
-        return self.repo.lookup(code)
+        return self.app.lookup(code)
 
     @rpc
     def act(self, context: dict, code: str, action: str, body: dict | None = None) -> dict:
-        return commands.act(self.repo, self.catalog, context, code, action, body)
+        return actions.act(self.app, self.catalog, context, code, action, body)
 
     @rpc
     def supplement(self, context: dict, code: str, body: dict) -> dict:
-        return commands.applicant_action(self.repo, context, code, "supplement", body)
+        return actions.applicant_action(self.app, context, code, "supplement", body)
 
     @rpc
     def withdraw(self, context: dict, code: str, body: dict | None = None) -> dict:
-        return commands.applicant_action(self.repo, context, code, "withdraw", body)
+        return actions.applicant_action(self.app, context, code, "withdraw", body)
 
     @rpc
     def upload_document(self, context: dict, code: str, name: str, content_type: str, content_base64: str,
                         requirement: str | None = None) -> dict:
-        return commands.upload(self.repo, context, code, name, content_type, content_base64, requirement)
+        return actions.upload(self.app, context, code, name, content_type, content_base64, requirement)
 
     @rpc
     def get_document(self, context: dict, code: str, document_id: str) -> dict[str, Any]:
-        ref, content = self.repo.document(code, document_id, Caller.from_context(context))
-        access_log.record(self.repo, context, code, access_log.DOCUMENT, document_id=ref["id"])
-        return {"document": ref, "content_base64": base64.b64encode(content).decode()}
+        return actions.get_document(self.app, context, code, document_id)
 
     @rpc
     def owner_access_log(self, context: dict, code: str, page: int = 1, page_size: int = 20) -> dict:
         """The owner's view of who at the agencies read the dossier (newest first)."""
-        return access_log.owner_view(self.repo, context, code, page, page_size)
+        return access.owner_view(self.app, context, code, page, page_size)
 
     @rpc
     def operator_access_log(self, context: dict, code: str, page: int = 1, page_size: int = 20) -> dict:
         """The operator's view of the same log, with staff account ids and request ids."""
-        return access_log.operator_view(self.repo, context, code, page, page_size)
+        return access.operator_view(self.app, context, code, page, page_size)
 
     # -- drafts (before filing: no code yet) --------------------------------------------
 
-    @property
-    def drafts(self) -> DraftRepository:
-        return DraftRepository(self.repo)
-
     @rpc
     def save_draft(self, context: dict, body: dict, draft_id: str | None = None) -> dict:
-        return draft_commands.save(self.drafts, context, body, draft_id)
+        return drafts.save(self.drafts, context, body, draft_id)
 
     @rpc
     def get_draft(self, context: dict, draft_id: str) -> dict:
-        return draft_commands.get(self.drafts, context, draft_id)
+        return drafts.get(self.drafts, context, draft_id)
 
     @rpc
     def list_drafts(self, context: dict, status: str = "open", page: int = 1, page_size: int = 20) -> dict:
-        return draft_commands.list_mine(self.drafts, context, status, page, page_size)
+        return drafts.list_mine(self.drafts, context, status, page, page_size)
 
     @rpc
     def discard_draft(self, context: dict, draft_id: str) -> dict:
-        return draft_commands.discard(self.drafts, context, draft_id)
+        return drafts.discard(self.drafts, context, draft_id)
 
     @rpc
     def submit_draft(self, context: dict, draft_id: str) -> dict:
-        return draft_commands.submit(self.drafts, self.checked_catalog, context, draft_id)
+        return drafts.submit(self.drafts, self.checked_catalog, context, draft_id)
 
     @rpc
     def get_draft_document(self, context: dict, draft_id: str, document_id: str) -> dict[str, Any]:
-        ref, content = draft_commands.document(self.drafts, context, draft_id, document_id)
-        return {"document": ref, "content_base64": base64.b64encode(content).decode()}
+        return drafts.document(self.drafts, context, draft_id, document_id)
 
     # -- catalog events -> cached catalog answers dropped (every process: broadcast) ----
 
@@ -177,4 +165,4 @@ class DossierService(HealthRpc):
 
     @timer(interval=OVERDUE_INTERVAL)
     def mark_overdue(self) -> list[str]:
-        return self.repo.mark_overdue()
+        return self.app.mark_overdue()

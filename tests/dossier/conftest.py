@@ -11,8 +11,9 @@ from portal_common.db import Database
 from portal_common.eventstore import EventStore
 from portal_common.eventstore.events import Actor, EventContext
 from portal_common.migrations import migrate
+from services.dossier.application import Dossiers, on_postgres
+from services.dossier.domain.access import Caller
 from services.dossier.domain.documents import check_upload
-from services.dossier.repository import Caller, DossierRepository
 
 PDF = b"%PDF-1.4\n% test document\n"
 PROCEDURE = {"code": "1.000001", "version": 3, "name": "Birth registration", "processing_days": 3}
@@ -23,7 +24,7 @@ def _repository(database_url: str):
     migrate(database_url, schema, "services.dossier", create_database=False)
     # concurrent tests queue for these; kept small because the PostgreSQL server is shared
     db = Database(database_url, schema, size=10)
-    return DossierRepository(db, EventStore(db))
+    return on_postgres(db, EventStore(db))
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def repo(database_url):
     """A repository on a schema of its own (event log + the dossier migrations)."""
     repository = _repository(database_url)
     yield repository
-    repository.db.close()
+    repository.repository.db.close()
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def shared_repo(database_url):
     """One schema for a module whose tests each work on dossiers of their own."""
     repository = _repository(database_url)
     yield repository
-    repository.db.close()
+    repository.repository.db.close()
 
 
 def applicant_ctx(account_id: str = "acc-1") -> tuple[Caller, EventContext]:
@@ -51,7 +52,7 @@ def agency_ctx(agency: str = "H29.01") -> tuple[Caller, EventContext]:
             EventContext(actor=Actor("officer", f"officer-{agency}", agency)))
 
 
-def submit(repo: DossierRepository, owner: str = "acc-1", agency: str = "H29.01", key: str | None = None,
+def submit(repo: Dossiers, owner: str = "acc-1", agency: str = "H29.01", key: str | None = None,
            now: dt.datetime | None = None, content: bytes = PDF, name: str = "Nguyen Van A", kind: str = "citizen"):
     _, ctx = applicant_ctx(owner)
     upload = check_upload("form", "form.pdf", "application/pdf", content, "documents.0")

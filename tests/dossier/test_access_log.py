@@ -13,8 +13,8 @@ from nameko.testing.services import worker_factory
 
 from portal_common.db import Database
 from portal_common.eventstore import EventStore
-from services.dossier import access_log
-from services.dossier.repository import DossierRepository
+from services.dossier.application import Dossiers
+from services.dossier.domain.access import staff_ref
 from services.dossier.service import DossierService
 from tests.dossier.conftest import agency_ctx, submit
 from tests.dossier.test_http import _token, http
@@ -79,7 +79,7 @@ def test_staff_reads_are_listed_for_the_owner_newest_first_without_personal_ids(
     assert {e["agency"]["code"] for e in page["items"]} == {filed["agency"]}
     assert view["agency"]["name"] == filed["view"]["agency"]["name"]
     assert document["document"]["id"] == doc and view["document"] is None and view["as_of"] is None
-    assert document["staff_ref"] == view["staff_ref"] == access_log.staff_ref(officer["account_id"])
+    assert document["staff_ref"] == view["staff_ref"] == staff_ref(officer["account_id"])
     assert past["staff_ref"] != view["staff_ref"]
     assert past["at"] >= document["at"] >= view["at"]
     text = json.dumps(page)
@@ -105,7 +105,7 @@ def test_the_owners_timeline_names_staff_by_reference_only(gateway_url):
     assert status == 200
     received = [e for e in mine["timeline"] if e["event"] == "DossierReceived"]
     assert received and received[0]["actor"] == {"kind": "officer", "agency_code": filing["agency_code"],
-                                                 "staff_ref": access_log.staff_ref(officer["account_id"])}
+                                                 "staff_ref": staff_ref(officer["account_id"])}
     assert officer["account_id"] not in json.dumps(mine)
     status, theirs, _ = http(f"{base}/agency/dossiers/{code}", token=officer["access_token"])
     assert status == 200  # the agency's own view keeps who of theirs did it
@@ -147,7 +147,7 @@ def test_operator_sees_account_ids_and_request_ids(gateway_url, filed):
     newest = page["items"][0]
     assert newest["request_id"] == rid and newest["account_id"] == filed["officer"]["account_id"]
     assert newest["role"] == "officer" and newest["agency"]["code"] == filed["agency"]
-    assert newest["staff_ref"] == access_log.staff_ref(newest["account_id"])
+    assert newest["staff_ref"] == staff_ref(newest["account_id"])
     assert http(f"{base}/ops/dossiers/{code[:-4]}9999/access-log", token=operator)[0] == 404
     assert http(f"{base}/ops/dossiers/{code}/access-log", token=_token(filed["owner"]))[0] == 403
 
@@ -155,8 +155,8 @@ def test_operator_sees_account_ids_and_request_ids(gateway_url, filed):
 # -- the table, and the read failing with its record -------------------------------------
 
 
-def _worker(repo: DossierRepository):
-    return worker_factory(DossierService, events=EventStore(repo.db))
+def _worker(repo: Dossiers):
+    return worker_factory(DossierService, events=EventStore(repo.repository.db))
 
 
 def _officer_context(agency: str = "H29.01") -> dict:
@@ -168,10 +168,10 @@ def _officer_context(agency: str = "H29.01") -> dict:
 def test_database_refuses_changes_to_the_access_log(repo, statement):
     state, _ = submit(repo)
     _worker(repo).get(_officer_context(), state.code)
-    with pytest.raises(psycopg2.Error) as caught, repo.db.transaction() as cur:
+    with pytest.raises(psycopg2.Error) as caught, repo.repository.db.transaction() as cur:
         cur.execute(statement)
     assert caught.value.pgcode == "EV403" and "append-only" in str(caught.value)
-    assert _rows(repo.db, state.code) == 1
+    assert _rows(repo.repository.db, state.code) == 1
 
 
 def test_owner_reads_and_refused_reads_write_nothing(repo):
@@ -180,14 +180,14 @@ def test_owner_reads_and_refused_reads_write_nothing(repo):
     worker.get({"actor": {"kind": "citizen", "id": "acc-1"}}, state.code)
     with pytest.raises(Exception, match="No dossier"):
         worker.get(_officer_context("OTHER.01"), state.code)
-    assert _rows(repo.db, state.code) == 0
+    assert _rows(repo.repository.db, state.code) == 0
 
 
 def test_a_read_that_cannot_be_recorded_fails(repo):
     state, _ = submit(repo)
     caller, _ = agency_ctx()
     assert caller.can_see(state)
-    with repo.db.transaction() as cur:
+    with repo.repository.db.transaction() as cur:
         cur.execute("ALTER TABLE access_log ADD CONSTRAINT no_more CHECK (false) NOT VALID")
     worker = _worker(repo)
     with pytest.raises(psycopg2.errors.CheckViolation):

@@ -15,10 +15,10 @@ import pytest
 from nameko.testing.services import worker_factory
 
 from portal_common.errors import Conflict, InvalidInput, NotFound
-from services.dossier import projections
+from services.dossier import queries
+from services.dossier.application.drafts import stream_id as draft_stream
 from services.dossier.catalog_cache import CatalogCache
 from services.dossier.domain.codes import parse_code, stream_id
-from services.dossier.drafts import stream_id as draft_stream
 from services.dossier.service import DossierService
 from tests.dossier.test_submit_worker import AGENCIES, PROCEDURE, citizen, filing, officer
 
@@ -35,7 +35,7 @@ def worker(repo):
     catalog.agencies_for.return_value = AGENCIES
     catalog.resolve_agency.side_effect = lambda code: {"code": code}
     # the catalog cache off (not set up): every check reaches the mock
-    return worker_factory(DossierService, events=repo.store, catalog=catalog, catalog_cache=CatalogCache())
+    return worker_factory(DossierService, events=repo.log, catalog=catalog, catalog_cache=CatalogCache())
 
 
 def doc(requirement: str, content: str = PDF, name: str = "form.pdf", kind: str = "application/pdf") -> dict:
@@ -66,7 +66,7 @@ def test_save_read_list_and_resave_a_draft(worker, repo):
     assert stale.value.code == "draft_changed"
     dropped = worker.save_draft(citizen(), {"procedure_code": "1.001234"}, draft["id"])
     assert dropped["documents"] == [] and dropped["version"] == 3
-    types = [e.event_type for e in repo.store.read_stream(draft_stream(draft["id"]))]
+    types = [e.event_type for e in repo.log.read_stream(draft_stream(draft["id"]))]
     assert types == ["DossierDraftSaved"] * 3
 
 
@@ -104,7 +104,7 @@ def test_hostile_drafts_are_refused_with_the_field(worker, repo, body, field):
     with pytest.raises(InvalidInput) as refused:
         worker.save_draft(citizen(), body)
     assert any(e["field"] == field for e in refused.value.details), refused.value.details
-    assert repo.store.head_position() == 0
+    assert repo.log.head_position() == 0
 
 
 def test_open_drafts_are_bounded(worker, monkeypatch):
@@ -147,7 +147,7 @@ def test_submitting_a_draft_files_it_once(worker, repo):
         worker.discard_draft(citizen(), draft["id"])
     assert worker.list_drafts(citizen(), "submitted")["items"][0]["dossier_code"] == dossier["code"]
     assert worker.list_drafts(citizen())["total"] == 0
-    types = [e.event_type for e in repo.store.read_stream(draft_stream(draft["id"]))]
+    types = [e.event_type for e in repo.log.read_stream(draft_stream(draft["id"]))]
     assert types[-1] == "DossierDraftSubmitted"
 
 
@@ -185,7 +185,7 @@ def test_concurrent_submits_of_one_draft_give_one_dossier_and_no_code_gap(worker
     assert parse_code(code)[2] == 1
     later = worker.submit(citizen(), filing(), None)  # the losers gave their numbers back
     assert parse_code(later["code"])[2] == 2
-    assert repo.store.stream_version(stream_id(code)) == 1
+    assert repo.log.stream_version(stream_id(code)) == 1
 
 
 def test_the_drafts_projection_rebuilds_from_the_log(worker, repo):
@@ -194,11 +194,11 @@ def test_the_drafts_projection_rebuilds_from_the_log(worker, repo):
     worker.save_draft(citizen(), {"form": {"x": 1}}, a["id"])
     worker.discard_draft(citizen(), a["id"])
     worker.submit_draft(citizen("acc-2"), b["id"])
-    with repo.db.transaction(dict_rows=False) as cur:
-        live = projections.snapshot(cur, "drafts")
+    with repo.repository.db.transaction(dict_rows=False) as cur:
+        live = queries.snapshot(cur, "drafts")
         cur.execute("DELETE FROM owner_drafts")
     assert len(live) == 2
-    stats = projections.rebuild(repo.db, ["drafts"])
+    stats = queries.rebuild(repo.repository.db, ["drafts"])
     assert stats["drafts"] == 2 and stats["events"] == 5
-    with repo.db.transaction(dict_rows=False) as cur:
-        assert projections.snapshot(cur, "drafts") == live
+    with repo.repository.db.transaction(dict_rows=False) as cur:
+        assert queries.snapshot(cur, "drafts") == live

@@ -14,11 +14,11 @@ from portal_common.errors import Conflict, InvalidInput
 from portal_common.eventstore import EventStore
 from portal_common.eventstore.events import EventContext
 from portal_common.migrations import migrate
-from services.dossier import ops, projections
+from services.dossier import ops, queries
+from services.dossier.application import Dossiers, Drafts, on_postgres
 from services.dossier.domain import lifecycle
+from services.dossier.domain.access import Caller
 from services.dossier.domain.documents import check_upload
-from services.dossier.drafts import DraftRepository
-from services.dossier.repository import Caller, DossierRepository
 from tests.dossier.conftest import PDF, PROCEDURE, agency_ctx, applicant_ctx, submit
 
 AGENCIES = ["H29.01", "H29.02", "H30.07"]
@@ -52,7 +52,7 @@ def allowed(state, command: str, now: dt.datetime) -> bool:
 
 def snapshot_all(db: Database) -> dict:
     with db.transaction(dict_rows=False) as cur:
-        return {name: projections.snapshot(cur, name) for name in projections.PROJECTIONS}
+        return {name: queries.snapshot(cur, name) for name in queries.PROJECTIONS}
 
 
 CLOSING = {"refuse", "reject", "withdraw", "result", "return_result"}
@@ -69,7 +69,7 @@ def test_rebuilt_projections_equal_the_live_ones(database_url, seed, dossiers, t
     migrate(database_url, schema, "services.dossier", create_database=False)
     db = Database(database_url, schema, size=4)
     try:
-        repo = DossierRepository(db, EventStore(db))
+        repo = on_postgres(db, EventStore(db))
         now = START
         codes = []
         for i in range(dossiers):
@@ -111,20 +111,20 @@ def test_rebuilt_projections_equal_the_live_ones(database_url, seed, dossiers, t
         assert events >= 2000, "the history should hold thousands of events"
         live = snapshot_all(db)
         assert live["status"] and live["drafts"], "live projections are not empty"
-        stats = projections.rebuild(db, batch_size=500)
+        stats = queries.rebuild(db, batch_size=500)
         assert stats["events"] == events and stats["dossiers"] == dossiers + filed
         assert stats["drafts"] == drafts["drafts"]
         assert snapshot_all(db) == live
-        for name in projections.PROJECTIONS:  # each one alone, too
-            projections.rebuild(db, [name])
+        for name in queries.PROJECTIONS:  # each one alone, too
+            queries.rebuild(db, [name])
             assert snapshot_all(db) == live
     finally:
         db.close()
 
 
-def _random_drafts(repo: DossierRepository, rnd: random.Random, now: dt.datetime) -> tuple[dict, int]:
+def _random_drafts(repo: Dossiers, rnd: random.Random, now: dt.datetime) -> tuple[dict, int]:
     """Drafts saved, saved again, discarded, filed (through the dossier submission) or left open."""
-    drafts = DraftRepository(repo)
+    drafts = Drafts(repo)
     counts = {"events": 0, "drafts": 0}
     filed = 0
     for i in range(rnd.randint(15, 30)):
@@ -163,11 +163,11 @@ def test_ops_rebuild_command_restores_dropped_projections(repo, database_url, ca
     codes = [submit(repo, owner=f"acc-{i}", content=PDF + bytes([i]))[0].code for i in range(5)]
     officer, ctx = agency_ctx("H29.01")
     repo.execute(codes[0], "receive", {}, officer, ctx)
-    live = snapshot_all(repo.db)
-    with repo.db.transaction(dict_rows=False) as cur:
+    live = snapshot_all(repo.repository.db)
+    with repo.repository.db.transaction(dict_rows=False) as cur:
         cur.execute("DELETE FROM dossier_status")
         cur.execute("DELETE FROM agency_queue")
-    assert snapshot_all(repo.db) != live
-    assert ops.main(["rebuild", "--database-url", database_url, "--schema", repo.db.schema]) == 0
-    assert snapshot_all(repo.db) == live
+    assert snapshot_all(repo.repository.db) != live
+    assert ops.main(["rebuild", "--database-url", database_url, "--schema", repo.repository.db.schema]) == 0
+    assert snapshot_all(repo.repository.db) == live
     assert "5 dossiers and 0 drafts from 6 events" in capsys.readouterr().out

@@ -10,11 +10,11 @@ import pytest
 from portal_common.errors import Conflict, InvalidInput, NotFound
 from portal_common.eventstore import EventSchemaError
 from portal_common.eventstore.events import EventContext
-from services.dossier import projections
+from services.dossier import queries
+from services.dossier.domain.access import Caller
 from services.dossier.domain.calendar import local_date
 from services.dossier.domain.codes import parse_code, stream_id
 from services.dossier.domain.documents import check_upload
-from services.dossier.repository import Caller
 from tests.dossier.conftest import PDF, agency_ctx, applicant_ctx, submit
 
 AGENCY = "H29.01"
@@ -22,8 +22,8 @@ RESULT_PDF = b"%PDF-1.7\n% the result\n"
 
 
 def snapshot_all(repo) -> dict:
-    with repo.db.transaction(dict_rows=False) as cur:
-        return {name: projections.snapshot(cur, name) for name in projections.PROJECTIONS}
+    with repo.repository.db.transaction(dict_rows=False) as cur:
+        return {name: queries.snapshot(cur, name) for name in queries.PROJECTIONS}
 
 
 def test_submit_issues_a_code_and_fills_the_projections(repo):
@@ -38,7 +38,7 @@ def test_submit_issues_a_code_and_fills_the_projections(repo):
     assert "Nguyen" not in repr(public)
     assert repo.owner_list("acc-1", None, 1, 20)["total"] == 1
     assert repo.agency_queue(AGENCY, None, None, 1, 20)["items"][0]["code"] == state.code
-    events = repo.store.read_stream(stream_id(state.code))
+    events = repo.log.read_stream(stream_id(state.code))
     assert [e.event_type for e in events] == ["DossierSubmitted"]
     assert events[0].metadata["actor"]["id"] == "acc-1"
 
@@ -68,7 +68,7 @@ def test_the_whole_lifecycle_through_the_repository(repo):
     assert repo.lookup(code)["status"] == "returned"
     ref, content = repo.document(code, state.outputs[0]["id"], owner)
     assert content == RESULT_PDF and ref["name"] == "result.pdf"
-    types = [e.event_type for e in repo.store.read_stream(stream_id(code))]
+    types = [e.event_type for e in repo.log.read_stream(stream_id(code))]
     assert types == ["DossierSubmitted", "DossierReceived", "DossierProcessingStarted", "SupplementRequested",
                      "DossierSupplemented", "DossierPaused", "DossierResumed", "DossierProcessingStarted",
                      "DossierResultReady", "DossierResultReturned"]
@@ -80,7 +80,7 @@ def test_the_whole_lifecycle_through_the_repository(repo):
     assert refused.value.code == "transition_not_allowed"
     assert refused.value.details == {"state": "returned", "command": "withdraw", "paused": False,
                                      "overdue": False}
-    assert repo.store.stream_version(stream_id(code)) == len(types)
+    assert repo.log.stream_version(stream_id(code)) == len(types)
     assert snapshot_all(repo) == before
 
 
@@ -109,7 +109,7 @@ def test_closing_and_forwarding_commands(repo, path, command, args):
             repo.execute(state.code, "start_processing", {}, officer, octx)
         new_officer, nctx = agency_ctx("H29.02")
         assert repo.execute(state.code, "start_processing", {}, new_officer, nctx).status == "processing"
-        payload = repo.store.read_stream(stream_id(state.code))[-2].data
+        payload = repo.log.read_stream(stream_id(state.code))[-2].data
         assert payload["applicant"]["full_name"] and payload["documents"][0]["sha256"]
 
 
@@ -124,7 +124,7 @@ def test_refused_commands_write_nothing(repo):
         assert refused.value.details["state"] == "submitted"
     with pytest.raises(InvalidInput):
         repo.execute(state.code, "refuse", {"reason": ""}, officer, octx)
-    assert repo.store.stream_version(stream_id(state.code)) == 1
+    assert repo.log.stream_version(stream_id(state.code)) == 1
     assert snapshot_all(repo) == before
 
 
@@ -184,7 +184,7 @@ def test_codes_have_no_gap_or_duplicate_under_concurrent_submissions(repo):
         mine = [c for c in codes if parse_code(c)[0] == agency]
         assert sorted(parse_code(c)[2] for c in mine) == list(range(1, len(mine) + 1)), agency
         assert {parse_code(c)[1] for c in mine} == {local_date(dt.datetime.now(dt.UTC))}
-    with repo.db.transaction(dict_rows=False) as cur:  # the failed ones left nothing behind
+    with repo.repository.db.transaction(dict_rows=False) as cur:  # the failed ones left nothing behind
         cur.execute("SELECT count(*) FROM documents")
         assert cur.fetchone()[0] == 72
         cur.execute("SELECT count(*) FROM dossier_status")
@@ -244,7 +244,7 @@ def test_concurrent_commands_on_one_dossier_apply_once(repo):
         t.join()
     assert outcomes.count("ok") == 1
     assert set(outcomes) <= {"ok", "transition_not_allowed", "concurrent_update"}
-    assert [e.event_type for e in repo.store.read_stream(stream_id(state.code))].count("DossierReceived") == 1
+    assert [e.event_type for e in repo.log.read_stream(stream_id(state.code))].count("DossierReceived") == 1
 
 
 def test_time_travel_reads_the_past_state(repo):
@@ -252,7 +252,7 @@ def test_time_travel_reads_the_past_state(repo):
     officer, octx = agency_ctx(AGENCY)
     owner, _ = applicant_ctx("acc-1")
     repo.execute(state.code, "receive", {}, officer, octx)
-    events = repo.store.read_stream(stream_id(state.code))
+    events = repo.log.read_stream(stream_id(state.code))
     between = events[0].occurred_at + (events[1].occurred_at - events[0].occurred_at) / 2
     repo.execute(state.code, "start_processing", {}, officer, octx)
     assert repo.visible(state.code, owner).status == "processing"
@@ -282,7 +282,7 @@ def test_overdue_job_marks_each_dossier_once_and_extension_clears_it(repo):
     assert repo.mark_overdue(now=later) == [state.code]
     assert repo.mark_overdue(now=later) == []
     assert repo.agency_queue(AGENCY, None, True, 1, 20)["total"] == 1
-    with repo.db.transaction() as cur:
+    with repo.repository.db.transaction() as cur:
         cur.execute("SELECT code FROM overdue_dossiers")
         assert [r["code"] for r in cur.fetchall()] == [state.code]
     new_date = received.appointment_date + dt.timedelta(days=30)
@@ -305,7 +305,7 @@ def test_documents_are_content_addressed(repo):
     a, _ = submit(repo, owner="acc-1")
     b, _ = submit(repo, owner="acc-2")
     assert a.inputs[0]["sha256"] == b.inputs[0]["sha256"] and a.inputs[0]["id"] != b.inputs[0]["id"]
-    with repo.db.transaction(dict_rows=False) as cur:
+    with repo.repository.db.transaction(dict_rows=False) as cur:
         cur.execute("SELECT count(*) FROM blobs")
         assert cur.fetchone()[0] == 1
         cur.execute("SELECT count(*) FROM documents")
@@ -406,7 +406,7 @@ def test_extending_a_past_due_dossier_before_the_job_records_both_events(repo):
     extended = repo.execute(state.code, "extend", {"new_date": new_date, "reason": "Chúng tôi xin lỗi."},
                             officer, octx, now=later)
     assert extended.appointment_date == new_date and not extended.overdue
-    types = [e.event_type for e in repo.store.read_stream(stream_id(state.code))]
+    types = [e.event_type for e in repo.log.read_stream(stream_id(state.code))]
     assert types[-2:] == ["DossierBecameOverdue", "DeadlineExtended"]
     assert repo.mark_overdue(now=later) == []  # the new date is ahead
     apology = extended.timeline[-1]

@@ -20,7 +20,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from portal_common.db import Database
 from portal_common.errors import Conflict, InvalidInput, NotFound
 from portal_common.eventstore import EventStore
-from services.dossier.repository import DossierRepository
+from services.dossier.application import on_postgres
 from tests.dossier.conftest import PDF, submit
 
 AGENCY = "RPC.01"
@@ -35,7 +35,7 @@ def cluster(system, amqp_uri):
 @pytest.fixture(scope="module")
 def live_repo(system, migrated_database):
     db = Database(migrated_database, "dossier", size=4)
-    yield DossierRepository(db, EventStore(db))
+    yield on_postgres(db, EventStore(db))
     db.close()
 
 

@@ -62,7 +62,7 @@ def worker(repo):
     catalog.get_agency.side_effect = lambda code: (
         {"code": code, "name": "Province department", "level": "province"} if code == "P.01" else None)
     # the catalog cache off (not set up): every check reaches the mock
-    return worker_factory(DossierService, events=repo.store, catalog=catalog, catalog_cache=CatalogCache())
+    return worker_factory(DossierService, events=repo.log, catalog=catalog, catalog_cache=CatalogCache())
 
 
 def test_submit_records_the_procedure_version_and_applicant_area(worker, repo):
@@ -72,7 +72,7 @@ def test_submit_records_the_procedure_version_and_applicant_area(worker, repo):
     assert view["procedure"] == {"code": "1.001234", "version": 7, "name": "Business household registration",
                                  "processing_days": 3}
     worker.catalog.agencies_for.assert_called_with("1.001234", province="01", ward="00001")
-    [event] = repo.store.read_stream(stream_id(view["code"]))
+    [event] = repo.log.read_stream(stream_id(view["code"]))
     assert event.data["applicant"]["date_of_birth"] == "1990-05-01"
     assert {d["requirement"] for d in event.data["documents"]} == {"form", "id-card"}
     assert event.metadata["actor"] == {"kind": "citizen", "id": "acc-1", "agency_code": None}
@@ -86,7 +86,7 @@ def test_missing_documents_and_wrong_agency_are_all_listed(worker, repo):
     assert refused.value.code == "filing_incomplete"
     fields = {p["field"] for p in refused.value.details}
     assert fields == {"documents.form", "documents.id-card", "agency_code"}
-    with repo.db.transaction(dict_rows=False) as cur:
+    with repo.repository.db.transaction(dict_rows=False) as cur:
         cur.execute("SELECT count(*) FROM events")
         assert cur.fetchone()[0] == 0
 
@@ -160,7 +160,7 @@ def test_malformed_idempotency_keys_are_refused(worker, repo, key):
     with pytest.raises(InvalidInput) as refused:
         worker.submit(citizen(), filing(), key)
     assert refused.value.code == "invalid_idempotency_key"
-    assert repo.store.head_position() == 0
+    assert repo.log.head_position() == 0
 
 
 def test_a_retry_is_answered_from_the_first_submission_even_if_the_catalog_changed(worker, repo):
@@ -171,7 +171,7 @@ def test_a_retry_is_answered_from_the_first_submission_even_if_the_catalog_chang
     with pytest.raises(Conflict) as reused:  # same key, different filing: refused before the catalog is asked
         worker.submit(citizen(), filing(form={"business_name": "Bun Cha"}), "key-retry")
     assert reused.value.code == "idempotency_key_reused"
-    assert repo.store.head_position() == 1
+    assert repo.log.head_position() == 1
 
 
 @pytest.mark.parametrize(("level", "applicant", "missing"), [
@@ -185,7 +185,7 @@ def test_a_local_agency_needs_the_applicants_area(worker, repo, level, applicant
         worker.submit(citizen(), filing(applicant=applicant, documents=[]), None)
     fields = {p["field"] for p in refused.value.details}
     assert fields == missing | {"documents.form", "documents.id-card"}  # everything listed at once
-    assert repo.store.head_position() == 0
+    assert repo.log.head_position() == 0
 
 
 def test_a_central_agency_serves_everyone(worker):
@@ -208,7 +208,7 @@ def test_a_procedure_not_offered_online_is_refused(worker, repo):
     with pytest.raises(InvalidInput) as refused:
         worker.submit(citizen(), filing(), None)
     assert refused.value.code == "not_filed_online" and refused.value.details[0]["field"] == "procedure_code"
-    assert repo.store.head_position() == 0
+    assert repo.log.head_position() == 0
     worker.catalog.get_procedure.return_value = dict(PROCEDURE, online_level="partial")
     assert worker.submit(citizen(), filing(), None)["status"] == "submitted"
 

@@ -9,10 +9,10 @@ import pytest
 
 from portal_common.errors import Conflict
 from portal_common.eventstore.events import EventContext
-from services.dossier import projections
+from services.dossier import queries
 from services.dossier.domain import lifecycle
+from services.dossier.domain.access import Caller
 from services.dossier.domain.codes import stream_id
-from services.dossier.repository import Caller
 from tests.dossier.conftest import agency_ctx, applicant_ctx, submit
 from tests.dossier.test_domain import RESULT_STATUS, expected_allowed
 
@@ -53,9 +53,9 @@ def run(repo, code: str, command: str, now: dt.datetime):
 
 
 def everything(repo, code: str) -> tuple:
-    with repo.db.transaction(dict_rows=False) as cur:
-        rows = tuple(tuple(projections.snapshot(cur, n)) for n in projections.PROJECTIONS)
-    return repo.store.stream_version(stream_id(code)), rows
+    with repo.repository.db.transaction(dict_rows=False) as cur:
+        rows = tuple(tuple(queries.snapshot(cur, n)) for n in queries.PROJECTIONS)
+    return repo.log.stream_version(stream_id(code)), rows
 
 
 @pytest.mark.parametrize("command", lifecycle.COMMANDS)

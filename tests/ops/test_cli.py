@@ -135,7 +135,7 @@ def test_export_writes_a_dossiers_full_history(database_url, tmp_path, capsys):
     try:
         state, _ = submit(repo, owner="acc-export")
         code, _, err = _run(capsys, "export", state.code, "--database-url", database_url, "--schema",
-                            repo.db.schema, "--output", str(tmp_path / "h.json"))
+                            repo.repository.db.schema, "--output", str(tmp_path / "h.json"))
         assert code == 0 and f"of {state.code}" in err
         data = json.loads((tmp_path / "h.json").read_text())
         assert data["code"] == state.code
@@ -146,12 +146,12 @@ def test_export_writes_a_dossiers_full_history(database_url, tmp_path, capsys):
         assert data["chain"]["intact"] is True
         assert len(data["documents"]) == 1 and len(data["documents"][0]["sha256"]) == 64
         code, _, err = _run(capsys, "export", "NOPE-010101-0001", "--database-url", database_url,
-                            "--schema", repo.db.schema)
+                            "--schema", repo.repository.db.schema)
         assert code == 1 and "dossier_not_found" in err
         code, _, err = _run(capsys, "export", "not a code", "--database-url", database_url)
         assert code == 1 and "dossier_not_found" in err
     finally:
-        repo.db.close()
+        repo.repository.db.close()
 
 
 def test_rebuild_is_the_dossier_services_command(database_url, capsys):
@@ -159,15 +159,15 @@ def test_rebuild_is_the_dossier_services_command(database_url, capsys):
     try:
         for i in range(3):
             submit(repo, owner=f"acc-r{i}")
-        with repo.db.transaction() as cur:
+        with repo.repository.db.transaction() as cur:
             cur.execute("DELETE FROM dossier_status")
-        code, out, _ = _run(capsys, "rebuild", "--database-url", database_url, "--schema", repo.db.schema)
+        code, out, _ = _run(capsys, "rebuild", "--database-url", database_url, "--schema", repo.repository.db.schema)
         assert code == 0 and "3 dossiers" in out
-        with repo.db.transaction() as cur:
+        with repo.repository.db.transaction() as cur:
             cur.execute("SELECT count(*) AS n FROM dossier_status")
             assert cur.fetchone()["n"] == 3
     finally:
-        repo.db.close()
+        repo.repository.db.close()
 
 
 def test_dead_letters_and_redeliver_through_the_running_router(system, migrated_database, amqp_uri, capsys):

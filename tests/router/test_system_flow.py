@@ -13,13 +13,13 @@ from deploy.backoffice.consumer import AgencyConsumer
 from deploy.backoffice.inbox import Inbox
 from portal_common.db import Database
 from portal_common.eventstore import EventStore
-from services.dossier.repository import DossierRepository
+from services.dossier.application import on_postgres
 
 
 @pytest.fixture(scope="module")
 def dossier_repo(system, migrated_database):
     db = Database(migrated_database, "dossier", size=2)
-    yield DossierRepository(db, EventStore(db))
+    yield on_postgres(db, EventStore(db))
     db.close()
 
 

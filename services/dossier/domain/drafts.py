@@ -13,12 +13,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from portal_common.contracts.dossier import DRAFT_STATUSES  # declared once, for the gateway too
 from portal_common.errors import Conflict
 
-OPEN = "open"
-SUBMITTED = "submitted"
-DISCARDED = "discarded"
-DRAFT_STATUSES = (OPEN, SUBMITTED, DISCARDED)
+OPEN, SUBMITTED, DISCARDED = DRAFT_STATUSES
 EVENT_TYPES = ("DossierDraftSaved", "DossierDraftSubmitted", "DossierDraftDiscarded")
 
 # command -> the draft statuses it is allowed in (None: the draft does not exist yet)

@@ -18,6 +18,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from portal_common.contracts.dossier import STATUSES  # declared once, for the gateway too
 from portal_common.errors import Conflict, InvalidInput
 from services.dossier.domain.calendar import (
     add_working_days,
@@ -25,20 +26,8 @@ from services.dossier.domain.calendar import (
     working_days_between,
 )
 
-SUBMITTED = "submitted"
-RECEIVED = "received"
-REFUSED = "refused"
-PROCESSING = "processing"
-SUPPLEMENT_REQUESTED = "supplement_requested"
-SUPPLEMENTED = "supplemented"
-FORWARDED = "forwarded"
-RESULT_READY = "result_ready"
-RETURNED = "returned"
-REJECTED = "rejected"
-WITHDRAWN = "withdrawn"
-
-STATUSES = (SUBMITTED, RECEIVED, REFUSED, PROCESSING, SUPPLEMENT_REQUESTED, SUPPLEMENTED,
-            FORWARDED, RESULT_READY, RETURNED, REJECTED, WITHDRAWN)
+(SUBMITTED, RECEIVED, REFUSED, PROCESSING, SUPPLEMENT_REQUESTED, SUPPLEMENTED, FORWARDED, RESULT_READY,
+ RETURNED, REJECTED, WITHDRAWN) = STATUSES
 # Being handled by an agency: the clock runs, the dossier can become overdue.
 ACTIVE = frozenset({RECEIVED, PROCESSING, SUPPLEMENT_REQUESTED, SUPPLEMENTED, FORWARDED})
 FINAL = frozenset({REFUSED, RETURNED, REJECTED, WITHDRAWN})

@@ -1,0 +1,36 @@
+"""What the RPCs answer: a dossier's and a draft's views, from their replayed state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.dossier.domain.drafts import DraftState
+from services.dossier.domain.lifecycle import DossierState
+
+
+def full_view(state: DossierState) -> dict[str, Any]:
+    """The owner's (and handling agency's) view: everything, with the timeline."""
+    return {
+        "code": state.code, "status": state.status, "paused": state.paused, "overdue": state.overdue,
+        "procedure": state.procedure,
+        "agency": {"code": state.agency_code, "name": state.agency_name},
+        "agencies": state.agencies, "owner": state.owner, "applicant": state.applicant, "form": state.form,
+        "submitted_at": state.submitted_at, "received_at": state.received_at,
+        "appointment_date": state.appointment_date.isoformat() if state.appointment_date else None,
+        "supplement": state.supplement, "reason": state.reason, "closed_at": state.closed_at,
+        "inputs": state.inputs, "outputs": state.outputs, "timeline": state.timeline,
+        "version": state.version, "updated_at": state.updated_at,
+    }
+
+
+def draft_view(state: DraftState) -> dict[str, Any]:
+    """The owner's view of a draft."""
+    return {"id": state.draft_id, "status": state.status, "version": state.version,
+            "procedure_code": state.procedure_code, "agency_code": state.agency_code,
+            "applicant": state.applicant, "form": state.form, "documents": state.documents,
+            "dossier_code": state.dossier_code, "created_at": state.created_at, "updated_at": state.updated_at}
+
+
+def empty_page(args: dict[str, Any]) -> dict[str, Any]:
+    """The list a caller of the wrong kind gets: nothing, on the page asked for."""
+    return {"items": [], "total": 0, "page": args["page"], "page_size": args["page_size"]}
