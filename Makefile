@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test lint bench-quick clean
+.PHONY: up test lint bench-quick chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,6 +23,11 @@ lint: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(PY) -m bench store --quick
+
+# The chaos suite's full form (tests/chaos): each fault on its own system under load, then
+# the invariants; e.g. make chaos CHAOS_ARGS="--filings 300 --clients 10 -s kill-router"
+chaos: $(STAMP)
+	$(PY) -m tests.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache
