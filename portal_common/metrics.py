@@ -45,7 +45,7 @@ from portal_common.redelivery import PARKED_SUFFIX
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORTS = registry.MetricsPorts()  # each service's, from its registration
+DEFAULT_PORTS = registry.Lookup("metrics_port")  # each service's, from its registration
 
 RPC_CALLS = Counter("portal_rpc_calls_total", "Worker calls handled (RPC, event handlers, timers)",
                     ["service", "method", "kind", "outcome"])

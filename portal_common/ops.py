@@ -235,6 +235,7 @@ def jsonable(value: Any) -> Any:
 
 # -- parked event messages ---------------------------------------------------------------
 
+
 def parking_services() -> tuple[str, ...]:
     """Whose parked messages the commands look at by default: every service's and the gateway's."""
     return (*registry.services(), "gateway")

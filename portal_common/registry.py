@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -75,6 +75,7 @@ class Registration:
     dossier_records: DossierRecords | None = None
     metrics_port: int = 0
     event_log: bool = True
+    package: str = ""  # the service's package (its migrations, its seed); by default its ops module's
 
 
 _lock = threading.RLock()
@@ -87,6 +88,8 @@ def _load(entry_point) -> Registration:
     if not isinstance(registration, Registration) or registration.service != entry_point.name:
         raise TypeError(f"entry point {entry_point.name} = {entry_point.value} is not the Registration "
                         f"of service {entry_point.name!r}")
+    if not registration.package:
+        registration = replace(registration, package=entry_point.module.rpartition(".")[0])
     return registration
 
 
@@ -122,18 +125,21 @@ def services() -> tuple[str, ...]:
     return tuple(r.service for r in registrations() if r.event_log)
 
 
-class MetricsPorts(Mapping[str, int]):
-    """Each registered service's default metrics port, read from its registration when asked."""
+class Lookup(Mapping[str, Any]):
+    """One attribute of every registration by service name (``metrics_port``, ``package`` ...),
+    read when asked, so a module-level mapping of it imports no service."""
 
-    def __getitem__(self, service: str) -> int:
+    def __init__(self, attribute: str):
+        self.attribute = attribute
+
+    def __getitem__(self, service: str) -> Any:
         registration = find(service)
         if registration is None:
             raise KeyError(service)
-        return registration.metrics_port
+        return getattr(registration, self.attribute)
 
     def __iter__(self) -> Iterator[str]:
         return iter([r.service for r in registrations()])
 
     def __len__(self) -> int:
         return len(registrations())
-
