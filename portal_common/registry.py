@@ -4,7 +4,7 @@ A service declares one ``Registration`` (in its ``ops.py``) and points the ``por
 entry point group at it in ``pyproject.toml``::
 
     [project.entry-points."portal.services"]
-    router = "services.router.ops:registration"
+    <service> = "services.<service>.ops:registration"
 
 ``portal-ops`` adds every registered service's commands, the metrics endpoint asks the
 running service's registration for its scrape-time readings, and the log context asks it
