@@ -2,8 +2,10 @@
 
 A service raises a ``ServiceError`` subclass; nameko serialises it, and because every class
 here is registered with ``deserialize_to_instance`` the gateway gets the same class back and
-turns it into an HTTP problem with the same ``code``. Anything else a service raises reaches
-the gateway as a generic ``RemoteError`` and becomes a 500 with no details.
+turns it into an HTTP problem with the same ``code``. The errors say what went wrong, never
+an HTTP status: the gateway maps each type to one (``gateway.http.problems.HTTP_STATUS``).
+Anything else a service raises reaches the gateway as a generic ``RemoteError`` and becomes a
+500 with no details.
 """
 
 from __future__ import annotations
@@ -19,8 +21,6 @@ _WIRE = "__json__"
 @deserialize_to_instance
 class ServiceError(Exception):
     """A refusal a caller can act on: stable ``code``, message, optional details."""
-
-    status = 400
 
     def __init__(self, code: str, message: str = "", details: Any = None):
         if isinstance(details, dict) and set(details) == {_WIRE}:
@@ -39,41 +39,35 @@ class ServiceError(Exception):
 class InvalidInput(ServiceError):
     """The request is well-formed JSON but its content is not acceptable."""
 
-    status = 422
-
 
 @deserialize_to_instance
 class NotFound(ServiceError):
-    status = 404
+    """The thing named does not exist (or the caller may not know it does)."""
 
 
 @deserialize_to_instance
 class Conflict(ServiceError):
     """The target moved on, or the action is not allowed in its current state."""
 
-    status = 409
-
 
 @deserialize_to_instance
 class Unauthorized(ServiceError):
-    status = 401
+    """The caller is not signed in, or its credentials are not valid."""
 
 
 @deserialize_to_instance
 class Forbidden(ServiceError):
-    status = 403
+    """The caller is known but may not do this."""
 
 
 @deserialize_to_instance
 class TooManyRequests(ServiceError):
-    status = 429
+    """The caller spent its budget; ``details["retry_after"]`` says when to come back."""
 
 
 @deserialize_to_instance
 class Unavailable(ServiceError):
     """An outside party or dependency did not answer; retrying later may work."""
-
-    status = 503
 
 
 @deserialize_to_instance
@@ -82,7 +76,7 @@ class DatabaseUnavailable(Unavailable):
 
     ``retry_safe``: nothing was committed (the connection could not be opened, or it broke
     before the transaction's COMMIT was sent), so running the whole unit again is safe. The
-    flag stays in the process: across RPC only the code and the 503 travel."""
+    flag stays in the process: across RPC only the type and the code travel."""
 
     def __init__(self, code: str = "service_unavailable",
                  message: str = "The database is not answering; retry shortly.",

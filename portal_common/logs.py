@@ -14,9 +14,12 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from nameko.extensions import DependencyProvider
+
+from portal_common import registry
 
 _local = threading.local()  # greenthread-local once eventlet has patched threading
 
@@ -67,9 +70,8 @@ _CODE_ARGS = ("code", "dossier_code")
 _signatures: dict[tuple[type, str], inspect.Signature | None] = {}
 
 
-def dossier_code_of(worker_ctx) -> str | None:
-    """The dossier a worker is about, when its arguments say: a ``code``/``dossier_code``
-    argument of a dossier-handling service, or an event envelope of a dossier stream."""
+def worker_arguments(worker_ctx) -> dict[str, Any]:
+    """A worker's call arguments by parameter name (keyword arguments only when unbindable)."""
     key = (type(worker_ctx.service), worker_ctx.entrypoint.method_name)
     if key not in _signatures:
         try:
@@ -81,16 +83,33 @@ def dossier_code_of(worker_ctx) -> str | None:
     if sig is not None:
         with contextlib.suppress(TypeError):
             values = dict(sig.bind_partial(None, *worker_ctx.args, **(worker_ctx.kwargs or {})).arguments)
+    return values
+
+
+def code_arguments(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Log fields of a service whose ``code``/``dossier_code`` arguments name a dossier.
+
+    A service opts in by registering this as its ``log_fields`` (``portal_common.registry``).
+    """
+    for name in _CODE_ARGS:
+        if isinstance(values.get(name), str):
+            return {"dossier_code": values[name][:64]}
+    return {}
+
+
+def log_fields_of(worker_ctx) -> dict[str, Any]:
+    """The fields a worker's arguments give its log lines: the dossier of an event envelope,
+    else the fields its service registers (``portal_common.registry``)."""
+    values = worker_arguments(worker_ctx)
     for value in values.values():
         if isinstance(value, dict) and value.get("stream_type") == "dossier" and value.get("stream_id"):
-            return str(value["stream_id"])
+            return {"dossier_code": str(value["stream_id"])}
         if isinstance(value, dict) and isinstance(value.get("dossier_code"), str):
-            return value["dossier_code"]
-    if worker_ctx.service_name in ("dossier", "router"):
-        for name in _CODE_ARGS:
-            if isinstance(values.get(name), str):
-                return values[name][:64]
-    return None
+            return {"dossier_code": value["dossier_code"]}
+    registration = registry.find(worker_ctx.service_name)
+    if registration is None or registration.log_fields is None:
+        return {}
+    return dict(registration.log_fields(values))
 
 
 class LogContext(DependencyProvider):
@@ -99,14 +118,14 @@ class LogContext(DependencyProvider):
     def worker_setup(self, worker_ctx) -> None:
         clear()
         try:
-            code = dossier_code_of(worker_ctx)
+            fields = log_fields_of(worker_ctx)
         except Exception:  # never let log decoration break a worker
-            code = None
+            fields = {}
         bind(
             service=worker_ctx.service_name,
             request_id=worker_ctx.context_data.get("correlation_id"),
             entrypoint=worker_ctx.entrypoint.method_name,
-            dossier_code=code,
+            **fields,
         )
 
     def worker_teardown(self, worker_ctx) -> None:

@@ -8,11 +8,12 @@ dependency that:
   ``ServiceError``, ``error`` for anything else);
 - at scrape time reads what only the database and the broker know: events appended and
   published, outbox backlog and age, each event handler's queue depth (consumer lag), and
-  where the tables exist, deliveries by status, dead letters, dossiers by status and overdue;
+  the gauges the service registers on its own tables (``portal_common.registry``: deliveries
+  by status, dossiers by status ...);
 - serves ``/metrics``, ``/health`` (liveness) and ``/ready`` (database and broker answer) on
-  ``METRICS_PORT`` (per service: ``DOSSIER_METRICS_PORT`` ...; defaults identity 9101, catalog
-  9102, dossier 9103, router 9104; ``0`` picks a free port, reported by the ``health`` RPC;
-  ``off`` disables it).
+  ``METRICS_PORT`` (per service: ``DOSSIER_METRICS_PORT`` ...; the default is the one the
+  service registers; ``0`` picks a free port, reported by the ``health`` RPC; ``off``
+  disables it).
 
 Reading counts at scrape time rather than counting in process keeps the figures right across
 restarts and several replicas: the log and the broker are the truth.
@@ -37,26 +38,27 @@ from nameko.extensions import DependencyProvider
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from portal_common import config
+from portal_common import config, registry
 from portal_common.errors import ServiceError
+from portal_common.outbox import read_state
 from portal_common.redelivery import PARKED_SUFFIX
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORTS = {"identity": 9101, "catalog": 9102, "dossier": 9103, "router": 9104}
+DEFAULT_PORTS = registry.Lookup("metrics_port")  # each service's, from its registration
 
 RPC_CALLS = Counter("portal_rpc_calls_total", "Worker calls handled (RPC, event handlers, timers)",
                     ["service", "method", "kind", "outcome"])
 RPC_SECONDS = Histogram("portal_rpc_call_seconds", "Worker call latency", ["service", "method", "kind"],
                         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 
-# Metric names the scrape-time collector exports (the dashboard test checks against these).
+# Metric names the scrape-time collector exports for every service; each service's
+# registration adds its own gauges (deliveries, dossiers ...).
 COLLECTED = (
     "portal_events_appended_total", "portal_events_published_total", "portal_events_total",
     "portal_outbox_backlog_events",
     "portal_outbox_oldest_age_seconds", "portal_consumer_lag_messages", "portal_consumers",
     "portal_parked_messages",
-    "portal_deliveries", "portal_dead_letters", "portal_dossiers", "portal_dossiers_overdue",
     "portal_metrics_scrape_errors",
 )
 
@@ -118,26 +120,19 @@ class Source:
     # -- readings ----------------------------------------------------------------------
 
     def log_readings(self) -> dict[str, Any]:
-        """Head, outbox checkpoint and backlog age of the service's event log; domain gauges."""
+        """Head, outbox checkpoint and backlog age of the service's event log, and the readings
+        the service registers on its own tables (``portal_common.registry``)."""
         db = self.database()
         if db is None:
             return {}
+        registration = registry.find(self.service)
         out: dict[str, Any] = {}
         with self._reading, db.transaction(dict_rows=False) as cur:
-            cur.execute("SELECT to_regclass(%s), to_regclass(%s), to_regclass(%s)",
-                        (f"{self.schema}.events", f"{self.schema}.deliveries", f"{self.schema}.dossier_status"))
-            events, deliveries, dossiers = cur.fetchone()
-            if events:
-                cur.execute(
-                    f"SELECT coalesce((SELECT max(position) FROM {self.schema}.events), 0), "
-                    f"coalesce((SELECT max(position) FROM {self.schema}.outbox_checkpoints), 0)"
-                )
-                head, checkpoint = cur.fetchone()
-                cur.execute(
-                    f"SELECT extract(epoch FROM now() - recorded_at) FROM {self.schema}.events "
-                    "WHERE position > %s ORDER BY position LIMIT 1", (checkpoint,))
-                row = cur.fetchone()
-                out["log"] = (int(head), int(checkpoint), float(row[0]) if row else 0.0)
+            cur.execute("SELECT to_regclass(%s)", (f"{self.schema}.events",))
+            if cur.fetchone()[0]:
+                state = read_state(cur, self.schema)
+                head = state.head
+                out["log"] = (head, state.checkpoint, state.oldest_unpublished_age_s or 0.0)
                 # events by type, counted from where the last scrape stopped (the whole log once)
                 cur.execute(f"SELECT event_type, count(*), max(position) FROM {self.schema}.events "
                             "WHERE position > %s AND position <= %s GROUP BY event_type",
@@ -146,14 +141,8 @@ class Source:
                     self.by_type[event_type] = self.by_type.get(event_type, 0) + int(n)
                 self._counted_to = max(self._counted_to, int(head))
                 out["by_type"] = dict(self.by_type)
-            if deliveries:
-                cur.execute(f"SELECT status, count(*) FROM {self.schema}.deliveries GROUP BY status")
-                out["deliveries"] = dict(cur.fetchall())
-            if dossiers:
-                cur.execute(f"SELECT status, count(*) FROM {self.schema}.dossier_status GROUP BY status")
-                out["dossiers"] = dict(cur.fetchall())
-                cur.execute(f"SELECT count(*) FROM {self.schema}.dossier_status WHERE overdue")
-                out["overdue"] = cur.fetchone()[0]
+            if registration is not None and registration.readings is not None:
+                out["registered"] = list(registration.readings(cur, self.schema))
         return out
 
     def queue_readings(self) -> dict[str, tuple[int, int]]:
@@ -219,18 +208,23 @@ class _Collector:
                                       labels=["service", "queue"])
         parked = GaugeMetricFamily("portal_parked_messages", "Event messages parked after their last try, "
                                    "waiting for an operator (portal-ops parked / unpark)", labels=["service", "queue"])
-        deliveries = GaugeMetricFamily("portal_deliveries", "Deliveries to agency back offices by status",
-                                       labels=["service", "status"])
-        dead = GaugeMetricFamily("portal_dead_letters", "Deliveries that exhausted their attempts",
-                                 labels=["service"])
-        dossiers = GaugeMetricFamily("portal_dossiers", "Dossiers by current status", labels=["status"])
-        overdue = GaugeMetricFamily("portal_dossiers_overdue", "Dossiers past their appointment date")
         errors = CounterMetricFamily("portal_metrics_scrape_errors", "Scrape-time readings that failed",
                                      labels=["service"])
+        registered: dict[str, tuple[registry.Gauge, GaugeMetricFamily]] = {}
         with self._lock:
             sources = list(self.sources)
         for source in sources:
             svc = source.service
+            try:
+                gauges = _registered_gauges(svc)
+            except Exception as exc:  # a broken registration must not break the scrape
+                log.warning("metrics of %s: registration: %s", svc, exc)
+                gauges = ()
+            for gauge in gauges:
+                if gauge.name not in registered:
+                    labels = ["service", *gauge.labels] if gauge.per_service else list(gauge.labels)
+                    registered[gauge.name] = (gauge, GaugeMetricFamily(gauge.name, gauge.documentation,
+                                                                       labels=labels))
             try:
                 with eventlet.Timeout(5):
                     readings = source.log_readings()
@@ -253,18 +247,15 @@ class _Collector:
                     continue
                 lag.add_metric([svc, queue], waiting)
                 consumers.add_metric([svc, queue], attached)
-            if "deliveries" in readings:
-                counts = readings["deliveries"]
-                for status in ("pending", "sent", "acknowledged", "dead"):
-                    deliveries.add_metric([svc, status], counts.get(status, 0))
-                dead.add_metric([svc], counts.get("dead", 0))
-            if "dossiers" in readings:
-                for status, n in sorted(readings["dossiers"].items()):
-                    dossiers.add_metric([status], n)
-                overdue.add_metric([], readings.get("overdue", 0))
+            for reading in readings.get("registered", ()):
+                if reading.gauge in registered:
+                    gauge, family = registered[reading.gauge]
+                    family.add_metric([svc, *reading.labels] if gauge.per_service else list(reading.labels),
+                                      reading.value)
             errors.add_metric([svc], self.errors.get(svc, 0))
-        yield from (appended, published, by_type, backlog, age, lag, consumers, parked, deliveries, dead, dossiers,
-                    overdue, errors)
+        yield from (appended, published, by_type, backlog, age, lag, consumers, parked)
+        yield from (family for _, family in registered.values())
+        yield errors
 
     def add(self, source: Source) -> None:
         with self._lock:
@@ -273,6 +264,11 @@ class _Collector:
     def remove(self, source: Source) -> None:
         with self._lock, contextlib.suppress(ValueError):
             self.sources.remove(source)
+
+
+def _registered_gauges(service: str) -> tuple[registry.Gauge, ...]:
+    registration = registry.find(service)
+    return registration.gauges if registration is not None else ()
 
 
 COLLECTOR = _Collector()

@@ -11,6 +11,7 @@ import zlib
 from importlib import resources
 from pathlib import Path
 
+from portal_common import registry
 from portal_common.db import connect, ensure_database
 from portal_common.eventstore import ddl
 
@@ -60,12 +61,8 @@ def migrate(dsn: str, schema: str, package: str | None = None, create_database: 
     return applied
 
 
-SERVICES = {
-    "identity": "services.identity",
-    "catalog": "services.catalog",
-    "dossier": "services.dossier",
-    "router": "services.router",
-}
+# Every registered service's package by name (its schema has the same name).
+SERVICES = registry.Lookup("package")
 
 
 def migrate_all(dsn_for: dict[str, str] | None = None, default_dsn: str | None = None) -> dict[str, list[str]]:

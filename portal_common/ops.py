@@ -10,9 +10,10 @@
     portal-ops unpark [--service S ...]                   put parked messages back on their queues
     portal-ops dead-letters | redeliver | deliveries | routes | route   (router, over RPC)
 
-The dossier and router commands are those of ``services.dossier.ops`` and
-``services.router.ops``, plugged in here so there is one entry point. Long work (verify,
-replay) shows a progress bar on stderr; results go to stdout, as a table or ``--json``.
+The commands of one service (export, rebuild, the router's ...) are that service's own, found
+through its registration (``portal_common.registry``) so there is one entry point and the
+library names no service. Long work (verify, replay) shows a progress bar on stderr; results
+go to stdout, as a table or ``--json``.
 Exit status: 0 fine, 1 the check failed or a refusal, 2 usage.
 """
 
@@ -28,10 +29,9 @@ import time
 import warnings
 from typing import Any, TextIO
 
-from portal_common import config
+from portal_common import config, registry
 from portal_common.db import Database
 
-LOG_SCHEMAS = ("identity", "catalog", "dossier", "router")
 _NAMEKO_QUEUE = re.compile(r"^evt-(?P<source>[\w.-]+?)-(?P<event_type>[A-Za-z0-9]+)--")
 
 
@@ -81,6 +81,11 @@ def _has_log(db: Database) -> bool:
         return bool(cur.fetchone()[0])
 
 
+def log_schemas() -> tuple[str, ...]:
+    """The event logs the commands read by default: every registered service's."""
+    return registry.services()
+
+
 def _print_table(rows: list[dict[str, Any]], keys: list[str]) -> None:
     widths = {k: max(len(k), *(len(str(r.get(k, ""))) for r in rows)) if rows else len(k) for k in keys}
     print("  ".join(k.ljust(widths[k]) for k in keys))
@@ -95,7 +100,7 @@ def verify_command(args: argparse.Namespace) -> int:
     from portal_common.eventstore import ChainBreak, EventStore
 
     report = []
-    for schema in args.schema or LOG_SCHEMAS:
+    for schema in args.schema or log_schemas():
         db = Database(_dsn(args, schema), schema, size=1, application_name="portal-ops-verify")
         try:
             if not _has_log(db):
@@ -134,26 +139,23 @@ def verify_command(args: argparse.Namespace) -> int:
 
 def outbox_state(dsn: str, schema: str) -> dict[str, Any] | None:
     """Checkpoint, head, backlog and oldest unpublished age of one log (None without a log)."""
-    from portal_common.outbox import OutboxRelay
+    from portal_common.outbox import read_state
 
     db = Database(dsn, schema, size=1, application_name="portal-ops-outbox")
     try:
         if not _has_log(db):
             return None
+        with db.transaction(dict_rows=False) as cur:
+            state = read_state(cur, schema)
     finally:
         db.close()
-    relay = OutboxRelay(dsn, schema, "amqp://unused/")  # reads state only; never connects to a broker
-    try:
-        state = relay.state()
-    finally:
-        relay.close()
     return {"schema": schema, "checkpoint": state.checkpoint, "head": state.head, "backlog": state.backlog,
             "oldest_unpublished_s": None if state.oldest_unpublished_age_s is None
             else round(state.oldest_unpublished_age_s, 1)}
 
 
 def outbox_command(args: argparse.Namespace) -> int:
-    rows = [r for s in (args.schema or LOG_SCHEMAS) if (r := outbox_state(_dsn(args, s), s)) is not None]
+    rows = [r for s in (args.schema or log_schemas()) if (r := outbox_state(_dsn(args, s), s)) is not None]
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -174,6 +176,7 @@ def replay_command(args: argparse.Namespace) -> int:
     from kombu import Connection, Exchange, Producer
 
     from portal_common.eventstore import EventStore
+    from portal_common.outbox import publish_event
 
     types = set(args.event_type or [])
     match = _NAMEKO_QUEUE.match(args.queue)
@@ -211,13 +214,7 @@ def replay_command(args: argparse.Namespace) -> int:
                 if types and event.event_type not in types:
                     continue
                 if not args.dry_run:
-                    headers = {"event_type": event.event_type, "schema_version": event.schema_version,
-                               "stream_id": event.stream_id, "position": event.position, "replayed": True}
-                    if event.metadata.get("correlation_id"):
-                        headers["nameko.correlation_id"] = event.metadata["correlation_id"]
-                    producer.publish(event.envelope(), routing_key=args.queue, serializer="json", delivery_mode=2,
-                                     message_id=str(event.event_id), type=event.event_type, headers=headers,
-                                     retry=False)
+                    publish_event(producer, event, routing_key=args.queue, replayed=True)
                 sent += 1
             progress.close()
     finally:
@@ -227,10 +224,8 @@ def replay_command(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- export ----------------------------------------------------------------------------
-
-
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """A JSON-safe form of what a database row holds (for ``json.dumps(default=...)``)."""
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     if isinstance(value, bytes | memoryview):
@@ -238,87 +233,18 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def export_dossier(dsn: str, code: str, schema: str = "dossier", router_schema: str = "router",
-                   router_dsn: str | None = None) -> dict[str, Any]:
-    """Everything recorded about one dossier: its view, every event with its hash, the chain
-    check of its stream, its documents (metadata and SHA-256) and its deliveries to agencies."""
-    from portal_common.errors import NotFound
-    from portal_common.eventstore import ChainBreak, EventStore
-    from services.dossier.application import on_postgres
-    from services.dossier.application.views import full_view
-    from services.dossier.domain.codes import looks_like_code, stream_id
-
-    if not looks_like_code(code):
-        raise NotFound("dossier_not_found", f"{code!r} is not a dossier code")
-    db = Database(dsn, schema, size=2, application_name="portal-ops-export")
-    try:
-        store = EventStore(db)
-        events = store.read_stream(stream_id(code))
-        if not events:
-            raise NotFound("dossier_not_found", f"no dossier {code} in {schema}")
-        view = full_view(on_postgres(db, store).load(code))
-        breaks = [b for b in store.verify(stream_id(code)) if isinstance(b, ChainBreak)]
-        with db.transaction() as cur:
-            cur.execute(f"SELECT position, hash FROM {schema}.events WHERE stream_id = %s ORDER BY version",
-                        (stream_id(code),))
-            hashes = {r["position"]: bytes(r["hash"]).hex() for r in cur.fetchall()}
-            cur.execute(f"SELECT id, kind, requirement, name, content_type, size, sha256, created_at "
-                        f"FROM {schema}.documents WHERE dossier_code = %s ORDER BY created_at", (code,))
-            documents = cur.fetchall()
-    finally:
-        db.close()
-    deliveries = []
-    router = Database(router_dsn or dsn, router_schema, size=1, application_name="portal-ops-export")
-    try:
-        with router.transaction() as cur:
-            cur.execute("SELECT to_regclass(%s) IS NOT NULL AS present", (f"{router_schema}.deliveries",))
-            if cur.fetchone()["present"]:
-                cur.execute(f"SELECT delivery_id, agency_code, addressed_to, event_type, channel, status, attempts, "
-                            f"last_error, created_at, sent_at, updated_at FROM {router_schema}.deliveries "
-                            "WHERE dossier_code = %s ORDER BY created_at", (code,))
-                deliveries = cur.fetchall()
-    finally:
-        router.close()
-    history = [{**e.envelope(), "metadata": e.metadata, "hash": hashes.get(e.position)} for e in events]
-    return json.loads(json.dumps({
-        "code": code,
-        "exported_at": dt.datetime.now(dt.UTC).isoformat(),
-        "view": view,
-        "events": history,
-        "chain": {"intact": not breaks, "breaks": [b.__dict__ for b in breaks]},
-        "documents": documents,
-        "deliveries": deliveries,
-    }, default=_jsonable, ensure_ascii=False))
-
-
-def export_command(args: argparse.Namespace) -> int:
-    from portal_common.errors import ServiceError
-
-    try:
-        data = export_dossier(_dsn(args, "dossier"), args.code, args.schema, args.router_schema,
-                              args.database_url or config.database_url("router"))
-    except ServiceError as exc:
-        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
-        return 1
-    text = json.dumps(data, indent=2, ensure_ascii=False)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-        print(f"wrote {len(data['events'])} events of {args.code} to {args.output}", file=sys.stderr)
-    else:
-        print(text)
-    return 0 if data["chain"]["intact"] else 1
-
-
 # -- parked event messages ---------------------------------------------------------------
 
-PARKING_SERVICES = (*LOG_SCHEMAS, "gateway")
+
+def parking_services() -> tuple[str, ...]:
+    """Whose parked messages the commands look at by default: every service's and the gateway's."""
+    return (*registry.services(), "gateway")
 
 
 def _parking_queues(args: argparse.Namespace) -> list[str]:
     from portal_common.redelivery import parking_queue_name
 
-    return [parking_queue_name(s) for s in (args.service or PARKING_SERVICES)]
+    return [parking_queue_name(s) for s in (args.service or parking_services())]
 
 
 def parked_command(args: argparse.Namespace) -> int:
@@ -356,9 +282,6 @@ def unpark_command(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from services.dossier import ops as dossier_ops
-    from services.router import ops as router_ops
-
     parser = argparse.ArgumentParser(prog="portal-ops", description="Operator commands of the portal back end.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
 
@@ -370,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("verify", "check the hash chains of the event logs", verify_command)
-    p.add_argument("--schema", "-s", action="append", help=f"a log to check (repeatable; default: {LOG_SCHEMAS})")
+    p.add_argument("--schema", "-s", action="append", help=f"a log to check (repeatable; default: {log_schemas()})")
     p.add_argument("--stream", default=None, help="only this stream (e.g. dossier-<code>)")
     p.add_argument("--batch-size", type=int, default=5000)
 
@@ -388,21 +311,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--dry-run", action="store_true", help="count what would be sent")
 
-    p = add("export", "one dossier's full history (events, hashes, documents, deliveries) as JSON", export_command)
-    p.add_argument("code")
-    p.add_argument("--output", "-o", default=None, help="write to this file instead of stdout")
-    p.add_argument("--schema", default="dossier")
-    p.add_argument("--router-schema", default="router")
-
     for name, help_text, func in (("parked", "event messages parked after their last try", parked_command),
                                   ("unpark", "put parked event messages back on their queues", unpark_command)):
         p = add(name, help_text, func)
-        p.add_argument("--service", action="append", help=f"repeatable; default: {', '.join(PARKING_SERVICES)}")
+        p.add_argument("--service", action="append", help=f"repeatable; default: {', '.join(parking_services())}")
         p.add_argument("--limit", type=int, default=1000)
         p.add_argument("--amqp-uri", default=None, help="default: AMQP_URI")
 
-    dossier_ops.register(sub)
-    router_ops.register(sub)
+    for registration in registry.registrations():
+        if registration.commands is not None:
+            registration.commands(sub)
     return parser
 
 

@@ -23,13 +23,14 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg2
 from kombu import Connection, Exchange, Producer
 
 from portal_common.db import connect
 from portal_common.eventstore.events import RecordedEvent
-from portal_common.eventstore.store import _COLUMNS, _row_to_event
+from portal_common.eventstore.store import read_after
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,50 @@ class OutboxState:
     head: int
     backlog: int
     oldest_unpublished_age_s: float | None
+
+
+def read_state(cursor: Any, schema: str, relay_name: str = "amqp") -> OutboxState:
+    """Checkpoint, head, backlog and oldest unpublished age of one log, on the caller's (plain)
+    cursor: the one reading the relay, ``portal-ops outbox`` and the metrics share."""
+    cursor.execute(
+        f"SELECT coalesce((SELECT position FROM {schema}.outbox_checkpoints "
+        f"WHERE relay = %s), 0), coalesce((SELECT max(position) FROM {schema}.events), 0)",
+        (relay_name,),
+    )
+    checkpoint, head = cursor.fetchone()
+    cursor.execute(
+        f"SELECT extract(epoch FROM now() - recorded_at) FROM {schema}.events "
+        "WHERE position > %s ORDER BY position LIMIT 1",
+        (checkpoint,),
+    )
+    row = cursor.fetchone()
+    return OutboxState(int(checkpoint), int(head), max(int(head) - int(checkpoint), 0),
+                       float(row[0]) if row else None)
+
+
+def publish_event(producer: Producer, event: RecordedEvent, routing_key: str, **headers: Any) -> None:
+    """Publish one logged event as a persistent message, with the headers every consumer reads
+    (``headers`` adds to them); returns once the broker confirmed it on a confirming channel."""
+    message_headers = {
+        "event_type": event.event_type,
+        "schema_version": event.schema_version,
+        "stream_id": event.stream_id,
+        "position": event.position,
+        **headers,
+    }
+    correlation_id = event.metadata.get("correlation_id")
+    if correlation_id:
+        message_headers["nameko.correlation_id"] = correlation_id
+    producer.publish(
+        event.envelope(),
+        routing_key=routing_key,
+        serializer="json",
+        delivery_mode=2,
+        message_id=str(event.event_id),
+        type=event.event_type,
+        headers=message_headers,
+        retry=False,
+    )
 
 
 class OutboxRelay:
@@ -152,54 +197,18 @@ class OutboxRelay:
     def state(self) -> OutboxState:
         """Checkpoint, head and backlog; safe to call from another thread than run()'s."""
         with self._db_lock, self._database().cursor() as cur:
-            cur.execute(
-                f"SELECT coalesce((SELECT position FROM {self.schema}.outbox_checkpoints "
-                f"WHERE relay = %s), 0), coalesce((SELECT max(position) FROM {self.schema}.events), 0)",
-                (self.relay_name,),
-            )
-            checkpoint, head = cur.fetchone()
-            cur.execute(
-                f"SELECT extract(epoch FROM now() - recorded_at) FROM {self.schema}.events "
-                "WHERE position > %s ORDER BY position LIMIT 1",
-                (checkpoint,),
-            )
-            row = cur.fetchone()
-        backlog = head - checkpoint
-        return OutboxState(checkpoint, head, max(backlog, 0), float(row[0]) if row else None)
+            return read_state(cur, self.schema, self.relay_name)
 
     # -- publishing --------------------------------------------------------------------
 
     def _publish(self, event: RecordedEvent) -> None:
-        headers = {
-            "event_type": event.event_type,
-            "schema_version": event.schema_version,
-            "stream_id": event.stream_id,
-            "position": event.position,
-        }
-        correlation_id = event.metadata.get("correlation_id")
-        if correlation_id:
-            headers["nameko.correlation_id"] = correlation_id
-        self._producer_for().publish(
-            event.envelope(),
-            routing_key=event.event_type,
-            serializer="json",
-            delivery_mode=2,
-            message_id=str(event.event_id),
-            type=event.event_type,
-            headers=headers,
-            retry=False,
-        )
+        publish_event(self._producer_for(), event, routing_key=event.event_type)
 
     def publish_batch(self) -> int:
         """Publish the next batch after the checkpoint; returns how many were published."""
         checkpoint = self.checkpoint()
         with self._db_lock, self._database().cursor() as cur:
-            cur.execute(
-                f"SELECT {_COLUMNS} FROM {self.schema}.events WHERE position > %s "
-                "ORDER BY position LIMIT %s",
-                (checkpoint, self.batch_size),
-            )
-            batch = [_row_to_event(r) for r in cur.fetchall()]
+            batch = read_after(cur, self.schema, checkpoint, self.batch_size)
         if not batch:
             return 0
         for event in batch:

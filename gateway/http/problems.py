@@ -12,6 +12,17 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
+from portal_common.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    ServiceError,
+    TooManyRequests,
+    Unauthorized,
+    Unavailable,
+)
+
 PROBLEM_TYPE = "application/problem+json"
 
 # code -> (English, Vietnamese): shown to people; programs read ``code``.
@@ -114,3 +125,30 @@ def field_errors(messages: Any, prefix: str = "") -> list[dict[str, str]]:
     else:
         out.append({"field": prefix or "_body", "message": str(messages)})
     return out
+
+
+# The one place a service's error type becomes an HTTP status; a subclass takes its nearest
+# listed ancestor's (DatabaseUnavailable is an Unavailable: 503).
+class UnsupportedMediaType(ServiceError):
+    """The body is not in a media type the endpoint reads (the gateway's own refusal)."""
+
+
+HTTP_STATUS: dict[type[ServiceError], int] = {
+    ServiceError: 400,
+    UnsupportedMediaType: 415,
+    InvalidInput: 422,
+    NotFound: 404,
+    Conflict: 409,
+    Unauthorized: 401,
+    Forbidden: 403,
+    TooManyRequests: 429,
+    Unavailable: 503,
+}
+
+
+def http_status(error: BaseException) -> int:
+    """The HTTP status of an error, by its type (500 for what no service raised on purpose)."""
+    for cls in type(error).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]
+    return 500

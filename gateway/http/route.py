@@ -4,8 +4,9 @@ An endpoint states its method, path, marshmallow schemas (query, body, response)
 call it and which rate-limit budget it spends. The entrypoint does the rest before the
 handler runs (authenticate, authorise, rate-limit, validate, listing every bad field) and
 after (serialise with the response schema, status, headers), and turns every exception into
-a problem response: a ``ServiceError`` from any service keeps its status and code; anything
-unexpected becomes a 500 with the request id and nothing else.
+a problem response: a ``ServiceError`` from any service keeps its code and gets the status of
+its type (``problems.HTTP_STATUS``); anything unexpected becomes a 500 with the request id
+and nothing else.
 
 Handlers take ``(self, call, **path_values)`` and return a JSON-able body, or
 ``(status, body)``, or ``(status, body, headers)``, or a werkzeug ``Response``.
@@ -30,7 +31,7 @@ from werkzeug.wrappers import Request, Response
 
 from gateway.http.auth import Principal
 from gateway.http.json_body import read_json
-from gateway.http.problems import field_errors, problem
+from gateway.http.problems import UnsupportedMediaType, field_errors, http_status, problem
 from gateway.http.server import GatewayServer, client_address, request_id_of
 from gateway.http.tokens import TokenKeys
 from portal_common import logs
@@ -144,7 +145,7 @@ class ApiRoute(HttpRequestHandler):
         if self.raw_body or self.body_schema is None:
             return None
         if request.mimetype != "application/json":
-            raise ServiceError("unsupported_media_type", "Send the body as application/json.")
+            raise UnsupportedMediaType("unsupported_media_type", "Send the body as application/json.")
         payload = read_json(request)  # 400 invalid_json / json_too_deep, 422 for unacceptable values
         if payload is None:
             payload = {}
@@ -234,10 +235,11 @@ class ApiRoute(HttpRequestHandler):
 
 def _service_problem(exc: ServiceError, rid, headers, errors) -> Response:
     extra = exc.details if isinstance(exc.details, dict) else None
-    if extra and exc.status == 422 and errors is None and "message_vi" not in extra:
+    status = http_status(exc)
+    if extra and status == 422 and errors is None and "message_vi" not in extra:
         errors, extra = field_errors(extra), None  # a service's marshmallow messages: every bad field
     vi = extra.get("message_vi") if extra and isinstance(extra.get("message_vi"), str) else None
-    response = problem(exc.status, exc.code, exc.message, request_id=rid, errors=errors,
+    response = problem(status, exc.code, exc.message, request_id=rid, errors=errors,
                        headers=headers or None, message_vi=vi)
     if extra:
         body = json.loads(response.get_data())

@@ -141,6 +141,16 @@ def _row_to_event(row: Sequence[Any]) -> RecordedEvent:
     return RecordedEvent(*row)
 
 
+def read_after(cursor: Any, schema: str, after_position: int, limit: int) -> list[RecordedEvent]:
+    """Up to ``limit`` events of ``schema``'s log above ``after_position``, in order, read on a
+    cursor the caller holds (a plain, not a dict, cursor): for the outbox relay's connection."""
+    cursor.execute(
+        f"SELECT {_COLUMNS} FROM {schema}.events WHERE position > %s ORDER BY position LIMIT %s",
+        (after_position, limit),
+    )
+    return [_row_to_event(r) for r in cursor.fetchall()]
+
+
 class EventStore:
     """Append to and read from the log in one service's schema."""
 
@@ -273,12 +283,7 @@ class EventStore:
         Safe to use for following: see the module docstring for why no event can be passed.
         """
         with self.db.transaction(dict_rows=False) as cur:
-            cur.execute(
-                f"SELECT {_COLUMNS} FROM {self._table} WHERE position > %s "
-                "ORDER BY position LIMIT %s",
-                (after_position, limit),
-            )
-            return [RecordedEvent(*r) for r in cur.fetchall()]
+            return read_after(cur, self.schema, after_position, limit)
 
     def iter_all(self, after_position: int = 0, batch_size: int = 5000) -> Iterator[RecordedEvent]:
         """Every event after a position, read in batches (for rebuilds and replays)."""

@@ -1,6 +1,10 @@
-"""Operator commands of the router, plugged into ``portal-ops`` (``register``).
+"""The router's operator surface, registered with ``portal_common.registry``.
 
-They call the running router over RPC, so every change is recorded as the router's own
+The metrics endpoint reads deliveries by status and dead letters from the router's own
+table, ``portal-ops export`` adds a dossier's deliveries, and log lines of calls with a
+``code``/``dossier_code`` argument carry that dossier code.
+
+The commands call the running router over RPC, so every change is recorded as the router's own
 events: ``dead-letters`` lists deliveries that exhausted their attempts, ``redeliver`` sends
 one again (or ``--all``), ``deliveries`` shows what happened to one dossier, ``routes`` and
 ``route`` read and change the routing table, ``secret-status`` says where a route's signing
@@ -18,8 +22,11 @@ from typing import Any
 
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from portal_common import config
+from portal_common import config, registry
+from portal_common.db import Database
 from portal_common.errors import ServiceError
+from portal_common.logs import code_arguments
+from services.router.schemas import DELIVERY_STATUSES
 
 OPERATOR = {"actor": {"kind": "operator", "id": "portal-ops"}}
 
@@ -116,6 +123,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = add("secret-status", "where an agency's signing secret is read from (never prints it)",
             secret_status_command)
     p.add_argument("agency_code")
+
+
+# -- what other tools read --------------------------------------------------------------
+
+GAUGES = (
+    registry.Gauge("portal_deliveries", "Deliveries to agency back offices by status", ("status",)),
+    registry.Gauge("portal_dead_letters", "Deliveries that exhausted their attempts"),
+)
+
+
+def readings(cur: Any, schema: str) -> list[registry.Reading]:
+    """Deliveries by status and dead letters (none before the table exists)."""
+    cur.execute("SELECT to_regclass(%s)", (f"{schema}.deliveries",))
+    if not cur.fetchone()[0]:
+        return []
+    cur.execute(f"SELECT status, count(*) FROM {schema}.deliveries GROUP BY status")
+    counts = dict(cur.fetchall())
+    out = [registry.Reading("portal_deliveries", (status,), counts.get(status, 0)) for status in DELIVERY_STATUSES]
+    out.append(registry.Reading("portal_dead_letters", (), counts.get("dead", 0)))
+    return out
+
+
+def deliveries_of(code: str, dsn: str, schema: str) -> list[dict[str, Any]]:
+    """One dossier's deliveries to agencies, oldest first (for ``portal-ops export``)."""
+    db = Database(dsn, schema, size=1, application_name="portal-ops-export")
+    try:
+        with db.transaction() as cur:
+            cur.execute("SELECT to_regclass(%s) IS NOT NULL AS present", (f"{schema}.deliveries",))
+            if not cur.fetchone()["present"]:
+                return []
+            cur.execute(f"SELECT delivery_id, agency_code, addressed_to, event_type, channel, status, attempts, "
+                        f"last_error, created_at, sent_at, updated_at FROM {schema}.deliveries "
+                        "WHERE dossier_code = %s ORDER BY created_at", (code,))
+            return cur.fetchall()
+    finally:
+        db.close()
+
+
+registration = registry.Registration(
+    service="router", commands=register, gauges=GAUGES, readings=readings, log_fields=code_arguments,
+    dossier_records=registry.DossierRecords("deliveries", deliveries_of), metrics_port=9104,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

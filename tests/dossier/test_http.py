@@ -152,7 +152,7 @@ def test_wrong_types_and_huge_values_name_the_field(gateway_url, people, filing,
 @pytest.mark.parametrize(("raw", "content_type", "status", "code", "headers"), [
     (b"{not json", "application/json", 400, "invalid_json", {}),
     (b"\xff\xfe\x00garbage", "application/json", 400, "invalid_json", {}),
-    (b"procedure_code=1", "application/x-www-form-urlencoded", 400, "unsupported_media_type", {}),
+    (b"procedure_code=1", "application/x-www-form-urlencoded", 415, "unsupported_media_type", {}),
     (None, "application/json", 422, "invalid_idempotency_key", {"Idempotency-Key": "k" * 300}),
 ])
 def test_malformed_bodies_get_a_problem_not_a_500(gateway_url, people, filing, raw, content_type, status, code,

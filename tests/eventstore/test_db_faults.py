@@ -9,6 +9,7 @@ import time
 import psycopg2
 import pytest
 
+from gateway.http.problems import http_status
 from portal_common.db import Database, DatabaseUnavailable, alive, connect
 
 pytestmark = pytest.mark.integration
@@ -55,7 +56,7 @@ def test_a_connection_that_breaks_mid_transaction_is_typed_and_safe_to_retry(poo
     with pytest.raises(DatabaseUnavailable) as err, pool.transaction() as cur:
         _terminate(admin, _pid(cur))
         cur.execute("SELECT 1")
-    assert err.value.retry_safe and err.value.status == 503 and err.value.code == "service_unavailable"
+    assert err.value.retry_safe and http_status(err.value) == 503 and err.value.code == "service_unavailable"
     with pool.transaction() as cur:  # the broken connection was dropped, not pooled
         cur.execute("SELECT 1 AS one")
         assert cur.fetchone()["one"] == 1

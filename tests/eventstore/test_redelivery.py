@@ -19,6 +19,7 @@ import pytest
 from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from gateway.http.problems import http_status
 from portal_common import ops
 from portal_common.errors import DatabaseUnavailable
 from portal_common.redelivery import RetryPolicy, list_parked, parked_counts, parking_queue_name, unpark
@@ -164,7 +165,7 @@ def test_an_rpc_that_keeps_failing_or_may_have_committed_answers_503_typed(flaky
     with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=10) as proxy:
         with pytest.raises(DatabaseUnavailable) as err:
             proxy.flaky.lose_connection(twice, 5, True)
-        assert err.value.status == 503 and err.value.code == "service_unavailable"
+        assert http_status(err.value) == 503 and err.value.code == "service_unavailable"
         with pytest.raises(DatabaseUnavailable):
             proxy.flaky.lose_connection(unsafe, 1, False)
     assert _tries(flaky, twice) == 2  # one more run, not more

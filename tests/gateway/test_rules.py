@@ -117,7 +117,7 @@ def test_missing_fields_are_all_listed(rules_url):
 @pytest.mark.parametrize("payload,content_type,status,code", [
     (b"{not json", "application/json", 400, "invalid_json"),
     (b"\xff\xfe", "application/json", 400, "invalid_json"),
-    (b"name=x", "application/x-www-form-urlencoded", 400, "unsupported_media_type"),
+    (b"name=x", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
     (b"[1, 2]", "application/json", 422, "validation_failed"),
 ])
 def test_malformed_bodies_are_problems(rules_url, payload, content_type, status, code):
