@@ -277,7 +277,7 @@ def test_hostile_values_from_any_rpc_caller_are_refused_and_write_nothing(worker
     typed refusal, not an encoding error from the event store."""
     with pytest.raises(InvalidInput):
         worker.submit(citizen("acc-hostile"), filing(**hostile), "key-hostile")
-    with repo.db.transaction() as cur:
+    with repo.repository.db.transaction() as cur:
         cur.execute("SELECT count(*) AS n FROM events WHERE stream_type = 'dossier' "
                     "AND metadata->'actor'->>'id' = 'acc-hostile'")
         assert cur.fetchone()["n"] == 0
