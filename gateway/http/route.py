@@ -35,6 +35,7 @@ from gateway.http.problems import UnsupportedMediaType, field_errors, http_statu
 from gateway.http.server import GatewayServer, client_address, request_id_of
 from gateway.http.tokens import TokenKeys
 from portal_common import logs
+from portal_common.entrypoints import BROKER_GONE
 from portal_common.errors import Forbidden as ForbiddenError
 from portal_common.errors import ServiceError, TooManyRequests, Unauthorized, Unavailable
 
@@ -223,7 +224,7 @@ class ApiRoute(HttpRequestHandler):
             return problem(413, "payload_too_large", request_id=rid)
         if isinstance(exc, HTTPException):
             return problem(exc.code or 400, "bad_request", exc.description, request_id=rid)
-        if isinstance(exc, RpcTimeout | UnknownService):
+        if isinstance(exc, (RpcTimeout, UnknownService, *BROKER_GONE)):
             log.error("dependency unavailable: %r", exc)
             return problem(503, "service_unavailable", request_id=rid, headers={"Retry-After": "5"})
         if isinstance(exc, RemoteError):
