@@ -13,7 +13,8 @@ import uuid
 from marshmallow import INCLUDE, Schema, fields, validate
 
 from gateway.http.route import ApiCall, api
-from gateway.routes.dossiers import STATUSES, ViewQuery, document_response
+from gateway.routes.dossiers import ViewQuery, document_response
+from portal_common.contracts.dossier import STATUSES
 from portal_common.errors import Forbidden, NotFound
 
 AGENCY = ("officer", "agency_system")

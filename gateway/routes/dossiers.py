@@ -10,72 +10,26 @@ from __future__ import annotations
 import base64
 from urllib.parse import quote
 
-from marshmallow import INCLUDE, Schema, fields, validate
+from marshmallow import Schema, fields, validate
 from werkzeug.wrappers import Response
 
 from gateway.http.route import ApiCall, api
-from portal_common.contracts.dossier import DRAFT_STATUSES, STATUSES, FilingSchema
+from portal_common.contracts.dossier import (
+    AccessLogQuerySchema,
+    DraftListSchema,
+    DraftSchema,
+    FilingSchema,
+    OwnerListSchema,
+    SupplementSchema,
+    WithdrawSchema,
+)
 from portal_common.errors import InvalidInput
 
 APPLICANTS = ("citizen", "business")
 
 
-class DocumentIn(Schema):
-    class Meta:
-        unknown = INCLUDE
-
-    requirement = fields.String(metadata={"description": "a required_documents id of the procedure"})
-    name = fields.String(required=True)
-    content_type = fields.String(required=True, metadata={"description": "application/pdf, image/jpeg, image/png"})
-    content_base64 = fields.String(required=True)
-
-
-class SupplementBody(Schema):
-    note = fields.String(allow_none=True)
-    documents = fields.List(fields.Nested(DocumentIn), load_default=list)
-    document_ids = fields.List(fields.String(), load_default=list,
-                               metadata={"description": "ids of documents uploaded with POST .../documents"})
-
-
-class WithdrawBody(Schema):
-    reason = fields.String(allow_none=True)
-
-
-class ListQuery(Schema):
-    status = fields.String(validate=validate.OneOf(STATUSES))
-    procedure_code = fields.String(validate=validate.Length(min=1, max=50))
-    submitted_from = fields.Date(metadata={"description": "first local day of submission (included)"})
-    submitted_to = fields.Date(metadata={"description": "last local day of submission (included)"})
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
-    page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
-
-
-class DraftBody(Schema):
-    class Meta:
-        unknown = INCLUDE
-
-    procedure_code = fields.String(allow_none=True)
-    agency_code = fields.String(allow_none=True)
-    applicant = fields.Dict(metadata={"description": "as in a submission; anything may still be missing"})
-    form = fields.Dict()
-    documents = fields.List(fields.Nested(DocumentIn), metadata={"description": "new attachments"})
-    document_ids = fields.List(fields.String(), metadata={"description": "attachments of the draft to keep"})
-    version = fields.Integer(allow_none=True, metadata={"description": "the version read (refused if it moved on)"})
-
-
-class DraftListQuery(Schema):
-    status = fields.String(load_default="open", validate=validate.OneOf(DRAFT_STATUSES))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
-    page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
-
-
 class ViewQuery(Schema):
     as_of = fields.AwareDateTime(metadata={"description": "audit: the dossier as it was at this time"})
-
-
-class AccessLogQuery(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
-    page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
 class AccessAgency(Schema):
@@ -120,7 +74,7 @@ class DossierRoutes:
         return (201 if created else 200), view, {"Location": f"/api/v1/dossiers/{view['code']}"}
 
     @api("GET", "/api/v1/dossiers", summary="My dossiers, newest first (filters: status, procedure, dates)",
-         tags=("dossiers",), query=ListQuery, auth=APPLICANTS)
+         tags=("dossiers",), query=OwnerListSchema, auth=APPLICANTS)
     def list_my_dossiers(self, call: ApiCall):
         q = call.query
         filters = {k: (q[k].isoformat() if k.startswith("submitted") else q[k])
@@ -146,14 +100,14 @@ class DossierRoutes:
                                                 base64.b64encode(content).decode(), requirement)
 
     @api("POST", "/api/v1/dossiers/<code>/supplement", summary="Answer a supplement request", tags=("dossiers",),
-         body=SupplementBody, auth=APPLICANTS)
+         body=SupplementSchema, auth=APPLICANTS)
     def supplement_dossier(self, call: ApiCall, code: str):
-        return self.dossier_rpc.supplement(call.context(), code, call.body)
+        return self.dossier_rpc.supplement(call.context(), code, SupplementSchema().dump(call.body))
 
     @api("POST", "/api/v1/dossiers/<code>/withdraw", summary="Withdraw a dossier (before a result)",
-         tags=("dossiers",), body=WithdrawBody, auth=APPLICANTS)
+         tags=("dossiers",), body=WithdrawSchema, auth=APPLICANTS)
     def withdraw_dossier(self, call: ApiCall, code: str):
-        return self.dossier_rpc.withdraw(call.context(), code, call.body)
+        return self.dossier_rpc.withdraw(call.context(), code, WithdrawSchema().dump(call.body))
 
     @api("GET", "/api/v1/dossiers/<code>/documents/<document_id>", summary="Download an input or output document",
          tags=("dossiers",), auth=APPLICANTS)
@@ -161,7 +115,7 @@ class DossierRoutes:
         return document_response(self.dossier_rpc.get_document(call.context(), code, document_id))
 
     @api("GET", "/api/v1/dossiers/<code>/access-log", summary="Who at the agencies read my dossier, newest first",
-         tags=("dossiers",), query=AccessLogQuery, response=AccessLogPage, auth=APPLICANTS,
+         tags=("dossiers",), query=AccessLogQuerySchema, response=AccessLogPage, auth=APPLICANTS,
          description="Every read of the full dossier or download of a document by agency staff; "
                      "the staff member is shown as an opaque reference, not by name.")
     def my_dossier_access_log(self, call: ApiCall, code: str):
@@ -170,14 +124,14 @@ class DossierRoutes:
 
     # -- drafts: saved before filing (no code yet) ---------------------------------------
 
-    @api("POST", "/api/v1/dossiers/drafts", summary="Save a new draft", tags=("drafts",), body=DraftBody,
+    @api("POST", "/api/v1/dossiers/drafts", summary="Save a new draft", tags=("drafts",), body=DraftSchema,
          auth=APPLICANTS, status=201)
     def create_draft(self, call: ApiCall):
-        view = self.dossier_rpc.save_draft(call.context(), call.body)
+        view = self.dossier_rpc.save_draft(call.context(), DraftSchema().dump(call.body))
         return 201, view, {"Location": f"/api/v1/dossiers/drafts/{view['id']}"}
 
     @api("GET", "/api/v1/dossiers/drafts", summary="My drafts, last saved first", tags=("drafts",),
-         query=DraftListQuery, auth=APPLICANTS)
+         query=DraftListSchema, auth=APPLICANTS)
     def list_my_drafts(self, call: ApiCall):
         q = call.query
         return self.dossier_rpc.list_drafts(call.context(), q["status"], q["page"], q["page_size"])
@@ -188,9 +142,9 @@ class DossierRoutes:
         return self.dossier_rpc.get_draft(call.context(), draft_id)
 
     @api("PUT", "/api/v1/dossiers/drafts/<draft_id>", summary="Save a draft again (its whole content)",
-         tags=("drafts",), body=DraftBody, auth=APPLICANTS, responses={409: "Saved elsewhere meanwhile, or closed"})
+         tags=("drafts",), body=DraftSchema, auth=APPLICANTS, responses={409: "Saved elsewhere meanwhile, or closed"})
     def save_my_draft(self, call: ApiCall, draft_id: str):
-        return self.dossier_rpc.save_draft(call.context(), call.body, draft_id)
+        return self.dossier_rpc.save_draft(call.context(), DraftSchema().dump(call.body), draft_id)
 
     @api("DELETE", "/api/v1/dossiers/drafts/<draft_id>", summary="Discard a draft", tags=("drafts",),
          auth=APPLICANTS)
@@ -218,4 +172,3 @@ def document_response(result: dict) -> Response:
     return Response(base64.b64decode(result["content_base64"]), mimetype=doc["content_type"], headers={
         "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}",
         "X-Content-Type-Options": "nosniff", "X-Content-SHA256": doc["sha256"]})
-

@@ -15,7 +15,8 @@ from werkzeug.wrappers import Response
 from gateway.http.asyncapi import build_asyncapi
 from gateway.http.openapi import build_spec
 from gateway.http.route import ApiCall, ApiRoute, api
-from gateway.routes.dossiers import AccessEntry, AccessLogQuery
+from gateway.routes.dossiers import AccessEntry
+from portal_common.contracts.dossier import AccessLogQuerySchema
 
 SERVICES = ("identity", "catalog", "dossier", "router")
 OPERATOR = ("operator",)
@@ -104,9 +105,9 @@ class OpsRoutes:
         return Response(render_docs(self._spec()), mimetype="text/html")
 
     @api("GET", "/api/v1/ops/dossiers/<code>/access-log", summary="Who read a dossier: staff account ids, "
-         "agencies, request ids, newest first", tags=("ops",), query=AccessLogQuery, response=OperatorAccessLogPage,
-         auth=OPERATOR, description="To trace an applicant's complaint: the owner sees the same rows with "
-                                    "`staff_ref` only.")
+         "agencies, request ids, newest first", tags=("ops",), query=AccessLogQuerySchema,
+         response=OperatorAccessLogPage, auth=OPERATOR,
+         description="To trace an applicant's complaint: the owner sees the same rows with `staff_ref` only.")
     def dossier_access_log(self, call: ApiCall, code: str):
         q = call.query
         return self.dossier_rpc.operator_access_log(call.context(), code, q["page"], q["page_size"])
