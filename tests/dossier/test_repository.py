@@ -16,6 +16,7 @@ from services.dossier.domain.calendar import local_date
 from services.dossier.domain.codes import parse_code, stream_id
 from services.dossier.domain.documents import check_upload
 from tests.dossier.conftest import PDF, agency_ctx, applicant_ctx, submit
+from tests.support.threads import all_at_once
 
 AGENCY = "H29.01"
 RESULT_PDF = b"%PDF-1.7\n% the result\n"
@@ -158,27 +159,17 @@ def test_codes_have_no_gap_or_duplicate_under_concurrent_submissions(repo):
     agencies = ("H29.01", "H29.02", "T01.7")
     codes: list[str] = []
     failed: list[int] = []
-    errors: list[BaseException] = []
-    start = threading.Barrier(90)
 
     def one(i: int) -> None:
-        start.wait()
-        try:
-            if i % 5 == 4:  # refused by the event contract after the code was drawn: must give it back
-                with pytest.raises(EventSchemaError):
-                    submit(repo, owner=f"acc-{i}", agency=agencies[i % 3], kind="robot")
-                failed.append(i)
-                return
-            state, _ = submit(repo, owner=f"acc-{i}", agency=agencies[i % 3], content=PDF + str(i).encode())
-            codes.append(state.code)
-        except BaseException as exc:
-            errors.append(exc)
+        if i % 5 == 4:  # refused by the event contract after the code was drawn: must give it back
+            with pytest.raises(EventSchemaError):
+                submit(repo, owner=f"acc-{i}", agency=agencies[i % 3], kind="robot")
+            failed.append(i)
+            return
+        state, _ = submit(repo, owner=f"acc-{i}", agency=agencies[i % 3], content=PDF + str(i).encode())
+        codes.append(state.code)
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(90)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _, errors = all_at_once(one, 90)
     assert not errors and len(failed) == 18 and len(codes) == 72 == len(set(codes))
     for agency in agencies:
         mine = [c for c in codes if parse_code(c)[0] == agency]
