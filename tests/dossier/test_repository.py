@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 import pytest
 
@@ -203,13 +202,7 @@ def test_idempotent_submission(repo):
     other_owner, _ = submit(repo, owner="acc-9", key="key-1")
     assert other_owner.code != first.code
     # concurrent retries of one key give one dossier
-    results: list[str] = []
-    threads = [threading.Thread(target=lambda: results.append(submit(repo, key="key-2")[0].code))
-               for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results, _ = all_at_once(lambda _: submit(repo, key="key-2")[0].code, 8)
     assert len(set(results)) == 1 and len(results) == 8
     assert repo.owner_list("acc-1", None, 1, 100)["total"] == 2
 
@@ -217,22 +210,17 @@ def test_idempotent_submission(repo):
 def test_concurrent_commands_on_one_dossier_apply_once(repo):
     state, _ = submit(repo)
     officer, octx = agency_ctx(AGENCY)
-    outcomes: list[str] = []
 
-    def receive() -> None:
+    def receive(_: int) -> str:
         try:
             repo.execute(state.code, "receive", {}, officer, octx)
-            outcomes.append("ok")
+            return "ok"
         except Conflict as exc:
-            outcomes.append(exc.code)
+            return exc.code
         except Exception as exc:
-            outcomes.append(repr(exc))
+            return repr(exc)
 
-    threads = [threading.Thread(target=receive) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes, _ = all_at_once(receive, 6)
     assert outcomes.count("ok") == 1
     assert set(outcomes) <= {"ok", "transition_not_allowed", "concurrent_update"}
     assert [e.event_type for e in repo.log.read_stream(stream_id(state.code))].count("DossierReceived") == 1
