@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 
-from bench.support import Failures, finish, percentile, throwaway_database
+from bench.support import Failures, finish, ms, print_measures, throwaway_database
 from portal_common import config
 
 ROUNDS = 5
@@ -95,19 +95,16 @@ def run(gateway_url: str, clients: int, per_client: int) -> int:
             results[name] = (total[0] + secs, total[1] + lat, total[2] + failed)
     n = clients * chunk * ROUNDS
     print(f"{n} requests per measure, {clients} clients in flight, one account each")
-    print(f"{'measure':<30}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'failed':>8}")
-    rates = {}
-    for name, (secs, lat, failed) in results.items():
-        rates[name] = n / secs
-        print(f"{name:<30}{rates[name]:>10.1f}{percentile(lat, 50) * 1000:>10.1f}"
-              f"{percentile(lat, 99) * 1000:>10.1f}{failed:>8}")
+    rates = {name: n / secs for name, (secs, _, _) in results.items()}
+    print_measures([(name, rates[name], lat, failed) for name, (_, lat, failed) in results.items()], 30)
+    for name, (_, _, failed) in results.items():
         failures.add(name, failed)
     (_, bl, _), (ps, pl, _), (rs, rl, _) = results.values()
     base_rate = rates["baseline: challenge"]
     return finish("signin", f"requests={n} clients={clients} password_per_s={n / ps:.1f} "
-                  f"password_p50_ms={percentile(pl, 50) * 1000:.1f} password_p99_ms={percentile(pl, 99) * 1000:.1f} "
-                  f"refresh_per_s={n / rs:.1f} refresh_p50_ms={percentile(rl, 50) * 1000:.1f} "
-                  f"baseline_per_s={base_rate:.1f} baseline_p50_ms={percentile(bl, 50) * 1000:.1f} "
+                  f"password_p50_ms={ms(pl, 50):.1f} password_p99_ms={ms(pl, 99):.1f} "
+                  f"refresh_per_s={n / rs:.1f} refresh_p50_ms={ms(rl, 50):.1f} "
+                  f"baseline_per_s={base_rate:.1f} baseline_p50_ms={ms(bl, 50):.1f} "
                   f"password_ratio={(n / ps) / base_rate:.3f} refresh_ratio={(n / rs) / base_rate:.3f}", failures)
 
 

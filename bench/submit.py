@@ -34,7 +34,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.support import Failures, finish, free_port, percentile, private_vhost, request_json, throwaway_database
+from bench.support import (
+    Failures,
+    finish,
+    free_port,
+    ms,
+    print_measures,
+    private_vhost,
+    request_json,
+    throwaway_database,
+)
 from portal_common import config
 
 PDF = base64.b64encode(b"%PDF-1.4\n% bench document\n").decode()
@@ -148,15 +157,12 @@ def _report(layer: str, n: int, concurrency: int, baseline_name: str, base_s: fl
             extra: str = "") -> int:
     base_rate, sub_rate = n / base_s, n / sub_s
     print(f"{n} requests per measure, {concurrency} in flight, layer: {layer}")
-    print(f"{'measure':<40}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'failed':>8}")
-    print(f"{baseline_name:<40}{base_rate:>10.1f}{percentile(base_lat, 50) * 1000:>10.1f}"
-          f"{percentile(base_lat, 99) * 1000:>10.1f}{base_fail:>8}")
-    print(f"{'submit dossier':<40}{sub_rate:>10.1f}{percentile(sub_lat, 50) * 1000:>10.1f}"
-          f"{percentile(sub_lat, 99) * 1000:>10.1f}{sub_fail:>8}")
+    print_measures([(baseline_name, base_rate, base_lat, base_fail), ("submit dossier", sub_rate, sub_lat, sub_fail)],
+                   40)
     return finish("submit", f"layer={layer} dossiers={n} concurrency={concurrency} submits_per_s={sub_rate:.1f} "
-                  f"p50_ms={percentile(sub_lat, 50) * 1000:.1f} p99_ms={percentile(sub_lat, 99) * 1000:.1f} "
+                  f"p50_ms={ms(sub_lat, 50):.1f} p99_ms={ms(sub_lat, 99):.1f} "
                   f"{extra + ' ' if extra else ''}"
-                  f"baseline_per_s={base_rate:.1f} baseline_p50_ms={percentile(base_lat, 50) * 1000:.1f} "
+                  f"baseline_per_s={base_rate:.1f} baseline_p50_ms={ms(base_lat, 50):.1f} "
                   f"ratio={sub_rate / base_rate:.3f}", failures)
 
 

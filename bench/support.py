@@ -41,6 +41,18 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
+def ms(latencies: list[float], q: float) -> float:
+    """The ``q``-th percentile of latencies in seconds, in milliseconds."""
+    return percentile(latencies, q) * 1000
+
+
+def print_measures(rows: list[tuple[str, float, list[float], int]], width: int) -> None:
+    """The table of a run: each measure's rate, p50 and p99 latency and failed requests."""
+    print(f"{'measure':<{width}}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'failed':>8}")
+    for name, rate, latencies, failed in rows:
+        print(f"{name:<{width}}{rate:>10.1f}{ms(latencies, 50):>10.1f}{ms(latencies, 99):>10.1f}{failed:>8}")
+
+
 def request_json(url: str, method: str = "GET", body: Any = None, headers: dict | None = None,
                  timeout: float = 120) -> tuple[int, Any]:
     """One JSON request: its status and decoded body (an HTTP error is an answer, not raised)."""

@@ -120,6 +120,15 @@ def register(registration: Registration) -> None:
         _by_name[registration.service] = registration
 
 
+def run_commands(commands: CommandAdder, prog: str, argv: list[str] | None = None) -> int:
+    """Run one of a single service's commands (its ``python -m <package>.ops``), without the
+    rest of ``portal-ops``."""
+    parser = argparse.ArgumentParser(prog=prog)
+    commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
 def services() -> tuple[str, ...]:
     """The names of the registered services that keep an event log."""
     return tuple(r.service for r in registrations() if r.event_log)

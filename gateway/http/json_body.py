@@ -25,12 +25,10 @@ from marshmallow import ValidationError
 from werkzeug.wrappers import Request
 
 from gateway.http.limits import MAX_JSON_DEPTH
-from portal_common.contracts.fields import LONE_SURROGATE_KEY_MESSAGE, LONE_SURROGATE_MESSAGE, is_utf8_text
-from portal_common.contracts.fields import printable_path as _path
+from portal_common.contracts.fields import lone_surrogates
 from portal_common.errors import ServiceError
 
 NOT_FINITE_MESSAGE = "Not a finite number: NaN, Infinity and numbers too large for a double are not allowed."
-_MAX_REPORTED = 20
 
 # A JSON string, or an unterminated one with all that follows it. Possessive, and a failed
 # string swallows the rest: one pass over the text whatever it holds (never quadratic).
@@ -98,26 +96,8 @@ def _decode(data: bytes | str) -> tuple[str, bytes]:
 
 def unacceptable(value: Any) -> dict[str, list[str]]:
     """Each field of a parsed body holding a lone surrogate or a non-finite number (keys too),
-    as ``{"applicant.full_name": [message]}``; walked without recursion, at most 20 reported."""
-    found: dict[str, list[str]] = {}
-    stack: list[tuple[Any, tuple]] = [(value, ())]
-    while stack and len(found) < _MAX_REPORTED:
-        item, path = stack.pop()
-        if isinstance(item, str):
-            if not is_utf8_text(item):
-                found[_path(path)] = [LONE_SURROGATE_MESSAGE]
-        elif isinstance(item, _NotFinite):
-            found[_path(path)] = [NOT_FINITE_MESSAGE]
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                if not is_utf8_text(key):
-                    found[_path((*path, key))] = [LONE_SURROGATE_KEY_MESSAGE]
-                if isinstance(child, str | dict | list | _NotFinite):
-                    stack.append((child, (*path, key)))
-        elif isinstance(item, list):
-            stack.extend((child, (*path, i)) for i, child in enumerate(item)
-                         if isinstance(child, str | dict | list | _NotFinite))
-    return dict(sorted(found.items()))
+    as ``{"applicant.full_name": [message]}``, in field order; at most 20 reported."""
+    return dict(sorted(lone_surrogates(value, also=(_NotFinite, NOT_FINITE_MESSAGE)).items()))
 
 
 def parse(data: bytes | str, max_depth: int | None = None) -> Any:

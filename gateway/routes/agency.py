@@ -15,6 +15,7 @@ from marshmallow import INCLUDE, Schema, fields, validate
 from gateway.http.route import ApiCall, api
 from gateway.routes.dossiers import ViewQuery, document_response
 from portal_common.contracts.dossier import STATUSES
+from portal_common.contracts.router import DeliveriesQuery
 from portal_common.errors import Forbidden, NotFound
 
 AGENCY = ("officer", "agency_system")
@@ -44,12 +45,6 @@ class ActionBody(Schema):
     new_date = fields.String()
     to_agency_code = fields.String()
     documents = fields.List(fields.Dict())
-
-
-class DeliveriesQuery(Schema):
-    status = fields.String(validate=validate.OneOf(("pending", "sent", "acknowledged", "dead")))
-    dossier_code = fields.String(validate=validate.Length(min=1, max=64))
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 
 
 class DeliveryView(Schema):

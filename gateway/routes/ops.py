@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 from gateway.http.asyncapi import build_asyncapi
 from gateway.http.openapi import build_spec
 from gateway.http.route import ApiCall, ApiRoute, api
-from gateway.routes.dossiers import AccessEntry
+from gateway.routes.dossiers import AccessEntry, AccessLogPage
 from portal_common.contracts.dossier import AccessLogQuerySchema
 
 SERVICES = ("identity", "catalog", "dossier", "router")
@@ -38,11 +38,10 @@ class OperatorAccessEntry(AccessEntry):
     request_id = fields.String(allow_none=True, metadata={"description": "the gateway request (logs)"})
 
 
-class OperatorAccessLogPage(Schema):
+class OperatorAccessLogPage(AccessLogPage):
+    """The access-log page, its entries with who read and the request."""
+
     items = fields.List(fields.Nested(OperatorAccessEntry), required=True)
-    total = fields.Integer(required=True)
-    page = fields.Integer(required=True)
-    page_size = fields.Integer(required=True)
 
 
 class RouteTable(DependencyProvider):

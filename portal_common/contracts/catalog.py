@@ -112,20 +112,23 @@ class ProcedureBodySchema(Schema):
             raise ValidationError("Each required document needs its own id (dossiers refer to it).")
 
 
-class WithdrawalSchema(Schema):
-    """An editor's withdrawal of a procedure: why."""
+class _EditorInput(Schema):
+    """What an editor sends: a field the schema does not know is refused, not dropped."""
 
     class Meta:
         unknown = RAISE
 
+
+class _Reason(_EditorInput):
     reason = fields.String(required=True, validate=[validate.Length(min=1, max=4000), _printable(True)])
 
 
-class DissolutionSchema(Schema):
-    """An editor's dissolution of an agency: who takes over, from when, why."""
+class WithdrawalSchema(_Reason):
+    """An editor's withdrawal of a procedure: why."""
 
-    class Meta:
-        unknown = RAISE
+
+class DissolutionSchema(_EditorInput):
+    """An editor's dissolution of an agency: who takes over, from when, why."""
 
     successor = fields.String(required=True, validate=CODE)
     dissolved_on = fields.Date(load_default=None)
@@ -154,13 +157,8 @@ class LifeEventBodySchema(Schema):
             raise ValidationError("Each procedure is listed once.")
 
 
-class RetirementSchema(Schema):
+class RetirementSchema(_Reason):
     """An editor's retirement of a life event: why."""
-
-    class Meta:
-        unknown = RAISE
-
-    reason = fields.String(required=True, validate=[validate.Length(min=1, max=4000), _printable(True)])
 
 
 class ProcedureSchema(ProcedureBodySchema):
@@ -270,52 +268,36 @@ class LifeEventRetiredV1(LifeEventSchema):
 # -- editors' request bodies: the same checks at the gateway (HTTP) and at the catalog (RPC) --
 
 
-class NewProcedureBody(ProcedureBodySchema):
-    class Meta:
-        unknown = RAISE
-
+class NewProcedureBody(_EditorInput, ProcedureBodySchema):
     code = fields.String(required=True, validate=CODE)
 
 
-class AmendProcedureBody(ProcedureBodySchema):
+class AmendProcedureBody(_EditorInput, ProcedureBodySchema):
     """Any subset of a procedure's fields (the catalog loads it with ``partial=True``)."""
-
-    class Meta:
-        unknown = RAISE
 
 
 class WithdrawBody(WithdrawalSchema):
     pass
 
 
-class NewAgencyBody(AgencyBodySchema):
-    class Meta:
-        unknown = RAISE
-
+class NewAgencyBody(_EditorInput, AgencyBodySchema):
     code = fields.String(required=True, validate=CODE)
 
 
-class AmendAgencyBody(AgencyBodySchema):
-    class Meta:
-        unknown = RAISE
+class AmendAgencyBody(_EditorInput, AgencyBodySchema):
+    pass
 
 
 class DissolveBody(DissolutionSchema):
     pass
 
 
-class NewLifeEventBody(LifeEventBodySchema):
-    class Meta:
-        unknown = RAISE
-
+class NewLifeEventBody(_EditorInput, LifeEventBodySchema):
     id = fields.String(required=True, validate=SLUG)
 
 
-class AmendLifeEventBody(LifeEventBodySchema):
+class AmendLifeEventBody(_EditorInput, LifeEventBodySchema):
     """Any subset of a life event's fields (the catalog loads it with ``partial=True``)."""
-
-    class Meta:
-        unknown = RAISE
 
 
 class RetireBody(RetirementSchema):

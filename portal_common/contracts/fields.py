@@ -39,9 +39,12 @@ def printable_path(parts: tuple) -> str:
     return ".".join(out) or "_body"
 
 
-def lone_surrogates(value: Any) -> dict[str, list[str]]:
+def lone_surrogates(value: Any, also: tuple[type, str] | None = None) -> dict[str, list[str]]:
     """Every place in ``value`` (nested dicts and lists, keys too) holding a lone surrogate,
-    as ``{"a.b.0": [message]}``; found without recursion, at most 20 reported."""
+    as ``{"a.b.0": [message]}``; found without recursion, at most 20 reported. ``also`` is a
+    further kind of value to name, with its message (the gateway's non-finite numbers)."""
+    extra, extra_message = also or ((), "")
+    walked = (str, dict, list, tuple, extra) if also else (str, dict, list, tuple)
     found: dict[str, list[str]] = {}
     stack: list[tuple[Any, tuple]] = [(value, ())]
     while stack and len(found) < _MAX_REPORTED:
@@ -53,11 +56,12 @@ def lone_surrogates(value: Any) -> dict[str, list[str]]:
             for key, child in item.items():
                 if isinstance(key, str) and not is_utf8_text(key):
                     found[printable_path((*path, key))] = [LONE_SURROGATE_KEY_MESSAGE]
-                if isinstance(child, str | dict | list | tuple):
+                if isinstance(child, walked):
                     stack.append((child, (*path, key)))
         elif isinstance(item, list | tuple):
-            stack.extend((child, (*path, i)) for i, child in enumerate(item)
-                         if isinstance(child, str | dict | list | tuple))
+            stack.extend((child, (*path, i)) for i, child in enumerate(item) if isinstance(child, walked))
+        elif also and isinstance(item, extra):
+            found[printable_path(path)] = [extra_message]
     return found
 
 

@@ -295,13 +295,28 @@ class TrustedCertificateAuthorityAddedV1(_Strict):
     not_after = fields.DateTime(required=True, metadata={"description": "the end of the CA certificate's validity"})
 
 
-@CATALOGUE.register("StaffAccountCreated", 1, PRODUCER,
-                    "An operator created a staff account (officer, editor, operator); it waits for activation.")
-class StaffAccountCreatedV1(_Strict):
+_STAFF_ROLES = ("officer", "editor", "operator")
+
+
+class _StaffAccount(_Strict):
+    """Which staff account an event is about."""
+
     account_id = fields.String(required=True)
     username = fields.String(required=True)
-    role = fields.String(required=True, validate=validate.OneOf(["officer", "editor", "operator"]))
+    role = fields.String(required=True, validate=validate.OneOf(_STAFF_ROLES))
     agency_code = fields.String(allow_none=True, load_default=None)
+
+
+class _StaffStatusChange(_StaffAccount):
+    """An operator disabled or reinstated a staff account, and why."""
+
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+@CATALOGUE.register("StaffAccountCreated", 1, PRODUCER,
+                    "An operator created a staff account (officer, editor, operator); it waits for activation.")
+class StaffAccountCreatedV1(_StaffAccount):
+    pass
 
 
 @CATALOGUE.register("StaffAccountActivated", 1, PRODUCER, "A staff member confirmed their phone and set a password.")
@@ -340,29 +355,18 @@ class CertificateRevocationListImportedV1(_Strict):
     revoked_count = fields.Integer(required=True, validate=validate.Range(min=0))
 
 
-_STAFF_ROLES = ("officer", "editor", "operator")
-
-
 @CATALOGUE.register("StaffAccountDisabled", 1, PRODUCER,
                     "An operator disabled a staff account: its sessions ended, its access tokens are refused "
                     "and it cannot sign in until reinstated.")
-class StaffAccountDisabledV1(_Strict):
-    account_id = fields.String(required=True)
-    username = fields.String(required=True)
-    role = fields.String(required=True, validate=validate.OneOf(_STAFF_ROLES))
-    agency_code = fields.String(allow_none=True, load_default=None)
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+class StaffAccountDisabledV1(_StaffStatusChange):
+    pass
 
 
 @CATALOGUE.register("StaffAccountReinstated", 1, PRODUCER,
                     "An operator reinstated a disabled staff account: it can sign in again (old tokens stay "
                     "refused).")
-class StaffAccountReinstatedV1(_Strict):
-    account_id = fields.String(required=True)
-    username = fields.String(required=True)
-    role = fields.String(required=True, validate=validate.OneOf(_STAFF_ROLES))
-    agency_code = fields.String(allow_none=True, load_default=None)
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+class StaffAccountReinstatedV1(_StaffStatusChange):
+    pass
 
 
 _USERNAME = validate.Regexp(r"^[a-z0-9][a-z0-9._-]{2,39}$", error="3-40 lower-case letters, digits, '.', '_', '-'.")

@@ -9,12 +9,29 @@ drop a second copy by that id. Routing-table changes are events of the stream
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from portal_common.contracts import CATALOGUE
 
 PRODUCER = "router"
 CHANNELS = ("amqp", "http")
+DELIVERY_STATUSES = ("pending", "sent", "acknowledged", "dead")
+
+
+def no_control_characters(value: str) -> None:
+    """PostgreSQL refuses NUL and no URL or code needs control characters."""
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValidationError("control characters are not allowed")
+
+
+class DeliveriesQuery(Schema):
+    """Which of its deliveries an agency lists: the gateway's query string and the router's
+    arguments, checked the same way at both."""
+
+    status = fields.String(allow_none=True, load_default=None, validate=validate.OneOf(DELIVERY_STATUSES))
+    dossier_code = fields.String(allow_none=True, load_default=None,
+                                 validate=[validate.Length(min=1, max=64), no_control_characters])
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 
 
 class _Delivery(Schema):

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from portal_common.eventstore.errors import ConcurrencyError, DuplicateEventError, EventSchemaError
 from portal_common.eventstore.events import AppendResult, EventContext, NewEvent, RecordedEvent, utcnow
+from portal_common.eventstore.port import EventLog
 
 if TYPE_CHECKING:
     from portal_common.contracts import Catalogue
@@ -61,7 +62,7 @@ class MemoryTransaction:
         return out
 
 
-class MemoryEventStore:
+class MemoryEventStore(EventLog):
     """Append to and read from a log held in this process."""
 
     def __init__(self, catalogue: Catalogue | None = None):
@@ -127,21 +128,10 @@ class MemoryEventStore:
                          "data": data, "metadata": meta, "occurred_at": event.occurred_at})
         return rows
 
-    def append(
-        self,
-        stream_id: str,
-        expected_version: int | None,
-        events: Sequence[NewEvent],
-        *,
-        stream_type: str | None = None,
-        context: EventContext | None = None,
-        cursor: MemoryTransaction | None = None,
-    ) -> AppendResult:
-        """Append ``events`` to a stream atomically, or raise and write nothing (see port.py)."""
-        if not events:
-            raise ValueError("append needs at least one event")
-        rows = self._encode(events, context or EventContext())
-        pending = _Pending(stream_id, stream_type or stream_id.split("-", 1)[0], expected_version, rows)
+    def _write(self, stream_id: str, stream_type: str, expected_version: int | None, events: Sequence[NewEvent],
+               context: EventContext, cursor: MemoryTransaction | None) -> AppendResult:
+        rows = self._encode(events, context)
+        pending = _Pending(stream_id, stream_type, expected_version, rows)
         with self.lock:
             if cursor is None:
                 return self._commit([pending])[0]
@@ -186,13 +176,6 @@ class MemoryEventStore:
         """Up to ``limit`` events with a position above ``after_position``, in order."""
         with self.lock:
             return self._events[max(after_position, 0):max(after_position, 0) + limit]
-
-    def iter_all(self, after_position: int = 0, batch_size: int = 5000) -> Iterator[RecordedEvent]:
-        """Every event after a position, read in batches."""
-        position = after_position
-        while batch := self.read_all(position, batch_size):
-            yield from batch
-            position = batch[-1].position
 
     def head_position(self) -> int:
         """The highest committed position (0 for an empty log)."""

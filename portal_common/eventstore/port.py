@@ -28,7 +28,11 @@ from portal_common.eventstore.events import AppendResult, EventContext, NewEvent
 
 @runtime_checkable
 class EventLog(Protocol):
-    """Append to and read from one service's event log."""
+    """Append to and read from one service's event log.
+
+    Both implementations subclass it and inherit what is the same in each: ``append``'s
+    checks and defaults, and ``iter_all`` over ``read_all``.
+    """
 
     def append(
         self,
@@ -40,7 +44,17 @@ class EventLog(Protocol):
         context: EventContext | None = None,
         cursor: Any = None,
     ) -> AppendResult:
-        """Append ``events`` atomically at ``expected_version`` (0: a new stream; None: no check)."""
+        """Append ``events`` to a stream atomically at ``expected_version`` (0: a new stream;
+        None: no check), or raise and write nothing. The stream type defaults to the stream
+        id's prefix (``dossier`` for ``dossier-…``)."""
+        if not events:
+            raise ValueError("append needs at least one event")
+        return self._write(stream_id, stream_type or stream_id.split("-", 1)[0], expected_version, events,
+                           context or EventContext(), cursor)
+
+    def _write(self, stream_id: str, stream_type: str, expected_version: int | None, events: Sequence[NewEvent],
+               context: EventContext, cursor: Any) -> AppendResult:
+        """What ``append`` does in each implementation, its arguments checked and defaulted."""
         ...
 
     def read_stream(
@@ -63,8 +77,12 @@ class EventLog(Protocol):
         ...
 
     def iter_all(self, after_position: int = 0, batch_size: int = 5000) -> Iterator[RecordedEvent]:
-        """Every committed event after a position, in position order."""
-        ...
+        """Every committed event after a position, in position order, read in batches (for
+        rebuilds and replays)."""
+        position = after_position
+        while batch := self.read_all(position, batch_size):
+            yield from batch
+            position = batch[-1].position
 
     def head_position(self) -> int:
         """The highest committed position (0 for an empty log)."""

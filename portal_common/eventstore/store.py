@@ -52,6 +52,7 @@ from portal_common.eventstore.events import (
     NewEvent,
     RecordedEvent,
 )
+from portal_common.eventstore.port import EventLog
 
 if TYPE_CHECKING:
     from portal_common.contracts import Catalogue
@@ -151,7 +152,7 @@ def read_after(cursor: Any, schema: str, after_position: int, limit: int) -> lis
     return [_row_to_event(r) for r in cursor.fetchall()]
 
 
-class EventStore:
+class EventStore(EventLog):
     """Append to and read from the log in one service's schema."""
 
     def __init__(self, db: Database, schema: str | None = None, catalogue: Catalogue | None = None):
@@ -186,26 +187,11 @@ class EventStore:
             raise EventSchemaError(events[0].event_type, None, "text contains a NUL character (U+0000)")
         return text
 
-    def append(
-        self,
-        stream_id: str,
-        expected_version: int | None,
-        events: Sequence[NewEvent],
-        *,
-        stream_type: str | None = None,
-        context: EventContext | None = None,
-        cursor: Any = None,
-    ) -> AppendResult:
-        """Append ``events`` to a stream atomically, or raise and write nothing.
-
-        ``expected_version`` is the version the caller decided on (0 for a new stream; None
-        skips the check). Pass ``cursor`` to append inside a transaction of your own (the
-        caller commits); otherwise the append commits on its own.
-        """
-        if not events:
-            raise ValueError("append needs at least one event")
-        payload = self._encode(events, context or EventContext())
-        stream_type = stream_type or stream_id.split("-", 1)[0]
+    def _write(self, stream_id: str, stream_type: str, expected_version: int | None, events: Sequence[NewEvent],
+               context: EventContext, cursor: Any) -> AppendResult:
+        # Pass ``cursor`` to append inside a transaction of your own (the caller commits);
+        # otherwise the append commits on its own.
+        payload = self._encode(events, context)
         if cursor is not None:
             return self._append(cursor, stream_id, stream_type, expected_version, payload)
         # On its own, the append is one statement (append_events does the whole job), so it
@@ -284,16 +270,6 @@ class EventStore:
         """
         with self.db.transaction(dict_rows=False) as cur:
             return read_after(cur, self.schema, after_position, limit)
-
-    def iter_all(self, after_position: int = 0, batch_size: int = 5000) -> Iterator[RecordedEvent]:
-        """Every event after a position, read in batches (for rebuilds and replays)."""
-        position = after_position
-        while True:
-            batch = self.read_all(position, batch_size)
-            if not batch:
-                return
-            yield from batch
-            position = batch[-1].position
 
     def head_position(self) -> int:
         """The highest committed position (0 for an empty log)."""

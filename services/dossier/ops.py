@@ -168,10 +168,7 @@ registration = registry.Registration(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.dossier.ops")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return registry.run_commands(register, "python -m services.dossier.ops", argv)
 
 
 if __name__ == "__main__":

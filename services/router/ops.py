@@ -23,10 +23,10 @@ from typing import Any
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from portal_common import config, registry
+from portal_common.contracts.router import DELIVERY_STATUSES
 from portal_common.db import Database
 from portal_common.errors import ServiceError
 from portal_common.logs import code_arguments
-from services.router.schemas import DELIVERY_STATUSES
 
 OPERATOR = {"actor": {"kind": "operator", "id": "portal-ops"}}
 
@@ -168,10 +168,7 @@ registration = registry.Registration(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.router.ops")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return registry.run_commands(register, "python -m services.router.ops", argv)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from portal_common.contracts.router import CHANNELS
-
-DELIVERY_STATUSES = ("pending", "sent", "acknowledged", "dead")
+from portal_common.contracts.router import CHANNELS, DeliveriesQuery, no_control_characters
 
 AGENCY_CODE = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
                               error="an agency code is 1-64 letters, digits, '_', '.', '-'")
@@ -14,12 +12,6 @@ AGENCY_CODE = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
 # prefix keeps a route from pointing the signer at unrelated settings.
 SECRET_REF = validate.Regexp(r"^AGENCY_SECRET_[A-Z0-9_]{1,64}$",
                              error="a secret reference is AGENCY_SECRET_<NAME>")
-
-
-def no_control_characters(value: str) -> None:
-    """PostgreSQL refuses NUL and no URL or code needs control characters."""
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise ValidationError("control characters are not allowed")
 
 
 class RouteInput(Schema):
@@ -55,12 +47,8 @@ class DeadLetterQuery(Schema):
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 
 
-class AgencyDeliveriesQuery(Schema):
+class AgencyDeliveriesQuery(DeliveriesQuery):
     agency_code = fields.String(required=True, validate=AGENCY_CODE)
-    status = fields.String(allow_none=True, load_default=None, validate=validate.OneOf(DELIVERY_STATUSES))
-    dossier_code = fields.String(allow_none=True, load_default=None,
-                                 validate=[validate.Length(min=1, max=64), no_control_characters])
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 
 
 class AcknowledgeInput(Schema):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import threading
 from unittest.mock import Mock
 
 import pytest
@@ -24,6 +23,7 @@ from services.dossier.domain.calendar import local_date
 from services.dossier.domain.codes import parse_code, stream_id
 from services.dossier.domain.documents import check_upload
 from tests.dossier.conftest import PDF, agency_ctx, applicant_ctx, submit
+from tests.support.threads import all_at_once
 
 AGENCY = "H29.01"
 
@@ -79,16 +79,7 @@ def test_codes_have_no_gap_per_agency_and_day(app):
 
 
 def test_codes_have_no_gap_under_concurrent_submissions(app):
-    codes: list[str] = []
-
-    def file(i: int) -> None:
-        codes.append(submit(app, owner=f"acc-{i}")[0].code)
-
-    threads = [threading.Thread(target=file, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    codes, _ = all_at_once(lambda i: submit(app, owner=f"acc-{i}")[0].code, 8)
     assert sorted(parse_code(c)[2] for c in codes) == list(range(1, 9))
 
 
@@ -284,20 +275,15 @@ def test_a_command_that_keeps_losing_gives_up_with_conflict(app):
 def test_concurrent_commands_on_one_dossier_apply_once(app):
     state = received(app)
     officer, octx = agency_ctx(AGENCY)
-    outcomes: list[str] = []
 
-    def start() -> None:
+    def start(_: int) -> str:
         try:
             app.execute(state.code, "start_processing", {}, officer, octx)
-            outcomes.append("ok")
+            return "ok"
         except Conflict:
-            outcomes.append("conflict")
+            return "conflict"
 
-    threads = [threading.Thread(target=start) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes, _ = all_at_once(start, 4)
     assert outcomes.count("ok") == 1
     assert event_types(app, state.code).count("DossierProcessingStarted") == 1
 

@@ -8,7 +8,6 @@ becomes at most one dossier even under concurrent submits.
 from __future__ import annotations
 
 import base64
-import threading
 import uuid
 
 import pytest
@@ -21,6 +20,7 @@ from services.dossier.catalog_cache import CatalogCache
 from services.dossier.domain.codes import parse_code, stream_id
 from services.dossier.service import DossierService
 from tests.dossier.test_submit_worker import AGENCIES, PROCEDURE, citizen, filing, officer
+from tests.support.threads import all_at_once
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x01" * 40).decode()
 PDF = base64.b64encode(b"%PDF-1.4 draft form").decode()
@@ -163,22 +163,7 @@ def test_a_discarded_draft_cannot_be_filed(worker):
 def test_concurrent_submits_of_one_draft_give_one_dossier_and_no_code_gap(worker, repo):
     body = dict(filing(), documents=[doc("form"), doc("id-card", PNG, "id.png", "image/png")])
     draft = worker.save_draft(citizen(), body)
-    results: list[dict] = []
-    errors: list[BaseException] = []
-    start = threading.Barrier(8)
-
-    def one() -> None:
-        start.wait()
-        try:
-            results.append(worker.submit_draft(citizen(), draft["id"]))
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=one) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results, errors = all_at_once(lambda _: worker.submit_draft(citizen(), draft["id"]), 8)
     assert not errors, errors
     assert len({r["code"] for r in results}) == 1 and [r["created"] for r in results].count(True) == 1
     code = results[0]["code"]

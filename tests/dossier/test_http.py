@@ -17,6 +17,7 @@ import pytest
 
 from tests.support import accounts
 from tests.support.filings import first_office_filing
+from tests.support.http import http
 
 PROCEDURE = "1.001193"
 
@@ -24,22 +25,6 @@ PROCEDURE = "1.001193"
 def _token(value) -> str:
     """``register_citizen`` returns the token response (a dict); ``staff_token`` the token itself."""
     return value if isinstance(value, str) else value["access_token"]
-
-
-def http(url: str, method: str = "GET", body=None, token: str | None = None, headers: dict | None = None,
-         raw: bytes | None = None, content_type: str = "application/json"):
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    h = {"Content-Type": content_type, **(headers or {})}
-    if token:
-        h["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(url, data=data, method=method, headers=h)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            payload = resp.read()
-            kind = resp.headers.get("Content-Type", "")
-            return resp.status, (json.loads(payload) if "json" in kind else payload), resp.headers
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"null"), err.headers
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 import pytest
 
@@ -16,6 +15,7 @@ from services.dossier.domain.calendar import local_date
 from services.dossier.domain.codes import parse_code, stream_id
 from services.dossier.domain.documents import check_upload
 from tests.dossier.conftest import PDF, agency_ctx, applicant_ctx, submit
+from tests.support.threads import all_at_once
 
 AGENCY = "H29.01"
 RESULT_PDF = b"%PDF-1.7\n% the result\n"
@@ -158,27 +158,17 @@ def test_codes_have_no_gap_or_duplicate_under_concurrent_submissions(repo):
     agencies = ("H29.01", "H29.02", "T01.7")
     codes: list[str] = []
     failed: list[int] = []
-    errors: list[BaseException] = []
-    start = threading.Barrier(90)
 
     def one(i: int) -> None:
-        start.wait()
-        try:
-            if i % 5 == 4:  # refused by the event contract after the code was drawn: must give it back
-                with pytest.raises(EventSchemaError):
-                    submit(repo, owner=f"acc-{i}", agency=agencies[i % 3], kind="robot")
-                failed.append(i)
-                return
-            state, _ = submit(repo, owner=f"acc-{i}", agency=agencies[i % 3], content=PDF + str(i).encode())
-            codes.append(state.code)
-        except BaseException as exc:
-            errors.append(exc)
+        if i % 5 == 4:  # refused by the event contract after the code was drawn: must give it back
+            with pytest.raises(EventSchemaError):
+                submit(repo, owner=f"acc-{i}", agency=agencies[i % 3], kind="robot")
+            failed.append(i)
+            return
+        state, _ = submit(repo, owner=f"acc-{i}", agency=agencies[i % 3], content=PDF + str(i).encode())
+        codes.append(state.code)
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(90)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _, errors = all_at_once(one, 90)
     assert not errors and len(failed) == 18 and len(codes) == 72 == len(set(codes))
     for agency in agencies:
         mine = [c for c in codes if parse_code(c)[0] == agency]
@@ -212,13 +202,7 @@ def test_idempotent_submission(repo):
     other_owner, _ = submit(repo, owner="acc-9", key="key-1")
     assert other_owner.code != first.code
     # concurrent retries of one key give one dossier
-    results: list[str] = []
-    threads = [threading.Thread(target=lambda: results.append(submit(repo, key="key-2")[0].code))
-               for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results, _ = all_at_once(lambda _: submit(repo, key="key-2")[0].code, 8)
     assert len(set(results)) == 1 and len(results) == 8
     assert repo.owner_list("acc-1", None, 1, 100)["total"] == 2
 
@@ -226,22 +210,17 @@ def test_idempotent_submission(repo):
 def test_concurrent_commands_on_one_dossier_apply_once(repo):
     state, _ = submit(repo)
     officer, octx = agency_ctx(AGENCY)
-    outcomes: list[str] = []
 
-    def receive() -> None:
+    def receive(_: int) -> str:
         try:
             repo.execute(state.code, "receive", {}, officer, octx)
-            outcomes.append("ok")
+            return "ok"
         except Conflict as exc:
-            outcomes.append(exc.code)
+            return exc.code
         except Exception as exc:
-            outcomes.append(repr(exc))
+            return repr(exc)
 
-    threads = [threading.Thread(target=receive) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes, _ = all_at_once(receive, 6)
     assert outcomes.count("ok") == 1
     assert set(outcomes) <= {"ok", "transition_not_allowed", "concurrent_update"}
     assert [e.event_type for e in repo.log.read_stream(stream_id(state.code))].count("DossierReceived") == 1

@@ -7,12 +7,14 @@ read and command then goes through the running service (RPC) or the gateway (HTT
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable, Iterator
 
 import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
@@ -188,26 +190,42 @@ def test_dossier_routes_need_sign_in(gateway_url, method, path):
     assert status == 401 and problem["code"] == "unauthorized"
 
 
-def test_lifecycle_events_are_published_self_sufficient(system, amqp_uri, live_repo, cluster):
+Wait = Callable[[Callable[[], bool], float], None]
+
+
+@contextlib.contextmanager
+def _dossier_events(amqp_uri: str, name: str) -> Iterator[tuple[list[dict], Wait]]:
+    """A queue of its own bound to every event on ``dossier.events`` while the block runs: yields
+    the bodies received so far and ``wait(done, seconds)``, which takes deliveries until
+    ``done()`` or the time is up."""
     from kombu import Connection, Queue
 
     from portal_common.outbox import event_exchange
 
-    owner = f"acc-{uuid.uuid4().hex[:8]}"
     with Connection(amqp_uri) as conn:
-        queue = Queue(f"test-dossier-{uuid.uuid4().hex[:8]}", exchange=event_exchange("dossier"),
+        queue = Queue(f"{name}-{uuid.uuid4().hex[:8]}", exchange=event_exchange("dossier"),
                       routing_key="#", exclusive=True, auto_delete=True)
         received: list[dict] = []
-        with conn.Consumer(queue, callbacks=[lambda body, msg: (received.append(body), msg.ack())],
-                           accept=["json"]):
-            code = seed(live_repo, owner)
-            cluster.dossier.act(officer(), code, "receive", {})
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and len([b for b in received if b["data"].get("code") == code]) < 2:
+
+        def wait(done: Callable[[], bool], seconds: float) -> None:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline and not done():
                 try:
                     conn.drain_events(timeout=1)
                 except TimeoutError:
                     continue
+
+        with conn.Consumer(queue, callbacks=[lambda body, msg: (received.append(body), msg.ack())],
+                           accept=["json"]):
+            yield received, wait
+
+
+def test_lifecycle_events_are_published_self_sufficient(system, amqp_uri, live_repo, cluster):
+    owner = f"acc-{uuid.uuid4().hex[:8]}"
+    with _dossier_events(amqp_uri, "test-dossier") as (received, wait):
+        code = seed(live_repo, owner)
+        cluster.dossier.act(officer(), code, "receive", {})
+        wait(lambda: len([b for b in received if b["data"].get("code") == code]) >= 2, 20)
     mine = [b for b in received if b["data"].get("code") == code]
     assert [b["event_type"] for b in mine] == ["DossierSubmitted", "DossierReceived"]
     submitted = mine[0]["data"]
@@ -280,41 +298,28 @@ def real_filing(cluster) -> dict:
 
 def test_every_lifecycle_event_is_published_through_the_outbox(system, amqp_uri, cluster):
     """A draft filed and taken through every step: each event reaches dossier.events, valid and versioned."""
-    from kombu import Connection, Queue
-
     from portal_common.contracts import CATALOGUE
-    from portal_common.outbox import event_exchange
 
     owner = f"acc-{uuid.uuid4().hex[:8]}"
-    with Connection(amqp_uri) as conn:
-        queue = Queue(f"test-dossier-all-{uuid.uuid4().hex[:8]}", exchange=event_exchange("dossier"),
-                      routing_key="#", exclusive=True, auto_delete=True)
-        received: list[dict] = []
-        with conn.Consumer(queue, callbacks=[lambda body, msg: (received.append(body), msg.ack())],
-                           accept=["json"]):
-            draft = cluster.dossier.save_draft(citizen(owner), real_filing(cluster))
-            code = cluster.dossier.submit_draft(citizen(owner), draft["id"])["code"]
-            agency = cluster.dossier.get(citizen(owner), code)["agency"]["code"]
-            staff = officer(agency)
-            steps = [("receive", {}), ("start-processing", {}),
-                     ("request-supplement", {"missing": ["Ảnh 4x6"], "reason": "thiếu ảnh"})]
-            for action, body in steps:
-                cluster.dossier.act(staff, code, action, body)
-            cluster.dossier.supplement(citizen(owner), code, {"note": "đã bổ sung tại quầy"})
-            for action, body in [("pause", {"reason": "chờ xác minh"}), ("resume", {}),
-                                 ("result", {"note": "cấp giấy"}), ("return", {})]:
-                cluster.dossier.act(staff, code, action, body)
-            other = cluster.dossier.submit(citizen(owner), real_filing(cluster), None)["code"]
-            cluster.dossier.withdraw(citizen(owner), other, {"reason": "nộp nhầm"})
-            expected = {"DossierDraftSaved", "DossierDraftSubmitted", "DossierSubmitted", "DossierReceived",
-                        "DossierProcessingStarted", "SupplementRequested", "DossierSupplemented", "DossierPaused",
-                        "DossierResumed", "DossierResultReady", "DossierResultReturned", "DossierWithdrawn"}
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not expected <= {b["event_type"] for b in received}:
-                try:
-                    conn.drain_events(timeout=1)
-                except TimeoutError:
-                    continue
+    with _dossier_events(amqp_uri, "test-dossier-all") as (received, wait):
+        draft = cluster.dossier.save_draft(citizen(owner), real_filing(cluster))
+        code = cluster.dossier.submit_draft(citizen(owner), draft["id"])["code"]
+        agency = cluster.dossier.get(citizen(owner), code)["agency"]["code"]
+        staff = officer(agency)
+        steps = [("receive", {}), ("start-processing", {}),
+                 ("request-supplement", {"missing": ["Ảnh 4x6"], "reason": "thiếu ảnh"})]
+        for action, body in steps:
+            cluster.dossier.act(staff, code, action, body)
+        cluster.dossier.supplement(citizen(owner), code, {"note": "đã bổ sung tại quầy"})
+        for action, body in [("pause", {"reason": "chờ xác minh"}), ("resume", {}),
+                             ("result", {"note": "cấp giấy"}), ("return", {})]:
+            cluster.dossier.act(staff, code, action, body)
+        other = cluster.dossier.submit(citizen(owner), real_filing(cluster), None)["code"]
+        cluster.dossier.withdraw(citizen(owner), other, {"reason": "nộp nhầm"})
+        expected = {"DossierDraftSaved", "DossierDraftSubmitted", "DossierSubmitted", "DossierReceived",
+                    "DossierProcessingStarted", "SupplementRequested", "DossierSupplemented", "DossierPaused",
+                    "DossierResumed", "DossierResultReady", "DossierResultReturned", "DossierWithdrawn"}
+        wait(lambda: expected <= {b["event_type"] for b in received}, 30)
     mine = [b for b in received if b["data"].get("code") in (code, other) or b["data"].get("draft_id") == draft["id"]]
     assert {b["event_type"] for b in mine} == expected
     for body in mine:  # each one valid against the version it says it is, with who caused it

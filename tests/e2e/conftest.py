@@ -5,56 +5,31 @@ built from what the public catalog says."""
 from __future__ import annotations
 
 import base64
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.support import accounts as account_helpers
 from tests.support.filings import complete_filing
+from tests.support.http import http
+from tests.support.processes import stop, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCEDURE = "1.001193"  # Đăng ký khai sinh, commune level
 PROVINCE = "1"  # Thành phố Hà Nội (seeded)
 
 
-def http(url: str, method: str = "GET", body: Any = None, token: str | None = None,
-         headers: dict[str, str] | None = None, raw: bytes | None = None,
-         content_type: str = "application/json") -> tuple[int, Any, Any]:
-    """One request; returns ``(status, parsed JSON or bytes, headers)`` for any status."""
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    h = {"Content-Type": content_type, **(headers or {})}
-    if token:
-        h["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, data=data, method=method, headers=h)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as resp:
-            payload, status, got = resp.read(), resp.status, resp.headers
-    except urllib.error.HTTPError as err:
-        payload, status, got = err.read(), err.code, err.headers
-    kind = got.get("Content-Type", "") if got else ""
-    return status, (json.loads(payload) if payload and "json" in kind else payload), got
-
-
 def wait_until(predicate, timeout: float = 60.0, interval: float = 0.3, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+    """``wait_for`` with the end-to-end tests' patience."""
+    return wait_for(predicate, timeout, interval, what)
 
 
 def pdf(text: str) -> str:
@@ -119,13 +94,7 @@ class BackOffice:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+        stop(self.proc, group=True, first=signal.SIGINT)
 
 
 @pytest.fixture(scope="module")

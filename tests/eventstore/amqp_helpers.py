@@ -1,5 +1,5 @@
 """Small RabbitMQ helpers for the outbox and consumer tests: a queue bound to a log's
-exchange, and draining it."""
+exchange, draining it, and a relay that publishes a log's backlog."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from kombu import Connection, Queue
 
-from portal_common.outbox import event_exchange
+from portal_common.outbox import OutboxRelay, event_exchange
 
 
 @contextlib.contextmanager
@@ -44,3 +44,14 @@ def take(queue: Queue, expected: int, timeout: float = 30.0, ack: bool = True) -
             message.ack()
         got.append(message)
     return got
+
+
+def publish_all(log, amqp_uri: str, **relay_options) -> int:
+    """A relay takes the lead, publishes everything committed to ``log`` and closes; how many
+    events it published."""
+    relay = OutboxRelay(log.db.dsn, log.schema, amqp_uri, **relay_options)
+    try:
+        relay.acquire_leadership()
+        return relay.drain()
+    finally:
+        relay.close()

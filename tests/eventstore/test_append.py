@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import uuid
 
 import pytest
@@ -18,6 +17,7 @@ from portal_common.eventstore import (
     NewEvent,
 )
 from tests.eventstore.conftest import PROBE, count_rows, probe, probes
+from tests.support.threads import all_at_once
 
 pytestmark = pytest.mark.integration
 
@@ -68,23 +68,8 @@ def test_none_expected_version_appends_without_check(log):
 def test_racing_writers_on_one_stream_exactly_one_wins(log):
     """Two commands read version 1 and both append: one commits, the other gets the error."""
     log.append("dossier-E", 0, [probe(0)])
-    barrier = threading.Barrier(4)
-    outcomes: list[str] = []
-
-    def writer(i: int) -> None:
-        barrier.wait()
-        try:
-            log.append("dossier-E", 1, [probe(i)])
-            outcomes.append("ok")
-        except ConcurrencyError:
-            outcomes.append("conflict")
-
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(outcomes) == ["conflict"] * 3 + ["ok"]
+    results, errors = all_at_once(lambda i: log.append("dossier-E", 1, [probe(i)]), 4)
+    assert len(results) == 1 and [type(e) for e in errors] == [ConcurrencyError] * 3
     assert [e.version for e in log.read_stream("dossier-E")] == [1, 2]
 
 

@@ -4,15 +4,15 @@ in the consumer's own transaction, so a copy delivered again changes nothing."""
 from __future__ import annotations
 
 import contextlib
-import threading
 
 import pytest
 from kombu import Connection
 
 from portal_common.consumer import claim, handle_once
 from portal_common.outbox import OutboxRelay
-from tests.eventstore.amqp_helpers import bound_queue, take
+from tests.eventstore.amqp_helpers import bound_queue, publish_all, take
 from tests.eventstore.conftest import probes
+from tests.support.threads import all_at_once
 
 pytestmark = pytest.mark.integration
 
@@ -63,12 +63,7 @@ def test_duplicates_from_a_relay_crash_have_one_effect(log, consumer_db, amqp_ur
         with pytest.raises(ConnectionError):
             crashing.drain()
         crashing.close()
-        relay = OutboxRelay(log.db.dsn, log.schema, amqp_uri, batch_size=5)
-        try:
-            relay.acquire_leadership()
-            relay.drain()
-        finally:
-            relay.close()
+        publish_all(log, amqp_uri, batch_size=5)
         messages = take(queue, 12)
     assert len(messages) == 12  # 7 events, the first batch of 5 twice
     applied = [handle_once(consumer_db, CONSUMER, m.payload, _apply)[0] for m in messages]
@@ -81,12 +76,7 @@ def test_broker_redelivery_after_consumer_crash_before_ack_has_one_effect(log, c
     the message again (redelivered flag set) and the second run is a no-op."""
     log.append("dossier-A", 0, probes(1, 2))
     with bound_queue(amqp_uri, log.schema) as (conn, queue):
-        relay = OutboxRelay(log.db.dsn, log.schema, amqp_uri)
-        try:
-            relay.acquire_leadership()
-            relay.drain()
-        finally:
-            relay.close()
+        publish_all(log, amqp_uri)
         first = take(queue, 2, ack=False)
         assert [handle_once(consumer_db, CONSUMER, m.payload, _apply) for m in first] == [(True, 1), (True, 2)]
         conn.release()  # dies before acking: the broker requeues both
@@ -117,19 +107,8 @@ def test_two_copies_handled_at_the_same_time_apply_once(consumer_db):
     """Two workers get copies of one event at once: the second waits on the first's claim and
     then finds it taken."""
     envelope = {"event_id": "0b6a3f0e-1f7c-4d7e-8c1e-5a9d2f4b7e21", "stream_id": "dossier-Y"}
-    barrier = threading.Barrier(3)
-    results = []
-
-    def worker():
-        barrier.wait()
-        results.append(handle_once(consumer_db, CONSUMER, envelope, _apply)[0])
-
-    threads = [threading.Thread(target=worker) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(results) == [False] * 2 + [True]
+    results, errors = all_at_once(lambda _: handle_once(consumer_db, CONSUMER, envelope, _apply)[0], 3)
+    assert sorted(results) == [False] * 2 + [True] and errors == []
     assert _tally(consumer_db) == {"dossier-Y": 1}
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 
@@ -11,6 +10,7 @@ import pytest
 
 from portal_common.db import Database, drop_database, ensure_database
 from portal_common.migrations import migrate
+from tests.support.threads import all_at_once
 
 pytestmark = pytest.mark.integration
 
@@ -21,44 +21,16 @@ def _server(dsn: str) -> str:
 
 def test_concurrent_ensure_database_creates_once_and_never_fails(database_url):
     dsn = f"{_server(database_url)}/portal_test_race_{uuid.uuid4().hex[:8]}"
-    barrier = threading.Barrier(4)
-    outcomes: list = []
-
-    def create():
-        barrier.wait()
-        try:
-            outcomes.append(ensure_database(dsn))
-        except Exception as exc:  # reported by the assertion below
-            outcomes.append(exc)
-
-    threads = [threading.Thread(target=create) for _ in range(4)]
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert sorted(outcomes, key=str) == [False, False, False, True]
+        created, errors = all_at_once(lambda _: ensure_database(dsn), 4)
+        assert sorted([*created, *errors], key=str) == [False, False, False, True]
     finally:
         drop_database(dsn)
 
 
 def test_concurrent_migrations_of_one_schema_apply_once(database_url):
     schema = f"m_{uuid.uuid4().hex[:10]}"
-    barrier = threading.Barrier(3)
-    errors: list = []
-
-    def run():
-        barrier.wait()
-        try:
-            migrate(database_url, schema, "services.dossier", create_database=False)
-        except Exception as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _, errors = all_at_once(lambda _: migrate(database_url, schema, "services.dossier", create_database=False), 3)
     assert errors == []
     db = Database(database_url, schema, size=1)
     try:

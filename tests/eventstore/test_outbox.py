@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from portal_common.outbox import OutboxRelay
-from tests.eventstore.amqp_helpers import bound_queue, take
+from tests.eventstore.amqp_helpers import bound_queue, publish_all, take
 from tests.eventstore.conftest import probes
 
 pytestmark = pytest.mark.integration
@@ -68,12 +68,7 @@ def test_uncommitted_event_is_never_published(log, amqp_uri):
         raise RuntimeError("rolled back")
     log.append("dossier-B", 0, probes(5, 1))
     with bound_queue(amqp_uri, log.schema) as (_conn, queue):
-        relay = _relay(log, amqp_uri)
-        try:
-            relay.acquire_leadership()
-            relay.drain()
-        finally:
-            relay.close()
+        publish_all(log, amqp_uri)
         messages = take(queue, 1)
     assert [m.headers["stream_id"] for m in messages] == ["dossier-B"]
 
@@ -142,12 +137,7 @@ def test_crash_between_confirm_and_checkpoint_republishes_from_the_checkpoint(lo
         assert crashing.checkpoint() == 0
         crashing.close()
 
-        relay = _relay(log, amqp_uri, batch_size=4)
-        try:
-            relay.acquire_leadership()
-            assert relay.drain() == 6
-        finally:
-            relay.close()
+        assert publish_all(log, amqp_uri, batch_size=4) == 6
         messages = take(queue, 10)
     ids = _ids(messages)
     committed = _all_ids(log)
@@ -163,12 +153,7 @@ def test_broker_unreachable_nothing_is_marked_published(log, amqp_uri):
     assert down.checkpoint() == 0
     down.close()
     with bound_queue(amqp_uri, log.schema) as (_conn, queue):
-        relay = _relay(log, amqp_uri)
-        try:
-            relay.acquire_leadership()
-            relay.drain()
-        finally:
-            relay.close()
+        publish_all(log, amqp_uri)
         assert _ids(take(queue, 3)) == _all_ids(log)
 
 
@@ -225,12 +210,7 @@ def test_relay_process_killed_while_running_next_one_resumes_from_checkpoint(log
             proc.send_signal(signal.SIGKILL)
             proc.wait(30)
         log.append("dossier-C", 0, probes(20, 2))
-        relay = _relay(log, amqp_uri)
-        try:
-            relay.acquire_leadership()
-            assert relay.drain() == 2
-        finally:
-            relay.close()
+        assert publish_all(log, amqp_uri) == 2
         rest = take(queue, 2)
     assert _ids(first + rest) == _all_ids(log)
 

@@ -8,7 +8,6 @@ can rely on the same guarantees whichever one it is given.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import uuid
 from contextlib import contextmanager
 
@@ -26,6 +25,7 @@ from portal_common.eventstore import (
     NewEvent,
 )
 from tests.eventstore.conftest import PROBE, probe, probes
+from tests.support.threads import all_at_once
 
 
 @pytest.fixture(params=["postgresql", "memory"])
@@ -170,23 +170,8 @@ def test_an_append_that_lost_a_race_raises_in_its_transaction(log):
 def test_concurrent_writers_at_one_version_one_wins(log):
     stream = f"dossier-{uuid.uuid4().hex[:8]}"
     log.append(stream, 0, [probe(0)])
-    outcomes: list[str] = []
-    barrier = threading.Barrier(6)
-
-    def writer(n: int) -> None:
-        barrier.wait()
-        try:
-            log.append(stream, 1, probes(n * 10, 2))
-            outcomes.append("ok")
-        except ConcurrencyError:
-            outcomes.append("conflict")
-
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(outcomes) == ["conflict"] * 5 + ["ok"]
+    results, errors = all_at_once(lambda n: log.append(stream, 1, probes(n * 10, 2)), 6)
+    assert len(results) == 1 and [type(e) for e in errors] == [ConcurrencyError] * 5
     assert [e.version for e in log.read_stream(stream)] == [1, 2, 3]
 
 

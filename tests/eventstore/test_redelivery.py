@@ -24,7 +24,7 @@ from portal_common import ops
 from portal_common.errors import DatabaseUnavailable
 from portal_common.redelivery import RetryPolicy, list_parked, parked_counts, parking_queue_name, unpark
 from tests.eventstore.flaky_service import SOURCE
-from tests.router.conftest import wait_for
+from tests.support.processes import stop, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -59,12 +59,7 @@ def flaky(database_url, amqp_uri, tmp_path_factory):
         assert proc.poll() is None, log_path.read_text()
         yield db
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop(proc)
         unpark(amqp_uri, PARKING, limit=0)  # nothing to move; the queue is left for the vhost's removal
         db.close()
 

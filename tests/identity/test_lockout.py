@@ -83,19 +83,22 @@ def test_account_lockout_backs_off(flow):
         assert cur.fetchone()["n"] == 3
 
 
+def _fail_twice(flow, cccd: str, ip: str) -> None:
+    """Two sign-ins with a wrong password, each refused."""
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            _try(flow, cccd, "Sai-mat-khau-1", ip)
+
+
 def test_a_success_resets_the_account_count(flow):
     db = flow[0]
     acc = _account(db)
-    for _ in range(2):
-        with pytest.raises(Unauthorized):
-            _try(flow, acc["cccd"], "Sai-mat-khau-1", "10.2.0.1")
+    _fail_twice(flow, acc["cccd"], "10.2.0.1")
     store = flow[1]
     with db.transaction() as cur:
         cur.execute("SELECT * FROM accounts WHERE id = %s", (acc["id"],))
         attempts.succeeded(cur, store, cur.fetchone(), "password", {"client_ip": "10.2.0.1"}, EventContext())
-    for _ in range(2):
-        with pytest.raises(Unauthorized):
-            _try(flow, acc["cccd"], "Sai-mat-khau-1", "10.2.0.2")
+    _fail_twice(flow, acc["cccd"], "10.2.0.2")
     assert _try(flow, acc["cccd"], PASSWORD, "10.2.0.3")["next"] == "otp"  # 2 + 2 failures, never 3 in a row
 
 
@@ -114,9 +117,7 @@ def test_source_lockout_spans_accounts(flow):
 def test_old_failures_are_forgotten(flow):
     db = flow[0]
     acc = _account(db)
-    for _ in range(2):
-        with pytest.raises(Unauthorized):
-            _try(flow, acc["cccd"], "Sai-mat-khau-1", "10.5.0.1")
+    _fail_twice(flow, acc["cccd"], "10.5.0.1")
     with db.transaction() as cur:
         cur.execute("UPDATE signin_failures SET last_failure_at = now() - interval '16 minutes' "
                     "WHERE scope = 'account' AND key = %s", (acc["id"],))

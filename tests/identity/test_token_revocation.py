@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 
 from tests.identity.conftest import assert_problem, http
 from tests.support import accounts
+from tests.support.processes import stop
 
 pytestmark = pytest.mark.integration
 NEW = "Mat-khau-moi-2026"
@@ -155,12 +155,7 @@ def _second_gateway(system):
                 time.sleep(0.2)
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        stop(proc, group=True)
 
 
 def test_a_gateway_started_after_the_sign_out_refuses_the_token(api, system, gateway_url, citizen):

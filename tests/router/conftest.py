@@ -22,6 +22,8 @@ from deploy.launcher import LocalSystem
 from portal_common.db import Database, drop_database, ensure_database
 from portal_common.migrations import migrate
 from tests.conftest import RUN_ID, _rabbitmqctl
+from tests.router.broker import PrivateBroker, server_binary
+from tests.support.processes import stop
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_NAME = "AGENCY_SECRET_TEST"
@@ -97,13 +99,28 @@ class RouterProcess:
             self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc:
+            stop(self.proc)
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    """A private RabbitMQ node (``broker.py``) for tests that stop or crash the broker."""
+    if server_binary() is None:
+        pytest.skip("rabbitmq-server is not installed: no private broker node to restart")
+    node = PrivateBroker(tmp_path_factory.mktemp("rabbitmq-node")).start()
+    yield node
+    node.stop()
+
+
+def delivery_statuses(db: Database, codes: list[str]) -> dict[str, list[str]]:
+    """Each dossier's delivery statuses."""
+    with db.transaction() as cur:
+        cur.execute("SELECT dossier_code, status FROM deliveries WHERE dossier_code = ANY(%s)", (codes,))
+        result: dict[str, list[str]] = {}
+        for row in cur.fetchall():
+            result.setdefault(row["dossier_code"], []).append(row["status"])
+        return result
 
 
 @pytest.fixture(scope="module")
@@ -153,16 +170,6 @@ def publish(amqp_uri: str, envelopes: list[dict], producer: str = "dossier") -> 
             producer_.publish(json.dumps(env), routing_key=env["event_type"], content_type="application/json",
                               content_encoding="utf-8", delivery_mode=2, message_id=env["event_id"],
                               retry=False)
-
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def deliveries(db: Database, dossier_code: str) -> list[dict]:

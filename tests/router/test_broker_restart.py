@@ -19,20 +19,11 @@ import pytest
 from portal_common.db import Database, drop_database, ensure_database
 from portal_common.migrations import migrate
 from tests.conftest import RUN_ID
-from tests.router.broker import PrivateBroker, server_binary
-from tests.router.conftest import RouterProcess, publish, submitted, wait_for
+from tests.router.conftest import RouterProcess, delivery_statuses, publish, submitted
 from tests.router.test_delivery import _drain
+from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    if server_binary() is None:
-        pytest.skip("rabbitmq-server is not installed: no private broker node to restart")
-    node = PrivateBroker(tmp_path_factory.mktemp("rabbitmq-node")).start()
-    yield node
-    node.stop()
 
 
 @pytest.fixture(scope="module")
@@ -56,15 +47,6 @@ def private_router(broker, restart_db, tmp_path):
     proc.stop()
 
 
-def _statuses(db: Database, codes: list[str]) -> dict[str, list[str]]:
-    with db.transaction() as cur:
-        cur.execute("SELECT dossier_code, status FROM deliveries WHERE dossier_code = ANY(%s)", (codes,))
-        result: dict[str, list[str]] = {}
-        for row in cur.fetchall():
-            result.setdefault(row["dossier_code"], []).append(row["status"])
-        return result
-
-
 @pytest.mark.parametrize("crash", [False, True], ids=["restart", "crash"])
 def test_broker_restart_mid_flow_loses_and_doubles_nothing(broker, restart_db, private_router, crash):
     db = restart_db[1]
@@ -78,19 +60,19 @@ def test_broker_restart_mid_flow_loses_and_doubles_nothing(broker, restart_db, p
     # (RabbitMQ 3.10 had not persisted its membership), and no client can change that
     warm_up = f"W{uuid.uuid4().hex[:12].upper()}"
     publish(broker.uri, [submitted(warm_up, agency)])
-    wait_for(lambda: _statuses(db, [warm_up]) == {warm_up: ["sent"]}, timeout=30, what="the queue in service")
+    wait_for(lambda: delivery_statuses(db, [warm_up]) == {warm_up: ["sent"]}, timeout=30, what="the queue in service")
     assert [d["dossier_code"] for d in _drain(broker.uri, agency, 1).received] == [warm_up]
 
     publish(broker.uri, [submitted(c, agency) for c in before])
-    wait_for(lambda: len(_statuses(db, before)) >= 5, timeout=30, what="routing under way")
-    routed_at_stop = len(_statuses(db, before))
+    wait_for(lambda: len(delivery_statuses(db, before)) >= 5, timeout=30, what="routing under way")
+    routed_at_stop = len(delivery_statuses(db, before))
     broker.stop(crash=crash)
     assert routed_at_stop < len(before), "the restart came too late to be mid-flow"
     broker.start()
     assert private_router.proc.poll() is None, "the router died with the broker"
     publish(broker.uri, [submitted(c, agency) for c in after])
 
-    wait_for(lambda: (s := _statuses(db, codes)) and len(s) == len(codes)
+    wait_for(lambda: (s := delivery_statuses(db, codes)) and len(s) == len(codes)
              and all(v == ["sent"] for v in s.values()), timeout=120, interval=0.5,
              what="every delivery sent after the restart")
     inbox = _drain(broker.uri, agency, len(codes), timeout=60)

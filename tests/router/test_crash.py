@@ -8,17 +8,9 @@ import uuid
 
 from deploy.backoffice.inbox import Inbox
 from deploy.backoffice.receiver import CallbackReceiver
-from tests.router.conftest import SECRET, SECRET_NAME, deliveries, publish, submitted, wait_for
+from tests.router.conftest import SECRET, SECRET_NAME, deliveries, delivery_statuses, publish, submitted
 from tests.router.test_delivery import _drain
-
-
-def _statuses(db, codes: list[str]) -> dict[str, list[str]]:
-    with db.transaction() as cur:
-        cur.execute("SELECT dossier_code, status FROM deliveries WHERE dossier_code = ANY(%s)", (codes,))
-        result: dict[str, list[str]] = {}
-        for row in cur.fetchall():
-            result.setdefault(row["dossier_code"], []).append(row["status"])
-        return result
+from tests.support.processes import wait_for
 
 
 def test_kill_9_mid_callback_delivery_then_restart(router, rpc, router_store):
@@ -40,7 +32,7 @@ def test_kill_9_mid_callback_delivery_then_restart(router, rpc, router_store):
     finally:
         receiver.stop()
     assert sorted(d["dossier_code"] for d in inbox.received) == sorted(codes)
-    statuses = _statuses(router_store, codes)
+    statuses = delivery_statuses(router_store, codes)
     assert statuses == {c: ["acknowledged"] for c in codes}  # one delivery per dossier, all confirmed
 
 
@@ -48,11 +40,11 @@ def test_kill_9_mid_amqp_flow_then_restart(router, router_store):
     agency = f"Q{uuid.uuid4().hex[:8].upper()}"
     codes = [f"A{uuid.uuid4().hex[:12].upper()}" for _ in range(300)]
     publish(router.amqp_uri, [submitted(c, agency) for c in codes])
-    wait_for(lambda: len(_statuses(router_store, codes)) >= 5, timeout=30, what="routing under way")
+    wait_for(lambda: len(delivery_statuses(router_store, codes)) >= 5, timeout=30, what="routing under way")
     router.kill()
-    assert len(_statuses(router_store, codes)) < len(codes), "the kill came too late"
+    assert len(delivery_statuses(router_store, codes)) < len(codes), "the kill came too late"
     router.start()
-    wait_for(lambda: (s := _statuses(router_store, codes)) and len(s) == len(codes)
+    wait_for(lambda: (s := delivery_statuses(router_store, codes)) and len(s) == len(codes)
              and all(v == ["sent"] for v in s.values()), timeout=60, what="every delivery sent")
     inbox = _drain(router.amqp_uri, agency, len(codes), timeout=30)
     assert sorted(d["dossier_code"] for d in inbox.received) == sorted(codes)

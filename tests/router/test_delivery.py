@@ -23,8 +23,8 @@ from tests.router.conftest import (
     router_events,
     run_ops,
     submitted,
-    wait_for,
 )
+from tests.support.processes import wait_for
 
 
 def _agency() -> str:

@@ -25,12 +25,18 @@ class Recording:
         self.sent.append(delivery_id)
 
 
-def test_routed_with_its_lease_then_sent_by_the_router_that_routed_it(router_store):
+def _routed_with_lease(router_store, lease_s: int) -> tuple[Recording, Router, str]:
+    """A router that sends on a recording channel, and one dossier it routed with a lease."""
     channel = Recording()
-    router = Router(router_store, EventStore(router_store), amqp=channel, http=None, settings=Settings(lease_s=30))
+    router = Router(router_store, EventStore(router_store), amqp=channel, http=None, settings=Settings(lease_s=lease_s))
     with router_store.transaction() as cur:
         [delivery] = router.route(cur, submitted(f"G{uuid.uuid4().hex[:10]}", f"E{uuid.uuid4().hex[:6]}"),
                                   lease=True)
+    return channel, router, delivery
+
+
+def test_routed_with_its_lease_then_sent_by_the_router_that_routed_it(router_store):
+    channel, router, delivery = _routed_with_lease(router_store, lease_s=30)
     with router_store.transaction() as cur:
         assert delivery not in repository.due(cur, 10_000)  # the timer does not take it
     assert router.attempt(delivery) is None  # nor does anyone else
@@ -41,11 +47,7 @@ def test_routed_with_its_lease_then_sent_by_the_router_that_routed_it(router_sto
 
 
 def test_a_lease_that_ran_out_is_retried_by_the_timer(router_store):
-    channel = Recording()
-    router = Router(router_store, EventStore(router_store), amqp=channel, http=None, settings=Settings(lease_s=0))
-    with router_store.transaction() as cur:
-        [delivery] = router.route(cur, submitted(f"G{uuid.uuid4().hex[:10]}", f"E{uuid.uuid4().hex[:6]}"),
-                                  lease=True)
+    channel, router, delivery = _routed_with_lease(router_store, lease_s=0)
     # the routing worker died before its attempt: the lease is over at once (0 s here)
     with router_store.transaction() as cur:
         assert delivery in repository.due(cur, 10_000)
@@ -55,11 +57,7 @@ def test_a_lease_that_ran_out_is_retried_by_the_timer(router_store):
 def test_a_send_whose_record_failed_is_counted_and_sent_again_with_the_same_id(router_store):
     """The database went away between the send and its record: the lease runs out, the timer
     sends again with the same delivery id (the agency drops the copy), numbered as try 2."""
-    channel = Recording()
-    router = Router(router_store, EventStore(router_store), amqp=channel, http=None, settings=Settings(lease_s=0))
-    with router_store.transaction() as cur:
-        [delivery] = router.route(cur, submitted(f"G{uuid.uuid4().hex[:10]}", f"E{uuid.uuid4().hex[:6]}"),
-                                  lease=True)
+    channel, router, delivery = _routed_with_lease(router_store, lease_s=0)
     with router_store.transaction() as cur:
         assert repository.get_delivery(cur, delivery)["attempts"] == 1  # counted before sending
 

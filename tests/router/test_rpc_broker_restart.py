@@ -18,21 +18,11 @@ from pathlib import Path
 import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from tests.router.broker import PrivateBroker, server_binary
-from tests.router.conftest import wait_for
+from tests.support.processes import stop, wait_for
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    if server_binary() is None:
-        pytest.skip("rabbitmq-server is not installed: no private broker node to restart")
-    node = PrivateBroker(tmp_path_factory.mktemp("rabbitmq-node")).start()
-    yield node
-    node.stop()
 
 
 def _call(uri: str, method: str, *args, timeout: float = 5.0):
@@ -59,13 +49,7 @@ def probe(broker, tmp_path):
         assert proc.poll() is None, (tmp_path / "probe.log").read_text()
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop(proc)
         log.close()
 
 

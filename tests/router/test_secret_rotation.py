@@ -20,9 +20,9 @@ from tests.router.conftest import (
     publish,
     run_ops,
     submitted,
-    wait_for,
 )
 from tests.router.test_channels import Endpoint
+from tests.support.processes import wait_for
 
 OPERATOR = {"actor": {"kind": "operator", "id": "t"}}
 
