@@ -157,8 +157,10 @@ class Source:
                 try:
                     _, waiting, consumers = channel.queue_declare(queue=name, passive=True)
                     out[name] = (int(waiting), int(consumers))
-                except Exception:  # the queue does not exist (yet): nothing to report
+                except Exception:  # the queue does not exist (yet): nothing waits in it
                     log.debug("metrics: queue %s not found", name)
+                    if name.endswith(PARKED_SUFFIX):  # never parked anything: 0, so alerts see a series
+                        out[name] = (0, 0)
                 finally:
                     with contextlib.suppress(Exception):
                         channel.close()

@@ -252,7 +252,8 @@ def parked_command(args: argparse.Namespace) -> int:
     from portal_common.redelivery import list_parked, parked_counts
 
     amqp_uri = args.amqp_uri or config.amqp_uri()
-    counts = parked_counts(amqp_uri, _parking_queues(args))
+    names = _parking_queues(args)
+    counts = {name: 0 for name in names} | parked_counts(amqp_uri, names)  # no queue yet: nothing parked
     rows = [m.__dict__ for name, n in counts.items() if n for m in list_parked(amqp_uri, name, args.limit)]
     if args.json:
         print(json.dumps({"counts": counts, "messages": rows}, ensure_ascii=False, indent=2))

@@ -171,3 +171,8 @@ def test_the_retry_policy_backs_off_and_bounds_the_tries():
     policy = RetryPolicy((1.0, 5.0, 30.0), 4)
     assert [policy.delay_after(n) for n in (1, 2, 3, 4, 9)] == [1.0, 5.0, 30.0, 30.0, 30.0]
     assert [policy.exhausted(n) for n in (1, 3, 4, 5)] == [False, False, True, True]
+
+
+def test_portal_ops_says_when_nothing_was_ever_parked(amqp_uri, capsys):
+    assert ops.main(["parked", "--service", "nobody", "--amqp-uri", amqp_uri]) == 0
+    assert "nobody.parked: 0 parked" in capsys.readouterr().out
