@@ -10,6 +10,7 @@ holds on both.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 from unittest.mock import Mock
 
@@ -333,3 +334,24 @@ def test_a_draft_is_filed_once(app):
     assert filed["created"] and not again["created"] and again["code"] == filed["code"]
     assert drafts.get(draft_app, owner, draft["id"])["status"] == "submitted"
     assert drafts.list_mine(draft_app, owner, "submitted")["items"][0]["dossier_code"] == filed["code"]
+
+
+def test_a_request_applied_already_answers_what_it_made_instead_of_refusing_itself(app):
+    """An agency action whose reply was lost runs again (its RPC is redelivered after a broker
+    restart): the same request finds its own event last and answers the state, unchanged."""
+    state, _ = submit(app)
+    officer, octx = agency_ctx(AGENCY)
+    request = dataclasses.replace(octx, correlation_id="req-receive-1")
+    first = app.execute(state.code, "receive", {}, officer, request)
+    again = app.execute(state.code, "receive", {}, officer, request)
+    assert again.status == first.status == "received" and again.version == first.version
+    assert event_types(app, state.code) == ["DossierSubmitted", "DossierReceived"]
+    # another request for the same transition is still refused: it is not a repeat
+    with pytest.raises(Conflict):
+        app.execute(state.code, "receive", {}, officer, dataclasses.replace(octx, correlation_id="req-receive-2"))
+    # nor is the same request id from another officer
+    other, other_ctx = agency_ctx(AGENCY)
+    other_ctx = dataclasses.replace(other_ctx, correlation_id="req-receive-1",
+                                    actor=dataclasses.replace(other_ctx.actor, id="officer-else"))
+    with pytest.raises(Conflict):
+        app.execute(state.code, "receive", {}, other, other_ctx)

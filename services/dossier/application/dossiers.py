@@ -214,9 +214,12 @@ class Dossiers:
                       context: EventContext, uploads: list[Upload], document_ids: list[str],
                       now: dt.datetime) -> DossierState:
         with self.repository.transaction() as tx:
-            state = self.load(code, tx=tx)
+            events = self.log.read_stream(stream_id(code), cursor=tx.cursor) if looks_like_code(code) else []
+            state = lifecycle.replay(events)
             if not state.exists or not caller.can_see(state):
                 raise not_found()
+            if lifecycle.is_repeat(events[-1], command, context.correlation_id, context.actor.id):
+                return state  # this very request was applied already: answer what it made
             if not caller.can_act(state, command):
                 if caller.kind == "agency" and state.agency_code != caller.agency_code:
                     raise Conflict("not_assigned", "The dossier is no longer at your agency.",

@@ -252,6 +252,29 @@ def _text(args: dict[str, Any], key: str, required: bool = True) -> str | None:
     return str(value).strip()
 
 
+# The event each command's decision ends with: what a repeat of the same request finds last.
+LAST_EVENT_OF: dict[str, str] = {
+    "receive": "DossierReceived", "refuse": "DossierRefused", "start_processing": "DossierProcessingStarted",
+    "request_supplement": "SupplementRequested", "supplement": "DossierSupplemented",
+    "forward": "DossierForwarded", "pause": "DossierPaused", "resume": "DossierResumed",
+    "extend": "DeadlineExtended", "result": "DossierResultReady", "return_result": "DossierResultReturned",
+    "reject": "DossierRejected", "withdraw": "DossierWithdrawn", "mark_overdue": "DossierBecameOverdue",
+}
+
+
+def is_repeat(last_event: Any, command: str, correlation_id: str | None, actor_id: str | None) -> bool:
+    """Whether ``command`` is a request that was already applied: the stream's last event is
+    the one the command ends with, written for the same request (correlation id) by the same
+    actor. A request runs again when its reply was lost (a broker restart redelivers the RPC)
+    or a client retries it with the same ``X-Request-ID``; it then answers the state it made
+    instead of refusing its own transition."""
+    if last_event is None or not correlation_id or LAST_EVENT_OF.get(command) != last_event.event_type:
+        return False
+    meta = last_event.metadata or {}
+    actor = meta.get("actor") or {}
+    return meta.get("correlation_id") == correlation_id and actor.get("id") == actor_id
+
+
 def decide(state: DossierState, command: str, args: dict[str, Any], now: dt.datetime) -> list[tuple[str, dict]]:
     """The events ``command`` causes on ``state`` at ``now`` (raises and decides nothing if refused)."""
     today = local_date(now)
