@@ -11,6 +11,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# Processes per service: e.g. make up DOSSIER_PROCESSES=2 GATEWAY_PROCESSES=2 (or PROCESSES=2 for all)
 up: $(STAMP)
 	$(PY) -m deploy.local up
 

@@ -4,12 +4,21 @@ gateway as ``nameko run`` processes (the broker and the database are
 
 Used by ``make up`` (``python -m deploy.local up``) and by the test suite, which starts the
 same system against its own database and RabbitMQ vhost.
+
+Each service (and the gateway) runs as ``<SERVICE>_PROCESSES`` processes (``PROCESSES`` for
+all, default 1): RPCs and events are shared out by the broker (the processes consume the same
+queues), the gateway's processes listen on the one port with ``SO_REUSEPORT`` and the kernel
+spreads connections over them. Every process gets ``INSTANCE_ID`` (``dossier-2``); the first
+process of a service is known here by the service's name, the k-th by ``<service>-<k>``. A
+process after the first with a fixed metrics port serves its metrics 100 ports higher per
+process (dossier: 9103, 9203, ...), so each can be scraped on its own.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import os
 import signal
 import subprocess
@@ -33,6 +42,40 @@ SERVICE_CLASSES = {
     "gateway": "gateway.service:GatewayService",
 }
 
+#: the folder of each launched service's ``config.yml`` (``services/<name>`` when not listed)
+CONFIG_FOLDERS = {"gateway": "gateway"}
+
+#: how far apart the metrics ports of one service's processes are
+METRICS_PORT_STRIDE = 100
+
+
+def process_count(name: str, env: dict[str, str] | None = None) -> int:
+    """How many processes of ``name`` to run: ``<NAME>_PROCESSES``, else ``PROCESSES``, else 1."""
+    env = os.environ if env is None else env
+    raw = env.get(f"{name.upper()}_PROCESSES") or env.get("PROCESSES") or "1"
+    try:
+        count = int(raw)
+    except ValueError:
+        raise ValueError(f"{name.upper()}_PROCESSES must be a whole number, not {raw!r}") from None
+    if not 1 <= count <= 64:
+        raise ValueError(f"{name.upper()}_PROCESSES must be between 1 and 64, not {count}")
+    return count
+
+
+def instance_key(name: str, number: int) -> str:
+    """The launcher's name of a service's ``number``-th process (the first: the service's name)."""
+    return name if number == 1 else f"{name}-{number}"
+
+
+def parse_instance_key(key: str) -> tuple[str, int]:
+    """``dossier`` -> (dossier, 1), ``dossier-2`` -> (dossier, 2)."""
+    if key in SERVICE_CLASSES:
+        return key, 1
+    name, _, number = key.rpartition("-")
+    if name not in SERVICE_CLASSES or not number.isdigit() or int(number) < 2:
+        raise KeyError(f"no such service process: {key!r}")
+    return name, int(number)
+
 
 def migrate_and_seed(dsn: str, seed: bool = True) -> None:
     """Create the database, bring every schema up to date and load seed data where missing."""
@@ -50,7 +93,8 @@ def migrate_and_seed(dsn: str, seed: bool = True) -> None:
 
 @dataclass
 class LocalSystem:
-    """The four services and the gateway as child processes."""
+    """Every service and the gateway as child processes (``counts`` of each; by default from
+    ``<SERVICE>_PROCESSES`` / ``PROCESSES`` in ``extra_env`` or the environment)."""
 
     database_url: str
     amqp_uri: str
@@ -58,12 +102,23 @@ class LocalSystem:
     log_dir: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        merged = {**os.environ, **self.extra_env}
+        for name in SERVICE_CLASSES:
+            self.counts.setdefault(name, process_count(name, merged))
+
+    def instance_keys(self, name: str | None = None) -> list[str]:
+        """The processes this system runs (of one service, or all), first processes first."""
+        names = [name] if name else list(SERVICE_CLASSES)
+        return [instance_key(n, k) for n in names for k in range(1, self.counts.get(n, 1) + 1)]
 
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
 
-    def env(self, name: str) -> dict[str, str]:
+    def env(self, name: str, number: int = 1) -> dict[str, str]:
         env = dict(os.environ)
         env.update({
             "DATABASE_URL": self.database_url,
@@ -74,40 +129,74 @@ class LocalSystem:
             "PYTHONWARNINGS": "ignore",
         })
         env.update(self.extra_env)
+        env["INSTANCE_ID"] = f"{name}-{number}"
+        if number > 1:
+            self._spread_metrics_port(env, name, number)
         return env
 
-    def start_one(self, name: str) -> subprocess.Popen:
-        folder = "gateway" if name == "gateway" else f"services/{name}"
+    @staticmethod
+    def _spread_metrics_port(env: dict[str, str], name: str, number: int) -> None:
+        """Give the ``number``-th process its own metrics port when the first has a fixed one."""
+        if name == "gateway":
+            return  # the gateway serves /metrics on its shared HTTP port
+        from portal_common.metrics import DEFAULT_PORTS
+
+        raw = (env.get(f"{name.upper()}_METRICS_PORT") or env.get("METRICS_PORT")
+               or str(DEFAULT_PORTS.get(name, 0))).strip()
+        if raw.isdigit() and int(raw) > 0:
+            env[f"{name.upper()}_METRICS_PORT"] = str(int(raw) + METRICS_PORT_STRIDE * (number - 1))
+
+    def start_one(self, key: str) -> subprocess.Popen:
+        """Start one process: ``dossier`` (the service's first) or ``dossier-2``."""
+        name, number = parse_instance_key(key)
+        folder = CONFIG_FOLDERS.get(name, f"services/{name}")
         cmd = [sys.executable, "-m", "nameko", "run", "--config", str(ROOT / folder / "config.yml"),
                SERVICE_CLASSES[name]]
         out = subprocess.DEVNULL
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env(name), stdout=out,
+            out = open(self.log_dir / f"{key}.log", "ab")  # noqa: SIM115 - owned by the child
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env(name, number), stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
-        self.processes[name] = proc
+        self.processes[key] = proc
         return proc
 
     def start(self) -> None:
-        for name in SERVICE_CLASSES:
-            self.start_one(name)
+        for key in self.instance_keys():
+            self.start_one(key)
 
     def ready(self) -> bool:
+        return self._ready_instance() is not None
+
+    def _ready_instance(self) -> str | None:
+        """The gateway process that answered ``/ready`` with 200 (its instance id), else None."""
         try:
             with urllib.request.urlopen(f"{self.gateway_url}/ready", timeout=5) as resp:  # noqa: S310
-                return resp.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
+                if resp.status != 200:
+                    return None
+                body = json.loads(resp.read() or b"{}")
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+        gateway = (body.get("services") or {}).get("gateway") or {}
+        return str(gateway.get("instance") or "gateway")
 
     def wait_ready(self, timeout: float = 90.0) -> None:
+        """Until every gateway process has answered ``/ready`` (each one once: the kernel spreads
+        connections over them) and so every service answers."""
+        wanted = self.counts.get("gateway", 1)
+        seen: set[str] = set()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for name, proc in self.processes.items():
                 if proc.poll() is not None:
                     raise RuntimeError(f"{name} exited with {proc.returncode}; see its log")
-            if self.ready():
-                return
+            instance = self._ready_instance()
+            if instance is not None:
+                seen.add(instance)
+                if len(seen) >= wanted:
+                    return
+                time.sleep(0.05)
+                continue
             time.sleep(0.5)
         raise TimeoutError(f"the system was not ready within {timeout:.0f}s")
 
@@ -123,6 +212,11 @@ class LocalSystem:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
+
+    def stop_service(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        """Stop every process of one service."""
+        for key in [k for k in self.processes if parse_instance_key(k)[0] == name]:
+            self.stop_one(key, sig, timeout)
 
     def stop(self) -> None:
         for name in list(self.processes)[::-1]:

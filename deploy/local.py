@@ -35,6 +35,8 @@ def up() -> int:
     try:
         system.wait_ready()
         print(f"\nThe portal is up: gateway at {system.gateway_url}  (docs: {system.gateway_url}/docs)")
+        print("Processes: " + ", ".join(f"{name} x{n}" for name, n in system.counts.items())
+              + "  (<SERVICE>_PROCESSES or PROCESSES to change)")
         print("Logs in .run/logs/. Press Ctrl-C to stop.", flush=True)
         while not stopping:
             for name, proc in list(system.processes.items()):

@@ -44,3 +44,11 @@ def amqp_uri(service: str | None = None) -> str:
 
 def database_url(service: str | None = None) -> str:
     return env("DATABASE_URL", DEFAULT_DATABASE_URL, service) or DEFAULT_DATABASE_URL
+
+
+def instance_id() -> str:
+    """This process's name among its service's processes: ``INSTANCE_ID`` (the launcher sets
+    ``dossier-2``, Kubernetes the pod's name), else host and pid."""
+    import socket
+
+    return os.environ.get("INSTANCE_ID") or f"{socket.gethostname()}-{os.getpid()}"

@@ -4,20 +4,28 @@
 ``health`` RPC (is my database there; since this answered over RPC, so is the broker) and a
 ``ServiceMetrics`` dependency: worker timings, scrape-time readings of its log and queues, and
 ``/metrics``, ``/health``, ``/ready`` over HTTP on ``METRICS_PORT`` (see
-``portal_common.metrics``). Putting it in the mixin gives every service the same operator
-surface without each one wiring it.
+``portal_common.metrics``). The RPC also says which process answered (``instance``, ``pid``),
+whether it is the one publishing the service's log and which timer ticks it acted on, so
+operators and tests see how the work spreads over a service's processes. Putting it in the
+mixin gives every service the same operator surface without each one wiring it.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
+from portal_common.config import instance_id
 from portal_common.entrypoints import rpc
 from portal_common.metrics import ServiceMetrics
+from portal_common.ticks import TICKS
 
 
 class HealthRpc:
-    """Mixin for a nameko service with a ``db`` dependency (``portal_common.nameko_ext``)."""
+    """Mixin for a nameko service with a ``db`` dependency (``portal_common.nameko_ext``).
+
+    A service may define ``health_details()`` (a plain method, not an entrypoint) returning
+    more of this process's state for the answer."""
 
     service_metrics = ServiceMetrics()
 
@@ -31,4 +39,12 @@ class HealthRpc:
             "checks": {"database": database, "broker": True},
             "latency_ms": round((time.perf_counter() - started) * 1000, 2),
             "metrics_port": self.service_metrics.port,
+            # which of the service's processes answered (RPCs spread over them) and its part
+            # in the once-per-service work: the outbox relay's lock, the timers' ticks
+            "instance": instance_id(),
+            "pid": os.getpid(),
+            "outbox_leader": bool(getattr(getattr(self, "outbox", None), "is_leader", False)),
+            "ticks": TICKS.snapshot(),
+            # what the service adds about this process (e.g. its caches), when it says
+            **(self.health_details() if hasattr(self, "health_details") else {}),
         }

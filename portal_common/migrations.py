@@ -1,4 +1,5 @@
-"""Schema migrations: the event log every service has, then the service's own SQL files.
+"""Schema migrations: the event log (and timer-tick table) every service has, then the
+service's own SQL files.
 
 A service's migrations are the files ``NNN_name.sql`` in its ``migrations`` folder, applied in
 name order inside one transaction each and recorded in ``<schema>.schema_migrations``. An
@@ -11,7 +12,7 @@ import zlib
 from importlib import resources
 from pathlib import Path
 
-from portal_common import registry
+from portal_common import registry, ticks
 from portal_common.db import connect, ensure_database
 from portal_common.eventstore import ddl
 
@@ -44,6 +45,7 @@ def migrate(dsn: str, schema: str, package: str | None = None, create_database: 
                 "name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
             )
             cur.execute(ddl(schema))
+            cur.execute(ticks.ddl(schema))  # timers' per-tick claims (portal_common.ticks)
             conn.commit()
             cur.execute(f"SELECT name FROM {schema}.schema_migrations")
             done = {r[0] for r in cur.fetchall()}

@@ -184,6 +184,11 @@ class OutboxRelay:
                 cur.execute(f"LISTEN {self.schema}_events")
         return self._is_leader
 
+    @property
+    def is_leader(self) -> bool:
+        """Whether this relay holds its log's lock (is the one publishing)."""
+        return self._is_leader
+
     def checkpoint(self) -> int:
         """The position this relay has published up to (0 before its first batch)."""
         with self._db_lock, self._database().cursor() as cur:

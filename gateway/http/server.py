@@ -209,10 +209,12 @@ class GatewayServer(WebServer):
         self.limiter = RateLimiter()
 
     def start(self) -> None:
-        """nameko's start, listening with the gateway's backlog."""
+        """nameko's start, listening with the gateway's backlog, the port shared by processes."""
         if not self._starting:
             self._starting = True
-            self._sock = eventlet.listen(self.bind_addr, backlog=LISTEN_BACKLOG)
+            # SO_REUSEPORT: every gateway process listens on the one port and the kernel
+            # spreads new connections over them (GATEWAY_PROCESSES, deploy/launcher.py)
+            self._sock = eventlet.listen(self.bind_addr, backlog=LISTEN_BACKLOG, reuse_port=True)
             self._sock.settimeout(None)  # as nameko does: kombu issue 838
             self._serv = self.get_wsgi_server(self._sock, self.get_wsgi_app())
             self._gt = self.container.spawn_managed_thread(self.run)

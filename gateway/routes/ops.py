@@ -16,6 +16,7 @@ from gateway.http.asyncapi import build_asyncapi
 from gateway.http.openapi import build_spec
 from gateway.http.route import ApiCall, ApiRoute, api
 from gateway.routes.dossiers import AccessEntry, AccessLogPage
+from portal_common.config import instance_id
 from portal_common.contracts.dossier import AccessLogQuerySchema
 
 SERVICES = ("identity", "catalog", "dossier", "router")
@@ -25,6 +26,7 @@ OPERATOR = ("operator",)
 class HealthOut(Schema):
     status = fields.String(required=True)
     service = fields.String(required=True)
+    instance = fields.String(metadata={"description": "which of the gateway's processes answered"})
 
 
 class ReadyOut(Schema):
@@ -58,7 +60,7 @@ class OpsRoutes:
 
     @api("GET", "/health", summary="Liveness: the gateway process answers", tags=("ops",), response=HealthOut)
     def health(self, call: ApiCall):
-        return {"status": "ok", "service": "gateway"}
+        return {"status": "ok", "service": "gateway", "instance": instance_id()}
 
     @api("GET", "/ready", summary="Readiness: broker, databases and every service answer, and the gateway "
          "has loaded identity's revocations",
@@ -78,7 +80,8 @@ class OpsRoutes:
             checks[name] = result
         # the gateway itself: it answers signed-in requests only once it knows what was revoked
         loaded = self.revocation_feed.loaded()
-        checks["gateway"] = {"status": "ok" if loaded else "starting", "revocations_loaded": loaded}
+        checks["gateway"] = {"status": "ok" if loaded else "starting", "revocations_loaded": loaded,
+                             "instance": instance_id()}
         ok = all(c.get("status") == "ok" for c in checks.values())
         return (200 if ok else 503), {"status": "ready" if ok else "not_ready", "services": checks}
 

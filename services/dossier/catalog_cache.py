@@ -171,6 +171,13 @@ class CatalogCache(DependencyProvider):
     def wrap(self, proxy: Any) -> Any:
         return CachedCatalog(proxy, self.cache) if self.cache is not None else proxy
 
+    def stats(self) -> dict[str, Any]:
+        """This process's cache: entries, invalidations so far (``generation``), hits, misses."""
+        if self.cache is None:
+            return {"enabled": False}
+        return {"enabled": True, "entries": len(self.cache), "generation": self.cache.generation,
+                "hits": self.cache.hits, "misses": self.cache.misses}
+
     def on_event(self, event_type: str, envelope: Any) -> None:
         if self.cache is not None:
             invalidate(self.cache, event_type, envelope)

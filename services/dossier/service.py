@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from nameko.events import BROADCAST
-from nameko.timer import timer
 
 from portal_common import config
 from portal_common.entrypoints import ReconnectingRpcProxy, event_handler, rpc
 from portal_common.health import HealthRpc
 from portal_common.logs import LogContext
 from portal_common.nameko_ext import EventLog, Outbox
+from portal_common.ticks import timer
 from services.dossier.application import Dossiers, Drafts, access, actions, drafts, on_postgres
 from services.dossier.application.filing import submit as submit_filing
 from services.dossier.catalog_cache import CatalogCache
@@ -44,6 +44,10 @@ class DossierService(HealthRpc):
     @property
     def app(self) -> Dossiers:
         return on_postgres(self.events.db, self.events)
+
+    def health_details(self) -> dict:
+        """Added to the ``health`` RPC: this process's catalog cache (invalidations reach each)."""
+        return {"catalog_cache": self.catalog_cache.stats()}
 
     @property
     def drafts(self) -> Drafts:

@@ -18,13 +18,12 @@ back-off) become SMS notices (``application/applicant_notices.py``).
 
 from __future__ import annotations
 
-from nameko.timer import timer
-
 from portal_common.context import CallContext, event_context
 from portal_common.entrypoints import event_handler, rpc
 from portal_common.health import HealthRpc
 from portal_common.logs import LogContext
 from portal_common.nameko_ext import EventLog, Outbox, Storage
+from portal_common.ticks import timer
 from services.identity import adapters
 from services.identity.application import (
     applicant_notices,

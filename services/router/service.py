@@ -9,13 +9,12 @@ the rules in ``domain/``; SQL in ``repository.py`` and ``queries.py``.
 
 from __future__ import annotations
 
-from nameko.timer import timer
-
 from portal_common import config
 from portal_common.entrypoints import event_handler, rpc
 from portal_common.health import HealthRpc
 from portal_common.logs import LogContext
 from portal_common.nameko_ext import Outbox
+from portal_common.ticks import timer
 from services.router.application import Router
 from services.router.providers import RouterDeps
 
