@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+import time
 import urllib.request
 import uuid
 from collections import Counter
@@ -75,6 +76,39 @@ def _submit_counts(amqp_uri: str, wanted: int) -> dict[str, float]:
     return counts
 
 
+LOGS = ("dossier", "router", "identity")
+
+
+def _append_transactions(dsn: str) -> dict[str, int]:
+    """Transactions that appended to each service's log so far."""
+    from portal_common.db import connect
+
+    conn = connect(dsn, "public", application_name="bench-scale")
+    try:
+        with conn.cursor() as cur:
+            result = {}
+            for schema in LOGS:
+                cur.execute(f"SELECT count(DISTINCT xmin::text) FROM {schema}.events")
+                result[schema] = int(cur.fetchone()[0])
+            return result
+    finally:
+        conn.close()
+
+
+def _appends_per_filing(dsn: str, before: dict[str, int], filings: int) -> dict[str, float]:
+    """Appending transactions per filing in each log, once the downstream work (routing,
+    delivery, the applicant's SMS) has settled (at most 20 s)."""
+    deadline = time.monotonic() + 20
+    now = _append_transactions(dsn)
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        later = _append_transactions(dsn)
+        if later == now:
+            break
+        now = later
+    return {log: round((now[log] - before[log]) / max(filings, 1), 2) for log in LOGS}
+
+
 def measure(label: str, processes: dict[str, int], n: int, concurrency: int, failures: Failures) -> Measure:
     """One system with ``processes`` per service: warm up, then ``n`` submissions."""
     from deploy.launcher import LocalSystem, migrate_and_seed
@@ -109,14 +143,17 @@ def measure(label: str, processes: dict[str, int], n: int, concurrency: int, fai
                 return status == 201
 
             warm = max(20, n // 5)
+            logged = _append_transactions(dsn)
             _, _, warm_failed = _run(warm, concurrency, submit_one)
             before = _submit_counts(amqp_uri, processes.get("dossier", 1))
             seconds, latencies, failed = _run(n, concurrency, submit_one)
             after = _submit_counts(amqp_uri, processes.get("dossier", 1))
             _, mine = request_json(f"{url}/api/v1/dossiers?page_size=1", headers=auth)
             filed = int(mine["total"]) - warm + warm_failed
+            appends = _appends_per_filing(dsn, logged, warm + n - warm_failed - failed)
         finally:
             system.stop()
+    print(f"{label}: log appends per filing (transactions, each holding its log's lock): {appends}")
     print(f"{label}: answers {dict(answers)}; dossiers filed in the measure: {filed}")
     failures.add(f"{label}: warm-up submission", warm_failed)
     failures.add(f"{label}: submission", failed)
