@@ -13,10 +13,12 @@ def test_every_service_is_ready(gateway_url):
     status, headers, body = _get(f"{gateway_url}/ready")
     assert status == 200
     assert set(body["services"]) == {"identity", "catalog", "dossier", "router", "gateway"}
-    assert body["services"].pop("gateway") == {"status": "ok", "revocations_loaded": True}
+    assert body["services"].pop("gateway") == {"status": "ok", "revocations_loaded": True,
+                                               "instance": "gateway-1"}  # which gateway process answered
     for name, check in body["services"].items():
         assert check["status"] == "ok", name
         assert check["checks"]["database"] is True, name
+        assert check["instance"] == f"{name}-1" and check["pid"] > 0, name  # the one process of each
     assert headers["X-Request-ID"]
 
 
