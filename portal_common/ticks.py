@@ -15,6 +15,11 @@ as a unit test does, always runs it). The claim commits before the work starts: 
 work fails is not run again by another process; the next tick is (every timer here redoes
 whatever is due, so nothing is lost, only Old claims are pruned as new ones are made.
 
+A process is busy until its worker ends (nameko's timer waits for it), so when a tick's work
+outlasts the interval the next ticks go to the other processes: work that is safe to run
+concurrently (the router's leased delivery retries) still spreads over them under a backlog,
+while an idle system acts once per tick.
+
 ``TICKS`` counts, per timer, the ticks this process acted on and skipped; the ``health`` RPC
 reports them (with the process's instance id), so tests and operators see the spreading.
 """
@@ -28,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nameko.timer import Timer
+from prometheus_client import Counter as PromCounter
 
 from portal_common.config import instance_id
 from portal_common.db import Database, make_green
@@ -82,6 +88,9 @@ class TickCounts:
 
 
 TICKS = TickCounts()
+TICK_TOTAL = PromCounter("portal_timer_ticks_total", "Timer firings of this process: acted (it claimed the tick), "
+                         "skipped (another process had it) or error (no database to claim in)",
+                         ["service", "timer", "outcome"])
 
 
 def claim_tick(db: Any, timer_name: str, interval: float, claimant: str | None = None) -> int | None:
@@ -125,16 +134,18 @@ class TickTimer(Timer):
             self.db.close()
 
     def handle_timer_tick(self) -> None:
+        outcome = "error"
         try:
             tick = claim_tick(self.db, self.timer_name, self.interval)
+            outcome = "skipped" if tick is None else "acted"
         except Exception as exc:  # the database is away: nobody can claim; try next tick
             log.warning("timer %s: could not claim a tick (%s); skipping it", self.timer_name, exc)
             tick = None
+        TICKS.add(self.timer_name, outcome)
+        TICK_TOTAL.labels(self.container.service_name, self.timer_name, outcome).inc()
         if tick is None:
-            TICKS.add(self.timer_name, "skipped")
             self.worker_complete.send()  # _run waits for the worker this tick does not have
             return
-        TICKS.add(self.timer_name, "acted")
         super().handle_timer_tick()
 
 
