@@ -33,6 +33,15 @@ SERVICE_CLASSES = {
     "gateway": "gateway.service:GatewayService",
 }
 
+# Local stand-ins of outside parties run as their own processes (only with LOCAL_ADAPTERS on).
+STAND_INS = {
+    "vneid": "deploy.vneid",
+}
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
 
 def migrate_and_seed(dsn: str, seed: bool = True) -> None:
     """Create the database, bring every schema up to date and load seed data where missing."""
@@ -74,12 +83,31 @@ class LocalSystem:
             "PYTHONWARNINGS": "ignore",
         })
         env.update(self.extra_env)
+        if _truthy(env.get("LOCAL_ADAPTERS")):
+            for key, value in self.vneid_defaults(env).items():
+                env.setdefault(key, value)
         return env
+
+    def vneid_defaults(self, env: dict[str, str]) -> dict[str, str]:
+        """With the local adapters on, identity signs in with VNeID at the local stand-in
+        (``deploy.vneid``), which shares these settings; any of them set beforehand wins."""
+        port = env.get("VNEID_STANDIN_PORT") or "8090"
+        return {
+            "VNEID_STANDIN_PORT": port,
+            "VNEID_ISSUER": f"http://127.0.0.1:{port}",
+            "VNEID_CLIENT_ID": "portal-local",
+            "VNEID_CLIENT_SECRET": "local-vneid-secret",
+            "VNEID_REDIRECT_URIS": "http://127.0.0.1:8080/dang-nhap/vneid",
+            "VNEID_BACKCHANNEL_LOGOUT_URI": f"{self.gateway_url}/api/v1/auth/vneid/backchannel-logout",
+        }
 
     def start_one(self, name: str) -> subprocess.Popen:
         folder = "gateway" if name == "gateway" else f"services/{name}"
-        cmd = [sys.executable, "-m", "nameko", "run", "--config", str(ROOT / folder / "config.yml"),
-               SERVICE_CLASSES[name]]
+        if name in STAND_INS:
+            cmd = [sys.executable, "-m", STAND_INS[name]]
+        else:
+            cmd = [sys.executable, "-m", "nameko", "run", "--config", str(ROOT / folder / "config.yml"),
+                   SERVICE_CLASSES[name]]
         out = subprocess.DEVNULL
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -90,6 +118,9 @@ class LocalSystem:
         return proc
 
     def start(self) -> None:
+        if _truthy(self.env("gateway").get("LOCAL_ADAPTERS")):
+            for name in STAND_INS:  # outside parties' local stand-ins, only with the local adapters
+                self.start_one(name)
         for name in SERVICE_CLASSES:
             self.start_one(name)
 

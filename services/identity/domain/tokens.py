@@ -3,7 +3,8 @@
 The claims are the gateway's contract (gateway/http/tokens.py): ``sub`` the account id,
 ``role``, ``idn`` (CCCD, tax code or staff identifier), ``agency`` (officers and agency
 systems), ``sid`` (the session, i.e. the refresh-token family, when the token has one: the
-gateway refuses the tokens of a revoked session), ``jti``, ``iss``, ``aud``, ``iat``, ``exp``
+gateway refuses the tokens of a revoked session), ``acr`` (the assurance level, "1" or "2", of
+the account's last sign-in with VNeID; absent when it never signed in so), ``jti``, ``iss``, ``aud``, ``iat``, ``exp``
 and ``typ="access"``.
 
 A refresh token is ``<id>.<secret>``: the id finds the row, and only a SHA-256 of the secret
@@ -58,6 +59,8 @@ def access_token(key: SigningKey, account: dict, ttl_seconds: int, now: float | 
         claims["agency"] = account["agency_code"]
     if session_id:
         claims["sid"] = str(session_id)
+    if account.get("assurance_level"):  # the level of the account's last VNeID sign-in
+        claims["acr"] = str(account["assurance_level"])
     token = jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
     return token, claims
 
