@@ -56,3 +56,24 @@ def sign_in(gateway_url: str, cccd: str) -> requests.Response:
 
 def standin_url(system) -> str:
     return system.env("identity")["VNEID_ISSUER"]
+
+
+def identity_query(database_url: str, sql: str, params: tuple = ()) -> list[dict]:
+    """Read identity's tables directly (to prove what was, or was not, written)."""
+    from psycopg2.extras import RealDictCursor
+
+    from portal_common.db import connect
+
+    conn = connect(database_url, "identity", application_name="vneid-test")
+    try:
+        with conn.cursor(cursor_factory=RealDictCursor) as cur:
+            cur.execute(sql, params)
+            return [dict(r) for r in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def event_types(database_url: str, account_id: str) -> list[str]:
+    rows = identity_query(database_url, "SELECT event_type FROM events WHERE stream_id = %s ORDER BY version",
+                          (f"account-{account_id}",))
+    return [r["event_type"] for r in rows]
