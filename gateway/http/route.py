@@ -71,7 +71,7 @@ class ApiCall:
             "client_ip": self.client,
             "actor": None if p is None else {
                 "kind": p.role, "id": p.account_id, "agency_code": p.agency_code,
-                "subject": p.subject,
+                "subject": p.subject, "assurance_level": p.claims.get("acr"),
             },
         }
 
