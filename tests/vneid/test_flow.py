@@ -69,3 +69,17 @@ def test_an_unregistered_redirect_uri_is_refused(gateway_url):
                          json={"redirect_uri": "https://evil.example/cb"}, timeout=30)
     assert resp.status_code == 422
     assert resp.json()["code"] == "redirect_uri_not_registered"
+
+
+def test_an_organisation_signs_in_as_the_business_applicant(gateway_url):
+    import random
+
+    tax_code = f"0{random.randrange(10**9):09d}"
+    person = new_identity(gateway_url, level=2, tax_code=tax_code, organization_name="Công ty TNHH Thử Nghiệm")
+    resp = sign_in(gateway_url, person["cccd"])
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["role"] == "business"
+    me = requests.get(f"{gateway_url}/api/v1/me", headers={"Authorization": f"Bearer {resp.json()['access_token']}"},
+                      timeout=30).json()
+    assert (me["role"], me["tax_code"], me["representative_cccd"]) == ("business", tax_code, person["cccd"])
+    assert me["full_name"] == "Công ty TNHH Thử Nghiệm"
