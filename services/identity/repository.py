@@ -250,10 +250,11 @@ def use_challenge(cur, challenge_id: uuid.UUID) -> None:
 # -- refresh tokens -----------------------------------------------------------------------
 
 def insert_refresh(cur, token_id: uuid.UUID, family: uuid.UUID, account_id, token_hash: bytes,
-                   expires_at: dt.datetime) -> None:
+                   expires_at: dt.datetime, assurance_level: int | None = None) -> None:
     cur.execute(
-        "INSERT INTO refresh_tokens (id, family, account_id, token_hash, expires_at) VALUES (%s, %s, %s, %s, %s)",
-        (str(token_id), str(family), str(account_id), token_hash, expires_at),
+        "INSERT INTO refresh_tokens (id, family, account_id, token_hash, expires_at, assurance_level) "
+        "VALUES (%s, %s, %s, %s, %s, %s)",
+        (str(token_id), str(family), str(account_id), token_hash, expires_at, assurance_level),
     )
 
 

@@ -81,3 +81,37 @@ def test_a_procedure_without_a_level_takes_any_sign_in(gateway_url):
     person = new_identity(gateway_url, level=1)
     token = sign_in(gateway_url, person["cccd"]).json()["access_token"]
     assert _file(gateway_url, token, BASE_PROCEDURE).status_code == 201
+
+
+def _acr(token: str):
+    import base64
+    import json
+
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))).get("acr")
+
+
+def test_the_level_belongs_to_the_session_not_to_a_later_password_sign_in(gateway_url, level_two_procedure):
+    from tests.support.accounts import sign_in as password_sign_in
+
+    citizen = register_citizen(gateway_url)
+    requests.post(f"{gateway_url}/api/v1/dev/vneid-identities", json={
+        "cccd": citizen["cccd"], "full_name": citizen["full_name"], "date_of_birth": citizen["date_of_birth"],
+        "gender": citizen["gender"], "phone": citizen["phone"], "level": 2}, timeout=30).raise_for_status()
+    problem = sign_in(gateway_url, citizen["cccd"]).json()
+    linked = requests.post(f"{gateway_url}/api/v1/auth/vneid/link", json={
+        "link_token": problem["link_token"], "method": "password", "password": citizen["password"]}, timeout=30)
+    assert linked.status_code == 200 and _acr(linked.json()["access_token"]) == "2"
+    me = requests.get(f"{gateway_url}/api/v1/me", timeout=30,
+                      headers={"Authorization": f"Bearer {linked.json()['access_token']}"}).json()
+    assert me["assurance_level"] == 2
+
+    refreshed = requests.post(f"{gateway_url}/api/v1/auth/refresh",
+                              json={"refresh_token": linked.json()["refresh_token"]}, timeout=30).json()
+    assert _acr(refreshed["access_token"]) == "2"  # a refreshed VNeID session keeps its level
+
+    by_password = password_sign_in(gateway_url, citizen["cccd"], citizen["password"], citizen["phone"])
+    assert _acr(by_password["access_token"]) is None
+    refused = _file(gateway_url, by_password["access_token"], level_two_procedure)
+    assert refused.status_code == 403 and refused.json()["code"] == "assurance_level_too_low"
+    assert _file(gateway_url, refreshed["access_token"], level_two_procedure).status_code == 201

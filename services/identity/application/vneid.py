@@ -125,7 +125,7 @@ def _signed_in(cur, store: EventStore, key: SigningKey, settings: Settings, acco
     repo.clear_failures(cur, "account", str(account["id"]))
     account = {**account, "assurance_level": level}
     record(store, cur, f"account-{account['id']}", [oidc.signed_in(account, level, client_ip(context))], ctx)
-    return {**sessions.issue(cur, key, settings, account), "assurance_level": level}
+    return {**sessions.issue(cur, key, settings, account, assurance_level=level), "assurance_level": level}
 
 
 def link(db: Database, store: EventStore, key: SigningKey, adapters: Adapters, settings: Settings, raw: dict,

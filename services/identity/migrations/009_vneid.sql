@@ -1,8 +1,12 @@
 -- Sign-in with VNeID (OpenID Connect).
 
 -- The level (1 or 2, Decree 69/2024) of the account's last sign-in with VNeID; null when it never
--- signed in that way. Access tokens carry it as ``acr``.
+-- signed in that way.
 ALTER TABLE accounts ADD COLUMN assurance_level smallint CHECK (assurance_level IN (1, 2));
+
+-- The level of the sign-in that began a session (null: not VNeID); its access tokens carry it
+-- as ``acr``, refreshed ones too.
+ALTER TABLE refresh_tokens ADD COLUMN assurance_level smallint CHECK (assurance_level IN (1, 2));
 
 -- A started sign-in: what the callback must match. Only a hash of ``state`` is kept; a row is
 -- deleted when used (single use) and is worthless after ``expires_at``.
