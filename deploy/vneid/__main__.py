@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from waitress import serve
 
@@ -32,7 +33,15 @@ def settings(port: int | None = None) -> StandInConfig:
         redirect_uris=tuple(u.strip() for u in (config.env("VNEID_REDIRECT_URIS", DEFAULT_REDIRECT_URIS)
                                                 or "").split(",") if u.strip()),
         backchannel_logout_uri=config.env("VNEID_BACKCHANNEL_LOGOUT_URI", None) or None,
+        client_public_key_pem=_client_key(),
     )
+
+
+def _client_key() -> str | None:
+    """The client's key for ``private_key_jwt``: ``VNEID_CLIENT_PUBLIC_KEY_FILE``, or the public part
+    of the ``VNEID_PRIVATE_KEY_FILE`` identity signs with (the same machine, locally)."""
+    path = config.env("VNEID_CLIENT_PUBLIC_KEY_FILE", None) or config.env("VNEID_PRIVATE_KEY_FILE", None)
+    return Path(path).read_text() if path else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,13 +30,15 @@ from typing import Any
 import requests
 from flask import Flask, Response, jsonify, redirect, request
 from joserfc import jwt
-from joserfc.jwk import ECKey, KeySet
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, KeySet, RSAKey
 
 CODE_TTL_S = 60
 ACCESS_TTL_S = 300
 ID_TOKEN_TTL_S = 300
 KEEP_OLD_KEYS = 2
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 @dataclass
@@ -46,6 +48,7 @@ class StandInConfig:
     client_secret: str
     redirect_uris: tuple[str, ...]
     backchannel_logout_uri: str | None = None
+    client_public_key_pem: str | None = None  # the client's key for private_key_jwt (public part used)
 
 
 @dataclass
@@ -77,6 +80,17 @@ def subject_of(cccd: str, issuer: str) -> str:
 
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _key_type(pem: str) -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        key = serialization.load_pem_public_key(pem.encode())
+    return "EC" if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) else "RSA"
 
 
 def _new_key() -> ECKey:
@@ -136,7 +150,8 @@ def create_app(cfg: StandInConfig) -> Flask:
             "jwks_uri": f"{base}/jwks", "userinfo_endpoint": f"{base}/userinfo",
             "response_types_supported": ["code"], "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["ES256"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post",
+                                                      "private_key_jwt"],
             "code_challenge_methods_supported": ["S256"], "scopes_supported": ["openid", "profile", "phone"],
             "acr_values_supported": ["1", "2"], "backchannel_logout_supported": True,
             "backchannel_logout_session_supported": True,
@@ -204,7 +219,31 @@ def create_app(cfg: StandInConfig) -> Flask:
             return _error_redirect(p, "access_denied")
         return _approve(p, cccd)
 
+    seen_assertions: set[str] = set()
+
+    def _assertion_ok(assertion: str) -> bool:
+        """RFC 7523 client authentication: a JWT signed with the client's key, for this endpoint, once."""
+        if not cfg.client_public_key_pem:
+            return False
+        try:
+            key = (ECKey if "EC" in _key_type(cfg.client_public_key_pem) else RSAKey).import_key(
+                cfg.client_public_key_pem)
+            claims = jwt.decode(assertion, key, algorithms=["ES256", "RS256"]).claims
+            jwt.JWTClaimsRegistry(iss={"essential": True, "value": cfg.client_id},
+                                  sub={"essential": True, "value": cfg.client_id},
+                                  aud={"essential": True, "value": f"{cfg.issuer}/token"},
+                                  exp={"essential": True}, jti={"essential": True}).validate(claims)
+        except (JoseError, ValueError, TypeError):
+            return False
+        with state.lock:
+            if claims["jti"] in seen_assertions:
+                return False
+            seen_assertions.add(claims["jti"])
+        return True
+
     def _client_ok() -> bool:
+        if request.form.get("client_assertion_type") == CLIENT_ASSERTION_TYPE:
+            return _assertion_ok(request.form.get("client_assertion", ""))
         auth = request.authorization
         if auth is not None and auth.type == "basic":
             cid, secret = auth.username or "", auth.password or ""
@@ -306,6 +345,6 @@ def create_app(cfg: StandInConfig) -> Flask:
         token = jwt.encode({"alg": "ES256", "kid": key.kid, "typ": "logout+jwt"}, claims, key,
                            algorithms=["ES256"])
         answer = requests.post(cfg.backchannel_logout_uri, data={"logout_token": token}, timeout=10)
-        return jsonify({"status": answer.status_code, "body": answer.text[:2000]})
+        return jsonify({"status": answer.status_code, "body": answer.text[:2000], "logout_token": token})
 
     return app

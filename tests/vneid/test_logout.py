@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -24,6 +25,7 @@ def test_backchannel_logout_ends_every_session(gateway_url, system, migrated_dat
     assert _me(gateway_url, first["access_token"]) == 200
     sent = requests.post(f"{standin_url(system)}/dev/logout", json={"cccd": person["cccd"]}, timeout=30).json()
     assert sent["status"] == 200, sent
+    assert json.loads(sent["body"])["sessions_ended"] == 2
     deadline = time.monotonic() + 1.0
     while time.monotonic() < deadline and _me(gateway_url, first["access_token"]) != 401:
         time.sleep(0.05)
@@ -36,6 +38,11 @@ def test_backchannel_logout_ends_every_session(gateway_url, system, migrated_dat
     assert "VneidLogoutReceived" in types and "SignedOut" in types
     after = sign_in(gateway_url, person["cccd"])  # signing in again works
     assert after.status_code == 200 and _me(gateway_url, after.json()["access_token"]) == 200
+    replayed = requests.post(f"{gateway_url}/api/v1/auth/vneid/backchannel-logout",
+                             data={"logout_token": sent["logout_token"]}, timeout=30)
+    assert replayed.status_code == 401  # a logout token works once
+    time.sleep(1.0)
+    assert _me(gateway_url, after.json()["access_token"]) == 200
 
 
 def test_a_forged_or_replayed_logout_token_ends_nothing(gateway_url, system):
