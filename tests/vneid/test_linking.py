@@ -86,3 +86,17 @@ def test_a_code_to_the_registered_phone_links(gateway_url, migrated_database):
     assert resp.json()["account_id"] == citizen["account_id"] and resp.json()["assurance_level"] == 1
     assert [r["proof"] for r in _links(migrated_database, citizen["account_id"])] == ["otp"]
     assert "VneidLinked" in event_types(migrated_database, citizen["account_id"])
+
+
+def test_guessing_the_code_spends_the_link(gateway_url, migrated_database):
+    citizen, _ = _existing_with_identity(gateway_url)
+    problem = _link_required(gateway_url, citizen["cccd"])
+    assert _link(gateway_url, {"link_token": problem["link_token"], "method": "otp"}).status_code == 202
+    code = latest_code(gateway_url, citizen["phone"])
+    wrong = "000000" if code != "000000" else "111111"
+    for _ in range(5):
+        assert _link(gateway_url, {"link_token": problem["link_token"], "method": "otp", "otp": wrong}).status_code \
+            in (401, 429)
+    late = _link(gateway_url, {"link_token": problem["link_token"], "method": "otp", "otp": code})
+    assert late.status_code in (401, 429) and "access_token" not in late.json()
+    assert _links(migrated_database, citizen["account_id"]) == []
