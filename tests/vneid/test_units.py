@@ -89,12 +89,14 @@ class FakeProvider:
     def __init__(self):
         self.key = ECKey.generate_key("P-256", auto_kid=True)
         self.jwks_calls = 0
+        self.delay = 0.0
 
     def get(self, url, timeout=None, **kwargs):
         if url.endswith("/.well-known/openid-configuration"):
             return self.Answer({"issuer": ISSUER, "authorization_endpoint": f"{ISSUER}/authorize",
                                 "token_endpoint": f"{ISSUER}/token", "jwks_uri": f"{ISSUER}/jwks"})
         self.jwks_calls += 1
+        time.sleep(self.delay)  # a provider that takes its time: concurrent callers overlap
         return self.Answer(KeySet([self.key]).as_dict(private=False))
 
     def id_token(self, key=None, **claims) -> str:
@@ -147,3 +149,27 @@ def test_dossier_assurance_check():
     assert refused.value.code == "assurance_level_too_low"
     with pytest.raises(Forbidden):
         assurance.require_level({"min_assurance_level": 1}, None)
+
+
+def test_concurrent_first_verifications_share_one_fetch():
+    import threading
+
+    fake = FakeProvider()
+    fake.delay = 0.2
+    rp = _relying_party(fake)
+    token = fake.id_token()
+    outcomes: list = []
+
+    def verify():
+        try:
+            outcomes.append(rp.verify_id_token(token, "n")["sub"])
+        except Exception as exc:  # recorded: the assertion below names it
+            outcomes.append(repr(exc))
+
+    threads = [threading.Thread(target=verify) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes == ["s"] * 8
+    assert fake.jwks_calls == 1

@@ -43,6 +43,7 @@ class VneidProvider:
         self.settings = settings
         self._http = http or requests.Session()
         self._lock = threading.Lock()
+        self._fetch_lock = threading.Lock()
         self._metadata: dict | None = None
         self._metadata_at = 0.0
         self._keys: KeySet | None = None
@@ -82,24 +83,26 @@ class VneidProvider:
         return doc
 
     def _keyset(self, kid: str | None) -> KeySet:
-        """The cached JWKS; refetched once when it lacks ``kid`` (rate-limited)."""
+        """The cached JWKS; fetched when there is none yet, and refetched when it lacks ``kid``
+        (at most once per interval). Concurrent callers wait for one fetch rather than each
+        making their own, or being refused while it is under way."""
         keys = self._keys
-        if keys is not None and (kid is None or any(k.kid == kid for k in keys)):
+        if keys is not None and _holds(keys, kid):
             return keys
-        with self._lock:
-            due = time.monotonic() - self._keys_at >= self.settings.jwks_refetch_s
-            if due:
+        with self._fetch_lock:
+            keys = self._keys
+            if keys is not None and _holds(keys, kid):  # another caller fetched it meanwhile
+                return keys
+            if keys is None or time.monotonic() - self._keys_at >= self.settings.jwks_refetch_s:
                 self._keys_at = time.monotonic()
-        if due:
-            document = self._get_json(self.metadata()["jwks_uri"])
-            try:
-                fetched = KeySet.import_key_set(document)  # type: ignore[arg-type]
-            except (JoseError, ValueError, TypeError, KeyError):
-                raise Unavailable(*UNAVAILABLE) from None
-            self.jwks_fetches += 1
-            with self._lock:
-                self._keys = keys = fetched
-        if keys is None or (kid is not None and not any(k.kid == kid for k in keys)):
+                document = self._get_json(self.metadata()["jwks_uri"])
+                try:
+                    keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
+                except (JoseError, ValueError, TypeError, KeyError):
+                    raise Unavailable(*UNAVAILABLE) from None
+                self.jwks_fetches += 1
+                self._keys = keys
+        if keys is None or not _holds(keys, kid):
             raise oidc.refused("The token is signed with a key the provider does not publish.")
         return keys
 
@@ -187,6 +190,10 @@ class VneidProvider:
         claims = self._verified(logout_token, registry)
         oidc.check_logout_token(claims)
         return claims
+
+
+def _holds(keys: KeySet, kid: str | None) -> bool:
+    return kid is None or any(k.kid == kid for k in keys)
 
 
 def _private_key(pem: str) -> ECKey | RSAKey:
