@@ -97,7 +97,8 @@ class LocalSystem:
             "VNEID_ISSUER": f"http://127.0.0.1:{port}",
             "VNEID_CLIENT_ID": "portal-local",
             "VNEID_CLIENT_SECRET": "local-vneid-secret",
-            "VNEID_REDIRECT_URIS": "http://127.0.0.1:8080/dang-nhap/vneid",
+            "VNEID_REDIRECT_URIS": ",".join(dict.fromkeys(  # the portal's callback (API.md), and on PORTAL_PORT
+                f"http://127.0.0.1:{p}/dang-nhap/vneid" for p in ("8080", env.get("PORTAL_PORT") or "8080"))),
             "VNEID_BACKCHANNEL_LOGOUT_URI": f"{self.gateway_url}/api/v1/auth/vneid/backchannel-logout",
         }
 

@@ -173,3 +173,18 @@ def test_concurrent_first_verifications_share_one_fetch():
         t.join()
     assert outcomes == ["s"] * 8
     assert fake.jwks_calls == 1
+
+
+def test_the_launcher_points_identity_at_the_stand_in_only_with_local_adapters(monkeypatch):
+    from deploy.launcher import STAND_INS, LocalSystem
+
+    for name in [k for k in __import__("os").environ if k.startswith("VNEID_") or k == "PORTAL_PORT"]:
+        monkeypatch.delenv(name)
+    local = LocalSystem("postgresql://x/db", "amqp://x", 8123, extra_env={"LOCAL_ADAPTERS": "yes",
+                                                                        "VNEID_STANDIN_PORT": "18090"})
+    env = local.env("identity")
+    assert env["VNEID_ISSUER"] == "http://127.0.0.1:18090" and "vneid" in STAND_INS
+    assert "http://127.0.0.1:8080/dang-nhap/vneid" in env["VNEID_REDIRECT_URIS"].split(",")
+    assert env["VNEID_BACKCHANNEL_LOGOUT_URI"] == "http://127.0.0.1:8123/api/v1/auth/vneid/backchannel-logout"
+    off = LocalSystem("postgresql://x/db", "amqp://x", 8123, extra_env={"LOCAL_ADAPTERS": "no"})
+    assert "VNEID_ISSUER" not in off.env("identity")

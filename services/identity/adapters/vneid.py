@@ -163,12 +163,14 @@ class VneidProvider:
         except (JoseError, ValueError, TypeError, UnicodeError):
             raise oidc.refused() from None
         if header.get("alg") not in algorithms:  # none, HS256 keyed with a public key, ...
+            log.info("VNeID token refused: algorithm not allowed")
             raise oidc.refused("The token's algorithm is not allowed.")
         keys = self._keyset(header.get("kid") if isinstance(header.get("kid"), str) else None)
         try:
             claims = jwt.decode(token, keys, algorithms=algorithms).claims
             registry.validate(claims)
-        except (JoseError, ValueError, TypeError):
+        except (JoseError, ValueError, TypeError) as exc:
+            log.info("VNeID token refused: %s", type(exc).__name__)  # the kind only, never the token
             raise oidc.refused() from None
         return claims
 
