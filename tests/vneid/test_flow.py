@@ -83,3 +83,15 @@ def test_an_organisation_signs_in_as_the_business_applicant(gateway_url):
                       timeout=30).json()
     assert (me["role"], me["tax_code"], me["representative_cccd"]) == ("business", tax_code, person["cccd"])
     assert me["full_name"] == "Công ty TNHH Thử Nghiệm"
+
+
+def test_every_vneid_path_is_in_openapi_and_only_the_contract_ones_in_api_md(gateway_url):
+    from pathlib import Path
+
+    paths = requests.get(f"{gateway_url}/openapi.json", timeout=30).json()["paths"]
+    for path in ("/api/v1/auth/vneid/start", "/api/v1/auth/vneid/complete", "/api/v1/auth/vneid/link",
+                 "/api/v1/auth/vneid/backchannel-logout", "/api/v1/dev/vneid-identities"):
+        assert "post" in paths[path], path
+    api_md = (Path(__file__).resolve().parents[2] / "docs" / "API.md").read_text()
+    assert "/api/v1/auth/vneid/start" in api_md and "/api/v1/auth/vneid/link" not in api_md
+    assert "/api/v1/auth/vneid/link" in (Path(__file__).resolve().parents[2] / "docs" / "vneid.md").read_text()
