@@ -69,12 +69,22 @@ def instance_key(name: str, number: int) -> str:
 
 def parse_instance_key(key: str) -> tuple[str, int]:
     """``dossier`` -> (dossier, 1), ``dossier-2`` -> (dossier, 2)."""
-    if key in SERVICE_CLASSES:
+    if key in SERVICE_CLASSES or key in STAND_INS:
         return key, 1
     name, _, number = key.rpartition("-")
     if name not in SERVICE_CLASSES or not number.isdigit() or int(number) < 2:
         raise KeyError(f"no such service process: {key!r}")
     return name, int(number)
+
+
+# Local stand-ins of outside parties run as their own processes (only with LOCAL_ADAPTERS on).
+STAND_INS = {
+    "vneid": "deploy.vneid",
+}
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def migrate_and_seed(dsn: str, seed: bool = True) -> None:
@@ -132,7 +142,24 @@ class LocalSystem:
         env["INSTANCE_ID"] = f"{name}-{number}"
         if number > 1:
             self._spread_metrics_port(env, name, number)
+        if _truthy(env.get("LOCAL_ADAPTERS")):
+            for key, value in self.vneid_defaults(env).items():
+                env.setdefault(key, value)
         return env
+
+    def vneid_defaults(self, env: dict[str, str]) -> dict[str, str]:
+        """With the local adapters on, identity signs in with VNeID at the local stand-in
+        (``deploy.vneid``), which shares these settings; any of them set beforehand wins."""
+        port = env.get("VNEID_STANDIN_PORT") or "8090"
+        return {
+            "VNEID_STANDIN_PORT": port,
+            "VNEID_ISSUER": f"http://127.0.0.1:{port}",
+            "VNEID_CLIENT_ID": "portal-local",
+            "VNEID_CLIENT_SECRET": "local-vneid-secret",
+            "VNEID_REDIRECT_URIS": ",".join(dict.fromkeys(  # the portal's callback (API.md), and on PORTAL_PORT
+                f"http://127.0.0.1:{p}/dang-nhap/vneid" for p in ("8080", env.get("PORTAL_PORT") or "8080"))),
+            "VNEID_BACKCHANNEL_LOGOUT_URI": f"{self.gateway_url}/api/v1/auth/vneid/backchannel-logout",
+        }
 
     @staticmethod
     def _spread_metrics_port(env: dict[str, str], name: str, number: int) -> None:
@@ -149,9 +176,12 @@ class LocalSystem:
     def start_one(self, key: str) -> subprocess.Popen:
         """Start one process: ``dossier`` (the service's first) or ``dossier-2``."""
         name, number = parse_instance_key(key)
-        folder = CONFIG_FOLDERS.get(name, f"services/{name}")
-        cmd = [sys.executable, "-m", "nameko", "run", "--config", str(ROOT / folder / "config.yml"),
-               SERVICE_CLASSES[name]]
+        if name in STAND_INS:
+            cmd = [sys.executable, "-m", STAND_INS[name]]
+        else:
+            folder = CONFIG_FOLDERS.get(name, f"services/{name}")
+            cmd = [sys.executable, "-m", "nameko", "run", "--config", str(ROOT / folder / "config.yml"),
+                   SERVICE_CLASSES[name]]
         out = subprocess.DEVNULL
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -162,6 +192,9 @@ class LocalSystem:
         return proc
 
     def start(self) -> None:
+        if _truthy(self.env("gateway").get("LOCAL_ADAPTERS")):
+            for name in STAND_INS:  # outside parties' local stand-ins, only with the local adapters
+                self.start_one(name)
         for key in self.instance_keys():
             self.start_one(key)
 

@@ -21,11 +21,13 @@ from gateway.routes.dossiers import DossierRoutes
 from gateway.routes.identity import IdentityRoutes
 from gateway.routes.lookup import LookupRoutes
 from gateway.routes.ops import OpsRoutes
+from gateway.routes.vneid import VneidRoutes
 from portal_common.logs import LogContext
 
 
 class GatewayService(
-    OpsRoutes, CatalogRoutes, IdentityRoutes, DevRoutes, DossierRoutes, LookupRoutes, AgencyRoutes
+    OpsRoutes, CatalogRoutes, IdentityRoutes, DevRoutes, DossierRoutes, LookupRoutes, AgencyRoutes,
+    VneidRoutes,
 ):
     name = "gateway"
 

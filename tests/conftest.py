@@ -161,7 +161,9 @@ def system(migrated_database, amqp_uri, tmp_path_factory):
                                  # identity's per-address lockout hits their address, not 127.0.0.1
                                  "TRUSTED_PROXIES": "127.0.0.1",
                                  # the HMAC secret of the e2e agency's signed callbacks (tests/e2e)
-                                 "AGENCY_SECRET_E2E": f"e2e-callback-{RUN_ID}"})
+                                 "AGENCY_SECRET_E2E": f"e2e-callback-{RUN_ID}",
+                                 # the local VNeID stand-in (deploy/vneid) on a port of this run's own
+                                 "VNEID_STANDIN_PORT": str(_free_port())})
     sut.start()
     try:
         sut.wait_ready(timeout=120)

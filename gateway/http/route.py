@@ -72,6 +72,8 @@ class ApiCall:
             "actor": None if p is None else {
                 "kind": p.role, "id": p.account_id, "agency_code": p.agency_code,
                 "subject": p.subject,
+                # the VNeID assurance level of the caller's session, when it began with VNeID
+                **({"assurance_level": p.claims["acr"]} if p.claims.get("acr") else {}),
             },
         }
 

@@ -96,6 +96,8 @@ class Account(Schema):
     bhxh_code = fields.String(allow_none=True)
     tax_code = fields.String(allow_none=True)
     representative_cccd = fields.String(allow_none=True)
+    assurance_level = fields.Integer(allow_none=True, metadata={
+        "description": "the VNeID level (1 or 2) of the account's last sign-in with VNeID; null: never"})
 
 
 class NotificationPreferences(Schema):

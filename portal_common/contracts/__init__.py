@@ -16,6 +16,7 @@ from portal_common.contracts import (  # noqa: E402
     identity,  # noqa: F401
     router,  # noqa: F401
     system,  # noqa: F401
+    vneid,  # noqa: F401
 )
 
 __all__ = ["CATALOGUE", "Catalogue", "EventContract"]

@@ -103,6 +103,10 @@ class ProcedureBodySchema(Schema):
     next_procedure = fields.Nested(NextProcedureSchema, allow_none=True, load_default=None)
     illustrative = fields.Boolean(load_default=False,
                                   metadata={"description": "values not taken from the national database"})
+    min_assurance_level = fields.Integer(
+        load_default=None, allow_none=True, validate=validate.OneOf([1, 2]),
+        metadata={"description": "the weakest VNeID assurance level (1 or 2, Decree 69/2024) a filing needs; "
+                                 "null: any signed-in applicant"})
 
 
     @validates("required_documents")

@@ -15,11 +15,12 @@ Read top-down, in the shape every service has (``docs/architecture.md``):
   ``certificates`` (X.509 chain, validity, key usage, subject, signature, CRLs, challenges),
   ``tokens`` (JWT, refresh tokens, client secrets, signing keys), ``accounts`` (roles, views,
   registration events), ``sessions`` (sign-out events, revocations), ``notifications`` (SMS
-  texts, who is skipped);
+  texts, who is skipped), ``oidc`` (VNeID claims, assurance levels, link rules);
 - ``repository.py``: the SQL; ``migrations/``: the schema; ``adapters/``: carrier, social
   insurance and SMS behind one interface each (``local`` stand-ins on their own tables, or
-  ``http``); ``settings.py``: the configuration, read nowhere else; ``admin.py``: the operator
-  command (first operator, key rotation, CRL import, disable / reinstate staff).
+  ``http``), and ``vneid`` (the OpenID Connect relying party); ``settings.py``: the
+  configuration, read nowhere else; ``admin.py``: the operator command (first operator, key
+  rotation, CRL import, disable / reinstate staff).
 
 Configuration (``IDENTITY_<NAME>`` beats ``<NAME>``): ``LOCAL_ADAPTERS`` (the dev endpoints and
 dev staff tokens; never on in production), ``CARRIER_ADAPTER`` / ``BHXH_ADAPTER`` /
@@ -34,6 +35,11 @@ dev staff tokens; never on in production), ``CARRIER_ADAPTER`` / ``BHXH_ADAPTER`
 generated key), ``IDENTITY_KEY_PASSPHRASE`` (encrypts stored private keys),
 ``KEY_ACTIVATION_DELAY`` (30 s), ``NOTIFY_OWNER_WAIT`` (600 s), ``NOTIFY_RETRY_PAUSE`` (1 s),
 ``NOTIFY_MAX_ATTEMPTS`` (8), ``NOTIFY_TICK`` (30 s), ``APPLICANT_SMS`` (on; off drops the notices).
+Sign-in with VNeID (``docs/vneid.md``): ``VNEID_ISSUER`` (unset: off), ``VNEID_CLIENT_ID``,
+``VNEID_CLIENT_SECRET`` or ``VNEID_PRIVATE_KEY_FILE``, ``VNEID_TOKEN_AUTH_METHOD``,
+``VNEID_REDIRECT_URIS``, ``VNEID_ID_TOKEN_ALGS`` (ES256,RS256; never none or HS*),
+``VNEID_SCOPE``, ``VNEID_STATE_TTL`` / ``VNEID_LINK_TTL`` (600 s), ``VNEID_JWKS_REFETCH_INTERVAL``
+(5 s), ``VNEID_DISCOVERY_TTL`` (3600 s), ``VNEID_CLOCK_LEEWAY`` (60 s), ``VNEID_HTTP_TIMEOUT`` (10 s).
 
 No password, one-time code, refresh token, client secret or private key is stored in clear,
 logged, put in an event or echoed in an error.

@@ -12,6 +12,7 @@ from nameko.extensions import DependencyProvider
 from portal_common.db import Database
 from services.identity import adapters
 from services.identity import settings as identity_settings
+from services.identity.adapters.vneid import VneidProvider
 from services.identity.application import keys
 from services.identity.domain import passwords
 from services.identity.domain.tokens import SigningKey
@@ -20,12 +21,14 @@ RELOAD_EVERY_S = 5.0
 
 
 class Parties(DependencyProvider):
-    """The settings and the outside-party adapters they choose."""
+    """The settings and the outside-party adapters they choose (and VNeID, when configured)."""
 
     def setup(self) -> None:
         self.settings = identity_settings.load()
         passwords.prepare(self.settings.argon2)
         self.adapters: adapters.Adapters | None = None
+        self.vneid_settings = identity_settings.load_vneid()
+        self.vneid = VneidProvider(self.vneid_settings) if self.vneid_settings.enabled else None
         kinds = {self.settings.carrier_adapter, self.settings.bhxh_adapter, self.settings.sms_adapter}
         if not kinds <= {"local", "http"}:  # refuse to start rather than fail every call
             raise ValueError(f"unknown adapter kind in {sorted(kinds)} (use 'local' or 'http')")

@@ -15,7 +15,7 @@ from services.identity.domain.certificates import RevocationList
 
 ACCOUNT_COLUMNS = (
     "id, role, identifier, legacy_id, full_name, date_of_birth, gender, phone, bhxh_code, agency_code, "
-    "representative_cccd, password_hash, certificate_fingerprint, methods, status, created_at"
+    "representative_cccd, password_hash, certificate_fingerprint, methods, status, created_at, assurance_level"
 )
 
 
@@ -250,10 +250,11 @@ def use_challenge(cur, challenge_id: uuid.UUID) -> None:
 # -- refresh tokens -----------------------------------------------------------------------
 
 def insert_refresh(cur, token_id: uuid.UUID, family: uuid.UUID, account_id, token_hash: bytes,
-                   expires_at: dt.datetime) -> None:
+                   expires_at: dt.datetime, assurance_level: int | None = None) -> None:
     cur.execute(
-        "INSERT INTO refresh_tokens (id, family, account_id, token_hash, expires_at) VALUES (%s, %s, %s, %s, %s)",
-        (str(token_id), str(family), str(account_id), token_hash, expires_at),
+        "INSERT INTO refresh_tokens (id, family, account_id, token_hash, expires_at, assurance_level) "
+        "VALUES (%s, %s, %s, %s, %s, %s)",
+        (str(token_id), str(family), str(account_id), token_hash, expires_at, assurance_level),
     )
 
 
@@ -489,6 +490,9 @@ EXPIRY_RULES = (
     ("local_sms_outbox", "sent_at < now() - interval '7 days'"),
     ("applicant_notices", "status <> 'pending' AND created_at < now() - interval '30 days'"),
     ("notification_waits", "last_at < now() - interval '2 days'"),
+    ("vneid_states", "expires_at < now() - interval '1 day'"),
+    ("vneid_pending_links", "expires_at < now() - interval '1 day'"),
+    ("vneid_logout_tokens", "received_at < now() - interval '2 days'"),
 )
 
 
@@ -574,3 +578,78 @@ def finish_notice(cur, event_id: str, status: str) -> bool:
 def retry_notice_at(cur, event_id: str, delay_s: float) -> None:
     cur.execute("UPDATE applicant_notices SET next_attempt_at = now() + make_interval(secs => %s) "
                 "WHERE event_id = %s AND status = 'pending'", (delay_s, str(event_id)))
+
+
+# -- VNeID ---------------------------------------------------------------------------------------
+
+def insert_vneid_state(cur, state_hash: bytes, nonce: str, code_verifier: str, redirect_uri: str,
+                       expires_at: dt.datetime) -> None:
+    cur.execute("INSERT INTO vneid_states (state_hash, nonce, code_verifier, redirect_uri, expires_at) "
+                "VALUES (%s, %s, %s, %s, %s)", (state_hash, nonce, code_verifier, redirect_uri, expires_at))
+
+
+def take_vneid_state(cur, state_hash: bytes) -> dict | None:
+    """The started sign-in of this state, deleted as it is read (single use), if not expired."""
+    cur.execute("DELETE FROM vneid_states WHERE state_hash = %s RETURNING nonce, code_verifier, redirect_uri, "
+                "expires_at > now() AS live", (state_hash,))
+    row = cur.fetchone()
+    return row if row is not None and row["live"] else None
+
+
+def vneid_linked_account(cur, subject: str) -> dict | None:
+    cur.execute(f"SELECT {', '.join('a.' + c.strip() for c in ACCOUNT_COLUMNS.split(','))} FROM vneid_links l "
+                "JOIN accounts a ON a.id = l.account_id WHERE l.subject = %s FOR UPDATE OF a", (subject,))
+    return cur.fetchone()
+
+
+def vneid_link_of_account(cur, account_id) -> str | None:
+    cur.execute("SELECT subject FROM vneid_links WHERE account_id = %s", (str(account_id),))
+    row = cur.fetchone()
+    return row["subject"] if row else None
+
+
+def insert_vneid_link(cur, subject: str, account_id, proof: str) -> None:
+    cur.execute("INSERT INTO vneid_links (subject, account_id, proof) VALUES (%s, %s, %s)",
+                (subject, str(account_id), proof))
+
+
+def set_assurance_level(cur, account_id, level: int) -> None:
+    """The level of the account's last VNeID sign-in, and VNeID among its ways in."""
+    cur.execute("UPDATE accounts SET assurance_level = %s, methods = array(SELECT DISTINCT "
+                "unnest(methods || ARRAY['vneid'])), updated_at = now() WHERE id = %s", (level, str(account_id)))
+
+
+def insert_vneid_pending_link(cur, token_hash: bytes, account_id, subject: str, level: int,
+                              expires_at: dt.datetime) -> None:
+    cur.execute("INSERT INTO vneid_pending_links (token_hash, account_id, subject, level, expires_at) "
+                "VALUES (%s, %s, %s, %s, %s)", (token_hash, str(account_id), subject, level, expires_at))
+
+
+def vneid_pending_link(cur, token_hash: bytes) -> dict | None:
+    """A live pending link (not used, not expired), locked."""
+    cur.execute("SELECT * FROM vneid_pending_links WHERE token_hash = %s AND used_at IS NULL "
+                "AND expires_at > now() FOR UPDATE", (token_hash,))
+    return cur.fetchone()
+
+
+def set_vneid_link_code(cur, token_hash: bytes, otp_hash: bytes, expires_at: dt.datetime) -> None:
+    cur.execute("UPDATE vneid_pending_links SET otp_hash = %s, otp_expires_at = %s WHERE token_hash = %s",
+                (otp_hash, expires_at, token_hash))
+
+
+def count_vneid_link_failure(cur, token_hash: bytes, limit: int) -> bool:
+    """One more failed proof; True when the pending link is now spent (too many)."""
+    cur.execute("UPDATE vneid_pending_links SET attempts = attempts + 1, used_at = CASE WHEN attempts + 1 >= %s "
+                "THEN now() END WHERE token_hash = %s RETURNING used_at IS NOT NULL AS spent", (limit, token_hash))
+    row = cur.fetchone()
+    return bool(row and row["spent"])
+
+
+def finish_vneid_pending_link(cur, token_hash: bytes) -> None:
+    cur.execute("UPDATE vneid_pending_links SET used_at = now() WHERE token_hash = %s", (token_hash,))
+
+
+def remember_logout_token(cur, jti: str) -> bool:
+    """False when this logout token was acted on before (a replay)."""
+    cur.execute("INSERT INTO vneid_logout_tokens (jti) VALUES (%s) ON CONFLICT DO NOTHING", (jti,))
+    return cur.rowcount == 1

@@ -5,6 +5,8 @@ Registration: ``register_mobile``, ``register_bhxh``, ``confirm_registration``,
 one-time code, or certificate → tokens), ``confirm_login``, ``refresh``, ``logout``,
 ``forgot_password``, ``reset_password``, ``change_password``. Reads: ``jwks``, ``me``,
 ``revocations`` (the recently ended sessions, for a starting gateway).
+VNeID (OpenID Connect): ``vneid_start``, ``vneid_complete``, ``vneid_link``,
+``vneid_backchannel_logout``; ``dev_vneid_identity`` (local stand-in only).
 Staff and agency systems: ``create_staff``, ``activate_staff``, ``staff_login``,
 ``disable_staff``, ``reinstate_staff``, ``list_staff``,
 ``register_agency_system``, ``revoke_agency_system``, ``client_token``.
@@ -38,6 +40,7 @@ from services.identity.application import (
     signin,
     staff,
     stand_ins,
+    vneid,
 )
 from services.identity.dependencies import Parties, SigningKeys
 from services.identity.settings import NOTICE_TICK_S, Settings
@@ -175,6 +178,30 @@ class IdentityService(HealthRpc):
     @rpc
     def change_password(self, account_id: str, data: dict, context: dict | None = None) -> dict:
         return passwords.change(self.db, self.events, self._settings, account_id, data, context, self._ctx(context))
+
+    # -- sign-in with VNeID ----------------------------------------------------------------
+
+    @rpc
+    def vneid_start(self, data: dict, context: dict | None = None) -> dict:
+        return vneid.start(self.db, self.parties.vneid, data)
+
+    @rpc
+    def vneid_complete(self, data: dict, context: dict | None = None) -> dict:
+        return vneid.complete(self.db, self.events, self.keys.signing_key(), self.parties.vneid, self._settings,
+                              data, context, self._ctx(context))
+
+    @rpc
+    def vneid_link(self, data: dict, context: dict | None = None) -> dict:
+        return vneid.link(self.db, self.events, self.keys.signing_key(), self._adapters, self._settings, data,
+                          context, self._ctx(context))
+
+    @rpc
+    def vneid_backchannel_logout(self, data: dict, context: dict | None = None) -> dict:
+        return vneid.backchannel_logout(self.db, self.events, self.parties.vneid, data, self._ctx(context))
+
+    @rpc
+    def dev_vneid_identity(self, data: dict) -> dict:
+        return vneid.dev_identity(self._settings, self.parties.vneid_settings, data)
 
     # -- staff and agency systems ----------------------------------------------------------
 

@@ -107,3 +107,65 @@ def _revocation_policy() -> str:
     if value not in REVOCATION_POLICIES:
         raise ValueError(f"CERT_REVOCATION_CHECK must be one of {', '.join(REVOCATION_POLICIES)}, not {value!r}")
     return value
+
+
+@dataclass(frozen=True)
+class VneidSettings:
+    """Sign-in with VNeID: the provider (``VNEID_ISSUER``, its discovery document under
+    ``/.well-known/openid-configuration``), this portal's client registration (``VNEID_CLIENT_ID``
+    with ``VNEID_CLIENT_SECRET``, or ``VNEID_PRIVATE_KEY_FILE`` for ``private_key_jwt``), and the
+    redirect URIs registered with it (``VNEID_REDIRECT_URIS``, comma-separated). Without an issuer
+    the sign-in is off (``vneid_not_configured``)."""
+
+    issuer: str | None
+    client_id: str
+    client_secret: str | None = field(default=None, repr=False)
+    private_key_pem: str | None = field(default=None, repr=False)
+    token_auth_method: str = "client_secret_basic"
+    redirect_uris: tuple[str, ...] = ()
+    algorithms: tuple[str, ...] = ("ES256", "RS256")
+    scope: str = "openid profile phone"
+    state_ttl_s: int = 600
+    link_ttl_s: int = 600
+    jwks_refetch_s: float = 5.0
+    discovery_ttl_s: float = 3600.0
+    leeway_s: int = 60
+    http_timeout_s: float = 10.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.issuer and self.client_id)
+
+
+TOKEN_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
+UNSAFE_ALGORITHMS = ("none", "HS256", "HS384", "HS512")
+
+
+def load_vneid() -> VneidSettings:
+    key_file = config.env("VNEID_PRIVATE_KEY_FILE", None, S)
+    pem = Path(key_file).read_text() if key_file else None
+    method = config.env("VNEID_TOKEN_AUTH_METHOD", "private_key_jwt" if pem else "client_secret_basic", S)
+    if method not in TOKEN_AUTH_METHODS:
+        raise ValueError(f"VNEID_TOKEN_AUTH_METHOD must be one of {', '.join(TOKEN_AUTH_METHODS)}")
+    algorithms = tuple(a.strip() for a in (config.env("VNEID_ID_TOKEN_ALGS", "ES256,RS256", S) or "").split(",")
+                       if a.strip())
+    if not algorithms or any(a in UNSAFE_ALGORITHMS or a.upper().startswith("HS") for a in algorithms):
+        raise ValueError("VNEID_ID_TOKEN_ALGS must name asymmetric algorithms only (never none or HS*)")
+    issuer = config.env("VNEID_ISSUER", None, S)
+    return VneidSettings(
+        issuer=issuer.rstrip("/") if issuer else None,
+        client_id=config.env("VNEID_CLIENT_ID", "", S) or "",
+        client_secret=config.env("VNEID_CLIENT_SECRET", None, S),
+        private_key_pem=pem,
+        token_auth_method=method,
+        redirect_uris=tuple(u.strip() for u in (config.env("VNEID_REDIRECT_URIS", "", S) or "").split(",")
+                            if u.strip()),
+        algorithms=algorithms,
+        scope=config.env("VNEID_SCOPE", "openid profile phone", S) or "openid profile phone",
+        state_ttl_s=config.env_int("VNEID_STATE_TTL", 600, S),
+        link_ttl_s=config.env_int("VNEID_LINK_TTL", 600, S),
+        jwks_refetch_s=config.env_float("VNEID_JWKS_REFETCH_INTERVAL", 5.0, S),
+        discovery_ttl_s=config.env_float("VNEID_DISCOVERY_TTL", 3600.0, S),
+        leeway_s=config.env_int("VNEID_CLOCK_LEEWAY", 60, S),
+        http_timeout_s=config.env_float("VNEID_HTTP_TIMEOUT", 10.0, S),
+    )

@@ -22,10 +22,6 @@ class Pending(NamedTuple):
 VNEID, PAYMENT, AGENCY_FEED = 13, 14, 15
 
 PENDING: tuple[Pending, ...] = (
-    # issue 13: sign-in with VNeID
-    Pending("POST", "/api/v1/auth/vneid/start", VNEID),
-    Pending("POST", "/api/v1/auth/vneid/complete", VNEID),
-    Pending("POST", "/api/v1/dev/vneid-identities", VNEID),
     # issue 14: fees and payment
     Pending("GET", "/api/v1/dossiers/{code}/payments", PAYMENT),
     Pending("POST", "/api/v1/dossiers/{code}/payments", PAYMENT),

@@ -18,7 +18,7 @@ from portal_common.errors import InvalidInput, NotFound, ServiceError, Unavailab
 from services.dossier import schemas
 from services.dossier.application.dossiers import Dossiers, max_document_bytes
 from services.dossier.application.views import full_view
-from services.dossier.domain import lifecycle
+from services.dossier.domain import assurance, lifecycle
 from services.dossier.domain.access import Caller
 from services.dossier.domain.documents import Upload, check_upload, decode_base64
 from services.dossier.domain.filing import filing_hash
@@ -100,6 +100,7 @@ def file_checked(app: Dossiers, catalog: Any, context: dict[str, Any], data: dic
     if procedure.get("online_level") == "none":
         raise InvalidInput("not_filed_online", "This procedure is filed at the agency's counter, not online.",
                            [{"field": "procedure_code", "message": "not an online public service"}])
+    assurance.require_level(procedure, actor.get("assurance_level"))
     agencies = catalog_call(catalog.agencies_for, procedure["code"], province=applicant.get("province"),
                             ward=applicant.get("ward")) or []
     agency_code = data["agency_code"]

@@ -24,13 +24,16 @@ from services.identity.domain.tokens import SigningKey
 from services.identity.settings import Settings
 
 
-def issue(cur, key: SigningKey, settings: Settings, account: dict, family: uuid.UUID | None = None) -> dict:
-    """An access token and a refresh token for ``account`` (inside the caller's transaction)."""
+def issue(cur, key: SigningKey, settings: Settings, account: dict, family: uuid.UUID | None = None,
+          assurance_level: int | None = None) -> dict:
+    """An access token and a refresh token for ``account`` (inside the caller's transaction);
+    ``assurance_level``: the VNeID level the session began with (its tokens carry it as ``acr``)."""
     token_id, refresh, refresh_hash = tokens.new_refresh_token()
     family = family or token_id
-    access, _ = tokens.access_token(key, account, settings.access_ttl_s, session_id=str(family))
+    access, _ = tokens.access_token(key, account, settings.access_ttl_s, session_id=str(family),
+                                    acr=assurance_level)
     repo.insert_refresh(cur, token_id, family, account["id"], refresh_hash,
-                        now() + dt.timedelta(seconds=settings.refresh_ttl_s))
+                        now() + dt.timedelta(seconds=settings.refresh_ttl_s), assurance_level)
     return {
         "access_token": access, "token_type": "Bearer", "expires_in": settings.access_ttl_s,
         "refresh_token": refresh, "refresh_expires_in": settings.refresh_ttl_s,
@@ -67,7 +70,8 @@ def refresh(db: Database, store: EventStore, key: SigningKey, settings: Settings
             failure = invalid
         else:
             repo.revoke_refresh(cur, token_id, "rotated")
-            result = issue(cur, key, settings, account, family=row["family"])
+            result = issue(cur, key, settings, account, family=row["family"],
+                           assurance_level=row.get("assurance_level"))
     if failure is not None:
         raise failure
     return result

@@ -128,6 +128,7 @@ def profile(account: dict) -> dict:
         "gender": account["gender"], "phone": account["phone"], "agency_code": account["agency_code"],
         "methods": list(account["methods"] or []), "status": account["status"],
         "created_at": account["created_at"].isoformat(),
+        "assurance_level": account.get("assurance_level"),  # of the last sign-in with VNeID
     }
     if account["role"] == "citizen":
         out.update(cccd=account["identifier"], old_id_number=account["legacy_id"], bhxh_code=account["bhxh_code"])

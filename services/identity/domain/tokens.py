@@ -3,7 +3,8 @@
 The claims are the gateway's contract (gateway/http/tokens.py): ``sub`` the account id,
 ``role``, ``idn`` (CCCD, tax code or staff identifier), ``agency`` (officers and agency
 systems), ``sid`` (the session, i.e. the refresh-token family, when the token has one: the
-gateway refuses the tokens of a revoked session), ``jti``, ``iss``, ``aud``, ``iat``, ``exp``
+gateway refuses the tokens of a revoked session), ``acr`` (the assurance level, "1" or "2", of
+the VNeID sign-in the session began with; absent for other ways in), ``jti``, ``iss``, ``aud``, ``iat``, ``exp``
 and ``typ="access"``.
 
 A refresh token is ``<id>.<secret>``: the id finds the row, and only a SHA-256 of the secret
@@ -39,7 +40,7 @@ class SigningKey:
 
 
 def access_token(key: SigningKey, account: dict, ttl_seconds: int, now: float | None = None,
-                 session_id: str | None = None) -> tuple[str, dict]:
+                 session_id: str | None = None, acr: int | None = None) -> tuple[str, dict]:
     """Sign an access token for ``account`` (id, role, identifier, agency_code), naming its
     session when it belongs to one."""
     issued = int(now if now is not None else time.time())
@@ -58,6 +59,8 @@ def access_token(key: SigningKey, account: dict, ttl_seconds: int, now: float | 
         claims["agency"] = account["agency_code"]
     if session_id:
         claims["sid"] = str(session_id)
+    if acr:  # the VNeID level the session began with
+        claims["acr"] = str(acr)
     token = jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
     return token, claims
 
