@@ -370,34 +370,60 @@ def test_asyncapi_viewer_renders_every_event(browser, gateway_url, asyncapi):
     assert _console_problems(browser) == []
 
 
+def _axe_summary(violations: list[dict]) -> list[str]:
+    """One line per rule (impact, nodes), and per colour pair for contrast: what to fix first."""
+    lines = []
+    for violation in violations:
+        lines.append(f"{violation['impact']:>8} {violation['id']}: {len(violation['nodes'])} nodes, "
+                     f"e.g. {' '.join(map(str, violation['nodes'][0]['target']))[:100]}")
+        if violation["id"] == "color-contrast":
+            pairs: dict[tuple, list[str]] = {}
+            for node in violation["nodes"]:
+                data = (node.get("any") or [{}])[0].get("data") or {}
+                key = (data.get("fgColor"), data.get("bgColor"), data.get("contrastRatio"))
+                pairs.setdefault(key, []).append(" ".join(map(str, node["target"])))
+            for (fg, bg, ratio), targets in sorted(pairs.items(), key=lambda kv: -len(kv[1])):
+                lines.append(f"           {fg} on {bg} ({ratio}:1) x{len(targets)}, e.g. {targets[0][:80]}")
+    return lines
+
+
+# The viewer's part of each page, audited and reported: Swagger UI with every rule; the AsyncAPI
+# viewer draws some 20,000 nodes, and axe's colour-contrast rule over them runs past WebDriver's
+# two-minute limit on this machine, so that one rule is left out there.
+VIEWER_AXE_OPTIONS = {"/docs": "{resultTypes: ['violations']}",
+                      "/docs/events": "{resultTypes: ['violations'], rules: {'color-contrast': {enabled: false}}}"}
+
+
 @pytest.mark.parametrize("page,root", [("/docs", "#swagger-ui"), ("/docs/events", "#asyncapi")])
-def test_axe_finds_no_serious_violation_in_our_markup(browser, gateway_url, page, root):
-    """axe-core over the whole page; the viewers' own markup is reported, ours must be clean."""
+def test_axe_finds_no_serious_violation_in_our_markup(browser, gateway_url, spec, asyncapi, page, root):
+    """axe-core, once the viewer has rendered: the gateway's own markup around the viewer must
+    have no serious or critical violation; the viewer's are reported (pytest -s)."""
     from selenium.webdriver.common.by import By
     from selenium_axe_python import Axe
 
     browser.get(f"{gateway_url}{page}")
-    _wait(browser, lambda d: len(d.find_element(By.CSS_SELECTOR, root).find_elements(By.CSS_SELECTOR, "*")) > 20,
-          f"{page} rendered")
-    axe = Axe(browser)
+    if page == "/docs":
+        count = len(docs_pages.operations(spec))
+        _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) >= count, "Swagger UI rendered")
+    else:
+        last = sorted(m["name"] for m in asyncapi["components"]["messages"].values())[-1]
+        _wait(browser, lambda d: last in d.find_element(By.CSS_SELECTOR, root).get_attribute("textContent"),
+              "the AsyncAPI viewer rendered")
     browser.set_script_timeout(180)  # axe over the large viewers on a busy machine
+    axe = Axe(browser)
     axe.inject()
-    results = axe.run()
-    report = []
-    ours = []
-    for violation in results["violations"]:
-        for node in violation["nodes"]:
-            target = " ".join(str(t) for t in node["target"])
-            report.append(f"{violation['impact']:>8} {violation['id']}: {target}")
-            inside_viewer = bool(browser.execute_script(
-                "var n = document.querySelector(arguments[0]); return !!(n && n.closest(arguments[1]));",
-                node["target"][0] if isinstance(node["target"][0], str) else "", root))
-            if not inside_viewer and violation["impact"] in ("serious", "critical"):
-                ours.append(f"{violation['id']}: {target}")
-    print(f"axe {page}: {len(results['violations'])} rules violated, {len(report)} nodes")
-    print("\n".join(report))
-    assert results["passes"], "axe ran no check"
-    assert ours == [], ours
+    ours = axe.run(context=f"{{exclude: [['{root}']]}}")
+    assert ours["passes"], "axe ran no check"
+    assert any(node["target"] == ["header"] or "h1" in str(node["target"])
+               for rule in ours["passes"] for node in rule["nodes"]), "axe did not see the page's own header"
+    viewer = axe.run(context=f"'{root}'", options=VIEWER_AXE_OPTIONS[page])
+    print(f"\naxe {page}, outside {root}: {len(ours['violations'])} rules violated")
+    print("\n".join(_axe_summary(ours["violations"])))
+    print(f"axe {page}, {root}: {len(viewer['violations'])} rules violated")
+    print("\n".join(_axe_summary(viewer["violations"])))
+    serious = [f"{v['id']} ({v['impact']}): {' '.join(map(str, n['target']))}"
+               for v in ours["violations"] if v["impact"] in ("serious", "critical") for n in v["nodes"]]
+    assert serious == []
 
 
 def test_viewer_asset_files_exist_for_this_run():
