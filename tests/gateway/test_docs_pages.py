@@ -387,17 +387,17 @@ def _axe_summary(violations: list[dict]) -> list[str]:
     return lines
 
 
-# The viewer's part of each page, audited and reported: Swagger UI with every rule; the AsyncAPI
-# viewer draws some 20,000 nodes, and axe's colour-contrast rule over them runs past WebDriver's
-# two-minute limit on this machine, so that one rule is left out there.
-VIEWER_AXE_OPTIONS = {"/docs": "{resultTypes: ['violations']}",
-                      "/docs/events": "{resultTypes: ['violations'], rules: {'color-contrast': {enabled: false}}}"}
+# What axe finds in the viewers' own markup that no style sheet can fix: Swagger UI puts the
+# buttons of an operation inside the element that opens it (role=button). The viewers'
+# contrast failures are fixed by docs.css; these tests keep them fixed.
+VIEWER_KNOWN = {"/docs": {"nested-interactive"}, "/docs/events": set()}
 
 
 @pytest.mark.parametrize("page,root", [("/docs", "#swagger-ui"), ("/docs/events", "#asyncapi")])
 def test_axe_finds_no_serious_violation_in_our_markup(browser, gateway_url, spec, asyncapi, page, root):
-    """axe-core, once the viewer has rendered: the gateway's own markup around the viewer must
-    have no serious or critical violation; the viewer's are reported (pytest -s)."""
+    """axe-core, once the viewer has rendered: the gateway's own markup around the viewer has
+    no serious or critical violation, nor has the viewer but for VIEWER_KNOWN; all are
+    reported (pytest -s)."""
     from selenium.webdriver.common.by import By
     from selenium_axe_python import Axe
 
@@ -416,7 +416,7 @@ def test_axe_finds_no_serious_violation_in_our_markup(browser, gateway_url, spec
     assert ours["passes"], "axe ran no check"
     assert any(node["target"] == ["header"] or "h1" in str(node["target"])
                for rule in ours["passes"] for node in rule["nodes"]), "axe did not see the page's own header"
-    viewer = axe.run(context=f"'{root}'", options=VIEWER_AXE_OPTIONS[page])
+    viewer = axe.run(context=f"'{root}'", options="{resultTypes: ['violations']}")
     print(f"\naxe {page}, outside {root}: {len(ours['violations'])} rules violated")
     print("\n".join(_axe_summary(ours["violations"])))
     print(f"axe {page}, {root}: {len(viewer['violations'])} rules violated")
@@ -424,6 +424,8 @@ def test_axe_finds_no_serious_violation_in_our_markup(browser, gateway_url, spec
     serious = [f"{v['id']} ({v['impact']}): {' '.join(map(str, n['target']))}"
                for v in ours["violations"] if v["impact"] in ("serious", "critical") for n in v["nodes"]]
     assert serious == []
+    in_viewer = {v["id"] for v in viewer["violations"] if v["impact"] in ("serious", "critical")}
+    assert in_viewer <= VIEWER_KNOWN[page], in_viewer - VIEWER_KNOWN[page]
 
 
 def test_viewer_asset_files_exist_for_this_run():
