@@ -15,6 +15,14 @@ RUN python -c "import tomllib; print('\\n'.join(tomllib.load(open('pyproject.tom
     > /tmp/requirements.txt
 RUN pip install -r /tmp/requirements.txt
 
+# The AsyncAPI viewer of /docs/events (npm @asyncapi/react-component): deploy/docs_assets.py
+# takes its tarball from the npm registry (straight over HTTPS: this image has no Node or npm),
+# checks the pinned sha512 and keeps only the files the gateway serves. Nothing is fetched at
+# run time; Swagger UI of /docs comes with the Python dependencies above.
+COPY deploy/docs_assets.py /tmp/docs_assets.py
+RUN python /tmp/docs_assets.py --dest /app/.assets/docs
+ENV DOCS_ASSETS_DIR=/app/.assets/docs
+
 COPY portal_common ./portal_common
 COPY services ./services
 COPY gateway ./gateway

@@ -106,9 +106,10 @@ def build_spec(routes: list[Any], title: str = "Public-service portal API",
             problems[429] = "Rate limited (see Retry-After)"
         problems.update(route.responses)
         for status, text in problems.items():
-            if isinstance(text, tuple):  # (description, schema): a JSON answer that is not a problem
+            if isinstance(text, tuple):  # (description, schema[, media type]): an answer that is not a problem
+                media = text[2] if len(text) > 2 else "application/json"
                 operation["responses"].setdefault(str(status), {
-                    "description": text[0], "content": {"application/json": {"schema": text[1]}}})
+                    "description": text[0], "content": {media: {"schema": text[1]}}})
                 continue
             operation["responses"].setdefault(str(status), {
                 "description": text,

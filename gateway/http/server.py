@@ -3,7 +3,8 @@
 Around every request: a request id (``X-Request-ID`` taken when sane, made otherwise) echoed
 on the response; unknown paths and methods answered as problems, not HTML; a body-size cap
 (a declared ``Content-Length`` over it, or a chunked body read past it: 413); CORS for the
-configured portal origin; security headers.
+configured portal origin; security headers (a response may set its own Content-Security-Policy
+and Cache-Control: the docs pages do, ``gateway.http.docs_pages``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ SECURITY_HEADERS = {
     "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
 }
-DOCS_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 
 def request_id_of(environ: dict) -> str:
@@ -110,7 +110,7 @@ class GatewayWsgiApp(WsgiApp):
         origin = environ.get("HTTP_ORIGIN")
         if origin and ("*" in self.cors_origins or origin in self.cors_origins):
             response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Vary"] = "Origin"
+            response.vary.add("Origin")  # beside Accept-Encoding on the docs' files
             response.headers["Access-Control-Expose-Headers"] = "X-Request-ID, Retry-After, Location"
 
     def _preflight(self, environ: dict) -> Response:
@@ -154,8 +154,6 @@ class GatewayWsgiApp(WsgiApp):
         response.headers["X-Request-ID"] = rid
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
-        if environ.get("PATH_INFO") == "/docs":
-            response.headers["Content-Security-Policy"] = DOCS_CSP
         response.headers.setdefault("Cache-Control", "no-store")
         self._cors(environ, response)
         return response(environ, start_response)

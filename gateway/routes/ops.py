@@ -1,9 +1,9 @@
-"""Operations endpoints: health, readiness, metrics, the OpenAPI and AsyncAPI documents, the docs page,
-and the operators' view of a dossier's access log."""
+"""Operations endpoints: health, readiness, metrics, the OpenAPI and AsyncAPI documents, the docs pages
+(Swagger UI, the AsyncAPI viewer and their files: ``gateway.http.docs_pages``), and the operators'
+view of a dossier's access log."""
 
 from __future__ import annotations
 
-import html
 import json
 
 import eventlet
@@ -12,12 +12,14 @@ from nameko.extensions import DependencyProvider
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.wrappers import Response
 
+from gateway.http import docs_pages
 from gateway.http.asyncapi import build_asyncapi
 from gateway.http.openapi import build_spec
 from gateway.http.route import ApiCall, ApiRoute, api
 from gateway.routes.dossiers import AccessEntry, AccessLogPage
 from portal_common.config import instance_id
 from portal_common.contracts.dossier import AccessLogQuerySchema
+from portal_common.errors import NotFound
 
 SERVICES = ("identity", "catalog", "dossier", "router")
 OPERATOR = ("operator",)
@@ -97,14 +99,30 @@ class OpsRoutes:
     @api("GET", "/asyncapi.json", summary="The AsyncAPI document of every published event", tags=("ops",),
          description="Generated from the event catalogue: one channel per routing key, one message per version.")
     def asyncapi(self, call: ApiCall):
-        cls = type(self)
-        if cls._asyncapi_cache is None:
-            cls._asyncapi_cache = build_asyncapi()
-        return Response(json.dumps(cls._asyncapi_cache, ensure_ascii=False), mimetype="application/json")
+        return Response(json.dumps(self._asyncapi(), ensure_ascii=False), mimetype="application/json")
 
-    @api("GET", "/docs", summary="Browsable API documentation", tags=("ops",), content_type="text/html")
+    @api("GET", "/docs", summary="Browsable API documentation: Swagger UI over /openapi.json", tags=("ops",),
+         content_type="text/html",
+         description="Without JavaScript the page lists every operation (method, path, summary).")
     def docs(self, call: ApiCall):
-        return Response(render_docs(self._spec()), mimetype="text/html")
+        return docs_pages.swagger_page(self._spec())
+
+    @api("GET", "/docs/events", summary="Browsable event documentation: the AsyncAPI viewer over /asyncapi.json",
+         tags=("ops",), content_type="text/html",
+         responses={503: ("The viewer's files are not installed here (make docs-assets); the page says so "
+                          "and lists the events", {"type": "string"}, "text/html")},
+         description="Without JavaScript the page lists every event (routing key, name, version).")
+    def docs_events(self, call: ApiCall):
+        return docs_pages.events_page(self._asyncapi())
+
+    @api("GET", "/docs/assets/<name>", summary="A file of the docs pages (scripts, styles), cached for a year",
+         tags=("ops",), content_type="*/*",
+         description="Only the files the pages name; any other name is a 404.")
+    def docs_asset(self, call: ApiCall, name: str):
+        response = docs_pages.asset_response(call.request, name)
+        if response is None:
+            raise NotFound("not_found", "No such file.")
+        return response
 
     @api("GET", "/api/v1/ops/dossiers/<code>/access-log", summary="Who read a dossier: staff account ids, "
          "agencies, request ids, newest first", tags=("ops",), query=AccessLogQuerySchema,
@@ -120,24 +138,9 @@ class OpsRoutes:
             cls._openapi_cache = build_spec(self.api_routes)
         return cls._openapi_cache
 
+    def _asyncapi(self) -> dict:
+        cls = type(self)
+        if cls._asyncapi_cache is None:
+            cls._asyncapi_cache = build_asyncapi()
+        return cls._asyncapi_cache
 
-def render_docs(spec: dict) -> str:
-    """A self-contained page (no scripts, no CDN) listing every operation."""
-    rows = []
-    for path, operations in sorted(spec.get("paths", {}).items()):
-        for method, op in operations.items():
-            codes = ", ".join(sorted(op.get("responses", {})))
-            rows.append(
-                f"<tr><td class=m>{html.escape(method.upper())}</td><td><code>{html.escape(path)}</code></td>"
-                f"<td>{html.escape(op.get('summary', ''))}</td><td>{html.escape(codes)}</td></tr>"
-            )
-    return (
-        "<!doctype html><html lang=en><head><meta charset=utf-8><title>Portal API</title>"
-        "<style>body{font-family:sans-serif;margin:2em}td{padding:.3em .8em;border-bottom:1px solid #ddd}"
-        ".m{font-weight:bold}</style></head><body>"
-        f"<h1>{html.escape(spec['info']['title'])} {html.escape(spec['info']['version'])}</h1>"
-        "<p>Machine-readable: <a href='/openapi.json'>/openapi.json</a> · events: "
-        "<a href='/asyncapi.json'>/asyncapi.json</a></p>"
-        "<table><tr><th>method</th><th>path</th><th>summary</th><th>responses</th></tr>"
-        + "".join(rows) + "</table></body></html>"
-    )

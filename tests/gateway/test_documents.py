@@ -181,9 +181,9 @@ def test_answers_match_their_documented_schema(spec, gateway_url, path, params, 
 def test_docs_page_lists_every_operation(spec, gateway_url):
     resp = requests.get(f"{gateway_url}/docs", timeout=30)
     assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("text/html")
-    assert "<script" not in resp.text
+    fallback = resp.text.split("<noscript>", 1)[1]  # the list a browser without JavaScript shows
     for path in spec["paths"]:
-        assert f"<code>{path}</code>" in resp.text
+        assert f"<code>{path}</code>" in fallback
 
 
 # -- AsyncAPI --------------------------------------------------------------------------

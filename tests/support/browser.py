@@ -43,6 +43,8 @@ def new_driver(*, width: int = 1280, height: int = 900, language: str = "vi"):
     options.add_argument(f"--window-size={width},{height}")
     options.add_argument(f"--lang={language}")
     options.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='chromium-')}")
+    # the console log (driver.get_log("browser")): Content-Security-Policy violations show there
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
     return driver
