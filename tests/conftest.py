@@ -23,9 +23,11 @@ from deploy.infrastructure import ensure_infrastructure
 from deploy.launcher import LocalSystem, migrate_and_seed
 from portal_common.db import Database, drop_database, ensure_database
 from portal_common.migrations import migrate
+from services.router.delivery_keys import generate_pem
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_ID = uuid.uuid4().hex[:8]
+DELIVERY_KEY = generate_pem()  # the Ed25519 key the running system signs deliveries with
 # Every service this run starts (in process or as children) serves its metrics on a free port
 # (reported by its health RPC), never on the fixed defaults another run may hold.
 os.environ.setdefault("METRICS_PORT", "0")
@@ -161,7 +163,10 @@ def system(migrated_database, amqp_uri, tmp_path_factory):
                                  # identity's per-address lockout hits their address, not 127.0.0.1
                                  "TRUSTED_PROXIES": "127.0.0.1",
                                  # the HMAC secret of the e2e agency's signed callbacks (tests/e2e)
-                                 "AGENCY_SECRET_E2E": f"e2e-callback-{RUN_ID}"})
+                                 "AGENCY_SECRET_E2E": f"e2e-callback-{RUN_ID}",
+                                 # subscriptions: the key that signs deliveries, callbacks on 127.0.0.1
+                                 "AGENCY_SECRET_DELIVERY_KEY": DELIVERY_KEY,
+                                 "CALLBACK_ALLOW_LOOPBACK": "yes"})
     sut.start()
     try:
         sut.wait_ready(timeout=120)
