@@ -352,3 +352,12 @@ def test_the_feed_long_polls_and_holds_early_events_for_order(rpc, subs_router, 
     assert empty == {"items": [], "last_position": got["last_position"]} and time.monotonic() - t0 >= 0.9
     with pytest.raises(InvalidInput):
         rpc.agency_events(agency, -1, 10, 0)
+
+
+def test_a_callback_that_redirects_is_refused_and_its_target_never_called(rpc, servers):
+    target = servers()
+    redirecting = servers(redirect_to=target.url)
+    with pytest.raises(InvalidInput) as refused:
+        _subscribe(rpc, f"RED-{_suffix()}", redirecting, ["dossiers"], {})
+    assert refused.value.code == "callback_refused"
+    assert redirecting.requests == [("OPTIONS", "/hook")] and target.requests == []
