@@ -16,6 +16,7 @@ failure before its commit escape, so the shared entrypoint retries the message.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -33,11 +34,12 @@ from portal_common.eventstore.events import EventContext, NewEvent
 from services.router import queries, repository, schemas
 from services.router.callbacks import CallbackClient, CallbackPolicy
 from services.router.channels import AmqpChannel, DeliveryFailed, HttpChannel
-from services.router.delivery_keys import DeliveryKeys
+from services.router.delivery_keys import HEADER, DeliveryKeys, NoDeliveryKey
 from services.router.domain import routing
 from services.router.domain.retry import next_attempt_at
 from services.router.domain.routing import Route, RoutingError
 from services.router.domain.signing import encode_body
+from services.router.domain.subscriptions import delivery_attributes
 from services.router.secrets import SecretStore, previous_ref
 from services.router.settings import Settings
 from services.router.subscriptions import Subscriptions
@@ -236,16 +238,30 @@ class Router:
         try:
             if not route.active:
                 raise DeliveryFailed("route: the agency's route is inactive")
+            binding = self._binding(row, body)
             if route.channel == "http":
                 secret, previous = self.secrets.pair(route.secret_ref)
                 if not secret:
                     raise DeliveryFailed("http: the route's secret is not configured")
-                self.http.send(route.endpoint or "", secret, body, str(row["delivery_id"]), previous)
+                self.http.send(route.endpoint or "", secret, body, str(row["delivery_id"]), previous,
+                               {f"ce-{k}": str(v) for k, v in binding.items() if k != HEADER} |
+                               ({HEADER: binding[HEADER]} if HEADER in binding else {}))
             else:
-                self.amqp.send(row["agency_code"], row["event_type"], body, str(row["delivery_id"]))
+                self.amqp.send(row["agency_code"], row["event_type"], body, str(row["delivery_id"]),
+                               {(k if k == HEADER else f"cloudEvents:{k}"): v for k, v in binding.items()})
         except DeliveryFailed as exc:
             return self._failed(row, attempt, str(exc))
         return self._sent(row, route.channel, attempt)
+
+    def _binding(self, row: dict, body: bytes) -> dict[str, Any]:
+        """A route delivery as a CloudEvent in binary mode (the body is its data): the context
+        attributes for the ``ce-*`` HTTP headers or ``cloudEvents:*`` AMQP properties, and the
+        detached JWS over the body when a delivery key is configured."""
+        attributes = delivery_attributes(row)
+        # without a key the HMAC signature (http) and the broker (amqp) still authenticate it
+        with contextlib.suppress(NoDeliveryKey):
+            attributes[HEADER] = self.keys.sign(body)
+        return attributes
 
     def _ids(self, row: dict) -> dict:
         return {"delivery_id": str(row["delivery_id"]), "dossier_code": row["dossier_code"],

@@ -361,3 +361,39 @@ def test_a_callback_that_redirects_is_refused_and_its_target_never_called(rpc, s
         _subscribe(rpc, f"RED-{_suffix()}", redirecting, ["dossiers"], {})
     assert refused.value.code == "callback_refused"
     assert redirecting.requests == [("OPTIONS", "/hook")] and target.requests == []
+
+
+def test_route_deliveries_carry_the_cloudevents_binding_and_the_jws(rpc, amqp):
+    """The agency queue (AMQP binding: ``cloudEvents:*`` application properties, the body is the
+    data) and the JWS over the body, verifiable with the published keys."""
+    import pika
+
+    agency = f"BIND-{_suffix()}"
+    d = Dossier(agency, "P1", "F-HT", "01")
+    env = d.event("DossierSubmitted")
+    publish(amqp, [env])
+    conn = pika.BlockingConnection(pika.URLParameters(amqp))
+    try:
+        got = {}
+
+        def fetch():
+            try:  # the router declares the queue with its first delivery
+                method, props, body = conn.channel().basic_get(f"agency.{agency}", auto_ack=True)
+            except pika.exceptions.ChannelClosedByBroker:
+                return False
+            if method is not None:
+                got.update(props=props, body=body)
+            return bool(got)
+
+        wait_for(fetch, 30, 0.2, "the queued delivery")
+    finally:
+        conn.close()
+    headers, body = got["props"].headers, got["body"]
+    assert headers["cloudEvents:specversion"] == "1.0" and headers["cloudEvents:id"] == env["event_id"]
+    assert headers["cloudEvents:type"] == "vn.gov.portal.DossierSubmitted.v1"
+    assert headers["cloudEvents:subject"] == d.code
+    assert headers["cloudEvents:deliveryid"] == json.loads(body)["delivery_id"] == headers["delivery_id"]
+    jwks = rpc.delivery_keys()
+    assert verify_detached(headers[HEADER], body, jwks)
+    with pytest.raises(ValueError):
+        verify_detached(headers[HEADER], body.replace(b"{", b"{ ", 1), jwks)

@@ -182,3 +182,23 @@ def cloudevent_attributes(envelope: Mapping[str, Any], agency_code: str, attrs: 
     }
     result.update({k: v for k, v in extensions.items() if v is not None})
     return result
+
+
+def delivery_attributes(row: Mapping[str, Any]) -> dict[str, Any]:
+    """CloudEvent context attributes of a route delivery (binary mode: its body is the data).
+
+    ``id`` is the dossier event's id (unique on one agency's queue); ``deliveryid`` the
+    delivery's own, which the agency acknowledges."""
+    body = row.get("body") if isinstance(row.get("body"), Mapping) else {}
+    result = {
+        "specversion": "1.0",
+        "id": str(row["event_id"]),
+        "source": CLOUDEVENT_SOURCE,
+        "type": cloudevent_type(str(row["event_type"]), body.get("schema_version")),
+        "subject": row.get("dossier_code"),
+        "time": body.get("occurred_at"),
+        "datacontenttype": "application/json",
+        "deliveryid": str(row["delivery_id"]),
+        "agencycode": row.get("agency_code"),
+    }
+    return {k: v for k, v in result.items() if v is not None}
