@@ -156,9 +156,10 @@ def rewind(cur: Any, sub_id: str, position: int) -> None:
                 "lease_until = NULL WHERE id = %s", (position, sub_id))
 
 
-def due_subscriptions(cur: Any, agency_code: str | None, limit: int) -> list[str]:
+def due_subscriptions(cur: Any, agency_code: str | None, limit: int) -> list[dict]:
     """Active subscriptions whose next attempt is due, not leased, and with feed entries waiting."""
-    sql = ("SELECT s.id FROM subscriptions s WHERE s.state = 'active' AND s.next_attempt_at <= now() "
+    sql = ("SELECT s.id, s.agency_code, s.position, s.channels, s.filters FROM subscriptions s "
+           "WHERE s.state = 'active' AND s.next_attempt_at <= now() "
            "AND (s.lease_until IS NULL OR s.lease_until < now()) "
            "AND EXISTS (SELECT 1 FROM agency_feed f WHERE f.agency_code = s.agency_code AND f.position > s.position)")
     args: list[Any] = []
@@ -166,7 +167,19 @@ def due_subscriptions(cur: Any, agency_code: str | None, limit: int) -> list[str
         sql += " AND s.agency_code = %s"
         args.append(agency_code)
     cur.execute(sql + " ORDER BY s.next_attempt_at LIMIT %s", [*args, limit])
-    return [str(r["id"]) for r in cur.fetchall()]
+    return cur.fetchall()
+
+
+def skip_to(cur: Any, moves: list[tuple[str, int, int]]) -> None:
+    """Move subscriptions past entries none of which matched them: ``(id, read from, to)``.
+    A subscription rewound, leased or paused since it was read is left alone."""
+    if not moves:
+        return
+    cur.execute(
+        "UPDATE subscriptions s SET position = u.target FROM unnest(%s::uuid[], %s::bigint[], %s::bigint[]) "
+        "AS u(id, seen, target) WHERE s.id = u.id AND s.position = u.seen AND s.state = 'active' "
+        "AND (s.lease_until IS NULL OR s.lease_until < now())",
+        ([m[0] for m in moves], [m[1] for m in moves], [m[2] for m in moves]))
 
 
 def lease_subscription(cur: Any, sub_id: str, lease_s: float) -> dict | None:

@@ -339,7 +339,8 @@ class Subscriptions:
         """One delivery run of every due subscription (of one agency when named); returns the
         number of entries delivered."""
         with self.db.transaction() as cur:
-            ids = feed.due_subscriptions(cur, agency_code, limit)
+            due = feed.due_subscriptions(cur, agency_code, limit)
+            ids = self._with_matches(cur, due)
         delivered = 0
         for sub_id in ids:
             try:
@@ -347,6 +348,26 @@ class Subscriptions:
             except Exception:  # one broken subscription must not stop the others
                 log.exception("router: delivery run of subscription %s failed unexpectedly", sub_id)
         return delivered
+
+    def _with_matches(self, cur: Any, due: list[dict], batch: int = 100) -> list[str]:
+        """The due subscriptions that have a matching entry to send; the others are moved past
+        the entries they were shown at once, in one statement (most of an agency's
+        subscriptions match few of its events)."""
+        by_agency: dict[str, list[dict]] = {}
+        for sub in due:
+            by_agency.setdefault(sub["agency_code"], []).append(sub)
+        busy: list[str] = []
+        moves: list[tuple[str, int, int]] = []
+        for agency, subs in by_agency.items():
+            rows = feed.read_feed(cur, agency, min(s["position"] for s in subs), batch)
+            for sub in subs:
+                waiting = [r for r in rows if r["position"] > sub["position"]]
+                if not waiting or any(rules.matches(sub["channels"], sub["filters"] or {}, r) for r in waiting):
+                    busy.append(str(sub["id"]))  # (its entries lie beyond this read: it reads its own)
+                else:
+                    moves.append((str(sub["id"]), sub["position"], waiting[-1]["position"]))
+        feed.skip_to(cur, moves)
+        return busy
 
     def deliver(self, sub_id: str, batch: int = 100) -> int:
         """Send the subscription's matching entries in feed order until one fails or none is left
