@@ -393,6 +393,8 @@ def test_route_deliveries_carry_the_cloudevents_binding_and_the_jws(rpc, amqp):
     assert headers["cloudEvents:type"] == "vn.gov.portal.DossierSubmitted.v1"
     assert headers["cloudEvents:subject"] == d.code
     assert headers["cloudEvents:deliveryid"] == json.loads(body)["delivery_id"] == headers["delivery_id"]
+    assert headers["cloudEvents:nationalstatuscode"] == 1 and headers["cloudEvents:dossierstatus"] == "submitted"
+    assert (json.loads(body)["status"], json.loads(body)["national_status_code"]) == ("submitted", 1)
     jwks = rpc.delivery_keys()
     assert verify_detached(headers[HEADER], body, jwks)
     with pytest.raises(ValueError):

@@ -200,5 +200,7 @@ def delivery_attributes(row: Mapping[str, Any]) -> dict[str, Any]:
         "datacontenttype": "application/json",
         "deliveryid": str(row["delivery_id"]),
         "agencycode": row.get("agency_code"),
+        "dossierstatus": body.get("status"),
+        "nationalstatuscode": body.get("national_status_code"),
     }
     return {k: v for k, v in result.items() if v is not None}
