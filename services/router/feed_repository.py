@@ -156,13 +156,14 @@ def rewind(cur: Any, sub_id: str, position: int) -> None:
                 "lease_until = NULL WHERE id = %s", (position, sub_id))
 
 
-def due_subscriptions(cur: Any, agency_code: str | None, limit: int) -> list[dict]:
-    """Active subscriptions whose next attempt is due, not leased, and with feed entries waiting."""
+def due_subscriptions(cur: Any, agency_code: str | None, limit: int, now: dt.datetime) -> list[dict]:
+    """Active subscriptions whose next attempt is due by ``now`` (the application's clock), not
+    leased, and with feed entries waiting."""
     sql = ("SELECT s.id, s.agency_code, s.position, s.channels, s.filters FROM subscriptions s "
-           "WHERE s.state = 'active' AND s.next_attempt_at <= now() "
+           "WHERE s.state = 'active' AND s.next_attempt_at <= %s "
            "AND (s.lease_until IS NULL OR s.lease_until < now()) "
            "AND EXISTS (SELECT 1 FROM agency_feed f WHERE f.agency_code = s.agency_code AND f.position > s.position)")
-    args: list[Any] = []
+    args: list[Any] = [now]
     if agency_code is not None:
         sql += " AND s.agency_code = %s"
         args.append(agency_code)
@@ -182,14 +183,14 @@ def skip_to(cur: Any, moves: list[tuple[str, int, int]]) -> None:
         ([m[0] for m in moves], [m[1] for m in moves], [m[2] for m in moves]))
 
 
-def lease_subscription(cur: Any, sub_id: str, lease_s: float) -> dict | None:
+def lease_subscription(cur: Any, sub_id: str, lease_s: float, now: dt.datetime) -> dict | None:
     """Take the subscription for one delivery run (None if another worker holds it or it is
     not due); returns the row with its secret auth header."""
     cur.execute(
         "UPDATE subscriptions SET lease_until = now() + make_interval(secs => %s) WHERE id = %s "
-        "AND state = 'active' AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now()) "
+        "AND state = 'active' AND next_attempt_at <= %s AND (lease_until IS NULL OR lease_until < now()) "
         "RETURNING id, agency_code, callback_url, channels, filters, auth_header, position, attempts",
-        (lease_s, sub_id))
+        (lease_s, sub_id, now))
     return cur.fetchone()
 
 
@@ -200,10 +201,11 @@ def advance(cur: Any, sub_id: str, position: int, delivered: int) -> None:
                 (position, delivered, delivered, sub_id))
 
 
-def record_failure(cur: Any, sub_id: str, attempts: int, error: str, next_at: dt.datetime) -> None:
+def record_failure(cur: Any, sub_id: str, attempts: int, error: str, next_at: dt.datetime,
+                   now: dt.datetime) -> None:
     cur.execute("UPDATE subscriptions SET attempts = %s, last_error = %s, next_attempt_at = %s, lease_until = NULL, "
-                "failing_since = COALESCE(failing_since, now()) WHERE id = %s",
-                (attempts, error[:500], next_at, sub_id))
+                "failing_since = COALESCE(failing_since, %s) WHERE id = %s",
+                (attempts, error[:500], next_at, now, sub_id))
 
 
 def dead_letter(cur: Any, sub_id: str, entry: dict, attempts: int, error: str) -> None:
@@ -224,7 +226,7 @@ def dead_letters(cur: Any, sub_id: str, limit: int = 100) -> list[dict]:
     return cur.fetchall()
 
 
-def stats(cur: Any) -> list[dict]:
+def stats(cur: Any, now: dt.datetime) -> list[dict]:
     """Every subscription that is not ended, with its lag behind its agency's feed head."""
     cur.execute(
         "SELECT s.id, s.agency_code, s.state, s.position, s.attempts, s.failing_since, s.delivered, "
@@ -232,6 +234,6 @@ def stats(cur: Any) -> list[dict]:
         "(SELECT count(*) FROM agency_feed f WHERE f.agency_code = s.agency_code AND f.position > s.position) "
         "AS lag_entries, EXTRACT(EPOCH FROM now() - (SELECT min(f.created_at) FROM agency_feed f "
         "WHERE f.agency_code = s.agency_code AND f.position > s.position)) AS lag_seconds, "
-        "EXTRACT(EPOCH FROM now() - s.failing_since) AS failing_for_seconds "
-        "FROM subscriptions s WHERE s.state <> 'ended' ORDER BY s.agency_code, s.created_at")
+        "EXTRACT(EPOCH FROM %s - s.failing_since) AS failing_for_seconds "
+        "FROM subscriptions s WHERE s.state <> 'ended' ORDER BY s.agency_code, s.created_at", (now,))
     return cur.fetchall()

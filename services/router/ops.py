@@ -27,6 +27,7 @@ from portal_common.contracts.router import DELIVERY_STATUSES
 from portal_common.db import Database
 from portal_common.errors import ServiceError
 from portal_common.logs import code_arguments
+from services.router.domain.subscriptions import failing
 
 OPERATOR = {"actor": {"kind": "operator", "id": "portal-ops"}}
 
@@ -230,8 +231,7 @@ def subscription_readings(cur: Any, schema: str) -> list[registry.Reading]:
         out += [registry.Reading("portal_subscription_lag_entries", labels, lag),
                 registry.Reading("portal_subscription_lag_seconds", labels, float(lag_s)),
                 registry.Reading("portal_subscription_dead_letters", labels, dead),
-                registry.Reading("portal_subscription_failing", labels,
-                                 1 if float(failing_for) >= alert_after and failing_for else 0)]
+                registry.Reading("portal_subscription_failing", labels, 1 if failing(failing_for, alert_after) else 0)]
     return out
 
 

@@ -95,7 +95,7 @@ class Subscriptions:
     def __init__(self, db: Database, store: EventStore, keys: DeliveryKeys, client: CallbackClient,
                  settings: Settings | None = None, schema_base: str = "http://127.0.0.1:8000",
                  procedure_field: Callable[[str], str | None] | None = None, hold_s: float = 5.0,
-                 clock: Callable[[], dt.datetime] | None = None):
+                 clock: Callable[[], dt.datetime] | None = None, alert_after_s: float = 900.0):
         self.db = db
         self.store = store
         self.keys = keys
@@ -105,6 +105,7 @@ class Subscriptions:
         self.procedure_field = procedure_field
         self.hold_s = hold_s
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.alert_after_s = alert_after_s
 
     def _append(self, cur: Any, sub_id: Any, events: list[NewEvent], context: EventContext | None = None) -> None:
         self.store.append(_stream(sub_id), None, events, stream_type="subscription", context=context,
@@ -322,14 +323,17 @@ class Subscriptions:
                      "event_id": str(r["event_id"]), "attempts": r["attempts"], "error": r["error"],
                      "created_at": _iso(r["created_at"])} for r in feed.dead_letters(cur, str(row["id"]), limit)]
 
-    def status(self) -> list[dict]:
-        """Every live subscription with its state, position, lag and failure streak."""
+    def status(self, alert_after_s: float | None = None) -> list[dict]:
+        """Every live subscription with its state, position, lag and failure streak; ``failing``
+        when the streak is longer than ``alert_after_s`` (``SUBSCRIPTION_ALERT_AFTER``)."""
+        alert = self.alert_after_s if alert_after_s is None else alert_after_s
         with self.db.transaction() as cur:
-            rows = feed.stats(cur)
+            rows = feed.stats(cur, self.clock())
         return [{"id": str(r["id"]), "agency_code": r["agency_code"], "state": r["state"],
                  "position": r["position"], "lag_entries": r["lag_entries"],
                  "lag_seconds": round(float(r["lag_seconds"] or 0), 1), "attempts": r["attempts"],
                  "failing_for_seconds": round(float(r["failing_for_seconds"] or 0), 1),
+                 "failing": rules.failing(r["failing_for_seconds"], alert),
                  "delivered": r["delivered"], "dead_lettered": r["dead_lettered"], "last_error": r["last_error"],
                  "last_success_at": _iso(r["last_success_at"])} for r in rows]
 
@@ -339,7 +343,7 @@ class Subscriptions:
         """One delivery run of every due subscription (of one agency when named); returns the
         number of entries delivered."""
         with self.db.transaction() as cur:
-            due = feed.due_subscriptions(cur, agency_code, limit)
+            due = feed.due_subscriptions(cur, agency_code, limit, self.clock())
             ids = self._with_matches(cur, due)
         delivered = 0
         for sub_id in ids:
@@ -373,7 +377,7 @@ class Subscriptions:
         """Send the subscription's matching entries in feed order until one fails or none is left
         (in batches); returns how many were delivered."""
         with self.db.transaction() as cur:
-            sub = feed.lease_subscription(cur, sub_id, self.settings.lease_s)
+            sub = feed.lease_subscription(cur, sub_id, self.settings.lease_s, self.clock())
             rows = feed.read_feed(cur, sub["agency_code"], sub["position"], batch) if sub else []
         if sub is None:
             return 0
@@ -410,10 +414,10 @@ class Subscriptions:
                 feed.advance(cur, str(sub["id"]), position, sent)
             if policy.exhausted(attempt):
                 feed.dead_letter(cur, str(sub["id"]), row, attempt, error)
-                feed.record_failure(cur, str(sub["id"]), 0, error, self.clock())
+                feed.record_failure(cur, str(sub["id"]), 0, error, self.clock(), self.clock())
                 log.warning("router: subscription %s dead-lettered position %s after %d attempts: %s",
                             sub["id"], row["position"], attempt, error)
             else:
-                feed.record_failure(cur, str(sub["id"]), attempt, error,
-                                    next_attempt_at(self.clock(), attempt, policy))
+                now = self.clock()
+                feed.record_failure(cur, str(sub["id"]), attempt, error, next_attempt_at(now, attempt, policy), now)
         return 0

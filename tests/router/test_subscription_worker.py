@@ -47,7 +47,8 @@ def subs():
 
 
 @pytest.mark.parametrize("body", [
-    None, [], {}, {"callback_url": "https://a.example/x"}, {"callback_url": "https://a.example/x", "channels": "dossiers"},
+    None, [], {}, {"callback_url": "https://a.example/x"},
+    {"callback_url": "https://a.example/x", "channels": "dossiers"},
     {"callback_url": "https://a.example/x", "channels": ["dossiers"], "filters": {"colour": "red"}},
     {"callback_url": "https://a.example/x", "channels": ["dossiers"], "filters": []},
     {"callback_url": "https://a.example/x", "channels": ["dossiers"], "auth_header": "Bearer x\r\nX-Evil: 1"},

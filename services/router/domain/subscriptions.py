@@ -101,6 +101,11 @@ def matches(channels: Iterable[str], filters: Mapping[str, list[str]], entry: Ma
     return True
 
 
+def failing(failing_for_s: Any, alert_after_s: float) -> bool:
+    """Whether a subscription has kept failing long enough to alert an operator."""
+    return failing_for_s is not None and float(failing_for_s) > 0 and float(failing_for_s) >= alert_after_s
+
+
 # -- callback addresses -------------------------------------------------------------------------
 
 
