@@ -107,7 +107,7 @@ def subscriptions_command(args: argparse.Namespace) -> int:
         print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
     keys = ("id", "agency_code", "state", "position", "lag_entries", "lag_seconds", "attempts",
-            "failing_for_seconds", "delivered", "dead_lettered", "last_error")
+            "failing_for_seconds", "failing", "delivered", "dead_lettered", "last_error")
     print("  ".join(keys))
     for row in rows:
         print("  ".join(str(row.get(k, ""))[:60] for k in keys))
