@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+import eventlet
 from marshmallow import Schema, fields
 
 from gateway.http.route import ApiCall, api
@@ -17,6 +18,7 @@ from gateway.routes.agency import AGENCY, _agency
 from portal_common.contracts.router import FeedQuery, SubscriptionInput
 
 PUBLIC = None
+POLL_S = 0.25  # how often a long poll looks at the feed again
 
 
 class SubscriptionView(Schema):
@@ -98,11 +100,12 @@ class AgencyFeedRoutes:
         agency = _agency(call)
         q = call.query
         deadline = time.monotonic() + q["wait"]
-        while True:  # the router waits at most a slice per call, so no RPC outlives its timeout
-            remaining = max(0.0, deadline - time.monotonic())
-            page = self.router_rpc.agency_events(agency, q["after"], q["limit"], remaining)
+        while True:  # the waiting happens here, not in a router worker: a quick read per poll
+            page = self.router_rpc.agency_events(agency, q["after"], q["limit"], 0)
+            remaining = deadline - time.monotonic()
             if page["items"] or remaining <= 0:
                 return page
+            eventlet.sleep(min(POLL_S, remaining))
 
     @api("GET", "/api/v1/agency/delivery-keys", summary="JWKS of the Ed25519 keys that sign deliveries",
          tags=("agency",), response=Jwks, auth=PUBLIC,

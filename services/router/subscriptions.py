@@ -95,7 +95,8 @@ class Subscriptions:
     def __init__(self, db: Database, store: EventStore, keys: DeliveryKeys, client: CallbackClient,
                  settings: Settings | None = None, schema_base: str = "http://127.0.0.1:8000",
                  procedure_field: Callable[[str], str | None] | None = None, hold_s: float = 5.0,
-                 clock: Callable[[], dt.datetime] | None = None, alert_after_s: float = 900.0):
+                 clock: Callable[[], dt.datetime] | None = None, alert_after_s: float = 900.0,
+                 max_per_agency: int = 100):
         self.db = db
         self.store = store
         self.keys = keys
@@ -106,6 +107,7 @@ class Subscriptions:
         self.hold_s = hold_s
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.alert_after_s = alert_after_s
+        self.max_per_agency = max_per_agency
 
     def _append(self, cur: Any, sub_id: Any, events: list[NewEvent], context: EventContext | None = None) -> None:
         self.store.append(_stream(sub_id), None, events, stream_type="subscription", context=context,
@@ -254,6 +256,9 @@ class Subscriptions:
                                {"callback_url": [str(exc)]}) from None
         sub_id = str(uuid.uuid4())
         with self.db.transaction() as cur:
+            if len(feed.list_subscriptions(cur, agency_code)) >= self.max_per_agency:
+                raise Conflict("too_many_subscriptions",
+                               f"an agency may hold at most {self.max_per_agency} subscriptions; end one first")
             row = feed.insert_subscription(cur, {
                 "id": sub_id, "agency_code": agency_code, "callback_url": data["callback_url"],
                 "channels": channels, "filters": filters, "auth_header": data.get("auth_header"),

@@ -101,3 +101,18 @@ def test_an_hour_of_failures_alerts_dead_letters_and_redelivery_fills_the_gap(wo
     [status] = [s for s in subs.status() if s["id"] == sub["id"]]
     assert not status["failing"] and status["lag_entries"] == 0
     assert subs.pump(agency) == 0 and len(endpoint.received) == len(types)
+
+
+def test_an_agency_holds_a_bounded_number_of_subscriptions(world):
+    from portal_common.errors import Conflict
+
+    subs, _, _ = world
+    subs.max_per_agency = 2
+    agency = f"CAP-{uuid.uuid4().hex[:6]}"
+    body = {"callback_url": "https://backoffice.example/hook", "channels": ["dossiers"]}
+    first = subs.create(None, agency, body)
+    subs.create(None, agency, body)
+    with pytest.raises(Conflict):
+        subs.create(None, agency, body)
+    subs.end(None, agency, first["id"])
+    assert subs.create(None, agency, body)["agency_code"] == agency  # an ended one frees its place
