@@ -115,6 +115,12 @@ def test_subscribe_file_act_and_receive_verifiable_cloudevents(world, gateway_ur
     assert [d["headers"]["Authorization"] for d in deliveries] == ["Bearer back-office-token"] * 3
     for delivery in deliveries:
         verify_detached(delivery["headers"][HEADER], delivery["body"], jwks)
+    field = w["procedure"]["field"]
+    events = [e for e in w["servers"]["x"].events() if e["subject"] == code]
+    assert [(e["procedurecode"], e["field"], e["provincecode"]) for e in events] == \
+        [(w["procedure"]["code"], field["code"] if isinstance(field, dict) else str(field),
+          str(w["x"]["province_code"]))] * 3, "the attributes subscriptions filter on"
+    assert [e["nationalstatuscode"] for e in events] == [1, 2, 4]
     assert not any(code.encode() in d["body"] for d in w["servers"]["y"].snapshot())
 
     # the offline tool: a saved delivery verifies, a tampered copy does not
