@@ -14,7 +14,10 @@ naming that origin (or ``*``). Nothing is delivered to an endpoint that did not 
 
 from __future__ import annotations
 
+import http.client
 import socket
+import ssl
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -84,6 +87,8 @@ class CallbackClient:
     def __init__(self, policy: CallbackPolicy):
         self.policy = policy
         self._opener = urllib.request.build_opener(_NoRedirects())
+        self._idle: dict[tuple[str, str, int], list[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()
 
     def verify(self, url: str, auth_header: str | None) -> None:
         """The webhook handshake; ``CallbackRefused`` unless the endpoint agrees."""
@@ -106,17 +111,55 @@ class CallbackClient:
             raise CallbackRefused("the callback did not allow this origin (WebHook-Allowed-Origin)")
 
     def send(self, url: str, headers: dict[str, str], body: bytes) -> None:
+        """POST one delivery; a 2xx is success, anything else (a redirect included) fails.
+
+        Connections are kept alive per endpoint and reused (a callback answers many
+        deliveries); a kept connection the endpoint closed meanwhile is replaced once."""
         try:
             self.policy.check(url)
         except CallbackRefused as exc:
             raise DeliveryFailed(f"http: refused: {exc}") from None
-        request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
-        try:
-            with self._opener.open(request, timeout=self.policy.timeout_s) as resp:
-                if not 200 <= resp.status < 300:
-                    raise DeliveryFailed(f"http: status {resp.status}")
-        except urllib.error.HTTPError as exc:
-            raise DeliveryFailed(f"http: status {exc.code}") from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise DeliveryFailed(f"http: {type(exc).__name__}: {reason}"[:300]) from None
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        for fresh in (False, True):
+            conn = self._connection(key, fresh)
+            try:
+                conn.request("POST", target, body=body, headers={**headers, "Content-Length": str(len(body))})
+                resp = conn.getresponse()
+                resp.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                conn.close()
+                if not fresh:
+                    continue  # the endpoint closed a kept connection: once more on a new one
+                raise DeliveryFailed(f"http: {type(exc).__name__}: {exc}"[:300]) from None
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                conn.close()
+                raise DeliveryFailed(f"http: {type(exc).__name__}: {exc}"[:300]) from None
+            if resp.will_close:
+                conn.close()
+            else:
+                self._release(key, conn)
+            if not 200 <= resp.status < 300:
+                raise DeliveryFailed(f"http: status {resp.status}")
+            return
+
+    def _connection(self, key: tuple[str, str, int], fresh: bool) -> http.client.HTTPConnection:
+        if not fresh:
+            with self._lock:
+                idle = self._idle.get(key)
+                if idle:
+                    return idle.pop()
+        scheme, host, port = key
+        if scheme == "https":
+            return http.client.HTTPSConnection(host, port, timeout=self.policy.timeout_s,
+                                               context=ssl.create_default_context())
+        return http.client.HTTPConnection(host, port, timeout=self.policy.timeout_s)
+
+    def _release(self, key: tuple[str, str, int], conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            if len(idle) < 4:
+                idle.append(conn)
+                return
+        conn.close()
