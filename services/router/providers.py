@@ -32,7 +32,8 @@ class RouterDeps(Storage):
             schema_base=public, procedure_field=catalog_client.field_finder(amqp_uri),
             hold_s=config.env_float("FEED_HOLD", 5.0, "router"),
             alert_after_s=config.env_float("SUBSCRIPTION_ALERT_AFTER", 900.0, "router"),
-            max_per_agency=config.env_int("SUBSCRIPTIONS_PER_AGENCY", 100, "router"))
+            max_per_agency=config.env_int("SUBSCRIPTIONS_PER_AGENCY", 100, "router"),
+            concurrency=config.env_int("SUBSCRIPTION_CONCURRENCY", 4, "router"))
         self.router = Router(
             self.db, store,
             AmqpChannel(amqp_uri,

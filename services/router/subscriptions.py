@@ -96,7 +96,7 @@ class Subscriptions:
                  settings: Settings | None = None, schema_base: str = "http://127.0.0.1:8000",
                  procedure_field: Callable[[str], str | None] | None = None, hold_s: float = 5.0,
                  clock: Callable[[], dt.datetime] | None = None, alert_after_s: float = 900.0,
-                 max_per_agency: int = 100):
+                 max_per_agency: int = 100, concurrency: int = 1):
         self.db = db
         self.store = store
         self.keys = keys
@@ -108,6 +108,7 @@ class Subscriptions:
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.alert_after_s = alert_after_s
         self.max_per_agency = max_per_agency
+        self.concurrency = concurrency  # subscriptions one delivery run sends to at once
 
     def _append(self, cur: Any, sub_id: Any, events: list[NewEvent], context: EventContext | None = None) -> None:
         self.store.append(_stream(sub_id), None, events, stream_type="subscription", context=context,
@@ -350,13 +351,16 @@ class Subscriptions:
         with self.db.transaction() as cur:
             due = feed.due_subscriptions(cur, agency_code, limit, self.clock())
             ids = self._with_matches(cur, due)
-        delivered = 0
-        for sub_id in ids:
-            try:
-                delivered += self.deliver(sub_id)
-            except Exception:  # one broken subscription must not stop the others
-                log.exception("router: delivery run of subscription %s failed unexpectedly", sub_id)
-        return delivered
+        if self.concurrency > 1 and len(ids) > 1:  # subscriptions are independent: send side by side
+            return sum(eventlet.GreenPool(min(self.concurrency, len(ids))).imap(self._deliver_safely, ids))
+        return sum(self._deliver_safely(sub_id) for sub_id in ids)
+
+    def _deliver_safely(self, sub_id: str) -> int:
+        try:
+            return self.deliver(sub_id)
+        except Exception:  # one broken subscription must not stop the others
+            log.exception("router: delivery run of subscription %s failed unexpectedly", sub_id)
+            return 0
 
     def _with_matches(self, cur: Any, due: list[dict], batch: int = 100) -> list[str]:
         """The due subscriptions that have a matching entry to send; the others are moved past
