@@ -13,6 +13,25 @@ from deploy.infrastructure import ensure_infrastructure
 from deploy.launcher import LocalSystem, default_settings, migrate_and_seed
 
 
+def delivery_key_env(directory: Path) -> dict[str, str]:
+    """The Ed25519 key that signs deliveries: the operator's (``AGENCY_SECRET_DELIVERY_KEY`` or
+    ``AGENCY_SECRETS_DIR``) if set, else one generated once into ``directory`` (mode 0600)."""
+    if os.environ.get("AGENCY_SECRET_DELIVERY_KEY") or os.environ.get("AGENCY_SECRETS_DIR"):
+        return {}
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "AGENCY_SECRET_DELIVERY_KEY"
+    if not path.exists():
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(pem)
+    return {"AGENCY_SECRETS_DIR": str(directory.resolve())}
+
+
 def up() -> int:
     dsn, amqp, port = default_settings()
     ensure_infrastructure(dsn, amqp)
@@ -22,7 +41,12 @@ def up() -> int:
     # /api/v1/dev endpoints, so a newcomer can register and sign in at once; LOCAL_ADAPTERS=no
     # turns them off.
     local = os.environ.get("LOCAL_ADAPTERS", "yes")
-    system = LocalSystem(dsn, amqp, port, log_dir=Path(".run/logs"), extra_env={"LOCAL_ADAPTERS": local})
+    extra = {"LOCAL_ADAPTERS": local}
+    if local.lower() in ("1", "yes", "true", "on"):
+        # a local back office on this machine may subscribe callbacks on 127.0.0.1
+        extra["CALLBACK_ALLOW_LOOPBACK"] = os.environ.get("CALLBACK_ALLOW_LOOPBACK", "yes")
+    extra.update(delivery_key_env(Path(".run/secrets")))
+    system = LocalSystem(dsn, amqp, port, log_dir=Path(".run/logs"), extra_env=extra)
     stopping = False
 
     def stop(*_):

@@ -15,6 +15,7 @@ from nameko.events import BROADCAST, event_handler
 from gateway.http.rpc import ServiceRpc
 from gateway.http.tokens import RevocationFeed
 from gateway.routes.agency import AgencyRoutes
+from gateway.routes.agency_feed import AgencyFeedRoutes
 from gateway.routes.catalog import CatalogRoutes
 from gateway.routes.dev import DevRoutes
 from gateway.routes.dossiers import DossierRoutes
@@ -28,6 +29,7 @@ from portal_common.logs import LogContext
 class GatewayService(
     OpsRoutes, CatalogRoutes, IdentityRoutes, DevRoutes, DossierRoutes, LookupRoutes, AgencyRoutes,
     VneidRoutes,
+    AgencyFeedRoutes,
 ):
     name = "gateway"
 

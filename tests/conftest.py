@@ -23,9 +23,11 @@ from deploy.infrastructure import ensure_infrastructure
 from deploy.launcher import LocalSystem, migrate_and_seed
 from portal_common.db import Database, drop_database, ensure_database
 from portal_common.migrations import migrate
+from services.router.delivery_keys import generate_pem
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_ID = uuid.uuid4().hex[:8]
+DELIVERY_KEY = generate_pem()  # the Ed25519 key the running system signs deliveries with
 # Every service this run starts (in process or as children) serves its metrics on a free port
 # (reported by its health RPC), never on the fixed defaults another run may hold.
 os.environ.setdefault("METRICS_PORT", "0")
@@ -163,7 +165,10 @@ def system(migrated_database, amqp_uri, tmp_path_factory):
                                  # the HMAC secret of the e2e agency's signed callbacks (tests/e2e)
                                  "AGENCY_SECRET_E2E": f"e2e-callback-{RUN_ID}",
                                  # the local VNeID stand-in (deploy/vneid) on a port of this run's own
-                                 "VNEID_STANDIN_PORT": str(_free_port())})
+                                 "VNEID_STANDIN_PORT": str(_free_port()),
+                                 # subscriptions: the key that signs deliveries, callbacks on 127.0.0.1
+                                 "AGENCY_SECRET_DELIVERY_KEY": DELIVERY_KEY,
+                                 "CALLBACK_ALLOW_LOOPBACK": "yes"})
     sut.start()
     try:
         sut.wait_ready(timeout=120)

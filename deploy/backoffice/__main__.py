@@ -10,6 +10,7 @@ import sys
 from deploy.backoffice.consumer import AgencyConsumer
 from deploy.backoffice.gateway import AgencyClient, DriveThrough
 from deploy.backoffice.inbox import Inbox
+from deploy.backoffice.jws import DeliveryKeys
 from deploy.backoffice.receiver import CallbackReceiver
 
 
@@ -26,23 +27,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hand-over", action="store_true",
                         help="hand a dossier on to the next agency of its liên thông chain when the delivery names one")
     parser.add_argument("--inbox-file", default=None, help="remember taken delivery ids here")
+    parser.add_argument("--no-jws", action="store_true",
+                        help="do not require Portal-Signature-JWS (checked against the gateway's delivery keys)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     client = AgencyClient(args.gateway, args.agency)
     drive = DriveThrough(client, ask_supplement=args.ask_supplement, hand_over=args.hand_over)
     inbox = Inbox(drive, args.inbox_file)
+    keys = None if args.no_jws else DeliveryKeys(args.gateway.rstrip("/") + "/api/v1/agency/delivery-keys")
     receiver = None
     if args.callback_port is not None:
         secret = os.environ.get(args.secret_env)
         if not secret:
             print(f"{args.secret_env} is not set: cannot verify callbacks", file=sys.stderr)
             return 2
-        receiver = CallbackReceiver(inbox, secret, host="0.0.0.0", port=args.callback_port).start()  # noqa: S104
+        receiver = CallbackReceiver(inbox, secret, host="0.0.0.0", port=args.callback_port,  # noqa: S104
+                                    keys=keys).start()
         print(f"callbacks at {receiver.url}", flush=True)
     print(f"consuming agency.{args.agency}", flush=True)
     try:
-        AgencyConsumer(args.amqp, args.agency, inbox, on_taken=client.acknowledge).run_forever()
+        AgencyConsumer(args.amqp, args.agency, inbox, on_taken=client.acknowledge, keys=keys).run_forever()
     except KeyboardInterrupt:
         pass
     finally:

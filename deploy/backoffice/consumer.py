@@ -19,6 +19,8 @@ from typing import Any
 import pika
 
 from deploy.backoffice.inbox import Inbox
+from deploy.backoffice.jws import HEADER as JWS_HEADER
+from deploy.backoffice.jws import DeliveryKeys, JwsError
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,9 @@ def supports_quorum(connection) -> bool:
 class AgencyConsumer:
     def __init__(self, amqp_uri: str, agency_code: str, inbox: Inbox,
                  exchange: str = "agency.deliveries", prefetch: int = 50,
-                 on_taken: Callable[[dict], Any] | None = None):
+                 on_taken: Callable[[dict], Any] | None = None, keys: DeliveryKeys | None = None):
+        self.keys = keys  # with keys, a message's Portal-Signature-JWS must verify
+        self.rejected = 0
         self.on_taken = on_taken
         self.stopping = False  # set by another thread to end ``run`` / ``run_forever``
         self.amqp_uri = amqp_uri
@@ -58,9 +62,16 @@ class AgencyConsumer:
 
     def _on_message(self, channel, method, properties, body: bytes) -> None:
         try:
+            if self.keys is not None:
+                self.keys.verify((properties.headers or {}).get(JWS_HEADER), body)
             delivery = json.loads(body)
             if not isinstance(delivery, dict) or delivery.get("agency_code") != self.agency_code:
                 raise ValueError("not a delivery for this agency")
+        except JwsError as exc:
+            self.rejected += 1
+            log.warning("back office %s: dropping a message whose signature fails: %s", self.agency_code, exc)
+            channel.basic_reject(method.delivery_tag, requeue=False)
+            return
         except ValueError as exc:
             log.warning("back office %s: dropping a malformed message: %s", self.agency_code, exc)
             channel.basic_reject(method.delivery_tag, requeue=False)

@@ -11,6 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from deploy.backoffice import signature
 from deploy.backoffice.inbox import Inbox
+from deploy.backoffice.jws import HEADER as JWS_HEADER
+from deploy.backoffice.jws import DeliveryKeys, JwsError
 
 log = logging.getLogger(__name__)
 MAX_BODY = 10 * 1024 * 1024
@@ -18,7 +20,8 @@ MAX_BODY = 10 * 1024 * 1024
 
 class CallbackReceiver:
     def __init__(self, inbox: Inbox, secret: str, host: str = "127.0.0.1", port: int = 0,
-                 window_s: float = signature.DEFAULT_WINDOW_S):
+                 window_s: float = signature.DEFAULT_WINDOW_S, keys: DeliveryKeys | None = None):
+        self.keys = keys  # with keys, the Portal-Signature-JWS must verify too
         self.inbox = inbox
         self.secret = secret
         self.window_s = window_s
@@ -54,8 +57,10 @@ class CallbackReceiver:
                     signature.verify(receiver.secret, self.headers.get(signature.TIMESTAMP_HEADER),
                                      self.headers.get(signature.SIGNATURE_HEADER), body,
                                      window_s=receiver.window_s)
+                    if receiver.keys is not None:
+                        receiver.keys.verify(self.headers.get(JWS_HEADER), body)
                     delivery = json.loads(body)
-                except (signature.SignatureError, ValueError) as exc:
+                except (signature.SignatureError, JwsError, ValueError) as exc:
                     receiver.rejected += 1
                     log.warning("callback rejected: %s", exc)
                     self._reply(401)

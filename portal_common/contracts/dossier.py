@@ -367,3 +367,31 @@ class DossierDraftSubmittedV1(_Draft):
 @CATALOGUE.register("DossierDraftDiscarded", 1, PRODUCER, "The applicant discarded a draft.")
 class DossierDraftDiscardedV1(_Draft):
     pass
+
+
+# -- national status codes ----------------------------------------------------------------------
+
+# The national portal's status codes, which back offices that sync dossiers with it use beside
+# our own status: 1 new, 2 accepted, 3 not accepted, 4 processing, 5 supplement requested,
+# 6 financial obligation requested, 7 withdrawn by the applicant, 8 stopped, 9 finished,
+# 10 result returned. Every status a dossier can be in has exactly one (a test checks it).
+NATIONAL_STATUS_CODES: dict[str, int] = {
+    "submitted": 1,
+    "received": 2,
+    "refused": 3,
+    "processing": 4,
+    "supplement_requested": 5,
+    "supplemented": 4,  # back in the agency's hands: processing resumes
+    "forwarded": 4,  # another agency carries the processing on (liên thông)
+    "awaiting_payment": 6,
+    "payment_expired": 6,
+    "result_ready": 9,
+    "returned": 10,
+    "rejected": 8,
+    "withdrawn": 7,
+}
+
+
+def national_status_code(status: str | None) -> int | None:
+    """The national portal's code of one of our statuses (None for no or an unknown status)."""
+    return NATIONAL_STATUS_CODES.get(status) if status else None

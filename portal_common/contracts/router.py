@@ -93,3 +93,74 @@ class RouteConfiguredV1(Schema):
     secret_ref = fields.String(allow_none=True, load_default=None,
                                metadata={"description": "name of the variable holding the secret"})
     active = fields.Boolean(required=True)
+
+
+# -- agency subscriptions and the agency feed -----------------------------------------------
+
+SUBSCRIPTION_CHANNELS = ("dossiers", "payments", "documents")
+SUBSCRIPTION_STATES = ("active", "paused", "ended")
+
+
+def _header_value(value: str) -> None:
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValidationError("control characters are not allowed")
+
+
+class SubscriptionInput(Schema):
+    """``POST /api/v1/agency/subscriptions``: checked by the gateway and again by the router.
+
+    ``filters`` maps attributes every delivered event carries (``procedure_code``, ``field``,
+    ``event_type``, ``status``, ``province_code``) to a value or a list of values; an event
+    matches when each named attribute has one of the values; empty means all."""
+
+    callback_url = fields.String(required=True, validate=[validate.Length(min=8, max=2000), no_control_characters])
+    channels = fields.List(fields.String(validate=validate.OneOf(SUBSCRIPTION_CHANNELS)), required=True,
+                           validate=validate.Length(min=1, max=3))
+    filters = fields.Dict(keys=fields.String(), load_default=dict)
+    auth_header = fields.String(load_default=None, allow_none=True,
+                                validate=[validate.Length(min=1, max=2000), _header_value],
+                                metadata={"description": "sent as the Authorization header of every callback"})
+
+
+class FeedQuery(Schema):
+    """``GET /api/v1/agency/events``: entries after ``after``, up to ``limit``, waiting up to
+    ``wait`` seconds for the first one."""
+
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    wait = fields.Float(load_default=0, validate=validate.Range(min=0, max=30))
+
+
+class _Subscription(Schema):
+    subscription_id = fields.UUID(required=True)
+    agency_code = fields.String(required=True)
+
+
+@CATALOGUE.register("SubscriptionCreated", 1, PRODUCER,
+                    "An agency system subscribed a verified callback to channels of its dossiers' events.")
+class SubscriptionCreatedV1(_Subscription):
+    callback_url = fields.String(required=True)
+    channels = fields.List(fields.String(), required=True)
+    filters = fields.Dict(required=True)
+
+
+@CATALOGUE.register("SubscriptionEnded", 1, PRODUCER, "An agency system ended a subscription.")
+class SubscriptionEndedV1(_Subscription):
+    pass
+
+
+@CATALOGUE.register("SubscriptionPaused", 1, PRODUCER, "An operator paused a subscription's deliveries.")
+class SubscriptionPausedV1(_Subscription):
+    pass
+
+
+@CATALOGUE.register("SubscriptionResumed", 1, PRODUCER, "An operator resumed a paused subscription.")
+class SubscriptionResumedV1(_Subscription):
+    pass
+
+
+@CATALOGUE.register("SubscriptionRewound", 1, PRODUCER,
+                    "An operator asked for a subscription's deliveries again from a feed position.")
+class SubscriptionRewoundV1(_Subscription):
+    from_position = fields.Integer(required=True)
+    previous_position = fields.Integer(required=True)

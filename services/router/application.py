@@ -16,6 +16,7 @@ failure before its commit escape, so the shared entrypoint retries the message.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -31,13 +32,17 @@ from portal_common.errors import Conflict, InvalidInput, NotFound
 from portal_common.eventstore import EventStore
 from portal_common.eventstore.events import EventContext, NewEvent
 from services.router import queries, repository, schemas
+from services.router.callbacks import CallbackClient, CallbackPolicy
 from services.router.channels import AmqpChannel, DeliveryFailed, HttpChannel
+from services.router.delivery_keys import HEADER, DeliveryKeys, NoDeliveryKey
 from services.router.domain import routing
 from services.router.domain.retry import next_attempt_at
 from services.router.domain.routing import Route, RoutingError
 from services.router.domain.signing import encode_body
+from services.router.domain.subscriptions import delivery_attributes
 from services.router.secrets import SecretStore, previous_ref
 from services.router.settings import Settings
+from services.router.subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
 _ENVELOPE = EnvelopeSchema()
@@ -62,7 +67,8 @@ class Router:
                  settings: Settings | None = None,
                  secrets: SecretStore | None = None,
                  resolve_remote: Callable[[str], str] | None = None,
-                 next_step: Callable[[str, Any, Any], dict | None] | None = None):
+                 next_step: Callable[[str, Any, Any], dict | None] | None = None,
+                 subscriptions: Subscriptions | None = None):
         self.db = db
         self.resolve_remote = resolve_remote
         self.next_step = next_step
@@ -72,6 +78,9 @@ class Router:
         self.settings = settings or Settings()
         # read at every send: a rotated secret file is used by the very next attempt
         self.secrets = secrets or SecretStore.from_env()
+        self.keys = DeliveryKeys(self.secrets)
+        self.subs = subscriptions or Subscriptions(db, store, self.keys, CallbackClient(CallbackPolicy.from_env()),
+                                                   self.settings)
 
     def _append(self, cur: Any, delivery_id: Any, events: list[NewEvent],
                 context: EventContext | None = None) -> None:
@@ -89,14 +98,29 @@ class Router:
             log.warning("router: dropping a dossier message without an event id")
             return
         self.learn_agency(envelope)
-        chain = self.chain_hint(envelope)
-        _, ids = handle_once(self.db, "router.dossier", envelope,
-                             lambda cur, env: self.route(cur, env, chain, lease=True))
-        for delivery_id in ids or []:
+        if envelope.get("event_type") in routing.ROUTED_EVENTS:
+            chain = self.chain_hint(envelope)
+            _, ids = handle_once(self.db, "router.dossier", envelope,
+                                 lambda cur, env: self.route(cur, env, chain, lease=True))
+            for delivery_id in ids or []:
+                try:
+                    self.attempt(delivery_id, leased=True)
+                except Exception:  # the delivery is committed: the timer retries it
+                    log.exception("router: first attempt of %s failed unexpectedly", delivery_id)
+        self.feed(envelope)
+
+    def feed(self, envelope: dict) -> None:
+        """Put a dossier event into its agencies' feeds once, then deliver to their due
+        subscriptions (the timer takes over whatever this run does not finish)."""
+        field = self.subs.field_hint(envelope) \
+            if envelope.get("event_type") in ("DossierSubmitted", "DossierForwarded") else None
+        _, agencies = handle_once(self.db, "router.feed", envelope,
+                                  lambda cur, env: self.subs.accept(cur, env, field))
+        for agency in agencies or []:
             try:
-                self.attempt(delivery_id, leased=True)
-            except Exception:  # the delivery is committed: the timer retries it
-                log.exception("router: first attempt of %s failed unexpectedly", delivery_id)
+                self.subs.pump(agency)
+            except Exception:  # the entries are committed: the timer delivers them
+                log.exception("router: delivery to the subscriptions of %s failed unexpectedly", agency)
 
     def on_agency_event(self, envelope: Any) -> None:
         """Apply a catalog agency event to the local copy, once."""
@@ -214,16 +238,30 @@ class Router:
         try:
             if not route.active:
                 raise DeliveryFailed("route: the agency's route is inactive")
+            binding = self._binding(row, body)
             if route.channel == "http":
                 secret, previous = self.secrets.pair(route.secret_ref)
                 if not secret:
                     raise DeliveryFailed("http: the route's secret is not configured")
-                self.http.send(route.endpoint or "", secret, body, str(row["delivery_id"]), previous)
+                self.http.send(route.endpoint or "", secret, body, str(row["delivery_id"]), previous,
+                               {f"ce-{k}": str(v) for k, v in binding.items() if k != HEADER} |
+                               ({HEADER: binding[HEADER]} if HEADER in binding else {}))
             else:
-                self.amqp.send(row["agency_code"], row["event_type"], body, str(row["delivery_id"]))
+                self.amqp.send(row["agency_code"], row["event_type"], body, str(row["delivery_id"]),
+                               {(k if k == HEADER else f"cloudEvents:{k}"): v for k, v in binding.items()})
         except DeliveryFailed as exc:
             return self._failed(row, attempt, str(exc))
         return self._sent(row, route.channel, attempt)
+
+    def _binding(self, row: dict, body: bytes) -> dict[str, Any]:
+        """A route delivery as a CloudEvent in binary mode (the body is its data): the context
+        attributes for the ``ce-*`` HTTP headers or ``cloudEvents:*`` AMQP properties, and the
+        detached JWS over the body when a delivery key is configured."""
+        attributes = delivery_attributes(row)
+        # without a key the HMAC signature (http) and the broker (amqp) still authenticate it
+        with contextlib.suppress(NoDeliveryKey):
+            attributes[HEADER] = self.keys.sign(body)
+        return attributes
 
     def _ids(self, row: dict) -> dict:
         return {"delivery_id": str(row["delivery_id"]), "dossier_code": row["dossier_code"],
@@ -400,6 +438,29 @@ class Router:
             rows = queries.agency_deliveries(cur, query["agency_code"], query["status"], query["dossier_code"],
                                              query["limit"])
         return schemas.DeliveryOut(many=True).dump(rows)
+
+    # -- subscriptions ---------------------------------------------------------------------
+
+    def run_subscriptions(self) -> int:
+        """Release events held too long, then deliver every due subscription (the timer)."""
+        self.subs.release_held()
+        return self.subs.pump()
+
+    def create_subscription(self, context: dict | None, agency_code: Any, body: Any) -> dict:
+        agency = _load(schemas.AgencyCodeInput(), {"agency_code": agency_code})["agency_code"]
+        return self.subs.create(event_context(context), agency, body)
+
+    def end_subscription(self, context: dict | None, agency_code: Any, subscription_id: Any) -> dict:
+        return self.subs.end(event_context(context), agency_code, subscription_id)
+
+    def pause_subscription(self, context: dict | None, subscription_id: Any, paused: bool) -> dict:
+        return self.subs.set_paused(event_context(context), subscription_id, paused)
+
+    def redeliver_subscription(self, context: dict | None, subscription_id: Any, from_position: Any) -> dict:
+        """Rewind to ``from_position`` and deliver at once (the timer carries on if it fails)."""
+        result = self.subs.rewind(event_context(context), subscription_id, from_position)
+        self.subs.deliver(result["id"])
+        return self.subs.get(None, result["id"])
 
     def delivery_stats(self) -> dict[str, int]:
         with self.db.transaction() as cur:

@@ -96,3 +96,25 @@ def chain_finder(amqp_uri: str) -> Callable[[str, Any, Any], dict | None] | None
         return cache.get((procedure_code, str(province), str(ward)), fetch)
 
     return next_step
+
+
+def field_finder(amqp_uri: str) -> Callable[[str], str | None] | None:
+    """``procedure code -> field code`` from ``catalog.get_procedure`` (cached like
+    ``chain_finder``), so subscriptions can filter on the field; None when
+    ``CATALOG_FALLBACK`` is off."""
+    if not config.env_bool("CATALOG_FALLBACK", True, "router"):
+        return None
+    timeout = config.env_float("CATALOG_TIMEOUT", 3.0, "router")
+    cache = TtlCache(config.env_float("CATALOG_CACHE", 60.0, "router"))
+
+    def field_of(procedure_code: str) -> str | None:
+        def fetch() -> str | None:
+            with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=timeout) as proxy:
+                procedure = proxy.catalog.get_procedure(procedure_code)
+            value = procedure.get("field") if isinstance(procedure, dict) else None
+            if isinstance(value, dict):
+                value = value.get("code")
+            return str(value) if value else None
+        return cache.get(("field", procedure_code), fetch)
+
+    return field_of

@@ -92,9 +92,12 @@ class AmqpChannel:
             agency_queue(self.exchange, agency_code, self.quorum)(producer.channel).declare()
             self._declared.add(agency_code)
 
-    def send(self, agency_code: str, event_type: str, body: bytes, delivery_id: str) -> None:
+    def send(self, agency_code: str, event_type: str, body: bytes, delivery_id: str,
+             headers: dict[str, str] | None = None) -> None:
         """Publish and wait for the broker's confirm; one fresh reconnect if the connection
-        went stale while idle, then the failure is the caller's (it schedules a retry)."""
+        went stale while idle, then the failure is the caller's (it schedules a retry).
+        ``headers`` become application properties beside ``delivery_id`` and ``agency_code``
+        (the CloudEvents AMQP binding's ``cloudEvents:*`` and the JWS)."""
         with self._lock:
             for reconnect in (True, False):
                 try:
@@ -106,7 +109,8 @@ class AmqpChannel:
                             body, routing_key=routing_key(agency_code, event_type),
                             content_type="application/json", content_encoding="utf-8",
                             delivery_mode=2, message_id=delivery_id, type=event_type,
-                            headers={"delivery_id": delivery_id, "agency_code": agency_code},
+                            headers={**(headers or {}), "delivery_id": delivery_id,
+                                     "agency_code": agency_code},
                             retry=False, mandatory=False, timeout=self.timeout_s, confirm_timeout=self.timeout_s,
                         )
                     return
@@ -146,11 +150,13 @@ class HttpChannel:
         self.timeout_s = timeout_s
         self._opener = urllib.request.build_opener(_NoRedirects())
 
-    def send(self, url: str, secret: str, body: bytes, delivery_id: str, previous: str | None = None) -> None:
-        """POST ``body`` signed with ``secret`` (and ``previous`` during a rotation)."""
+    def send(self, url: str, secret: str, body: bytes, delivery_id: str, previous: str | None = None,
+             extra_headers: dict[str, str] | None = None) -> None:
+        """POST ``body`` signed with ``secret`` (and ``previous`` during a rotation);
+        ``extra_headers``: the CloudEvents HTTP binding's ``ce-*`` and the JWS."""
         if not url or not url.startswith(("http://", "https://")):
             raise DeliveryFailed("http: the route has no usable callback URL")
-        headers = signed_headers(secret, body, delivery_id, time.time(), previous)
+        headers = {**(extra_headers or {}), **signed_headers(secret, body, delivery_id, time.time(), previous)}
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
         try:
             with self._opener.open(request, timeout=self.timeout_s) as resp:

@@ -27,6 +27,7 @@ from portal_common.contracts.router import DELIVERY_STATUSES
 from portal_common.db import Database
 from portal_common.errors import ServiceError
 from portal_common.logs import code_arguments
+from services.router.domain.subscriptions import failing
 
 OPERATOR = {"actor": {"kind": "operator", "id": "portal-ops"}}
 
@@ -93,6 +94,44 @@ def secret_status_command(args: argparse.Namespace) -> int:
     return _run(args, lambda r: r.secret_status(args.agency_code))
 
 
+def subscriptions_command(args: argparse.Namespace) -> int:
+    def call(r):
+        rows = r.subscription_status()
+        return [row for row in rows if not args.agency or row["agency_code"] == args.agency]
+    if args.json:
+        return _run(args, call)
+    try:
+        with _router(args) as proxy:
+            rows = call(proxy.router)
+    except ServiceError as exc:
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    keys = ("id", "agency_code", "state", "position", "lag_entries", "lag_seconds", "attempts",
+            "failing_for_seconds", "failing", "delivered", "dead_lettered", "last_error")
+    print("  ".join(keys))
+    for row in rows:
+        print("  ".join(str(row.get(k, ""))[:60] for k in keys))
+    if not rows:
+        print("(none)")
+    return 0
+
+
+def subscription_pause_command(args: argparse.Namespace) -> int:
+    return _run(args, lambda r: r.pause_subscription(OPERATOR, args.subscription_id))
+
+
+def subscription_resume_command(args: argparse.Namespace) -> int:
+    return _run(args, lambda r: r.resume_subscription(OPERATOR, args.subscription_id))
+
+
+def subscription_redeliver_command(args: argparse.Namespace) -> int:
+    return _run(args, lambda r: r.redeliver_subscription(OPERATOR, args.subscription_id, args.from_position))
+
+
+def subscription_dead_letters_command(args: argparse.Namespace) -> int:
+    return _run(args, lambda r: r.subscription_dead_letters(args.subscription_id, args.limit))
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the router commands to an argparse sub-command set."""
 
@@ -123,6 +162,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = add("secret-status", "where an agency's signing secret is read from (never prints it)",
             secret_status_command)
     p.add_argument("agency_code")
+    p = add("subscriptions", "agency subscriptions: state, position, lag, failure streak", subscriptions_command)
+    p.add_argument("--agency", default=None)
+    p = add("subscription-pause", "stop delivering to a subscription (the feed keeps its place)",
+            subscription_pause_command)
+    p.add_argument("subscription_id")
+    p = add("subscription-resume", "deliver to a paused subscription again", subscription_resume_command)
+    p.add_argument("subscription_id")
+    p = add("subscription-redeliver", "deliver a subscription's events again from a feed position",
+            subscription_redeliver_command)
+    p.add_argument("subscription_id")
+    p.add_argument("--from", dest="from_position", type=int, required=True, help="feed position (inclusive)")
+    p = add("subscription-dead-letters", "the feed entries a subscription gave up on",
+            subscription_dead_letters_command)
+    p.add_argument("subscription_id")
+    p.add_argument("--limit", type=int, default=100)
 
 
 # -- what other tools read --------------------------------------------------------------
@@ -130,6 +184,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 GAUGES = (
     registry.Gauge("portal_deliveries", "Deliveries to agency back offices by status", ("status",)),
     registry.Gauge("portal_dead_letters", "Deliveries that exhausted their attempts"),
+    registry.Gauge("portal_subscriptions", "Agency subscriptions by state", ("state",)),
+    registry.Gauge("portal_subscription_lag_entries", "Feed entries a subscription has yet to examine",
+                   ("subscription", "agency")),
+    registry.Gauge("portal_subscription_lag_seconds", "Age of the oldest feed entry a subscription has yet "
+                   "to examine", ("subscription", "agency")),
+    registry.Gauge("portal_subscription_dead_letters", "Feed entries a subscription gave up on",
+                   ("subscription", "agency")),
+    registry.Gauge("portal_subscription_failing", "1 while a subscription has kept failing for longer than "
+                   "SUBSCRIPTION_ALERT_AFTER seconds (alert on it)", ("subscription", "agency")),
 )
 
 
@@ -142,6 +205,33 @@ def readings(cur: Any, schema: str) -> list[registry.Reading]:
     counts = dict(cur.fetchall())
     out = [registry.Reading("portal_deliveries", (status,), counts.get(status, 0)) for status in DELIVERY_STATUSES]
     out.append(registry.Reading("portal_dead_letters", (), counts.get("dead", 0)))
+    return out + subscription_readings(cur, schema)
+
+
+def subscription_readings(cur: Any, schema: str) -> list[registry.Reading]:
+    """Per-subscription lag, dead letters and the failing alert (none before the table exists)."""
+    cur.execute("SELECT to_regclass(%s)", (f"{schema}.subscriptions",))
+    if not cur.fetchone()[0]:
+        return []
+    alert_after = config.env_float("SUBSCRIPTION_ALERT_AFTER", 900.0, "router")
+    cur.execute(f"SELECT state, count(*) FROM {schema}.subscriptions GROUP BY state")
+    counts = dict(cur.fetchall())
+    out = [registry.Reading("portal_subscriptions", (state,), counts.get(state, 0))
+           for state in ("active", "paused", "ended")]
+    cur.execute(
+        f"SELECT s.id::text, s.agency_code, s.dead_lettered, "
+        f"(SELECT count(*) FROM {schema}.agency_feed f WHERE f.agency_code = s.agency_code "
+        f"AND f.position > s.position), "
+        f"COALESCE(EXTRACT(EPOCH FROM now() - (SELECT min(f.created_at) FROM {schema}.agency_feed f "
+        f"WHERE f.agency_code = s.agency_code AND f.position > s.position)), 0), "
+        f"COALESCE(EXTRACT(EPOCH FROM now() - s.failing_since), 0) "
+        f"FROM {schema}.subscriptions s WHERE s.state <> 'ended'")
+    for sub_id, agency, dead, lag, lag_s, failing_for in cur.fetchall():
+        labels = (sub_id, agency)
+        out += [registry.Reading("portal_subscription_lag_entries", labels, lag),
+                registry.Reading("portal_subscription_lag_seconds", labels, float(lag_s)),
+                registry.Reading("portal_subscription_dead_letters", labels, dead),
+                registry.Reading("portal_subscription_failing", labels, 1 if failing(failing_for, alert_after) else 0)]
     return out
 
 

@@ -50,6 +50,68 @@ class RouterService(HealthRpc):
     def on_withdrawn(self, envelope: dict) -> None:
         self.router.on_dossier_event(envelope)
 
+    # -- the other dossier events: agency feed and subscriptions only ------------------
+
+    @event_handler("dossier", "DossierReceived")
+    def on_received(self, envelope: dict) -> None:
+        self.router.on_dossier_event(envelope)
+
+    @event_handler("dossier", "DossierRefused")
+    def on_refused(self, envelope: dict) -> None:
+        self.router.on_dossier_event(envelope)
+
+    @event_handler("dossier", "DossierProcessingStarted")
+    def on_processing_started(self, envelope: dict) -> None:
+        self.router.on_dossier_event(envelope)
+
+    @event_handler("dossier", "SupplementRequested")
+    def on_supplement_requested(self, envelope: dict) -> None:
+        self.router.on_dossier_event(envelope)
+
+    @event_handler("dossier", "DossierPaused")
+    def on_paused(self, envelope: dict) -> None:
+        self.router.on_dossier_event(envelope)
+
+    @event_handler("dossier", "DossierResumed")
+    def on_resumed(self, envelope: dict) -> None:
+        self.router.on_dossier_event(envelope)
+
+    @event_handler("dossier", "DeadlineExtended")
+    def on_deadline_extended(self, envelope: dict) -> None:
+        self.router.on_dossier_event(envelope)
+
+    @event_handler("dossier", "DossierResultReady")
+    def on_result_ready(self, envelope: dict) -> None:
+        self.router.on_dossier_event(envelope)
+
+    @event_handler("dossier", "DossierResultReturned")
+    def on_result_returned(self, envelope: dict) -> None:
+        self.router.on_dossier_event(envelope)
+
+    @event_handler("dossier", "DossierRejected")
+    def on_rejected(self, envelope: dict) -> None:
+        self.router.on_dossier_event(envelope)
+
+    @event_handler("dossier", "DossierBecameOverdue")
+    def on_became_overdue(self, envelope: dict) -> None:
+        self.router.on_dossier_event(envelope)
+
+    @event_handler("dossier", "DossierPaymentRequested")
+    def on_payment_requested(self, envelope: dict) -> None:
+        self.router.on_dossier_event(envelope)
+
+    @event_handler("dossier", "DossierPaymentReceived")
+    def on_payment_received(self, envelope: dict) -> None:
+        self.router.on_dossier_event(envelope)
+
+    @event_handler("dossier", "DossierPaymentExpired")
+    def on_payment_expired(self, envelope: dict) -> None:
+        self.router.on_dossier_event(envelope)
+
+    @event_handler("dossier", "DossierReceiptAttached")
+    def on_receipt_attached(self, envelope: dict) -> None:
+        self.router.on_dossier_event(envelope)
+
     # -- catalog events -> local agency copy -------------------------------------------
 
     @event_handler("catalog", "AgencyRegistered")
@@ -69,6 +131,10 @@ class RouterService(HealthRpc):
     @timer(interval=TICK_S)
     def retry_due(self) -> None:
         self.router.run_due()
+
+    @timer(interval=TICK_S)
+    def deliver_subscriptions(self) -> None:
+        self.router.run_subscriptions()
 
     # -- RPC: routing table ------------------------------------------------------------
 
@@ -116,3 +182,50 @@ class RouterService(HealthRpc):
     @rpc
     def delivery_stats(self) -> dict:
         return self.router.delivery_stats()
+
+    # -- RPC: agency subscriptions, feed and delivery keys -------------------------------
+
+    @rpc
+    def create_subscription(self, context: dict | None, agency_code: str, body: dict) -> dict:
+        return self.router.create_subscription(context, agency_code, body)
+
+    @rpc
+    def list_subscriptions(self, agency_code: str | None = None) -> list[dict]:
+        """One agency's subscriptions (the gateway passes the caller's agency); None: all, for operators."""
+        return self.router.subs.list(agency_code)
+
+    @rpc
+    def get_subscription(self, agency_code: str | None, subscription_id: str) -> dict:
+        return self.router.subs.get(agency_code, subscription_id)
+
+    @rpc
+    def end_subscription(self, context: dict | None, agency_code: str | None, subscription_id: str) -> dict:
+        return self.router.end_subscription(context, agency_code, subscription_id)
+
+    @rpc
+    def agency_events(self, agency_code: str, after: int = 0, limit: int = 100, wait: float = 0) -> dict:
+        return self.router.subs.read(agency_code, after, limit, wait)
+
+    @rpc
+    def delivery_keys(self) -> dict:
+        return self.router.keys.jwks()
+
+    @rpc
+    def subscription_status(self) -> list[dict]:
+        return self.router.subs.status()
+
+    @rpc
+    def pause_subscription(self, context: dict | None, subscription_id: str) -> dict:
+        return self.router.pause_subscription(context, subscription_id, True)
+
+    @rpc
+    def resume_subscription(self, context: dict | None, subscription_id: str) -> dict:
+        return self.router.pause_subscription(context, subscription_id, False)
+
+    @rpc
+    def redeliver_subscription(self, context: dict | None, subscription_id: str, from_position: int) -> dict:
+        return self.router.redeliver_subscription(context, subscription_id, from_position)
+
+    @rpc
+    def subscription_dead_letters(self, subscription_id: str, limit: int = 100) -> list[dict]:
+        return self.router.subs.dead_letters(subscription_id, limit)

@@ -309,7 +309,7 @@ def test_overdue_marking(app):
 def test_lookup_is_public_and_personal_data_free(app):
     state, _ = submit(app, name="Nguyen Van A")
     public = app.lookup(state.code)
-    assert public == {"code": state.code, "status": "submitted",
+    assert public == {"code": state.code, "status": "submitted", "national_status_code": 1,
                       "procedure": {"code": "1.000001", "name": "Birth registration"},
                       "agency": {"code": AGENCY, "name": f"Agency {AGENCY}"},
                       "received_at": None, "appointment_date": None, "overdue": False}

@@ -29,11 +29,4 @@ PENDING: tuple[Pending, ...] = (
     Pending("POST", "/api/v1/agency/dossiers/{code}/request-payment", PAYMENT),
     Pending("POST", "/api/v1/dev/payment-platform/complete", PAYMENT),
     Pending("GET", "/api/v1/dev/payment-platform/settlements", PAYMENT),
-    # issue 15: agency subscriptions and feed
-    Pending("GET", "/api/v1/agency/subscriptions", AGENCY_FEED),
-    Pending("POST", "/api/v1/agency/subscriptions", AGENCY_FEED),
-    Pending("GET", "/api/v1/agency/subscriptions/{id}", AGENCY_FEED),
-    Pending("DELETE", "/api/v1/agency/subscriptions/{id}", AGENCY_FEED),
-    Pending("GET", "/api/v1/agency/events", AGENCY_FEED),
-    Pending("GET", "/api/v1/agency/delivery-keys", AGENCY_FEED),
 )

@@ -19,7 +19,9 @@ def test_every_service_registers_through_its_entry_point():
         "identity": 9101, "catalog": 9102, "dossier": 9103, "router": 9104}
     assert found["router"].dossier_records.section == "deliveries"
     assert {g.name for g in found["dossier"].gauges} == {"portal_dossiers", "portal_dossiers_overdue"}
-    assert {g.name for g in found["router"].gauges} == {"portal_deliveries", "portal_dead_letters"}
+    assert {g.name for g in found["router"].gauges} == {
+        "portal_deliveries", "portal_dead_letters", "portal_subscriptions", "portal_subscription_lag_entries",
+        "portal_subscription_lag_seconds", "portal_subscription_dead_letters", "portal_subscription_failing"}
     assert registry.find("no-such-service") is None
     assert dict(migrations.SERVICES) == {name: f"services.{name}" for name in found}  # the launcher's list
 

@@ -22,7 +22,7 @@ class ConfirmingChannel:
     def declare(self, agency_code: str) -> None:
         pass
 
-    def send(self, agency_code: str, event_type: str, body: bytes, delivery_id: str) -> None:
+    def send(self, agency_code: str, event_type: str, body: bytes, delivery_id: str, headers=None) -> None:
         assert self.router.acknowledge(delivery_id, agency_code)["status"] == "acknowledged"
         if self.fail_after:
             raise DeliveryFailed("amqp: the broker's confirm was lost")

@@ -21,7 +21,7 @@ class Recording:
     def declare(self, agency_code: str) -> None:
         pass
 
-    def send(self, agency_code: str, event_type: str, body: bytes, delivery_id: str) -> None:
+    def send(self, agency_code: str, event_type: str, body: bytes, delivery_id: str, headers=None) -> None:
         self.sent.append(delivery_id)
 
 

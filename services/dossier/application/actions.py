@@ -17,7 +17,7 @@ from services.dossier import schemas
 from services.dossier.application import access
 from services.dossier.application.dossiers import Dossiers, not_found
 from services.dossier.application.filing import catalog_call, decode_uploads
-from services.dossier.application.views import empty_page, full_view
+from services.dossier.application.views import empty_page, full_view, with_national_code
 from services.dossier.domain.access import Caller, owner_timeline
 
 
@@ -107,9 +107,10 @@ def list_mine(app: Dossiers, context: dict[str, Any], status: Any, page: Any, pa
     args = schemas.load(schemas.OwnerListSchema, {"status": status, "page": page, "page_size": page_size, **filters})
     if caller.kind != "applicant":
         return empty_page(args)
-    return app.owner_list(caller.account_id or "", args["status"], args["page"], args["page_size"],
-                          procedure_code=args["procedure_code"], submitted_from=args["submitted_from"],
-                          submitted_to=args["submitted_to"])
+    return with_national_code(app.owner_list(
+        caller.account_id or "", args["status"], args["page"], args["page_size"],
+        procedure_code=args["procedure_code"], submitted_from=args["submitted_from"],
+        submitted_to=args["submitted_to"]))
 
 
 def agency_queue(app: Dossiers, context: dict[str, Any], status: Any, overdue: Any, page: Any,
@@ -120,5 +121,5 @@ def agency_queue(app: Dossiers, context: dict[str, Any], status: Any, overdue: A
                                                     "page_size": page_size})
     if caller.kind != "agency":
         return empty_page(args)
-    return app.agency_queue(caller.agency_code or "", args["status"], args["overdue"], args["page"],
-                            args["page_size"])
+    return with_national_code(app.agency_queue(caller.agency_code or "", args["status"], args["overdue"],
+                                               args["page"], args["page_size"]))

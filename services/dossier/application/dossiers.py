@@ -20,6 +20,7 @@ from portal_common import config
 from portal_common.errors import Conflict, InvalidInput, NotFound
 from portal_common.eventstore import ConcurrencyError, EventLog
 from portal_common.eventstore.events import EventContext, NewEvent, utcnow
+from services.dossier.application.views import with_national_code
 from services.dossier.domain import lifecycle
 from services.dossier.domain.access import SYSTEM_CALLER, Caller
 from services.dossier.domain.calendar import local_date
@@ -250,7 +251,7 @@ class Dossiers:
         found = self.read_models.lookup(code) if looks_like_code(code) else None
         if found is None:
             raise not_found()
-        return found
+        return with_national_code(found)
 
     def owner_list(self, owner_id: str, status: str | None, page: int, page_size: int, *,
                    procedure_code: str | None = None, submitted_from: dt.date | None = None,

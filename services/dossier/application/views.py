@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from portal_common.contracts.dossier import national_status_code
 from services.dossier.domain.drafts import DraftState
 from services.dossier.domain.lifecycle import DossierState
 
@@ -11,7 +12,8 @@ from services.dossier.domain.lifecycle import DossierState
 def full_view(state: DossierState) -> dict[str, Any]:
     """The owner's (and handling agency's) view: everything, with the timeline."""
     return {
-        "code": state.code, "status": state.status, "paused": state.paused, "overdue": state.overdue,
+        "code": state.code, "status": state.status, "national_status_code": national_status_code(state.status),
+        "paused": state.paused, "overdue": state.overdue,
         "procedure": state.procedure,
         "agency": {"code": state.agency_code, "name": state.agency_name},
         "agencies": state.agencies, "owner": state.owner, "applicant": state.applicant, "form": state.form,
@@ -34,3 +36,10 @@ def draft_view(state: DraftState) -> dict[str, Any]:
 def empty_page(args: dict[str, Any]) -> dict[str, Any]:
     """The list a caller of the wrong kind gets: nothing, on the page asked for."""
     return {"items": [], "total": 0, "page": args["page"], "page_size": args["page_size"]}
+
+
+def with_national_code(view: dict[str, Any]) -> dict[str, Any]:
+    """A status view or a page of them with the national portal's status code beside ``status``."""
+    if isinstance(view.get("items"), list):
+        return {**view, "items": [with_national_code(item) for item in view["items"]]}
+    return {**view, "national_status_code": national_status_code(view.get("status"))} if "status" in view else view

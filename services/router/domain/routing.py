@@ -8,6 +8,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from portal_common.contracts.dossier import national_status_code
+from services.router.domain.subscriptions import STATUS_AFTER
+
 DEFAULT_CHANNEL = "amqp"
 DELIVERY_NAMESPACE = uuid.UUID("6f1c2b9e-3d4a-4f0e-9a51-2d7c8e4b1a60")
 # Dossier events an agency back office is told about (beside submission and hand-over).
@@ -115,10 +118,15 @@ def delivery_body(
 
     ``chain`` (liên thông): the next procedure the result feeds and the agency that
     implements it for the applicant's place, when the catalog names one; the receiving
-    agency hands the dossier on there (``forward``) once its part is done.
+    agency hands the dossier on there (``forward``) once its part is done. ``status`` is the
+    dossier's status after the event and ``national_status_code`` the national portal's
+    code of it (added beside the fields agencies already read).
     """
+    status = STATUS_AFTER.get(str(envelope["event_type"]))
     return {
         "chain": chain,
+        "status": status,
+        "national_status_code": national_status_code(status),
         "delivery_id": str(delivery),
         "agency_code": agency_code,
         "addressed_to": addressed_to,
