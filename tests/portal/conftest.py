@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import secrets
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,3 +101,18 @@ def new_officer(gateway_url: str, agency_code: str) -> dict:
     call(f"{gateway_url}/api/v1/auth/staff/activate", "POST",
          {"username": username, "otp": latest_code(gateway_url, phone), "password": password})
     return {"username": username, "password": password, "phone": phone}
+
+
+def sms_count(gateway_url: str, phone: str) -> int:
+    return len(call(f"{gateway_url}/api/v1/dev/sms-outbox?phone={phone}")["items"])
+
+
+def code_after(gateway_url: str, phone: str, before: int, timeout: float = 15.0) -> str:
+    """The one-time code of the first SMS to ``phone`` after the ``before`` it already had
+    (sending can be asynchronous)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sms_count(gateway_url, phone) > before:
+            return latest_code(gateway_url, phone)
+        time.sleep(0.1)
+    raise AssertionError(f"no new code was sent to {phone}")

@@ -1,0 +1,279 @@
+"""The seed's journeys in a real (headless) Chromium: find a procedure, choose the agency,
+register, sign in, file with uploads, review, submit (a double submit files once), print
+the receipt (its QR code decodes to the lookup URL), look it up, follow it; at the
+one-stop desk the officer receives it, asks for a supplement, the citizen answers, the
+officer records and returns the result, the citizen downloads it; the English switch.
+
+axe-core runs on every page visited: no WCAG 2.1 A/AA violation. Screenshots of each step
+go to ``.run/browser/``."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import pytest
+import requests
+
+from tests.portal.conftest import SHOTS, axe_violations, code_after, new_citizen, new_officer, sms_count
+from tests.support.accounts import latest_code
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+PROCEDURE = "1.001193"
+AGENCY = "W00004-UBND"
+PDF = b"%PDF-1.4\n% birth certificate\n%%EOF\n"
+
+
+class Journey:
+    """Steps through pages: each one is screenshotted and checked by axe."""
+
+    def __init__(self, driver, portal_url: str, gateway_url: str, shots):
+        self.d, self.url, self.gateway_url, self.shots = driver, portal_url, gateway_url, shots
+        self.step = 0
+        self.checked: list[str] = []
+
+    def by(self, css: str):
+        from selenium.webdriver.common.by import By
+
+        return self.d.find_element(By.CSS_SELECTOR, css)
+
+    def all(self, css: str):
+        from selenium.webdriver.common.by import By
+
+        return self.d.find_elements(By.CSS_SELECTOR, css)
+
+    def link(self, text: str):
+        from selenium.webdriver.common.by import By
+
+        return self.d.find_element(By.PARTIAL_LINK_TEXT, text)
+
+    def open(self, path: str, name: str):
+        self.d.get(self.url + path)
+        self.check(name)
+
+    def check(self, name: str) -> None:
+        self.step += 1
+        self.d.save_screenshot(str(self.shots / f"{self.step:02d}-{name}.png"))
+        violations = axe_violations(self.d)
+        assert not violations, f"{name}: " + "; ".join(
+            f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}" for v in violations)
+        self.checked.append(name)
+
+    def fill(self, css: str, value: str) -> None:
+        el = self.by(css)
+        el.clear()
+        el.send_keys(value)
+
+    def select(self, css: str, value: str) -> None:
+        from selenium.webdriver.support.ui import Select
+
+        Select(self.by(css)).select_by_value(value)
+
+    def submit(self, css: str, name: str) -> None:
+        self.by(css).click()
+        self.check(name)
+
+    def h1(self) -> str:
+        return self.by("h1").text
+
+
+def _files(tmp_path) -> list:
+    paths = []
+    for i in (1, 2, 3):
+        p = tmp_path / f"giay-to-{i}.pdf"
+        p.write_bytes(PDF)
+        paths.append(p)
+    return paths
+
+
+def _sign_in(j: Journey, person: dict) -> None:
+    before = sms_count(j.gateway_url, person["phone"])
+    j.fill("#f-id_number", person["cccd"])
+    j.fill("#f-password", person["password"])
+    j.submit("form[action='/dang-nhap'] button[type=submit]", "sign-in-code")
+    j.fill("#f-otp", code_after(j.gateway_url, person["phone"], before))
+    j.by("main form button[type=submit]").click()
+
+
+def _desk_sign_in(j: Journey, officer: dict, check: bool) -> None:
+    before = sms_count(j.gateway_url, officer["phone"])
+    j.d.delete_all_cookies()
+    if check:
+        j.open("/mot-cua/dang-nhap", "desk-sign-in")
+    else:
+        j.d.get(j.url + "/mot-cua/dang-nhap")
+    j.fill("#f-username", officer["username"])
+    j.fill("#f-password", officer["password"])
+    j.by("main form button[type=submit]").click()
+    if check:
+        j.check("desk-code")
+    j.fill("#f-otp", code_after(j.gateway_url, officer["phone"], before))
+    j.by("main form button[type=submit]").click()
+    assert "/mot-cua/" in j.d.current_url and "dang-nhap" not in j.d.current_url
+
+
+def _decode_qr(driver, element) -> str:
+    import zxingcpp
+    from PIL import Image
+
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    image = Image.open(io.BytesIO(element.screenshot_as_png)).convert("L")
+    image.save(SHOTS / "receipt-qr.png")
+    found = zxingcpp.read_barcodes(image)
+    assert found, "no QR code could be read from the receipt"
+    return found[0].text
+
+
+def test_citizen_files_and_follows_a_dossier(driver, portal_url, gateway_url, shots, tmp_path):
+    j = Journey(driver, portal_url, gateway_url, shots)
+    person = new_citizen(gateway_url)
+
+    # 1. find the procedure: search with and without diacritics
+    j.open("/", "home")
+    j.fill("#q", "khai sinh")
+    j.submit("form[role=search] button", "search-results")
+    assert "Đăng ký khai sinh" in j.by("ol.results").text
+    j.open("/thu-tuc?q=dang+ky+khai+sinh&field=ho_tich&online=full&target=citizen&level=commune",
+           "search-filtered")
+    assert j.all(f"a[href='/thu-tuc/{PROCEDURE}']")
+    j.open("/su-kien", "life-events")
+    j.link("Khai sinh cho trẻ").click()
+    j.check("life-event")
+    j.open("/dich-vu-truc-tuyen", "online-services")
+    assert len(j.all("main tbody tr")) == 20
+    j.open("/thu-tuc?q=Khai+Sinh", "search-case")
+    j.by(f"a[href='/thu-tuc/{PROCEDURE}']").click()
+    j.check("procedure")
+    assert j.h1() == "Đăng ký khai sinh" and "Căn cứ pháp lý" in j.by("main").text
+
+    # 2. choose the agency for the province and ward
+    j.link("Nộp hồ sơ trực tuyến").click()
+    j.check("choose-province")
+    j.select("#tinh", "1")
+    j.submit("main form button", "choose-ward")
+    j.select("#xa", "4")
+    j.submit("main form button", "agencies")
+    j.by(f"a[href*='co_quan={AGENCY}']").click()
+    assert "/dang-nhap" in driver.current_url  # filing needs an account
+    filing_url = f"/thu-tuc/{PROCEDURE}/nop?co_quan={AGENCY}"
+
+    # 3. register with the mobile subscription, then sign in with CCCD + password + code
+    j.open("/dang-ky", "register")
+    j.by("main form button[type=submit]").click()
+    j.check("register-errors")
+    assert j.all(".error-summary a[href='#f-cccd']")
+    j.fill("#f-cccd", person["cccd"])
+    j.fill("#f-full_name", person["full_name"])
+    driver.execute_script("document.getElementById('f-date_of_birth').value = arguments[0]", person["date_of_birth"])
+    j.by("#f-gender" if person["gender"] == "male" else "#f-gender-female").click()
+    j.fill("#f-phone", person["phone"])
+    j.fill("#f-password", person["password"])
+    j.fill("#f-password2", person["password"])
+    j.submit("main form button[type=submit]", "register-code")
+    j.fill("#f-otp", "000000")
+    j.submit("main form button[type=submit]", "register-wrong-code")
+    assert "không đúng" in j.by(".error-summary").text
+    j.fill("#f-otp", latest_code(gateway_url, person["phone"]))
+    j.submit("main form button[type=submit]", "registered")
+    assert "Tài khoản đã sẵn sàng" in j.by("main").text
+    _sign_in(j, person)
+    j.check("signed-in")
+    j.open("/tai-khoan", "account")
+    assert person["cccd"] in j.by("main").text
+
+    # 4. file with uploads, review, submit twice at once: one dossier
+    j.open(filing_url, "file-form")
+    for path, field in zip(_files(tmp_path), ("#doc-tp1", "#doc-tp2", "#doc-tp3"), strict=True):
+        j.by(field).send_keys(str(path))
+    j.fill("#f-phone", person["phone"])
+    j.submit("main form button[type=submit]", "review")
+    assert "giay-to-1.pdf" in j.by("main").text
+    form = j.by("form.submit-once")
+    action = form.get_attribute("action")
+    token = form.find_element("name", "csrf_token").get_attribute("value")
+    cookies = {c["name"]: c["value"] for c in driver.get_cookies()}
+    answers: list = []
+
+    def post():
+        answers.append(requests.post(action, data={"csrf_token": token}, cookies=cookies, allow_redirects=False,
+                                     timeout=60))
+
+    racers = [threading.Thread(target=post) for _ in range(2)]
+    for t in racers:
+        t.start()
+    for t in racers:
+        t.join()
+    j.by("#submit-dossier").click()  # and the citizen's own click after them
+    j.check("receipt")
+    assert {a.status_code for a in answers} == {303}
+    assert len({a.headers["Location"] for a in answers}) == 1
+    code = j.by("#dossier-code").text.strip()
+    assert answers[0].headers["Location"].endswith(f"/ho-so/{code}/giay-tiep-nhan")
+
+    # 5. the receipt's QR code opens the public lookup
+    lookup_url = _decode_qr(driver, j.by(".qr"))
+    assert lookup_url == f"{portal_url}/tra-cuu?ma={code}"
+    driver.get(lookup_url)
+    j.check("lookup")
+    assert code in j.by("main").text and "Đã nộp, chờ tiếp nhận" in j.by("#lookup-status").text
+    j.open("/ho-so", "my-dossiers")
+    rows = j.all("main tbody tr")
+    assert len(rows) == 1 and code in rows[0].text
+    j.open("/ho-so?trang-thai=returned", "my-dossiers-filtered")
+    assert not j.all("main tbody tr")
+
+    # 6. the one-stop desk receives it and asks for a supplement
+    officer = new_officer(gateway_url, AGENCY)
+    citizen_cookies = driver.get_cookies()
+    _desk_sign_in(j, officer, check=True)
+    j.check("desk-queue")
+    j.link(code).click()
+    j.check("desk-dossier")
+    j.submit("#act-receive", "desk-received")
+    assert "Đã tiếp nhận" in j.by("#dossier-status").text
+    j.fill("#request-supplement-missing", "Bản sao giấy chứng sinh có chứng thực")
+    j.fill("#request-supplement-reason", "Bản sao chưa được chứng thực")
+    j.submit("#act-request-supplement", "desk-supplement-requested")
+    assert "Yêu cầu bổ sung" in j.by("#dossier-status").text
+
+    # 7. the citizen sees the request and answers it with an upload
+    driver.delete_all_cookies()
+    j.open("/", "home-again")
+    for cookie in citizen_cookies:
+        driver.add_cookie({k: cookie[k] for k in ("name", "value", "path")})
+    j.open(f"/ho-so/{code}", "dossier-supplement-requested")
+    assert "chưa được chứng thực" in j.by("main").text
+    extra = tmp_path / "chung-sinh-chung-thuc.pdf"
+    extra.write_bytes(PDF)
+    j.by("#f-files").send_keys(str(extra))
+    j.submit("form[action$='/bo-sung'] button[type=submit]", "dossier-supplemented")
+    assert "Đã bổ sung" in j.by("#dossier-status").text
+
+    # 8. the officer records and returns the result
+    _desk_sign_in(j, officer, check=False)
+    j.open(f"/mot-cua/ho-so/{code}", "desk-dossier-supplemented")
+    result = tmp_path / "giay-khai-sinh.pdf"
+    result.write_bytes(b"%PDF-1.4\n% Giay khai sinh\n%%EOF\n")
+    j.by("#result-files").send_keys(str(result))
+    j.submit("#act-result", "desk-result")
+    j.submit("#act-return", "desk-returned")
+    assert "Đã trả kết quả" in j.by("#dossier-status").text
+
+    # 9. the citizen sees the status and downloads the result; then reads it in English
+    driver.delete_all_cookies()
+    j.open("/", "home-citizen")
+    for cookie in citizen_cookies:
+        driver.add_cookie({k: cookie[k] for k in ("name", "value", "path")})
+    j.open(f"/ho-so/{code}", "dossier-returned")
+    assert "Đã trả kết quả" in j.by("#dossier-status").text
+    href = j.link("giay-khai-sinh.pdf").get_attribute("href")
+    cookies = {c["name"]: c["value"] for c in driver.get_cookies()}
+    download = requests.get(href, cookies=cookies, timeout=30)
+    assert download.status_code == 200 and download.content.startswith(b"%PDF")
+    j.link("English").click()
+    j.check("dossier-english")
+    assert driver.find_element("tag name", "html").get_attribute("lang") == "en"
+    assert "Result returned" in j.by("#dossier-status").text
+    j.link("Tiếng Việt").click()
+    assert "Đã trả kết quả" in j.by("#dossier-status").text
+    assert len(j.checked) >= 30
