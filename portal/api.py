@@ -1,16 +1,18 @@
 """The one way the portal reaches the system: JSON over the gateway's public HTTP API.
 
-Each thread keeps its own keep-alive connection pool. A problem answer (4xx/5xx) becomes an
-``ApiError`` carrying the gateway's stable ``code``, its Vietnamese and English messages and
-its per-field errors, so pages can show them beside the fields.
+One pool of keep-alive connections (urllib3, thread-safe) serves every worker thread. A
+problem answer (4xx/5xx) becomes an ``ApiError`` carrying the gateway's stable ``code``, its
+Vietnamese and English messages and its per-field errors, so pages can show them beside the
+fields.
 """
 
 from __future__ import annotations
 
-import threading
+import json as jsonlib
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
-import requests
+import urllib3
 
 
 class ApiError(Exception):
@@ -39,25 +41,29 @@ class ApiError(Exception):
         return out
 
 
+class Response:
+    """What the gateway answered: status, body bytes, headers."""
+
+    __slots__ = ("content", "headers", "status_code")
+
+    def __init__(self, status_code: int, content: bytes, headers):
+        self.status_code, self.content, self.headers = status_code, content, headers
+
+
 class Gateway:
     """A small client of the public API; ``token`` is the signed-in person's access token."""
 
-    def __init__(self, base_url: str, timeout: float = 30.0):
+    def __init__(self, base_url: str, timeout: float = 30.0, connections: int = 16):
         self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self._local = threading.local()
-
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.trust_env = False  # the gateway is named explicitly; never through a proxy
-            self._local.session = session
-        return session
+        parts = urlsplit(self.base_url)
+        pool = urllib3.HTTPSConnectionPool if parts.scheme == "https" else urllib3.HTTPConnectionPool
+        self._pool = pool(parts.hostname, parts.port, maxsize=connections, block=False,
+                          timeout=urllib3.Timeout(connect=5.0, read=timeout), retries=False)
+        self._prefix = parts.path.rstrip("/")
 
     def raw(self, method: str, path: str, *, token: str | None = None, json: Any = None,
             params: dict | None = None, headers: dict | None = None, request_id: str | None = None,
-            client_ip: str | None = None) -> requests.Response:
+            client_ip: str | None = None) -> Response:
         hdrs = {"Accept": "application/json", **(headers or {})}
         if token:
             hdrs["Authorization"] = f"Bearer {token}"
@@ -66,11 +72,17 @@ class Gateway:
         if client_ip:
             hdrs["X-Forwarded-For"] = client_ip
         clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
+        url = self._prefix + path + (f"?{urlencode(clean)}" if clean else "")
+        body = None
+        if json is not None:
+            body = jsonlib.dumps(json, ensure_ascii=False).encode()
+            hdrs["Content-Type"] = "application/json"
         try:
-            return self._session().request(method, self.base_url + path, json=json, params=clean,
-                                           headers=hdrs, timeout=self.timeout, allow_redirects=False)
-        except requests.RequestException:
+            resp = self._pool.urlopen(method, url, body=body, headers=hdrs, redirect=False,
+                                      preload_content=True)
+        except urllib3.exceptions.HTTPError:
             raise ApiError(503, {"code": "gateway_unreachable"}) from None
+        return Response(resp.status, resp.data, resp.headers)
 
     def call(self, method: str, path: str, **kw: Any) -> Any:
         """The JSON answer of a 2xx, else ``ApiError``."""
@@ -78,7 +90,7 @@ class Gateway:
         body: Any = None
         if resp.content:
             try:
-                body = resp.json()
+                body = jsonlib.loads(resp.content)
             except ValueError:
                 body = None
         if resp.status_code >= 400:

@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask import Flask, g, redirect, render_template, request, session, url_for
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, get_locale, get_translations
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
@@ -30,6 +30,21 @@ except zoneinfo.ZoneInfoNotFoundError:  # a system without tzdata: Vietnam has n
 def _select_locale() -> str:
     lang = session.get("lang")
     return lang if lang in LANGUAGES else "vi"
+
+
+def _translations():
+    found = g.get("_translations")
+    if found is None:
+        found = g._translations = get_translations()
+    return found
+
+
+def _fast_gettext(message: str, **_variables) -> str:
+    return _translations().ugettext(message)
+
+
+def _fast_ngettext(singular: str, plural: str, num: int, **_variables) -> str:
+    return _translations().ungettext(singular, plural, num)
 
 
 def _date(value: str | None, with_time: bool = False) -> str:
@@ -76,6 +91,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["portal.settings"] = settings
     app.extensions["portal.gateway"] = Gateway(settings.gateway_url, settings.timeout)
     Babel(app, locale_selector=_select_locale)
+    # Templates call _() dozens of times a page: look the catalogue up once per request.
+    app.jinja_env.install_gettext_callables(_fast_gettext, _fast_ngettext, newstyle=True)
     app.jinja_env.filters.update(date=_date, datetime=lambda v: _date(v, True), money=_money)
     app.jinja_env.globals.update(csrf_token=csrf_token, labels=labels, settings=settings)
     app.jinja_env.add_extension("jinja2.ext.do")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import re
+import threading
+import time
 
 from flask import Blueprint, abort, render_template, request
 
@@ -22,9 +24,28 @@ def _code(value: str) -> str:
     return value
 
 
+_cache: dict[str, tuple[float, list]] = {}
+_cache_lock = threading.Lock()
+CACHE_SECONDS = 60.0
+
+
+def _cached_list(path: str) -> list:
+    """Lists that change a few times a year (fields, provinces), kept a minute so a results
+    page costs one API call, not two."""
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(path)
+    if hit and now - hit[0] < CACHE_SECONDS:
+        return hit[1]
+    items = public("GET", path).get("items", [])
+    with _cache_lock:
+        _cache[path] = (now, items)
+    return items
+
+
 def _fields() -> list[dict]:
     try:
-        return public("GET", "/api/v1/fields").get("items", [])
+        return _cached_list("/api/v1/fields")
     except ApiError:
         return []
 
@@ -89,7 +110,7 @@ def procedure(code: str):
 @bp.get("/thu-tuc/<code>/co-quan")
 def choose_agency(code: str):
     proc = public("GET", f"/api/v1/procedures/{_code(code)}")
-    provinces = public("GET", "/api/v1/provinces").get("items", [])
+    provinces = _cached_list("/api/v1/provinces")
     province = request.args.get("tinh", "").strip()
     ward = request.args.get("xa", "").strip()
     wards: list = []

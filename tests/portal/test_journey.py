@@ -69,8 +69,18 @@ class Journey:
 
         Select(self.by(css)).select_by_value(value)
 
+    def click(self, css: str | None = None, element=None) -> None:
+        """Click and wait for the next page (a click can return before the navigation ends)."""
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        old = self.by("html")
+        (element if element is not None else self.by(css)).click()
+        WebDriverWait(self.d, 30).until(expected_conditions.staleness_of(old))
+        WebDriverWait(self.d, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
     def submit(self, css: str, name: str) -> None:
-        self.by(css).click()
+        self.click(css)
         self.check(name)
 
     def h1(self) -> str:
@@ -92,7 +102,7 @@ def _sign_in(j: Journey, person: dict) -> None:
     j.fill("#f-password", person["password"])
     j.submit("form[action='/dang-nhap'] button[type=submit]", "sign-in-code")
     j.fill("#f-otp", code_after(j.gateway_url, person["phone"], before))
-    j.by("main form button[type=submit]").click()
+    j.click("main form button[type=submit]")
 
 
 def _desk_sign_in(j: Journey, officer: dict, check: bool) -> None:
@@ -104,12 +114,12 @@ def _desk_sign_in(j: Journey, officer: dict, check: bool) -> None:
         j.d.get(j.url + "/mot-cua/dang-nhap")
     j.fill("#f-username", officer["username"])
     j.fill("#f-password", officer["password"])
-    j.by("main form button[type=submit]").click()
+    j.click("main form button[type=submit]")
     if check:
         j.check("desk-code")
     j.fill("#f-otp", code_after(j.gateway_url, officer["phone"], before))
-    j.by("main form button[type=submit]").click()
-    assert "/mot-cua/" in j.d.current_url and "dang-nhap" not in j.d.current_url
+    j.click("main form button[type=submit]")
+    assert "/mot-cua/" in j.d.current_url and "dang-nhap" not in j.d.current_url, j.by("main").text
 
 
 def _decode_qr(driver, element) -> str:
@@ -137,30 +147,29 @@ def test_citizen_files_and_follows_a_dossier(driver, portal_url, gateway_url, sh
            "search-filtered")
     assert j.all(f"a[href='/thu-tuc/{PROCEDURE}']")
     j.open("/su-kien", "life-events")
-    j.link("Khai sinh cho trẻ").click()
+    j.click(element=j.link("Khai sinh cho trẻ"))
     j.check("life-event")
     j.open("/dich-vu-truc-tuyen", "online-services")
     assert len(j.all("main tbody tr")) == 20
     j.open("/thu-tuc?q=Khai+Sinh", "search-case")
-    j.by(f"a[href='/thu-tuc/{PROCEDURE}']").click()
+    j.click(f"a[href='/thu-tuc/{PROCEDURE}']")
     j.check("procedure")
     assert j.h1() == "Đăng ký khai sinh" and "Căn cứ pháp lý" in j.by("main").text
 
     # 2. choose the agency for the province and ward
-    j.link("Nộp hồ sơ trực tuyến").click()
+    j.click(element=j.link("Nộp hồ sơ trực tuyến"))
     j.check("choose-province")
     j.select("#tinh", "1")
     j.submit("main form button", "choose-ward")
     j.select("#xa", "4")
     j.submit("main form button", "agencies")
-    j.by(f"a[href*='co_quan={AGENCY}']").click()
+    j.click(f"a[href*='co_quan={AGENCY}']")
     assert "/dang-nhap" in driver.current_url  # filing needs an account
     filing_url = f"/thu-tuc/{PROCEDURE}/nop?co_quan={AGENCY}"
 
     # 3. register with the mobile subscription, then sign in with CCCD + password + code
     j.open("/dang-ky", "register")
-    j.by("main form button[type=submit]").click()
-    j.check("register-errors")
+    j.submit("main form button[type=submit]", "register-errors")
     assert j.all(".error-summary a[href='#f-cccd']")
     j.fill("#f-cccd", person["cccd"])
     j.fill("#f-full_name", person["full_name"])
@@ -203,8 +212,7 @@ def test_citizen_files_and_follows_a_dossier(driver, portal_url, gateway_url, sh
         t.start()
     for t in racers:
         t.join()
-    j.by("#submit-dossier").click()  # and the citizen's own click after them
-    j.check("receipt")
+    j.submit("#submit-dossier", "receipt")  # and the citizen's own click after them
     assert {a.status_code for a in answers} == {303}
     assert len({a.headers["Location"] for a in answers}) == 1
     code = j.by("#dossier-code").text.strip()
@@ -227,7 +235,7 @@ def test_citizen_files_and_follows_a_dossier(driver, portal_url, gateway_url, sh
     citizen_cookies = driver.get_cookies()
     _desk_sign_in(j, officer, check=True)
     j.check("desk-queue")
-    j.link(code).click()
+    j.click(element=j.link(code))
     j.check("desk-dossier")
     j.submit("#act-receive", "desk-received")
     assert "Đã tiếp nhận" in j.by("#dossier-status").text
@@ -270,10 +278,10 @@ def test_citizen_files_and_follows_a_dossier(driver, portal_url, gateway_url, sh
     cookies = {c["name"]: c["value"] for c in driver.get_cookies()}
     download = requests.get(href, cookies=cookies, timeout=30)
     assert download.status_code == 200 and download.content.startswith(b"%PDF")
-    j.link("English").click()
+    j.click(element=j.link("English"))
     j.check("dossier-english")
     assert driver.find_element("tag name", "html").get_attribute("lang") == "en"
     assert "Result returned" in j.by("#dossier-status").text
-    j.link("Tiếng Việt").click()
+    j.click(element=j.link("Tiếng Việt"))
     assert "Đã trả kết quả" in j.by("#dossier-status").text
     assert len(j.checked) >= 30
