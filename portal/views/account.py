@@ -149,6 +149,7 @@ REGISTER_FIELDS = ("cccd", "full_name", "date_of_birth", "gender", "phone", "pas
 def register():
     method = request.values.get("cach", "mobile")
     method = method if method in ("mobile", "bhxh") else "mobile"
+    next_url = safe_next(request.values.get("next"), "")
     errors: list[tuple[str, str]] = []
     values = {k: request.form.get(k, "").strip() for k in (*REGISTER_FIELDS, "bhxh_code")}
     if request.method == "POST":
@@ -172,10 +173,12 @@ def register():
                     raise
                 errors.extend(_problem_errors(err))
             else:
-                session["pending_registration"] = {"id": started["registration_id"], "method": method}
+                session["pending_registration"] = {"id": started["registration_id"], "method": method,
+                                                   "next": next_url}
                 return redirect(url_for("account.register_code"))
     values.pop("password", None)
-    return render_template("register.html", errors=errors, values=values, method=method), (422 if errors else 200)
+    return render_template("register.html", errors=errors, values=values, method=method, next=next_url), (
+        422 if errors else 200)
 
 
 @bp.route("/dang-ky/ma-xac-thuc", methods=["GET", "POST"])
@@ -199,6 +202,6 @@ def register_code():
             else:
                 session.pop("pending_registration", None)
                 session["flash"] = _("Your account is ready. Please sign in.")
-                return redirect(url_for("account.sign_in"))
+                return redirect(url_for("account.sign_in", next=pending.get("next") or None))
     return render_template("otp.html", errors=errors, action=url_for("account.register_code"),
                            title=_("Confirm your phone number")), (422 if errors else 200)

@@ -129,10 +129,31 @@ def choose_agency(code: str):
                            wards=wards, agencies=agencies)
 
 
+def successor_of(agency: dict) -> dict | None:
+    """The active agency that took over a dissolved one (following a chain of mergers)."""
+    current, seen = agency, {agency.get("code")}
+    for _ in range(5):
+        succ = current.get("successor")
+        code = succ.get("code") if isinstance(succ, dict) else succ
+        if not code or code in seen or not CODE.match(str(code)):
+            return current if current is not agency else None
+        seen.add(code)
+        try:
+            current = public("GET", f"/api/v1/agencies/{code}")
+        except ApiError as err:
+            if err.status != 404:
+                raise
+            return None
+        if current.get("status") != "dissolved" and not current.get("successor"):
+            return current
+    return None
+
+
 @bp.get("/co-quan/<code>")
 def agency(code: str):
     found = public("GET", f"/api/v1/agencies/{_code(code)}")
-    return render_template("agency.html", agency=found)
+    successor = successor_of(found) if found.get("successor") else None
+    return render_template("agency.html", agency=found, successor=successor)
 
 
 @bp.get("/tra-cuu")

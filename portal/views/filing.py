@@ -16,7 +16,7 @@ from markupsafe import Markup
 from portal.api import ApiError
 from portal.uploads import ACCEPT, check
 from portal.views import citizen, lang, public, settings, signed_in
-from portal.views.catalog import _code
+from portal.views.catalog import _code, successor_of
 
 bp = Blueprint("filing", __name__)
 MAX_DRAFTS = 3
@@ -51,7 +51,7 @@ def form(code: str):
         return redirect(url_for("catalog.choose_agency", code=proc["code"]))
     agency = public("GET", f"/api/v1/agencies/{_code(agency_code)}")
     if agency.get("status") == "dissolved" or agency.get("successor"):
-        return render_template("agency.html", agency=agency, proc=proc), 409
+        return render_template("agency.html", agency=agency, proc=proc, successor=successor_of(agency)), 409
     user = session.get("user") or {}
     values = {"full_name": user.get("full_name") or "", "id_number": user.get("identifier") or "",
               "date_of_birth": "", "phone": "", "email": "", "address": "", "note": ""}

@@ -165,10 +165,15 @@ def test_citizen_files_and_follows_a_dossier(driver, portal_url, gateway_url, sh
     j.submit("main form button", "agencies")
     j.click(f"a[href*='co_quan={AGENCY}']")
     assert "/dang-nhap" in driver.current_url  # filing needs an account
+    j.check("sign-in-first")
     filing_url = f"/thu-tuc/{PROCEDURE}/nop?co_quan={AGENCY}"
+    j.open("/co-quan/H001-UBND", "dissolved-agency")  # a district committee merged away in 2025
+    assert j.by("#successor").get_attribute("href").endswith(f"/co-quan/{AGENCY}")
 
     # 3. register with the mobile subscription, then sign in with CCCD + password + code
-    j.open("/dang-ky", "register")
+    driver.back()
+    j.click("main a[href^='/dang-ky']")
+    j.check("register")
     j.submit("main form button[type=submit]", "register-errors")
     assert j.all(".error-summary a[href='#f-cccd']")
     j.fill("#f-cccd", person["cccd"])
@@ -185,13 +190,19 @@ def test_citizen_files_and_follows_a_dossier(driver, portal_url, gateway_url, sh
     j.fill("#f-otp", latest_code(gateway_url, person["phone"]))
     j.submit("main form button[type=submit]", "registered")
     assert "Tài khoản đã sẵn sàng" in j.by("main").text
+    vneid = requests.post(f"{gateway_url}/api/v1/auth/vneid/start", timeout=30,
+                          json={"redirect_uri": f"{portal_url}/dang-nhap/vneid"}).status_code
+    assert bool(j.all("a[href^='/dang-nhap/vneid']")) == (vneid != 404)  # offered only when served
     _sign_in(j, person)
-    j.check("signed-in")
+    assert driver.current_url.endswith(filing_url)  # back where the citizen was going
+    j.check("file-form")
+    j.open(f"/thu-tuc/{PROCEDURE}/nop?co_quan=H001-UBND", "file-at-dissolved-agency")
+    assert j.by("a.button").get_attribute("href").endswith(filing_url)
     j.open("/tai-khoan", "account")
     assert person["cccd"] in j.by("main").text
 
     # 4. file with uploads, review, submit twice at once: one dossier
-    j.open(filing_url, "file-form")
+    j.open(filing_url, "file-form-again")
     for path, field in zip(_files(tmp_path), ("#doc-tp1", "#doc-tp2", "#doc-tp3"), strict=True):
         j.by(field).send_keys(str(path))
     j.fill("#f-phone", person["phone"])
@@ -274,6 +285,8 @@ def test_citizen_files_and_follows_a_dossier(driver, portal_url, gateway_url, sh
         driver.add_cookie({k: cookie[k] for k in ("name", "value", "path")})
     j.open(f"/ho-so/{code}", "dossier-returned")
     assert "Đã trả kết quả" in j.by("#dossier-status").text
+    payments = requests.get(f"{gateway_url}/api/v1/dossiers/{code}/payments", timeout=30).status_code
+    assert bool(j.all("#payments-title")) == (payments not in (404,))  # the section only when served
     href = j.link("giay-khai-sinh.pdf").get_attribute("href")
     cookies = {c["name"]: c["value"] for c in driver.get_cookies()}
     download = requests.get(href, cookies=cookies, timeout=30)
@@ -285,3 +298,27 @@ def test_citizen_files_and_follows_a_dossier(driver, portal_url, gateway_url, sh
     j.click(element=j.link("Tiếng Việt"))
     assert "Đã trả kết quả" in j.by("#dossier-status").text
     assert len(j.checked) >= 30
+
+
+def test_pages_reflow_at_200_percent_zoom_and_keep_the_skip_link_first(driver, portal_url, gateway_url, shots):
+    """At 200 % zoom a 1280-pixel window is 640 CSS pixels wide: nothing may need scrolling
+    sideways, and the first Tab stop is the skip link to the main content."""
+    from selenium.webdriver.common.keys import Keys
+
+    j = Journey(driver, portal_url, gateway_url, shots)
+    j.step = 80
+    driver.set_window_size(640, 900)
+    try:
+        for path, name in (("/", "zoom-home"), ("/thu-tuc?q=khai+sinh", "zoom-search"),
+                           (f"/thu-tuc/{PROCEDURE}", "zoom-procedure"), (f"/thu-tuc/{PROCEDURE}/co-quan?tinh=1",
+                                                                         "zoom-agencies"),
+                           ("/tra-cuu", "zoom-lookup"), ("/dang-nhap", "zoom-sign-in"), ("/dang-ky", "zoom-register")):
+            j.open(path, name)
+            overflow = driver.execute_script(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at 200 % zoom"
+        driver.find_element("tag name", "body").send_keys(Keys.TAB)
+        first = driver.switch_to.active_element
+        assert first.get_attribute("class") == "skip-link" and first.get_attribute("href").endswith("#main")
+    finally:
+        driver.set_window_size(1280, 900)
