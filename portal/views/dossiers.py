@@ -122,10 +122,18 @@ def withdraw(code: str):
 @bp.post("/ho-so/<code>/thanh-toan")
 @signed_in
 def pay(code: str):
+    """Start paying what is due. The Idempotency-Key stays with the dossier until its payment
+    failed or expired, so a double click or a retry never opens two payments."""
     code = _code(code)
     keys = dict(session.get("payment_keys") or {})
-    key = keys.get(code) or str(uuid.uuid4())  # one key per dossier until the payment is made
-    keys[code] = key
+    kept = keys.get(code) or {}
+    if kept.get("payment_id"):
+        payments = _payments(code) or {}
+        status = {p.get("id"): p.get("status") for p in payments.get("items", [])}.get(kept["payment_id"])
+        if status in ("failed", "expired"):
+            kept = {}
+    key = kept.get("key") or str(uuid.uuid4())
+    keys[code] = {"key": key, "payment_id": kept.get("payment_id")}
     session["payment_keys"] = keys
     fee_ids = [f for f in request.form.getlist("fee_id") if f][:20]
     try:
@@ -135,7 +143,7 @@ def pay(code: str):
         if err.status not in (400, 409, 422):
             raise
         return _page(code, [("pay", err.message(lang()))], err.status)
-    keys.pop(code, None)
+    keys[code] = {"key": key, "payment_id": created.get("id")}
     session["payment_keys"] = keys
     target = created.get("payment_url") or ""
     if not target.startswith(("https://", "http://")):
