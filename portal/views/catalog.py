@@ -15,6 +15,7 @@ from portal.views import public
 
 bp = Blueprint("catalog", __name__)
 PAGE_SIZE = 10
+MAX_AGENCIES = 30  # a province without a ward may have hundreds: ask for the ward instead
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -125,8 +126,9 @@ def choose_agency(code: str):
         if province:
             params = {"province": province, "ward": ward if ward.isdigit() else None}
             agencies = public("GET", f"/api/v1/procedures/{proc['code']}/agencies", params=params).get("items", [])
+    shown = agencies[:MAX_AGENCIES]
     return render_template("choose_agency.html", proc=proc, provinces=provinces, province=province, ward=ward,
-                           wards=wards, agencies=agencies)
+                           wards=wards, agencies=shown, more=len(agencies) - len(shown))
 
 
 def successor_of(agency: dict) -> dict | None:

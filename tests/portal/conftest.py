@@ -64,6 +64,8 @@ def driver() -> Iterator:
 @pytest.fixture(scope="session")
 def shots() -> Path:
     SHOTS.mkdir(parents=True, exist_ok=True)
+    for old in SHOTS.glob("*.png"):  # this run's steps only
+        old.unlink()
     return SHOTS
 
 

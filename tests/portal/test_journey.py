@@ -161,6 +161,7 @@ def test_citizen_files_and_follows_a_dossier(driver, portal_url, gateway_url, sh
     j.check("choose-province")
     j.select("#tinh", "1")
     j.submit("main form button", "choose-ward")
+    assert len(j.all("ul.results > li")) == 30 and "hãy chọn xã, phường" in j.by("main").text
     j.select("#xa", "4")
     j.submit("main form button", "agencies")
     j.click(f"a[href*='co_quan={AGENCY}']")
