@@ -9,7 +9,7 @@ import re
 import pytest
 
 from tests.portal.conftest import csrf_of
-from tests.support.accounts import call, latest_code, register_citizen
+from tests.support.accounts import call, latest_code, random_person, register_citizen, sign_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 PROCEDURE = "1.001193"  # Đăng ký khai sinh: three mandatory documents
@@ -175,3 +175,64 @@ def test_health_ready_and_pages_without_sign_in(portal_app):
     assert client.get("/mot-cua/").headers["Location"].endswith("/mot-cua/dang-nhap")
     assert "Đăng ký khai sinh" in page(client, "/thu-tuc?q=dang+ky+khai+sinh")
     assert client.get("/thu-tuc/khong-co-thu-tuc-nay").status_code == 404
+
+
+def test_register_with_the_social_insurance_code(portal_app, gateway_url):
+    person = random_person()
+    bhxh = person["phone"][-10:]
+    call(f"{gateway_url}/api/v1/dev/bhxh-records", "POST", {"bhxh_code": bhxh, "cccd": person["cccd"],
+                                                            "full_name": person["full_name"],
+                                                            "date_of_birth": person["date_of_birth"]})
+    client = portal_app.test_client()
+    html = page(client, "/dang-ky?cach=bhxh")
+    assert 'id="f-bhxh_code"' in html
+    form = {"csrf_token": csrf_of(html), "bhxh_code": bhxh, "password2": person["password"],
+            **{k: person[k] for k in ("cccd", "full_name", "date_of_birth", "gender", "phone", "password")}}
+    resp = client.post("/dang-ky?cach=bhxh", data=form)
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    html = page(client, "/dang-ky/ma-xac-thuc")
+    resp = client.post("/dang-ky/ma-xac-thuc", data={"csrf_token": csrf_of(html),
+                                                     "otp": latest_code(gateway_url, person["phone"])})
+    assert resp.status_code == 302 and "/dang-nhap" in resp.headers["Location"]
+    tokens = sign_in(gateway_url, person["cccd"], person["password"], person["phone"])
+    assert call(f"{gateway_url}/api/v1/me", token=tokens["access_token"])["bhxh_code"] == bhxh
+
+
+def test_registration_refused_by_the_api_shows_its_fields(portal_app, gateway_url):
+    person = random_person()  # not in the carrier's registry: the phone is not in this person's name
+    client = portal_app.test_client()
+    html = page(client, "/dang-ky")
+    form = {"csrf_token": csrf_of(html), "password2": person["password"],
+            **{k: person[k] for k in ("cccd", "full_name", "date_of_birth", "gender", "phone", "password")}}
+    resp = client.post("/dang-ky", data=form)
+    text = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and 'class="error-summary"' in text
+    assert client.get("/dang-ky/ma-xac-thuc").status_code == 302  # no registration is pending
+
+
+def test_a_request_larger_than_the_limit_is_refused_whole(citizen, portal_app):
+    client, _ = citizen
+    _, data = filing_form(client)
+    limit = portal_app.config["MAX_CONTENT_LENGTH"]
+    data["doc-tp1"] = (io.BytesIO(PDF + b"0" * limit), "huge.pdf")
+    resp = client.post(f"/thu-tuc/{PROCEDURE}/nop", data=data, content_type="multipart/form-data")
+    assert resp.status_code == 413 and "quá lớn" in resp.get_data(as_text=True)
+
+
+def test_withdraw_my_dossier(portal_app, gateway_url):
+    client, _ = signed_in_client(portal_app, gateway_url)
+    _, data = filing_form(client)
+    review = client.post(f"/thu-tuc/{PROCEDURE}/nop", data=data, content_type="multipart/form-data")
+    html = page(client, review.headers["Location"])
+    receipt = client.post(re.search(r'action="(/nop-ho-so/[^"]+/nop)"', html).group(1),
+                          data={"csrf_token": csrf_of(html)})
+    code = receipt.headers["Location"].split("/")[2]
+    html = page(client, f"/ho-so/{code}")
+    assert "Rút hồ sơ" in html
+    resp = client.post(f"/ho-so/{code}/rut", data={"csrf_token": csrf_of(html), "reason": "Nộp nhầm thủ tục"})
+    assert resp.status_code == 303
+    html = page(client, f"/ho-so/{code}")
+    assert "Hồ sơ đã được rút" in html and "Đã rút" in html and "Nộp nhầm thủ tục" in html
+    assert call(f"{gateway_url}/api/v1/lookup/{code}")["status"] == "withdrawn"
+    again = client.post(f"/ho-so/{code}/rut", data={"csrf_token": csrf_of(html)})
+    assert again.status_code in (303, 409)  # nothing more to withdraw; no error page of the system
