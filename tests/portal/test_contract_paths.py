@@ -6,6 +6,7 @@ real gateway answers 404.)"""
 from __future__ import annotations
 
 import json
+import re
 import threading
 
 import pytest
@@ -19,6 +20,18 @@ DOSSIER = {"code": "D1", "status": "received", "procedure": {"code": "1.001193",
            "applicant": {"full_name": "Nguyễn Văn Thử"}, "submitted_at": "2026-12-05T01:00:00+00:00",
            "received_at": "2026-12-05T02:00:00+00:00", "appointment_date": "2026-12-08", "inputs": [],
            "outputs": [], "timeline": [], "overdue": False}
+
+
+QUEUE = [  # as the gateway orders it: due soonest first, whatever is overdue
+    {"code": "Q-ON-TIME-1", "status": "received", "procedure_name": "A", "appointment_date": "2026-12-06",
+     "submitted_at": "2026-12-01T01:00:00+00:00", "overdue": False},
+    {"code": "Q-NEW", "status": "submitted", "procedure_name": "B", "appointment_date": None,
+     "submitted_at": "2026-12-05T01:00:00+00:00", "overdue": False},
+    {"code": "Q-OVERDUE-2", "status": "processing", "procedure_name": "C", "appointment_date": "2026-12-04",
+     "submitted_at": "2026-11-20T01:00:00+00:00", "overdue": True},
+    {"code": "Q-OVERDUE-1", "status": "received", "procedure_name": "D", "appointment_date": "2026-12-01",
+     "submitted_at": "2026-11-10T01:00:00+00:00", "overdue": True},
+]
 
 
 class StandIn:
@@ -47,6 +60,17 @@ class StandIn:
             if body == {"code": "good", "state": "s1"}:
                 return 200, {"access_token": "at", "refresh_token": "rt", "expires_in": 900, "assurance_level": 2}, {}
             return 400, {"code": "invalid_grant", "message_vi": "Mã không hợp lệ."}, {}
+        if key == ("POST", "/api/v1/auth/staff/login"):
+            return 200, {"login_id": "6f1c1a10-0000-4000-8000-000000000002"}, {}
+        if key == ("POST", "/api/v1/auth/login/confirm") and body.get("otp") == "123456":
+            return 200, {"access_token": "officer", "refresh_token": "ort", "expires_in": 900}, {}
+        if key == ("POST", "/api/v1/auth/login/confirm") and body.get("otp") == "654321":
+            return 200, {"access_token": "at", "refresh_token": "rt", "expires_in": 900}, {}  # a citizen's
+        if req.headers.get("Authorization") == "Bearer officer":
+            if key == ("GET", "/api/v1/me"):
+                return 200, {"full_name": "Trần Thị Cán Bộ", "role": "officer", "agency_code": "W00004-UBND"}, {}
+            if key == ("GET", "/api/v1/agency/dossiers"):
+                return 200, {"items": QUEUE, "total": len(QUEUE), "page": 1, "page_size": 100}, {}
         if req.headers.get("Authorization") != "Bearer at" and req.path.startswith(("/api/v1/me", "/api/v1/doss")):
             return 401, {"code": "unauthorized"}, {}
         if key == ("GET", "/api/v1/me"):
@@ -136,3 +160,26 @@ def test_gateway_rate_limit_is_shown_as_a_page(client):
     resp = client.get("/thu-tuc?q=khai+sinh")
     text = resp.get_data(as_text=True)
     assert resp.status_code == 429 and "Quá nhiều yêu cầu" in text and "7 giây" in text
+
+
+def test_desk_queue_puts_overdue_dossiers_first(client):
+    html = client.get("/mot-cua/dang-nhap").get_data(as_text=True)
+    assert client.post("/mot-cua/dang-nhap", data={"csrf_token": csrf_of(html), "username": "canbo01",
+                                                   "password": "x"}).status_code == 302
+    done = client.post("/mot-cua/dang-nhap/ma-xac-thuc", data={"csrf_token": csrf_of(html), "otp": "123456"})
+    assert done.status_code == 302 and done.headers["Location"] == "/mot-cua/"
+    queue = client.get("/mot-cua/").get_data(as_text=True)
+    order = re.findall(r'href="/mot-cua/ho-so/([^"]+)"', queue)
+    assert order == ["Q-OVERDUE-1", "Q-OVERDUE-2", "Q-ON-TIME-1", "Q-NEW"]
+    assert queue.count('class="overdue"') == 2
+
+
+def test_desk_signs_in_nobody_on_a_wrong_code_or_a_citizen_account(client):
+    html = client.get("/mot-cua/dang-nhap").get_data(as_text=True)
+    client.post("/mot-cua/dang-nhap", data={"csrf_token": csrf_of(html), "username": "canbo01", "password": "x"})
+    done = client.post("/mot-cua/dang-nhap/ma-xac-thuc", data={"csrf_token": csrf_of(html), "otp": "000000"})
+    assert done.status_code == 422 and "Mã xác thực không đúng" in done.get_data(as_text=True)
+    assert client.get("/mot-cua/").status_code == 302
+    citizen = client.post("/mot-cua/dang-nhap/ma-xac-thuc", data={"csrf_token": csrf_of(html), "otp": "654321"})
+    assert citizen.status_code == 403 and "dành cho cán bộ" in citizen.get_data(as_text=True)
+    assert client.get("/mot-cua/").status_code == 302
