@@ -9,6 +9,7 @@ go to ``.run/browser/``."""
 
 from __future__ import annotations
 
+import base64
 import io
 import threading
 
@@ -230,7 +231,15 @@ def test_citizen_files_and_follows_a_dossier(driver, portal_url, gateway_url, sh
     code = j.by("#dossier-code").text.strip()
     assert answers[0].headers["Location"].endswith(f"/ho-so/{code}/giay-tiep-nhan")
 
-    # 5. the receipt's QR code opens the public lookup
+    # 5. the receipt prints without the site's chrome, and its QR code opens the public lookup
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    try:
+        assert not j.by(".site-header").is_displayed() and not j.by(".no-print").is_displayed()
+        assert j.by("#dossier-code").is_displayed() and j.by(".qr svg").is_displayed()
+    finally:
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+    printed = driver.execute_cdp_cmd("Page.printToPDF", {"printBackground": False})
+    (shots / "receipt.pdf").write_bytes(base64.b64decode(printed["data"]))
     lookup_url = _decode_qr(driver, j.by(".qr"))
     assert lookup_url == f"{portal_url}/tra-cuu?ma={code}"
     driver.get(lookup_url)
