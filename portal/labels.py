@@ -1,8 +1,18 @@
-"""Names people read for the API's codes (statuses, levels, targets); all in the catalogue."""
+"""Names people read for the API's codes (statuses, levels, targets); all in the catalogue.
+
+The tables hold msgids (``_l`` only marks them for extraction); ``name`` translates one when
+a page shows it, through the request's catalogue.
+"""
 
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
+from flask import g
+from flask_babel import get_translations
+
+
+def _l(message: str) -> str:
+    """Mark ``message`` for the catalogue; translated when shown (``name``)."""
+    return message
 
 STATUSES = {
     "submitted": _l("Submitted, awaiting receipt"),
@@ -44,5 +54,12 @@ ACTORS = {"citizen": _l("Applicant"), "business": _l("Applicant"), "officer": _l
 
 
 def name(table: dict, code) -> str:
-    """The label of ``code``, or the code itself when the API sends a new one."""
-    return str(table.get(code, code or ""))
+    """The label of ``code`` in the page's language, or the code itself when the API sends a
+    new one."""
+    msgid = table.get(code)
+    if msgid is None:
+        return str(code or "")
+    translations = g.get("_translations")
+    if translations is None:
+        translations = g._translations = get_translations()
+    return translations.ugettext(msgid)

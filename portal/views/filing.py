@@ -19,7 +19,7 @@ from portal.views import citizen, lang, public, settings, signed_in
 from portal.views.catalog import _code, successor_of
 
 bp = Blueprint("filing", __name__)
-MAX_DRAFTS = 3
+MAX_DRAFTS = 2  # drafts hold their uploads in memory until filed: few per session
 APPLICANT = ("full_name", "id_number", "date_of_birth", "phone", "email", "address")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _filing_locks: dict[str, threading.Lock] = {}
@@ -107,29 +107,31 @@ def submit(draft_id: str):
     key = draft["key"]
     with _guard:
         lock = _filing_locks.setdefault(key, threading.Lock())
-    with lock:  # a second click waits for the first and then finds its dossier
-        code = draft.get("dossier") or _filed.get(key)
-        if not code:
-            body = {"procedure_code": draft["procedure"]["code"], "agency_code": draft["agency"]["code"],
-                    "applicant": draft["applicant"], "form": draft["form"],
-                    "documents": [{k: d[k] for k in ("requirement", "name", "content_type", "content_base64")}
-                                  for d in draft["documents"]]}
-            try:
-                created = citizen("POST", "/api/v1/dossiers", json=body, headers={"Idempotency-Key": key})
-            except ApiError as err:
-                if err.status in (400, 409, 422):
-                    return render_template("review.html", draft=draft,
-                                           errors=[("", err.message(lang()))]), err.status
-                raise
-            code = created["code"]
-            with _guard:
-                _filed[key] = code
-                if len(_filed) > 10_000:
-                    _filed.pop(next(iter(_filed)))
+    try:
+        with lock:  # a second click waits for the first and then finds its dossier
+            code = draft.get("dossier") or _filed.get(key)
+            if not code:
+                body = {"procedure_code": draft["procedure"]["code"], "agency_code": draft["agency"]["code"],
+                        "applicant": draft["applicant"], "form": draft["form"],
+                        "documents": [{k: d[k] for k in ("requirement", "name", "content_type", "content_base64")}
+                                      for d in draft["documents"]]}
+                try:
+                    created = citizen("POST", "/api/v1/dossiers", json=body, headers={"Idempotency-Key": key})
+                except ApiError as err:
+                    if err.status in (400, 409, 422):
+                        return render_template("review.html", draft=draft,
+                                               errors=[("", err.message(lang()))]), err.status
+                    raise
+                code = created["code"]
+                with _guard:
+                    _filed[key] = code
+                    while len(_filed) > 10_000:
+                        _filed.pop(next(iter(_filed)))
+    finally:
+        with _guard:
+            _filing_locks.pop(key, None)
     draft = {**draft, "dossier": code, "documents": []}  # filed: the uploads are no longer needed here
     _save_draft(draft)
-    with _guard:
-        _filing_locks.pop(key, None)
     return redirect(url_for("filing.receipt", code=code), 303)
 
 
