@@ -28,14 +28,14 @@ def public(method: str, path: str, **kw: Any) -> Any:
     return gateway().call(method, path, request_id=g.get("request_id"), client_ip=_client_ip(), **kw)
 
 
-def _authed(key: str, method: str, path: str, **kw: Any) -> Any:
+def _authed(key: str, method: str, path: str, refresh: bool = True, **kw: Any) -> Any:
     tokens = session.get(key) or {}
     if not tokens.get("access_token"):
         raise ApiError(401, {"code": "unauthorized"})
     try:
         return public(method, path, token=tokens["access_token"], **kw)
     except ApiError as err:
-        if err.status != 401 or not tokens.get("refresh_token"):
+        if err.status != 401 or not tokens.get("refresh_token") or not refresh:
             raise
     # The access token expired: trade the refresh token once, then try again.
     try:

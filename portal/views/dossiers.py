@@ -5,8 +5,19 @@ from __future__ import annotations
 
 import math
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    copy_current_request_context,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 
 from portal import labels
@@ -16,6 +27,7 @@ from portal.views import citizen, gateway, lang, settings, signed_in
 from portal.views.catalog import _code
 
 bp = Blueprint("dossiers", __name__)
+_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="portal-api")
 WITHDRAWABLE = ("submitted", "received", "processing", "supplement_requested", "supplemented")
 DOWNLOAD_HEADERS = ("Content-Type", "Content-Disposition", "Content-Length")
 
@@ -35,19 +47,23 @@ def my_dossiers():
                            flash=session.pop("flash", None))
 
 
-def _payments(code: str) -> dict | None:
+def _payments(code: str, refresh: bool = True) -> dict | None:
     """The payments section, or None while the gateway serves no payments (404)."""
     try:
-        return citizen("GET", f"/api/v1/dossiers/{code}/payments")
+        return citizen("GET", f"/api/v1/dossiers/{code}/payments", refresh=refresh)
     except ApiError as err:
-        if err.status == 404:
+        if err.status == 404 or (err.status == 401 and not refresh):
             return None
         raise
 
 
 def _page(code: str, errors: list | None = None, status: int = 200):
+    # The payments are asked for beside the dossier, not after it. That call never trades the
+    # refresh token (the dossier's call does), so two calls cannot race to renew it; when
+    # the access token has just expired, the section waits for the next page.
+    payments = _POOL.submit(copy_current_request_context(_payments), code, False)
     dossier = citizen("GET", f"/api/v1/dossiers/{code}")
-    return render_template("dossier.html", d=dossier, payments=_payments(code), errors=errors or [],
+    return render_template("dossier.html", d=dossier, payments=payments.result(), errors=errors or [],
                            withdrawable=dossier.get("status") in WITHDRAWABLE, accept=ACCEPT,
                            max_mb=settings().max_upload_bytes // (1024 * 1024),
                            flash=session.pop("flash", None)), status
