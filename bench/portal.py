@@ -10,7 +10,8 @@ connection per side, it times alternating chunks of:
 - the results page ``GET /thu-tuc?q=...`` against ``GET /api/v1/procedures?q=...&page_size=10``
   (the page's one API call; the list of fields is cached by the portal), and
 - the dossier page ``GET /ho-so/{code}`` against ``GET /api/v1/dossiers/{code}`` followed by
-  ``GET /api/v1/dossiers/{code}/payments`` (the page's two API calls).
+  ``GET /api/v1/dossiers/{code}/payments`` (the page's two API calls, which the portal makes
+  side by side).
 
 Last line: ``RESULT portal search_p50_ms=... search_api_p50_ms=... search_p50_ratio=...
 search_p99_ms=... search_api_p99_ms=... search_p99_ratio=... dossier_... errors=0``.
