@@ -37,7 +37,10 @@ def up() -> int:
     portal = None
     try:
         system.wait_ready()
-        portal = start_portal(system.gateway_url, portal_port, log_dir=Path(".run/logs"))
+        # The address VNeID sends citizens back to and receipts' QR codes print (one spelling,
+        # whether the browser says localhost or 127.0.0.1).
+        portal_env = {"PORTAL_PUBLIC_URL": os.environ.get("PORTAL_PUBLIC_URL", f"http://127.0.0.1:{portal_port}")}
+        portal = start_portal(system.gateway_url, portal_port, log_dir=Path(".run/logs"), extra_env=portal_env)
         wait_http(f"http://127.0.0.1:{portal_port}/health", portal)
         print(f"\nThe portal is up: gateway at {system.gateway_url}  (docs: {system.gateway_url}/docs)")
         print(f"Citizen web portal at http://127.0.0.1:{portal_port}/  (one-stop desk: /mot-cua/)")
@@ -49,7 +52,8 @@ def up() -> int:
                     system.start_one(name)
             if portal.poll() is not None:
                 print(f"portal exited ({portal.returncode}); restarting", flush=True)
-                portal = start_portal(system.gateway_url, portal_port, log_dir=Path(".run/logs"))
+                portal = start_portal(system.gateway_url, portal_port, log_dir=Path(".run/logs"),
+                                      extra_env=portal_env)
             time.sleep(1)
     except (RuntimeError, TimeoutError) as exc:
         print(f"could not start: {exc}", file=sys.stderr)
