@@ -6,6 +6,7 @@ import datetime as dt
 import secrets
 import zoneinfo
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, g, redirect, render_template, request, session, url_for
@@ -32,7 +33,7 @@ def _select_locale() -> str:
     return lang if lang in LANGUAGES else "vi"
 
 
-def _translations():
+def _translations() -> Any:
     found = g.get("_translations")
     if found is None:
         found = g._translations = get_translations()

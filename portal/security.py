@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from flask import Flask, abort, request, session
+from flask import Flask, Response, abort, request, session
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
@@ -116,7 +116,7 @@ def _interface() -> MemorySessions:
     return current_app.session_interface  # type: ignore[return-value]
 
 
-def security_headers(response):
+def security_headers(response: Response) -> Response:
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from flask import current_app, g, redirect, request, session, url_for
@@ -57,7 +58,7 @@ def officer(method: str, path: str, **kw: Any) -> Any:
     return _authed("officer_tokens", method, path, **kw)
 
 
-def signed_in(view):
+def signed_in(view: Callable) -> Callable:
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         if not session.get("tokens"):
@@ -66,7 +67,7 @@ def signed_in(view):
     return wrapper
 
 
-def desk_signed_in(view):
+def desk_signed_in(view: Callable) -> Callable:
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         if not session.get("officer_tokens"):

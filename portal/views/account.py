@@ -10,6 +10,7 @@ import threading
 import time
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from portal.api import ApiError
@@ -58,7 +59,7 @@ def _problem_errors(err: ApiError) -> list[tuple[str, str]]:
 
 
 @bp.route("/dang-nhap", methods=["GET", "POST"])
-def sign_in():
+def sign_in() -> ResponseReturnValue:
     next_url = safe_next(request.values.get("next"), url_for("dossiers.my_dossiers"))
     errors: list[tuple[str, str]] = []
     id_number = ""
@@ -85,7 +86,7 @@ def sign_in():
 
 
 @bp.route("/dang-nhap/ma-xac-thuc", methods=["GET", "POST"])
-def sign_in_code():
+def sign_in_code() -> ResponseReturnValue:
     pending = session.get("pending_login")
     if not pending or pending.get("kind") != "citizen":
         return redirect(url_for("account.sign_in"))
@@ -109,7 +110,7 @@ def sign_in_code():
 
 
 @bp.get("/dang-nhap/vneid")
-def vneid():
+def vneid() -> ResponseReturnValue:
     code, state = request.args.get("code"), request.args.get("state")
     if code and state:
         try:
@@ -126,7 +127,7 @@ def vneid():
 
 
 @bp.post("/dang-xuat")
-def sign_out():
+def sign_out() -> ResponseReturnValue:
     tokens = session.get("tokens") or {}
     if tokens.get("access_token"):
         with contextlib.suppress(ApiError):  # the session ends here whatever the gateway says
@@ -137,7 +138,7 @@ def sign_out():
 
 @bp.get("/tai-khoan")
 @signed_in
-def my_account():
+def my_account() -> ResponseReturnValue:
     me = citizen("GET", "/api/v1/me")
     return render_template("account.html", me=me)
 
@@ -146,7 +147,7 @@ REGISTER_FIELDS = ("cccd", "full_name", "date_of_birth", "gender", "phone", "pas
 
 
 @bp.route("/dang-ky", methods=["GET", "POST"])
-def register():
+def register() -> ResponseReturnValue:
     method = request.values.get("cach", "mobile")
     method = method if method in ("mobile", "bhxh") else "mobile"
     next_url = safe_next(request.values.get("next"), "")
@@ -182,7 +183,7 @@ def register():
 
 
 @bp.route("/dang-ky/ma-xac-thuc", methods=["GET", "POST"])
-def register_code():
+def register_code() -> ResponseReturnValue:
     pending = session.get("pending_registration")
     if not pending:
         return redirect(url_for("account.register"))

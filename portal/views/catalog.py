@@ -9,6 +9,7 @@ import threading
 import time
 
 from flask import Blueprint, abort, render_template, request
+from flask.typing import ResponseReturnValue
 
 from portal.api import ApiError
 from portal.views import public
@@ -52,12 +53,12 @@ def _fields() -> list[dict]:
 
 
 @bp.get("/")
-def home():
+def home() -> ResponseReturnValue:
     return render_template("home.html")
 
 
 @bp.get("/thu-tuc")
-def search():
+def search() -> ResponseReturnValue:
     args = request.args
     filters = {k: args.get(k, "").strip()[:100] for k in ("q", "field", "level", "online", "target")}
     try:
@@ -78,7 +79,7 @@ def search():
 
 
 @bp.get("/su-kien")
-def life_events():
+def life_events() -> ResponseReturnValue:
     target = request.args.get("doi-tuong", "citizen")
     target = target if target in ("citizen", "business") else "citizen"
     events = public("GET", "/api/v1/life-events", params={"target": target}).get("items", [])
@@ -86,13 +87,13 @@ def life_events():
 
 
 @bp.get("/su-kien/<event_id>")
-def life_event(event_id: str):
+def life_event(event_id: str) -> ResponseReturnValue:
     event = public("GET", f"/api/v1/life-events/{_code(event_id)}")
     return render_template("life_event.html", event=event)
 
 
 @bp.get("/dich-vu-truc-tuyen")
-def online_services():
+def online_services() -> ResponseReturnValue:
     try:
         page = max(1, min(int(request.args.get("page", "1")), 10_000))
     except ValueError:
@@ -103,13 +104,13 @@ def online_services():
 
 
 @bp.get("/thu-tuc/<code>")
-def procedure(code: str):
+def procedure(code: str) -> ResponseReturnValue:
     proc = public("GET", f"/api/v1/procedures/{_code(code)}")
     return render_template("procedure.html", proc=proc)
 
 
 @bp.get("/thu-tuc/<code>/co-quan")
-def choose_agency(code: str):
+def choose_agency(code: str) -> ResponseReturnValue:
     proc = public("GET", f"/api/v1/procedures/{_code(code)}")
     provinces = _cached_list("/api/v1/provinces")
     province = request.args.get("tinh", "").strip()
@@ -152,14 +153,14 @@ def successor_of(agency: dict) -> dict | None:
 
 
 @bp.get("/co-quan/<code>")
-def agency(code: str):
+def agency(code: str) -> ResponseReturnValue:
     found = public("GET", f"/api/v1/agencies/{_code(code)}")
     successor = successor_of(found) if found.get("successor") else None
     return render_template("agency.html", agency=found, successor=successor)
 
 
 @bp.get("/tra-cuu")
-def lookup():
+def lookup() -> ResponseReturnValue:
     code = request.args.get("ma", "").strip()[:64]
     found = None
     missing = False

@@ -8,6 +8,7 @@ import contextlib
 import re
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from portal import labels
@@ -23,7 +24,7 @@ ACTIONS = ("receive", "refuse", "request-supplement", "start-processing", "resul
 
 
 @bp.route("/dang-nhap", methods=["GET", "POST"])
-def sign_in():
+def sign_in() -> ResponseReturnValue:
     errors: list[tuple[str, str]] = []
     username = ""
     if request.method == "POST":
@@ -47,7 +48,7 @@ def sign_in():
 
 
 @bp.route("/dang-nhap/ma-xac-thuc", methods=["GET", "POST"])
-def sign_in_code():
+def sign_in_code() -> ResponseReturnValue:
     pending = session.get("pending_login")
     if not pending or pending.get("kind") != "officer":
         return redirect(url_for("desk.sign_in"))
@@ -76,7 +77,7 @@ def sign_in_code():
 
 
 @bp.post("/dang-xuat")
-def sign_out():
+def sign_out() -> ResponseReturnValue:
     tokens = session.get("officer_tokens") or {}
     if tokens.get("access_token"):
         with contextlib.suppress(ApiError):
@@ -87,7 +88,7 @@ def sign_out():
 
 @bp.get("/")
 @desk_signed_in
-def queue():
+def queue() -> ResponseReturnValue:
     status = request.args.get("trang-thai", "")
     status = status if status in labels.STATUSES else ""
     result = officer("GET", "/api/v1/agency/dossiers", params={"status": status or None, "page_size": 100})
@@ -97,20 +98,20 @@ def queue():
                            flash=session.pop("flash", None))
 
 
-def _page(code: str, errors: list | None = None, status: int = 200):
+def _page(code: str, errors: list | None = None, status: int = 200) -> ResponseReturnValue:
     dossier = officer("GET", f"/api/v1/agency/dossiers/{code}")
     return render_template("desk/dossier.html", d=dossier, errors=errors or [], accept=ACCEPT), status
 
 
 @bp.get("/ho-so/<code>")
 @desk_signed_in
-def dossier(code: str):
+def dossier(code: str) -> ResponseReturnValue:
     return _page(_code(code))
 
 
 @bp.get("/ho-so/<code>/tai-lieu/<doc_id>")
 @desk_signed_in
-def download(code: str, doc_id: str):
+def download(code: str, doc_id: str) -> ResponseReturnValue:
     tokens = session.get("officer_tokens") or {}
     resp = gateway().raw("GET", f"/api/v1/agency/dossiers/{_code(code)}/documents/{_code(doc_id)}",
                          token=tokens.get("access_token"))
@@ -122,7 +123,7 @@ def download(code: str, doc_id: str):
 
 @bp.post("/ho-so/<code>/<action>")
 @desk_signed_in
-def act(code: str, action: str):
+def act(code: str, action: str) -> ResponseReturnValue:
     code = _code(code)
     if action not in ACTIONS:
         abort(404)

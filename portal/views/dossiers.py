@@ -18,6 +18,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from portal import labels
@@ -34,7 +35,7 @@ DOWNLOAD_HEADERS = ("Content-Type", "Content-Disposition", "Content-Length")
 
 @bp.get("/ho-so")
 @signed_in
-def my_dossiers():
+def my_dossiers() -> ResponseReturnValue:
     status = request.args.get("trang-thai", "")
     status = status if status in labels.STATUSES else ""
     try:
@@ -57,7 +58,7 @@ def _payments(code: str, refresh: bool = True) -> dict | None:
         raise
 
 
-def _page(code: str, errors: list | None = None, status: int = 200):
+def _page(code: str, errors: list | None = None, status: int = 200) -> ResponseReturnValue:
     # The payments are asked for beside the dossier, not after it. That call never trades the
     # refresh token (the dossier's call does), so two calls cannot race to renew it; when
     # the access token has just expired, the section waits for the next page.
@@ -71,13 +72,13 @@ def _page(code: str, errors: list | None = None, status: int = 200):
 
 @bp.get("/ho-so/<code>")
 @signed_in
-def dossier(code: str):
+def dossier(code: str) -> ResponseReturnValue:
     return _page(_code(code))
 
 
 @bp.get("/ho-so/<code>/tai-lieu/<doc_id>")
 @signed_in
-def download(code: str, doc_id: str):
+def download(code: str, doc_id: str) -> ResponseReturnValue:
     tokens = session.get("tokens") or {}
     resp = gateway().raw("GET", f"/api/v1/dossiers/{_code(code)}/documents/{_code(doc_id)}",
                          token=tokens.get("access_token"))
@@ -92,7 +93,7 @@ def download(code: str, doc_id: str):
 
 @bp.post("/ho-so/<code>/bo-sung")
 @signed_in
-def supplement(code: str):
+def supplement(code: str) -> ResponseReturnValue:
     code = _code(code)
     cfg = settings()
     errors: list[tuple[str, str]] = []
@@ -122,7 +123,7 @@ def supplement(code: str):
 
 @bp.post("/ho-so/<code>/rut")
 @signed_in
-def withdraw(code: str):
+def withdraw(code: str) -> ResponseReturnValue:
     code = _code(code)
     reason = request.form.get("reason", "").strip()[:2000]
     try:
@@ -137,7 +138,7 @@ def withdraw(code: str):
 
 @bp.post("/ho-so/<code>/thanh-toan")
 @signed_in
-def pay(code: str):
+def pay(code: str) -> ResponseReturnValue:
     """Start paying what is due. The Idempotency-Key stays with the dossier until its payment
     failed or expired, so a double click or a retry never opens two payments."""
     code = _code(code)

@@ -10,6 +10,7 @@ import uuid
 
 import segno
 from flask import Blueprint, abort, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from markupsafe import Markup
 
@@ -44,7 +45,7 @@ def _save_draft(draft: dict) -> None:
 
 @bp.route("/thu-tuc/<code>/nop", methods=["GET", "POST"])
 @signed_in
-def form(code: str):
+def form(code: str) -> ResponseReturnValue:
     proc = public("GET", f"/api/v1/procedures/{_code(code)}")
     agency_code = request.values.get("co_quan", "")
     if not agency_code:
@@ -93,7 +94,7 @@ def form(code: str):
 
 @bp.get("/nop-ho-so/<draft_id>/xem-lai")
 @signed_in
-def review(draft_id: str):
+def review(draft_id: str) -> ResponseReturnValue:
     draft = _draft(draft_id)
     if draft.get("dossier"):
         return redirect(url_for("filing.receipt", code=draft["dossier"]))
@@ -102,7 +103,7 @@ def review(draft_id: str):
 
 @bp.post("/nop-ho-so/<draft_id>/nop")
 @signed_in
-def submit(draft_id: str):
+def submit(draft_id: str) -> ResponseReturnValue:
     draft = _draft(draft_id)
     key = draft["key"]
     with _guard:
@@ -144,7 +145,7 @@ def qr_svg(url: str) -> Markup:
 
 @bp.get("/ho-so/<code>/giay-tiep-nhan")
 @signed_in
-def receipt(code: str):
+def receipt(code: str) -> ResponseReturnValue:
     dossier = citizen("GET", f"/api/v1/dossiers/{_code(code)}")
     base = settings().public_url or request.host_url.rstrip("/")
     lookup_url = f"{base}{url_for('catalog.lookup', ma=dossier['code'])}"
