@@ -156,9 +156,12 @@ def register() -> ResponseReturnValue:
     if request.method == "POST":
         values["password"] = request.form.get("password", "")
         required = REGISTER_FIELDS + (("bhxh_code",) if method == "bhxh" else ())
+        names = {"cccd": _("CCCD number"), "full_name": _("Full name"), "date_of_birth": _("Date of birth"),
+                 "gender": _("Gender"), "phone": _("Mobile phone number"), "password": _("Password"),
+                 "bhxh_code": _("Social-insurance (BHXH) code")}
         for name in required:
             if not values[name]:
-                errors.append((f"f-{name}", _("This field is required.")))
+                errors.append((f"f-{name}", _("Enter: %(field)s.", field=names[name])))
         if values["cccd"] and not re.match(r"^\d{12}$", values["cccd"]):
             errors.append(("f-cccd", _("A CCCD number has 12 digits.")))
         if values["password"] and values["password"] != request.form.get("password2", ""):

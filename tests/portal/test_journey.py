@@ -177,7 +177,7 @@ def test_citizen_files_and_follows_a_dossier(driver, portal_url, gateway_url, sh
     j.click("main a[href^='/dang-ky']")
     j.check("register")
     j.submit("main form button[type=submit]", "register-errors")
-    assert j.all(".error-summary a[href='#f-cccd']")
+    assert j.by(".error-summary a[href='#f-cccd']").text == "Chưa nhập: Số CCCD."
     j.fill("#f-cccd", person["cccd"])
     j.fill("#f-full_name", person["full_name"])
     driver.execute_script("document.getElementById('f-date_of_birth').value = arguments[0]", person["date_of_birth"])
