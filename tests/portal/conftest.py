@@ -101,7 +101,7 @@ def new_officer(gateway_url: str, agency_code: str) -> dict:
                                                  "full_name": "Trần Thị Cán Bộ", "phone": phone}, token=operator)
     password = f"Can-bo-{secrets.token_hex(4)}A1"
     call(f"{gateway_url}/api/v1/auth/staff/activate", "POST",
-         {"username": username, "otp": latest_code(gateway_url, phone), "password": password})
+         {"username": username, "otp": code_after(gateway_url, phone, 0), "password": password})
     return {"username": username, "password": password, "phone": phone}
 
 
