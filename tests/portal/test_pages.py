@@ -238,3 +238,14 @@ def test_withdraw_my_dossier(portal_app, gateway_url):
     assert call(f"{gateway_url}/api/v1/lookup/{code}")["status"] == "withdrawn"
     again = client.post(f"/ho-so/{code}/rut", data={"csrf_token": csrf_of(html)})
     assert again.status_code in (303, 409)  # nothing more to withdraw; no error page of the system
+
+
+def test_hostile_query_strings_are_escaped_or_refused(portal_app):
+    client = portal_app.test_client()
+    resp = client.get("/thu-tuc", query_string={"q": '"><script>alert(1)</script>', "page": "-3", "level": "<b>"})
+    text = resp.get_data(as_text=True)
+    assert resp.status_code in (200, 422) and "<script>alert(1)" not in text and "<b>" not in text
+    assert "&lt;script&gt;" in text or "&#34;&gt;&lt;script&gt;" in text
+    assert client.get("/thu-tuc", query_string={"page": "x" * 5000}).status_code in (200, 400, 414)
+    for path in ("/thu-tuc/..%2F..%2Fapi%2Fv1%2Fdev%2Ftokens", "/co-quan/a%20b", "/su-kien/<x>"):
+        assert client.get(path).status_code == 404
