@@ -14,7 +14,8 @@ from portal.config import Settings
 def main() -> int:
     settings = Settings()
     app = create_app(settings)
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("portal.access").setLevel(logging.INFO)
     print(f"portal on http://{settings.host}:{settings.port}/ (gateway {settings.gateway_url})", flush=True)
     serve(app, host=settings.host, port=settings.port, threads=settings.threads, ident="portal",
           max_request_body_size=app.config["MAX_CONTENT_LENGTH"] + 1024 * 1024, clear_untrusted_proxy_headers=True)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
 import secrets
+import time
 import zoneinfo
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from portal.security import MemorySessions, check_csrf, csrf_token, security_hea
 from portal.translations.compile import translations_dir
 
 HERE = Path(__file__).resolve().parent
+ACCESS_LOG = logging.getLogger("portal.access")
 LANGUAGES = ("vi", "en")
 try:
     LOCAL_TZ: dt.tzinfo = zoneinfo.ZoneInfo("Asia/Ho_Chi_Minh")
@@ -100,12 +104,20 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.before_request
     def _before():
+        g.started = time.perf_counter()
         g.request_id = request.headers.get("X-Request-ID") or secrets.token_hex(8)
         check_csrf()
 
     @app.after_request
     def _after(response):
         response.headers.setdefault("X-Request-ID", g.get("request_id", ""))
+        if request.path not in ("/health", "/ready") and not request.path.startswith("/static/"):
+            # One JSON line per page, like the services' logs; never the query string or a form
+            # (they carry what people typed), only the path, the status and the time.
+            ACCESS_LOG.info(json.dumps({"service": "portal", "request_id": g.get("request_id"),
+                                        "method": request.method, "path": request.path[:200],
+                                        "status": response.status_code,
+                                        "ms": round((time.perf_counter() - g.get("started", 0)) * 1000, 1)}))
         return security_headers(response)
 
     @app.context_processor
