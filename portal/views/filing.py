@@ -57,6 +57,9 @@ def form(code: str) -> ResponseReturnValue:
     values = {"full_name": user.get("full_name") or "", "id_number": user.get("identifier") or "",
               "date_of_birth": "", "phone": "", "email": "", "address": "", "note": ""}
     errors: list[tuple[str, str]] = []
+    place = f"{proc['code']}|{agency['code']}"
+    if request.method == "GET":
+        session.pop("kept_uploads", None)
     if request.method == "POST":
         values = {k: request.form.get(k, "").strip()[:500] for k in (*APPLICANT, "note")}
         if not values["full_name"]:
@@ -65,15 +68,21 @@ def form(code: str) -> ResponseReturnValue:
             errors.append(("f-date_of_birth", _("Enter the date as YYYY-MM-DD.")))
         documents = []
         cfg = settings()
+        kept = dict((session.get("kept_uploads") or {}).get(place, {}))
         for doc in proc.get("required_documents", []):
             checked, problem = check(request.files.get(f"doc-{doc['id']}"), cfg.max_upload_bytes, cfg.file_types)
             if problem:
+                kept.pop(doc["id"], None)
                 errors.append((f"doc-{doc['id']}", f"{doc['name']}: {problem}"))
-            elif checked is None and doc.get("mandatory"):
-                errors.append((f"doc-{doc['id']}", _("%(name)s: this document is required.", name=doc["name"])))
             elif checked is not None:
-                documents.append({**checked.inline(doc["id"]), "size": len(checked.content),
-                                  "label": doc["name"]})
+                kept[doc["id"]] = {**checked.inline(doc["id"]), "size": len(checked.content), "label": doc["name"]}
+            if not problem and doc["id"] in kept:
+                documents.append(kept[doc["id"]])
+            elif not problem and doc.get("mandatory"):
+                errors.append((f"doc-{doc['id']}", _("%(name)s: this document is required.", name=doc["name"])))
+        # Files that passed are kept for the next try of this form, so only the faulty ones
+        # are chosen again; they go with the draft (or are dropped) once the form passes.
+        session["kept_uploads"] = {place: kept} if errors else {}
         if not errors:
             applicant = {k: values[k] for k in APPLICANT if values[k]}
             for key in ("province", "ward"):
@@ -87,7 +96,8 @@ def form(code: str) -> ResponseReturnValue:
                      "documents": documents, "dossier": None}
             _save_draft(draft)
             return redirect(url_for("filing.review", draft_id=draft["id"]))
-    return render_template("file_form.html", proc=proc, agency=agency, values=values, errors=errors,
+    kept_names = {k: v["name"] for k, v in ((session.get("kept_uploads") or {}).get(place) or {}).items()}
+    return render_template("file_form.html", proc=proc, agency=agency, values=values, errors=errors, kept=kept_names,
                            accept=ACCEPT, max_mb=settings().max_upload_bytes // (1024 * 1024)), (
         422 if errors else 200)
 

@@ -249,3 +249,20 @@ def test_hostile_query_strings_are_escaped_or_refused(portal_app):
     assert client.get("/thu-tuc", query_string={"page": "x" * 5000}).status_code in (200, 400, 414)
     for path in ("/thu-tuc/..%2F..%2Fapi%2Fv1%2Fdev%2Ftokens", "/co-quan/a%20b", "/su-kien/<x>"):
         assert client.get(path).status_code == 404
+
+
+def test_files_that_passed_are_kept_when_the_form_comes_back(citizen):
+    client, _ = citizen
+    _, data = filing_form(client, files={"doc-tp1": (io.BytesIO(PDF), "to-khai.pdf"),
+                                         "doc-tp2": (io.BytesIO(b"GIF89a"), "anh.pdf")})
+    resp = client.post(f"/thu-tuc/{PROCEDURE}/nop", data=data, content_type="multipart/form-data")
+    text = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and "Đã giữ lại: to-khai.pdf" in text and "Đã giữ lại: anh.pdf" not in text
+    again = {"csrf_token": csrf_of(text), "co_quan": AGENCY, "full_name": "Nguyễn Văn Thử",
+             "doc-tp2": (io.BytesIO(PDF), "chung-sinh.pdf"), "doc-tp3": (io.BytesIO(PDF), "cccd.pdf")}
+    resp = client.post(f"/thu-tuc/{PROCEDURE}/nop", data=again, content_type="multipart/form-data")
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    review = page(client, resp.headers["Location"])
+    assert all(name in review for name in ("to-khai.pdf", "chung-sinh.pdf", "cccd.pdf"))
+    fresh = page(client, f"/thu-tuc/{PROCEDURE}/nop?co_quan={AGENCY}")
+    assert "Đã giữ lại" not in fresh  # a new form starts empty
