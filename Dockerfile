@@ -1,5 +1,6 @@
-# One image for every process of the portal: the four nameko services, the gateway and the
-# one-shot migrate + seed job. docker-compose.yml picks the process with `command:`.
+# One image for every process of the portal: the four nameko services, the gateway, the citizen
+# web portal (python -m portal) and the one-shot migrate + seed job. docker-compose.yml picks
+# the process with `command:`.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -28,6 +29,7 @@ COPY services ./services
 COPY gateway ./gateway
 COPY deploy ./deploy
 COPY bench ./bench
+COPY portal ./portal
 RUN pip install --no-deps . \
     && useradd --system --uid 10001 --home-dir /app portal \
     && chown -R portal /app
@@ -40,6 +42,6 @@ ENV GATEWAY_HOST=0.0.0.0 \
     GATEWAY_PORT=8000 \
     METRICS_HOST=0.0.0.0
 
-EXPOSE 8000 9101 9102 9103 9104
+EXPOSE 8000 8080 9101 9102 9103 9104
 
 CMD ["python", "-m", "nameko", "run", "--config", "gateway/config.yml", "gateway.service:GatewayService"]

@@ -258,3 +258,47 @@ class LocalSystem:
 
 def default_settings() -> tuple[str, str, int]:
     return (config.database_url(), config.amqp_uri(), config.env_int("GATEWAY_PORT", 8000))
+
+
+def start_portal(gateway_url: str, port: int, log_dir: Path | None = None,
+                 extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+    """The citizen web portal (``python -m portal``) in front of ``gateway_url``; the caller
+    stops it with ``stop_process``."""
+    env = {**os.environ, "PORTAL_GATEWAY_URL": gateway_url, "PORTAL_PORT": str(port),
+           "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+    out = subprocess.DEVNULL
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        out = open(log_dir / "portal.log", "ab")  # noqa: SIM115 - owned by the child
+    return subprocess.Popen([sys.executable, "-m", "portal"], cwd=ROOT, env=env, stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 30.0) -> None:
+    """Wait until ``url`` answers 200 (or ``proc`` exits, or ``timeout`` passes)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"exited with {proc.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - a local URL we built
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM the process group, SIGKILL it if it lingers."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from deploy.infrastructure import ensure_infrastructure
-from deploy.launcher import LocalSystem, default_settings, migrate_and_seed
+from deploy.launcher import LocalSystem, default_settings, migrate_and_seed, start_portal, stop_process, wait_http
 
 
 def delivery_key_env(directory: Path) -> dict[str, str]:
@@ -56,23 +56,39 @@ def up() -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     system.start()
+    # The citizen web portal: a front end of the gateway like any other (PORTAL_PORT, 8080).
+    portal_port = int(os.environ.get("PORTAL_PORT", "8080"))
+    portal = None
     try:
         system.wait_ready()
-        print(f"\nThe portal is up: gateway at {system.gateway_url}  (docs: {system.gateway_url}/docs)")
+        # The address VNeID sends citizens back to and receipts' QR codes print (one spelling,
+        # whether the browser says localhost or 127.0.0.1).
+        portal_env = {"PORTAL_PUBLIC_URL": os.environ.get("PORTAL_PUBLIC_URL", f"http://127.0.0.1:{portal_port}")}
+        portal = start_portal(system.gateway_url, portal_port, log_dir=Path(".run/logs"), extra_env=portal_env)
+        wait_http(f"http://127.0.0.1:{portal_port}/health", portal)
+        print(f"\nThe portal is up: gateway at {system.gateway_url}"
+              f"  (docs: {system.gateway_url}/docs, events: {system.gateway_url}/docs/events)")
         print("Processes: " + ", ".join(f"{name} x{n}" for name, n in system.counts.items())
               + "  (<SERVICE>_PROCESSES or PROCESSES to change)")
+        print(f"Citizen web portal at http://127.0.0.1:{portal_port}/  (one-stop desk: /mot-cua/)")
         print("Logs in .run/logs/. Press Ctrl-C to stop.", flush=True)
         while not stopping:
             for name, proc in list(system.processes.items()):
                 if proc.poll() is not None:
                     print(f"{name} exited ({proc.returncode}); restarting", flush=True)
                     system.start_one(name)
+            if portal.poll() is not None:
+                print(f"portal exited ({portal.returncode}); restarting", flush=True)
+                portal = start_portal(system.gateway_url, portal_port, log_dir=Path(".run/logs"),
+                                      extra_env=portal_env)
             time.sleep(1)
     except (RuntimeError, TimeoutError) as exc:
         print(f"could not start: {exc}", file=sys.stderr)
         return 1
     finally:
         print("\nstopping ...", flush=True)
+        if portal is not None:
+            stop_process(portal)
         system.stop()
     return 0
 

@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("portal_common", "services", "gateway", "deploy", "bench")
+PACKAGES = ("portal_common", "services", "gateway", "deploy", "bench", "portal")
 LIBRARY_BELOW = "The gateway and the services sit above the shared library"
 GATEWAY_ALONE = "The gateway imports no service"
 SERVICES_APART = "Services are independent of each other"
 FEW_IMPORTERS = "Only the launcher, the benchmarks and the tests import services"
+PORTAL_OUTSIDE = "The web portal reaches the system only through the gateway's public HTTP API"
 
 
 def _lint_imports() -> str:
@@ -49,7 +50,7 @@ def _run(tree: Path) -> subprocess.CompletedProcess:
 def test_the_clean_tree_keeps_every_contract(tree):
     result = _run(tree)
     assert result.returncode == 0, result.stdout + result.stderr
-    for contract in (LIBRARY_BELOW, GATEWAY_ALONE, SERVICES_APART, FEW_IMPORTERS):
+    for contract in (LIBRARY_BELOW, GATEWAY_ALONE, SERVICES_APART, FEW_IMPORTERS, PORTAL_OUTSIDE):
         assert f"{contract} KEPT" in result.stdout, result.stdout
 
 
@@ -60,6 +61,9 @@ def test_the_clean_tree_keeps_every_contract(tree):
     ("portal_common/metrics.py", "import gateway.http.problems", LIBRARY_BELOW),
     ("gateway/routes/dossiers.py", "import services.dossier.domain.lifecycle", GATEWAY_ALONE),
     ("deploy/local.py", "import services.catalog.seed", FEW_IMPORTERS),
+    ("portal/views/catalog.py", "import gateway.http.problems", PORTAL_OUTSIDE),
+    ("portal/api.py", "from portal_common import config", PORTAL_OUTSIDE),
+    ("portal/views/filing.py", "import services.dossier.domain.documents", PORTAL_OUTSIDE),
 ])
 def test_a_forbidden_import_breaks_its_contract(tree, module, offence, contract):
     path = tree / module

@@ -1,0 +1,211 @@
+"""Registering (mobile subscription or social-insurance code, each confirmed by a one-time
+code), signing in (CCCD or old CMT + password + one-time code, or VNeID), signing out and
+the account page. Tokens go into the server-side session only."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+import time
+
+from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+
+from portal.api import ApiError
+from portal.app import safe_next
+from portal.security import renew_session
+from portal.views import citizen, lang, public, settings, signed_in
+
+bp = Blueprint("account", __name__)
+ID_NUMBER = re.compile(r"^(\d{9}|\d{12})$")
+OTP = re.compile(r"^\d{6}$")
+_vneid = {"checked": 0.0, "offered": True}
+_vneid_lock = threading.Lock()
+
+
+def _portal_url() -> str:
+    return settings().public_url or request.host_url.rstrip("/")
+
+
+def vneid_offered() -> bool:
+    """Whether the gateway serves VNeID sign-in (its start call is not a 404); asked once a minute."""
+    with _vneid_lock:
+        if time.monotonic() - _vneid["checked"] < 60:
+            return bool(_vneid["offered"])
+    try:
+        public("POST", "/api/v1/auth/vneid/start", json={"redirect_uri": f"{_portal_url()}/dang-nhap/vneid"})
+        offered = True
+    except ApiError as err:
+        offered = err.status != 404
+    with _vneid_lock:
+        _vneid.update(checked=time.monotonic(), offered=offered)
+    return offered
+
+
+def _start_session(tokens: dict, next_url: str) -> str:
+    renew_session()
+    session["tokens"] = {"access_token": tokens["access_token"], "refresh_token": tokens.get("refresh_token")}
+    me = citizen("GET", "/api/v1/me")
+    session["user"] = {"full_name": me.get("full_name"), "identifier": me.get("identifier"),
+                       "role": me.get("role")}
+    return next_url
+
+
+def _problem_errors(err: ApiError) -> list[tuple[str, str]]:
+    """Field errors of a validation problem as (field id, message) pairs."""
+    return [(f"f-{k}", v) for k, v in err.field_errors().items()] or [("", err.message(lang()))]
+
+
+@bp.route("/dang-nhap", methods=["GET", "POST"])
+def sign_in() -> ResponseReturnValue:
+    next_url = safe_next(request.values.get("next"), url_for("dossiers.my_dossiers"))
+    errors: list[tuple[str, str]] = []
+    id_number = ""
+    if request.method == "POST":
+        id_number = request.form.get("id_number", "").strip()
+        password = request.form.get("password", "")
+        if not ID_NUMBER.match(id_number):
+            errors.append(("f-id_number", _("Enter your 12-digit CCCD or 9-digit CMT number.")))
+        if not password:
+            errors.append(("f-password", _("Enter your password.")))
+        if not errors:
+            try:
+                step = public("POST", "/api/v1/auth/login",
+                              json={"method": "password", "cccd": id_number, "password": password})
+            except ApiError as err:
+                if err.status == 429:
+                    raise
+                errors.append(("f-id_number", _("The ID number or password is not correct.")))
+            else:
+                session["pending_login"] = {"login_id": step["login_id"], "next": next_url, "kind": "citizen"}
+                return redirect(url_for("account.sign_in_code"))
+    return render_template("sign_in.html", errors=errors, id_number=id_number, next=next_url,
+                           vneid=vneid_offered()), (422 if errors else 200)
+
+
+@bp.route("/dang-nhap/ma-xac-thuc", methods=["GET", "POST"])
+def sign_in_code() -> ResponseReturnValue:
+    pending = session.get("pending_login")
+    if not pending or pending.get("kind") != "citizen":
+        return redirect(url_for("account.sign_in"))
+    errors: list[tuple[str, str]] = []
+    if request.method == "POST":
+        otp = request.form.get("otp", "").strip()
+        if not OTP.match(otp):
+            errors.append(("f-otp", _("Enter the 6-digit code sent to your phone.")))
+        else:
+            try:
+                tokens = public("POST", "/api/v1/auth/login/confirm", json={"login_id": pending["login_id"],
+                                                                            "otp": otp})
+            except ApiError as err:
+                if err.status == 429:
+                    raise
+                errors.append(("f-otp", _("The code is not correct or has expired.")))
+            else:
+                return redirect(_start_session(tokens, pending.get("next") or "/"))
+    return render_template("otp.html", errors=errors, action=url_for("account.sign_in_code"),
+                           title=_("Enter the sign-in code")), (422 if errors else 200)
+
+
+@bp.get("/dang-nhap/vneid")
+def vneid() -> ResponseReturnValue:
+    code, state = request.args.get("code"), request.args.get("state")
+    if code and state:
+        try:
+            tokens = public("POST", "/api/v1/auth/vneid/complete", json={"code": code[:2000], "state": state[:500]})
+        except ApiError as err:
+            if err.status in (400, 401, 403, 404, 409, 422):
+                return render_template("error.html", title=_("VNeID sign-in failed"),
+                                       message=_("VNeID sign-in did not succeed. Please try again.")), 400
+            raise
+        return redirect(_start_session(tokens, session.pop("vneid_next", None) or url_for("dossiers.my_dossiers")))
+    started = public("POST", "/api/v1/auth/vneid/start", json={"redirect_uri": f"{_portal_url()}/dang-nhap/vneid"})
+    session["vneid_next"] = safe_next(request.args.get("next"), url_for("dossiers.my_dossiers"))
+    return redirect(started["authorization_url"])
+
+
+@bp.post("/dang-xuat")
+def sign_out() -> ResponseReturnValue:
+    tokens = session.get("tokens") or {}
+    if tokens.get("access_token"):
+        with contextlib.suppress(ApiError):  # the session ends here whatever the gateway says
+            citizen("POST", "/api/v1/auth/logout", json={"refresh_token": tokens.get("refresh_token")})
+    renew_session()
+    return redirect(url_for("catalog.home"))
+
+
+@bp.get("/tai-khoan")
+@signed_in
+def my_account() -> ResponseReturnValue:
+    me = citizen("GET", "/api/v1/me")
+    return render_template("account.html", me=me)
+
+
+REGISTER_FIELDS = ("cccd", "full_name", "date_of_birth", "gender", "phone", "password")
+
+
+@bp.route("/dang-ky", methods=["GET", "POST"])
+def register() -> ResponseReturnValue:
+    method = request.values.get("cach", "mobile")
+    method = method if method in ("mobile", "bhxh") else "mobile"
+    next_url = safe_next(request.values.get("next"), "")
+    errors: list[tuple[str, str]] = []
+    values = {k: request.form.get(k, "").strip() for k in (*REGISTER_FIELDS, "bhxh_code")}
+    if request.method == "POST":
+        values["password"] = request.form.get("password", "")
+        required = REGISTER_FIELDS + (("bhxh_code",) if method == "bhxh" else ())
+        names = {"cccd": _("CCCD number"), "full_name": _("Full name"), "date_of_birth": _("Date of birth"),
+                 "gender": _("Gender"), "phone": _("Mobile phone number"), "password": _("Password"),
+                 "bhxh_code": _("Social-insurance (BHXH) code")}
+        for name in required:
+            if not values[name]:
+                errors.append((f"f-{name}", _("Enter: %(field)s.", field=names[name])))
+        if values["cccd"] and not re.match(r"^\d{12}$", values["cccd"]):
+            errors.append(("f-cccd", _("A CCCD number has 12 digits.")))
+        if values["password"] and values["password"] != request.form.get("password2", ""):
+            errors.append(("f-password2", _("The two passwords differ.")))
+        if not errors:
+            body = {k: values[k] for k in REGISTER_FIELDS}
+            if method == "bhxh":
+                body["bhxh_code"] = values["bhxh_code"]
+            try:
+                started = public("POST", f"/api/v1/auth/register/{method}", json=body)
+            except ApiError as err:
+                if err.status == 429 or err.status >= 500:
+                    raise
+                errors.extend(_problem_errors(err))
+            else:
+                session["pending_registration"] = {"id": started["registration_id"], "method": method,
+                                                   "next": next_url}
+                return redirect(url_for("account.register_code"))
+    values.pop("password", None)
+    return render_template("register.html", errors=errors, values=values, method=method, next=next_url), (
+        422 if errors else 200)
+
+
+@bp.route("/dang-ky/ma-xac-thuc", methods=["GET", "POST"])
+def register_code() -> ResponseReturnValue:
+    pending = session.get("pending_registration")
+    if not pending:
+        return redirect(url_for("account.register"))
+    errors: list[tuple[str, str]] = []
+    if request.method == "POST":
+        otp = request.form.get("otp", "").strip()
+        if not OTP.match(otp):
+            errors.append(("f-otp", _("Enter the 6-digit code sent to your phone.")))
+        else:
+            try:
+                public("POST", f"/api/v1/auth/register/{pending['method']}/confirm",
+                       json={"registration_id": pending["id"], "otp": otp})
+            except ApiError as err:
+                if err.status == 429:
+                    raise
+                errors.append(("f-otp", _("The code is not correct or has expired.")))
+            else:
+                session.pop("pending_registration", None)
+                session["flash"] = _("Your account is ready. Please sign in.")
+                return redirect(url_for("account.sign_in", next=pending.get("next") or None))
+    return render_template("otp.html", errors=errors, action=url_for("account.register_code"),
+                           title=_("Confirm your phone number")), (422 if errors else 200)
