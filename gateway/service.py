@@ -21,11 +21,12 @@ from gateway.routes.dossiers import DossierRoutes
 from gateway.routes.identity import IdentityRoutes
 from gateway.routes.lookup import LookupRoutes
 from gateway.routes.ops import OpsRoutes
+from gateway.routes.payments import PaymentRoutes
 from portal_common.logs import LogContext
 
 
 class GatewayService(
-    OpsRoutes, CatalogRoutes, IdentityRoutes, DevRoutes, DossierRoutes, LookupRoutes, AgencyRoutes
+    OpsRoutes, CatalogRoutes, IdentityRoutes, DevRoutes, DossierRoutes, LookupRoutes, PaymentRoutes, AgencyRoutes
 ):
     name = "gateway"
 
@@ -33,6 +34,7 @@ class GatewayService(
     catalog_rpc = ServiceRpc("catalog")
     dossier_rpc = ServiceRpc("dossier")
     router_rpc = ServiceRpc("router")
+    payment_rpc = ServiceRpc("payment")
     log_context = LogContext()
     revocation_feed = RevocationFeed()
 

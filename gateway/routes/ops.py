@@ -18,7 +18,7 @@ from gateway.http.route import ApiCall, ApiRoute, api
 from gateway.routes.dossiers import AccessEntry, AccessLogPage
 from portal_common.contracts.dossier import AccessLogQuerySchema
 
-SERVICES = ("identity", "catalog", "dossier", "router")
+SERVICES = ("identity", "catalog", "dossier", "router", "payment")
 OPERATOR = ("operator",)
 
 

@@ -26,13 +26,6 @@ PENDING: tuple[Pending, ...] = (
     Pending("POST", "/api/v1/auth/vneid/start", VNEID),
     Pending("POST", "/api/v1/auth/vneid/complete", VNEID),
     Pending("POST", "/api/v1/dev/vneid-identities", VNEID),
-    # issue 14: fees and payment
-    Pending("GET", "/api/v1/dossiers/{code}/payments", PAYMENT),
-    Pending("POST", "/api/v1/dossiers/{code}/payments", PAYMENT),
-    Pending("POST", "/api/v1/payments/notify", PAYMENT),
-    Pending("POST", "/api/v1/agency/dossiers/{code}/request-payment", PAYMENT),
-    Pending("POST", "/api/v1/dev/payment-platform/complete", PAYMENT),
-    Pending("GET", "/api/v1/dev/payment-platform/settlements", PAYMENT),
     # issue 15: agency subscriptions and feed
     Pending("GET", "/api/v1/agency/subscriptions", AGENCY_FEED),
     Pending("POST", "/api/v1/agency/subscriptions", AGENCY_FEED),
