@@ -51,6 +51,22 @@ class RouterService(HealthRpc):
     def on_withdrawn(self, envelope: dict) -> None:
         self.router.on_dossier_event(envelope)
 
+    @event_handler("dossier", "DossierPaymentRequested")
+    def on_payment_requested(self, envelope: dict) -> None:
+        self.router.on_dossier_event(envelope)
+
+    @event_handler("dossier", "DossierPaymentReceived")
+    def on_payment_received(self, envelope: dict) -> None:
+        self.router.on_dossier_event(envelope)
+
+    @event_handler("dossier", "DossierPaymentExpired")
+    def on_payment_expired(self, envelope: dict) -> None:
+        self.router.on_dossier_event(envelope)
+
+    @event_handler("dossier", "DossierReceiptAttached")
+    def on_receipt_attached(self, envelope: dict) -> None:
+        self.router.on_dossier_event(envelope)
+
     # -- catalog events -> local agency copy -------------------------------------------
 
     @event_handler("catalog", "AgencyRegistered")
