@@ -249,9 +249,10 @@ class Payments:
             expired.append(charge_id)
         return expired
 
-    def check_pending(self, now: dt.datetime | None = None) -> list[str]:
-        """Ask the platform about payments pending longer than the time-out; apply its answer."""
-        now = now or utcnow()
+    def check_pending(self, now: Any = None) -> list[str]:
+        """Ask the platform about payments pending longer than the time-out; apply its answer.
+        (``now``: the moment to judge by, an aware datetime or ISO text; by default now.)"""
+        now = utcnow() if now in (None, "") else _moment(now)
         cutoff = now - dt.timedelta(seconds=settings.query_after_s())
         with self.db.transaction(dict_rows=False) as cur:
             stale = repo.rows(cur, "SELECT reference FROM payments WHERE status = 'pending' AND created_at < %s "
@@ -331,7 +332,7 @@ class Payments:
             raise NotFound("receipt_not_found", "No such receipt.")
         pdf = bytes(row["pdf"]) if row["pdf"] is not None else None
         if pdf is None:
-            pdf = receipts.render_in_thread(row["details"])
+            pdf = receipts.render_off_loop(row["details"])
             with self.db.transaction(dict_rows=False) as cur:
                 cur.execute("UPDATE receipts SET pdf = %s WHERE payment_id = %s AND pdf IS NULL", (pdf, payment_id))
         return {"receipt_no": row["receipt_no"], "document_id": row["document_id"],
@@ -451,6 +452,14 @@ def _day(value: Any) -> dt.date:
     except Exception:
         raise InvalidInput("invalid_date", "date must be YYYY-MM-DD.", [{"field": "date", "message": "not a date"}]) \
             from None
+
+
+def _moment(value: Any) -> dt.datetime:
+    try:
+        moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        raise InvalidInput("invalid_time", "Give an ISO 8601 time.") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _select(charges: list[dict[str, Any]], fee_ids: list[str] | None) -> list[dict[str, Any]]:

@@ -1,16 +1,25 @@
 """The electronic receipt (biên lai điện tử) as a PDF: receipt number, payer, amount, fees, agency.
 
 Rendered with fpdf2 and a Unicode TrueType font (DejaVu Sans from Debian's
-``fonts-dejavu-core``) so Vietnamese prints right. Rendering costs tens of milliseconds of CPU,
-which would stall every green thread of the process, so it runs in a real thread
-(``eventlet.tpool``), once per receipt (the bytes are kept), on first request rather than
-while a notification is handled. The font file is located once per process.
+``fonts-dejavu-core``) so Vietnamese prints right. fpdf2 reads the font lazily and embeds only
+the glyphs used, so a receipt costs ~40 ms of CPU; it is rendered once per receipt (the bytes
+are kept), on its first request (the dossier service fetching it), never while a notification
+is handled. Even so, 40 ms on the event loop would stall every other request of the process,
+and a real thread (``eventlet.tpool``) cannot be used: fontTools logs, and the process's
+logging locks are green ones a foreign thread cannot take. So ``Renderer`` keeps one child
+process (``python -m services.payment.receipts``: JSON details in, base64 PDF out, a line
+each) that renders on another core while the event loop waits on its pipe; the child reads
+the font once and exits when its parent goes.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import functools
+import json
+import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +27,7 @@ from portal_common import config
 
 FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu", "/usr/local/share/fonts")
 LOCAL_TZ = dt.timezone(dt.timedelta(hours=7))
+logging.getLogger("fontTools").setLevel(logging.WARNING)  # it logs every subsetting step at INFO
 
 
 @functools.cache
@@ -73,8 +83,60 @@ def render(details: dict[str, Any]) -> bytes:
     return bytes(pdf.output())
 
 
-def render_in_thread(details: dict[str, Any]) -> bytes:
-    """``render`` off the green threads' hub (a real OS thread)."""
-    from eventlet import tpool
+class Renderer:
+    """Receipts rendered by a child process, one at a time, off the event loop."""
 
-    return tpool.execute(render, details)
+    def __init__(self) -> None:
+        from eventlet.semaphore import Semaphore
+
+        self._proc: Any = None
+        self._lock = Semaphore()
+
+    def render(self, details: dict[str, Any]) -> bytes:
+        from eventlet.green import subprocess
+
+        request = json.dumps(details, default=str).encode() + b"\n"
+        with self._lock:
+            for _attempt in range(2):
+                if self._proc is None or self._proc.poll() is not None:
+                    self._proc = subprocess.Popen([sys.executable, "-m", "services.payment.receipts"],
+                                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                try:
+                    self._proc.stdin.write(request)
+                    self._proc.stdin.flush()
+                    line = self._proc.stdout.readline()
+                    if line.strip():
+                        return base64.b64decode(line)
+                except OSError:
+                    pass
+                self.close()  # it died: start another
+        raise RuntimeError("the receipt renderer failed twice")
+
+    def close(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+
+
+RENDERER: Renderer | None = None
+
+
+def render_off_loop(details: dict[str, Any]) -> bytes:
+    """``render`` in the process's renderer child (started on first use)."""
+    global RENDERER
+    if RENDERER is None:
+        RENDERER = Renderer()
+    return RENDERER.render(details)
+
+
+def serve() -> None:
+    """The renderer child: one JSON line in, one base64 PDF line out, until stdin closes."""
+    for line in sys.stdin.buffer:
+        if line.strip():
+            sys.stdout.buffer.write(base64.b64encode(render(json.loads(line))) + b"\n")
+            sys.stdout.buffer.flush()
+
+
+if __name__ == "__main__":
+    serve()

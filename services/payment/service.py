@@ -95,6 +95,11 @@ class PaymentService(HealthRpc):
         """Expire the charges due before ``as_of`` (a day; today by default)."""
         return self.app.expire_due(as_of)
 
+    @rpc
+    def check_pending(self, as_of: str | None = None) -> list:
+        """Ask the platform about the payments that are pending past the time-out at ``as_of``."""
+        return self.app.check_pending(as_of)
+
     # -- the local stand-in platform (LOCAL_ADAPTERS) ------------------------------------
 
     @rpc

@@ -190,3 +190,32 @@ def test_reconciliation_finds_each_kind_of_mismatch(gateway_url, citizen, paymen
     assert listed.returncode == 0, listed.stderr
     assert stranger in listed.stdout and "amount_differs" in listed.stdout
     assert citizen.payments(code)["items"][0]["status"] == "succeeded"  # nothing changed silently
+
+
+def test_a_payment_whose_notification_never_came_is_queried_at_the_platform(citizen, payment_rpc, sql):
+    code, payment = pending_payment(citizen)
+    # the platform took the money but its notification is lost (nothing queued to send)
+    sql("UPDATE platform_transactions SET status = 'success', transaction_no = '26120577770001', "
+        "completed_at = now() WHERE payment_id = %s", (payment["id"],))
+    assert payment["reference"] not in payment_rpc.check_pending()  # not pending long enough yet
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+    assert payment["reference"] in payment_rpc.check_pending(later)
+    assert citizen.payments(code)["items"][0]["status"] == "succeeded"
+    wait_until(lambda: citizen.dossier(code)["status"] == "submitted", what="dossier paid")
+    assert payment["reference"] not in payment_rpc.check_pending(later)  # settled: asked no more
+
+
+def test_withdrawn_before_processing_refunds_and_a_reused_key_is_refused(gateway_url, citizen):
+    code, payment = pending_payment(citizen)
+    other = citizen.file()["code"]
+    citizen.due_now(other)
+    key = str(uuid.uuid4())
+    citizen.pay(other, key)
+    status, body = citizen.post(f"/api/v1/dossiers/{code}/payments", {}, headers={"Idempotency-Key": key})
+    assert status == 409 and body["code"] == "idempotency_key_reused"
+    complete(gateway_url, payment["id"], "success")
+    wait_until(lambda: citizen.dossier(code)["status"] == "submitted")
+    status, body = citizen.post(f"/api/v1/dossiers/{code}/withdraw", {"reason": "Không cần nữa"})
+    assert status == 200 and body["status"] == "withdrawn"
+    refunded = wait_until(lambda: (p := citizen.payments(code)["items"][0])["status"] == "refunded" and p)
+    assert refunded["refund_status"] == "succeeded" and refunded["receipt_document_id"]
