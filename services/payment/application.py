@@ -201,24 +201,28 @@ class Payments:
             if note.success and state.status not in (SUCCEEDED, payments.REFUNDED) and note.amount == state.amount:
                 charges = repo.lock_charges(cur, state.charge_ids)
                 charges_open = len(charges) == len(state.charge_ids) and all(c["status"] == "open" for c in charges)
-                if charges_open:
-                    sequence = repo.next_receipt_sequence(cur, local_date(note.paid_at).year)
-                    receipt = {"receipt_no": payments.receipt_number(local_date(note.paid_at).year, sequence),
-                               "document_id": str(uuid.uuid4())}
+                if charges_open:  # its number is drawn last, just before the append (see below)
+                    receipt = {"receipt_no": "", "document_id": str(uuid.uuid4())}
             decided = payments.decide_notification(state, note, charges_open, receipt)
             if not decided:
                 return {"result": "already_applied", "payment_id": row["id"], "status": state.status}, None
-            extra: dict[str, Any] = {}
+            for event_type, data in decided:
+                if event_type != "ReceiptIssued":
+                    repo.project(cur, event_type, data)
             if receipt is not None:
                 dossier = repo.one(cur, "SELECT * FROM dossiers WHERE code = %s", (state.dossier_code,)) or {}
-                extra["receipt"] = {
+                # The gapless receipt counter serialises every success from here to the commit,
+                # as the log's append does anyway: draw it as late as possible.
+                year = local_date(note.paid_at).year
+                number = payments.receipt_number(year, repo.next_receipt_sequence(cur, year))
+                issued = next(d for t, d in decided if t == "ReceiptIssued")
+                issued["receipt_no"] = receipt["receipt_no"] = number
+                repo.project(cur, "ReceiptIssued", issued, {"receipt": {
                     **receipt, "payment_id": row["id"], "dossier_code": state.dossier_code,
                     "payer_name": dossier.get("payer_name"), "agency_code": dossier.get("agency_code"),
                     "agency_name": dossier.get("agency_name"), "amount": state.amount,
                     "fees": [f for c in charges for f in c["fees"]], "transaction_no": note.transaction_no,
-                    "reference": note.reference, "paid_at": note.paid_at.isoformat()}
-            for event_type, data in decided:
-                repo.project(cur, event_type, data, extra)
+                    "reference": note.reference, "paid_at": note.paid_at.isoformat()}})
             self._append(cur, stream, state.version, decided, context, now)
         kinds = [t for t, _ in decided]
         log.info("payment notification applied", extra={"dossier_code": state.dossier_code, "events": kinds})

@@ -79,10 +79,10 @@ def project(cur: Any, event_type: str, data: dict[str, Any], extra: dict[str, An
         cur.execute("UPDATE payments SET status = 'failed', failure_reason = %s, updated_at = now() WHERE id = %s",
                     (data["reason"], pid))
     elif event_type == "ReceiptIssued":
-        cur.execute("INSERT INTO receipts (payment_id, receipt_no, document_id, details) VALUES (%s, %s, %s, %s)",
-                    (pid, data["receipt_no"], str(data["document_id"]), json.dumps(extra["receipt"], default=str)))
-        cur.execute("UPDATE payments SET receipt_no = %s, receipt_document_id = %s WHERE id = %s",
-                    (data["receipt_no"], str(data["document_id"]), pid))
+        cur.execute("INSERT INTO receipts (payment_id, receipt_no, document_id, details) VALUES (%s, %s, %s, %s); "
+                    "UPDATE payments SET receipt_no = %s, receipt_document_id = %s WHERE id = %s",
+                    (pid, data["receipt_no"], str(data["document_id"]), json.dumps(extra["receipt"], default=str),
+                     data["receipt_no"], str(data["document_id"]), pid))
     elif event_type == "RefundRequested":
         cur.execute("UPDATE payments SET refund_status = 'requested', refund_reason = %s, updated_at = now() "
                     "WHERE id = %s", (data["reason"], pid))
