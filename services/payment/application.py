@@ -324,7 +324,10 @@ class Payments:
     # -- receipts --------------------------------------------------------------------------
 
     def receipt_pdf(self, payment_id: str) -> dict[str, Any]:
-        """The receipt's PDF (rendered on first request, then kept)."""
+        """The receipt's PDF. Rendered in the background after the payment (``render_receipts``);
+        one asked for before that is rendered now if the renderer is free, and otherwise
+        answered ``Unavailable`` (the caller asks again later) rather than holding a worker
+        that the platform's notifications need."""
         try:
             payment_id = str(uuid.UUID(str(payment_id)))
         except ValueError:
@@ -336,11 +339,26 @@ class Payments:
             raise NotFound("receipt_not_found", "No such receipt.")
         pdf = bytes(row["pdf"]) if row["pdf"] is not None else None
         if pdf is None:
-            pdf = receipts.render_off_loop(row["details"])
-            with self.db.transaction(dict_rows=False) as cur:
-                cur.execute("UPDATE receipts SET pdf = %s WHERE payment_id = %s AND pdf IS NULL", (pdf, payment_id))
+            if receipts.renderer().busy:
+                raise Unavailable("receipt_not_ready", "The receipt is being rendered; ask again shortly.")
+            pdf = self._render(payment_id, row["details"])
         return {"receipt_no": row["receipt_no"], "document_id": row["document_id"],
                 "content_base64": base64.b64encode(pdf).decode()}
+
+    def _render(self, payment_id: str, details: dict[str, Any]) -> bytes:
+        pdf = receipts.renderer().render(details)
+        with self.db.transaction(dict_rows=False) as cur:
+            cur.execute("UPDATE receipts SET pdf = %s WHERE payment_id = %s AND pdf IS NULL", (pdf, payment_id))
+        return pdf
+
+    def render_receipts(self, limit: int = 20) -> int:
+        """Render the receipts issued and not rendered yet, oldest first (the periodic work)."""
+        with self.db.transaction(dict_rows=False) as cur:
+            waiting = repo.rows(cur, "SELECT payment_id::text, details FROM receipts WHERE pdf IS NULL "
+                                     "ORDER BY issued_at LIMIT %s", (limit,))
+        for row in waiting:
+            self._render(row["payment_id"], row["details"])
+        return len(waiting)
 
     # -- reconciliation --------------------------------------------------------------------
 
@@ -440,9 +458,10 @@ class Payments:
             return platform.platform().page(cur, {k: str(v) for k, v in (fields or {}).items()})
 
     def tick(self) -> None:
-        """The periodic work: send the stand-in's notifications, ask about stale payments, finish
-        refunds, run the daily reconciliation. (Charges expire in ``expire_due``, its own timer.)"""
+        """The periodic work: send the stand-in's notifications, render receipts, ask about stale
+        payments, finish refunds, run the daily reconciliation. (Charges expire in ``expire_due``, its own timer.)"""
         self.deliver_notifications()
+        self.render_receipts()
         self.check_pending()
         self.process_refunds()
         self.reconcile_yesterday()

@@ -92,6 +92,10 @@ class Renderer:
         self._proc: Any = None
         self._lock = Semaphore()
 
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
     def render(self, details: dict[str, Any]) -> bytes:
         from eventlet.green import subprocess
 
@@ -122,12 +126,12 @@ class Renderer:
 RENDERER: Renderer | None = None
 
 
-def render_off_loop(details: dict[str, Any]) -> bytes:
-    """``render`` in the process's renderer child (started on first use)."""
+def renderer() -> Renderer:
+    """The process's renderer (its child started on first use)."""
     global RENDERER
     if RENDERER is None:
         RENDERER = Renderer()
-    return RENDERER.render(details)
+    return RENDERER
 
 
 def serve() -> None:

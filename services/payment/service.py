@@ -13,8 +13,8 @@ from typing import Any
 from nameko.timer import timer
 
 from portal_common import config
+from portal_common.context import event_context
 from portal_common.entrypoints import event_handler, rpc
-from portal_common.eventstore.events import EventContext
 from portal_common.health import HealthRpc
 from portal_common.logs import LogContext
 from portal_common.nameko_ext import EventLog, Outbox
@@ -80,7 +80,7 @@ class PaymentService(HealthRpc):
 
     @rpc
     def refund(self, payment_id: str, reason: str, context: dict | None = None) -> dict:
-        return self.app.request_refund(payment_id, reason, EventContext())
+        return self.app.request_refund(payment_id, reason, event_context(context))
 
     @rpc
     def reconcile(self, day: str) -> dict:

@@ -219,3 +219,19 @@ def test_withdrawn_before_processing_refunds_and_a_reused_key_is_refused(gateway
     assert status == 200 and body["status"] == "withdrawn"
     refunded = wait_until(lambda: (p := citizen.payments(code)["items"][0])["status"] == "refunded" and p)
     assert refunded["refund_status"] == "succeeded" and refunded["receipt_document_id"]
+
+
+def test_an_operator_refunds_a_payment_once(gateway_url, citizen, payment_rpc):
+    code, payment = pending_payment(citizen)
+    operator = {"actor": {"kind": "operator", "id": "portal-ops"}}
+    with pytest.raises(Exception) as refused:  # nothing was paid yet
+        payment_rpc.refund(payment["id"], "duplicate", operator)
+    assert "not_refundable" in str(refused.value)
+    complete(gateway_url, payment["id"], "success")
+    wait_until(lambda: citizen.payments(code)["items"][0]["status"] == "succeeded")
+    assert payment_rpc.refund(payment["id"], "paid twice at the counter", operator)["refund_status"] == "succeeded"
+    assert payment_rpc.refund(payment["id"], "again", operator)["refund_status"] == "succeeded"
+    day = dt.datetime.now(LOCAL_TZ).date().isoformat()
+    _, file, _ = http(f"{gateway_url}/api/v1/dev/payment-platform/settlements?date={day}")
+    assert [x["kind"] for x in file["items"] if x["reference"] == payment["reference"]] == ["payment", "refund"]
+    assert citizen.payments(code)["items"][0]["status"] == "refunded"
