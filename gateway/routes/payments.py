@@ -106,7 +106,8 @@ class PaymentRoutes:
 
     @api("POST", "/api/v1/dossiers/<code>/payments", summary="Pay what is due (all, or the fee_ids named)",
          tags=TAGS, body=CreatePaymentBody, response=PaymentItem, auth=APPLICANTS, status=201,
-         responses={409: "Nothing is due, or the Idempotency-Key was used for another payment"},
+         responses={200: "A retry with the same key: the same payment",
+                    409: "Nothing is due, or the Idempotency-Key was used for another payment"},
          description="Send an `Idempotency-Key` header: a retry with the same key answers the same payment. "
                      "Send the browser to `payment_url`; the platform's notification settles the payment.")
     def pay_dossier(self, call: ApiCall, code: str):
@@ -143,7 +144,8 @@ class PaymentRoutes:
 
         @api("POST", "/api/v1/dev/payment-platform/complete",
              summary="The local payment platform settles a payment and sends its signed notification",
-             tags=DEV_TAGS, body=PlatformCompleteBody, status=202)
+             tags=DEV_TAGS, body=PlatformCompleteBody, status=202,
+             responses={404: "The platform has no such payment"})
         def dev_payment_complete(self, call: ApiCall):
             return 202, self.payment_rpc.platform_complete(str(call.body["payment_id"]), call.body["outcome"])
 
@@ -153,7 +155,7 @@ class PaymentRoutes:
             return self.payment_rpc.platform_settlements(call.query["date"].isoformat())
 
         @api("GET", "/api/v1/dev/payment-platform/pay", summary="The local platform's pay page (payment_url)",
-             tags=DEV_TAGS, content_type="text/html")
+             tags=DEV_TAGS, content_type="text/html", responses={404: "Not a request the platform was sent"})
         def dev_payment_page(self, call: ApiCall):
             page = self.payment_rpc.platform_page(dict(call.request.args.items()))
             return Response(pay_page(page), mimetype="text/html")
