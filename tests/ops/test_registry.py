@@ -16,7 +16,7 @@ def test_every_service_registers_through_its_entry_point():
     assert set(found) == {"identity", "catalog", "dossier", "router", "payment"}
     assert registry.services() == ("catalog", "dossier", "identity", "payment", "router")
     assert {name: r.metrics_port for name, r in found.items()} == {
-        "identity": 9101, "catalog": 9102, "dossier": 9103, "router": 9104}
+        "identity": 9101, "catalog": 9102, "dossier": 9103, "router": 9104, "payment": 9105}
     assert found["router"].dossier_records.section == "deliveries"
     assert {g.name for g in found["dossier"].gauges} == {"portal_dossiers", "portal_dossiers_overdue"}
     assert {g.name for g in found["router"].gauges} == {"portal_deliveries", "portal_dead_letters"}
