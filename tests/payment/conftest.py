@@ -73,6 +73,13 @@ class Citizen:
         return body
 
 
+def pending_payment(citizen: Citizen) -> tuple[str, dict]:
+    """A fee dossier of ``citizen`` and a pending payment of its fee."""
+    code = citizen.file()["code"]
+    citizen.due_now(code)
+    return code, citizen.pay(code)
+
+
 def complete(gateway_url: str, payment_id: str, outcome: str = "success") -> None:
     status, body, _ = http(f"{gateway_url}/api/v1/dev/payment-platform/complete", "POST",
                            {"payment_id": payment_id, "outcome": outcome})

@@ -19,18 +19,13 @@ from tests.payment.conftest import (
     complete,
     notification,
     notify,
+    pending_payment,
     wait_until,
 )
 from tests.support.http import http
 
 pytestmark = pytest.mark.e2e
 LOCAL_TZ = dt.timezone(dt.timedelta(hours=7))
-
-
-def pending_payment(citizen: Citizen) -> tuple[str, dict]:
-    code = citizen.file()["code"]
-    citizen.due_now(code)
-    return code, citizen.pay(code)
 
 
 def test_a_wrong_signature_is_refused_and_changes_nothing(gateway_url, citizen):
