@@ -1,4 +1,4 @@
-# One image for every process of the portal: the four nameko services, the gateway, the citizen
+# One image for every process of the portal: the nameko services, the gateway, the citizen
 # web portal (python -m portal) and the one-shot migrate + seed job. docker-compose.yml picks
 # the process with `command:`.
 FROM python:3.11-slim
@@ -9,6 +9,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
+
+# DejaVu Sans: a Unicode TrueType font for the Vietnamese text of payment receipts (PDF).
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
 
 # Dependencies first (pinned in pyproject.toml), so code changes do not reinstall them.
 COPY pyproject.toml README.md ./
@@ -42,6 +46,6 @@ ENV GATEWAY_HOST=0.0.0.0 \
     GATEWAY_PORT=8000 \
     METRICS_HOST=0.0.0.0
 
-EXPOSE 8000 8080 9101 9102 9103 9104
+EXPOSE 8000 8080 9101 9102 9103 9104 9105
 
 CMD ["python", "-m", "nameko", "run", "--config", "gateway/config.yml", "gateway.service:GatewayService"]

@@ -39,6 +39,7 @@ SERVICE_CLASSES = {
     "catalog": "services.catalog.service:CatalogService",
     "dossier": "services.dossier.service:DossierService",
     "router": "services.router.service:RouterService",
+    "payment": "services.payment.service:PaymentService",
     "gateway": "gateway.service:GatewayService",
 }
 

@@ -22,14 +22,14 @@ from gateway.routes.dossiers import DossierRoutes
 from gateway.routes.identity import IdentityRoutes
 from gateway.routes.lookup import LookupRoutes
 from gateway.routes.ops import OpsRoutes
+from gateway.routes.payments import PaymentRoutes
 from gateway.routes.vneid import VneidRoutes
 from portal_common.logs import LogContext
 
 
 class GatewayService(
-    OpsRoutes, CatalogRoutes, IdentityRoutes, DevRoutes, DossierRoutes, LookupRoutes, AgencyRoutes,
-    VneidRoutes,
-    AgencyFeedRoutes,
+    OpsRoutes, CatalogRoutes, IdentityRoutes, DevRoutes, DossierRoutes, LookupRoutes, PaymentRoutes, AgencyRoutes,
+    VneidRoutes, AgencyFeedRoutes,
 ):
     name = "gateway"
 
@@ -37,6 +37,7 @@ class GatewayService(
     catalog_rpc = ServiceRpc("catalog")
     dossier_rpc = ServiceRpc("dossier")
     router_rpc = ServiceRpc("router")
+    payment_rpc = ServiceRpc("payment")
     log_context = LogContext()
     revocation_feed = RevocationFeed()
 

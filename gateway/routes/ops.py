@@ -21,7 +21,7 @@ from portal_common.config import instance_id
 from portal_common.contracts.dossier import AccessLogQuerySchema
 from portal_common.errors import NotFound
 
-SERVICES = ("identity", "catalog", "dossier", "router")
+SERVICES = ("identity", "catalog", "dossier", "router", "payment")
 OPERATOR = ("operator",)
 
 

@@ -14,6 +14,7 @@ from portal_common.contracts import (  # noqa: E402
     catalog,  # noqa: F401
     dossier,  # noqa: F401
     identity,  # noqa: F401
+    payment,  # noqa: F401
     router,  # noqa: F401
     system,  # noqa: F401
     vneid,  # noqa: F401

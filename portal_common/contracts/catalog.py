@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates, validates_schema
 
 from portal_common.contracts import CATALOGUE
 
@@ -68,9 +68,56 @@ class RequiredDocumentSchema(Schema):
     form_template = fields.String(allow_none=True, load_default=None, validate=_short(200))
 
 
+FEE_BASES = ("fixed", "per_copy")
+FEE_DUE = ("before_reception", "with_reception", "with_result")
+
+
 class FeeSchema(Schema):
+    """One fee or charge (lệ phí, phí) of a procedure version, in VND.
+
+    ``amount`` and ``amount_vnd`` are the same figure (the older name stays accepted); ``due``
+    says when it is paid: ``before_reception`` holds the dossier until paid; ``with_reception``
+    and ``with_result`` are owed without holding it. ``exemptions`` name who pays nothing
+    (declared by the applicant, checked by the agency).
+    """
+
+    id = fields.String(load_default=None, allow_none=True, validate=CODE,
+                       metadata={"description": "stable within the procedure; fee1, fee2... when not given"})
     name = fields.String(required=True, validate=_NAME)
-    amount_vnd = fields.Integer(required=True, validate=validate.Range(min=0, max=10**12))
+    amount = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0, max=10**12))
+    amount_vnd = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0, max=10**12))
+    basis = fields.String(load_default="fixed", validate=validate.OneOf(FEE_BASES))
+    due = fields.String(load_default="before_reception", validate=validate.OneOf(FEE_DUE))
+    exemptions = fields.List(fields.String(validate=_NAME), load_default=list, validate=validate.Length(max=20))
+    legal_basis = fields.String(load_default=None, allow_none=True, validate=_NAME)
+    illustrative = fields.Boolean(load_default=None, allow_none=True,
+                                  metadata={"description": "amount not taken from the law"})
+
+    @validates_schema
+    def _one_amount(self, data: dict, **_: object) -> None:
+        given = {data.get("amount"), data.get("amount_vnd")} - {None}
+        if not given:
+            raise ValidationError("State the fee's amount in VND.", "amount")
+        if len(given) > 1:
+            raise ValidationError("amount and amount_vnd differ.", "amount")
+
+    @post_load
+    def _both_names(self, data: dict, **_: object) -> dict:
+        data["amount"] = data["amount_vnd"] = data["amount"] if data.get("amount") is not None else data["amount_vnd"]
+        return data
+
+
+def fee_view(fees: list[dict] | None, illustrative: bool = False) -> list[dict]:
+    """A procedure version's fees as callers see them: each with an id, ``amount`` (VND) and
+    when it is due, whatever the stored version left out (versions stored before fees had them)."""
+    out = []
+    for i, fee in enumerate(fees or []):
+        amount = fee.get("amount") if fee.get("amount") is not None else fee.get("amount_vnd")
+        out.append({**fee, "id": fee.get("id") or f"fee{i + 1}", "amount": amount, "amount_vnd": amount,
+                    "basis": fee.get("basis") or "fixed", "due": fee.get("due") or "before_reception",
+                    "exemptions": list(fee.get("exemptions") or []), "legal_basis": fee.get("legal_basis"),
+                    "illustrative": illustrative if fee.get("illustrative") is None else fee["illustrative"]})
+    return out
 
 
 class NextProcedureSchema(Schema):

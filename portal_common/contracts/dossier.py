@@ -25,7 +25,9 @@ _TEXT = validate.Length(max=4000)
 
 # A dossier's statuses, in the order of its life (the domain's state machine moves between them).
 STATUSES = ("submitted", "received", "refused", "processing", "supplement_requested", "supplemented",
-            "forwarded", "result_ready", "returned", "rejected", "withdrawn")
+            "forwarded", "result_ready", "returned", "rejected", "withdrawn",
+            # waiting for a fee or an obligation to be paid (the clock stops), and its expiry
+            "awaiting_payment", "payment_expired")
 DRAFT_STATUSES = ("open", "submitted", "discarded")
 
 
@@ -339,6 +341,56 @@ class DossierWithdrawnV1(_Coded):
 class DossierBecameOverdueV1(_AtAgency):
     appointment_date = fields.Date(required=True)
     detected_on = fields.Date(required=True)
+
+
+class DossierFeeSchema(Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    amount = fields.Integer(required=True, metadata={"description": "VND"})
+    basis = fields.String(load_default="fixed")
+    copies = fields.Integer(load_default=1)
+
+
+@CATALOGUE.register("DossierPaymentRequested", 1, PRODUCER,
+                    "The dossier owes an amount: the procedure's fees at filing, or an obligation the agency "
+                    "found during processing; when ``blocking`` the dossier waits and its clock stops.")
+class DossierPaymentRequestedV1(_AtAgency):
+    request_id = fields.UUID(required=True)
+    agency_name = fields.String(allow_none=True, load_default=None)
+    owner = fields.Nested(OwnerSchema, required=True)
+    payer_name = fields.String(allow_none=True, load_default=None)
+    amount = fields.Integer(required=True)
+    fees = fields.List(fields.Nested(DossierFeeSchema), required=True)
+    reason = fields.String(allow_none=True, validate=_TEXT)
+    due_date = fields.Date(allow_none=True)
+    blocking = fields.Boolean(required=True)
+    stopped_on = fields.Date(allow_none=True, metadata={"description": "the day the clock stopped"})
+
+
+@CATALOGUE.register("DossierPaymentReceived", 1, PRODUCER,
+                    "A payment for the dossier succeeded: a waiting dossier moves on and its clock runs again.")
+class DossierPaymentReceivedV1(_AtAgency):
+    request_ids = fields.List(fields.UUID(), required=True)
+    payment_id = fields.UUID(required=True)
+    amount = fields.Integer(required=True)
+    resumed_on = fields.Date(allow_none=True)
+    paused_working_days = fields.Integer(allow_none=True)
+    appointment_date = fields.Date(allow_none=True)
+
+
+@CATALOGUE.register("DossierPaymentExpired", 1, PRODUCER,
+                    "What the dossier owed was not paid by its due date; the agency decides what follows.")
+class DossierPaymentExpiredV1(_AtAgency):
+    request_ids = fields.List(fields.UUID(), required=True)
+    due_date = fields.Date(allow_none=True)
+
+
+@CATALOGUE.register("DossierReceiptAttached", 1, PRODUCER,
+                    "The electronic receipt of a payment became one of the dossier's documents.")
+class DossierReceiptAttachedV1(_Coded):
+    payment_id = fields.UUID(required=True)
+    receipt_no = fields.String(required=True)
+    document = fields.Nested(DocumentRefSchema, required=True)
 
 
 # -- drafts (stream ``draft-<uuid>``): before a dossier has a code ----------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from portal_common.contracts.catalog import fee_view
 from portal_common.errors import NotFound
 from services.catalog.domain.agencies import kind_label, level_of_kind
 from services.catalog.repository import AGENCY_COLUMNS
@@ -292,6 +293,7 @@ def procedure_view(row: dict, life_events: list[dict]) -> dict[str, Any]:
     """The full procedure as callers see it: the stored version plus its groupings."""
     doc = dict(row["document"])
     doc["status"] = row["status"]
+    doc["fees"] = fee_view(doc.get("fees"), bool(doc.get("illustrative")))
     doc["field_name"] = row["field_name"]
     doc["life_events"] = life_events
     doc["agencies"] = [{"kind": k, "level": level_of_kind(k), "name": kind_label(k)}

@@ -409,6 +409,29 @@ LIFE_EVENTS = [
 ]
 
 
+# Fees the law sets (code -> legal basis, exemptions); every other seeded fee is illustrative.
+_LLTP_EXEMPT = ["Trẻ em", "Người cao tuổi", "Người khuyết tật", "Người thuộc hộ nghèo",
+                "Người cư trú tại xã đặc biệt khó khăn, đồng bào dân tộc thiểu số ở vùng đặc biệt khó khăn"]
+REAL_FEES: dict[str, tuple[str, list[str]]] = {
+    # Phiếu lý lịch tư pháp: 200.000 đồng/lần/người (Thông tư 244/2016/TT-BTC)
+    "2.000488": ("Thông tư số 244/2016/TT-BTC", _LLTP_EXEMPT),
+    # Hộ chiếu phổ thông: cấp mới 200.000, cấp lại do hỏng, mất 400.000 (Thông tư 25/2021/TT-BTC)
+    "1.003214": ("Thông tư số 25/2021/TT-BTC", []),
+    "1.003230": ("Thông tư số 25/2021/TT-BTC", []),
+    # Đăng ký doanh nghiệp: 50.000 đồng/lần (Thông tư 47/2019/TT-BTC)
+    **{code: ("Thông tư số 47/2019/TT-BTC", []) for code in
+       ("2.001610", "2.001611", "2.001612", "2.001613", "2.001614", "2.001620")},
+}
+
+
+def fee_entry(code: str, amount: int) -> dict:
+    """The procedure's fee (lệ phí), paid before reception; its legal basis where the law sets it."""
+    legal, exemptions = REAL_FEES.get(code, (None, []))
+    return {"id": "le-phi", "name": "Lệ phí", "amount": amount, "amount_vnd": amount, "basis": "fixed",
+            "due": "before_reception", "exemptions": exemptions, "legal_basis": legal,
+            "illustrative": code not in REAL_FEES}
+
+
 def procedures() -> list[dict]:
     """The seed procedures as catalog documents (NewProcedureBody shape)."""
     out = []
@@ -425,7 +448,7 @@ def procedures() -> list[dict]:
             "code": code, "name": name, "field": field, "target": target, "levels": levels,
             "agency_kinds": kinds, "processing_days": days, "online_level": online,
             "required_documents": required,
-            "fees": [] if fee is None else [{"name": "Lệ phí", "amount_vnd": fee}],
+            "fees": [] if fee is None else [fee_entry(code, fee)],
             "result_documents": result.split("|"), "legal_bases": LEGAL.get(field, []),
             "description": f"{name}: thủ tục thuộc lĩnh vực {dict(FIELDS)[field]}.",
             "next_procedure": {"code": nxt[0], "agency_kind": nxt[1]} if nxt else None,

@@ -81,8 +81,8 @@ class MemoryStore:
         return self.tables["blobs"].get(sha256)
 
     def add_document(self, tx: MemoryTx, upload: Upload, owner_id: str, code: str | None, kind: str,
-                     draft_id: str | None = None) -> dict[str, Any]:
-        ref = document_ref(str(uuid.uuid4()), upload)
+                     draft_id: str | None = None, doc_id: str | None = None) -> dict[str, Any]:
+        ref = document_ref(doc_id or str(uuid.uuid4()), upload)
         self.tables["documents"][ref["id"]] = {**ref, "dossier_code": code, "draft_id": draft_id,
                                                "owner_id": owner_id, "kind": kind}
         return ref

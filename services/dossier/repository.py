@@ -45,7 +45,7 @@ class Repository(Protocol):
     def blob(self, tx: Transaction, sha256: str) -> bytes | None: ...
 
     def add_document(self, tx: Transaction, upload: Upload, owner_id: str, code: str | None, kind: str,
-                     draft_id: str | None = None) -> dict[str, Any]:
+                     draft_id: str | None = None, doc_id: str | None = None) -> dict[str, Any]:
         """Record a document whose blob is stored; returns its reference."""
 
     def staged_document(self, tx: Transaction, code: str, doc_id: str) -> dict[str, Any] | None:
@@ -125,8 +125,8 @@ class PgRepository:
         return None if row is None else bytes(row[0])
 
     def add_document(self, tx: PgTransaction, upload: Upload, owner_id: str, code: str | None, kind: str,
-                     draft_id: str | None = None) -> dict[str, Any]:
-        doc_id = str(uuid.uuid4())
+                     draft_id: str | None = None, doc_id: str | None = None) -> dict[str, Any]:
+        doc_id = doc_id or str(uuid.uuid4())
         tx.defer("INSERT INTO documents (id, dossier_code, draft_id, owner_id, kind, requirement, name, "
                  "content_type, size, sha256) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                  (doc_id, code, draft_id, owner_id, kind, upload.requirement, upload.name, upload.content_type,

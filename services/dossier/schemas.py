@@ -24,6 +24,7 @@ from portal_common.contracts.dossier import (
     WithdrawSchema,
 )
 from portal_common.contracts.fields import Utf8Schema
+from portal_common.contracts.payment import RequestPaymentBody
 from portal_common.errors import InvalidInput
 
 
@@ -62,6 +63,7 @@ ACTIONS: dict[str, tuple[str, type[Schema]]] = {
     "result": ("result", ResultSchema),
     "return": ("return_result", OptionalNoteSchema),
     "reject": ("reject", ReasonSchema),
+    "request-payment": ("request_payment", RequestPaymentBody),
 }
 
 

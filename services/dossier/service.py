@@ -16,7 +16,7 @@ from portal_common.health import HealthRpc
 from portal_common.logs import LogContext
 from portal_common.nameko_ext import EventLog, Outbox
 from portal_common.ticks import timer
-from services.dossier.application import Dossiers, Drafts, access, actions, drafts, on_postgres
+from services.dossier.application import Dossiers, Drafts, access, actions, drafts, on_postgres, payments
 from services.dossier.application.filing import submit as submit_filing
 from services.dossier.catalog_cache import CatalogCache
 
@@ -35,6 +35,7 @@ class DossierService(HealthRpc):
     outbox = Outbox()
     log_context = LogContext()
     catalog = ReconnectingRpcProxy("catalog")
+    payment = ReconnectingRpcProxy("payment")
     catalog_cache = CatalogCache()
 
     @property
@@ -166,6 +167,20 @@ class DossierService(HealthRpc):
     @catalog_event("AgencyDissolved")
     def on_agency_dissolved(self, envelope: dict) -> None:
         self.catalog_cache.on_event("AgencyDissolved", envelope)
+
+    # -- payment events -> the waiting dossier moves on, expires, gets its receipt ------
+
+    @event_handler("payment", "PaymentSucceeded")
+    def on_payment_succeeded(self, envelope: dict) -> None:
+        payments.on_payment_succeeded(self.app, envelope)
+
+    @event_handler("payment", "PaymentExpired")
+    def on_payment_expired(self, envelope: dict) -> None:
+        payments.on_payment_expired(self.app, envelope)
+
+    @event_handler("payment", "ReceiptIssued")
+    def on_receipt_issued(self, envelope: dict) -> None:
+        payments.on_receipt_issued(self.app, self.payment, envelope)
 
     @timer(interval=OVERDUE_INTERVAL)
     def mark_overdue(self) -> list[str]:

@@ -35,7 +35,10 @@ def test_publish_amend_withdraw_keeps_versions_and_publishes_events(cluster, sub
     assert (current["version"], current["processing_days"], current["fees"]) == (2, 7, [])
     first = cluster.catalog.get_procedure(code, 1)
     assert (first["version"], first["processing_days"]) == (1, 12)
-    assert first["fees"] == [{"name": "Lệ phí", "amount_vnd": 100000}]
+    [fee] = first["fees"]  # as stated, with the fee schedule's defaults (id, amount, when due)
+    assert {k: fee[k] for k in ("name", "amount_vnd", "amount", "id", "basis", "due")} == {
+        "name": "Lệ phí", "amount_vnd": 100000, "amount": 100000, "id": "fee1", "basis": "fixed",
+        "due": "before_reception"}
     assert [v["version"] for v in cluster.catalog.procedure_history(code)] == [1, 2]
 
     cluster.catalog.withdraw_procedure(code, "Bãi bỏ theo quyết định công bố", context=editor())

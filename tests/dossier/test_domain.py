@@ -24,22 +24,30 @@ ACTIVE = ("received", "processing", "supplement_requested", "supplemented", "for
 # allows when the dossier is neither paused nor overdue. mark_overdue is checked separately.
 EXPECTED = {
     "submitted": {"receive", "refuse", "withdraw"},
-    "received": {"start_processing", "request_supplement", "forward", "pause", "result", "reject", "withdraw"},
-    "processing": {"request_supplement", "forward", "pause", "result", "reject", "withdraw"},
+    "received": {"start_processing", "request_supplement", "forward", "pause", "result", "reject", "withdraw",
+                 "request_payment"},
+    "processing": {"request_supplement", "forward", "pause", "result", "reject", "withdraw", "request_payment"},
     "supplement_requested": {"supplement", "reject", "withdraw"},
     "supplemented": {"start_processing", "request_supplement", "forward", "pause", "result", "reject",
-                     "withdraw"},
-    "forwarded": {"start_processing", "request_supplement", "pause", "result", "reject", "withdraw"},
+                     "withdraw", "request_payment"},
+    "forwarded": {"start_processing", "request_supplement", "pause", "result", "reject", "withdraw",
+                  "request_payment"},
     "result_ready": {"return_result"},
     "returned": set(),
     "refused": set(),
     "rejected": set(),
     "withdrawn": set(),
+    "awaiting_payment": {"reject", "withdraw"},  # refuse too, before reception (tested below)
+    "payment_expired": {"reject", "withdraw", "request_payment"},
 }
+# The system's commands, run when the payment service reports (tested on their own below).
+PAYMENT_SYSTEM = ("payment_received", "payment_expired", "attach_receipt")
+RID = "5d1f7f0e-0000-4000-8000-000000000009"
 RESULT_STATUS = {
     "receive": "received", "refuse": "refused", "start_processing": "processing",
     "request_supplement": "supplement_requested", "supplement": "supplemented", "forward": "forwarded",
     "result": "result_ready", "return_result": "returned", "reject": "rejected", "withdraw": "withdrawn",
+    "request_payment": "awaiting_payment",
 }
 DOC = {"id": "7b1f7f0e-0000-4000-8000-000000000001", "requirement": "r1", "name": "a.pdf",
        "content_type": "application/pdf", "size": 10, "sha256": "a" * 64}
@@ -54,6 +62,12 @@ def args_for(command: str) -> dict:
         "pause": {"reason": "waiting for verification"}, "extend": {"new_date": dt.date(2026, 4, 1),
                                                                     "reason": "sorry"},
         "result": {"documents": [DOC]},
+        "request_payment": {"amount": 150000, "reason": "Phí thẩm định", "request_id": RID},
+        "payment_received": {"request_ids": [RID], "payment_id": "6d1f7f0e-0000-4000-8000-00000000000a",
+                             "amount": 150000},
+        "payment_expired": {"request_ids": [RID], "due_date": "2026-03-01"},
+        "attach_receipt": {"payment_id": "6d1f7f0e-0000-4000-8000-00000000000a", "receipt_no": "BL2026-00000001",
+                           "document": DOC},
     }.get(command, {})
 
 
@@ -85,7 +99,7 @@ def expected_allowed(status: str, command: str, paused: bool, overdue: bool, pas
 
 CASES = [(s, c, p, o) for s, c, p, o in itertools.product(
     lifecycle.STATUSES, lifecycle.COMMANDS, (False, True), (False, True))
-    if not (p and s not in ACTIVE)]
+    if not (p and s not in ACTIVE) and c not in PAYMENT_SYSTEM]
 
 
 @pytest.mark.parametrize(("status", "command", "paused", "overdue"), CASES)
@@ -210,7 +224,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         if s.paused:
             assert s.status in lifecycle.ACTIVE
         if s.status in lifecycle.FINAL:
-            for command in lifecycle.COMMANDS:
+            for command in (c for c in lifecycle.COMMANDS if c != "attach_receipt"):  # a receipt may come late
                 with pytest.raises(Conflict):
                     check(s, command)
         if self.had_result:
@@ -301,3 +315,61 @@ def test_check_filing_lists_everything_missing():
     fields = {p["field"] for p in problems}
     assert fields == {"documents.r2", "documents.bogus", "agency_code"}
     assert lifecycle.check_filing(procedure, [{"code": "A1"}], "A1", ["r1", "r2"]) == []
+
+
+def test_fees_due_before_reception_hold_the_dossier_until_paid():
+    state = make_state("submitted")
+    before, later = lifecycle.fees_due([{"id": "le-phi", "name": "Lệ phí", "amount": 200000},
+                                        {"name": "Phí bản sao", "amount_vnd": 5000, "basis": "per_copy",
+                                         "due": "with_reception"}, {"name": "Miễn", "amount": 0}], copies=3)
+    assert [f["amount"] for f in before] == [200000] and [(f["amount"], f["id"]) for f in later] == [(15000, "fee2")]
+    waiting = evolve(state, *lifecycle.payment_requested_event(
+        state, request_id=RID, amount=200000, reason="Lệ phí", fees=before, due_date=None, blocking=True), NOW)
+    assert waiting.status == "awaiting_payment" and waiting.payment_return_status == "submitted"
+    with pytest.raises(Conflict):
+        decide(waiting, "receive", {}, NOW)
+    assert decide(waiting, "refuse", {"reason": "sai"}, NOW)[0][0] == "DossierRefused"
+    [(event_type, data)] = decide(waiting, "payment_received", args_for("payment_received"), NOW)
+    paid = evolve(waiting, event_type, data, NOW)
+    assert paid.status == "submitted" and paid.payment_requests[RID]["status"] == "paid"
+    with pytest.raises(Conflict) as again:  # the same payment reported twice: nothing more to do
+        decide(paid, "payment_received", args_for("payment_received"), NOW)
+    assert again.value.code == "nothing_to_apply"
+
+
+def test_payment_requested_during_processing_stops_the_clock_until_paid():
+    state = make_state("processing", appointment=dt.date(2026, 3, 10))
+    friday = dt.datetime(2026, 2, 27, 3, 0, tzinfo=dt.UTC)
+    [(event_type, data)] = decide(state, "request_payment", args_for("request_payment"), friday)
+    waiting = evolve(state, event_type, data, friday)
+    assert waiting.status == "awaiting_payment" and waiting.clock_stopped_on == dt.date(2026, 2, 27)
+    assert not waiting.is_overdue_on(dt.date(2026, 4, 1))
+    with pytest.raises(Conflict):
+        decide(waiting, "result", {"documents": [DOC]}, NOW)
+    [(event_type, data)] = decide(waiting, "payment_received", args_for("payment_received"), NOW)
+    assert data["paused_working_days"] == 1 and data["appointment_date"] == "2026-03-11"
+    paid = evolve(waiting, event_type, data, NOW)
+    assert paid.status == "processing" and paid.appointment_date == dt.date(2026, 3, 11)
+    assert paid.clock_stopped_on is None
+
+
+def test_unpaid_obligation_expires_and_the_agency_may_ask_again():
+    state = make_state("processing")
+    waiting = evolve(state, *decide(state, "request_payment", args_for("request_payment"), NOW)[0], NOW)
+    expired = evolve(waiting, *decide(waiting, "payment_expired", args_for("payment_expired"), NOW)[0], NOW)
+    assert expired.status == "payment_expired"
+    with pytest.raises(Conflict):
+        decide(expired, "payment_expired", args_for("payment_expired"), NOW)
+    again = dict(args_for("request_payment"), request_id="7d1f7f0e-0000-4000-8000-00000000000b")
+    asked = evolve(expired, *decide(expired, "request_payment", again, NOW)[0], NOW)
+    assert asked.status == "awaiting_payment" and asked.payment_return_status == "processing"
+    with pytest.raises(InvalidInput):
+        decide(state, "request_payment", dict(args_for("request_payment"), amount=0), NOW)
+
+
+def test_a_receipt_is_attached_once_even_to_a_closed_dossier():
+    closed = make_state("withdrawn")
+    after = evolve(closed, *decide(closed, "attach_receipt", args_for("attach_receipt"), NOW)[0], NOW)
+    assert after.receipts[0]["receipt_no"] == "BL2026-00000001" and after.receipts[0]["kind"] == "receipt"
+    with pytest.raises(Conflict):
+        decide(after, "attach_receipt", args_for("attach_receipt"), NOW)

@@ -37,6 +37,11 @@ def args_for(command: str, state, rnd: random.Random, now: dt.datetime) -> dict:
         return {"new_date": now.date() + dt.timedelta(days=rnd.randint(10, 40)), "reason": "we apologise"}
     if command == "supplement":
         return {"note": "attached"}
+    if command == "request_payment":
+        return {"amount": rnd.randint(1, 50) * 10000, "reason": "Phí thẩm định", "request_id": str(uuid.uuid4())}
+    if command in ("payment_received", "payment_expired"):
+        return {"request_ids": state.open_blocking_requests, "payment_id": str(uuid.uuid4()), "amount": 10000,
+                "due_date": None}
     return {}
 
 
@@ -47,7 +52,9 @@ def allowed(state, command: str, now: dt.datetime) -> bool:
         return False
     if command == "mark_overdue":
         return state.is_overdue_on(now.date())
-    return True
+    if command in ("payment_received", "payment_expired"):  # the payment service's, on an open request
+        return bool(state.open_blocking_requests)
+    return command != "attach_receipt"  # needs a receipt's document (tests/payment)
 
 
 def snapshot_all(db: Database) -> dict:
@@ -96,7 +103,7 @@ def test_rebuilt_projections_equal_the_live_ones(database_url, seed, dossiers, t
             command = rnd.choice(options if not lasting or rnd.random() < 0.02 else lasting)
             if command in lifecycle.APPLICANT_COMMANDS:
                 caller, ctx = applicant_ctx(state.owner["account_id"])
-            elif command == "mark_overdue":
+            elif command in lifecycle.SYSTEM_COMMANDS:
                 caller, ctx = Caller("system"), None
             else:
                 caller, ctx = agency_ctx(state.agency_code)

@@ -4,6 +4,7 @@ projections; refused ones raise a typed Conflict and write nothing at all."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 
@@ -38,6 +39,7 @@ def args_for(command: str, now: dt.datetime) -> dict:
         "pause": {"reason": "waiting for verification"},
         "extend": {"new_date": now.date() + dt.timedelta(days=40), "reason": "we apologise"},
         "result": {"note": "granted"},
+        "request_payment": {"amount": 50000, "reason": "Phí thẩm định", "request_id": str(uuid.uuid4())},
     }.get(command, {})
 
 

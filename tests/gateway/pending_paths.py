@@ -22,11 +22,4 @@ class Pending(NamedTuple):
 VNEID, PAYMENT, AGENCY_FEED = 13, 14, 15
 
 PENDING: tuple[Pending, ...] = (
-    # issue 14: fees and payment
-    Pending("GET", "/api/v1/dossiers/{code}/payments", PAYMENT),
-    Pending("POST", "/api/v1/dossiers/{code}/payments", PAYMENT),
-    Pending("POST", "/api/v1/payments/notify", PAYMENT),
-    Pending("POST", "/api/v1/agency/dossiers/{code}/request-payment", PAYMENT),
-    Pending("POST", "/api/v1/dev/payment-platform/complete", PAYMENT),
-    Pending("GET", "/api/v1/dev/payment-platform/settlements", PAYMENT),
 )

@@ -12,7 +12,7 @@ def _get(url: str):
 def test_every_service_is_ready(gateway_url):
     status, headers, body = _get(f"{gateway_url}/ready")
     assert status == 200
-    assert set(body["services"]) == {"identity", "catalog", "dossier", "router", "gateway"}
+    assert set(body["services"]) == {"identity", "catalog", "dossier", "router", "payment", "gateway"}
     assert body["services"].pop("gateway") == {"status": "ok", "revocations_loaded": True,
                                                "instance": "gateway-1"}  # which gateway process answered
     for name, check in body["services"].items():

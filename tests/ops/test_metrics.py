@@ -179,7 +179,7 @@ def test_dashboard_parses_and_every_panel_metric_is_exported(ports, gateway_url)
 def test_scrape_config_and_grafana_provisioning():
     prometheus = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
     targets = {t for job in prometheus["scrape_configs"] for group in job["static_configs"] for t in group["targets"]}
-    assert targets == {"gateway:8000", "identity:9101", "catalog:9102", "dossier:9103", "router:9104"}
+    assert targets == {"gateway:8000", "identity:9101", "catalog:9102", "dossier:9103", "router:9104", "payment:9105"}
     datasources = yaml.safe_load((MONITORING / "grafana" / "provisioning" / "datasources" / "prometheus.yml")
                                  .read_text())
     [source] = datasources["datasources"]

@@ -13,10 +13,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_every_service_registers_through_its_entry_point():
     found = {r.service: r for r in registry.registrations()}
-    assert set(found) == {"identity", "catalog", "dossier", "router"}
-    assert registry.services() == ("catalog", "dossier", "identity", "router")
+    assert set(found) == {"identity", "catalog", "dossier", "router", "payment"}
+    assert registry.services() == ("catalog", "dossier", "identity", "payment", "router")
     assert {name: r.metrics_port for name, r in found.items()} == {
-        "identity": 9101, "catalog": 9102, "dossier": 9103, "router": 9104}
+        "identity": 9101, "catalog": 9102, "dossier": 9103, "router": 9104, "payment": 9105}
     assert found["router"].dossier_records.section == "deliveries"
     assert {g.name for g in found["dossier"].gauges} == {"portal_dossiers", "portal_dossiers_overdue"}
     assert {g.name for g in found["router"].gauges} == {

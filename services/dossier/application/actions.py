@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import uuid
 from typing import Any
 
 from portal_common.context import event_context
@@ -31,6 +32,8 @@ def act(app: Dossiers, catalog: Any, context: dict[str, Any], code: str, action:
     command, schema = schemas.ACTIONS[action]
     args = schemas.load(schema, body or {})
     uploads = decode_uploads(args.pop("documents", []), "documents") if command == "result" else []
+    if command == "request_payment":
+        args["request_id"] = str(uuid.uuid4())  # the charge's id at the payment service
     if command == "forward":
         # only when the dossier is visible to this agency do we ask the catalog anything
         app.visible(code, caller)

@@ -126,7 +126,7 @@ class Dossiers:
     def document(self, code: str, doc_id: str, caller: Caller) -> tuple[dict[str, Any], bytes]:
         """A document of a dossier the caller may see: metadata and bytes."""
         state = self.visible(code, caller)
-        known = {d["id"]: d for d in [*state.inputs, *state.outputs]}
+        known = {d["id"]: d for d in [*state.inputs, *state.outputs, *state.receipts]}
         ref = known.get(str(doc_id))
         with self.repository.transaction() as tx:
             if ref is None and caller.kind == "applicant":
@@ -147,7 +147,8 @@ class Dossiers:
                procedure: dict[str, Any], agency: dict[str, Any], uploads: list[Upload],
                idempotency_key: str | None, context: EventContext,
                now: dt.datetime | None = None, request_hash: str | None = None,
-               also: Callable[[Transaction, str, dt.datetime], None] | None = None) -> tuple[DossierState, bool]:
+               also: Callable[[Transaction, str, dt.datetime], None] | None = None,
+               fees: list[dict[str, Any]] | None = None) -> tuple[DossierState, bool]:
         """File a dossier (checks against the catalog are done by the caller).
 
         Returns (state, created); a retry with the same idempotency key returns the dossier
@@ -174,13 +175,22 @@ class Dossiers:
             event_type, data = lifecycle.submitted_event(
                 code=code, owner=owner, applicant=applicant, form=form, procedure=procedure,
                 agency=agency, documents=documents, now=now, idempotency_key=idempotency_key)
-            state = lifecycle.evolve(DossierState(), event_type, data, now, context.actor.as_dict())
+            actor = context.actor.as_dict()
+            state = lifecycle.evolve(DossierState(), event_type, data, now, actor)
+            decided = [(event_type, data)]
+            before, later = lifecycle.fees_due(fees or [])
+            for lines, blocking in ((before, True), (later, False)):
+                if lines:  # the fees due: waited for before reception, or due with it
+                    decided.append(lifecycle.payment_requested_event(
+                        state, request_id=str(uuid.uuid4()), amount=sum(f["amount"] for f in lines),
+                        reason="Lệ phí, phí của thủ tục", fees=lines, due_date=None, blocking=blocking))
+                    state = lifecycle.evolve(state, *decided[-1], now, actor)
             self.read_models.project(tx, state)
             if idempotency_key:
                 repo.bind_key(tx, owner["account_id"], idempotency_key, code)
             if also is not None:
                 also(tx, code, now)
-            self.log.append(stream_id(code), 0, [NewEvent(event_type, data, occurred_at=now)],
+            self.log.append(stream_id(code), 0, [NewEvent(t, d, occurred_at=now) for t, d in decided],
                             context=context, cursor=tx.cursor)
         return state, True
 

@@ -123,4 +123,5 @@ def file_checked(app: Dossiers, catalog: Any, context: dict[str, Any], data: dic
         agency={"code": agency["code"], "name": agency.get("name"), "level": agency.get("level")},
         uploads=uploads, idempotency_key=idempotency_key, context=event_context(context),
         request_hash=digest or request_hash(data, uploads), also=also,
+        fees=list(procedure.get("fees") or []),
     )

@@ -20,7 +20,9 @@ def full_view(state: DossierState) -> dict[str, Any]:
         "submitted_at": state.submitted_at, "received_at": state.received_at,
         "appointment_date": state.appointment_date.isoformat() if state.appointment_date else None,
         "supplement": state.supplement, "reason": state.reason, "closed_at": state.closed_at,
-        "inputs": state.inputs, "outputs": state.outputs, "timeline": state.timeline,
+        "inputs": state.inputs, "outputs": state.outputs, "receipts": state.receipts,
+        "payment_requests": [{"id": rid, **r} for rid, r in state.payment_requests.items()],
+        "timeline": state.timeline,
         "version": state.version, "updated_at": state.updated_at,
     }
 

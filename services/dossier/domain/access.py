@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from services.dossier.domain.lifecycle import AGENCY_COMMANDS, APPLICANT_COMMANDS, DossierState
+from services.dossier.domain.lifecycle import AGENCY_COMMANDS, APPLICANT_COMMANDS, SYSTEM_COMMANDS, DossierState
 
 STAFF_KINDS = ("officer", "agency_system")
 
@@ -48,7 +48,7 @@ class Caller:
             return command in APPLICANT_COMMANDS and self.can_see(state)
         if self.kind == "agency":
             return command in AGENCY_COMMANDS and state.agency_code == self.agency_code
-        return self.kind == "system" and command == "mark_overdue"
+        return self.kind == "system" and command in SYSTEM_COMMANDS
 
 
 SYSTEM_CALLER = Caller("system")

@@ -9,6 +9,14 @@ overdue) refine it.
     submitted ─receive─▶ received ─start_processing─▶ processing ─result─▶ result_ready ─return─▶ returned
         └─refuse─▶ refused        request_supplement ⇄ supplement; forward (inter-agency);
     reject / withdraw (before a result); pause ⇄ resume (the clock stops); extend when overdue.
+
+Payment: a procedure whose fees are due before reception files into ``awaiting_payment``
+(then ``submitted`` once paid); an agency's ``request_payment`` during processing moves the
+dossier to ``awaiting_payment`` and stops its clock until ``payment_received`` (the payment
+service's confirmation) moves it back and the appointment by the working days lost; an unpaid
+obligation past its due date becomes ``payment_expired``, where the agency decides (refuse,
+reject, or ask again). Those two and ``attach_receipt`` are the system's commands, run when
+the payment service's events arrive.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from services.dossier.domain.calendar import (
 )
 
 (SUBMITTED, RECEIVED, REFUSED, PROCESSING, SUPPLEMENT_REQUESTED, SUPPLEMENTED, FORWARDED, RESULT_READY,
- RETURNED, REJECTED, WITHDRAWN) = STATUSES
+ RETURNED, REJECTED, WITHDRAWN, AWAITING_PAYMENT, PAYMENT_EXPIRED) = STATUSES
 # Being handled by an agency: the clock runs, the dossier can become overdue.
 ACTIVE = frozenset({RECEIVED, PROCESSING, SUPPLEMENT_REQUESTED, SUPPLEMENTED, FORWARDED})
 FINAL = frozenset({REFUSED, RETURNED, REJECTED, WITHDRAWN})
@@ -35,7 +43,7 @@ FINAL = frozenset({REFUSED, RETURNED, REJECTED, WITHDRAWN})
 # command -> the statuses it is allowed in (before the paused / overdue guards)
 ALLOWED: dict[str, frozenset[str]] = {
     "receive": frozenset({SUBMITTED}),
-    "refuse": frozenset({SUBMITTED}),
+    "refuse": frozenset({SUBMITTED, AWAITING_PAYMENT, PAYMENT_EXPIRED}),  # the latter two before reception
     "start_processing": frozenset({RECEIVED, SUPPLEMENTED, FORWARDED}),
     "request_supplement": frozenset({RECEIVED, PROCESSING, SUPPLEMENTED, FORWARDED}),
     "supplement": frozenset({SUPPLEMENT_REQUESTED}),
@@ -45,21 +53,29 @@ ALLOWED: dict[str, frozenset[str]] = {
     "extend": ACTIVE,
     "result": frozenset({RECEIVED, PROCESSING, SUPPLEMENTED, FORWARDED}),
     "return_result": frozenset({RESULT_READY}),
-    "reject": ACTIVE,
-    "withdraw": frozenset({SUBMITTED}) | ACTIVE,
+    "reject": ACTIVE | {AWAITING_PAYMENT, PAYMENT_EXPIRED},
+    "withdraw": frozenset({SUBMITTED, AWAITING_PAYMENT, PAYMENT_EXPIRED}) | ACTIVE,
     "mark_overdue": ACTIVE,
+    "request_payment": frozenset({RECEIVED, PROCESSING, SUPPLEMENTED, FORWARDED, PAYMENT_EXPIRED}),
+    "payment_received": frozenset(STATUSES) - FINAL,
+    "payment_expired": frozenset({AWAITING_PAYMENT}),
+    "attach_receipt": frozenset(STATUSES),
 }
+# Before reception, refuse also ends a dossier waiting for (or past due on) its filing fees.
+PRE_RECEPTION_PAYMENT = frozenset({AWAITING_PAYMENT, PAYMENT_EXPIRED})
 COMMANDS = tuple(ALLOWED)
 # While paused only these may happen (everything else waits for ``resume``).
-WHILE_PAUSED = frozenset({"resume", "reject", "withdraw"})
+WHILE_PAUSED = frozenset({"resume", "reject", "withdraw", "payment_received", "attach_receipt"})
 APPLICANT_COMMANDS = frozenset({"supplement", "withdraw"})
-AGENCY_COMMANDS = frozenset(COMMANDS) - APPLICANT_COMMANDS - {"mark_overdue"}
+SYSTEM_COMMANDS = frozenset({"mark_overdue", "payment_received", "payment_expired", "attach_receipt"})
+AGENCY_COMMANDS = frozenset(COMMANDS) - APPLICANT_COMMANDS - SYSTEM_COMMANDS
 
 EVENT_TYPES = (
     "DossierSubmitted", "DossierReceived", "DossierRefused", "DossierProcessingStarted",
     "SupplementRequested", "DossierSupplemented", "DossierForwarded", "DossierPaused",
     "DossierResumed", "DeadlineExtended", "DossierResultReady", "DossierResultReturned",
     "DossierRejected", "DossierWithdrawn", "DossierBecameOverdue",
+    "DossierPaymentRequested", "DossierPaymentReceived", "DossierPaymentExpired", "DossierReceiptAttached",
 )
 
 
@@ -89,6 +105,15 @@ class DossierState:
     closed_at: str | None = None
     updated_at: str | None = None
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    # request_id -> {amount, status: open | paid | expired, blocking, due_date}
+    payment_requests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    payment_return_status: str | None = None  # where a waiting dossier goes once paid
+    clock_stopped_on: dt.date | None = None  # awaiting a payment during processing
+    receipts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def open_blocking_requests(self) -> list[str]:
+        return [rid for rid, r in self.payment_requests.items() if r["status"] == "open" and r["blocking"]]
 
     @property
     def exists(self) -> bool:
@@ -179,10 +204,37 @@ def evolve(state: DossierState, event_type: str, data: dict[str, Any], at: dt.da
         s.status, s.reason, s.closed_at = WITHDRAWN, data.get("reason"), s.updated_at
     elif event_type == "DossierBecameOverdue":
         s.overdue = True
+    elif event_type == "DossierPaymentRequested":
+        s.payment_requests = {**state.payment_requests, data["request_id"]: {
+            "amount": data["amount"], "status": "open", "blocking": data["blocking"],
+            "due_date": data.get("due_date"), "reason": data.get("reason")}}
+        if data["blocking"]:
+            if state.status not in (AWAITING_PAYMENT, PAYMENT_EXPIRED):
+                s.payment_return_status = state.status
+            s.status = AWAITING_PAYMENT
+            if data.get("stopped_on") and state.clock_stopped_on is None:
+                s.clock_stopped_on = _date(data["stopped_on"])
+    elif event_type == "DossierPaymentReceived":
+        s.payment_requests = {rid: (dict(r, status="paid") if rid in data["request_ids"] else r)
+                              for rid, r in state.payment_requests.items()}
+        if state.status in (AWAITING_PAYMENT, PAYMENT_EXPIRED) and not s.open_blocking_requests:
+            s.status = state.payment_return_status or SUBMITTED
+            s.payment_return_status = None
+            if state.clock_stopped_on is not None:
+                s.clock_stopped_on = None
+                s.appointment_date = _date(data.get("appointment_date")) or state.appointment_date
+    elif event_type == "DossierPaymentExpired":
+        s.payment_requests = {rid: (dict(r, status="expired") if rid in data["request_ids"] else r)
+                              for rid, r in state.payment_requests.items()}
+        s.status = PAYMENT_EXPIRED
+    elif event_type == "DossierReceiptAttached":
+        s.receipts = [*state.receipts, dict(data["document"], kind="receipt", payment_id=data["payment_id"],
+                                            receipt_no=data["receipt_no"])]
     else:
         raise ValueError(f"not a dossier event: {event_type}")
     if s.status in FINAL:
         s.paused_on = None
+        s.clock_stopped_on = None
     return s
 
 
@@ -190,7 +242,7 @@ def _timeline_entry(event_type: str, data: dict[str, Any], at: dt.datetime,
                     actor: dict[str, Any] | None) -> dict[str, Any]:
     entry: dict[str, Any] = {"event": event_type, "at": _iso(at), "actor": _public_actor(actor)}
     for key in ("reason", "note", "appointment_date", "new_date", "previous_date", "missing",
-                "due_date", "paused_on", "resumed_on"):
+                "due_date", "paused_on", "resumed_on", "amount", "receipt_no"):
         if data.get(key) not in (None, "", []):
             entry[key] = data[key]
     if event_type == "DossierForwarded":
@@ -233,6 +285,8 @@ def check(state: DossierState, command: str, today: dt.date | None = None) -> No
         allowed = False
     if allowed and command == "mark_overdue" and state.overdue:
         allowed = False
+    if allowed and command == "refuse" and state.status in PRE_RECEPTION_PAYMENT:
+        allowed = state.payment_return_status == SUBMITTED
     if not allowed:
         raise Conflict(
             "transition_not_allowed",
@@ -259,6 +313,8 @@ LAST_EVENT_OF: dict[str, str] = {
     "forward": "DossierForwarded", "pause": "DossierPaused", "resume": "DossierResumed",
     "extend": "DeadlineExtended", "result": "DossierResultReady", "return_result": "DossierResultReturned",
     "reject": "DossierRejected", "withdraw": "DossierWithdrawn", "mark_overdue": "DossierBecameOverdue",
+    "request_payment": "DossierPaymentRequested", "payment_received": "DossierPaymentReceived",
+    "payment_expired": "DossierPaymentExpired", "attach_receipt": "DossierReceiptAttached",
 }
 
 
@@ -358,6 +414,53 @@ def decide(state: DossierState, command: str, args: dict[str, Any], now: dt.date
         return [("DossierRejected", {"code": code, "agency_code": agency, "reason": _text(args, "reason")})]
     if command == "withdraw":
         return [("DossierWithdrawn", {"code": code, "reason": _text(args, "reason", False)})]
+    if command == "request_payment":
+        due = args.get("due_date")
+        if due is not None and due < today:
+            raise InvalidInput("invalid_date", "The due date is in the past.",
+                               [{"field": "due_date", "message": "past"}])
+        amount = args.get("amount")
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+            raise InvalidInput("invalid_amount", "The amount is a positive number of VND.",
+                               [{"field": "amount", "message": "positive integer"}])
+        reason = _text(args, "reason")
+        return [payment_requested_event(
+            state, request_id=str(args["request_id"]), amount=amount, reason=reason,
+            fees=[{"id": f"obligation-{str(args['request_id'])[:8]}", "name": reason[:200], "amount": amount,
+                   "basis": "fixed", "copies": 1}],
+            due_date=due, blocking=True, stopped_on=today if state.appointment_date else None)]
+    if command == "payment_received":
+        ids = [rid for rid in args.get("request_ids") or []
+               if state.payment_requests.get(rid, {}).get("status") in ("open", "expired")]
+        if not ids:
+            raise Conflict("nothing_to_apply", "The payment's requests are paid already or unknown.",
+                           {"state": state.status, "command": command})
+        data: dict[str, Any] = {"code": code, "agency_code": agency, "request_ids": ids,
+                                "payment_id": str(args["payment_id"]), "amount": int(args["amount"]),
+                                "resumed_on": None, "paused_working_days": None, "appointment_date": None}
+        still_open = [rid for rid in state.open_blocking_requests if rid not in ids]
+        if state.clock_stopped_on is not None and not still_open:
+            lost = working_days_between(state.clock_stopped_on, today)
+            appointment = state.appointment_date
+            if appointment is not None and lost:
+                appointment = add_working_days(appointment, lost)
+            data.update(resumed_on=today.isoformat(), paused_working_days=lost,
+                        appointment_date=appointment.isoformat() if appointment else None)
+        return [("DossierPaymentReceived", data)]
+    if command == "payment_expired":
+        ids = [rid for rid in args.get("request_ids") or []
+               if state.payment_requests.get(rid, {}).get("status") == "open"]
+        if not ids:
+            raise Conflict("nothing_to_apply", "The requests are not open.",
+                           {"state": state.status, "command": command})
+        return [("DossierPaymentExpired", {"code": code, "agency_code": agency, "request_ids": ids,
+                                           "due_date": args.get("due_date")})]
+    if command == "attach_receipt":
+        if any(r.get("payment_id") == str(args["payment_id"]) for r in state.receipts):
+            raise Conflict("nothing_to_apply", "The receipt is attached already.",
+                           {"state": state.status, "command": command})
+        return [("DossierReceiptAttached", {"code": code, "payment_id": str(args["payment_id"]),
+                                            "receipt_no": args["receipt_no"], "document": args["document"]})]
     if command == "mark_overdue":
         if not state.is_overdue_on(today):
             raise Conflict("not_overdue", "The dossier is not past its appointment date.",
@@ -371,6 +474,36 @@ def _became_overdue(code: str | None, agency: str | None, state: DossierState,
     return ("DossierBecameOverdue", {"code": code, "agency_code": agency,
                                      "appointment_date": state.appointment_date.isoformat(),
                                      "detected_on": today.isoformat()})
+
+
+def payment_requested_event(state: DossierState, *, request_id: str, amount: int, reason: str | None,
+                            fees: list[dict[str, Any]], due_date: dt.date | None, blocking: bool,
+                            stopped_on: dt.date | None = None) -> tuple[str, dict]:
+    """What the dossier owes: fees at filing, or an obligation found during processing."""
+    return ("DossierPaymentRequested", {
+        "code": state.code, "agency_code": state.agency_code, "agency_name": state.agency_name,
+        "request_id": request_id, "owner": state.owner, "payer_name": state.applicant.get("full_name"),
+        "amount": amount,
+        "fees": fees, "reason": reason, "due_date": due_date.isoformat() if due_date else None,
+        "blocking": blocking, "stopped_on": stopped_on.isoformat() if stopped_on else None})
+
+
+def fees_due(fees: list[dict[str, Any]], copies: int = 1) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The procedure's fees split by when they are due: (before reception, with reception).
+
+    A per-copy fee is charged for ``copies`` copies; a fee with a zero amount is nothing due.
+    """
+    before: list[dict[str, Any]] = []
+    later: list[dict[str, Any]] = []
+    for i, fee in enumerate(fees or []):
+        unit = int(fee.get("amount", fee.get("amount_vnd")) or 0)
+        count = max(1, copies) if fee.get("basis") == "per_copy" else 1
+        if unit <= 0:
+            continue
+        line = {"id": str(fee.get("id") or f"fee{i + 1}"), "name": str(fee.get("name") or "Lệ phí"),
+                "amount": unit * count, "basis": fee.get("basis") or "fixed", "copies": count}
+        (before if (fee.get("due") or "before_reception") == "before_reception" else later).append(line)
+    return before, later
 
 
 def _doc_ref(doc: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""The payment service's pure rules: signatures, payment decisions, reconciliation."""

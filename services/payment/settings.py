@@ -1,0 +1,53 @@
+"""The payment service's configuration (environment variables, safe local defaults).
+
+The merchant secret signs what we send the platform and checks what it sends us; it comes
+from ``PAYMENT_MERCHANT_SECRET`` (``PAYMENT_MERCHANT_SECRET_PREVIOUS`` keeps the old one
+accepted while the platform switches) and is never logged. With ``LOCAL_ADAPTERS`` on and
+no secret set, a fixed local secret is used with the local stand-in platform.
+"""
+
+from __future__ import annotations
+
+from portal_common import config
+
+SERVICE = "payment"
+LOCAL_SECRET = "local-payment-platform-secret"  # the local stand-in's, never a real one
+
+
+def local_adapters() -> bool:
+    return config.env_bool("LOCAL_ADAPTERS", False, SERVICE)
+
+
+def merchant_secrets() -> tuple[str, ...]:
+    """(current, previous?) secrets; empty when none is configured (payments are then unavailable)."""
+    current = config.env("PAYMENT_MERCHANT_SECRET", None, SERVICE) or (LOCAL_SECRET if local_adapters() else None)
+    previous = config.env("PAYMENT_MERCHANT_SECRET_PREVIOUS", None, SERVICE)
+    return tuple(s for s in (current, previous) if s)
+
+
+def merchant_code() -> str:
+    return config.env("PAYMENT_MERCHANT_CODE", "PORTAL01", SERVICE) or "PORTAL01"
+
+
+def gateway_url() -> str:
+    port = config.env_int("GATEWAY_PORT", 8000, SERVICE)
+    return config.env("PAYMENT_PUBLIC_URL", None, SERVICE) or f"http://127.0.0.1:{port}"
+
+
+def platform_url() -> str:
+    """Where the browser pays: the platform's pay page (the local stand-in's by default)."""
+    return (config.env("PAYMENT_PLATFORM_URL", None, SERVICE)
+            or f"{gateway_url()}/api/v1/dev/payment-platform/pay")
+
+
+def notify_url() -> str:
+    """Where the (local) platform sends its notifications: the gateway's notify endpoint."""
+    return config.env("PAYMENT_NOTIFY_URL", None, SERVICE) or f"{gateway_url()}/api/v1/payments/notify"
+
+
+def query_after_s() -> float:
+    """A payment pending this long is asked about at the platform."""
+    return config.env_float("PAYMENT_QUERY_AFTER", 900.0, SERVICE)
+
+
+TICK_S = config.env_float("PAYMENT_TICK", 1.0, SERVICE)
