@@ -216,7 +216,8 @@ class EventStore(EventLog):
             if exc.pgcode == "EV409":
                 actual = int(exc.diag.message_detail) if exc.diag.message_detail else None
                 raise ConcurrencyError(stream_id, expected_version, actual) from None
-            if exc.pgcode == "23505":
+            if exc.pgcode == "23505" and exc.diag.table_name in (None, "events"):
+                # (a write the caller queued ahead of the append, in its round trip, is not the log's)
                 if exc.diag.constraint_name == "events_event_id_key":
                     detail = exc.diag.message_detail or ""
                     event_id = detail.split("=(", 1)[1].split(")", 1)[0] if "=(" in detail else None

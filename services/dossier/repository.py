@@ -82,6 +82,7 @@ class PgTransaction:
     def __init__(self, cur: Any):
         self._cur = cur
         self._pending: list[bytes] = []
+        self._sending = _SendingCursor(self)
 
     def defer(self, sql: str, args: tuple | list) -> None:
         self._pending.append(self._cur.mogrify(sql, args))
@@ -93,9 +94,27 @@ class PgTransaction:
 
     @property
     def cursor(self) -> Any:
-        """The cursor, once every queued write has been sent."""
-        self.flush()
-        return self._cur
+        """The cursor; the queued writes go ahead of its next statement, in the same round trip
+        (the statement's result is the one fetched, as only the last result of a round trip is)."""
+        return self._sending if self._pending else self._cur
+
+
+class _SendingCursor:
+    """The transaction's cursor, whose next ``execute`` also sends the queued writes first."""
+
+    def __init__(self, tx: PgTransaction):
+        self._tx = tx
+
+    def execute(self, sql: str | bytes, args: Any = None) -> None:
+        tx = self._tx
+        statement = tx._cur.mogrify(sql, args) if args is not None else (
+            sql.encode() if isinstance(sql, str) else sql)
+        batch = b";\n".join([*tx._pending, statement])
+        tx._pending.clear()
+        tx._cur.execute(batch)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx._cur, name)
 
 
 class PgRepository:
