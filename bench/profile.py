@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--no-py-spy", action="store_true")
-    parser.add_argument("--top", type=int, default=25, help="statements listed")
+    parser.add_argument("--top", type=int, default=60, help="statements listed")
     args = parser.parse_args(argv)
     n = args.dossiers or (200 if args.quick else 1000)
     py_spy = None if args.no_py_spy else shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")

@@ -75,6 +75,105 @@ def make_green() -> None:
             patch_psycopg()
 
 
+_IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
+_BASE = psycopg2.extensions.connection
+
+
+class MergedBeginConnection(_BASE):
+    """A connection that opens its transactions in the round trip of their first statement.
+
+    psycopg2 sends ``BEGIN`` on its own before the first statement of every transaction: one
+    round trip per transaction that carries nothing. Here libpq runs in autocommit and the
+    connection does what psycopg2 would, ``BEGIN`` before the first statement when no
+    transaction is open, but as ``BEGIN;<statement>`` in one round trip; ``commit()`` and
+    ``rollback()`` send ``COMMIT`` / ``ROLLBACK`` when a transaction is open. ``autocommit``
+    keeps its meaning (no ``BEGIN`` at all while it is true). Cursors of any kind made from
+    the connection (``cur.connection.cursor()`` too) behave alike.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        _BASE.autocommit.__set__(self, True)
+        self._wants_autocommit = False
+
+    @property
+    def autocommit(self) -> bool:  # type: ignore[override]
+        return self._wants_autocommit
+
+    @autocommit.setter
+    def autocommit(self, value: bool) -> None:
+        self._wants_autocommit = bool(value)
+
+    def needs_begin(self) -> bool:
+        return not self._wants_autocommit and self.info.transaction_status == _IDLE
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        factory = kwargs.pop("cursor_factory", None) or self.cursor_factory or psycopg2.extensions.cursor
+        kwargs["cursor_factory"] = _merged_cursor_class(factory)
+        return super().cursor(*args, **kwargs)
+
+    def commit(self) -> None:
+        if self.info.transaction_status != _IDLE:
+            with _BASE.cursor(self) as cur:
+                cur.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if not self.closed and self.info.transaction_status != _IDLE:
+            with _BASE.cursor(self) as cur:
+                cur.execute("ROLLBACK")
+
+
+class _MergedBegin:
+    """Cursor mix-in of ``MergedBeginConnection``: ``BEGIN;`` in front of a transaction's first
+    statement."""
+
+    def execute(self, query: Any, vars: Any = None) -> Any:
+        if self.connection.needs_begin():
+            if isinstance(query, bytes):
+                query = b"BEGIN;" + query
+            elif isinstance(query, str):
+                query = "BEGIN;" + query
+            else:  # a psycopg2.sql composition
+                query = "BEGIN;" + query.as_string(self)
+        return super().execute(query, vars)
+
+    def _begin_alone(self) -> None:
+        if self.connection.needs_begin():
+            super().execute("BEGIN")
+
+    def executemany(self, query: Any, vars_list: Any) -> Any:
+        self._begin_alone()
+        return super().executemany(query, vars_list)
+
+    def callproc(self, *args: Any, **kwargs: Any) -> Any:
+        self._begin_alone()
+        return super().callproc(*args, **kwargs)
+
+    def copy_expert(self, *args: Any, **kwargs: Any) -> Any:
+        self._begin_alone()
+        return super().copy_expert(*args, **kwargs)
+
+    def copy_from(self, *args: Any, **kwargs: Any) -> Any:
+        self._begin_alone()
+        return super().copy_from(*args, **kwargs)
+
+    def copy_to(self, *args: Any, **kwargs: Any) -> Any:
+        self._begin_alone()
+        return super().copy_to(*args, **kwargs)
+
+
+_MERGED_CLASSES: dict[type, type] = {}
+
+
+def _merged_cursor_class(factory: type) -> type:
+    if issubclass(factory, _MergedBegin):
+        return factory
+    merged = _MERGED_CLASSES.get(factory)
+    if merged is None:
+        merged = _MERGED_CLASSES[factory] = type(f"Merged{factory.__name__}", (_MergedBegin, factory), {})
+    return merged
+
+
 # Refusals that say "not now" rather than "no": the server is full, or restarting.
 _RETRYABLE_CONNECT = ("too many clients", "remaining connection slots are reserved",
                       "the database system is starting up", "the database system is shutting down",
@@ -155,7 +254,7 @@ class Database:
                 old.close()
 
     def _new(self):
-        return connect(self.dsn, self.schema, self.application_name)
+        return connect(self.dsn, self.schema, self.application_name, connection_factory=MergedBeginConnection)
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Any]:
@@ -196,12 +295,14 @@ class Database:
         """Run a block in one transaction; yields a cursor (rows as dicts by default)."""
         factory = psycopg2.extras.RealDictCursor if dict_rows else None
         with self.connection() as conn:
+            conn.commit_sent = False  # set by a caller that sends COMMIT with its last statement
             try:
                 try:
                     with conn.cursor(cursor_factory=factory) as cur:
                         yield cur
                 except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-                    exc.portal_before_commit = True  # nothing can have committed: safe to run again
+                    # nothing can have committed (unless the block sent the commit): safe to run again
+                    exc.portal_before_commit = not conn.commit_sent
                     raise
                 conn.commit()
             except BaseException:

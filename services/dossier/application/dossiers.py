@@ -179,6 +179,7 @@ class Dossiers:
                 repo.bind_key(tx, owner["account_id"], idempotency_key, code)
             if also is not None:
                 also(tx, code, now)
+            repo.commit_with_next(tx)  # the agency's counter is held until the commit: no extra wait
             self.log.append(stream_id(code), 0, [NewEvent(event_type, data, occurred_at=now)],
                             context=context, cursor=tx.cursor)
         return state, True
