@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import select
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
@@ -32,6 +34,21 @@ from portal_common.errors import DatabaseUnavailable
 __all__ = ["Database", "DatabaseUnavailable", "connect", "drop_database", "ensure_database", "make_green"]
 
 psycopg2.extras.register_uuid()
+
+
+def json_loads(text: str | bytes) -> Any:
+    """Decode JSON as ``json.loads`` does, with orjson (several times faster: event payloads,
+    projections and metadata are jsonb columns, decoded on every read of the log); numbers
+    orjson cannot hold (integers beyond 64 bits) fall back to ``json``."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+# every json and jsonb value any connection of this process reads
+psycopg2.extras.register_default_json(globally=True, loads=json_loads)
+psycopg2.extras.register_default_jsonb(globally=True, loads=json_loads)
 
 
 def connection_lost(exc: BaseException, conn: Any = None) -> bool:
