@@ -31,7 +31,8 @@ import psycopg2.extras
 from portal_common import config
 from portal_common.errors import DatabaseUnavailable
 
-__all__ = ["Database", "DatabaseUnavailable", "connect", "drop_database", "ensure_database", "make_green"]
+__all__ = ["CommittingCursor", "Database", "DatabaseUnavailable", "connect", "drop_database", "ensure_database",
+           "make_green"]
 
 psycopg2.extras.register_uuid()
 
@@ -189,6 +190,31 @@ def _merged_cursor_class(factory: type) -> type:
     if merged is None:
         merged = _MERGED_CLASSES[factory] = type(f"Merged{factory.__name__}", (_MergedBegin, factory), {})
     return merged
+
+
+class CommittingCursor:
+    """A cursor whose next statement also commits its transaction, in the same round trip.
+
+    For a transaction whose last statement is known (a log append): a lock it holds (the
+    log's append lock, a counter row) is released without waiting for one more round trip.
+    Only the statement's success is reported, not its rows (the last result of the round
+    trip is the commit's). A connection lost in that round trip may have committed, so
+    ``Database.transaction`` reports it as not safe to run again.
+    """
+
+    def __init__(self, cursor: Any):
+        self._cursor = cursor
+
+    def execute(self, query: str | bytes, vars: Any = None) -> None:
+        cur = self._cursor
+        statement = cur.mogrify(query, vars) if vars is not None else (
+            query.encode() if isinstance(query, str) else query)
+        with contextlib.suppress(AttributeError):  # a plain psycopg2 connection has no such mark
+            cur.connection.commit_sent = True
+        cur.execute(statement + b";COMMIT")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
 
 
 # Refusals that say "not now" rather than "no": the server is full, or restarting.

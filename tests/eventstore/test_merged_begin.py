@@ -9,7 +9,7 @@ import psycopg2.errors
 import pytest
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE, TRANSACTION_STATUS_INTRANS
 
-from portal_common.db import Database, DatabaseUnavailable
+from portal_common.db import CommittingCursor, Database, DatabaseUnavailable
 from portal_common.eventstore import ConcurrencyError, EventStore
 from portal_common.eventstore.events import EventContext
 from services.dossier.repository import PgRepository
@@ -131,3 +131,21 @@ def test_a_queued_write_that_fails_with_the_append_is_not_taken_for_a_conflict(f
         tx.defer("INSERT INTO notes VALUES (%s)", (3,))
         log.append("s-1", 0, probes(2, 1), context=EventContext(), cursor=tx.cursor)
     assert _count(db) == 0
+
+
+def test_a_committing_cursor_sends_the_append_and_commit_together(fresh_schema):
+    db = fresh_schema("mb")
+    _notes(db)
+    log = EventStore(db)
+    with db.transaction(dict_rows=False) as cur:
+        cur.execute("INSERT INTO notes VALUES (1)")
+        plain = cur.connection.cursor()
+        result = log.append("s-1", None, probes(1, 1), context=EventContext(), cursor=CommittingCursor(plain))
+        assert plain.query.endswith(b";COMMIT")
+        assert cur.connection.info.transaction_status == TRANSACTION_STATUS_IDLE  # committed already
+    assert result.version == 1  # known without the append's rows
+    assert _count(db) == 1 and len(log.read_stream("s-1")) == 1
+    with pytest.raises(ConcurrencyError), db.transaction(dict_rows=False) as cur:  # a refused append commits nothing
+        cur.execute("INSERT INTO notes VALUES (2)")
+        log.append("s-1", 0, probes(2, 1), context=EventContext(), cursor=CommittingCursor(cur.connection.cursor()))
+    assert _count(db) == 1

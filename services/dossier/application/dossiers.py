@@ -240,6 +240,7 @@ class Dossiers:
             for event_type, data in decided:
                 new_state = lifecycle.evolve(new_state, event_type, data, now, actor)
             self.read_models.project(tx, new_state)
+            self.repository.commit_with_next(tx)  # the append is the last statement: it commits too
             self.log.append(stream_id(code), state.version, [NewEvent(t, d, occurred_at=now) for t, d in decided],
                             context=context, cursor=tx.cursor)
         return new_state
