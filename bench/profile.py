@@ -246,15 +246,15 @@ def _profile(server: str, postmaster: int, amqp_uri: str, n: int, concurrency: i
             if spy.poll() is None:
                 spy.kill()
         system.stop()
+    samples = {name: _read_raw(out / f"{name}.txt") for name in SERVICES} if py_spy else {}
+    shutil.rmtree(out, ignore_errors=True)
     if ok != n:
         failures.add("submissions not filed", n - ok)
     if delivered - warm != n:
         failures.add("not delivered to the agency", abs(n - (delivered - warm)) or 1)
     if noticed - warm != n:
         failures.add("no SMS notice", abs(n - (noticed - warm)) or 1)
-    return _report(n, concurrency, answered, finished, meter.used, {name: _read_raw(out / f"{name}.txt")
-                                                                    for name in SERVICES} if py_spy else {},
-                   statements, top, failures)
+    return _report(n, concurrency, answered, finished, meter.used, samples, statements, top, failures)
 
 
 def _wait_downstream(dsn: str, expected: int, timeout: float) -> tuple[int, int]:
