@@ -10,6 +10,19 @@ A submission or lookup that still failed, or a count of filed dossiers other tha
 run with ``FAILED submit errors=N`` instead of its ``RESULT`` line.
 The system runs on a vhost of its own, so no other system on the broker answers its RPCs.
 
+When it starts the system itself, a submission counts as done once its downstream work is
+done too: the router has delivered it to the agency's queue and identity has sent the
+applicant's SMS notice. The run waits for both (up to ``DOWNSTREAM_TIMEOUT_S``), reports
+``completed_per_s`` from the first submission to the last of them, and takes the ``ratio``
+from that rate (``http_ratio`` is the rate of 201 answers alone); a submission left without
+its delivery or notice fails the run.
+
+``--rate R --seconds S`` is the open-loop form: R submissions per second offered for S
+seconds whatever the answers (each sent at its planned moment, on a thread of its own, and
+timed from that moment so that a late start counts as waiting), then the same for the
+lookup; figures are the p50/p99 of each, and ``ratio`` is then ``p99_ratio`` (submission p99
+over lookup p99; target at half the closed-loop maximum: at most 3).
+
 Without ``--gateway-url`` it starts the whole system on a throw-away database. It needs a
 signed-in citizen (``tests.support.accounts.register_citizen``) and a procedure with an
 implementing agency in the seeded catalog.
@@ -107,6 +120,54 @@ def _run(n: int, concurrency: int, one) -> tuple[float, list[float], int]:
     return time.perf_counter() - started, latencies, failures
 
 
+def _run_open(rate: float, seconds: float, one) -> tuple[float, list[float], int]:
+    """``one(i)`` offered at ``rate`` per second for ``seconds`` (open loop): seconds until the
+    last answer, latencies timed from each planned start, failures."""
+    n = max(int(rate * seconds), 1)
+    latencies: list[float] = []
+    failures = 0
+    started = time.perf_counter()
+
+    def planned(i: int) -> tuple[float, bool]:
+        at = started + i / rate
+        time.sleep(max(at - time.perf_counter(), 0.0))
+        try:
+            ok = one(i)
+        except Exception:
+            ok = False
+        return time.perf_counter() - at, ok
+
+    with ThreadPoolExecutor(max_workers=min(n, 1000)) as pool:
+        for seconds_taken, ok in pool.map(planned, range(n)):
+            latencies.append(seconds_taken)
+            failures += 0 if ok else 1
+    return time.perf_counter() - started, latencies, failures
+
+
+def _downstream(cur: Any) -> tuple[int, int]:
+    """(DossierSubmitted delivered to the agency's queue, SMS notices of it sent)."""
+    cur.execute("SELECT (SELECT count(*) FROM router.deliveries WHERE event_type = 'DossierSubmitted' "
+                "AND status IN ('sent', 'acknowledged')), (SELECT count(*) FROM identity.applicant_notices "
+                "WHERE event_type = 'DossierSubmitted' AND status = 'sent')")
+    return cur.fetchone()
+
+
+def _wait_downstream(dsn: str, expected: int) -> tuple[int, int, float]:
+    """Wait until ``expected`` submissions were delivered and noticed: (delivered, noticed, when)."""
+    from portal_common.db import connect  # asks a full server again for a few seconds
+
+    deadline = time.monotonic() + config.env_float("DOWNSTREAM_TIMEOUT_S", 120.0)
+    with contextlib.closing(connect(dsn)) as conn:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            while True:
+                delivered, noticed = _downstream(cur)
+                now = time.perf_counter()
+                if (delivered >= expected and noticed >= expected) or time.monotonic() > deadline:
+                    return delivered, noticed, now
+                time.sleep(0.05)
+
+
 def _repository_layer(n: int, concurrency: int) -> int:
     from portal_common.db import Database
     from portal_common.eventstore import EventStore
@@ -154,8 +215,9 @@ PDF_BYTES = base64.b64decode(PDF)
 
 def _report(layer: str, n: int, concurrency: int, baseline_name: str, base_s: float, base_lat: list[float],
             base_fail: int, sub_s: float, sub_lat: list[float], sub_fail: int, failures: Failures,
-            extra: str = "") -> int:
+            extra: str = "", ratio: float | None = None) -> int:
     base_rate, sub_rate = n / base_s, n / sub_s
+    ratio = sub_rate / base_rate if ratio is None else ratio
     print(f"{n} requests per measure, {concurrency} in flight, layer: {layer}")
     print_measures([(baseline_name, base_rate, base_lat, base_fail), ("submit dossier", sub_rate, sub_lat, sub_fail)],
                    40)
@@ -163,7 +225,7 @@ def _report(layer: str, n: int, concurrency: int, baseline_name: str, base_s: fl
                   f"p50_ms={ms(sub_lat, 50):.1f} p99_ms={ms(sub_lat, 99):.1f} "
                   f"{extra + ' ' if extra else ''}"
                   f"baseline_per_s={base_rate:.1f} baseline_p50_ms={ms(base_lat, 50):.1f} "
-                  f"ratio={sub_rate / base_rate:.3f}", failures)
+                  f"ratio={ratio:.3f}", failures)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,18 +235,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=None)
     parser.add_argument("--gateway-url", default=None, help="a running system (default: start one)")
     parser.add_argument("--layer", choices=("gateway", "repository"), default="gateway")
+    parser.add_argument("--rate", type=float, default=None, help="open loop: submissions offered per second")
+    parser.add_argument("--seconds", type=float, default=None, help="open loop: for how long (default 20, 10 quick)")
     args = parser.parse_args(argv)
+    open_loop = None if args.rate is None else (args.rate, args.seconds or (10.0 if args.quick else 20.0))
     n = args.dossiers or (100 if args.quick else 1000)
     if args.layer == "repository":
         return _repository_layer(n, args.concurrency or 20)
     concurrency = args.concurrency or n
     if args.gateway_url is not None:
-        return _gateway_layer(args.gateway_url, n, concurrency, None)
+        return _gateway_layer(args.gateway_url, n, concurrency, None, open_loop)
     base_uri = config.amqp_uri()
     with private_vhost(base_uri, f"bench_submit_{uuid.uuid4().hex[:8]}") as amqp_uri:
         if amqp_uri == base_uri:
             print("warning: no private vhost (rabbitmqctl unavailable); using the broker's default", file=sys.stderr)
-        return _gateway_layer(None, n, concurrency, amqp_uri)
+        return _gateway_layer(None, n, concurrency, amqp_uri, open_loop)
 
 
 def _bench_server() -> str:
@@ -192,7 +257,10 @@ def _bench_server() -> str:
     return config.env("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/portal_bench").rsplit("/", 1)[0]
 
 
-def _gateway_layer(gateway_url: str | None, n: int, concurrency: int, amqp_uri: str | None) -> int:
+def _gateway_layer(gateway_url: str | None, n: int, concurrency: int, amqp_uri: str | None,
+                   open_loop: tuple[float, float] | None = None) -> int:
+    dsn = None
+    downstream: tuple[int, int, float] | None = None
     with contextlib.ExitStack() as stack:
         system = None
         if gateway_url is None:
@@ -242,8 +310,20 @@ def _gateway_layer(gateway_url: str | None, n: int, concurrency: int, amqp_uri: 
                 return status == 200
 
             _, _, warm_fail = _run(min(n, 50), min(concurrency, 50), noop_one)  # warm up connections and workers
-            base_s, base_lat, base_fail = _run(n, concurrency, noop_one)
-            sub_s, sub_lat, sub_fail = _run(n, concurrency, submit_one)
+            if dsn is not None:
+                _wait_downstream(dsn, 1)
+            if open_loop is not None:
+                base_s, base_lat, base_fail = _run_open(*open_loop, noop_one)
+                started = time.perf_counter()
+                sub_s, sub_lat, sub_fail = _run_open(*open_loop, submit_one)
+                n = len(sub_lat)
+            else:
+                base_s, base_lat, base_fail = _run(n, concurrency, noop_one)
+                started = time.perf_counter()
+                sub_s, sub_lat, sub_fail = _run(n, concurrency, submit_one)
+            if dsn is not None:  # the first submission's work is counted too
+                delivered, noticed, done_at = _wait_downstream(dsn, n + 1)
+                downstream = (delivered - 1, noticed - 1, done_at - started)
             _, mine = request_json(f"{gateway_url}/api/v1/dossiers?page_size=1", headers=auth)
             filed = mine["total"] - 1  # every retried submission made one dossier, not two
         finally:
@@ -258,5 +338,24 @@ def _gateway_layer(gateway_url: str | None, n: int, concurrency: int, amqp_uri: 
     failures.add("submission refused or abandoned (see the answers above)", sub_fail)
     if filed != n:
         failures.add(f"{filed} dossiers filed for {n} submissions", abs(filed - n) or 1)
+    extra = f"retried={retried} filed={filed}"
+    if downstream is not None:
+        delivered, noticed, done_s = downstream
+        print(f"downstream: {delivered} delivered to the agency, {noticed} SMS notices sent, "
+              f"the last {done_s - sub_s:.2f} s after the last 201")
+        if delivered != n:
+            failures.add("submissions not delivered to the agency", abs(n - delivered) or 1)
+        if noticed != n:
+            failures.add("submissions without the applicant's SMS notice", abs(n - noticed) or 1)
+        extra += (f" delivered={delivered} noticed={noticed} completed_per_s={n / done_s:.1f} "
+                  f"http_ratio={(n / sub_s) / (len(base_lat) / base_s):.3f}")
+    p99_ratio = None
+    if open_loop is not None:
+        rate, seconds = open_loop
+        p99_ratio = ms(sub_lat, 99) / max(ms(base_lat, 99), 1e-9)
+        print(f"open loop: {rate:g} offered per second for {seconds:g} s, timed from each planned start")
+        extra = (f"mode=open rate={rate:g} seconds={seconds:g} lookup_p99_ms={ms(base_lat, 99):.1f} "
+                 f"p99_ratio={ms(sub_lat, 99) / max(ms(base_lat, 99), 1e-9):.2f} " + extra)
     return _report("gateway", n, concurrency, "baseline: lookup RPC through gateway", base_s, base_lat, base_fail,
-                   sub_s, sub_lat, sub_fail, failures, extra=f"retried={retried} filed={filed}")
+                   sub_s if downstream is None else downstream[2], sub_lat, sub_fail, failures, extra=extra,
+                   ratio=p99_ratio)

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import select
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
@@ -29,9 +31,25 @@ import psycopg2.extras
 from portal_common import config
 from portal_common.errors import DatabaseUnavailable
 
-__all__ = ["Database", "DatabaseUnavailable", "connect", "drop_database", "ensure_database", "make_green"]
+__all__ = ["CommittingCursor", "Database", "DatabaseUnavailable", "connect", "drop_database", "ensure_database",
+           "make_green"]
 
 psycopg2.extras.register_uuid()
+
+
+def json_loads(text: str | bytes) -> Any:
+    """Decode JSON as ``json.loads`` does, with orjson (several times faster: event payloads,
+    projections and metadata are jsonb columns, decoded on every read of the log); numbers
+    orjson cannot hold (integers beyond 64 bits) fall back to ``json``."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+# every json and jsonb value any connection of this process reads
+psycopg2.extras.register_default_json(globally=True, loads=json_loads)
+psycopg2.extras.register_default_jsonb(globally=True, loads=json_loads)
 
 
 def connection_lost(exc: BaseException, conn: Any = None) -> bool:
@@ -73,6 +91,130 @@ def make_green() -> None:
 
         if psycopg2.extensions.get_wait_callback() is None:
             patch_psycopg()
+
+
+_IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
+_BASE = psycopg2.extensions.connection
+
+
+class MergedBeginConnection(_BASE):
+    """A connection that opens its transactions in the round trip of their first statement.
+
+    psycopg2 sends ``BEGIN`` on its own before the first statement of every transaction: one
+    round trip per transaction that carries nothing. Here libpq runs in autocommit and the
+    connection does what psycopg2 would, ``BEGIN`` before the first statement when no
+    transaction is open, but as ``BEGIN;<statement>`` in one round trip; ``commit()`` and
+    ``rollback()`` send ``COMMIT`` / ``ROLLBACK`` when a transaction is open. ``autocommit``
+    keeps its meaning (no ``BEGIN`` at all while it is true). Cursors of any kind made from
+    the connection (``cur.connection.cursor()`` too) behave alike.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        _BASE.autocommit.__set__(self, True)
+        self._wants_autocommit = False
+
+    @property
+    def autocommit(self) -> bool:  # type: ignore[override]
+        return self._wants_autocommit
+
+    @autocommit.setter
+    def autocommit(self, value: bool) -> None:
+        self._wants_autocommit = bool(value)
+
+    def needs_begin(self) -> bool:
+        return not self._wants_autocommit and self.info.transaction_status == _IDLE
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        factory = kwargs.pop("cursor_factory", None) or self.cursor_factory or psycopg2.extensions.cursor
+        kwargs["cursor_factory"] = _merged_cursor_class(factory)
+        return super().cursor(*args, **kwargs)
+
+    def commit(self) -> None:
+        if self.info.transaction_status != _IDLE:
+            with _BASE.cursor(self) as cur:
+                cur.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if not self.closed and self.info.transaction_status != _IDLE:
+            with _BASE.cursor(self) as cur:
+                cur.execute("ROLLBACK")
+
+
+class _MergedBegin:
+    """Cursor mix-in of ``MergedBeginConnection``: ``BEGIN;`` in front of a transaction's first
+    statement."""
+
+    def execute(self, query: Any, vars: Any = None) -> Any:
+        if self.connection.needs_begin():
+            if isinstance(query, bytes):
+                query = b"BEGIN;" + query
+            elif isinstance(query, str):
+                query = "BEGIN;" + query
+            else:  # a psycopg2.sql composition
+                query = "BEGIN;" + query.as_string(self)
+        return super().execute(query, vars)
+
+    def _begin_alone(self) -> None:
+        if self.connection.needs_begin():
+            super().execute("BEGIN")
+
+    def executemany(self, query: Any, vars_list: Any) -> Any:
+        self._begin_alone()
+        return super().executemany(query, vars_list)
+
+    def callproc(self, *args: Any, **kwargs: Any) -> Any:
+        self._begin_alone()
+        return super().callproc(*args, **kwargs)
+
+    def copy_expert(self, *args: Any, **kwargs: Any) -> Any:
+        self._begin_alone()
+        return super().copy_expert(*args, **kwargs)
+
+    def copy_from(self, *args: Any, **kwargs: Any) -> Any:
+        self._begin_alone()
+        return super().copy_from(*args, **kwargs)
+
+    def copy_to(self, *args: Any, **kwargs: Any) -> Any:
+        self._begin_alone()
+        return super().copy_to(*args, **kwargs)
+
+
+_MERGED_CLASSES: dict[type, type] = {}
+
+
+def _merged_cursor_class(factory: type) -> type:
+    if issubclass(factory, _MergedBegin):
+        return factory
+    merged = _MERGED_CLASSES.get(factory)
+    if merged is None:
+        merged = _MERGED_CLASSES[factory] = type(f"Merged{factory.__name__}", (_MergedBegin, factory), {})
+    return merged
+
+
+class CommittingCursor:
+    """A cursor whose next statement also commits its transaction, in the same round trip.
+
+    For a transaction whose last statement is known (a log append): a lock it holds (the
+    log's append lock, a counter row) is released without waiting for one more round trip.
+    Only the statement's success is reported, not its rows (the last result of the round
+    trip is the commit's). A connection lost in that round trip may have committed, so
+    ``Database.transaction`` reports it as not safe to run again.
+    """
+
+    def __init__(self, cursor: Any):
+        self._cursor = cursor
+
+    def execute(self, query: str | bytes, vars: Any = None) -> None:
+        cur = self._cursor
+        statement = cur.mogrify(query, vars) if vars is not None else (
+            query.encode() if isinstance(query, str) else query)
+        with contextlib.suppress(AttributeError):  # a plain psycopg2 connection has no such mark
+            cur.connection.commit_sent = True
+        cur.execute(statement + b";COMMIT")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
 
 
 # Refusals that say "not now" rather than "no": the server is full, or restarting.
@@ -155,7 +297,7 @@ class Database:
                 old.close()
 
     def _new(self):
-        return connect(self.dsn, self.schema, self.application_name)
+        return connect(self.dsn, self.schema, self.application_name, connection_factory=MergedBeginConnection)
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Any]:
@@ -196,12 +338,14 @@ class Database:
         """Run a block in one transaction; yields a cursor (rows as dicts by default)."""
         factory = psycopg2.extras.RealDictCursor if dict_rows else None
         with self.connection() as conn:
+            conn.commit_sent = False  # set by a caller that sends COMMIT with its last statement
             try:
                 try:
                     with conn.cursor(cursor_factory=factory) as cur:
                         yield cur
                 except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-                    exc.portal_before_commit = True  # nothing can have committed: safe to run again
+                    # nothing can have committed (unless the block sent the commit): safe to run again
+                    exc.portal_before_commit = not conn.commit_sent
                     raise
                 conn.commit()
             except BaseException:

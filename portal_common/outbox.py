@@ -4,7 +4,9 @@ The log itself is the outbox. An event is in the outbox from the moment its appe
 the relay reads the log after its checkpoint, publishes each event as a persistent message
 on the service's topic exchange (``<service>.events``, routing key = event type) with
 publisher confirms, and only after the broker has confirmed a batch does it move the
-checkpoint past it. Whatever crashes (relay, broker, service, database), the next run starts
+checkpoint past it. A batch is sent whole and then its confirms are awaited together (one
+wait per batch, not one per event); a nack or a missing confirm fails the batch, which is
+published again from the checkpoint. Whatever crashes (relay, broker, service, database), the next run starts
 again from the last checkpoint: a committed event is always published, possibly twice, and
 carries its ``event_id`` so consumers drop the second copy. An event that was never committed
 is never in the log, so it is never published.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import select
+import socket
 import threading
 import time
 import zlib
@@ -120,6 +123,11 @@ class OutboxRelay:
         self._amqp: Connection | None = None
         self._producer: Producer | None = None
         self._is_leader = False
+        self._checkpoint: int | None = None  # known while leader: nobody else moves it then
+        self._unconfirmed: set[int] = set()
+        self._sent = 0
+        self._nacked = False
+        self.confirm_timeout = 30.0
         # One PostgreSQL connection serves the relay loop and callers of state()/checkpoint()
         # (metrics, ops, tests) from other threads; psycopg2 must not see two of them at once.
         self._db_lock = threading.RLock()
@@ -137,12 +145,38 @@ class OutboxRelay:
 
     def _producer_for(self) -> Producer:
         if self._producer is None:
-            self._amqp = Connection(self.amqp_uri, transport_options={"confirm_publish": True},
-                                    connect_timeout=5, heartbeat=0)
+            self._amqp = Connection(self.amqp_uri, connect_timeout=5, heartbeat=0)
             channel = self._amqp.channel()
+            channel.confirm_select()  # confirms are awaited per batch (_confirm), not per message
+            channel.events["basic_ack"].add(self._on_ack)
+            channel.events["basic_nack"].add(self._on_nack)
+            self._unconfirmed, self._sent, self._nacked = set(), 0, False
             self.exchange(channel).declare()
             self._producer = Producer(channel, exchange=self.exchange)
         return self._producer
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        if multiple:
+            self._unconfirmed = {t for t in self._unconfirmed if t > delivery_tag}
+        else:
+            self._unconfirmed.discard(delivery_tag)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._nacked = True
+        self._on_ack(delivery_tag, multiple)
+
+    def _confirm(self) -> None:
+        """Wait until the broker confirmed every message sent since the last wait."""
+        deadline = time.monotonic() + self.confirm_timeout
+        while self._unconfirmed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"the broker did not confirm {len(self._unconfirmed)} messages")
+            with contextlib.suppress(socket.timeout):
+                self._amqp.drain_events(timeout=min(left, 1.0))
+        if self._nacked:
+            self._nacked = False
+            raise ConnectionError("the broker refused (nacked) a message of the batch")
 
     def close(self) -> None:
         """Drop both connections (releases leadership).
@@ -156,6 +190,7 @@ class OutboxRelay:
                 with contextlib.suppress(Exception):
                     self._amqp.release()
             self._amqp = self._producer = None
+            self._checkpoint = None
             if self._db is not None:
                 with contextlib.suppress(psycopg2.Error):
                     self._db.close()
@@ -175,6 +210,7 @@ class OutboxRelay:
             key = zlib.crc32(f"relay:{self.schema}:{self.relay_name}".encode()) - 2**31
             cur.execute("SELECT pg_try_advisory_lock(%s)", (key,))
             self._is_leader = bool(cur.fetchone()[0])
+            self._checkpoint = None  # another relay may have moved it while this one was not leader
             if self._is_leader:
                 cur.execute(
                     f"INSERT INTO {self.schema}.outbox_checkpoints (relay) VALUES (%s) "
@@ -207,17 +243,24 @@ class OutboxRelay:
     # -- publishing --------------------------------------------------------------------
 
     def _publish(self, event: RecordedEvent) -> None:
+        """Send one event (its confirm is awaited with the batch's, in ``_confirm``)."""
         publish_event(self._producer_for(), event, routing_key=event.event_type)
+        self._sent += 1
+        self._unconfirmed.add(self._sent)  # delivery tags count from 1 on a confirming channel
 
     def publish_batch(self) -> int:
         """Publish the next batch after the checkpoint; returns how many were published."""
-        checkpoint = self.checkpoint()
         with self._db_lock, self._database().cursor() as cur:
+            # while leader, only this relay moves the checkpoint: read it once per leadership
+            checkpoint = self._checkpoint if self._is_leader and self._checkpoint is not None \
+                else self.checkpoint()
             batch = read_after(cur, self.schema, checkpoint, self.batch_size)
         if not batch:
+            self._checkpoint = checkpoint if self._is_leader else None
             return 0
         for event in batch:
-            self._publish(event)  # returns once the broker confirmed it
+            self._publish(event)
+        self._confirm()  # returns once the broker confirmed every message of the batch
         if self.after_publish is not None:
             self.after_publish(batch)
         with self._db_lock, self._database().cursor() as cur:
@@ -226,6 +269,7 @@ class OutboxRelay:
                 "WHERE relay = %s AND position < %s",
                 (batch[-1].position, self.relay_name, batch[-1].position),
             )
+        self._checkpoint = batch[-1].position if self._is_leader else None
         self.published_total += len(batch)
         return len(batch)
 

@@ -193,7 +193,7 @@ class EventStore(EventLog):
         # otherwise the append commits on its own.
         payload = self._encode(events, context)
         if cursor is not None:
-            return self._append(cursor, stream_id, stream_type, expected_version, payload)
+            return self._append(cursor, stream_id, stream_type, expected_version, payload, len(events))
         # On its own, the append is one statement (append_events does the whole job), so it
         # runs in autocommit: PostgreSQL wraps it in an implicit transaction that commits or
         # rolls back as a whole, and the BEGIN and COMMIT round trips are saved.
@@ -201,12 +201,12 @@ class EventStore(EventLog):
             conn.autocommit = True
             try:
                 with conn.cursor() as cur:
-                    return self._append(cur, stream_id, stream_type, expected_version, payload)
+                    return self._append(cur, stream_id, stream_type, expected_version, payload, len(events))
             finally:
                 if not conn.closed:
                     conn.autocommit = False
 
-    def _append(self, cur, stream_id, stream_type, expected_version, payload) -> AppendResult:
+    def _append(self, cur, stream_id, stream_type, expected_version, payload, count: int = 1) -> AppendResult:
         try:
             cur.execute(
                 f"SELECT out_position, out_version FROM {self.schema}.append_events(%s, %s, %s, %s)",
@@ -216,13 +216,18 @@ class EventStore(EventLog):
             if exc.pgcode == "EV409":
                 actual = int(exc.diag.message_detail) if exc.diag.message_detail else None
                 raise ConcurrencyError(stream_id, expected_version, actual) from None
-            if exc.pgcode == "23505":
+            if exc.pgcode == "23505" and exc.diag.table_name in (None, "events"):
+                # (a write the caller queued ahead of the append, in its round trip, is not the log's)
                 if exc.diag.constraint_name == "events_event_id_key":
                     detail = exc.diag.message_detail or ""
                     event_id = detail.split("=(", 1)[1].split(")", 1)[0] if "=(" in detail else None
                     raise DuplicateEventError(stream_id, event_id) from None
                 raise ConcurrencyError(stream_id, expected_version, None) from None
             raise
+        if cur.description is None:
+            # sent with its transaction's COMMIT in one round trip, whose last result is the
+            # commit's: where the events went is not returned (0), their version is known
+            return AppendResult(stream_id, 0, 0, (expected_version or 0) + count)
         rows = cur.fetchall()
         return AppendResult(stream_id, rows[0][0], rows[-1][0], rows[-1][1])
 

@@ -72,6 +72,9 @@ class MemoryStore:
     def lock(self, tx: MemoryTx, key: str) -> None:
         """Nothing to do: transactions already run one at a time."""
 
+    def commit_with_next(self, tx: MemoryTx) -> None:
+        """Nothing to do: no round trips to save."""
+
     # -- Repository -----------------------------------------------------------------------
 
     def store_blob(self, tx: MemoryTx, upload: Upload) -> None:

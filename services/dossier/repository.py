@@ -67,6 +67,10 @@ class Repository(Protocol):
     def record_access(self, row: dict[str, Any]) -> None:
         """Append one row to the access log, in a transaction of its own."""
 
+    def commit_with_next(self, tx: Transaction) -> None:
+        """Let the transaction's next statement, its last (the log append), also commit it, in
+        one round trip: a lock the transaction holds is released one wait sooner."""
+
 
 def document_ref(doc_id: str, upload: Upload) -> dict[str, Any]:
     return {"id": doc_id, "requirement": upload.requirement, "name": upload.name,
@@ -82,6 +86,8 @@ class PgTransaction:
     def __init__(self, cur: Any):
         self._cur = cur
         self._pending: list[bytes] = []
+        self._commit = False
+        self._sending = _SendingCursor(self)
 
     def defer(self, sql: str, args: tuple | list) -> None:
         self._pending.append(self._cur.mogrify(sql, args))
@@ -93,9 +99,38 @@ class PgTransaction:
 
     @property
     def cursor(self) -> Any:
-        """The cursor, once every queued write has been sent."""
-        self.flush()
-        return self._cur
+        """The cursor; the queued writes go ahead of its next statement, in the same round trip
+        (the statement's result is the one fetched, as only the last result of a round trip is)."""
+        return self._sending if self._pending or self._commit else self._cur
+
+    def commit_with_next(self) -> None:
+        """Send ``COMMIT`` behind the next statement, in its round trip (see ``_SendingCursor``)."""
+        self._commit = True
+
+
+class _SendingCursor:
+    """The transaction's cursor, whose next ``execute`` also sends the queued writes first."""
+
+    def __init__(self, tx: PgTransaction):
+        self._tx = tx
+
+    def execute(self, sql: str | bytes, args: Any = None) -> None:
+        tx = self._tx
+        statement = tx._cur.mogrify(sql, args) if args is not None else (
+            sql.encode() if isinstance(sql, str) else sql)
+        batch = b";\n".join([*tx._pending, statement, *([b"COMMIT"] if tx._commit else [])])
+        tx._pending.clear()
+        if not tx._commit:
+            tx._cur.execute(batch)
+            return
+        # Whatever breaks from here on may have broken after the commit: not safe to run again
+        # (``Database.transaction`` reads the mark). The statement's own result is not returned.
+        tx._commit = False
+        tx._cur.connection.commit_sent = True
+        tx._cur.execute(batch)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx._cur, name)
 
 
 class PgRepository:
@@ -110,6 +145,9 @@ class PgRepository:
             tx = PgTransaction(cur)
             yield tx
             tx.flush()
+
+    def commit_with_next(self, tx: PgTransaction) -> None:
+        tx.commit_with_next()
 
     def lock(self, tx: PgTransaction, key: str) -> None:
         tx.cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))

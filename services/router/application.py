@@ -27,7 +27,7 @@ from marshmallow import Schema, ValidationError
 from portal_common.consumer import handle_once
 from portal_common.context import event_context
 from portal_common.contracts.fields import EnvelopeSchema
-from portal_common.db import Database
+from portal_common.db import CommittingCursor, Database
 from portal_common.errors import Conflict, InvalidInput, NotFound
 from portal_common.eventstore import EventStore
 from portal_common.eventstore.events import EventContext, NewEvent
@@ -83,9 +83,12 @@ class Router:
                                                    self.settings)
 
     def _append(self, cur: Any, delivery_id: Any, events: list[NewEvent],
-                context: EventContext | None = None) -> None:
+                context: EventContext | None = None, commit: bool = False) -> None:
+        """Append in ``cur``'s transaction; ``commit``: the append is its last statement, and
+        commits it in the same round trip (the log's lock is held one wait less)."""
+        cursor = cur.connection.cursor()
         self.store.append(_stream(delivery_id), None, events, stream_type="delivery",
-                          context=context, cursor=cur.connection.cursor())
+                          context=context, cursor=CommittingCursor(cursor) if commit else cursor)
 
     # -- events in -------------------------------------------------------------------------
 
@@ -101,7 +104,7 @@ class Router:
         if envelope.get("event_type") in routing.ROUTED_EVENTS:
             chain = self.chain_hint(envelope)
             _, ids = handle_once(self.db, "router.dossier", envelope,
-                                 lambda cur, env: self.route(cur, env, chain, lease=True))
+                                 lambda cur, env: self.route(cur, env, chain, lease=True, commit=True))
             for delivery_id in ids or []:
                 try:
                     self.attempt(delivery_id, leased=True)
@@ -177,14 +180,16 @@ class Router:
             log.info("router: no chain hint for %s: %s", procedure["code"], type(exc).__name__)
             return None
 
-    def route(self, cur: Any, envelope: dict, chain: dict | None = None, lease: bool = False) -> list[str]:
+    def route(self, cur: Any, envelope: dict, chain: dict | None = None, lease: bool = False,
+              commit: bool = False) -> list[str]:
         """Turn one dossier event into scheduled deliveries, in ``cur``'s transaction.
 
         Returns the new delivery ids; a message that cannot be routed is logged and dropped
         (redelivering it would never succeed). ``chain`` (from ``chain_hint``) goes with a
         submission to its agency. With ``lease`` the new deliveries are leased to the caller
         in the same transaction, for ``attempt(..., leased=True)`` right after the commit
-        (one write transaction fewer per delivery).
+        (one write transaction fewer per delivery). With ``commit`` the last append also
+        commits the transaction (the caller runs nothing after it).
         """
         try:
             env = _ENVELOPE.load(envelope, unknown="include")
@@ -213,8 +218,9 @@ class Router:
                     "event_id": str(env["event_id"]), "event_type": env["event_type"],
                     "channel": route.channel, "addressed_to": addressed}))
         context = EventContext(correlation_id=env.get("correlation_id"), causation_id=str(env["event_id"]))
-        for delivery, payload in scheduled:  # the log appends come last
-            self._append(cur, delivery, [NewEvent("DeliveryScheduled", payload)], context)
+        for i, (delivery, payload) in enumerate(scheduled):  # the log appends come last
+            self._append(cur, delivery, [NewEvent("DeliveryScheduled", payload)], context,
+                         commit=commit and i == len(scheduled) - 1)
         return [delivery for delivery, _ in scheduled]
 
     # -- attempts --------------------------------------------------------------------------
@@ -276,7 +282,7 @@ class Router:
                 acknowledged = True
             elif acknowledged:
                 events.append(NewEvent("DeliveryAcknowledged", {**self._ids(row), "via": "http_2xx"}))
-            self._append(cur, row["delivery_id"], events)
+            self._append(cur, row["delivery_id"], events, commit=True)
         return "acknowledged" if acknowledged else "sent"
 
     def _failed(self, row: dict, attempt: int, error: str) -> str:

@@ -190,6 +190,7 @@ class Dossiers:
                 repo.bind_key(tx, owner["account_id"], idempotency_key, code)
             if also is not None:
                 also(tx, code, now)
+            repo.commit_with_next(tx)  # the agency's counter is held until the commit: no extra wait
             self.log.append(stream_id(code), 0, [NewEvent(t, d, occurred_at=now) for t, d in decided],
                             context=context, cursor=tx.cursor)
         return state, True
@@ -250,6 +251,7 @@ class Dossiers:
             for event_type, data in decided:
                 new_state = lifecycle.evolve(new_state, event_type, data, now, actor)
             self.read_models.project(tx, new_state)
+            self.repository.commit_with_next(tx)  # the append is the last statement: it commits too
             self.log.append(stream_id(code), state.version, [NewEvent(t, d, occurred_at=now) for t, d in decided],
                             context=context, cursor=tx.cursor)
         return new_state

@@ -8,7 +8,6 @@ second submission with the same dossier, which makes "submit this draft" safe to
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,10 +52,18 @@ def _iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat()
 
 
+def _copy(state: Any) -> Any:
+    """A shallow copy of a state (``copy.copy`` without its generic protocol: replay copies
+    once per event)."""
+    s = object.__new__(type(state))
+    s.__dict__.update(state.__dict__)
+    return s
+
+
 def evolve(state: DraftState, event_type: str, data: dict[str, Any], at: dt.datetime,
            actor: dict[str, Any] | None = None, keep_timeline: bool = True) -> DraftState:
     """The draft after one more event (a new object); same signature as the dossier's fold."""
-    s = copy.copy(state)
+    s = _copy(state)
     s.version = state.version + 1
     s.updated_at = _iso(at)
     if event_type == "DossierDraftSaved":

@@ -21,7 +21,6 @@ the payment service's events arrive.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,6 +139,14 @@ def _iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat()
 
 
+def _copy(state: Any) -> Any:
+    """A shallow copy of a state (``copy.copy`` without its generic protocol: replay copies
+    once per event)."""
+    s = object.__new__(type(state))
+    s.__dict__.update(state.__dict__)
+    return s
+
+
 def evolve(state: DossierState, event_type: str, data: dict[str, Any], at: dt.datetime,
            actor: dict[str, Any] | None = None, keep_timeline: bool = True) -> DossierState:
     """The state after one more event (a new object; ``state`` is left untouched).
@@ -147,7 +154,7 @@ def evolve(state: DossierState, event_type: str, data: dict[str, Any], at: dt.da
     ``at`` is the event's ``occurred_at``, which the command chose, so the state a command
     computes before appending equals the state a later replay computes.
     """
-    s = copy.copy(state)
+    s = _copy(state)
     s.version = state.version + 1
     s.updated_at = _iso(at)
     if keep_timeline:
