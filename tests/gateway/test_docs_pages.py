@@ -341,13 +341,22 @@ def test_swagger_ui_renders_every_operation(browser, gateway_url, spec):
 def test_try_it_out_runs_a_search(browser, gateway_url):
     from selenium.webdriver.common.by import By
 
-    browser.get(f"{gateway_url}/docs#/catalog/search_procedures")
+    browser.get(f"{gateway_url}/docs")
     path = "/api/v1/procedures"
     selector = f".opblock-get:has(.opblock-summary-path[data-path='{path}'])"
     block = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, selector), f"the GET {path} operation")
-    if not block.find_elements(By.CSS_SELECTOR, ".try-out__btn"):
-        _click(browser, block.find_element(By.CSS_SELECTOR, ".opblock-summary-control"))
-    _click(browser, _wait(browser, lambda d: block.find_element(By.CSS_SELECTOR, ".try-out__btn"), "Try it out"))
+
+    def try_it_out(_driver):
+        """The operation's "Try it out" button, opening the operation first if it is closed
+        (checked on every poll, so a click never races an opening already under way)."""
+        found = block.find_elements(By.CSS_SELECTOR, ".try-out__btn")
+        if found:
+            return found[0]
+        if "is-open" not in (block.get_attribute("class") or ""):
+            _click(browser, block.find_element(By.CSS_SELECTOR, ".opblock-summary-control"))
+        return False
+
+    _click(browser, _wait(browser, try_it_out, "Try it out"))
     field = _wait(browser, lambda d: block.find_element(By.CSS_SELECTOR, "tr[data-param-name='q'] input"),
                   "the q parameter")
     field.send_keys("khai sinh")

@@ -318,7 +318,7 @@ def test_ops_commands_change_and_show_the_routing_table_and_deliveries(router, r
     shown = run_ops(router.amqp_uri, "deliveries", code)
     assert shown.returncode == 0 and code in shown.stdout and "sent" in shown.stdout
     with router_store.transaction() as cur:
-        cur.execute("SELECT payload FROM events WHERE stream_id = %s", (f"route-{agency}",))
+        cur.execute("SELECT payload FROM events WHERE stream_id = %s ORDER BY version", (f"route-{agency}",))
         payloads = [r["payload"] for r in cur.fetchall()]
     assert [p["channel"] for p in payloads] == ["http", "amqp"]
     assert all(SECRET not in json.dumps(p) for p in payloads)
