@@ -55,6 +55,7 @@ def test_unknown_identity_at_the_stand_in_is_refused(driver, portal_url, gateway
     j.click("button[type=submit]")
     assert driver.current_url.startswith(f"{portal_url}/dang-nhap/vneid")
     assert "VNeID" in j.by("main").text
+    j.check("vneid-refused")
     driver.get(f"{portal_url}/tai-khoan")
     assert "/dang-nhap" in driver.current_url  # not signed in
 def _file_fee_dossier(gateway_url: str, account: dict) -> str:
