@@ -168,7 +168,9 @@ def system(migrated_database, amqp_uri, tmp_path_factory):
                                  "VNEID_STANDIN_PORT": str(_free_port()),
                                  # subscriptions: the key that signs deliveries, callbacks on 127.0.0.1
                                  "AGENCY_SECRET_DELIVERY_KEY": DELIVERY_KEY,
-                                 "CALLBACK_ALLOW_LOOPBACK": "yes"})
+                                 "CALLBACK_ALLOW_LOOPBACK": "yes",
+                                 # the portal's port (tests/portal), so identity registers its VNeID return
+                                 "PORTAL_PORT": str(_free_port())})
     sut.start()
     try:
         sut.wait_ready(timeout=120)

@@ -114,7 +114,9 @@ class DriveThrough:
     dossier whose delivery names a next step of a liên thông chain (``chain.agency``) is
     received and handed on to that agency instead. A dossier handed over to this agency
     (``DossierForwarded`` addressed to it) is processed to its result; the copy of a
-    hand-over sent back to the agency that passed the dossier on is only noted.
+    hand-over sent back to the agency that passed the dossier on is only noted. A dossier
+    filed with its fees due (``awaiting_payment``: receiving it is a 409) waits for its
+    ``DossierPaymentReceived`` delivery, then is received like a submission.
 
     The gateway refusing an action (4xx: the dossier was withdrawn, moved on, or is already
     past that step) is final and logged; anything else raises, so the delivery comes again.
@@ -127,6 +129,7 @@ class DriveThrough:
         self.finished: list[str] = []
         self.handed_over: list[str] = []
         self.refused: list[tuple[str, int]] = []
+        self.awaiting_payment: list[str] = []
 
     def __call__(self, delivery: dict) -> None:
         code = delivery["dossier_code"]
@@ -142,19 +145,12 @@ class DriveThrough:
     def _handle(self, code: str, event: str, delivery: dict) -> None:
         data = delivery.get("data") or {}
         if event == "DossierSubmitted":
-            self.client.act(code, "receive", {"note": "received by the reference back office"})
-            step = delivery.get("chain") or {}
-            if self.hand_over and _code(step.get("agency")):
-                procedure = step.get("procedure") or {}
-                self.client.act(code, "forward", {
-                    "to_agency_code": _code(step["agency"]),
-                    "reason": f"Liên thông: {procedure.get('name') or procedure.get('code')}"})
-                self.handed_over.append(code)
-            elif self.ask_supplement:
-                self.client.act(code, "request-supplement",
-                                {"reason": "a document is missing", "missing": ["a certified copy"]})
-            else:
-                self._finish(code)
+            self._intake(code, delivery)
+        elif event == "DossierPaymentReceived":
+            # a dossier filed with its fees due waits in awaiting_payment; paid, it is submitted
+            # and ours to receive (a payment asked for during processing needs nothing here)
+            if (self.client.view(code) or {}).get("status") == "submitted":
+                self._intake(code, delivery)
         elif event == "DossierForwarded":
             if _code(data.get("to_agency")) == delivery.get("addressed_to"):
                 self._finish(code)  # handed over to us: our part of the chain
@@ -162,6 +158,30 @@ class DriveThrough:
                 log.info("back office %s: %s handed on to %s", self.client.agency_code, code,
                          _code(data.get("to_agency")))
         elif event == "DossierSupplemented":
+            self._finish(code)
+
+    def _intake(self, code: str, delivery: dict) -> None:
+        """Receive a submitted dossier and carry it on; one still awaiting its fees is left
+        until its ``DossierPaymentReceived`` delivery."""
+        try:
+            self.client.act(code, "receive", {"note": "received by the reference back office"})
+        except GatewayError as exc:
+            if exc.status == 409 and (self.client.view(code) or {}).get("status") == "awaiting_payment":
+                log.info("back office %s: %s awaits its fees", self.client.agency_code, code)
+                self.awaiting_payment.append(code)
+                return
+            raise
+        step = delivery.get("chain") or {}
+        if self.hand_over and _code(step.get("agency")):
+            procedure = step.get("procedure") or {}
+            self.client.act(code, "forward", {
+                "to_agency_code": _code(step["agency"]),
+                "reason": f"Liên thông: {procedure.get('name') or procedure.get('code')}"})
+            self.handed_over.append(code)
+        elif self.ask_supplement:
+            self.client.act(code, "request-supplement",
+                            {"reason": "a document is missing", "missing": ["a certified copy"]})
+        else:
             self._finish(code)
 
     def _finish(self, code: str) -> None:

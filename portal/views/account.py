@@ -112,6 +112,10 @@ def sign_in_code() -> ResponseReturnValue:
 @bp.get("/dang-nhap/vneid")
 def vneid() -> ResponseReturnValue:
     code, state = request.args.get("code"), request.args.get("state")
+    if request.args.get("error"):  # VNeID said no (the person refused, or is unknown): say so, never start over
+        session.pop("vneid_next", None)
+        return render_template("error.html", title=_("VNeID sign-in failed"),
+                               message=_("VNeID sign-in did not succeed. Please try again.")), 400
     if code and state:
         try:
             tokens = public("POST", "/api/v1/auth/vneid/complete", json={"code": code[:2000], "state": state[:500]})

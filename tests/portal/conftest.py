@@ -28,8 +28,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def portal_url(gateway_url, tmp_path_factory) -> Iterator[str]:
-    port = _free_port()
+def portal_url(system, gateway_url, tmp_path_factory) -> Iterator[str]:
+    # the port the system registered as the portal's (its VNeID redirect_uri), else any free one
+    port = int(system.extra_env.get("PORTAL_PORT") or _free_port())
     proc = start_portal(gateway_url, port, log_dir=tmp_path_factory.mktemp("portal-logs"),
                         extra_env={"PORTAL_MAX_UPLOAD_BYTES": str(256 * 1024)})
     try:

@@ -19,7 +19,7 @@ DOSSIER = {"code": "D1", "status": "received", "procedure": {"code": "1.001193",
            "agency": {"code": "W00004-UBND", "name": "Ủy ban nhân dân phường Ba Đình"},
            "applicant": {"full_name": "Nguyễn Văn Thử"}, "submitted_at": "2026-12-05T01:00:00+00:00",
            "received_at": "2026-12-05T02:00:00+00:00", "appointment_date": "2026-12-08", "inputs": [],
-           "outputs": [], "timeline": [], "overdue": False}
+           "outputs": [], "receipts": [{"id": "r1", "name": "Biên lai"}], "timeline": [], "overdue": False}
 
 
 QUEUE = [  # as the gateway orders it: due soonest first, whatever is overdue
@@ -142,7 +142,11 @@ def test_payments_section_and_one_payment_per_double_click(client, stand_in):
     _vneid_sign_in(client)
     html = client.get("/ho-so/D1").get_data(as_text=True)
     assert "Lệ phí đăng ký: 8.000 đ" in html and "Đã thanh toán" in html
-    assert 'href="/ho-so/D1/tai-lieu/r1"' in html
+    assert 'href="/ho-so/D1/tai-lieu/r1"' in html  # the dossier holds receipt r1
+    stand_in.payments.append({"id": "p9", "amount": 2000, "status": "succeeded", "receipt_document_id": "r9"})
+    html = client.get("/ho-so/D1").get_data(as_text=True)
+    assert "tai-lieu/r9" not in html  # not linked before the dossier holds it (it would be a 404)
+    stand_in.payments.pop()
     before = len(stand_in.payments)
     first = client.post("/ho-so/D1/thanh-toan", data={"csrf_token": csrf_of(html), "fee_id": "f1"})
     second = client.post("/ho-so/D1/thanh-toan", data={"csrf_token": csrf_of(html), "fee_id": "f1"})

@@ -71,12 +71,23 @@ class Journey:
 
     def click(self, css: str | None = None, element=None) -> None:
         """Click and wait for the next page (a click can return before the navigation ends)."""
-        from selenium.webdriver.support import expected_conditions
+        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
         from selenium.webdriver.support.ui import WebDriverWait
+
+        def gone(_driver) -> bool:
+            try:
+                old.is_enabled()
+            except StaleElementReferenceException:
+                return True
+            except WebDriverException as exc:  # Chromium's way of saying the same, now and then
+                if "does not belong to the document" in str(exc):
+                    return True
+                raise
+            return False
 
         old = self.by("html")
         (element if element is not None else self.by(css)).click()
-        WebDriverWait(self.d, 30).until(expected_conditions.staleness_of(old))
+        WebDriverWait(self.d, 30).until(gone)
         WebDriverWait(self.d, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
     def submit(self, css: str, name: str) -> None:

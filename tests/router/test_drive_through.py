@@ -11,9 +11,13 @@ from deploy.backoffice.gateway import DriveThrough, GatewayError
 class Client:
     agency_code = "A"
 
-    def __init__(self, refuse: dict[str, int] | None = None):
+    def __init__(self, refuse: dict[str, int] | None = None, status: str = "received"):
         self.actions: list[tuple[str, str, dict]] = []
         self.refuse = refuse or {}
+        self.status = status  # what viewing the dossier says
+
+    def view(self, code: str) -> dict:
+        return {"code": code, "status": self.status}
 
     def act(self, code: str, action: str, body: dict | None = None):
         if action in self.refuse:
@@ -99,3 +103,26 @@ def test_the_client_signs_in_again_once_when_its_token_is_refused(monkeypatch):
     assert client.act("G1", "receive") == {"status": "received"}
     assert seen == [("/api/v1/agency/dossiers/G1/receive", "expired"), ("/api/v1/dev/tokens", None),
                     ("/api/v1/agency/dossiers/G1/receive", "fresh")]
+
+
+def test_a_dossier_awaiting_its_fees_is_received_once_they_are_paid():
+    client = Client(refuse={"receive": 409}, status="awaiting_payment")
+    drive = DriveThrough(client)
+    drive(_delivery("DossierSubmitted"))  # filed with its fees due: the gateway refuses to receive it yet
+    assert client.actions == [] and drive.awaiting_payment == ["G1"] and drive.refused == []
+    client.refuse, client.status = {}, "submitted"
+    drive(_delivery("DossierPaymentReceived", data={"amount": 200000}))
+    assert _names(client) == ["receive", "start-processing", "result", "return"] and drive.finished == ["G1"]
+
+
+def test_a_payment_asked_for_during_processing_needs_no_intake():
+    client = Client(status="processing")
+    drive = DriveThrough(client)
+    drive(_delivery("DossierPaymentReceived"))
+    assert client.actions == [] and drive.refused == []
+
+
+def test_a_conflict_other_than_awaiting_fees_stays_final():
+    drive = DriveThrough(Client(refuse={"receive": 409}, status="withdrawn"))
+    drive(_delivery("DossierSubmitted"))
+    assert drive.refused == [("G1", 409)] and drive.awaiting_payment == []
