@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Sequence
 
 from bench.support import Failures, finish, ms, print_measures, throwaway_database
 from portal_common import config
@@ -57,6 +58,31 @@ def _measure(clients: int, per_client: int, one) -> tuple[float, list[float], in
     return time.perf_counter() - started, [x for lat in latencies for x in lat], sum(failures)
 
 
+Totals = dict[str, tuple[float, list[float], int]]
+
+
+def measure_alternating(clients: int, per_client: int, measures: Sequence[tuple[str, Callable[[int, int], bool]]],
+                        failures: Failures, header: str, width: int) -> tuple[Totals, int]:
+    """Run each ``(name, one)`` of ``measures`` in ``ROUNDS`` alternating chunks, their seconds summed,
+    so load from other work on a shared machine falls on all alike; print the table (``header``
+    formatted with ``n`` and ``clients``) and count every failure. Returns the summed
+    ``name -> (seconds, latencies, failed)`` and ``n``, the requests per measure."""
+    results: Totals = {name: (0.0, [], 0) for name, _ in measures}
+    chunk = max(1, per_client // ROUNDS)
+    for r in range(ROUNDS):
+        order = measures if r % 2 == 0 else measures[::-1]
+        for name, fn in order:
+            secs, lat, failed = _measure(clients, chunk, fn)
+            total = results[name]
+            results[name] = (total[0] + secs, total[1] + lat, total[2] + failed)
+    n = clients * chunk * ROUNDS
+    print(header.format(n=n, clients=clients))
+    print_measures([(name, n / secs, lat, failed) for name, (secs, lat, failed) in results.items()], width)
+    for name, (_, _, failed) in results.items():
+        failures.add(name, failed)
+    return results, n
+
+
 def run(gateway_url: str, clients: int, per_client: int) -> int:
     from tests.support import accounts
 
@@ -85,22 +111,10 @@ def run(gateway_url: str, clients: int, per_client: int) -> int:
     failures.add("warm-up challenge", warm_failed)
     measures = (("baseline: challenge", challenge), ("password step (Argon2id)", password),
                 ("token refresh", rotate))
-    results = {name: (0.0, [], 0) for name, _ in measures}
-    chunk = max(1, per_client // ROUNDS)
-    for r in range(ROUNDS):  # alternate short chunks so load from other work falls on all alike
-        order = measures if r % 2 == 0 else measures[::-1]
-        for name, fn in order:
-            secs, lat, failed = _measure(clients, chunk, fn)
-            total = results[name]
-            results[name] = (total[0] + secs, total[1] + lat, total[2] + failed)
-    n = clients * chunk * ROUNDS
-    print(f"{n} requests per measure, {clients} clients in flight, one account each")
-    rates = {name: n / secs for name, (secs, _, _) in results.items()}
-    print_measures([(name, rates[name], lat, failed) for name, (_, lat, failed) in results.items()], 30)
-    for name, (_, _, failed) in results.items():
-        failures.add(name, failed)
-    (_, bl, _), (ps, pl, _), (rs, rl, _) = results.values()
-    base_rate = rates["baseline: challenge"]
+    results, n = measure_alternating(clients, per_client, measures, failures,
+                                     "{n} requests per measure, {clients} clients in flight, one account each", 30)
+    (bs, bl, _), (ps, pl, _), (rs, rl, _) = results.values()
+    base_rate = n / bs
     return finish("signin", f"requests={n} clients={clients} password_per_s={n / ps:.1f} "
                   f"password_p50_ms={ms(pl, 50):.1f} password_p99_ms={ms(pl, 99):.1f} "
                   f"refresh_per_s={n / rs:.1f} refresh_p50_ms={ms(rl, 50):.1f} "
@@ -119,19 +133,26 @@ def main(argv: list[str] | None = None) -> int:
     per_client = args.requests or (25 if args.quick else 100)
     if args.gateway_url:
         return run(args.gateway_url.rstrip("/"), clients, per_client)
+    return on_throwaway_system("signin", config.env_int("BENCH_GATEWAY_PORT", 8766),
+                               {"LOCAL_ADAPTERS": "yes", "RATE_SIGNIN": "10000000", "RATE_REGISTER": "100000",
+                                "RATE_OTP": "100000", "RATE_DEFAULT": "10000000",
+                                "IDENTITY_OTP_MAX_PER_PHONE": "10000000"},
+                               lambda url: run(url, clients, per_client))
+
+
+def on_throwaway_system(name: str, gateway_port: int, extra_env: dict[str, str], run_on: Callable[[str], int]) -> int:
+    """Start the whole system on a throw-away database (``extra_env`` lifting its limits), run
+    ``run_on(gateway_url)`` once it is ready, and always stop it and drop the database."""
     from deploy.launcher import LocalSystem, migrate_and_seed
 
     server = config.env("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/portal_bench").rsplit("/", 1)[0]
-    with throwaway_database(f"portal_bench_signin_{uuid.uuid4().hex[:6]}", server) as dsn:
+    with throwaway_database(f"portal_bench_{name}_{uuid.uuid4().hex[:6]}", server) as dsn:
         migrate_and_seed(dsn)
-        system = LocalSystem(dsn, config.amqp_uri(), config.env_int("BENCH_GATEWAY_PORT", 8766),
-                             extra_env={"LOCAL_ADAPTERS": "yes", "RATE_SIGNIN": "10000000", "RATE_REGISTER": "100000",
-                                        "RATE_OTP": "100000", "RATE_DEFAULT": "10000000",
-                                        "IDENTITY_OTP_MAX_PER_PHONE": "10000000"})
+        system = LocalSystem(dsn, config.amqp_uri(), gateway_port, extra_env=extra_env)
         system.start()
         try:
             system.wait_ready(timeout=120)
-            return run(system.gateway_url, clients, per_client)
+            return run_on(system.gateway_url)
         finally:
             system.stop()
 

@@ -20,13 +20,11 @@ from __future__ import annotations
 import argparse
 import sys
 import urllib.parse
-import uuid
 
 import requests
 
-from bench.signin import ROUNDS, _measure
-from bench.support import Failures, finish, free_port, ms, print_measures, throwaway_database
-from portal_common import config
+from bench.signin import _measure, measure_alternating, on_throwaway_system
+from bench.support import Failures, finish, free_port, ms
 
 REDIRECT_URI = "http://127.0.0.1:8080/dang-nhap/vneid"  # registered by the launcher; never fetched
 
@@ -77,22 +75,11 @@ def run(gateway_url: str, clients: int, per_client: int) -> int:
         failures.add(name, warm_failed)
     measures = (("baseline: challenge", challenge), ("password sign-in (login+code)", password),
                 ("VNeID sign-in (start+authorize+complete)", vneid))
-    results = {name: (0.0, [], 0) for name, _ in measures}
-    chunk = max(1, per_client // ROUNDS)
-    for r in range(ROUNDS):
-        order = measures if r % 2 == 0 else measures[::-1]
-        for name, fn in order:
-            secs, lat, failed = _measure(clients, chunk, fn)
-            total = results[name]
-            results[name] = (total[0] + secs, total[1] + lat, total[2] + failed)
-    n = clients * chunk * ROUNDS
-    print(f"{n} sign-ins per measure, {clients} clients in flight, one account and one VNeID identity each")
-    rates = {name: n / secs for name, (secs, _, _) in results.items()}
-    print_measures([(name, rates[name], lat, failed) for name, (_, lat, failed) in results.items()], 42)
-    for name, (_, _, failed) in results.items():
-        failures.add(name, failed)
-    (_, bl, _), (ps, pl, _), (vs, vl, _) = results.values()
-    base_rate, pw_rate, vn_rate = n / results[measures[0][0]][0], n / ps, n / vs
+    results, n = measure_alternating(
+        clients, per_client, measures, failures,
+        "{n} sign-ins per measure, {clients} clients in flight, one account and one VNeID identity each", 42)
+    (bs, bl, _), (ps, pl, _), (vs, vl, _) = results.values()
+    base_rate, pw_rate, vn_rate = n / bs, n / ps, n / vs
     return finish("vneid", f"signins={n} clients={clients} vneid_per_s={vn_rate:.1f} "
                   f"vneid_p50_ms={ms(vl, 50):.1f} vneid_p99_ms={ms(vl, 99):.1f} password_per_s={pw_rate:.1f} "
                   f"password_p50_ms={ms(pl, 50):.1f} baseline_per_s={base_rate:.1f} "
@@ -111,22 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     per_client = args.requests or (10 if args.quick else 50)
     if args.gateway_url:
         return run(args.gateway_url.rstrip("/"), clients, per_client)
-    from deploy.launcher import LocalSystem, migrate_and_seed
-
-    server = config.env("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/portal_bench").rsplit("/", 1)[0]
-    with throwaway_database(f"portal_bench_vneid_{uuid.uuid4().hex[:6]}", server) as dsn:
-        migrate_and_seed(dsn)
-        system = LocalSystem(dsn, config.amqp_uri(), free_port(),
-                             extra_env={"LOCAL_ADAPTERS": "yes", "RATE_SIGNIN": "10000000", "RATE_REGISTER": "100000",
-                                        "RATE_OTP": "10000000", "RATE_DEFAULT": "10000000",
-                                        "IDENTITY_OTP_MAX_PER_PHONE": "10000000", "METRICS_PORT": "0",
-                                        "VNEID_STANDIN_PORT": str(free_port())})
-        system.start()
-        try:
-            system.wait_ready(timeout=120)
-            return run(system.gateway_url, clients, per_client)
-        finally:
-            system.stop()
+    return on_throwaway_system("vneid", free_port(),
+                               {"LOCAL_ADAPTERS": "yes", "RATE_SIGNIN": "10000000", "RATE_REGISTER": "100000",
+                                "RATE_OTP": "10000000", "RATE_DEFAULT": "10000000",
+                                "IDENTITY_OTP_MAX_PER_PHONE": "10000000", "METRICS_PORT": "0",
+                                "VNEID_STANDIN_PORT": str(free_port())},
+                               lambda url: run(url, clients, per_client))
 
 
 if __name__ == "__main__":
