@@ -24,6 +24,7 @@ from deploy.launcher import LocalSystem, migrate_and_seed
 from portal_common.db import Database, drop_database, ensure_database
 from portal_common.migrations import migrate
 from services.router.delivery_keys import generate_pem
+from tests.support.processes import serve
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_ID = uuid.uuid4().hex[:8]
@@ -171,16 +172,7 @@ def system(migrated_database, amqp_uri, tmp_path_factory):
                                  "CALLBACK_ALLOW_LOOPBACK": "yes",
                                  # the portal's port (tests/portal), so identity registers its VNeID return
                                  "PORTAL_PORT": str(_free_port())})
-    sut.start()
-    try:
-        sut.wait_ready(timeout=120)
-    except Exception:
-        sut.stop()
-        for log in sorted(logs.iterdir()):
-            print(f"--- {log.name}\n{log.read_text()[-3000:]}")
-        raise
-    yield sut
-    sut.stop()
+    yield from serve(sut, logs, timeout=120)
 
 
 @pytest.fixture(scope="session")

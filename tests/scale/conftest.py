@@ -20,6 +20,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from deploy.launcher import LocalSystem, migrate_and_seed
 from portal_common.db import Database, drop_database, ensure_database
 from tests.conftest import RUN_ID
+from tests.support.processes import serve
 
 #: what the timers tick at here (seconds), so a few seconds show many ticks
 TICK_S = 1.0
@@ -74,16 +75,7 @@ def scaled(scale_database, scale_amqp, tmp_path_factory) -> Iterator[LocalSystem
         "MAX_WORKERS": "10", "DB_POOL_SIZE": "4",
     })
     assert sut.counts == {name: 2 for name in sut.counts}, sut.counts
-    sut.start()
-    try:
-        sut.wait_ready(timeout=150)
-    except Exception:
-        sut.stop()
-        for log in sorted(logs.iterdir()):
-            print(f"--- {log.name}\n{log.read_text()[-3000:]}")
-        raise
-    yield sut
-    sut.stop()
+    yield from serve(sut, logs, timeout=150)
 
 
 @pytest.fixture(scope="session")

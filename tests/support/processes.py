@@ -1,4 +1,5 @@
-"""Waiting for a condition, and stopping a child process politely, then firmly."""
+"""Waiting for a condition, stopping a child process politely, then firmly, and serving a whole
+system to a fixture."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -45,3 +47,19 @@ def _signal(proc: subprocess.Popen, sig: signal.Signals, group: bool) -> None:
         os.killpg(proc.pid, sig)
     else:
         proc.send_signal(sig)
+
+
+def serve(system: Any, logs: Path, timeout: float) -> Iterator[Any]:
+    """For a fixture's ``yield from``: start ``system`` (a ``LocalSystem``), yield it once ready
+    and stop it afterwards. One that never gets ready is stopped and the tail of every log in
+    ``logs`` printed (pytest shows it with the error), so a failed start says why."""
+    system.start()
+    try:
+        system.wait_ready(timeout=timeout)
+    except Exception:
+        system.stop()
+        for log in sorted(logs.iterdir()):
+            print(f"--- {log.name}\n{log.read_text()[-3000:]}")
+        raise
+    yield system
+    system.stop()
