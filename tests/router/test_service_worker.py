@@ -4,7 +4,6 @@ with typed errors."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from unittest import mock
 
 import pytest
@@ -15,23 +14,12 @@ from services.router import repository
 from services.router.application import Router
 from services.router.domain.routing import Route
 from services.router.service import RouterService
-
-
-class _Database:
-    """A database that records whether a transaction was begun (its cursor does nothing)."""
-
-    def __init__(self):
-        self.transactions = 0
-
-    @contextmanager
-    def transaction(self):
-        self.transactions += 1
-        yield mock.MagicMock()
+from tests.support.fakes import RecordingDatabase
 
 
 @pytest.fixture
 def router():
-    return Router(_Database(), mock.MagicMock(), amqp=mock.MagicMock(), http=None)
+    return Router(RecordingDatabase(), mock.MagicMock(), amqp=mock.MagicMock(), http=None)
 
 
 def test_entrypoints_hand_their_input_to_the_router():

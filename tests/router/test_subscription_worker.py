@@ -4,7 +4,6 @@ begins a transaction."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from unittest import mock
 
 import pytest
@@ -14,16 +13,7 @@ from portal_common.errors import InvalidInput, NotFound
 from services.router.callbacks import CallbackRefused
 from services.router.service import RouterService
 from services.router.subscriptions import Subscriptions
-
-
-class _Database:
-    def __init__(self):
-        self.transactions = 0
-
-    @contextmanager
-    def transaction(self):
-        self.transactions += 1
-        yield mock.MagicMock()
+from tests.support.fakes import RecordingDatabase
 
 
 def test_subscription_entrypoints_hand_their_input_to_the_router():
@@ -43,7 +33,7 @@ def test_subscription_entrypoints_hand_their_input_to_the_router():
 @pytest.fixture
 def subs():
     client = mock.MagicMock()
-    return Subscriptions(_Database(), mock.MagicMock(), mock.MagicMock(), client)
+    return Subscriptions(RecordingDatabase(), mock.MagicMock(), mock.MagicMock(), client)
 
 
 @pytest.mark.parametrize("body", [
