@@ -78,6 +78,12 @@ class ApiCall:
         }
 
 
+def raw_body(call: ApiCall) -> dict:
+    """The JSON body as sent, for a route that passes it on whole: the service validates it
+    again with the same shared schema and owns every decision."""
+    return call.request.get_json(silent=True) or {}
+
+
 def _schema(value: type[Schema] | Schema | None, many: bool = False) -> Schema | None:
     if value is None:
         return None

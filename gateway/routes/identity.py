@@ -14,7 +14,7 @@ from marshmallow import Schema, fields
 from werkzeug.wrappers import Response
 
 from gateway.http.auth import APPLICANT_ROLES, ROLES
-from gateway.http.route import ApiCall, api
+from gateway.http.route import ApiCall, api, raw_body
 from portal_common.contracts.identity import (
     ActivateStaffBody,
     ChallengeBody,
@@ -179,11 +179,6 @@ _CRL_ANSWERS = {200: ("The same CRL again (nothing written)", RevocationListView
                 422: "Unreadable (crl_invalid), or signed by no trusted CA (crl_untrusted)"}
 
 
-def _raw(call: ApiCall) -> dict:
-    """The body as sent (the service validates it again with the same schema)."""
-    return call.request.get_json(silent=True) or {}
-
-
 class IdentityRoutes:
     """Mixin of the gateway service; endpoints are declared with gateway.http.api."""
 
@@ -191,74 +186,74 @@ class IdentityRoutes:
          "(CCCD checked, carrier must name this CCCD); sends a one-time code", tags=TAGS,
          body=RegisterMobileBody, response=CodeSent, status=202, rate_limit="register", responses=_REG)
     def register_mobile(self, call: ApiCall):
-        return self.identity_rpc.register_mobile(_raw(call), context=call.context())
+        return self.identity_rpc.register_mobile(raw_body(call), context=call.context())
 
     @api("POST", "/api/v1/auth/register/mobile/confirm", summary="Confirm a registration with its one-time code",
          tags=TAGS, body=ConfirmRegistrationBody, response=Registered, status=201, rate_limit="otp",
          responses=_OTP)
     def confirm_mobile(self, call: ApiCall):
-        return self.identity_rpc.confirm_registration(_raw(call), context=call.context())
+        return self.identity_rpc.confirm_registration(raw_body(call), context=call.context())
 
     @api("POST", "/api/v1/auth/register/confirm", summary="Confirm any registration (mobile or BHXH) "
          "with its one-time code", tags=TAGS, body=ConfirmRegistrationBody, response=Registered, status=201,
          rate_limit="otp", responses=_OTP)
     def confirm_registration(self, call: ApiCall):
-        return self.identity_rpc.confirm_registration(_raw(call), context=call.context())
+        return self.identity_rpc.confirm_registration(raw_body(call), context=call.context())
 
     @api("POST", "/api/v1/auth/register/bhxh", summary="Register a citizen by social-insurance (BHXH) code; "
          "sends a one-time code to the phone", tags=TAGS, body=RegisterBhxhBody, response=CodeSent, status=202,
          rate_limit="register", responses=_REG)
     def register_bhxh(self, call: ApiCall):
-        return self.identity_rpc.register_bhxh(_raw(call), context=call.context())
+        return self.identity_rpc.register_bhxh(raw_body(call), context=call.context())
 
     @api("POST", "/api/v1/auth/register/bhxh/confirm", summary="Confirm a BHXH registration with its code",
          tags=TAGS, body=ConfirmRegistrationBody, response=Registered, status=201, rate_limit="otp",
          responses=_OTP)
     def confirm_bhxh(self, call: ApiCall):
-        return self.identity_rpc.confirm_registration(_raw(call), context=call.context())
+        return self.identity_rpc.confirm_registration(raw_body(call), context=call.context())
 
     @api("POST", "/api/v1/auth/otp/resend", summary="Send a new one-time code for a pending registration "
          "({registration_id}) or sign-in ({login_id})", tags=TAGS, body=ResendBody, response=CodeSent,
          rate_limit="otp", responses={404: "Unknown id", 400: "Already finished", 429: "Too many codes"})
     def resend_code(self, call: ApiCall):
-        return self.identity_rpc.resend_code(_raw(call), context=call.context())
+        return self.identity_rpc.resend_code(raw_body(call), context=call.context())
 
     @api("POST", "/api/v1/auth/challenge", summary="A fresh challenge for a digital-signature SIM or USB token "
          "to sign", tags=TAGS, body=ChallengeBody, response=Challenge, status=201, rate_limit="signin")
     def challenge(self, call: ApiCall):
-        return self.identity_rpc.new_challenge(_raw(call), context=call.context())
+        return self.identity_rpc.new_challenge(raw_body(call), context=call.context())
 
     @api("POST", "/api/v1/auth/register/certificate", summary="Register a citizen or business with an X.509 "
          "certificate (SIM / USB token) and a signature over a challenge", tags=TAGS, body=RegisterCertificateBody,
          response=Tokens, status=201, rate_limit="register",
          responses={401: "Certificate or signature refused", 409: "Already registered", 422: "Invalid input"})
     def register_certificate(self, call: ApiCall):
-        return self.identity_rpc.register_certificate(_raw(call), context=call.context())
+        return self.identity_rpc.register_certificate(raw_body(call), context=call.context())
 
     @api("POST", "/api/v1/auth/login", summary="Sign in: password (then a one-time code) or certificate "
          "(tokens at once)", tags=TAGS, body=LoginBody, rate_limit="signin",
          responses={200: "Code sent (password) or tokens (certificate)", 401: "Not signed in (no detail)",
                     429: "Locked; see Retry-After"})
     def login(self, call: ApiCall):
-        return self.identity_rpc.login(_raw(call), context=call.context())
+        return self.identity_rpc.login(raw_body(call), context=call.context())
 
     @api("POST", "/api/v1/auth/login/confirm", summary="Finish a password sign-in with its one-time code",
          tags=TAGS, body=LoginConfirmBody, response=Tokens, rate_limit="otp", responses=_OTP)
     def confirm_login(self, call: ApiCall):
-        return self.identity_rpc.confirm_login(_raw(call), context=call.context())
+        return self.identity_rpc.confirm_login(raw_body(call), context=call.context())
 
     @api("POST", "/api/v1/auth/refresh", summary="New tokens for a refresh token (which is then replaced)",
          tags=TAGS, body=RefreshBody, response=Tokens, rate_limit="signin",
          responses={401: "Refresh token invalid, expired or revoked"})
     def refresh(self, call: ApiCall):
-        return self.identity_rpc.refresh(_raw(call), context=call.context())
+        return self.identity_rpc.refresh(raw_body(call), context=call.context())
 
     @api("POST", "/api/v1/auth/logout", summary="Sign out: revoke this session (or every session)", tags=TAGS,
          body=LogoutBody, auth=ROLES, status=204)
     def logout(self, call: ApiCall):
         session = call.principal.claims.get("sid")
         extra = {"session_id": session} if isinstance(session, str) else {}
-        self.identity_rpc.logout(call.principal.account_id, _raw(call), context=call.context(), **extra)
+        self.identity_rpc.logout(call.principal.account_id, raw_body(call), context=call.context(), **extra)
         return 204, None
 
     @api("GET", "/api/v1/me", summary="The signed-in account", tags=TAGS, auth=ROLES, response=Account,
@@ -275,7 +270,7 @@ class IdentityRoutes:
          body=NotificationPreferencesBody, auth=APPLICANT_ROLES, response=NotificationPreferences,
          responses={401: "Not signed in", 422: "Invalid input"})
     def set_notification_preferences(self, call: ApiCall):
-        return self.identity_rpc.set_notification_preferences(call.principal.account_id, _raw(call),
+        return self.identity_rpc.set_notification_preferences(call.principal.account_id, raw_body(call),
                                                               context=call.context())
 
     @api("GET", "/.well-known/jwks.json", summary="The token-signing key set (current and previous keys)",
@@ -288,19 +283,19 @@ class IdentityRoutes:
          "(the answer is the same whether or not the account exists)", tags=TAGS, body=ForgotPasswordBody,
          status=202, rate_limit="otp")
     def forgot_password(self, call: ApiCall):
-        return self.identity_rpc.forgot_password(_raw(call), context=call.context())
+        return self.identity_rpc.forgot_password(raw_body(call), context=call.context())
 
     @api("POST", "/api/v1/auth/password/reset", summary="Set a new password with the code; every session ends",
          tags=TAGS, body=ResetPasswordBody, rate_limit="otp",
          responses={400: "Wrong, expired or used code", 422: "Password refused by the policy"})
     def reset_password(self, call: ApiCall):
-        return self.identity_rpc.reset_password(_raw(call), context=call.context())
+        return self.identity_rpc.reset_password(raw_body(call), context=call.context())
 
     @api("POST", "/api/v1/me/password", summary="Change my password (the current one is needed); every "
          "session ends", tags=TAGS, body=ChangePasswordBody, auth=ROLES, rate_limit="signin",
          responses={401: "Current password wrong", 422: "Password refused by the policy"})
     def change_password(self, call: ApiCall):
-        return self.identity_rpc.change_password(call.principal.account_id, _raw(call), context=call.context())
+        return self.identity_rpc.change_password(call.principal.account_id, raw_body(call), context=call.context())
 
     # -- staff and agency systems ----------------------------------------------------------
 
@@ -308,7 +303,7 @@ class IdentityRoutes:
          "the person activates it with a code sent to their phone", tags=STAFF_TAGS, body=NewStaffBody,
          auth=OPERATOR, status=201, responses={409: "Username taken", 422: "Invalid input"})
     def create_staff(self, call: ApiCall):
-        return self.identity_rpc.create_staff(_raw(call), context=call.context())
+        return self.identity_rpc.create_staff(raw_body(call), context=call.context())
 
     @api("GET", "/api/v1/staff", summary="Staff accounts, newest first, by agency, status and role",
          tags=STAFF_TAGS, query=StaffListQuery, response=StaffList, auth=OPERATOR,
@@ -320,31 +315,31 @@ class IdentityRoutes:
          "sign in, its sessions end and its access tokens are refused", tags=STAFF_TAGS, body=StaffStatusBody,
          response=StaffStatus, auth=OPERATOR, responses=_STAFF_STATUS_ERRORS)
     def disable_staff(self, call: ApiCall, account_id: str):
-        return self.identity_rpc.disable_staff(account_id, _raw(call), context=call.context())
+        return self.identity_rpc.disable_staff(account_id, raw_body(call), context=call.context())
 
     @api("POST", "/api/v1/staff/<account_id>/reinstate", summary="Reinstate a disabled staff account (it signs "
          "in again; tokens from before the disable stay refused)", tags=STAFF_TAGS, body=StaffStatusBody,
          response=StaffStatus, auth=OPERATOR, responses=_STAFF_STATUS_ERRORS)
     def reinstate_staff(self, call: ApiCall, account_id: str):
-        return self.identity_rpc.reinstate_staff(account_id, _raw(call), context=call.context())
+        return self.identity_rpc.reinstate_staff(account_id, raw_body(call), context=call.context())
 
     @api("POST", "/api/v1/auth/staff/activate", summary="Activate a staff account: the code from the SMS "
          "and a new password", tags=STAFF_TAGS, body=ActivateStaffBody, response=Registered, rate_limit="otp",
          responses=_OTP)
     def activate_staff(self, call: ApiCall):
-        return self.identity_rpc.activate_staff(_raw(call), context=call.context())
+        return self.identity_rpc.activate_staff(raw_body(call), context=call.context())
 
     @api("POST", "/api/v1/auth/staff/login", summary="Staff sign-in: username + password, then a one-time "
          "code (finish with /api/v1/auth/login/confirm)", tags=STAFF_TAGS, body=StaffLoginBody,
          response=CodeSent, rate_limit="signin", responses={401: "Not signed in (no detail)", 429: "Locked"})
     def staff_login(self, call: ApiCall):
-        return self.identity_rpc.staff_login(_raw(call), context=call.context())
+        return self.identity_rpc.staff_login(raw_body(call), context=call.context())
 
     @api("POST", "/api/v1/agency-systems", summary="Issue client credentials to an agency's back-office "
          "system (the secret is shown once)", tags=STAFF_TAGS, body=NewAgencySystemBody, auth=OPERATOR,
          status=201, responses={422: "Invalid input"})
     def register_agency_system(self, call: ApiCall):
-        return 201, self.identity_rpc.register_agency_system(_raw(call), context=call.context()), {
+        return 201, self.identity_rpc.register_agency_system(raw_body(call), context=call.context()), {
             "Cache-Control": "no-store"}
 
     @api("DELETE", "/api/v1/agency-systems/<client_id>", summary="Revoke an agency system's credentials",
@@ -356,7 +351,8 @@ class IdentityRoutes:
          "(grant_type=client_credentials): a short-lived token scoped to its agency", tags=STAFF_TAGS,
          body=ClientCredentialsBody, rate_limit="signin", responses={401: "Invalid client", 429: "Locked"})
     def client_token(self, call: ApiCall):
-        return 200, self.identity_rpc.client_token(_raw(call), context=call.context()), {"Cache-Control": "no-store"}
+        return 200, self.identity_rpc.client_token(raw_body(call), context=call.context()), \
+            {"Cache-Control": "no-store"}
 
     # -- signing-certificate trust ---------------------------------------------------------
 

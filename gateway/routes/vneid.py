@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-from gateway.http.route import ApiCall, api
+from gateway.http.route import ApiCall, api, raw_body
 from gateway.routes import dev
+from gateway.routes.identity import Tokens
 from portal_common.contracts.vneid import (
     VneidCompleteBody,
     VneidIdentityBody,
@@ -28,14 +29,7 @@ class Started(Schema):
     expires_in = fields.Integer(metadata={"description": "seconds the sign-in stays open"})
 
 
-class VneidTokens(Schema):
-    access_token = fields.String()
-    token_type = fields.String()
-    expires_in = fields.Integer()
-    refresh_token = fields.String()
-    refresh_expires_in = fields.Integer()
-    account_id = fields.String()
-    role = fields.String()
+class VneidTokens(Tokens):
     assurance_level = fields.Integer(metadata={"description": "1 or 2 (Decree 69/2024); also the token's acr"})
 
 
@@ -58,10 +52,6 @@ class TestIdentity(Schema):
     tax_code = fields.String()
 
 
-def _raw(call: ApiCall) -> dict:
-    return call.request.get_json(silent=True) or {}
-
-
 class VneidRoutes:
     """Mixin of the gateway service; endpoints are declared with gateway.http.api."""
 
@@ -71,7 +61,7 @@ class VneidRoutes:
          responses={404: "VNeID not configured", 422: "redirect_uri not registered (redirect_uri_not_registered)",
                     503: "Provider unreachable"})
     def vneid_start(self, call: ApiCall):
-        return self.identity_rpc.vneid_start(_raw(call), context=call.context())
+        return self.identity_rpc.vneid_start(raw_body(call), context=call.context())
 
     @api("POST", "/api/v1/auth/vneid/complete", summary="Finish a sign-in with VNeID with the code and state "
          "the provider sent back; the first sign-in creates the account", tags=TAGS, body=VneidCompleteBody,
@@ -81,7 +71,7 @@ class VneidRoutes:
                     409: "An account has this CCCD: prove it is yours (vneid_link_required, with link_token)",
                     503: "Provider unreachable"})
     def vneid_complete(self, call: ApiCall):
-        return 200, self.identity_rpc.vneid_complete(_raw(call), context=call.context()), {
+        return 200, self.identity_rpc.vneid_complete(raw_body(call), context=call.context()), {
             "Cache-Control": "no-store"}
 
     @api("POST", "/api/v1/auth/vneid/link", summary="Link an existing account to VNeID by proving it is yours: "
@@ -89,7 +79,7 @@ class VneidRoutes:
          "password; then signed in", tags=TAGS, body=VneidLinkBody, response=LinkAnswer, rate_limit="otp",
          responses={401: "Wrong proof, or link token unknown, used or expired", 429: "Locked"})
     def vneid_link(self, call: ApiCall):
-        out = self.identity_rpc.vneid_link(_raw(call), context=call.context())
+        out = self.identity_rpc.vneid_link(raw_body(call), context=call.context())
         return (202 if out.get("status") == "otp_sent" else 200), out, {"Cache-Control": "no-store"}
 
     @api("POST", "/api/v1/auth/vneid/backchannel-logout", summary="OpenID Connect back-channel logout: the "
@@ -109,4 +99,4 @@ class VneidRoutes:
         @api("POST", "/api/v1/dev/vneid-identities", summary="Add a test identity to the local VNeID stand-in",
              tags=dev.TAGS, body=VneidIdentityBody, response=TestIdentity, status=201)
         def dev_vneid_identity(self, call: ApiCall):
-            return self.identity_rpc.dev_vneid_identity(_raw(call))
+            return self.identity_rpc.dev_vneid_identity(raw_body(call))
