@@ -14,6 +14,7 @@ from typing import Any
 
 from portal_common.contracts.dossier import DRAFT_STATUSES  # declared once, for the gateway too
 from portal_common.errors import Conflict
+from services.dossier.domain.lifecycle import _copy, _iso  # the same fold helpers as the dossier's
 
 OPEN, SUBMITTED, DISCARDED = DRAFT_STATUSES
 EVENT_TYPES = ("DossierDraftSaved", "DossierDraftSubmitted", "DossierDraftDiscarded")
@@ -46,18 +47,6 @@ class DraftState:
     @property
     def exists(self) -> bool:
         return self.version > 0
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat()
-
-
-def _copy(state: Any) -> Any:
-    """A shallow copy of a state (``copy.copy`` without its generic protocol: replay copies
-    once per event)."""
-    s = object.__new__(type(state))
-    s.__dict__.update(state.__dict__)
-    return s
 
 
 def evolve(state: DraftState, event_type: str, data: dict[str, Any], at: dt.datetime,
