@@ -8,6 +8,8 @@ import contextlib
 import re
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
@@ -21,6 +23,7 @@ from portal.views import citizen, lang, public, settings, signed_in
 bp = Blueprint("account", __name__)
 ID_NUMBER = re.compile(r"^(\d{9}|\d{12})$")
 OTP = re.compile(r"^\d{6}$")
+T = TypeVar("T")
 _vneid = {"checked": 0.0, "offered": True}
 _vneid_lock = threading.Lock()
 
@@ -85,6 +88,23 @@ def sign_in() -> ResponseReturnValue:
                            vneid=vneid_offered()), (422 if errors else 200)
 
 
+def _confirm_code(errors: list[tuple[str, str]], confirm: Callable[[str], T]) -> T | None:
+    """The one-time-code step of signing in and of registering: check the form's code, then
+    ``confirm(otp)`` through the API. A malformed or refused code is added to ``errors`` (the
+    form shows it again); too many tries (429) goes to the error page."""
+    otp = request.form.get("otp", "").strip()
+    if not OTP.match(otp):
+        errors.append(("f-otp", _("Enter the 6-digit code sent to your phone.")))
+        return None
+    try:
+        return confirm(otp)
+    except ApiError as err:
+        if err.status == 429:
+            raise
+        errors.append(("f-otp", _("The code is not correct or has expired.")))
+        return None
+
+
 @bp.route("/dang-nhap/ma-xac-thuc", methods=["GET", "POST"])
 def sign_in_code() -> ResponseReturnValue:
     pending = session.get("pending_login")
@@ -92,19 +112,10 @@ def sign_in_code() -> ResponseReturnValue:
         return redirect(url_for("account.sign_in"))
     errors: list[tuple[str, str]] = []
     if request.method == "POST":
-        otp = request.form.get("otp", "").strip()
-        if not OTP.match(otp):
-            errors.append(("f-otp", _("Enter the 6-digit code sent to your phone.")))
-        else:
-            try:
-                tokens = public("POST", "/api/v1/auth/login/confirm", json={"login_id": pending["login_id"],
-                                                                            "otp": otp})
-            except ApiError as err:
-                if err.status == 429:
-                    raise
-                errors.append(("f-otp", _("The code is not correct or has expired.")))
-            else:
-                return redirect(_start_session(tokens, pending.get("next") or "/"))
+        tokens = _confirm_code(errors, lambda otp: public("POST", "/api/v1/auth/login/confirm",
+                                                         json={"login_id": pending["login_id"], "otp": otp}))
+        if not errors:
+            return redirect(_start_session(tokens, pending.get("next") or "/"))
     return render_template("otp.html", errors=errors, action=url_for("account.sign_in_code"),
                            title=_("Enter the sign-in code")), (422 if errors else 200)
 
@@ -196,20 +207,11 @@ def register_code() -> ResponseReturnValue:
         return redirect(url_for("account.register"))
     errors: list[tuple[str, str]] = []
     if request.method == "POST":
-        otp = request.form.get("otp", "").strip()
-        if not OTP.match(otp):
-            errors.append(("f-otp", _("Enter the 6-digit code sent to your phone.")))
-        else:
-            try:
-                public("POST", f"/api/v1/auth/register/{pending['method']}/confirm",
-                       json={"registration_id": pending["id"], "otp": otp})
-            except ApiError as err:
-                if err.status == 429:
-                    raise
-                errors.append(("f-otp", _("The code is not correct or has expired.")))
-            else:
-                session.pop("pending_registration", None)
-                session["flash"] = _("Your account is ready. Please sign in.")
-                return redirect(url_for("account.sign_in", next=pending.get("next") or None))
+        _confirm_code(errors, lambda otp: public("POST", f"/api/v1/auth/register/{pending['method']}/confirm",
+                                                 json={"registration_id": pending["id"], "otp": otp}))
+        if not errors:
+            session.pop("pending_registration", None)
+            session["flash"] = _("Your account is ready. Please sign in.")
+            return redirect(url_for("account.sign_in", next=pending.get("next") or None))
     return render_template("otp.html", errors=errors, action=url_for("account.register_code"),
                            title=_("Confirm your phone number")), (422 if errors else 200)
