@@ -236,16 +236,8 @@ class LocalSystem:
 
     def stop_one(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
         proc = self.processes.pop(name, None)
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        if proc is not None:
+            stop_process(proc, timeout, sig)
 
     def stop_service(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
         """Stop every process of one service."""
@@ -291,12 +283,12 @@ def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 3
     raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
 
 
-def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
-    """SIGTERM the process group, SIGKILL it if it lingers."""
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0, sig: int = signal.SIGTERM) -> None:
+    """SIGTERM (or ``sig``) the process group, SIGKILL it if it lingers."""
     if proc.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, sig)
     try:
         proc.wait(timeout)
     except subprocess.TimeoutExpired:
