@@ -27,6 +27,7 @@ import re
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from portal_common import config, registry
@@ -280,6 +281,26 @@ def unpark_command(args: argparse.Namespace) -> int:
 
 
 # -- the command line ------------------------------------------------------------------
+
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def rpc_command_adder(subparsers: argparse._SubParsersAction, service: str,
+                      timeout: float) -> Callable[[str, str, Command], argparse.ArgumentParser]:
+    """The ``add(name, help_text, func)`` a service's ``register`` declares its RPC commands with:
+    each takes ``--amqp-uri`` (default ``<SERVICE>_AMQP_URI`` / ``AMQP_URI``), ``--timeout``
+    (``timeout`` seconds unless given) and ``--json``, and runs ``func(args)``."""
+
+    def add(name: str, help_text: str, func: Command) -> argparse.ArgumentParser:
+        parser = subparsers.add_parser(name, help=help_text)
+        parser.add_argument("--amqp-uri", default=None, help=f"default: {service.upper()}_AMQP_URI / AMQP_URI")
+        parser.add_argument("--timeout", type=float, default=timeout)
+        parser.add_argument("--json", action="store_true", help="print JSON")
+        parser.set_defaults(func=func)
+        return parser
+
+    return add
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,6 +21,7 @@ from portal_common import config, registry
 from portal_common.contracts.payment import MISMATCH_KINDS, PAYMENT_STATUSES
 from portal_common.errors import ServiceError
 from portal_common.logs import code_arguments
+from portal_common.ops import rpc_command_adder
 
 OPERATOR = {"actor": {"kind": "operator", "id": "portal-ops"}}
 
@@ -56,13 +57,7 @@ def _print(result: Any, as_json: bool) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    def add(name: str, help_text: str, func) -> argparse.ArgumentParser:
-        parser = subparsers.add_parser(name, help=help_text)
-        parser.add_argument("--amqp-uri", default=None, help="default: PAYMENT_AMQP_URI / AMQP_URI")
-        parser.add_argument("--timeout", type=float, default=60.0)
-        parser.add_argument("--json", action="store_true", help="print JSON")
-        parser.set_defaults(func=func)
-        return parser
+    add = rpc_command_adder(subparsers, "payment", 60.0)
 
     p = add("payment-reconcile", "compare a day's settlement file with our payments",
             lambda a: _run(a, lambda s: s.reconcile(a.date)))

@@ -27,6 +27,7 @@ from portal_common.contracts.router import DELIVERY_STATUSES
 from portal_common.db import Database
 from portal_common.errors import ServiceError
 from portal_common.logs import code_arguments
+from portal_common.ops import rpc_command_adder
 from services.router.domain.subscriptions import failing
 
 OPERATOR = {"actor": {"kind": "operator", "id": "portal-ops"}}
@@ -135,13 +136,7 @@ def subscription_dead_letters_command(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the router commands to an argparse sub-command set."""
 
-    def add(name: str, help_text: str, func) -> argparse.ArgumentParser:
-        parser = subparsers.add_parser(name, help=help_text)
-        parser.add_argument("--amqp-uri", default=None, help="default: ROUTER_AMQP_URI / AMQP_URI")
-        parser.add_argument("--timeout", type=float, default=30.0)
-        parser.add_argument("--json", action="store_true", help="print JSON")
-        parser.set_defaults(func=func)
-        return parser
+    add = rpc_command_adder(subparsers, "router", 30.0)
 
     p = add("dead-letters", "list deliveries that exhausted their attempts", dead_letters_command)
     p.add_argument("--agency", default=None)
