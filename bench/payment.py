@@ -33,34 +33,20 @@ from typing import Any
 
 from bench.support import (
     Failures,
+    bench_server,
     finish,
     free_port,
     ms,
     print_measures,
     private_vhost,
     request_json,
+    run_pool,
     throwaway_database,
 )
 from portal_common import config
 
 PROCEDURE = "2.000488"  # Phiếu lý lịch tư pháp: 200.000 đồng before reception
 LOCAL_TZ = dt.timezone(dt.timedelta(hours=7))
-
-
-def _run(items: list[Any], concurrency: int, one) -> tuple[float, list[float], int]:
-    """``one(item)`` for every item, ``concurrency`` at once: seconds, latencies, failures."""
-    def timed(item: Any) -> tuple[float, bool]:
-        started = time.perf_counter()
-        try:
-            ok = one(item)
-        except Exception:
-            ok = False
-        return time.perf_counter() - started, ok
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        results = list(pool.map(timed, items))
-    return time.perf_counter() - started, [r[0] for r in results], sum(not r[1] for r in results)
 
 
 def _setup(gateway_url: str, n: int) -> tuple[dict[str, str], list[dict[str, Any]]]:
@@ -125,10 +111,10 @@ def measure(gateway_url: str, n: int, concurrency: int, secret: str) -> int:
             answers[key] += 1
         return status == 200
 
-    _run(payments[: min(n, 50)], concurrency, read_one)  # warm up connections and workers
-    base_s, base_lat, base_fail = _run(payments, concurrency, read_one)
-    note_s, note_lat, note_fail = _run(notes, concurrency, notify_one)
-    _, _, dup_fail = _run(notes, concurrency, notify_one)  # every one again: no effect
+    run_pool(payments[: min(n, 50)], concurrency, read_one)  # warm up connections and workers
+    base_s, base_lat, base_fail = run_pool(payments, concurrency, read_one)
+    note_s, note_lat, note_fail = run_pool(notes, concurrency, notify_one)
+    _, _, dup_fail = run_pool(notes, concurrency, notify_one)  # every one again: no effect
     succeeded = 0
     for payment in payments:
         _, view = request_json(f"{gateway_url}/api/v1/dossiers/{payment['code']}/payments", headers=auth)
@@ -167,8 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     with private_vhost(base_uri, f"bench_payment_{uuid.uuid4().hex[:8]}") as amqp_uri, contextlib.ExitStack() as stack:
         from deploy.launcher import LocalSystem, migrate_and_seed
 
-        server = config.env("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/portal_bench").rsplit("/", 1)[0]
-        dsn = stack.enter_context(throwaway_database(f"portal_bench_payment_{uuid.uuid4().hex[:6]}", server))
+        dsn = stack.enter_context(throwaway_database(f"portal_bench_payment_{uuid.uuid4().hex[:6]}", bench_server()))
         migrate_and_seed(dsn)
         system = LocalSystem(dsn, amqp_uri, free_port(), log_dir=Path(tempfile.mkdtemp(prefix="bench-payment-logs-")),
                              extra_env={"LOCAL_ADAPTERS": "yes", "RATE_LOOKUP": "10000000",

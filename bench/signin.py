@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 
-from bench.support import Failures, finish, ms, print_measures, throwaway_database
+from bench.support import Failures, bench_server, finish, ms, print_measures, throwaway_database
 from portal_common import config
 
 ROUNDS = 5
@@ -145,8 +145,7 @@ def on_throwaway_system(name: str, gateway_port: int, extra_env: dict[str, str],
     ``run_on(gateway_url)`` once it is ready, and always stop it and drop the database."""
     from deploy.launcher import LocalSystem, migrate_and_seed
 
-    server = config.env("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/portal_bench").rsplit("/", 1)[0]
-    with throwaway_database(f"portal_bench_{name}_{uuid.uuid4().hex[:6]}", server) as dsn:
+    with throwaway_database(f"portal_bench_{name}_{uuid.uuid4().hex[:6]}", bench_server()) as dsn:
         migrate_and_seed(dsn)
         system = LocalSystem(dsn, config.amqp_uri(), gateway_port, extra_env=extra_env)
         system.start()

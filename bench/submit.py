@@ -55,8 +55,10 @@ from bench.support import (
     print_measures,
     private_vhost,
     request_json,
+    run_pool,
     throwaway_database,
 )
+from bench.support import bench_server as _bench_server  # also what bench.scale and bench.load import
 from portal_common import config
 
 PDF = base64.b64encode(b"%PDF-1.4\n% bench document\n").decode()
@@ -101,23 +103,7 @@ def _filing(gateway_url: str) -> dict[str, Any]:
 def _run(n: int, concurrency: int, one) -> tuple[float, list[float], int]:
     """``one(i)`` for i < n, ``concurrency`` at once: seconds, latencies and failures (a call
     that returns false or raises)."""
-    latencies: list[float] = []
-    failures = 0
-
-    def timed(i: int) -> tuple[float, bool]:
-        started = time.perf_counter()
-        try:
-            ok = one(i)
-        except Exception:
-            ok = False
-        return time.perf_counter() - started, ok
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        for seconds, ok in pool.map(timed, range(n)):
-            latencies.append(seconds)
-            failures += 0 if ok else 1
-    return time.perf_counter() - started, latencies, failures
+    return run_pool(range(n), concurrency, one)
 
 
 def _run_open(rate: float, seconds: float, one) -> tuple[float, list[float], int]:
@@ -250,11 +236,6 @@ def main(argv: list[str] | None = None) -> int:
         if amqp_uri == base_uri:
             print("warning: no private vhost (rabbitmqctl unavailable); using the broker's default", file=sys.stderr)
         return _gateway_layer(None, n, concurrency, amqp_uri, open_loop)
-
-
-def _bench_server() -> str:
-    """The PostgreSQL server of ``BENCH_DATABASE_URL`` (without a database name)."""
-    return config.env("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/portal_bench").rsplit("/", 1)[0]
 
 
 def _gateway_layer(gateway_url: str | None, n: int, concurrency: int, amqp_uri: str | None,

@@ -6,6 +6,7 @@ not list it."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import shutil
 import socket
@@ -13,10 +14,12 @@ import statistics
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote, urlparse, urlunparse
 
@@ -33,12 +36,65 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def run_pool(items: Iterable[Any], concurrency: int, one: Callable[[Any], bool]) -> tuple[float, list[float], int]:
+    """``one(item)`` for every item, ``concurrency`` at once: seconds, latencies and failures (a
+    call that returns false or raises)."""
+    def timed(item: Any) -> tuple[float, bool]:
+        started = time.perf_counter()
+        try:
+            ok = one(item)
+        except Exception:
+            ok = False
+        return time.perf_counter() - started, ok
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        results = list(pool.map(timed, items))
+    return time.perf_counter() - started, [r[0] for r in results], sum(not r[1] for r in results)
+
+
+def bench_server() -> str:
+    """The PostgreSQL server of ``BENCH_DATABASE_URL`` (without a database name)."""
+    return config.env("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/portal_bench").rsplit("/", 1)[0]
+
+
 def percentile(values: list[float], q: float) -> float:
     """The ``q``-th percentile (1-99) of ``values``, ``statistics.quantiles``' inclusive method;
     the only value for one sample, 0.0 for none."""
     if len(values) < 2:
         return values[0] if values else 0.0
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def nearest_rank(values: list[float], p: float) -> float:
+    """The sample nearest to rank ``p``% of the way through (``percentile`` interpolates)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+class KeepAlive:
+    """One keep-alive HTTP connection to a port of 127.0.0.1. A broken connection is added to
+    ``failures`` and opened again, so a client goes on after it."""
+
+    def __init__(self, port: int, failures: Failures, headers: dict | None = None):
+        self.port, self.failures, self.headers = port, failures, headers or {}
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def fetch(self, path: str) -> tuple[int, bytes] | None:
+        """``GET path``: its status and body, or None when the connection broke."""
+        try:
+            self.conn.request("GET", path, headers=self.headers)
+            resp = self.conn.getresponse()
+            body = resp.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self.failures.add(type(exc).__name__)
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            return None
+        return resp.status, body
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def ms(latencies: list[float], q: float) -> float:
