@@ -22,7 +22,6 @@ Anything other than 200 (404 for the payments call while the gateway serves none
 from __future__ import annotations
 
 import argparse
-import http.client
 import re
 import shutil
 import statistics
@@ -33,7 +32,15 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.support import Failures, finish, free_port, private_vhost, throwaway_database
+from bench.support import (
+    Failures,
+    KeepAlive,
+    finish,
+    free_port,
+    nearest_rank,
+    private_vhost,
+    throwaway_database,
+)
 from deploy.launcher import LocalSystem, migrate_and_seed, start_portal, stop_process, wait_http
 from portal_common import config
 
@@ -41,34 +48,17 @@ QUERIES = ("khai sinh", "dang ky ket hon", "Đăng ký thường trú", "ho chie
            "thanh lap doanh nghiep", "chung thuc", "ly lich tu phap")
 
 
-def _pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-class _Conn:
-    """One keep-alive HTTP connection; ``get`` returns (status, body) and reconnects on error."""
-
-    def __init__(self, port: int, failures: Failures, headers: dict | None = None):
-        self.port, self.failures, self.headers = port, failures, headers or {}
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+class _Conn(KeepAlive):
+    """One keep-alive HTTP connection; ``get`` returns the body and reconnects on error."""
 
     def get(self, path: str, ok: tuple[int, ...] = (200,)) -> bytes:
-        try:
-            self.conn.request("GET", path, headers=self.headers)
-            resp = self.conn.getresponse()
-            body = resp.read()
-        except (OSError, http.client.HTTPException) as exc:
-            self.failures.add(type(exc).__name__)
-            self.conn.close()
-            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        got = self.fetch(path)
+        if got is None:
             return b""
-        if resp.status not in ok:
-            self.failures.add(f"{path.split('?')[0]} {resp.status}")
+        status, body = got
+        if status not in ok:
+            self.failures.add(f"{path.split('?')[0]} {status}")
         return body
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 def _portal_session(portal_port: int, gateway_url: str, person: dict) -> str:
@@ -192,13 +182,13 @@ def main(argv: list[str]) -> int:
     print(f"\n{requests} requests per row, one client, keep-alive\n")
     print(f"{'path':<26}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}")
     for name, values in rows:
-        print(f"{name:<26}{statistics.median(values):>9.2f}{_pct(values, 90):>9.2f}{_pct(values, 99):>9.2f}"
-              f"{max(values):>9.2f}")
+        print(f"{name:<26}{statistics.median(values):>9.2f}{nearest_rank(values, 90):>9.2f}"
+              f"{nearest_rank(values, 99):>9.2f}{max(values):>9.2f}")
     figures = []
     verdicts = []
     for name, measured in (("search", search), ("dossier", dossier)):
         p50, api50 = statistics.median(measured["web"]), statistics.median(measured["api"])
-        p99, api99 = _pct(measured["web"], 99), _pct(measured["api"], 99)
+        p99, api99 = nearest_rank(measured["web"], 99), nearest_rank(measured["api"], 99)
         figures.append(f"{name}_p50_ms={p50:.2f} {name}_api_p50_ms={api50:.2f} {name}_p50_ratio={p50 / api50:.2f} "
                        f"{name}_p99_ms={p99:.2f} {name}_api_p99_ms={api99:.2f} {name}_p99_ratio={p99 / api99:.2f}")
         verdicts.append(f"{name}: {'met' if p50 / api50 <= 1.3 and p99 / api99 <= 1.3 else 'NOT met'}")

@@ -18,7 +18,6 @@ and their ratio (what HTTP + RPC add). Target: p99 <= 20 ms through the gateway.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import shutil
 import statistics
@@ -28,7 +27,15 @@ import urllib.parse
 import uuid
 from pathlib import Path
 
-from bench.support import Failures, finish, free_port, private_vhost, throwaway_database
+from bench.support import (
+    Failures,
+    KeepAlive,
+    finish,
+    free_port,
+    nearest_rank,
+    private_vhost,
+    throwaway_database,
+)
 from deploy.launcher import LocalSystem, migrate_and_seed
 from portal_common import config
 from portal_common.db import Database
@@ -46,35 +53,14 @@ QUERIES: list[dict] = [
 ]
 
 
-def _pct(values: list[float], p: float) -> float:
-    """The sample nearest to rank ``p``% of the way through (not ``support.percentile``, which interpolates)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-class _Http:
+class _Http(KeepAlive):
     """One keep-alive connection to the gateway: one search per call; an answer other than
     200, or a broken connection (then opened again), is added to ``failures``."""
 
-    def __init__(self, port: int, failures: Failures):
-        self.port, self.failures = port, failures
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-
     def __call__(self, params: dict) -> None:
-        try:
-            self.conn.request("GET", "/api/v1/procedures?" + urllib.parse.urlencode(params))
-            resp = self.conn.getresponse()
-            body = resp.read()
-        except (OSError, http.client.HTTPException) as exc:
-            self.failures.add(type(exc).__name__)
-            self.conn.close()
-            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-            return
-        if resp.status != 200:
-            self.failures.add(f"{resp.status} {body[:80]!r}")
-
-    def close(self) -> None:
-        self.conn.close()
+        got = self.fetch("/api/v1/procedures?" + urllib.parse.urlencode(params))
+        if got is not None and got[0] != 200:
+            self.failures.add(f"{got[0]} {got[1][:80]!r}")
 
 
 class _Sql:
@@ -163,10 +149,10 @@ def main(argv: list[str]) -> int:
     print(f"\n{requests} searches, single client, {len(QUERIES)} query shapes\n")
     print(f"{'path':<28}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}")
     for name, values in rows:
-        print(f"{name:<28}{statistics.median(values):>9.2f}{_pct(values, 90):>9.2f}{_pct(values, 99):>9.2f}"
-              f"{max(values):>9.2f}")
-    p50, p99, sql_p50, sql_p99 = (statistics.median(http_ms), _pct(http_ms, 99), statistics.median(sql_ms),
-                                  _pct(sql_ms, 99))
+        print(f"{name:<28}{statistics.median(values):>9.2f}{nearest_rank(values, 90):>9.2f}"
+              f"{nearest_rank(values, 99):>9.2f}{max(values):>9.2f}")
+    p50, p99, sql_p50, sql_p99 = (statistics.median(http_ms), nearest_rank(http_ms, 99), statistics.median(sql_ms),
+                                  nearest_rank(sql_ms, 99))
     print(f"\nthroughput: {rps:.0f} requests/s through the gateway, {sql_rps:.0f}/s bare SQL; "
           f"target p99 <= 20 ms: {'met' if p99 <= 20 else 'NOT met'}")
     print(json.dumps({"p50_ms": round(p50, 2), "p99_ms": round(p99, 2), "rps": round(rps, 1),
