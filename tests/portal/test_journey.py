@@ -133,6 +133,14 @@ def _desk_sign_in(j: Journey, officer: dict, check: bool) -> None:
     assert "/mot-cua/" in j.d.current_url and "dang-nhap" not in j.d.current_url, j.by("main").text
 
 
+def _back_as_citizen(j: Journey, cookies: list[dict], shot: str) -> None:
+    """The citizen's browser again: the officer's session dropped, the citizen's cookies put back."""
+    j.d.delete_all_cookies()
+    j.open("/", shot)
+    for cookie in cookies:
+        j.d.add_cookie({k: cookie[k] for k in ("name", "value", "path")})
+
+
 def _decode_qr(driver, element) -> str:
     import zxingcpp
     from PIL import Image
@@ -277,10 +285,7 @@ def test_citizen_files_and_follows_a_dossier(driver, portal_url, gateway_url, sh
     assert "Yêu cầu bổ sung" in j.by("#dossier-status").text
 
     # 7. the citizen sees the request and answers it with an upload
-    driver.delete_all_cookies()
-    j.open("/", "home-again")
-    for cookie in citizen_cookies:
-        driver.add_cookie({k: cookie[k] for k in ("name", "value", "path")})
+    _back_as_citizen(j, citizen_cookies, "home-again")
     j.open(f"/ho-so/{code}", "dossier-supplement-requested")
     assert "chưa được chứng thực" in j.by("main").text
     extra = tmp_path / "chung-sinh-chung-thuc.pdf"
@@ -300,10 +305,7 @@ def test_citizen_files_and_follows_a_dossier(driver, portal_url, gateway_url, sh
     assert "Đã trả kết quả" in j.by("#dossier-status").text
 
     # 9. the citizen sees the status and downloads the result; then reads it in English
-    driver.delete_all_cookies()
-    j.open("/", "home-citizen")
-    for cookie in citizen_cookies:
-        driver.add_cookie({k: cookie[k] for k in ("name", "value", "path")})
+    _back_as_citizen(j, citizen_cookies, "home-citizen")
     j.open(f"/ho-so/{code}", "dossier-returned")
     assert "Đã trả kết quả" in j.by("#dossier-status").text
     payments = requests.get(f"{gateway_url}/api/v1/dossiers/{code}/payments", timeout=30).status_code
