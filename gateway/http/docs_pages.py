@@ -222,18 +222,25 @@ def _title(doc: dict) -> str:
 
 def swagger_page(spec: dict) -> Response:
     """``/docs``: Swagger UI, and every operation for a browser without JavaScript."""
-    title = _title(spec)
+    return _viewer_page(f"{_title(spec)}: HTTP API", "/docs", ("swagger-ui.css", "docs.css"),
+                        ("swagger-ui-bundle.js", "swagger-init.js"), "swagger-ui", "/openapi.json",
+                        "The list of operations follows; each one's parameters, bodies and answers are in "
+                        '<a href="/openapi.json">/openapi.json</a>.</p>' + _operations_table(spec), SWAGGER_CSP)
+
+
+def _viewer_page(heading: str, path: str, css: tuple[str, ...], js: tuple[str, ...], viewer_id: str,
+                 spec_url: str, fallback: str, csp: str) -> Response:
+    """A reference page: the element the viewer's script fills from ``spec_url``, and ``fallback``
+    (the text after the no-JavaScript note, with its table) for a browser without JavaScript."""
     body = (
-        _head(f"{title}: HTTP API reference", ("swagger-ui.css", "docs.css"),
-              ("swagger-ui-bundle.js", "swagger-init.js"))
-        + _header(f"{title}: HTTP API", "/docs")
-        + '<main><div id="swagger-ui" data-spec="/openapi.json"></div>'
+        _head(f"{heading} reference", css, js)
+        + _header(heading, path)
+        + f'<main><div id="{viewer_id}" data-spec="{spec_url}"></div>'
         + '<noscript><div class="docs-fallback"><p>The interactive reference needs JavaScript. '
-          "The list of operations follows; each one's parameters, bodies and answers are in "
-          '<a href="/openapi.json">/openapi.json</a>.</p>' + _operations_table(spec) + "</div></noscript>"
+        + fallback + "</div></noscript>"
         + "</main></body></html>"
     )
-    return Response(body, mimetype="text/html", headers={"Content-Security-Policy": SWAGGER_CSP})
+    return Response(body, mimetype="text/html", headers={"Content-Security-Policy": csp})
 
 
 def events_page(doc: dict) -> Response:
@@ -252,14 +259,7 @@ def events_page(doc: dict) -> Response:
         )
         return Response(body, status=503, mimetype="text/html",
                         headers={"Content-Security-Policy": PLAIN_CSP, "Retry-After": "3600"})
-    body = (
-        _head(f"{title}: events reference", ("asyncapi-default.min.css", "docs.css"),
-              ("asyncapi-standalone.js", "asyncapi-init.js"))
-        + _header(f"{title}: events", "/docs/events")
-        + '<main><div id="asyncapi" data-spec="/asyncapi.json"></div>'
-        + '<noscript><div class="docs-fallback"><p>The interactive reference needs JavaScript. '
-          "The list of events follows; their payloads are in "
-          '<a href="/asyncapi.json">/asyncapi.json</a>.</p>' + _events_table(doc) + "</div></noscript>"
-        + "</main></body></html>"
-    )
-    return Response(body, mimetype="text/html", headers={"Content-Security-Policy": ASYNCAPI_CSP})
+    return _viewer_page(f"{title}: events", "/docs/events", ("asyncapi-default.min.css", "docs.css"),
+                        ("asyncapi-standalone.js", "asyncapi-init.js"), "asyncapi", "/asyncapi.json",
+                        "The list of events follows; their payloads are in "
+                        '<a href="/asyncapi.json">/asyncapi.json</a>.</p>' + _events_table(doc), ASYNCAPI_CSP)
