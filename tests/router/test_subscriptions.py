@@ -372,22 +372,25 @@ def test_route_deliveries_carry_the_cloudevents_binding_and_the_jws(rpc, amqp):
     d = Dossier(agency, "P1", "F-HT", "01")
     env = d.event("DossierSubmitted")
     publish(amqp, [env])
-    conn = pika.BlockingConnection(pika.URLParameters(amqp))
-    try:
-        got = {}
+    got = {}
 
-        def fetch():
-            try:  # the router declares the queue with its first delivery
-                method, props, body = conn.channel().basic_get(f"agency.{agency}", auto_ack=True)
-            except pika.exceptions.ChannelClosedByBroker:
-                return False
-            if method is not None:
-                got.update(props=props, body=body)
-            return bool(got)
+    def fetch():
+        # The router declares the queue with its first delivery; until that declaration has
+        # settled the broker may close the channel (404) or the whole connection (541 noproc),
+        # so each attempt uses a connection of its own.
+        conn = pika.BlockingConnection(pika.URLParameters(amqp))
+        try:
+            method, props, body = conn.channel().basic_get(f"agency.{agency}", auto_ack=True)
+        except (pika.exceptions.ChannelClosedByBroker, pika.exceptions.ConnectionClosedByBroker):
+            return False
+        finally:
+            if conn.is_open:
+                conn.close()
+        if method is not None:
+            got.update(props=props, body=body)
+        return bool(got)
 
-        wait_for(fetch, 30, 0.2, "the queued delivery")
-    finally:
-        conn.close()
+    wait_for(fetch, 30, 0.2, "the queued delivery")
     headers, body = got["props"].headers, got["body"]
     assert headers["cloudEvents:specversion"] == "1.0" and headers["cloudEvents:id"] == env["event_id"]
     assert headers["cloudEvents:type"] == "vn.gov.portal.DossierSubmitted.v1"
