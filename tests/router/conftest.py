@@ -28,11 +28,14 @@ from tests.support.processes import stop
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_NAME = "AGENCY_SECRET_TEST"
 SECRET = "s3cret-for-tests-only"
+# Enough attempts that a callback coming back after two failures is reached before the
+# retries run out, even on a loaded machine (base 0.2 s, cap 0.8 s: about 3 s in all).
+MAX_ATTEMPTS = 6
 ROUTER_ENV = {
     "DELIVERY_TICK": "0.2",
     "DELIVERY_BACKOFF_BASE": "0.2",
     "DELIVERY_BACKOFF_CAP": "0.8",
-    "DELIVERY_MAX_ATTEMPTS": "4",
+    "DELIVERY_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
     "DELIVERY_LEASE": "3",
     "CALLBACK_TIMEOUT": "3",
     "OUTBOX_IDLE_WAIT": "0.2",

@@ -15,6 +15,7 @@ from deploy.backoffice.inbox import Inbox
 from deploy.backoffice.receiver import CallbackReceiver
 from portal_common.errors import Conflict, InvalidInput, NotFound
 from tests.router.conftest import (
+    MAX_ATTEMPTS,
     SECRET,
     SECRET_NAME,
     deliveries,
@@ -211,9 +212,9 @@ def test_callbacks_with_a_wrong_secret_are_rejected_then_dead_lettered_and_redel
                  what="dead letter")
     finally:
         wrong.stop()
-    assert inbox.received == [] and wrong.rejected == 4  # DELIVERY_MAX_ATTEMPTS
+    assert inbox.received == [] and wrong.rejected == MAX_ATTEMPTS
     [row] = deliveries(router_store, code)
-    assert row["attempts"] == 4 and "401" in row["last_error"]
+    assert row["attempts"] == MAX_ATTEMPTS and "401" in row["last_error"]
     delivery_id = str(row["delivery_id"])
     assert delivery_id in [d["delivery_id"] for d in rpc.list_dead_letters(agency)]
     listed = run_ops(router.amqp_uri, "dead-letters", "--agency", agency)
@@ -232,7 +233,7 @@ def test_callbacks_with_a_wrong_secret_are_rejected_then_dead_lettered_and_redel
     assert row["status"] == "acknowledged"
     assert rpc.list_dead_letters(agency) == []
     history = router_events(router_store, delivery_id)
-    assert history.count("DeliveryAttemptFailed") == 3 and "DeliveryDeadLettered" in history
+    assert history.count("DeliveryAttemptFailed") == MAX_ATTEMPTS - 1 and "DeliveryDeadLettered" in history
     assert history[-3:] == ["DeliveryRedelivered", "DeliverySent", "DeliveryAcknowledged"]
     again = run_ops(router.amqp_uri, "redeliver", delivery_id)
     assert again.returncode == 1 and "delivery_not_dead" in again.stderr

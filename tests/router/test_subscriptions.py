@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from portal_common.contracts.dossier import NATIONAL_STATUS_CODES
 from portal_common.errors import InvalidInput, NotFound
 from services.router.delivery_keys import HEADER, KEY_REF, generate_pem, verify_detached
-from tests.router.conftest import RouterProcess, envelope, publish, run_ops
+from tests.router.conftest import MAX_ATTEMPTS, RouterProcess, envelope, publish, run_ops
 from tests.support.callback_server import CallbackServer
 from tests.support.processes import wait_for
 
@@ -287,7 +287,7 @@ def test_a_failing_endpoint_is_retried_alerted_dead_lettered_and_redelivered(rpc
     server.failing = True
     events = [d.event(t) for t in ("DossierReceived", "DossierProcessingStarted", "DossierResultReady")]
     publish(amqp, events)
-    # four attempts each (DELIVERY_MAX_ATTEMPTS), then dead-lettered and the next one is tried
+    # MAX_ATTEMPTS attempts each, then dead-lettered and the next one is tried
     wait_for(lambda: rpc.get_subscription(agency, sub["id"])["dead_lettered"] >= 3, 60, 0.3, "dead letters")
     status = next(s for s in rpc.subscription_status() if s["id"] == sub["id"])
     assert status["failing_for_seconds"] >= 1 and status["dead_lettered"] == 3 and status["last_error"]
@@ -295,9 +295,9 @@ def test_a_failing_endpoint_is_retried_alerted_dead_lettered_and_redelivered(rpc
     assert _metric(rpc, "portal_subscription_dead_letters", sub["id"]) == 3
     dead = rpc.subscription_dead_letters(sub["id"])
     assert [x["event_id"] for x in dead] == [e["event_id"] for e in events]
-    assert all(x["attempts"] == 4 for x in dead)
+    assert all(x["attempts"] == MAX_ATTEMPTS for x in dead)
     posts = sum(1 for m, _ in server.requests if m == "POST")
-    assert posts == 1 + 3 * 4, "every failed entry was retried up to the limit"
+    assert posts == 1 + 3 * MAX_ATTEMPTS, "every failed entry was retried up to the limit"
 
     # paused: the endpoint is back but nothing is sent
     paused = run_ops(subs_router.amqp_uri, "subscription-pause", sub["id"], "--json")
