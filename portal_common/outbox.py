@@ -81,6 +81,7 @@ def publish_event(producer: Producer, event: RecordedEvent, routing_key: str, **
         "schema_version": event.schema_version,
         "stream_id": event.stream_id,
         "position": event.position,
+        **(event.metadata.get("attributes") or {}),
         **headers,
     }
     correlation_id = event.metadata.get("correlation_id")

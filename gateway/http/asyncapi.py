@@ -90,6 +90,9 @@ def build_asyncapi(catalogue: Catalogue = CATALOGUE, version: str = "1.0.0") -> 
             "stream_id": {"type": "string"},
             "position": {"type": "integer"},
             "nameko.correlation_id": {"type": "string", "description": "the gateway request id"},
+            "dossier_status": {"type": "string", "description": "dossier events: the status after the event"},
+            "national_status_code": {"type": "integer",
+                                     "description": "dossier events: the national portal's code of that status"},
         },
     }
     return {
@@ -101,7 +104,11 @@ def build_asyncapi(catalogue: Catalogue = CATALOGUE, version: str = "1.0.0") -> 
                 "Every event the portal publishes. Bind a durable queue to the producer's topic exchange with "
                 "the event type as routing key. Messages are persistent JSON, delivered at least once: "
                 "deduplicate on the envelope's `event_id`. A changed meaning is a new `schema_version`; old "
-                "versions stay listed."
+                "versions stay listed. Dossier events also carry, in the envelope's `attributes` and as AMQP "
+                "headers, `dossier_status` (the dossier's status after the event) and `national_status_code` "
+                "(the national portal's code of it: 1 new, 2 accepted, 3 not accepted, 4 processing, "
+                "5 supplement requested, 6 financial obligation requested, 7 withdrawn, 8 stopped, 9 finished, "
+                "10 result returned), for consumers that filter or sync on them."
             ),
         },
         "defaultContentType": "application/json",

@@ -121,3 +121,7 @@ class EnvelopeSchema(Utf8Schema):
     causation_id = fields.String(allow_none=True)
     actor = fields.Nested(ActorSchema, allow_none=True)
     data = fields.Dict(required=True, metadata={"description": "the payload, per the event's schema"})
+    attributes = fields.Dict(
+        keys=fields.String(),
+        metadata={"description": "what consumers filter on beside the payload, when the producer sets it "
+                                 "(dossier events: `dossier_status` and `national_status_code` after the event)"})

@@ -36,6 +36,15 @@ class NewEvent:
     schema_version: int | None = None
     event_id: uuid.UUID = field(default_factory=uuid.uuid4)
     occurred_at: dt.datetime = field(default_factory=utcnow)
+    # What consumers filter on beside the payload (kept in the event's metadata, published in
+    # the envelope's ``attributes``): e.g. a dossier's status after the event.
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    def metadata(self, context_metadata: dict[str, Any]) -> dict[str, Any]:
+        """This event's metadata: its context's, with its own attributes when it has any."""
+        if not self.attributes:
+            return context_metadata
+        return {**context_metadata, "attributes": dict(self.attributes)}
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,7 @@ class RecordedEvent:
             "causation_id": self.metadata.get("causation_id"),
             "actor": self.metadata.get("actor"),
             "data": self.data,
+            **({"attributes": self.metadata["attributes"]} if self.metadata.get("attributes") else {}),
         }
 
 

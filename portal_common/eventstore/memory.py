@@ -118,7 +118,7 @@ class MemoryEventStore(EventLog):
         for event in events:
             version = self.catalogue.validate(event.event_type, event.schema_version, event.data)
             try:
-                text = json.dumps([event.data, metadata], ensure_ascii=False, allow_nan=False)
+                text = json.dumps([event.data, event.metadata(metadata)], ensure_ascii=False, allow_nan=False)
             except (TypeError, ValueError) as exc:
                 raise EventSchemaError(event.event_type, None, f"not JSON: {exc}") from None
             if "\u0000" in text or "\\u0000" in text.replace("\\\\", ""):

@@ -176,7 +176,7 @@ class EventStore(EventLog):
                 "schema_version": version,
                 "occurred_at": event.occurred_at.isoformat(),
                 "payload": event.data,
-                "metadata": metadata,
+                "metadata": event.metadata(metadata),
             })
         try:
             text = json.dumps(encoded, ensure_ascii=False, allow_nan=False)

@@ -193,7 +193,7 @@ class Subscriptions:
         if isinstance(version, int) and version < state.get("fed_version", 0):
             status = state.get("status")  # a late event (released after its hold) keeps today's status
         else:
-            state["status"] = status = rules.status_after(event_type, state.get("status"))
+            state["status"] = status = rules.status_after(event_type, state.get("status"), envelope)
             if isinstance(version, int):
                 state["fed_version"] = version
         try:

@@ -159,6 +159,14 @@ def test_receive_process_supplement_result_return(app):
     assert event_types(app, code) == [
         "DossierSubmitted", "DossierReceived", "DossierProcessingStarted", "SupplementRequested",
         "DossierSupplemented", "DossierProcessingStarted", "DossierResultReady", "DossierResultReturned"]
+    # each event carries the status it left the dossier in, with the national portal's code,
+    # in its metadata and in the envelope published for it
+    recorded = app.log.read_stream(stream_id(code))
+    assert [(e.envelope()["attributes"]["dossier_status"], e.envelope()["attributes"]["national_status_code"])
+            for e in recorded] == [
+        ("submitted", 1), ("received", 2), ("processing", 4), ("supplement_requested", 5),
+        ("supplemented", 4), ("processing", 4), ("result_ready", 9), ("returned", 10)]
+    assert all(e.metadata["attributes"] == e.envelope()["attributes"] for e in recorded)
     with pytest.raises(Conflict) as refused:
         app.execute(code, "withdraw", {}, owner, actx)
     assert refused.value.code == "transition_not_allowed"
@@ -174,6 +182,9 @@ def test_refuse_and_withdraw_close_the_dossier(app):
     owner, actx = applicant_ctx("acc-1")
     state = app.execute(withdrawn.code, "withdraw", {"reason": "changed my mind"}, owner, actx)
     assert state.status == "withdrawn"
+    closing = [app.log.read_stream(stream_id(c))[-1].envelope()["attributes"] for c in (refused_one.code, state.code)]
+    assert closing == [{"dossier_status": "refused", "national_status_code": 3},
+                       {"dossier_status": "withdrawn", "national_status_code": 7}]
     assert app.agency_queue(AGENCY, None, None, 1, 20)["total"] == 0  # closed ones leave the queue
     assert app.agency_queue(AGENCY, "withdrawn", None, 1, 20)["total"] == 1
     with pytest.raises(Conflict):

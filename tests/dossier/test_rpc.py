@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
@@ -215,7 +216,11 @@ def _dossier_events(amqp_uri: str, name: str) -> Iterator[tuple[list[dict], Wait
                 except TimeoutError:
                     continue
 
-        with conn.Consumer(queue, callbacks=[lambda body, msg: (received.append(body), msg.ack())],
+        def take(body: dict, message: Any) -> None:  # the AMQP headers kept beside the body
+            received.append({**body, "amqp_headers": dict(message.headers or {})})
+            message.ack()
+
+        with conn.Consumer(queue, callbacks=[take],
                            accept=["json"]):
             yield received, wait
 
@@ -328,3 +333,19 @@ def test_every_lifecycle_event_is_published_through_the_outbox(system, amqp_uri,
     stream = [b["event_type"] for b in sorted(mine, key=lambda b: b["position"]) if b["data"].get("code") == code
               and b["stream_type"] == "dossier"]
     assert stream[0] == "DossierSubmitted" and stream[-1] == "DossierResultReturned"  # in log order
+    # every dossier event says the status it left the dossier in and the national portal's code
+    # of it, in the envelope and as AMQP headers; draft events say nothing of the kind
+    statuses = [(b["event_type"], b["attributes"]["dossier_status"], b["attributes"]["national_status_code"])
+                for b in sorted(mine, key=lambda b: b["position"]) if b["stream_type"] == "dossier"]
+    assert statuses == [
+        ("DossierSubmitted", "submitted", 1), ("DossierReceived", "received", 2),
+        ("DossierProcessingStarted", "processing", 4), ("SupplementRequested", "supplement_requested", 5),
+        ("DossierSupplemented", "supplemented", 4), ("DossierPaused", "supplemented", 4),
+        ("DossierResumed", "supplemented", 4), ("DossierResultReady", "result_ready", 9),
+        ("DossierResultReturned", "returned", 10), ("DossierSubmitted", "submitted", 1),
+        ("DossierWithdrawn", "withdrawn", 7)]
+    for body in mine:
+        if body["stream_type"] == "dossier":
+            assert {k: body["amqp_headers"][k] for k in body["attributes"]} == body["attributes"]
+        else:
+            assert "attributes" not in body and "national_status_code" not in body["amqp_headers"]

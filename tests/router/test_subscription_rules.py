@@ -27,6 +27,16 @@ def test_every_dossier_status_has_a_national_code():
         assert status in NATIONAL_STATUS_CODES, event_type
 
 
+def test_the_status_after_an_event_is_the_producers_when_stated():
+    paused = {"event_type": "DossierPaused", "attributes": {"dossier_status": "supplemented",
+                                                            "national_status_code": 4}}
+    assert rules.status_after("DossierPaused", "processing", paused) == "supplemented"
+    assert rules.status_after("DossierPaused", "processing", {"event_type": "DossierPaused"}) == "processing"
+    assert rules.status_after("DossierReceived", None, {}) == "received"  # events from before attributes
+    for junk in ({"dossier_status": "hacked"}, {"dossier_status": 4}, ["submitted"], "submitted", None):
+        assert rules.status_after("DossierReceived", "submitted", {"attributes": junk}) == "received"
+
+
 @pytest.mark.parametrize("address, reason", [
     ("127.0.0.1", "loopback address"), ("127.8.9.10", "loopback address"), ("::1", "loopback address"),
     ("::ffff:127.0.0.1", "loopback address"), ("169.254.169.254", "link-local address"),

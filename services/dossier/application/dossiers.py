@@ -20,7 +20,7 @@ from portal_common import config
 from portal_common.errors import Conflict, InvalidInput, NotFound
 from portal_common.eventstore import ConcurrencyError, EventLog
 from portal_common.eventstore.events import EventContext, NewEvent, utcnow
-from services.dossier.application.views import with_national_code
+from services.dossier.application.views import status_attributes, with_national_code
 from services.dossier.domain import lifecycle
 from services.dossier.domain.access import SYSTEM_CALLER, Caller
 from services.dossier.domain.calendar import local_date
@@ -41,6 +41,17 @@ def max_document_bytes() -> int:
 def max_documents() -> int:
     """Documents one dossier may hold (inputs, uploads and outputs together)."""
     return config.env_int("MAX_DOCUMENTS_PER_DOSSIER", 100, "dossier")
+
+
+def evolved(state: DossierState, decided: list[tuple[str, dict[str, Any]]], now: dt.datetime,
+            actor: dict[str, Any]) -> tuple[DossierState, list[NewEvent]]:
+    """The state after the decided events, and those events ready to append, each carrying the
+    status it leaves the dossier in."""
+    events = []
+    for event_type, data in decided:
+        state = lifecycle.evolve(state, event_type, data, now, actor)
+        events.append(NewEvent(event_type, data, occurred_at=now, attributes=status_attributes(state.status)))
+    return state, events
 
 
 def not_found() -> NotFound:
@@ -176,23 +187,22 @@ class Dossiers:
                 code=code, owner=owner, applicant=applicant, form=form, procedure=procedure,
                 agency=agency, documents=documents, now=now, idempotency_key=idempotency_key)
             actor = context.actor.as_dict()
-            state = lifecycle.evolve(DossierState(), event_type, data, now, actor)
-            decided = [(event_type, data)]
+            state, events = evolved(DossierState(), [(event_type, data)], now, actor)
             before, later = lifecycle.fees_due(fees or [])
             for lines, blocking in ((before, True), (later, False)):
                 if lines:  # the fees due: waited for before reception, or due with it
-                    decided.append(lifecycle.payment_requested_event(
+                    state, requested = evolved(state, [lifecycle.payment_requested_event(
                         state, request_id=str(uuid.uuid4()), amount=sum(f["amount"] for f in lines),
-                        reason="Lệ phí, phí của thủ tục", fees=lines, due_date=None, blocking=blocking))
-                    state = lifecycle.evolve(state, *decided[-1], now, actor)
+                        reason="Lệ phí, phí của thủ tục", fees=lines, due_date=None, blocking=blocking)],
+                        now, actor)
+                    events += requested
             self.read_models.project(tx, state)
             if idempotency_key:
                 repo.bind_key(tx, owner["account_id"], idempotency_key, code)
             if also is not None:
                 also(tx, code, now)
             repo.commit_with_next(tx)  # the agency's counter is held until the commit: no extra wait
-            self.log.append(stream_id(code), 0, [NewEvent(t, d, occurred_at=now) for t, d in decided],
-                            context=context, cursor=tx.cursor)
+            self.log.append(stream_id(code), 0, events, context=context, cursor=tx.cursor)
         return state, True
 
     def submitted_with(self, owner_id: str, idempotency_key: str, request_hash: str) -> DossierState | None:
@@ -245,15 +255,11 @@ class Dossiers:
                 docs = self.staged_documents(tx, code, document_ids) if document_ids else []
                 docs += [self.store_document(tx, u, owner_id, code, kind) for u in uploads]
                 args["documents"] = docs
-            decided = lifecycle.decide(state, command, args, now)
-            new_state = state
-            actor = context.actor.as_dict()
-            for event_type, data in decided:
-                new_state = lifecycle.evolve(new_state, event_type, data, now, actor)
+            new_state, events = evolved(state, lifecycle.decide(state, command, args, now), now,
+                                        context.actor.as_dict())
             self.read_models.project(tx, new_state)
             self.repository.commit_with_next(tx)  # the append is the last statement: it commits too
-            self.log.append(stream_id(code), state.version, [NewEvent(t, d, occurred_at=now) for t, d in decided],
-                            context=context, cursor=tx.cursor)
+            self.log.append(stream_id(code), state.version, events, context=context, cursor=tx.cursor)
         return new_state
 
     # -- queries ---------------------------------------------------------------------

@@ -15,8 +15,8 @@ from typing import Any
 
 from portal_common.errors import Conflict, NotFound
 from portal_common.eventstore import ConcurrencyError
-from portal_common.eventstore.events import SYSTEM, EventContext, NewEvent, utcnow
-from services.dossier.application.dossiers import RETRIES, Dossiers
+from portal_common.eventstore.events import SYSTEM, EventContext, utcnow
+from services.dossier.application.dossiers import RETRIES, Dossiers, evolved
 from services.dossier.domain import lifecycle
 from services.dossier.domain.access import SYSTEM_CALLER
 from services.dossier.domain.codes import looks_like_code, stream_id
@@ -96,12 +96,8 @@ def _attach_once(app: Dossiers, code: str, payment_id: str, receipt_no: str, doc
         app.repository.store_blob(tx, upload)
         ref = app.repository.add_document(tx, upload, state.owner["account_id"], code, "receipt",
                                           doc_id=document_id)
-        decided = lifecycle.decide(state, "attach_receipt", {
-            "payment_id": payment_id, "receipt_no": receipt_no, "document": ref}, now)
-        new_state = state
-        for event_type, event_data in decided:
-            new_state = lifecycle.evolve(new_state, event_type, event_data, now, SYSTEM.as_dict())
+        new_state, events = evolved(state, lifecycle.decide(state, "attach_receipt", {
+            "payment_id": payment_id, "receipt_no": receipt_no, "document": ref}, now), now, SYSTEM.as_dict())
         app.read_models.project(tx, new_state)
-        app.log.append(stream_id(code), state.version, [NewEvent(t, d, occurred_at=now) for t, d in decided],
-                       context=context, cursor=tx.cursor)
+        app.log.append(stream_id(code), state.version, events, context=context, cursor=tx.cursor)
     return True

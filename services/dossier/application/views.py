@@ -40,6 +40,12 @@ def empty_page(args: dict[str, Any]) -> dict[str, Any]:
     return {"items": [], "total": 0, "page": args["page"], "page_size": args["page_size"]}
 
 
+def status_attributes(status: str | None) -> dict[str, Any]:
+    """What a published dossier event carries beside its payload: the dossier's status after
+    it and the national portal's code of that status (for back offices that sync with it)."""
+    return {"dossier_status": status, "national_status_code": national_status_code(status)}
+
+
 def with_national_code(view: dict[str, Any]) -> dict[str, Any]:
     """A status view or a page of them with the national portal's status code beside ``status``."""
     if isinstance(view.get("items"), list):

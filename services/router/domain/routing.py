@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portal_common.contracts.dossier import national_status_code
-from services.router.domain.subscriptions import STATUS_AFTER
+from services.router.domain.subscriptions import status_after
 
 DEFAULT_CHANNEL = "amqp"
 DELIVERY_NAMESPACE = uuid.UUID("6f1c2b9e-3d4a-4f0e-9a51-2d7c8e4b1a60")
@@ -122,7 +122,7 @@ def delivery_body(
     dossier's status after the event and ``national_status_code`` the national portal's
     code of it (added beside the fields agencies already read).
     """
-    status = STATUS_AFTER.get(str(envelope["event_type"]))
+    status = status_after(str(envelope["event_type"]), None, envelope)
     return {
         "chain": chain,
         "status": status,

@@ -8,7 +8,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from portal_common.contracts.dossier import national_status_code
+from portal_common.contracts.dossier import STATUSES, national_status_code
 
 CHANNEL_NAMES = ("dossiers", "payments", "documents")
 FILTER_KEYS = ("procedure_code", "field", "event_type", "status", "province_code")
@@ -54,7 +54,12 @@ def channels_of(event_type: str) -> list[str]:
     return result
 
 
-def status_after(event_type: str, before: str | None) -> str | None:
+def status_after(event_type: str, before: str | None, envelope: Mapping[str, Any] | None = None) -> str | None:
+    """The dossier's status after an event: as its producer stated it in the envelope's
+    ``attributes`` (events published since they carry it), else inferred from the event type."""
+    stated = (envelope or {}).get("attributes") or {}
+    if isinstance(stated, Mapping) and stated.get("dossier_status") in STATUSES:
+        return stated["dossier_status"]
     return STATUS_AFTER.get(event_type, before)
 
 
