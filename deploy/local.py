@@ -63,7 +63,9 @@ def up() -> int:
         system.wait_ready()
         # The address VNeID sends citizens back to and receipts' QR codes print (one spelling,
         # whether the browser says localhost or 127.0.0.1).
-        portal_env = {"PORTAL_PUBLIC_URL": os.environ.get("PORTAL_PUBLIC_URL", f"http://127.0.0.1:{portal_port}")}
+        # Sessions in the system's database: kept over a restart of the portal.
+        portal_env = {"PORTAL_PUBLIC_URL": os.environ.get("PORTAL_PUBLIC_URL", f"http://127.0.0.1:{portal_port}"),
+                      "PORTAL_SESSION_DATABASE_URL": os.environ.get("PORTAL_SESSION_DATABASE_URL", dsn)}
         portal = start_portal(system.gateway_url, portal_port, log_dir=Path(".run/logs"), extra_env=portal_env)
         wait_http(f"http://127.0.0.1:{portal_port}/health", portal)
         print(f"\nThe portal is up: gateway at {system.gateway_url}"

@@ -20,7 +20,8 @@ from werkzeug.exceptions import HTTPException
 from portal import labels
 from portal.api import ApiError, Gateway
 from portal.config import Settings
-from portal.security import MemorySessions, check_csrf, csrf_token, security_headers
+from portal.security import check_csrf, csrf_token, security_headers
+from portal.sessions import SessionStoreUnavailable, refuse_without_store, session_store
 from portal.translations.compile import translations_dir
 
 HERE = Path(__file__).resolve().parent
@@ -92,7 +93,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         SEND_FILE_MAX_AGE_DEFAULT=3600,
         TEMPLATES_AUTO_RELOAD=False,
     )
-    app.session_interface = MemorySessions(settings.session_ttl)
+    app.session_interface = session_store(settings.session_ttl, settings.session_database_url)
     app.extensions["portal.settings"] = settings
     app.extensions["portal.gateway"] = Gateway(settings.gateway_url, settings.timeout)
     Babel(app, locale_selector=_select_locale)
@@ -106,6 +107,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     def _before():
         g.started = time.perf_counter()
         g.request_id = request.headers.get("X-Request-ID") or secrets.token_hex(8)
+        if request.path not in ("/health", "/ready"):
+            refuse_without_store()
         check_csrf()
 
     @app.after_request
@@ -144,6 +147,14 @@ def create_app(settings: Settings | None = None) -> Flask:
         if lang in LANGUAGES:
             session["lang"] = lang
         return redirect(safe_next(request.args.get("next")))
+
+    @app.errorhandler(SessionStoreUnavailable)
+    def _sessions_down(err: SessionStoreUnavailable):
+        response = app.make_response((render_template(
+            "error.html", title=_("Service unavailable"),
+            message=_("The service is temporarily unavailable. Please try again later.")), 503))
+        response.headers["Retry-After"] = "30"
+        return security_headers(response)
 
     @app.errorhandler(ApiError)
     def _api_error(err: ApiError):

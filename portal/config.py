@@ -25,6 +25,8 @@ class Settings:
     public_url: str = field(default_factory=lambda: os.environ.get("PORTAL_PUBLIC_URL", "").rstrip("/"))
     max_upload_bytes: int = field(default_factory=lambda: _int("PORTAL_MAX_UPLOAD_BYTES", 5 * 1024 * 1024))
     session_ttl: int = field(default_factory=lambda: _int("PORTAL_SESSION_TTL", 7200))
+    # Sessions shared by every portal process (PostgreSQL); empty: this process's memory only.
+    session_database_url: str = field(default_factory=lambda: os.environ.get("PORTAL_SESSION_DATABASE_URL", ""))
     threads: int = field(default_factory=lambda: _int("PORTAL_THREADS", 8))
     timeout: float = 30.0
     # What the dossier service accepts (it checks the bytes again): extension -> content type.

@@ -1,83 +1,22 @@
 """Server-side sessions, CSRF tokens and the security headers of every page.
 
 The browser holds only a random session id (HttpOnly, SameSite=Lax, Secure over TLS); the
-gateway's tokens, drafts and uploads stay in this process's memory. Every POST form carries
-the session's CSRF token; a missing or wrong one is refused before any view runs.
+gateway's tokens, drafts and uploads stay on the server (``portal.sessions``). Every POST form
+carries the session's CSRF token; a missing or wrong one is refused before any view runs.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
-import threading
-import time
 from typing import Any
 
-from flask import Flask, Response, abort, request, session
-from flask.sessions import SessionInterface, SessionMixin
-from werkzeug.datastructures import CallbackDict
+from flask import Response, abort, request, session
 
-COOKIE = "portal_sid"
-MAX_SESSIONS = 20_000
+from portal.sessions import Sessions
 
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
        "base-uri 'self'; frame-ancestors 'none'")
-
-
-class ServerSession(CallbackDict, SessionMixin):
-    def __init__(self, initial: dict | None = None, sid: str | None = None, new: bool = False):
-        def on_update(self_):
-            self_.modified = True
-
-        super().__init__(initial, on_update)
-        self.sid = sid
-        self.new = new
-        self.modified = False
-
-
-class MemorySessions(SessionInterface):
-    """Sessions in a dict keyed by an unguessable id, ended after ``ttl`` idle seconds."""
-
-    def __init__(self, ttl: int):
-        self.ttl = ttl
-        self._data: dict[str, tuple[float, dict]] = {}
-        self._lock = threading.Lock()
-
-    def open_session(self, app: Flask, request) -> ServerSession:
-        sid = request.cookies.get(COOKIE, "")
-        now = time.monotonic()
-        with self._lock:
-            found = self._data.get(sid) if sid else None
-            if found and now - found[0] < self.ttl:
-                self._data[sid] = (now, found[1])
-                return ServerSession(found[1], sid)
-        return ServerSession(sid=secrets.token_urlsafe(32), new=True)
-
-    def save_session(self, app: Flask, session: ServerSession, response) -> None:
-        secure = request.is_secure
-        if not session:
-            if not session.new:
-                with self._lock:
-                    self._data.pop(session.sid, None)
-                response.delete_cookie(COOKIE, path="/")
-            return
-        with self._lock:
-            if len(self._data) >= MAX_SESSIONS and session.sid not in self._data:
-                self._expire()
-            self._data[session.sid] = (time.monotonic(), dict(session))
-        if session.new or session.modified:
-            response.set_cookie(COOKIE, session.sid, httponly=True, samesite="Lax", secure=secure, path="/")
-
-    def _expire(self) -> None:
-        now = time.monotonic()
-        for sid in [s for s, (t, _) in self._data.items() if now - t >= self.ttl]:
-            del self._data[sid]
-        while len(self._data) >= MAX_SESSIONS:  # still full: the longest idle go first
-            del self._data[min(self._data, key=lambda s: self._data[s][0])]
-
-    def end(self, sid: str) -> None:
-        with self._lock:
-            self._data.pop(sid, None)
 
 
 def csrf_token() -> str:
@@ -110,7 +49,7 @@ def renew_session() -> None:
     session["csrf"] = secrets.token_urlsafe(32)
 
 
-def _interface() -> MemorySessions:
+def _interface() -> Sessions:
     from flask import current_app
 
     return current_app.session_interface  # type: ignore[return-value]
