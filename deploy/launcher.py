@@ -21,6 +21,7 @@ import importlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -102,6 +103,12 @@ def migrate_and_seed(dsn: str, seed: bool = True) -> None:
         module.load(dsn)
 
 
+def _unused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @dataclass
 class LocalSystem:
     """Every service and the gateway as child processes (``counts`` of each; by default from
@@ -117,6 +124,10 @@ class LocalSystem:
 
     def __post_init__(self) -> None:
         merged = {**os.environ, **self.extra_env}
+        if _truthy(merged.get("LOCAL_ADAPTERS")) and not merged.get("VNEID_STANDIN_PORT"):
+            # a port of this system's own: two systems on one machine (tests, benchmarks) must
+            # not both start a stand-in on one port (``make up`` asks for 8090)
+            self.extra_env = {**self.extra_env, "VNEID_STANDIN_PORT": str(_unused_port())}
         for name in SERVICE_CLASSES:
             self.counts.setdefault(name, process_count(name, merged))
 
@@ -151,7 +162,7 @@ class LocalSystem:
     def vneid_defaults(self, env: dict[str, str]) -> dict[str, str]:
         """With the local adapters on, identity signs in with VNeID at the local stand-in
         (``deploy.vneid``), which shares these settings; any of them set beforehand wins."""
-        port = env.get("VNEID_STANDIN_PORT") or "8090"
+        port = env.get("VNEID_STANDIN_PORT") or "8090"  # set by __post_init__ when adapters are on
         return {
             "VNEID_STANDIN_PORT": port,
             "VNEID_ISSUER": f"http://127.0.0.1:{port}",

@@ -45,6 +45,7 @@ def up() -> int:
     if local.lower() in ("1", "yes", "true", "on"):
         # a local back office on this machine may subscribe callbacks on 127.0.0.1
         extra["CALLBACK_ALLOW_LOOPBACK"] = os.environ.get("CALLBACK_ALLOW_LOOPBACK", "yes")
+        extra["VNEID_STANDIN_PORT"] = os.environ.get("VNEID_STANDIN_PORT") or "8090"  # the documented one
     extra.update(delivery_key_env(Path(".run/secrets")))
     system = LocalSystem(dsn, amqp, port, log_dir=Path(".run/logs"), extra_env=extra)
     stopping = False

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -30,9 +31,18 @@ def server_binary() -> str | None:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the ephemeral range (where the kernel picks the local ports of
+    outgoing connections), so that while the node is down for a restart its port is not
+    taken by someone's connection or by another test's listener."""
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000")
 
 
 def _port_open(port: int) -> bool:
@@ -85,6 +95,8 @@ class PrivateBroker:
         return env
 
     def start(self, timeout: float = 60.0) -> PrivateBroker:
+        if _port_open(self.port):  # someone else took the port while this node was down
+            raise RuntimeError(f"port {self.port} of the private broker is in use by another process")
         out = open(self.base / "server.out", "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen([self.binary], env=self._env(), cwd=self.base, stdout=out,
                                      stderr=subprocess.STDOUT, start_new_session=True)
@@ -93,10 +105,28 @@ class PrivateBroker:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the private broker exited: {self.tail()}")
             if _port_open(self.port):
+                self._check_identity()
                 return self
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"the private broker did not open its port within {timeout:.0f}s: {self.tail()}")
+
+    def _check_identity(self) -> None:
+        """The node answering on the port is this one (its cluster name is the node's name, with
+        the machine's host name after the ``@``)."""
+        import amqp
+
+        conn = amqp.Connection(host=f"127.0.0.1:{self.port}", userid="guest", password="guest",
+                               connect_timeout=10)
+        try:
+            conn.connect()
+            name = conn.server_properties.get("cluster_name")
+        finally:
+            with contextlib.suppress(Exception):
+                conn.close()
+        if str(name).split("@")[0] != self.node.split("@")[0]:
+            self.stop()
+            raise RuntimeError(f"port {self.port} answers as {name!r}, not as the private node {self.node!r}")
 
     def tail(self) -> str:
         path = self.base / "server.out"

@@ -188,3 +188,17 @@ def test_the_launcher_points_identity_at_the_stand_in_only_with_local_adapters(m
     assert env["VNEID_BACKCHANNEL_LOGOUT_URI"] == "http://127.0.0.1:8123/api/v1/auth/vneid/backchannel-logout"
     off = LocalSystem("postgresql://x/db", "amqp://x", 8123, extra_env={"LOCAL_ADAPTERS": "no"})
     assert "VNEID_ISSUER" not in off.env("identity")
+
+
+def test_each_local_system_gets_a_stand_in_port_of_its_own_unless_one_is_asked_for(monkeypatch):
+    from deploy.launcher import LocalSystem
+
+    monkeypatch.delenv("VNEID_STANDIN_PORT", raising=False)
+    first, second = (LocalSystem("postgresql://x/db", "amqp://x", 8123, extra_env={"LOCAL_ADAPTERS": "yes"})
+                     for _ in range(2))
+    ports = {s.env(name)["VNEID_STANDIN_PORT"] for s in (first, second) for name in ("identity", "vneid")}
+    assert len(ports) == 2 and "8090" not in ports  # two systems on one machine never share one
+    assert first.env("identity")["VNEID_ISSUER"] == f"http://127.0.0.1:{first.env('vneid')['VNEID_STANDIN_PORT']}"
+    asked = LocalSystem("postgresql://x/db", "amqp://x", 8123,
+                        extra_env={"LOCAL_ADAPTERS": "yes", "VNEID_STANDIN_PORT": "8090"})
+    assert asked.env("identity")["VNEID_STANDIN_PORT"] == "8090"
