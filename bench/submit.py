@@ -21,7 +21,9 @@ its delivery or notice fails the run.
 seconds whatever the answers (each sent at its planned moment, on a thread of its own, and
 timed from that moment so that a late start counts as waiting), then the same for the
 lookup; figures are the p50/p99 of each, and ``ratio`` is then ``p99_ratio`` (submission p99
-over lookup p99; target at half the closed-loop maximum: at most 3).
+over lookup p99; target at half the closed-loop maximum: at most 3). ``--rate half`` measures
+that maximum first in the same run (100 submissions, 100 in flight, until delivered and
+noticed) and offers half of it.
 
 Without ``--gateway-url`` it starts the whole system on a throw-away database. It needs a
 signed-in citizen (``tests.support.accounts.register_citizen``) and a procedure with an
@@ -98,6 +100,16 @@ def _filing(gateway_url: str) -> dict[str, Any]:
         return {"procedure_code": item["code"], "agency_code": agencies[0]["code"],
                 "applicant": {"full_name": "Bench Applicant", **area}, "form": {}, "documents": documents}
     raise SystemExit("no procedure with an implementing agency in the catalog")
+
+
+def _rate(text: str) -> float:
+    """``--rate``: a positive number, or ``half`` (0: measured in the run)."""
+    if text == "half":
+        return 0.0
+    value = float(text)
+    if not 0 < value <= 10_000:
+        raise argparse.ArgumentTypeError("a rate between 0 and 10000 per second, or 'half'")
+    return value
 
 
 def _run(n: int, concurrency: int, one) -> tuple[float, list[float], int]:
@@ -221,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=None)
     parser.add_argument("--gateway-url", default=None, help="a running system (default: start one)")
     parser.add_argument("--layer", choices=("gateway", "repository"), default="gateway")
-    parser.add_argument("--rate", type=float, default=None, help="open loop: submissions offered per second")
+    parser.add_argument("--rate", type=_rate, default=None,
+                        help="open loop: submissions offered per second, or 'half': half the closed-loop "
+                             "maximum measured first in the same run")
     parser.add_argument("--seconds", type=float, default=None, help="open loop: for how long (default 20, 10 quick)")
     args = parser.parse_args(argv)
     open_loop = None if args.rate is None else (args.rate, args.seconds or (10.0 if args.quick else 20.0))
@@ -293,6 +307,21 @@ def _gateway_layer(gateway_url: str | None, n: int, concurrency: int, amqp_uri: 
             _, _, warm_fail = _run(min(n, 50), min(concurrency, 50), noop_one)  # warm up connections and workers
             if dsn is not None:
                 _wait_downstream(dsn, 1)
+            probed = 0
+            if open_loop is not None and open_loop[0] == 0:
+                # --rate half: the closed-loop maximum first (as many in flight as the quick
+                # run), then the open loop at half of it
+                probed = min(n, 100)
+                probe_started = time.perf_counter()
+                probe_s, _, probe_fail = _run(probed, min(concurrency, 100), submit_one)
+                if probe_fail:
+                    raise SystemExit(f"{probe_fail} submissions failed while measuring the maximum")
+                if dsn is not None:  # the maximum counts a submission once its downstream work is done
+                    probe_s = _wait_downstream(dsn, probed + 1)[2] - probe_started
+                maximum = probed / probe_s
+                open_loop = (round(maximum / 2, 1), open_loop[1])
+                print(f"closed-loop maximum: {maximum:.1f} submissions/s completed ({probed} with "
+                      f"{min(concurrency, 100)} in flight); offering half of it", flush=True)
             if open_loop is not None:
                 base_s, base_lat, base_fail = _run_open(*open_loop, noop_one)
                 started = time.perf_counter()
@@ -302,11 +331,11 @@ def _gateway_layer(gateway_url: str | None, n: int, concurrency: int, amqp_uri: 
                 base_s, base_lat, base_fail = _run(n, concurrency, noop_one)
                 started = time.perf_counter()
                 sub_s, sub_lat, sub_fail = _run(n, concurrency, submit_one)
-            if dsn is not None:  # the first submission's work is counted too
-                delivered, noticed, done_at = _wait_downstream(dsn, n + 1)
-                downstream = (delivered - 1, noticed - 1, done_at - started)
+            if dsn is not None:  # the first submission's work (and the probe's) is counted too
+                delivered, noticed, done_at = _wait_downstream(dsn, n + 1 + probed)
+                downstream = (delivered - 1 - probed, noticed - 1 - probed, done_at - started)
             _, mine = request_json(f"{gateway_url}/api/v1/dossiers?page_size=1", headers=auth)
-            filed = mine["total"] - 1  # every retried submission made one dossier, not two
+            filed = mine["total"] - 1 - probed  # every retried submission made one dossier, not two
         finally:
             if system is not None:
                 system.stop()
