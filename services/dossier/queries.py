@@ -10,19 +10,22 @@ from these tables (``memory.MemoryStore`` from rows held in process).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from portal_common.db import Database
+from portal_common.db import Database, connect, json_loads
 from services.dossier.domain import drafts
 from services.dossier.domain.calendar import LOCAL_TZ
 from services.dossier.domain.drafts import DraftState
-from services.dossier.domain.lifecycle import ACTIVE, FINAL, DossierState, evolve
+from services.dossier.domain.lifecycle import ACTIVE, FINAL, DossierState, evolve, replay_rows
 from services.dossier.repository import PgTransaction, Transaction
 
 # stream type -> (empty state, fold): how the log's streams of that type replay
@@ -118,8 +121,16 @@ def project(tx: PgTransaction, state: Any) -> None:
                      (state_id, tuple(keep)))
 
 
+def _payload(text: str | None) -> Any:
+    """An event's payload read as text, decoded as the connection decodes a jsonb value."""
+    return None if text is None else json_loads(text)
+
+
 def _states(cur: Any, batch_size: int, stream_type: str = "dossier") -> Iterator[tuple[Any, int]]:
     """Every stream's final state, streamed in (stream, version) order with a server cursor."""
+    if stream_type == "dossier":
+        yield from _dossier_states(cur, batch_size)
+        return
     empty, fold = FOLDS[stream_type]
     cur.execute(
         "DECLARE rebuild_scan NO SCROLL CURSOR FOR SELECT stream_id, event_type, payload, "
@@ -128,11 +139,7 @@ def _states(cur: Any, batch_size: int, stream_type: str = "dossier") -> Iterator
     current: str | None = None
     state = empty()
     count = 0
-    while True:
-        cur.execute(f"FETCH {int(batch_size)} FROM rebuild_scan")
-        rows = cur.fetchall()
-        if not rows:
-            break
+    for rows in _fetched(cur, "rebuild_scan", batch_size):
         for stream, event_type, payload, occurred_at, actor in rows:
             if stream != current:
                 if current is not None:
@@ -145,12 +152,39 @@ def _states(cur: Any, batch_size: int, stream_type: str = "dossier") -> Iterator
     cur.execute("CLOSE rebuild_scan")
 
 
+def _dossier_states(cur: Any, batch_size: int) -> Iterator[tuple[DossierState, int]]:
+    """``_states`` of the dossier streams: each stream's rows folded at once by the domain's
+    ``replay_rows`` (in place, decoding only the payloads the fold reads: they come as text);
+    the actor is not read (the rebuild keeps no timeline)."""
+    cur.execute(
+        "DECLARE rebuild_scan NO SCROLL CURSOR FOR SELECT stream_id, event_type, payload::text, "
+        "occurred_at FROM events WHERE stream_type = 'dossier' ORDER BY stream_id, version")
+    current: str | None = None
+    events: list[tuple] = []
+    for rows in _fetched(cur, "rebuild_scan", batch_size):
+        for row in rows:
+            if row[0] != current:
+                if events:
+                    yield replay_rows(events, _payload), len(events)
+                current, events = row[0], []
+            events.append(row)
+    if events:
+        yield replay_rows(events, _payload), len(events)
+    cur.execute("CLOSE rebuild_scan")
+
+
 def rebuild(db: Any, names: list[str] | None = None, batch_size: int = 5000,
             progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
     """Drop the named projections' rows and rebuild them from the log in one transaction.
 
     Readers keep seeing the old rows until the commit. Returns counts of the events and
     streams replayed (``dossiers`` counts dossier streams, ``drafts`` draft streams).
+
+    The log is read on a connection of its own (one read-only transaction, opened after the
+    rows are dropped), its next batch fetched while the current one is folded; the rows are
+    written by ``COPY`` in the rebuild's transaction from a thread of their own while the scan
+    goes on. Both threads spend their time waiting for the server, when they do not hold the
+    interpreter: the fold, the server's scan and its inserts overlap.
     """
     chosen = [PROJECTIONS[n] for n in (names or list(PROJECTIONS))]
     counts = {"events": 0, "dossiers": 0, "drafts": 0}
@@ -158,30 +192,108 @@ def rebuild(db: Any, names: list[str] | None = None, batch_size: int = 5000,
     with db.transaction(dict_rows=False) as cur:
         for p in chosen:
             cur.execute(f"DELETE FROM {p.table}")
-        for stream_type in sorted({p.stream_type for p in chosen}):
-            of_type = [p for p in chosen if p.stream_type == stream_type]
-            streams = "dossiers" if stream_type == "dossier" else "drafts"
-            pending: dict[str, list[tuple]] = {p.name: [] for p in of_type}
-            scan = db_cursor(cur)
-            for state, count in _states(scan, batch_size, stream_type):
-                counts["events"] += count
-                counts[streams] += 1
-                for p in of_type:
-                    pending[p.name].extend(p.rows(state))
-                if counts[streams] % 2000 == 0:
-                    _flush(cur, of_type, pending)
-                    if progress:
-                        progress(counts["events"], counts["dossiers"])
-            _flush(cur, of_type, pending)
-            scan.close()
+        reader = connect(db.dsn, db.schema, f"{db.application_name}-scan")
+        writer = _Writer(cur)
+        try:
+            reader.set_session(readonly=True)
+            scan = reader.cursor()
+            for stream_type in sorted({p.stream_type for p in chosen}):
+                of_type = [p for p in chosen if p.stream_type == stream_type]
+                streams = "dossiers" if stream_type == "dossier" else "drafts"
+                pending: dict[str, list[tuple]] = {p.name: [] for p in of_type}
+                with contextlib.closing(_states(scan, batch_size, stream_type)) as states:
+                    for state, count in states:
+                        counts["events"] += count
+                        counts[streams] += 1
+                        for p in of_type:
+                            pending[p.name].extend(p.rows(state))
+                        if counts[streams] % 2000 == 0:
+                            _flush(writer, of_type, pending)
+                            if progress:
+                                progress(counts["events"], counts["dossiers"])
+                _flush(writer, of_type, pending)
+            writer.close()
+        finally:
+            writer.stop(discard=True)  # after close(), nothing is left; after an error, skip the rest
+            reader.close()
     if progress:
         progress(counts["events"], counts["dossiers"])
     return {**counts, "seconds": round(time.monotonic() - started, 3)}
 
 
-def db_cursor(cur: Any) -> Any:
-    """A second cursor on the same connection (the scan reads while the first one writes)."""
-    return cur.connection.cursor()
+def _fetched(cur: Any, cursor_name: str, batch_size: int) -> Iterator[list[tuple]]:
+    """The batches of a declared server cursor, each next one fetched by a thread while the
+    caller works on the one it has (the thread waits for the server without the interpreter)."""
+    batches: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def fetch() -> None:
+        try:
+            while not stop.is_set():
+                cur.execute(f"FETCH {int(batch_size)} FROM {cursor_name}")
+                rows = cur.fetchall()
+                batches.put(rows)
+                if not rows:
+                    return
+        except BaseException as exc:  # handed to the caller, which raises it
+            batches.put(exc)
+
+    thread = threading.Thread(target=fetch, name=f"rebuild-{cursor_name}", daemon=True)
+    thread.start()
+    try:
+        while True:
+            rows = batches.get()
+            if isinstance(rows, BaseException):
+                raise rows
+            if not rows:
+                return
+            yield rows
+    finally:
+        stop.set()
+        while thread.is_alive():  # let a fetch blocked on the full queue finish
+            with contextlib.suppress(queue.Empty):
+                batches.get(timeout=0.05)
+        thread.join()
+
+
+class _Writer:
+    """The ``COPY`` statements of a rebuild, run in order on its transaction by a thread of their
+    own; the first error stops the writing and is raised to the scan (``copy``, ``close``)."""
+
+    def __init__(self, cur: Any):
+        self.cur = cur
+        self.error: BaseException | None = None
+        self.discard = False  # the rebuild failed: what is still queued need not be written
+        self.queue: queue.Queue = queue.Queue(maxsize=8)
+        self.thread = threading.Thread(target=self._run, name="rebuild-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is None and not self.discard:
+                try:
+                    self.cur.copy_expert(item[0], io.StringIO(item[1]))
+                except BaseException as exc:  # raised to the scan by copy() or close()
+                    self.error = exc
+
+    def copy(self, statement: str, text: str) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put((statement, text))
+
+    def stop(self, discard: bool = False) -> None:
+        """Wait for the statements queued so far, or only the one running with ``discard``
+        (and end the thread)."""
+        self.discard = self.discard or discard
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
+
+    def close(self) -> None:
+        """``stop``, then raise the first statement's error, if any."""
+        self.stop()
+        if self.error is not None:
+            raise self.error
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -200,12 +312,54 @@ def _copy_value(value: Any) -> str:
     return str(value).translate(_COPY_ESCAPES)
 
 
-def _flush(cur: Any, chosen: list[Projection], pending: dict[str, list[tuple]]) -> None:
+_SPECIAL = ("\\", "\t", "\n", "\r")
+_BOOLEANS = {True: "t", False: "f"}
+
+
+def _copy_column(values: tuple) -> list[str] | tuple:
+    """One column of rows in COPY's text format: ``_copy_value`` of each value, done a column
+    at a time where every value has one plain type (no Python call per value)."""
+    kinds = set(map(type, values))
+    nullable = type(None) in kinds
+    kinds.discard(type(None))
+    if len(kinds) > 1:
+        return list(map(_copy_value, values))
+    kind = kinds.pop() if kinds else None
+    if kind is None:
+        return ["\\N"] * len(values)
+    if kind is str:
+        present = [v for v in values if v is not None] if nullable else values
+        joined = "".join(present)
+        if any(c in joined for c in _SPECIAL):
+            return list(map(_copy_value, values))
+        return [("\\N" if v is None else v) for v in values] if nullable else values
+    if kind is int:
+        text = str
+    elif kind is bool:
+        text = _BOOLEANS.__getitem__
+    elif kind is dt.date or kind is dt.datetime:
+        text = kind.isoformat
+    else:
+        return list(map(_copy_value, values))
+    if nullable:
+        return [("\\N" if v is None else text(v)) for v in values]
+    return list(map(text, values))
+
+
+def _copy_text(rows: list[tuple]) -> str:
+    """Rows in COPY's text format: the same text as ``_copy_value`` of each value, tab-separated,
+    a line per row (rows of one projection, all the same length)."""
+    if not rows:
+        return ""
+    columns = [_copy_column(column) for column in zip(*rows, strict=True)]
+    return "\n".join(map("\t".join, zip(*columns, strict=True))) + "\n"
+
+
+def _flush(writer: _Writer, chosen: list[Projection], pending: dict[str, list[tuple]]) -> None:
     """Write the rows gathered so far with COPY (no per-row SQL text to build or parse)."""
     for p in chosen:
         if pending[p.name]:
-            text = "".join("\t".join(map(_copy_value, row)) + "\n" for row in pending[p.name])
-            cur.copy_expert(f"COPY {p.table} ({', '.join(p.columns)}) FROM STDIN", io.StringIO(text))
+            writer.copy(f"COPY {p.table} ({', '.join(p.columns)}) FROM STDIN", _copy_text(pending[p.name]))
             pending[p.name] = []
 
 

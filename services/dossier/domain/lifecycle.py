@@ -272,6 +272,178 @@ def replay(events: list[Any]) -> DossierState:
     return state
 
 
+# -- replaying a whole stream for a rebuild ---------------------------------------------
+#
+# A rebuild folds every stream of the log once and keeps only the final states, so it needs
+# neither a copy of the state per event nor the timeline: ``STEPS`` apply one event to a
+# state in place, each the same statements as its branch of ``evolve`` (reads of the state
+# before it changes, then the same writes), and ``replay_rows`` folds a stream with them.
+# ``updated_at`` and ``version`` are set once per stream (each event's own values are
+# overwritten by the next event's); ``closed_at``, which keeps a closing event's time, is set
+# by that event's step. A step that raises leaves the state half changed: ``replay_rows``
+# then replays that stream with ``evolve``, which raises (or folds) as a replay always has.
+# ``tests/dossier/test_replay_rows.py`` holds every event type, odd and hostile payloads
+# included, to ``evolve``.
+
+
+def _step_submitted(s: DossierState, data: Any, at: dt.datetime) -> None:
+    s.code = data["code"]
+    s.status = SUBMITTED
+    s.owner = dict(data["owner"])
+    s.applicant = dict(data["applicant"])
+    s.form = dict(data.get("form") or {})
+    s.procedure = dict(data["procedure"])
+    s.agency_code = data["agency"]["code"]
+    s.agency_name = data["agency"].get("name")
+    s.agencies = [s.agency_code]
+    s.submitted_at = data["submitted_at"]
+    s.inputs = [dict(d, kind="input") for d in data.get("documents", [])]
+
+
+def _step_received(s: DossierState, data: Any, at: dt.datetime) -> None:
+    s.status = RECEIVED
+    s.received_at = data["received_at"]
+    s.appointment_date = _date(data["appointment_date"])
+
+
+def _step_refused(s: DossierState, data: Any, at: dt.datetime) -> None:
+    s.status, s.reason, s.closed_at = REFUSED, data["reason"], _iso(at)
+
+
+def _step_processing_started(s: DossierState, data: Any, at: dt.datetime) -> None:
+    s.status = PROCESSING
+
+
+def _step_supplement_requested(s: DossierState, data: Any, at: dt.datetime) -> None:
+    s.status = SUPPLEMENT_REQUESTED
+    s.supplement = {"missing": list(data["missing"]), "reason": data["reason"], "due_date": data.get("due_date")}
+
+
+def _step_supplemented(s: DossierState, data: Any, at: dt.datetime) -> None:
+    s.status = SUPPLEMENTED
+    s.supplement = None
+    s.inputs = [*s.inputs, *(dict(d, kind="input") for d in data.get("documents", []))]
+
+
+def _step_forwarded(s: DossierState, data: Any, at: dt.datetime) -> None:
+    s.status = FORWARDED
+    s.agency_code = data["to_agency"]["code"]
+    s.agency_name = data["to_agency"].get("name")
+    s.agencies = [*s.agencies, s.agency_code]
+
+
+def _step_paused(s: DossierState, data: Any, at: dt.datetime) -> None:
+    s.paused_on = _date(data["paused_on"])
+
+
+def _step_resumed(s: DossierState, data: Any, at: dt.datetime) -> None:
+    s.paused_on = None
+    s.appointment_date = _date(data.get("appointment_date"))
+
+
+def _step_deadline_extended(s: DossierState, data: Any, at: dt.datetime) -> None:
+    s.appointment_date = _date(data["new_date"])
+    s.overdue = False
+
+
+def _step_result_ready(s: DossierState, data: Any, at: dt.datetime) -> None:
+    s.status = RESULT_READY
+    s.outputs = [*s.outputs, *(dict(d, kind="output") for d in data.get("documents", []))]
+
+
+def _step_result_returned(s: DossierState, data: Any, at: dt.datetime) -> None:
+    s.status, s.closed_at = RETURNED, _iso(at)
+
+
+def _step_rejected(s: DossierState, data: Any, at: dt.datetime) -> None:
+    s.status, s.reason, s.closed_at = REJECTED, data["reason"], _iso(at)
+
+
+def _step_withdrawn(s: DossierState, data: Any, at: dt.datetime) -> None:
+    s.status, s.reason, s.closed_at = WITHDRAWN, data.get("reason"), _iso(at)
+
+
+def _step_became_overdue(s: DossierState, data: Any, at: dt.datetime) -> None:
+    s.overdue = True
+
+
+def _step_payment_requested(s: DossierState, data: Any, at: dt.datetime) -> None:
+    previous_status, previous_stop = s.status, s.clock_stopped_on
+    s.payment_requests = {**s.payment_requests, data["request_id"]: {
+        "amount": data["amount"], "status": "open", "blocking": data["blocking"],
+        "due_date": data.get("due_date"), "reason": data.get("reason")}}
+    if data["blocking"]:
+        if previous_status not in (AWAITING_PAYMENT, PAYMENT_EXPIRED):
+            s.payment_return_status = previous_status
+        s.status = AWAITING_PAYMENT
+        if data.get("stopped_on") and previous_stop is None:
+            s.clock_stopped_on = _date(data["stopped_on"])
+
+
+def _step_payment_received(s: DossierState, data: Any, at: dt.datetime) -> None:
+    s.payment_requests = {rid: (dict(r, status="paid") if rid in data["request_ids"] else r)
+                          for rid, r in s.payment_requests.items()}
+    if s.status in (AWAITING_PAYMENT, PAYMENT_EXPIRED) and not s.open_blocking_requests:
+        s.status = s.payment_return_status or SUBMITTED
+        s.payment_return_status = None
+        if s.clock_stopped_on is not None:
+            s.clock_stopped_on = None
+            s.appointment_date = _date(data.get("appointment_date")) or s.appointment_date
+
+
+def _step_payment_expired(s: DossierState, data: Any, at: dt.datetime) -> None:
+    s.payment_requests = {rid: (dict(r, status="expired") if rid in data["request_ids"] else r)
+                          for rid, r in s.payment_requests.items()}
+    s.status = PAYMENT_EXPIRED
+
+
+def _step_receipt_attached(s: DossierState, data: Any, at: dt.datetime) -> None:
+    s.receipts = [*s.receipts, dict(data["document"], kind="receipt", payment_id=data["payment_id"],
+                                    receipt_no=data["receipt_no"])]
+
+
+# event type -> its step; a type missing here is not a dossier event (``evolve`` raises)
+STEPS: dict[str, Any] = {
+    "DossierSubmitted": _step_submitted, "DossierReceived": _step_received, "DossierRefused": _step_refused,
+    "DossierProcessingStarted": _step_processing_started, "SupplementRequested": _step_supplement_requested,
+    "DossierSupplemented": _step_supplemented, "DossierForwarded": _step_forwarded,
+    "DossierPaused": _step_paused, "DossierResumed": _step_resumed,
+    "DeadlineExtended": _step_deadline_extended, "DossierResultReady": _step_result_ready,
+    "DossierResultReturned": _step_result_returned, "DossierRejected": _step_rejected,
+    "DossierWithdrawn": _step_withdrawn, "DossierBecameOverdue": _step_became_overdue,
+    "DossierPaymentRequested": _step_payment_requested, "DossierPaymentReceived": _step_payment_received,
+    "DossierPaymentExpired": _step_payment_expired, "DossierReceiptAttached": _step_receipt_attached,
+}
+# the event types whose fold never reads the payload (a rebuild need not decode theirs)
+IGNORES_DATA = frozenset({"DossierProcessingStarted", "DossierResultReturned", "DossierBecameOverdue"})
+
+
+def replay_rows(rows: list[tuple], decode: Any) -> DossierState:
+    """A stream's final state from its recorded rows, ``(_, event_type, payload, occurred_at)``
+    each in version order, ``decode(payload)`` giving an event's data: what ``replay`` of those
+    events gives without their timeline (equal to folding them with ``evolve(...,
+    keep_timeline=False)`` from an empty state), each event applied in place and only the
+    payloads the fold reads decoded. Should a step raise, the stream is replayed with
+    ``evolve``, which raises (or folds) as any replay would."""
+    s = DossierState()
+    steps, ignores, final = STEPS, IGNORES_DATA, FINAL
+    try:
+        for _, event_type, payload, at in rows:
+            steps[event_type](s, None if event_type in ignores else decode(payload), at)
+            if s.status in final:
+                s.paused_on = None
+                s.clock_stopped_on = None
+    except Exception:  # the exact fold decides what an odd event means, or raises
+        s = DossierState()
+        for _, event_type, payload, at in rows:
+            s = evolve(s, event_type, decode(payload), at, keep_timeline=False)
+        return s
+    if rows:
+        s.version = len(rows)
+        s.updated_at = _iso(rows[-1][3])
+    return s
+
+
 # -- deciding --------------------------------------------------------------------------
 
 
