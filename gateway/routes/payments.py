@@ -25,6 +25,7 @@ from portal_common import config
 from portal_common.contracts.payment import (
     PAYMENT_STATUSES,
     CreatePaymentBody,
+    DisputeExemptionBody,
     PlatformCompleteBody,
     RequestPaymentBody,
     SettlementQuery,
@@ -69,9 +70,24 @@ class PaymentItem(Schema):
     payment_url = fields.String(metadata={"description": "pending only: where the browser pays"})
 
 
+class ExemptionItem(Schema):
+    fee_id = fields.String()
+    fee_name = fields.String()
+    amount = fields.Integer(metadata={"description": "VND the fee would be"})
+    exemption = fields.String(metadata={"description": "the group the applicant declared belonging to"})
+    status = fields.String(metadata={"description": "exempt (nothing asked for the fee) | disputed (the agency "
+                                                    "asked for it: see the due item request_id)"})
+    declared_at = fields.String()
+    disputed_at = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True, metadata={"description": "why the agency disputed it"})
+    request_id = fields.String(allow_none=True, metadata={"description": "the due item that asks for the fee"})
+
+
 class PaymentsView(Schema):
     due = fields.List(fields.Nested(DueItem), required=True)
     items = fields.List(fields.Nested(PaymentItem), required=True)
+    exemptions = fields.List(fields.Nested(ExemptionItem), required=True,
+                             metadata={"description": "the fee exemptions declared at filing, and whether disputed"})
 
 
 class NotifyResult(Schema):
@@ -101,11 +117,12 @@ class PaymentRoutes:
     @api("GET", "/api/v1/dossiers/<code>/payments", summary="What is due on my dossier, and every payment",
          tags=TAGS, response=PaymentsView, auth=APPLICANTS)
     def my_dossier_payments(self, call: ApiCall, code: str):
+        dossier = self.dossier_rpc.get(call.context(), code)  # 404 unless the dossier is the caller's
+        exemptions = dossier.get("fee_exemptions") or []
         try:
-            return self.payment_rpc.dossier_payments(call.context(), code)
+            return dict(self.payment_rpc.dossier_payments(call.context(), code), exemptions=exemptions)
         except NotFound:
-            self.dossier_rpc.get(call.context(), code)  # 404 unless the dossier is the caller's
-            return {"due": [], "items": []}  # nothing was ever due on it
+            return {"due": [], "items": [], "exemptions": exemptions}  # nothing was ever due on it
 
     @api("POST", "/api/v1/dossiers/<code>/payments", summary="Pay what is due (all, or the fee_ids named)",
          tags=TAGS, body=CreatePaymentBody, response=PaymentItem, auth=APPLICANTS, status=201,
@@ -142,6 +159,16 @@ class PaymentRoutes:
         if body.get("due_date") is not None:
             body["due_date"] = body["due_date"].isoformat()
         return self.dossier_rpc.act(_context(call), code, "request-payment", body)
+
+    @api("POST", "/api/v1/agency/dossiers/<code>/dispute-exemption",
+         summary="Dispute a fee exemption the applicant declared: the fee is requested after all",
+         tags=("agency",), body=DisputeExemptionBody, auth=AGENCY,
+         responses={409: "No undisputed exemption declared for this fee, or the dossier is closed"},
+         description="Records `FeeExemptionDisputed` and a `DossierPaymentRequested` for the fee's amount "
+                     "(blocking when the fee is due before reception). A retry with the same `X-Request-ID` "
+                     "answers the dossier it made.")
+    def agency_dispute_exemption(self, call: ApiCall, code: str):
+        return self.dossier_rpc.act(_context(call), code, "dispute-exemption", dict(call.body))
 
     if LOCAL:
 

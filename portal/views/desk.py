@@ -20,7 +20,7 @@ from portal.views.catalog import _code
 
 bp = Blueprint("desk", __name__, url_prefix="/mot-cua")
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,39}$")
-ACTIONS = ("receive", "refuse", "request-supplement", "start-processing", "result", "return")
+ACTIONS = ("receive", "refuse", "request-supplement", "start-processing", "result", "return", "dispute-exemption")
 
 
 @bp.route("/dang-nhap", methods=["GET", "POST"])
@@ -134,7 +134,9 @@ def act(code: str, action: str) -> ResponseReturnValue:
     reason = form.get("reason", "").strip()[:2000]
     if note:
         body["note"] = note
-    if action in ("refuse", "request-supplement"):
+    if action == "dispute-exemption":
+        body["fee_id"] = form.get("fee_id", "").strip()[:100]
+    if action in ("refuse", "request-supplement", "dispute-exemption"):
         if not reason:
             errors.append((f"{action}-reason", _("Give the reason.")))
         body["reason"] = reason

@@ -35,6 +35,19 @@ def _draft(draft_id: str) -> dict:
     return draft
 
 
+def exemptable_fees(proc: dict) -> list[dict]:
+    """The procedure's fees that list exemptions and cost something: ``{id, name, amount, exemptions}``
+    (a fee stored without an id is ``fee1``, ``fee2``... as the API names it)."""
+    fees = []
+    for i, fee in enumerate(proc.get("fees") or []):
+        amount = fee.get("amount", fee.get("amount_vnd")) or 0
+        exemptions = [str(e) for e in fee.get("exemptions") or [] if e]
+        if exemptions and isinstance(amount, int) and amount > 0:
+            fees.append({"id": str(fee.get("id") or f"fee{i + 1}"), "name": fee.get("name") or _("Fee"),
+                         "amount": amount, "exemptions": exemptions})
+    return fees
+
+
 def _save_draft(draft: dict) -> None:
     drafts = dict(session.get("drafts") or {})
     drafts[draft["id"]] = draft
@@ -57,6 +70,8 @@ def form(code: str) -> ResponseReturnValue:
     values = {"full_name": user.get("full_name") or "", "id_number": user.get("identifier") or "",
               "date_of_birth": "", "phone": "", "email": "", "address": "", "note": ""}
     errors: list[tuple[str, str]] = []
+    exemptable = exemptable_fees(proc)
+    chosen: dict[str, str] = {}
     place = f"{proc['code']}|{agency['code']}"
     if request.method == "GET":
         session.pop("kept_uploads", None)
@@ -66,6 +81,12 @@ def form(code: str) -> ResponseReturnValue:
             errors.append(("f-full_name", _("Enter the applicant's full name.")))
         if values["date_of_birth"] and not DATE.match(values["date_of_birth"]):
             errors.append(("f-date_of_birth", _("Enter the date as YYYY-MM-DD.")))
+        for fee in exemptable:  # "none" by default; anything else must be one the fee lists
+            choice = request.form.get(f"exempt-{fee['id']}", "").strip()
+            if choice and choice not in fee["exemptions"]:
+                errors.append((f"exempt-{fee['id']}", _("Choose one of the listed exemptions, or none.")))
+            elif choice:
+                chosen[fee["id"]] = choice
         documents = []
         cfg = settings()
         kept = dict((session.get("kept_uploads") or {}).get(place, {}))
@@ -93,12 +114,15 @@ def form(code: str) -> ResponseReturnValue:
                                    "processing_days": proc.get("processing_days")},
                      "agency": {"code": agency["code"], "name": agency["name"]},
                      "applicant": applicant, "form": {"ghi_chu": values["note"]} if values["note"] else {},
-                     "documents": documents, "dossier": None}
+                     "documents": documents, "dossier": None,
+                     "fee_exemptions": [{"fee_id": f["id"], "fee_name": f["name"], "amount": f["amount"],
+                                         "exemption": chosen[f["id"]]} for f in exemptable if f["id"] in chosen]}
             _save_draft(draft)
             return redirect(url_for("filing.review", draft_id=draft["id"]))
     kept_names = {k: v["name"] for k, v in ((session.get("kept_uploads") or {}).get(place) or {}).items()}
     return render_template("file_form.html", proc=proc, agency=agency, values=values, errors=errors, kept=kept_names,
-                           accept=ACCEPT, max_mb=settings().max_upload_bytes // (1024 * 1024)), (
+                           exemptable=exemptable, chosen=chosen, accept=ACCEPT,
+                           max_mb=settings().max_upload_bytes // (1024 * 1024)), (
         422 if errors else 200)
 
 
@@ -126,6 +150,9 @@ def submit(draft_id: str) -> ResponseReturnValue:
                         "applicant": draft["applicant"], "form": draft["form"],
                         "documents": [{k: d[k] for k in ("requirement", "name", "content_type", "content_base64")}
                                       for d in draft["documents"]]}
+                if draft.get("fee_exemptions"):
+                    body["fee_exemptions"] = [{"fee_id": e["fee_id"], "exemption": e["exemption"]}
+                                              for e in draft["fee_exemptions"]]
                 try:
                     created = citizen("POST", "/api/v1/dossiers", json=body, headers={"Idempotency-Key": key})
                 except ApiError as err:

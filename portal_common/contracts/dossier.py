@@ -106,6 +106,13 @@ class FormField(fields.Dict):
         return result
 
 
+class FeeExemptionClaimSchema(Utf8Schema):
+    """The applicant declares belonging to a group a fee exempts (one of the fee's ``exemptions``)."""
+
+    fee_id = Line(100, 1, required=True, metadata={"description": "a fee id of the procedure version filed"})
+    exemption = Line(500, 1, required=True, metadata={"description": "one of that fee's listed exemptions"})
+
+
 class FilingSchema(Utf8Schema):
     """A dossier filing: the body of ``POST /api/v1/dossiers`` and of the ``submit`` RPC."""
 
@@ -116,6 +123,16 @@ class FilingSchema(Utf8Schema):
     form = FormField(load_default=dict)
     documents = fields.List(fields.Nested(FilingDocumentSchema), load_default=list,
                             validate=validate.Length(max=30))
+    fee_exemptions = fields.List(fields.Nested(FeeExemptionClaimSchema), load_default=list,
+                                 validate=validate.Length(max=20), metadata={
+                                     "description": "fees the applicant is exempt from: [{fee_id, exemption}]; "
+                                                    "a declared fee is not requested unless the agency disputes it"})
+
+    @validates_schema
+    def one_exemption_per_fee(self, data, **kwargs):
+        ids = [c["fee_id"] for c in data.get("fee_exemptions", [])]
+        if len(ids) != len(set(ids)):
+            raise ValidationError("Declare at most one exemption per fee.", "fee_exemptions")
 
 
 # -- events -------------------------------------------------------------------------------------
@@ -391,6 +408,30 @@ class DossierReceiptAttachedV1(_Coded):
     payment_id = fields.UUID(required=True)
     receipt_no = fields.String(required=True)
     document = fields.Nested(DocumentRefSchema, required=True)
+
+
+@CATALOGUE.register("FeeExemptionDeclared", 1, PRODUCER,
+                    "At filing the applicant declared belonging to a group the fee exempts: the fee is not "
+                    "requested (appended with DossierSubmitted, after it).")
+class FeeExemptionDeclaredV1(_AtAgency):
+    fee_id = fields.String(required=True)
+    fee_name = fields.String(required=True)
+    amount = fields.Integer(required=True, metadata={"description": "VND the fee would have been"})
+    exemption = fields.String(required=True, metadata={"description": "the group, as the catalog lists it"})
+    declared_at = fields.DateTime(required=True)
+    due = fields.String(load_default="before_reception", validate=validate.OneOf(
+        ["before_reception", "with_reception", "with_result"]),
+        metadata={"description": "when the fee would be due (a disputed one is requested as such)"})
+
+
+@CATALOGUE.register("FeeExemptionDisputed", 1, PRODUCER,
+                    "The agency holding the dossier disputed a declared exemption; the DossierPaymentRequested "
+                    "that follows (``request_id``) asks for the fee.")
+class FeeExemptionDisputedV1(_AtAgency):
+    fee_id = fields.String(required=True)
+    reason = fields.String(required=True, validate=_TEXT)
+    disputed_at = fields.DateTime(required=True)
+    request_id = fields.UUID(required=True, metadata={"description": "the DossierPaymentRequested that asks for it"})
 
 
 # -- drafts (stream ``draft-<uuid>``): before a dossier has a code ----------------------

@@ -44,6 +44,13 @@ class RequestPaymentBody(Utf8Schema):
                            metadata={"description": "unpaid after this day, the dossier becomes payment_expired"})
 
 
+class DisputeExemptionBody(Utf8Schema):
+    """``POST /api/v1/agency/dossiers/{code}/dispute-exemption``: the applicant is not exempt from this fee."""
+
+    fee_id = Line(100, 1, required=True, metadata={"description": "the fee whose declared exemption is disputed"})
+    reason = Text(2000, 1, required=True)
+
+
 class PlatformCompleteBody(Utf8Schema):
     """``POST /api/v1/dev/payment-platform/complete``: the local platform settles a payment."""
 

@@ -24,7 +24,7 @@ from portal_common.contracts.dossier import (
     WithdrawSchema,
 )
 from portal_common.contracts.fields import Utf8Schema
-from portal_common.contracts.payment import RequestPaymentBody
+from portal_common.contracts.payment import DisputeExemptionBody, RequestPaymentBody
 from portal_common.errors import InvalidInput
 
 
@@ -64,6 +64,7 @@ ACTIONS: dict[str, tuple[str, type[Schema]]] = {
     "return": ("return_result", OptionalNoteSchema),
     "reject": ("reject", ReasonSchema),
     "request-payment": ("request_payment", RequestPaymentBody),
+    "dispute-exemption": ("dispute_exemption", DisputeExemptionBody),
 }
 
 

@@ -112,6 +112,14 @@ class RouterService(HealthRpc):
     def on_receipt_attached(self, envelope: dict) -> None:
         self.router.on_dossier_event(envelope)
 
+    @event_handler("dossier", "FeeExemptionDeclared")
+    def on_fee_exemption_declared(self, envelope: dict) -> None:
+        self.router.on_dossier_event(envelope)
+
+    @event_handler("dossier", "FeeExemptionDisputed")
+    def on_fee_exemption_disputed(self, envelope: dict) -> None:
+        self.router.on_dossier_event(envelope)
+
     # -- catalog events -> local agency copy -------------------------------------------
 
     @event_handler("catalog", "AgencyRegistered")

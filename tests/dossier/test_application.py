@@ -366,3 +366,103 @@ def test_a_request_applied_already_answers_what_it_made_instead_of_refusing_itse
                                     actor=dataclasses.replace(other_ctx.actor, id="officer-else"))
     with pytest.raises(Conflict):
         app.execute(state.code, "receive", {}, other, other_ctx)
+
+
+# -- fee exemptions: declared at filing, disputed by the agency ---------------------------------
+
+FEE = {"id": "le-phi", "name": "Lệ phí", "amount": 200000, "basis": "fixed", "due": "before_reception",
+       "exemptions": ["Trẻ em", "Người cao tuổi"]}
+COPY_FEE = {"id": "ban-sao", "name": "Phí bản sao", "amount": 5000, "basis": "fixed", "due": "with_reception",
+            "exemptions": []}
+CHILD = [{"fee_id": "le-phi", "exemption": "Trẻ em"}]
+
+
+def _fee_catalog() -> Mock:
+    catalog = _catalog()
+    catalog.get_procedure.return_value = dict(PROCEDURE, fees=[FEE, COPY_FEE])
+    return catalog
+
+
+def _dispute(app, code: str, agency: str = AGENCY, request: str = "req-dispute-1", fee_id: str = "le-phi"):
+    officer = {"request_id": request, "actor": {"kind": "officer", "id": f"officer-{agency}", "agency_code": agency}}
+    return actions.act(app, None, officer, code, "dispute-exemption", {"fee_id": fee_id, "reason": "Đã 40 tuổi"})
+
+
+def test_a_declared_exemption_is_recorded_after_the_submission_and_its_fee_not_requested(app):
+    state, _ = submit(app, fees=[FEE, COPY_FEE], fee_exemptions=CHILD)
+    assert event_types(app, state.code) == ["DossierSubmitted", "FeeExemptionDeclared", "DossierPaymentRequested"]
+    assert state.status == "submitted" and app.lookup(state.code)["status"] == "submitted"
+    [declared] = [e for e in app.log.read_stream(stream_id(state.code)) if e.event_type == "FeeExemptionDeclared"]
+    assert {k: declared.data[k] for k in ("code", "fee_id", "fee_name", "amount", "exemption")} == {
+        "code": state.code, "fee_id": "le-phi", "fee_name": "Lệ phí", "amount": 200000, "exemption": "Trẻ em"}
+    [request] = state.payment_requests.values()
+    assert request["amount"] == 5000 and not request["blocking"]  # only the fee not declared
+    [shown] = actions.get(app, {"actor": {"kind": "citizen", "id": "acc-1"}}, state.code)["fee_exemptions"]
+    assert shown["status"] == "exempt" and shown["exemption"] == "Trẻ em" and shown["amount"] == 200000
+
+
+def test_every_fee_exempted_the_dossier_does_not_wait(app):
+    state, _ = submit(app, fees=[FEE], fee_exemptions=CHILD)
+    assert state.status == "submitted" and state.payment_requests == {}
+    assert event_types(app, state.code) == ["DossierSubmitted", "FeeExemptionDeclared"]
+    unexempted, _ = submit(app, fees=[FEE])
+    assert unexempted.status == "awaiting_payment"
+
+
+def test_a_filing_declaring_an_unlisted_exemption_is_refused_and_writes_nothing(app):
+    bad = [({"fee_id": "le-phi", "exemption": "Sinh viên"}, "fee_exemptions.0.exemption"),
+           ({"fee_id": "khong-co", "exemption": "Trẻ em"}, "fee_exemptions.0.fee_id"),
+           ({"fee_id": "ban-sao", "exemption": "Trẻ em"}, "fee_exemptions.0.exemption")]
+    for claim, field in bad:
+        with pytest.raises(InvalidInput) as refused:
+            filing.submit(app, _fee_catalog(), CITIZEN, dict(_filing(), fee_exemptions=[claim]), None)
+        assert field in {p["field"] for p in refused.value.details}
+    for junk in ([{"fee_id": "le-phi"}], [{"fee_id": "x" * 101, "exemption": "Trẻ em"}],
+                 [{"fee_id": "le-phi", "exemption": "Trẻ\x00em"}], "le-phi", CHILD * 2, [CHILD[0]] * 21):
+        with pytest.raises(InvalidInput):
+            filing.submit(app, _fee_catalog(), CITIZEN, dict(_filing(), fee_exemptions=junk), None)
+    assert app.owner_list("acc-1", None, 1, 20)["total"] == 0
+    filed = filing.submit(app, _fee_catalog(), CITIZEN, dict(_filing(), fee_exemptions=CHILD), "k-exempt")
+    assert filed["status"] == "submitted" and filed["fee_exemptions"][0]["status"] == "exempt"
+    with pytest.raises(Conflict):  # the same key without the declaration is another filing
+        filing.submit(app, _fee_catalog(), CITIZEN, _filing(), "k-exempt")
+
+
+def test_the_agency_disputes_an_exemption_and_the_fee_is_requested(app):
+    state, _ = submit(app, fees=[FEE], fee_exemptions=CHILD)
+    disputed = _dispute(app, state.code)
+    assert disputed["status"] == "awaiting_payment"
+    assert event_types(app, state.code)[-2:] == ["FeeExemptionDisputed", "DossierPaymentRequested"]
+    [shown] = disputed["fee_exemptions"]
+    [request] = disputed["payment_requests"]
+    assert shown["status"] == "disputed" and shown["reason"] == "Đã 40 tuổi" and shown["request_id"] == request["id"]
+    assert request["amount"] == 200000 and request["blocking"] and request["status"] == "open"
+    assert app.lookup(state.code)["status"] == "awaiting_payment"
+    # the same request again (its reply was lost): the state it made, nothing more
+    again = _dispute(app, state.code)
+    assert again["version"] == disputed["version"]
+    with pytest.raises(Conflict) as twice:  # a new request: nothing left to dispute
+        _dispute(app, state.code, request="req-dispute-2")
+    assert twice.value.code == "no_exemption_to_dispute"
+    assert event_types(app, state.code).count("FeeExemptionDisputed") == 1
+
+
+def test_disputes_that_are_not_the_agencys_or_have_nothing_to_dispute_write_nothing(app):
+    state, _ = submit(app, fees=[FEE, COPY_FEE], fee_exemptions=CHILD)
+    with pytest.raises(NotFound):  # another agency never held it
+        _dispute(app, state.code, agency="H29.99")
+    with pytest.raises(Conflict) as none:  # no exemption declared for that fee
+        _dispute(app, state.code, fee_id="ban-sao")
+    assert none.value.code == "no_exemption_to_dispute"
+    with pytest.raises(InvalidInput):
+        actions.act(app, None, {"actor": {"kind": "officer", "id": "o", "agency_code": AGENCY}}, state.code,
+                    "dispute-exemption", {"fee_id": "le-phi", "reason": "x" * 2001})
+    owner = {"actor": {"kind": "citizen", "id": "acc-1"}}
+    with pytest.raises(NotFound):  # not the applicant's to do
+        actions.act(app, None, owner, state.code, "dispute-exemption", {"fee_id": "le-phi", "reason": "x"})
+    officer, octx = agency_ctx(AGENCY)
+    app.execute(state.code, "refuse", {"reason": "incomplete"}, officer, octx)
+    with pytest.raises(Conflict) as closed:
+        _dispute(app, state.code, request="req-after-refusal")
+    assert closed.value.code == "transition_not_allowed"
+    assert "FeeExemptionDisputed" not in event_types(app, state.code)

@@ -99,7 +99,7 @@ def expected_allowed(status: str, command: str, paused: bool, overdue: bool, pas
 
 CASES = [(s, c, p, o) for s, c, p, o in itertools.product(
     lifecycle.STATUSES, lifecycle.COMMANDS, (False, True), (False, True))
-    if not (p and s not in ACTIVE) and c not in PAYMENT_SYSTEM]
+    if not (p and s not in ACTIVE) and c not in (*PAYMENT_SYSTEM, "dispute_exemption")]  # those: below
 
 
 @pytest.mark.parametrize(("status", "command", "paused", "overdue"), CASES)
@@ -373,3 +373,98 @@ def test_a_receipt_is_attached_once_even_to_a_closed_dossier():
     assert after.receipts[0]["receipt_no"] == "BL2026-00000001" and after.receipts[0]["kind"] == "receipt"
     with pytest.raises(Conflict):
         decide(after, "attach_receipt", args_for("attach_receipt"), NOW)
+
+
+# -- fee exemptions ----------------------------------------------------------------------
+
+LLTP_FEES = [{"id": "le-phi", "name": "Lệ phí", "amount": 200000, "due": "before_reception",
+              "exemptions": ["Trẻ em", "Người cao tuổi"]},
+             {"id": "ban-sao", "name": "Phí bản sao", "amount": 5000, "basis": "per_copy", "due": "with_reception",
+              "exemptions": ["Người khuyết tật"]},
+             {"name": "Không thu", "amount": 0, "exemptions": ["Trẻ em"]}]
+
+
+def declared_state(claims: list[dict], status: str = "submitted") -> DossierState:
+    state = make_state(status)
+    for event_type, data in lifecycle.exemptions_declared(state, LLTP_FEES, claims, NOW):
+        state = evolve(state, event_type, data, NOW)
+    return state
+
+
+def test_fees_due_leaves_out_the_exempted_fees():
+    before, later = lifecycle.fees_due(LLTP_FEES, copies=2, exempted=["le-phi"])
+    assert before == [] and [(f["id"], f["amount"]) for f in later] == [("ban-sao", 10000)]
+    before, later = lifecycle.fees_due(LLTP_FEES, exempted=["ban-sao"])
+    assert [f["id"] for f in before] == ["le-phi"] and later == []
+    assert lifecycle.fees_due(LLTP_FEES) == lifecycle.fees_due(LLTP_FEES, exempted=[])
+
+
+def test_an_exemption_must_be_one_the_fee_lists():
+    assert lifecycle.exemption_problems(LLTP_FEES, [{"fee_id": "le-phi", "exemption": "Trẻ em"}]) == []
+    problems = lifecycle.exemption_problems(LLTP_FEES, [
+        {"fee_id": "nope", "exemption": "Trẻ em"}, {"fee_id": "le-phi", "exemption": "Sinh viên"},
+        {"fee_id": "ban-sao", "exemption": "Người khuyết tật"}, {"fee_id": "ban-sao", "exemption": "Người khuyết tật"},
+        {"fee_id": "fee3", "exemption": "Trẻ em"}])
+    assert [(p["field"], p["message"]) for p in problems] == [
+        ("fee_exemptions.0.fee_id", "not a fee of this procedure"),
+        ("fee_exemptions.1.exemption", "not an exemption this fee lists"),
+        ("fee_exemptions.3.fee_id", "declared twice"),
+        ("fee_exemptions.4.fee_id", "nothing is due for this fee")]
+    with pytest.raises(InvalidInput) as refused:
+        lifecycle.exemptions_declared(make_state("submitted"), LLTP_FEES, [{"fee_id": "x", "exemption": "y"}], NOW)
+    assert refused.value.details[0]["field"] == "fee_exemptions.0.fee_id"
+
+
+def test_a_declared_exemption_is_recorded_and_shown_exempt():
+    state = declared_state([{"fee_id": "le-phi", "exemption": "Trẻ em"}])
+    assert state.status == "submitted" and state.payment_requests == {}
+    assert state.exemptions["le-phi"] == {
+        "fee_id": "le-phi", "fee_name": "Lệ phí", "amount": 200000, "exemption": "Trẻ em",
+        "due": "before_reception", "declared_at": NOW.isoformat(), "status": "exempt", "disputed_at": None,
+        "dispute_reason": None, "request_id": None}
+    assert state.timeline[-1]["event"] == "FeeExemptionDeclared" and state.timeline[-1]["exemption"] == "Trẻ em"
+
+
+def test_disputing_a_before_reception_fee_makes_the_dossier_wait_for_it():
+    state = declared_state([{"fee_id": "le-phi", "exemption": "Trẻ em"}])
+    events = decide(state, "dispute_exemption", {"fee_id": "le-phi", "reason": "Đã 30 tuổi", "request_id": RID}, NOW)
+    assert [e for e, _ in events] == ["FeeExemptionDisputed", "DossierPaymentRequested"]
+    assert events[0][1]["request_id"] == RID and events[1][1]["request_id"] == RID
+    assert events[1][1]["amount"] == 200000 and events[1][1]["blocking"] and events[1][1]["stopped_on"] is None
+    assert events[1][1]["fees"] == [{"id": "le-phi", "name": "Lệ phí", "amount": 200000, "basis": "fixed",
+                                     "copies": 1}]
+    after = state
+    for event_type, data in events:
+        after = evolve(after, event_type, data, NOW)
+    assert after.status == "awaiting_payment" and after.payment_return_status == "submitted"
+    assert after.exemptions["le-phi"]["status"] == "disputed"
+    assert after.exemptions["le-phi"]["dispute_reason"] == "Đã 30 tuổi"
+    with pytest.raises(Conflict) as twice:
+        decide(after, "dispute_exemption", {"fee_id": "le-phi", "reason": "again", "request_id": RID}, NOW)
+    assert twice.value.code == "no_exemption_to_dispute"
+    paid = evolve(after, *decide(after, "payment_received", args_for("payment_received"), NOW)[0], NOW)
+    assert paid.status == "submitted"
+
+
+def test_disputing_a_later_fee_during_processing_does_not_hold_the_dossier():
+    state = declared_state([{"fee_id": "ban-sao", "exemption": "Người khuyết tật"}], "processing")
+    events = decide(state, "dispute_exemption", {"fee_id": "ban-sao", "reason": "x", "request_id": RID}, NOW)
+    assert not events[1][1]["blocking"]
+    after = state
+    for event_type, data in events:
+        after = evolve(after, event_type, data, NOW)
+    assert after.status == "processing" and after.payment_requests[RID]["status"] == "open"
+
+
+@pytest.mark.parametrize("status", lifecycle.STATUSES)
+def test_an_exemption_may_be_disputed_while_the_dossier_is_open(status):
+    state = declared_state([{"fee_id": "le-phi", "exemption": "Trẻ em"}], status)
+    args = {"fee_id": "le-phi", "reason": "x", "request_id": RID}
+    if status in lifecycle.FINAL:
+        with pytest.raises(Conflict) as refused:
+            decide(state, "dispute_exemption", args, NOW)
+        assert refused.value.code == "transition_not_allowed"
+    else:
+        assert decide(state, "dispute_exemption", args, NOW)[0][0] == "FeeExemptionDisputed"
+    with pytest.raises(Conflict):  # nothing declared for that fee
+        decide(state, "dispute_exemption", dict(args, fee_id="ban-sao"), NOW)

@@ -85,7 +85,7 @@ def test_a_failed_payment_leaves_the_dossier_waiting(gateway_url, citizen):
 def test_a_free_procedure_has_nothing_due(gateway_url, citizen):
     dossier = citizen.file(FREE_PROCEDURE)
     assert dossier["status"] == "submitted"
-    assert citizen.payments(dossier["code"]) == {"due": [], "items": []}
+    assert citizen.payments(dossier["code"]) == {"due": [], "items": [], "exemptions": []}
     status, body = citizen.post(f"/api/v1/dossiers/{dossier['code']}/payments", {},
                                 headers={"Idempotency-Key": "k1"})
     assert status == 409 and body["code"] == "nothing_due"

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.portal.conftest import code_after, csrf_of, sms_count
+from tests.portal.conftest import code_after, csrf_of, new_officer, sms_count
 from tests.support.accounts import call, random_person, register_citizen, sign_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -266,3 +266,73 @@ def test_files_that_passed_are_kept_when_the_form_comes_back(citizen):
     assert all(name in review for name in ("to-khai.pdf", "chung-sinh.pdf", "cccd.pdf"))
     fresh = page(client, f"/thu-tuc/{PROCEDURE}/nop?co_quan={AGENCY}")
     assert "Đã giữ lại" not in fresh  # a new form starts empty
+
+
+EXEMPT_PROCEDURE = "2.000488"  # Phiếu lý lịch tư pháp: 200.000 đồng unless the applicant is exempt
+
+
+def _exempt_filing(client, gateway_url, choice: str) -> tuple[str, dict]:
+    proc = call(f"{gateway_url}/api/v1/procedures/{EXEMPT_PROCEDURE}")
+    agencies = call(f"{gateway_url}/api/v1/procedures/{EXEMPT_PROCEDURE}/agencies?province=1")
+    agency = (agencies.get("items", agencies) if isinstance(agencies, dict) else agencies)[0]["code"]
+    html = page(client, f"/thu-tuc/{EXEMPT_PROCEDURE}/nop?co_quan={agency}")
+    data = {"csrf_token": csrf_of(html), "co_quan": agency, "full_name": "Nguyễn Bé Con", "exempt-le-phi": choice}
+    data.update({f"doc-{d['id']}": (io.BytesIO(PDF), f"{d['id']}.pdf")
+                 for d in proc["required_documents"] if d["mandatory"]})
+    return html, data
+
+
+def _desk_client(portal_app, gateway_url, agency: str):
+    officer = new_officer(gateway_url, agency)
+    desk = portal_app.test_client()
+    html = page(desk, "/mot-cua/dang-nhap")
+    before = sms_count(gateway_url, officer["phone"])
+    resp = desk.post("/mot-cua/dang-nhap", data={"csrf_token": csrf_of(html), "username": officer["username"],
+                                                 "password": officer["password"]})
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    html = page(desk, "/mot-cua/dang-nhap/ma-xac-thuc")
+    resp = desk.post("/mot-cua/dang-nhap/ma-xac-thuc", data={
+        "csrf_token": csrf_of(html), "otp": code_after(gateway_url, officer["phone"], before)})
+    assert resp.status_code == 302 and resp.headers["Location"] == "/mot-cua/", resp.get_data(as_text=True)
+    return desk
+
+
+def test_declare_a_fee_exemption_and_the_desk_disputes_it(portal_app, gateway_url):
+    client, person = signed_in_client(portal_app, gateway_url)
+    html, data = _exempt_filing(client, gateway_url, "Sinh viên")  # not an exemption the fee lists
+    assert "Tôi thuộc diện miễn:" in html and 'name="exempt-le-phi"' in html
+    assert "Không thuộc diện miễn" in html and ">Trẻ em</option>" in html and " selected" not in html
+    resp = client.post(f"/thu-tuc/{EXEMPT_PROCEDURE}/nop", data=data, content_type="multipart/form-data")
+    assert resp.status_code == 422 and "Chọn một trong các diện miễn" in resp.get_data(as_text=True)
+    assert my_dossier_count(gateway_url, person) == 0
+
+    _, data = _exempt_filing(client, gateway_url, "Trẻ em")
+    resp = client.post(f"/thu-tuc/{EXEMPT_PROCEDURE}/nop", data=data, content_type="multipart/form-data")
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    html = page(client, resp.headers["Location"])
+    assert "được miễn (thuộc diện Trẻ em)" in html
+    filed = client.post(re.search(r'action="(/nop-ho-so/[^"]+/nop)"', html).group(1),
+                        data={"csrf_token": csrf_of(html)})
+    assert filed.status_code == 303
+    code = filed.headers["Location"].split("/")[2]
+    html = page(client, f"/ho-so/{code}")
+    assert "được miễn (thuộc diện Trẻ em)" in html and "Không phải nộp khoản này." in html
+    assert call(f"{gateway_url}/api/v1/lookup/{code}")["status"] == "submitted"
+
+    desk = _desk_client(portal_app, gateway_url, code.rsplit("-", 2)[0])
+    html = page(desk, f"/mot-cua/ho-so/{code}")
+    action = f"/mot-cua/ho-so/{code}/dispute-exemption"
+    assert f'action="{action}"' in html and "được miễn (thuộc diện Trẻ em)" in html
+    assert desk.post(action, data={"fee_id": "le-phi", "reason": "x"}).status_code == 400  # no CSRF token
+    resp = desk.post(action, data={"csrf_token": csrf_of(html), "fee_id": "le-phi", "reason": ""})
+    assert resp.status_code == 422
+    resp = desk.post(action, data={"csrf_token": csrf_of(html), "fee_id": "khong-co", "reason": "x"})
+    assert resp.status_code == 422  # the API's 409, shown on the page
+    assert call(f"{gateway_url}/api/v1/lookup/{code}")["status"] == "submitted"
+    resp = desk.post(action, data={"csrf_token": csrf_of(html), "fee_id": "le-phi", "reason": "Người nộp đã 30 tuổi"})
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    html = page(desk, f"/mot-cua/ho-so/{code}")
+    assert "Không được chấp nhận" in html and f'action="{action}"' not in html
+    html = page(client, f"/ho-so/{code}")
+    assert "Cơ quan không chấp nhận diện miễn này" in html and "Người nộp đã 30 tuổi" in html
+    assert call(f"{gateway_url}/api/v1/lookup/{code}")["status"] == "awaiting_payment"

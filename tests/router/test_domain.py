@@ -36,6 +36,9 @@ def test_successor_chain_is_followed_and_loops_refused():
     ("DossierForwarded", {"code": "X", "to_agency_code": "B2"}, "A1", "B2"),
     ("DossierSupplemented", {"code": "X"}, "A1", "A1"),
     ("DossierWithdrawn", {"code": "X", "agency_code": "C"}, "A1", "C"),
+    # named in the event: routed even when it arrives before the submission it follows
+    ("FeeExemptionDeclared", {"code": "X", "agency_code": "A1", "fee_id": "le-phi"}, None, "A1"),
+    ("FeeExemptionDisputed", {"code": "X", "agency_code": "A1", "fee_id": "le-phi"}, "A1", "A1"),
 ])
 def test_addressed_agency(event_type, data, current, expected):
     assert routing.addressed_agency(event_type, data, current) == expected
@@ -184,3 +187,8 @@ def test_quorum_queues_only_where_the_broker_has_them(props, quorum):
     assert back_office_choice(SimpleNamespace(_impl=SimpleNamespace(server_properties=props))) is quorum
     queue = agency_queue(Exchange("agency.deliveries", "topic"), "A", quorum)
     assert queue.queue_arguments == {"x-queue-type": "quorum" if quorum else "classic"}
+
+
+def test_fee_exemptions_are_follow_up_events_the_agency_receives():
+    assert {"FeeExemptionDeclared", "FeeExemptionDisputed"} <= set(routing.ROUTED_EVENTS)
+    assert routing.routing_key("A1", "FeeExemptionDisputed") == "agency.A1.dossier.feeexemptiondisputed"

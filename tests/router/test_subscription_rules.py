@@ -125,6 +125,15 @@ def test_channels_of_events():
     assert rules.channels_of("DossierPaymentRequested") == ["payments"]
     assert rules.channels_of("DossierReceiptAttached") == ["payments", "documents"]
     assert rules.channels_of("PaymentSucceeded") == ["payments"]
+    assert rules.channels_of("FeeExemptionDeclared") == ["payments"]
+    assert rules.channels_of("FeeExemptionDisputed") == ["payments"]
+
+
+def test_fee_exemption_events_leave_the_status_as_the_producer_states_it():
+    for event_type in ("FeeExemptionDeclared", "FeeExemptionDisputed"):
+        assert rules.status_after(event_type, "submitted") == "submitted"
+        assert rules.status_after(event_type, "processing", {"attributes": {"dossier_status": "processing"}}) \
+            == "processing"
 
 
 def test_cloudevent_attributes():

@@ -32,7 +32,7 @@ def act(app: Dossiers, catalog: Any, context: dict[str, Any], code: str, action:
     command, schema = schemas.ACTIONS[action]
     args = schemas.load(schema, body or {})
     uploads = decode_uploads(args.pop("documents", []), "documents") if command == "result" else []
-    if command == "request_payment":
+    if command in ("request_payment", "dispute_exemption"):
         args["request_id"] = str(uuid.uuid4())  # the charge's id at the payment service
     if command == "forward":
         # only when the dossier is visible to this agency do we ask the catalog anything

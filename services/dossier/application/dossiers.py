@@ -159,13 +159,16 @@ class Dossiers:
                idempotency_key: str | None, context: EventContext,
                now: dt.datetime | None = None, request_hash: str | None = None,
                also: Callable[[Transaction, str, dt.datetime], None] | None = None,
-               fees: list[dict[str, Any]] | None = None) -> tuple[DossierState, bool]:
+               fees: list[dict[str, Any]] | None = None,
+               fee_exemptions: list[dict[str, Any]] | None = None) -> tuple[DossierState, bool]:
         """File a dossier (checks against the catalog are done by the caller).
 
         Returns (state, created); a retry with the same idempotency key returns the dossier
         the first call created, and ``created`` is False. ``request_hash`` identifies the
         filing as sent (``domain.filing.filing_hash``; by default that of what is stored).
         ``also(tx, code, now)`` runs in the same transaction, before the append (closing a draft).
+        ``fee_exemptions`` (``[{fee_id, exemption}]``, checked against ``fees``) are recorded after
+        the submission and their fees are not requested.
         """
         now = now or utcnow()
         repo = self.repository
@@ -188,7 +191,10 @@ class Dossiers:
                 agency=agency, documents=documents, now=now, idempotency_key=idempotency_key)
             actor = context.actor.as_dict()
             state, events = evolved(DossierState(), [(event_type, data)], now, actor)
-            before, later = lifecycle.fees_due(fees or [])
+            state, declared = evolved(state, lifecycle.exemptions_declared(state, fees or [], fee_exemptions or [],
+                                                                           now), now, actor)
+            events += declared
+            before, later = lifecycle.fees_due(fees or [], exempted=[c["fee_id"] for c in fee_exemptions or []])
             for lines, blocking in ((before, True), (later, False)):
                 if lines:  # the fees due: waited for before reception, or due with it
                     state, requested = evolved(state, [lifecycle.payment_requested_event(

@@ -59,7 +59,7 @@ def iso_dates(values: dict[str, Any]) -> dict[str, Any]:
 def request_hash(data: dict[str, Any], uploads: list[Upload]) -> str:
     """The hash of a validated filing (``FilingSchema`` output), as sent."""
     return filing_hash(data["procedure_code"], data["agency_code"], iso_dates(data["applicant"]), data["form"],
-                       uploads)
+                       uploads, data.get("fee_exemptions") or None)
 
 
 def submit(app: Dossiers, catalog: Any, context: dict[str, Any], filing: Any,
@@ -110,6 +110,7 @@ def file_checked(app: Dossiers, catalog: Any, context: dict[str, Any], data: dic
             agency_code = resolved["code"]  # addressed to a dissolved agency: its successor takes it
     problems = lifecycle.check_filing(procedure, agencies, agency_code, [u.requirement for u in uploads],
                                       applicant)
+    problems += lifecycle.exemption_problems(list(procedure.get("fees") or []), data.get("fee_exemptions") or [])
     if problems:
         raise InvalidInput("filing_incomplete", "The filing does not meet the procedure's requirements.",
                            problems)
@@ -123,5 +124,5 @@ def file_checked(app: Dossiers, catalog: Any, context: dict[str, Any], data: dic
         agency={"code": agency["code"], "name": agency.get("name"), "level": agency.get("level")},
         uploads=uploads, idempotency_key=idempotency_key, context=event_context(context),
         request_hash=digest or request_hash(data, uploads), also=also,
-        fees=list(procedure.get("fees") or []),
+        fees=list(procedure.get("fees") or []), fee_exemptions=list(data.get("fee_exemptions") or []),
     )

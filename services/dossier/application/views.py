@@ -22,9 +22,18 @@ def full_view(state: DossierState) -> dict[str, Any]:
         "supplement": state.supplement, "reason": state.reason, "closed_at": state.closed_at,
         "inputs": state.inputs, "outputs": state.outputs, "receipts": state.receipts,
         "payment_requests": [{"id": rid, **r} for rid, r in state.payment_requests.items()],
+        "fee_exemptions": exemption_items(state),
         "timeline": state.timeline,
         "version": state.version, "updated_at": state.updated_at,
     }
+
+
+def exemption_items(state: DossierState) -> list[dict[str, Any]]:
+    """Each declared fee exemption: ``status`` exempt (nothing asked for it) or disputed (the agency
+    asked for the fee after all: ``request_id`` is the payment request, ``reason`` why)."""
+    return [{"fee_id": e["fee_id"], "fee_name": e["fee_name"], "amount": e["amount"], "exemption": e["exemption"],
+             "status": e["status"], "declared_at": e["declared_at"], "disputed_at": e["disputed_at"],
+             "reason": e["dispute_reason"], "request_id": e["request_id"]} for e in state.exemptions.values()]
 
 
 def draft_view(state: DraftState) -> dict[str, Any]:

@@ -17,6 +17,12 @@ service's confirmation) moves it back and the appointment by the working days lo
 obligation past its due date becomes ``payment_expired``, where the agency decides (refuse,
 reject, or ask again). Those two and ``attach_receipt`` are the system's commands, run when
 the payment service's events arrive.
+
+Exemptions: at filing the applicant may declare belonging to a group a fee lists in its
+``exemptions``; the fee is then not requested (``FeeExemptionDeclared`` follows
+``DossierSubmitted``). The agency holding the dossier may dispute it while the dossier is open
+(``dispute_exemption``): ``FeeExemptionDisputed`` and a ``DossierPaymentRequested`` for the fee,
+blocking when the fee is due before reception, as at filing.
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "payment_received": frozenset(STATUSES) - FINAL,
     "payment_expired": frozenset({AWAITING_PAYMENT}),
     "attach_receipt": frozenset(STATUSES),
+    "dispute_exemption": frozenset(STATUSES) - FINAL,
 }
 # Before reception, refuse also ends a dossier waiting for (or past due on) its filing fees.
 PRE_RECEPTION_PAYMENT = frozenset({AWAITING_PAYMENT, PAYMENT_EXPIRED})
@@ -75,7 +82,9 @@ EVENT_TYPES = (
     "DossierResumed", "DeadlineExtended", "DossierResultReady", "DossierResultReturned",
     "DossierRejected", "DossierWithdrawn", "DossierBecameOverdue",
     "DossierPaymentRequested", "DossierPaymentReceived", "DossierPaymentExpired", "DossierReceiptAttached",
+    "FeeExemptionDeclared", "FeeExemptionDisputed",
 )
+FEE_DUE_MOMENTS = ("before_reception", "with_reception", "with_result")
 
 
 @dataclass
@@ -109,6 +118,9 @@ class DossierState:
     payment_return_status: str | None = None  # where a waiting dossier goes once paid
     clock_stopped_on: dt.date | None = None  # awaiting a payment during processing
     receipts: list[dict[str, Any]] = field(default_factory=list)
+    # fee_id -> {fee_id, fee_name, amount, exemption, due, declared_at, status: exempt | disputed,
+    #            disputed_at, dispute_reason, request_id}
+    exemptions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def open_blocking_requests(self) -> list[str]:
@@ -237,6 +249,16 @@ def evolve(state: DossierState, event_type: str, data: dict[str, Any], at: dt.da
     elif event_type == "DossierReceiptAttached":
         s.receipts = [*state.receipts, dict(data["document"], kind="receipt", payment_id=data["payment_id"],
                                             receipt_no=data["receipt_no"])]
+    elif event_type == "FeeExemptionDeclared":
+        s.exemptions = {**state.exemptions, data["fee_id"]: {
+            "fee_id": data["fee_id"], "fee_name": data["fee_name"], "amount": data["amount"],
+            "exemption": data["exemption"], "due": data.get("due") or "before_reception",
+            "declared_at": data["declared_at"], "status": "exempt", "disputed_at": None,
+            "dispute_reason": None, "request_id": None}}
+    elif event_type == "FeeExemptionDisputed":
+        s.exemptions = {**state.exemptions, data["fee_id"]: dict(
+            state.exemptions[data["fee_id"]], status="disputed", disputed_at=data["disputed_at"],
+            dispute_reason=data["reason"], request_id=str(data["request_id"]))}
     else:
         raise ValueError(f"not a dossier event: {event_type}")
     if s.status in FINAL:
@@ -249,7 +271,7 @@ def _timeline_entry(event_type: str, data: dict[str, Any], at: dt.datetime,
                     actor: dict[str, Any] | None) -> dict[str, Any]:
     entry: dict[str, Any] = {"event": event_type, "at": _iso(at), "actor": _public_actor(actor)}
     for key in ("reason", "note", "appointment_date", "new_date", "previous_date", "missing",
-                "due_date", "paused_on", "resumed_on", "amount", "receipt_no"):
+                "due_date", "paused_on", "resumed_on", "amount", "receipt_no", "fee_name", "exemption"):
         if data.get(key) not in (None, "", []):
             entry[key] = data[key]
     if event_type == "DossierForwarded":
@@ -494,6 +516,7 @@ LAST_EVENT_OF: dict[str, str] = {
     "reject": "DossierRejected", "withdraw": "DossierWithdrawn", "mark_overdue": "DossierBecameOverdue",
     "request_payment": "DossierPaymentRequested", "payment_received": "DossierPaymentReceived",
     "payment_expired": "DossierPaymentExpired", "attach_receipt": "DossierReceiptAttached",
+    "dispute_exemption": "DossierPaymentRequested",
 }
 
 
@@ -640,6 +663,8 @@ def decide(state: DossierState, command: str, args: dict[str, Any], now: dt.date
                            {"state": state.status, "command": command})
         return [("DossierReceiptAttached", {"code": code, "payment_id": str(args["payment_id"]),
                                             "receipt_no": args["receipt_no"], "document": args["document"]})]
+    if command == "dispute_exemption":
+        return dispute_exemption(state, args, now, today)
     if command == "mark_overdue":
         if not state.is_overdue_on(today):
             raise Conflict("not_overdue", "The dossier is not past its appointment date.",
@@ -667,22 +692,103 @@ def payment_requested_event(state: DossierState, *, request_id: str, amount: int
         "blocking": blocking, "stopped_on": stopped_on.isoformat() if stopped_on else None})
 
 
-def fees_due(fees: list[dict[str, Any]], copies: int = 1) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def fee_id(fee: dict[str, Any], index: int) -> str:
+    """A fee's id in its procedure version (``fee1``, ``fee2``... for versions stored without ids)."""
+    return str(fee.get("id") or f"fee{index + 1}")
+
+
+def _fee_line(fee: dict[str, Any], index: int, copies: int) -> dict[str, Any]:
+    unit = int(fee.get("amount", fee.get("amount_vnd")) or 0)
+    count = max(1, copies) if fee.get("basis") == "per_copy" else 1
+    return {"id": fee_id(fee, index), "name": str(fee.get("name") or "Lệ phí"),
+            "amount": unit * count, "basis": fee.get("basis") or "fixed", "copies": count}
+
+
+def _due(fee: dict[str, Any]) -> str:
+    """When a fee is due; only ``before_reception`` (the default) holds the dossier, so a value
+    the catalog does not define counts as due with reception."""
+    due = fee.get("due") or "before_reception"
+    return due if due in FEE_DUE_MOMENTS else "with_reception"
+
+
+def fees_due(fees: list[dict[str, Any]], copies: int = 1, exempted: Any = ()
+             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The procedure's fees split by when they are due: (before reception, with reception).
 
-    A per-copy fee is charged for ``copies`` copies; a fee with a zero amount is nothing due.
+    A per-copy fee is charged for ``copies`` copies; a fee with a zero amount is nothing due,
+    and so is a fee whose id is in ``exempted`` (the applicant declared an exemption).
     """
     before: list[dict[str, Any]] = []
     later: list[dict[str, Any]] = []
+    exempted = set(exempted)
     for i, fee in enumerate(fees or []):
-        unit = int(fee.get("amount", fee.get("amount_vnd")) or 0)
-        count = max(1, copies) if fee.get("basis") == "per_copy" else 1
-        if unit <= 0:
+        line = _fee_line(fee, i, copies)
+        if line["amount"] <= 0 or line["id"] in exempted:
             continue
-        line = {"id": str(fee.get("id") or f"fee{i + 1}"), "name": str(fee.get("name") or "Lệ phí"),
-                "amount": unit * count, "basis": fee.get("basis") or "fixed", "copies": count}
-        (before if (fee.get("due") or "before_reception") == "before_reception" else later).append(line)
+        (before if _due(fee) == "before_reception" else later).append(line)
     return before, later
+
+
+def exemption_problems(fees: list[dict[str, Any]], claims: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """What is wrong with declared exemptions (``[{fee_id, exemption}]``) against the fees of the
+    procedure version filed: an unknown fee, an exemption the fee does not list, a fee declared twice."""
+    listed = {fee_id(fee, i): [str(e) for e in fee.get("exemptions") or []] for i, fee in enumerate(fees or [])}
+    amounts = {fee_id(fee, i): _fee_line(fee, i, 1)["amount"] for i, fee in enumerate(fees or [])}
+    problems: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for i, claim in enumerate(claims or []):
+        fid, exemption = str(claim.get("fee_id")), str(claim.get("exemption"))
+        if fid not in listed:
+            problems.append({"field": f"fee_exemptions.{i}.fee_id", "message": "not a fee of this procedure"})
+        elif fid in seen:
+            problems.append({"field": f"fee_exemptions.{i}.fee_id", "message": "declared twice"})
+        elif exemption not in listed[fid]:
+            problems.append({"field": f"fee_exemptions.{i}.exemption",
+                             "message": "not an exemption this fee lists"})
+        elif amounts[fid] <= 0:
+            problems.append({"field": f"fee_exemptions.{i}.fee_id", "message": "nothing is due for this fee"})
+        seen.add(fid)
+    return problems
+
+
+def exemptions_declared(state: DossierState, fees: list[dict[str, Any]], claims: list[dict[str, Any]],
+                        now: dt.datetime, copies: int = 1) -> list[tuple[str, dict]]:
+    """The FeeExemptionDeclared events of a filing (the claims were checked by ``exemption_problems``)."""
+    problems = exemption_problems(fees, claims)
+    if problems:
+        raise InvalidInput("invalid_exemption", "A declared exemption is not one the fee lists.", problems)
+    by_id = {fee_id(fee, i): (fee, i) for i, fee in enumerate(fees or [])}
+    events = []
+    for claim in claims or []:
+        fee, i = by_id[str(claim["fee_id"])]
+        line = _fee_line(fee, i, copies)
+        events.append(("FeeExemptionDeclared", {
+            "code": state.code, "agency_code": state.agency_code, "fee_id": line["id"], "fee_name": line["name"],
+            "amount": line["amount"],
+            "exemption": str(claim["exemption"]), "declared_at": _iso(now), "due": _due(fee)}))
+    return events
+
+
+def dispute_exemption(state: DossierState, args: dict[str, Any], now: dt.datetime,
+                      today: dt.date) -> list[tuple[str, dict]]:
+    """The agency disputes a declared exemption: the fee is requested after all."""
+    fid = str(args.get("fee_id") or "")
+    declared = state.exemptions.get(fid)
+    if declared is None or declared["status"] != "exempt":
+        raise Conflict("no_exemption_to_dispute",
+                       "No undisputed exemption was declared for this fee.",
+                       {"state": state.status, "command": "dispute_exemption", "fee_id": fid[:100]})
+    reason = _text(args, "reason")
+    request_id = str(args["request_id"])
+    blocking = declared["due"] == "before_reception"
+    line = {"id": fid, "name": declared["fee_name"], "amount": declared["amount"], "basis": "fixed", "copies": 1}
+    return [("FeeExemptionDisputed", {"code": state.code, "agency_code": state.agency_code, "fee_id": fid,
+                                      "reason": reason,
+                                      "disputed_at": _iso(now), "request_id": request_id}),
+            payment_requested_event(
+                state, request_id=request_id, amount=declared["amount"], reason=reason, fees=[line],
+                due_date=None, blocking=blocking,
+                stopped_on=today if blocking and state.appointment_date else None)]
 
 
 def _doc_ref(doc: dict[str, Any]) -> dict[str, Any]:

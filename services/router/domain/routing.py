@@ -14,7 +14,7 @@ from services.router.domain.subscriptions import status_after
 DEFAULT_CHANNEL = "amqp"
 DELIVERY_NAMESPACE = uuid.UUID("6f1c2b9e-3d4a-4f0e-9a51-2d7c8e4b1a60")
 # Dossier events an agency back office is told about (beside submission and hand-over).
-FOLLOW_UP_EVENTS = ("DossierSupplemented", "DossierWithdrawn")
+FOLLOW_UP_EVENTS = ("DossierSupplemented", "DossierWithdrawn", "FeeExemptionDeclared", "FeeExemptionDisputed")
 ROUTED_EVENTS = ("DossierSubmitted", "DossierForwarded", *FOLLOW_UP_EVENTS)
 
 

@@ -33,6 +33,9 @@ STATUS_AFTER: dict[str, str] = {
     "DossierPaymentExpired": "payment_expired",
     "DossierPaymentReceived": "processing",
 }
+# Fee exemptions (declared at filing, disputed by the agency) are payment matters; they leave the
+# status as it is (a dispute's DossierPaymentRequested moves it).
+PAYMENT_EVENTS = ("FeeExemptionDeclared", "FeeExemptionDisputed")
 # Events that carry documents (inputs or results) also go to the ``documents`` channel.
 DOCUMENT_EVENTS = ("DossierSubmitted", "DossierSupplemented", "DossierResultReady", "DossierReceiptAttached")
 
@@ -48,7 +51,8 @@ class FilterError(ValueError):
 def channels_of(event_type: str) -> list[str]:
     """The channels an event is published on: payments for payment events, documents for
     events that carry documents, dossiers for every other dossier event."""
-    result = ["payments"] if "Payment" in event_type or "Receipt" in event_type else ["dossiers"]
+    payment = "Payment" in event_type or "Receipt" in event_type or event_type in PAYMENT_EVENTS
+    result = ["payments"] if payment else ["dossiers"]
     if event_type in DOCUMENT_EVENTS or "Document" in event_type:
         result.append("documents")
     return result
