@@ -33,6 +33,7 @@ JSON = st.recursive(
 DOCUMENTS = st.lists(st.fixed_dictionaries({"id": TEXT, "name": TEXT}, optional={"size": st.integers(0, 99)}),
                      max_size=2)
 REQUEST_IDS = st.sampled_from(["r1", "r2", "r3"])
+FEE_IDS = st.sampled_from(["le-phi", "phi"])  # a dispute of an undeclared fee raises in both folds
 
 # event type -> its payload as the domain writes it (keys the fold reads and some it does not)
 WELL_FORMED: dict[str, st.SearchStrategy] = {
@@ -68,6 +69,13 @@ WELL_FORMED: dict[str, st.SearchStrategy] = {
     "DossierPaymentExpired": st.fixed_dictionaries({"request_ids": st.lists(REQUEST_IDS, max_size=3)}),
     "DossierReceiptAttached": st.fixed_dictionaries(
         {"document": st.fixed_dictionaries({"id": TEXT}), "payment_id": TEXT, "receipt_no": TEXT}),
+    "FeeExemptionDeclared": st.fixed_dictionaries(
+        {"fee_id": FEE_IDS, "fee_name": TEXT, "amount": st.integers(1, 10**6), "exemption": TEXT,
+         "declared_at": TEXT}, optional={"due": st.none() | st.sampled_from(["before_reception", "with_result"]),
+                                         "agency_code": TEXT}),
+    "FeeExemptionDisputed": st.fixed_dictionaries(
+        {"fee_id": FEE_IDS, "reason": TEXT, "disputed_at": TEXT, "request_id": REQUEST_IDS},
+        optional={"agency_code": TEXT}),
 }
 
 
@@ -104,8 +112,15 @@ def events(draw, hostile: bool) -> list[tuple[str, object, dt.datetime]]:
     if draw(st.integers(0, 9)) > 0:
         kinds.insert(0, "DossierSubmitted")
     stream = []
+    declared: set[str] = set()
     for kind in kinds:
         payload = draw(WELL_FORMED[kind]) if kind in WELL_FORMED else {}
+        if not hostile and kind == "FeeExemptionDisputed" and payload["fee_id"] not in declared:
+            # a well-formed dispute follows its declaration (an undeclared one raises in both folds)
+            declaration = dict(draw(WELL_FORMED["FeeExemptionDeclared"]), fee_id=payload["fee_id"])
+            stream.append(("FeeExemptionDeclared", declaration, draw(MOMENTS)))
+        if kind == "FeeExemptionDeclared" or (not hostile and kind == "FeeExemptionDisputed"):
+            declared.add(payload["fee_id"])
         if hostile and draw(st.integers(0, 3)) == 0:
             payload = draw(odd(payload))
         stream.append((kind, payload, draw(MOMENTS)))
@@ -192,6 +207,10 @@ FULL: dict[str, dict] = {
     "DossierPaymentReceived": {"request_ids": ["r1"], "appointment_date": "2026-03-12", "payment_id": "p"},
     "DossierPaymentExpired": {"request_ids": ["r1"], "due_date": "2026-03-20"},
     "DossierReceiptAttached": {"document": {"id": "rc"}, "payment_id": "p", "receipt_no": "7"},
+    "FeeExemptionDeclared": {"fee_id": "le-phi", "fee_name": "Lệ phí", "amount": 200000, "exemption": "Trẻ em",
+                             "due": "before_reception", "declared_at": "d", "agency_code": "A"},
+    "FeeExemptionDisputed": {"fee_id": "le-phi", "reason": "no", "disputed_at": "t", "request_id": "r2",
+                             "agency_code": "A"},
 }
 ODD_VALUES = (None, [], ["r1"], {}, {"code": "Z"}, "", "r1", "2026-03-11", "ab", 0, 7, 2**80, 1.5, True, False)
 BEFORE = {  # streams an event of each type may follow
@@ -199,6 +218,7 @@ BEFORE = {  # streams an event of each type may follow
     "submission": ["DossierSubmitted"],
     "a payment request": ["DossierSubmitted", "DossierReceived", "DossierPaused", "DossierPaymentRequested"],
     "a closing": ["DossierSubmitted", "DossierReceived", "DossierPaymentRequested", "DossierRejected"],
+    "an exemption": ["DossierSubmitted", "FeeExemptionDeclared"],
 }
 
 

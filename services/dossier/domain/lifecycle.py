@@ -250,15 +250,9 @@ def evolve(state: DossierState, event_type: str, data: dict[str, Any], at: dt.da
         s.receipts = [*state.receipts, dict(data["document"], kind="receipt", payment_id=data["payment_id"],
                                             receipt_no=data["receipt_no"])]
     elif event_type == "FeeExemptionDeclared":
-        s.exemptions = {**state.exemptions, data["fee_id"]: {
-            "fee_id": data["fee_id"], "fee_name": data["fee_name"], "amount": data["amount"],
-            "exemption": data["exemption"], "due": data.get("due") or "before_reception",
-            "declared_at": data["declared_at"], "status": "exempt", "disputed_at": None,
-            "dispute_reason": None, "request_id": None}}
+        s.exemptions = {**state.exemptions, data["fee_id"]: _declared_exemption(data)}
     elif event_type == "FeeExemptionDisputed":
-        s.exemptions = {**state.exemptions, data["fee_id"]: dict(
-            state.exemptions[data["fee_id"]], status="disputed", disputed_at=data["disputed_at"],
-            dispute_reason=data["reason"], request_id=str(data["request_id"]))}
+        s.exemptions = {**state.exemptions, data["fee_id"]: _disputed_exemption(state.exemptions, data)}
     else:
         raise ValueError(f"not a dossier event: {event_type}")
     if s.status in FINAL:
@@ -424,6 +418,26 @@ def _step_receipt_attached(s: DossierState, data: Any, at: dt.datetime) -> None:
                                     receipt_no=data["receipt_no"])]
 
 
+def _declared_exemption(data: dict[str, Any]) -> dict[str, Any]:
+    return {"fee_id": data["fee_id"], "fee_name": data["fee_name"], "amount": data["amount"],
+            "exemption": data["exemption"], "due": data.get("due") or "before_reception",
+            "declared_at": data["declared_at"], "status": "exempt", "disputed_at": None,
+            "dispute_reason": None, "request_id": None}
+
+
+def _disputed_exemption(exemptions: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    return dict(exemptions[data["fee_id"]], status="disputed", disputed_at=data["disputed_at"],
+                dispute_reason=data["reason"], request_id=str(data["request_id"]))
+
+
+def _step_exemption_declared(s: DossierState, data: Any, at: dt.datetime) -> None:
+    s.exemptions = {**s.exemptions, data["fee_id"]: _declared_exemption(data)}
+
+
+def _step_exemption_disputed(s: DossierState, data: Any, at: dt.datetime) -> None:
+    s.exemptions = {**s.exemptions, data["fee_id"]: _disputed_exemption(s.exemptions, data)}
+
+
 # event type -> its step; a type missing here is not a dossier event (``evolve`` raises)
 STEPS: dict[str, Any] = {
     "DossierSubmitted": _step_submitted, "DossierReceived": _step_received, "DossierRefused": _step_refused,
@@ -435,6 +449,7 @@ STEPS: dict[str, Any] = {
     "DossierWithdrawn": _step_withdrawn, "DossierBecameOverdue": _step_became_overdue,
     "DossierPaymentRequested": _step_payment_requested, "DossierPaymentReceived": _step_payment_received,
     "DossierPaymentExpired": _step_payment_expired, "DossierReceiptAttached": _step_receipt_attached,
+    "FeeExemptionDeclared": _step_exemption_declared, "FeeExemptionDisputed": _step_exemption_disputed,
 }
 # the event types whose fold never reads the payload (a rebuild need not decode theirs)
 IGNORES_DATA = frozenset({"DossierProcessingStarted", "DossierResultReturned", "DossierBecameOverdue"})
