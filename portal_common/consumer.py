@@ -42,6 +42,19 @@ def claim(cursor: Any, consumer: str, event_id: str) -> bool:
     return cursor.rowcount == 1
 
 
+def claim_many(cursor: Any, consumer: str, event_ids: list[str]) -> set[str]:
+    """``claim`` for several events in one statement; the ids (canonical) not seen before."""
+    ids = [event_id_of({"event_id": e}) for e in event_ids]
+    if not ids:
+        return set()
+    cursor.execute(
+        "INSERT INTO processed_events (consumer, event_id) SELECT %s, e FROM unnest(%s::uuid[]) AS e "
+        "ON CONFLICT DO NOTHING RETURNING event_id",
+        (consumer, ids),
+    )
+    return {str(r["event_id"] if isinstance(r, dict) else r[0]) for r in cursor.fetchall()}
+
+
 def handle_once(
     db: Database, consumer: str, envelope: dict, apply: Callable[[Any, dict], T]
 ) -> tuple[bool, T | None]:

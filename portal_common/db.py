@@ -217,6 +217,42 @@ class CommittingCursor:
         return getattr(self._cursor, name)
 
 
+class StatementBatch:
+    """A cursor that keeps the statements given to it and sends them all in one round trip
+    (``send``), optionally with the transaction's ``COMMIT``.
+
+    For writes whose results the caller does not read (several log appends of one batch, an
+    update before them): ``execute`` only records the statement, ``description`` is None (as
+    for a round trip whose last result is the commit's), and a failure surfaces in ``send``,
+    which then rolls nothing back itself (``Database.transaction`` does)."""
+
+    description = None
+    rowcount = -1
+
+    def __init__(self, cursor: Any):
+        self._cursor = cursor
+        self._statements: list[bytes] = []
+
+    def execute(self, query: str | bytes, vars: Any = None) -> None:
+        cur = self._cursor
+        self._statements.append(cur.mogrify(query, vars) if vars is not None else (
+            query.encode() if isinstance(query, str) else query))
+
+    def __len__(self) -> int:
+        return len(self._statements)
+
+    def send(self, commit: bool = False) -> None:
+        """Run the kept statements (and ``COMMIT`` with ``commit``) in one round trip."""
+        statements = self._statements
+        self._statements = []
+        if commit:
+            with contextlib.suppress(AttributeError):  # a plain psycopg2 connection has no such mark
+                self._cursor.connection.commit_sent = True
+            statements = [*statements, b"COMMIT"]
+        if statements:
+            self._cursor.execute(b";".join(statements))
+
+
 # Refusals that say "not now" rather than "no": the server is full, or restarting.
 _RETRYABLE_CONNECT = ("too many clients", "remaining connection slots are reserved",
                       "the database system is starting up", "the database system is shutting down",

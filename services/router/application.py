@@ -24,16 +24,17 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError
 
-from portal_common.consumer import handle_once
+from portal_common.coalesce import ALONE, Coalescer
+from portal_common.consumer import claim_many, event_id_of, handle_once
 from portal_common.context import event_context
 from portal_common.contracts.fields import EnvelopeSchema
-from portal_common.db import CommittingCursor, Database
+from portal_common.db import CommittingCursor, Database, StatementBatch
 from portal_common.errors import Conflict, InvalidInput, NotFound
 from portal_common.eventstore import EventStore
 from portal_common.eventstore.events import EventContext, NewEvent
 from services.router import queries, repository, schemas
 from services.router.callbacks import CallbackClient, CallbackPolicy
-from services.router.channels import AmqpChannel, DeliveryFailed, HttpChannel
+from services.router.channels import AmqpChannel, DeliveryFailed, HttpChannel, Outgoing
 from services.router.delivery_keys import HEADER, DeliveryKeys, NoDeliveryKey
 from services.router.domain import routing
 from services.router.domain.retry import next_attempt_at
@@ -50,6 +51,12 @@ _ENVELOPE = EnvelopeSchema()
 
 def _stream(delivery_id: Any) -> str:
     return f"delivery-{delivery_id}"
+
+
+def _unroutable(envelope: Any, exc: Exception) -> None:
+    """A message that cannot be routed is logged and dropped (redelivering it would never succeed)."""
+    log.warning("router: dropping unroutable event %s: %s",
+                envelope.get("event_id") if isinstance(envelope, dict) else None, exc)
 
 
 def _load(schema: Schema, data: Any) -> dict:
@@ -81,16 +88,112 @@ class Router:
         self.keys = DeliveryKeys(self.secrets)
         self.subs = subscriptions or Subscriptions(db, store, self.keys, CallbackClient(CallbackPolicy.from_env()),
                                                    self.settings)
+        # the dossier events in flight in this process, handled in batches (on_dossier_events)
+        self.dossier_batches = Coalescer(self.on_dossier_events, self.on_dossier_event,
+                                         max_batch=self.settings.event_batch, parallel=self.settings.event_batches,
+                                         name="router: batch of dossier events")
 
     def _append(self, cur: Any, delivery_id: Any, events: list[NewEvent],
-                context: EventContext | None = None, commit: bool = False) -> None:
+                context: EventContext | None = None, commit: bool = False,
+                batch: StatementBatch | None = None) -> None:
         """Append in ``cur``'s transaction; ``commit``: the append is its last statement, and
-        commits it in the same round trip (the log's lock is held one wait less)."""
-        cursor = cur.connection.cursor()
+        commits it in the same round trip (the log's lock is held one wait less); ``batch``:
+        the append waits there to be sent with the batch's others (``StatementBatch.send``)."""
+        cursor = batch if batch is not None else cur.connection.cursor()
         self.store.append(_stream(delivery_id), None, events, stream_type="delivery",
                           context=context, cursor=CommittingCursor(cursor) if commit else cursor)
 
     # -- events in -------------------------------------------------------------------------
+
+    def take_dossier_event(self, envelope: Any) -> None:
+        """A dossier event from its entrypoint: handled together with the others this process
+        has in flight (``on_dossier_events``), alone (``on_dossier_event``) when it is the only
+        one or its batch failed. Returns once its effects are committed, so the message's ack
+        follows them; a failure of its own escapes (the entrypoint retries it)."""
+        self.dossier_batches.submit(envelope)
+
+    def on_dossier_events(self, envelopes: list[Any]) -> list[Any]:
+        """Do for a batch of dossier events what ``on_dossier_event`` does for each, with one
+        routing transaction (the dedupe records, delivery rows, leases and ``DeliveryScheduled``
+        appends of them all, the appends sent with the commit in one round trip), the first
+        attempts published together under one confirm wait, one transaction recording them
+        sent, and one feed transaction.
+
+        Returns per envelope None (done or dropped) or ``ALONE``, for the caller to handle it
+        on its own afterwards: a malformed event id (so it is retried and parked on its own),
+        and a second event of a dossier already in the batch (one by one, each event's feed
+        entries see the holder its own routing left, as when events come one at a time).
+        Raises when the batch failed before its routing or feed commit; the caller then
+        handles every envelope alone, which is safe: what committed is recognised by its
+        dedupe record."""
+        out: list[Any] = [None] * len(envelopes)
+        batch: list[dict] = []
+        dossiers: set[str] = set()
+        for i, envelope in enumerate(envelopes):
+            if not isinstance(envelope, dict) or "event_id" not in envelope:
+                log.warning("router: dropping a dossier message without an event id")
+                continue
+            try:
+                event_id_of(envelope)
+            except ValueError:
+                out[i] = ALONE
+                continue
+            data = envelope.get("data")
+            try:
+                code = routing.dossier_code(data if isinstance(data, dict) else {})
+            except RoutingError:
+                code = None  # unroutable: dropped by the batch as it would be alone
+            if code in dossiers:
+                out[i] = ALONE
+                continue
+            if code is not None:
+                dossiers.add(code)
+            batch.append(envelope)
+        if not batch:
+            return out
+        self.learn_agencies(batch)
+        routed = [e for e in batch if e.get("event_type") in routing.ROUTED_EVENTS]
+        ids = self._route_all(routed) if routed else []
+        try:
+            self._attempt_all(ids)
+        except Exception:  # the deliveries are committed: the timer retries them
+            log.exception("router: first attempts of %d deliveries failed unexpectedly", len(ids))
+        self._feed_all(batch)
+        return out
+
+    def _route_all(self, envelopes: list[dict]) -> list[str]:
+        """Route each event not routed before, all in one transaction; the new delivery ids."""
+        chains = [self.chain_hint(e) for e in envelopes]
+        fresh: list[tuple[dict, dict | None]] = []
+        with self.db.transaction() as cur:
+            new = claim_many(cur, "router.dossier", [e["event_id"] for e in envelopes])
+            for envelope, chain in zip(envelopes, chains, strict=True):
+                event_id = event_id_of(envelope)
+                if event_id in new:
+                    new.discard(event_id)  # a second copy in the same batch is a duplicate
+                    fresh.append((envelope, chain))
+            # the log's lock is taken and released in the last round trip, with the commit
+            return self.route_many(cur, fresh, lease=True, commit=True)
+
+    def _feed_all(self, envelopes: list[dict]) -> None:
+        """``feed`` for a batch: one transaction, one feed append, one delivery run per agency."""
+        fields = [self.subs.field_hint(e) if e.get("event_type") in ("DossierSubmitted", "DossierForwarded")
+                  else None for e in envelopes]
+        with self.db.transaction() as cur:
+            new = claim_many(cur, "router.feed", [e["event_id"] for e in envelopes])
+            batch = self.subs.begin_batch(cur, [e for e in envelopes if event_id_of(e) in new])
+            for envelope, field in zip(envelopes, fields, strict=True):
+                event_id = event_id_of(envelope)
+                if event_id in new:
+                    new.discard(event_id)
+                    self.subs.accept(cur, envelope, field, batch)
+            self.subs.commit_batch(batch)
+        entries = batch.entries
+        for agency in sorted({e["agency_code"] for e in entries}):
+            try:
+                self.subs.pump(agency)
+            except Exception:  # the entries are committed: the timer delivers them
+                log.exception("router: delivery to the subscriptions of %s failed unexpectedly", agency)
 
     def on_dossier_event(self, envelope: Any) -> None:
         """Route a dossier event once and make the first attempt of each new delivery.
@@ -137,17 +240,33 @@ class Router:
         never seen: catalog events published before the router first subscribed never reach
         it. Best effort, before the routing transaction: without an answer the event is
         routed to the agency it names."""
-        if self.resolve_remote is None or not isinstance(envelope, dict):
+        self.learn_agencies([envelope])
+
+    def learn_agencies(self, envelopes: list[dict]) -> None:
+        """``learn_agency`` for several events: one read for the agencies they name."""
+        if self.resolve_remote is None:
             return
-        data = envelope.get("data")
-        try:
-            code = routing.addressed_agency(str(envelope.get("event_type")), data if isinstance(data, dict) else {},
-                                           None)
-        except RoutingError:
+        codes: list[str] = []
+        for envelope in envelopes:
+            if not isinstance(envelope, dict):
+                continue
+            data = envelope.get("data")
+            try:
+                code = routing.addressed_agency(str(envelope.get("event_type")),
+                                               data if isinstance(data, dict) else {}, None)
+            except RoutingError:
+                continue
+            if code not in codes:
+                codes.append(code)
+        if not codes:
             return
         with self.db.transaction() as cur:
-            if repository.get_agency(cur, code) is not None:
-                return
+            known = repository.known_agencies(cur, codes)
+        for code in codes:
+            if code not in known:
+                self._learn(code)
+
+    def _learn(self, code: str) -> None:
         try:
             final = self.resolve_remote(code)
         except NotFound:  # unknown to the catalog: remember that, or every event would ask again
@@ -188,40 +307,72 @@ class Router:
         (redelivering it would never succeed). ``chain`` (from ``chain_hint``) goes with a
         submission to its agency. With ``lease`` the new deliveries are leased to the caller
         in the same transaction, for ``attempt(..., leased=True)`` right after the commit
-        (one write transaction fewer per delivery). With ``commit`` the last append also
-        commits the transaction (the caller runs nothing after it).
+        (one write transaction fewer per delivery). With ``commit`` the last round trip (the
+        holder's update and the log appends) also commits the transaction (the caller runs
+        nothing after it).
         """
-        try:
-            env = _ENVELOPE.load(envelope, unknown="include")
-            code = routing.dossier_code(env["data"])
-            holder = repository.dossier_holder(cur, code)
-            targets = routing.recipients(env["event_type"], env["data"], holder, repository.successors(cur))
-        except (ValidationError, RoutingError) as exc:
-            log.warning("router: dropping unroutable event %s: %s",
-                        envelope.get("event_id") if isinstance(envelope, dict) else None, exc)
+        return self.route_many(cur, [(envelope, chain)], lease, commit)
+
+    def route_many(self, cur: Any, items: list[tuple[dict, dict | None]], lease: bool = False,
+                   commit: bool = False) -> list[str]:
+        """``route`` for several events ``(envelope, chain)``, in order, in ``cur``'s transaction:
+        one read each of the dossiers' holders, the agencies' successors and each agency's
+        route, one insert of every delivery row, then the holders' updates and every
+        ``DeliveryScheduled`` append in one round trip (with the commit when ``commit``)."""
+        loaded: list[tuple[dict, dict, str, dict | None]] = []
+        for envelope, chain in items:
+            try:
+                env = _ENVELOPE.load(envelope, unknown="include")
+                loaded.append((envelope, env, routing.dossier_code(env["data"]), chain))
+            except (ValidationError, RoutingError) as exc:
+                _unroutable(envelope, exc)
+        writes = StatementBatch(cur.connection.cursor())
+        if not loaded:
+            writes.send(commit=commit)
             return []
-        if env["event_type"] in ("DossierSubmitted", "DossierForwarded") or holder is None:
-            repository.set_dossier_holder(cur, code, targets[0][0], env["stream_version"])
-        scheduled: list[tuple[str, dict]] = []
-        for agency, addressed in targets:
-            route = repository.get_route(cur, agency) or Route(agency)
-            delivery = str(routing.delivery_id(env["event_id"], agency))
-            if repository.insert_delivery(
-                cur, delivery_id=delivery, dossier_code=code, agency_code=agency, addressed_to=addressed,
-                event_id=str(env["event_id"]), event_type=env["event_type"], channel=route.channel,
-                body=routing.delivery_body(delivery, agency, addressed, envelope,
-                                          chain if env["event_type"] == "DossierSubmitted" else None),
-                lease_s=self.settings.lease_s if lease else None,
-            ):
+        holders = repository.dossier_holders(cur, sorted({code for _, _, code, _ in loaded}))
+        successors = repository.successors(cur)
+        routes: dict[str, Route] = {}
+        moves: list[tuple[str, str, int]] = []  # the holders' updates
+        rows: dict[str, dict] = {}
+        scheduled: list[tuple[str, dict, EventContext]] = []
+        for envelope, env, code, chain in loaded:
+            known = holders.get(code)
+            holder = known[0] if known else None
+            try:
+                targets = routing.recipients(env["event_type"], env["data"], holder, successors)
+            except RoutingError as exc:
+                _unroutable(envelope, exc)
+                continue
+            if env["event_type"] in ("DossierSubmitted", "DossierForwarded") or holder is None:
+                moves.append((code, targets[0][0], env["stream_version"]))
+                if known is None or known[1] < env["stream_version"]:  # what the update does
+                    holders[code] = (targets[0][0], env["stream_version"])
+            context = EventContext(correlation_id=env.get("correlation_id"), causation_id=str(env["event_id"]))
+            for agency, addressed in targets:
+                if agency not in routes:
+                    routes[agency] = repository.get_route(cur, agency) or Route(agency)
+                delivery = str(routing.delivery_id(env["event_id"], agency))
+                if delivery in rows:
+                    continue
+                rows[delivery] = {
+                    "delivery_id": delivery, "dossier_code": code, "agency_code": agency, "addressed_to": addressed,
+                    "event_id": str(env["event_id"]), "event_type": env["event_type"],
+                    "channel": routes[agency].channel,
+                    "body": routing.delivery_body(delivery, agency, addressed, envelope,
+                                                  chain if env["event_type"] == "DossierSubmitted" else None)}
                 scheduled.append((delivery, {
                     "delivery_id": delivery, "dossier_code": code, "agency_code": agency,
                     "event_id": str(env["event_id"]), "event_type": env["event_type"],
-                    "channel": route.channel, "addressed_to": addressed}))
-        context = EventContext(correlation_id=env.get("correlation_id"), causation_id=str(env["event_id"]))
-        for i, (delivery, payload) in enumerate(scheduled):  # the log appends come last
-            self._append(cur, delivery, [NewEvent("DeliveryScheduled", payload)], context,
-                         commit=commit and i == len(scheduled) - 1)
-        return [delivery for delivery, _ in scheduled]
+                    "channel": routes[agency].channel, "addressed_to": addressed}, context))
+        created = repository.insert_deliveries(cur, list(rows.values()), self.settings.lease_s if lease else None)
+        for code, agency, version in sorted(moves, key=lambda m: m[0]):  # rows locked in one order
+            repository.set_dossier_holder(writes, code, agency, version)
+        new = [(delivery, payload, context) for delivery, payload, context in scheduled if delivery in created]
+        for delivery, payload, context in new:  # the log appends come last
+            self._append(cur, delivery, [NewEvent("DeliveryScheduled", payload)], context, batch=writes)
+        writes.send(commit=commit)
+        return [delivery for delivery, _, _ in new]
 
     # -- attempts --------------------------------------------------------------------------
 
@@ -238,7 +389,10 @@ class Router:
             route = (repository.get_route(cur, row["agency_code"]) if row else None)
         if row is None:
             return None
-        route = route or Route(row["agency_code"])
+        return self._attempt_row(row, route or Route(row["agency_code"]))
+
+    def _attempt_row(self, row: dict, route: Route) -> str:
+        """Send a leased delivery on its route and record the outcome; its new status."""
         attempt = row["attempts"]  # counted when the lease was taken
         body = encode_body(row["body"])
         try:
@@ -253,11 +407,56 @@ class Router:
                                {f"ce-{k}": str(v) for k, v in binding.items() if k != HEADER} |
                                ({HEADER: binding[HEADER]} if HEADER in binding else {}))
             else:
-                self.amqp.send(row["agency_code"], row["event_type"], body, str(row["delivery_id"]),
-                               {(k if k == HEADER else f"cloudEvents:{k}"): v for k, v in binding.items()})
+                m = self._outgoing(row, body, binding)
+                self.amqp.send(m.agency_code, m.event_type, m.body, m.delivery_id, m.headers)
         except DeliveryFailed as exc:
             return self._failed(row, attempt, str(exc))
         return self._sent(row, route.channel, attempt)
+
+    def _outgoing(self, row: dict, body: bytes, binding: dict[str, Any]) -> Outgoing:
+        return Outgoing(row["agency_code"], row["event_type"], body, str(row["delivery_id"]),
+                        {(k if k == HEADER else f"cloudEvents:{k}"): v for k, v in binding.items()})
+
+    def _attempt_all(self, delivery_ids: list[str]) -> None:
+        """The first attempts of deliveries just routed with their lease (``attempt(...,
+        leased=True)`` for each): those to active AMQP routes published together, their
+        confirms awaited once, and recorded sent in one transaction; the others one by one."""
+        if not delivery_ids:
+            return
+        with self.db.transaction() as cur:
+            rows = repository.pending_deliveries(cur, delivery_ids)
+            routes = {code: repository.get_route(cur, code) for code in {r["agency_code"] for r in rows}}
+        batch: list[tuple[dict, Outgoing]] = []
+        for row in rows:
+            route = routes.get(row["agency_code"]) or Route(row["agency_code"])
+            try:
+                if route.active and route.channel == "amqp":
+                    body = encode_body(row["body"])
+                    batch.append((row, self._outgoing(row, body, self._binding(row, body))))
+                else:
+                    self._attempt_row(row, route)
+            except Exception:  # the delivery is committed: the timer retries it
+                log.exception("router: first attempt of %s failed unexpectedly", row["delivery_id"])
+        errors = self.amqp.send_many([m for _, m in batch])
+        for (row, _), error in zip(batch, errors, strict=True):
+            if error is not None:
+                try:
+                    self._failed(row, row["attempts"], error)
+                except Exception:  # its lease runs out: the timer tries it again
+                    log.exception("router: recording the failed attempt of %s failed", row["delivery_id"])
+        self._sent_all([row for (row, _), error in zip(batch, errors, strict=True) if error is None])
+
+    def _sent_all(self, rows: list[dict]) -> None:
+        """``_sent`` for AMQP deliveries, in one transaction sent in one round trip."""
+        if not rows:
+            return
+        with self.db.transaction() as cur:
+            writes = StatementBatch(cur.connection.cursor())
+            repository.mark_sent_many(writes, [(str(r["delivery_id"]), r["attempts"]) for r in rows], "amqp")
+            for row in rows:
+                self._append(cur, row["delivery_id"], [NewEvent("DeliverySent", {
+                    **self._ids(row), "channel": "amqp", "attempt": row["attempts"]})], batch=writes)
+            writes.send(commit=True)
 
     def _binding(self, row: dict, body: bytes) -> dict[str, Any]:
         """A route delivery as a CloudEvent in binary mode (the body is its data): the context

@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 
 import eventlet
 from kombu import Connection, Exchange, Producer, Queue
@@ -21,6 +22,17 @@ from services.router.domain.signing import signed_headers
 
 class DeliveryFailed(Exception):
     """One attempt did not reach the agency (the message is safe to log: no secrets)."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One delivery to publish to an agency's queue."""
+
+    agency_code: str
+    event_type: str
+    body: bytes
+    delivery_id: str
+    headers: dict[str, str] | None = None
 
 
 class BrokerTimeout(Exception):
@@ -55,7 +67,10 @@ def agency_queue(exchange: Exchange, agency_code: str, quorum: bool = True) -> Q
 
 
 class AmqpChannel:
-    """Publishes to ``agency.deliveries`` with publisher confirms, declaring agency queues."""
+    """Publishes to ``agency.deliveries`` with publisher confirms, declaring agency queues.
+
+    ``send_many`` publishes several deliveries and waits for their confirms together (one
+    wait per batch); ``send`` is a batch of one."""
 
     def __init__(self, amqp_uri: str, exchange_name: str = "agency.deliveries", timeout_s: float = 10.0):
         self.amqp_uri = amqp_uri
@@ -68,19 +83,38 @@ class AmqpChannel:
         self._conn: Connection | None = None
         self._producer: Producer | None = None
         self._declared: set[str] = set()
+        self._tag = 0  # delivery tags count from 1 on a confirming channel
+        self._unconfirmed: dict[int, int] = {}  # delivery tag -> index in the batch
+        self._refused: set[int] = set()  # indexes the broker nacked
         self.quorum = True
 
     def _ready(self) -> Producer:
         if self._producer is None:
             self._conn = Connection(self.amqp_uri, connect_timeout=min(5.0, self.timeout_s), heartbeat=0,
-                                    transport_options={"confirm_publish": True, "read_timeout": self.timeout_s,
+                                    transport_options={"read_timeout": self.timeout_s,
                                                        "write_timeout": self.timeout_s})
             channel = self._conn.channel()
             self.quorum = supports_quorum(self._conn.connection.server_properties)
+            channel.confirm_select()  # confirms are awaited per batch (send_many), not per message
+            channel.events["basic_ack"].add(self._on_ack)
+            channel.events["basic_nack"].add(self._on_nack)
+            self._tag, self._unconfirmed, self._refused = 0, {}, set()
             self.exchange(channel).declare()
             self._producer = Producer(channel, exchange=self.exchange)
             self._declared.clear()
         return self._producer
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        if multiple:
+            for tag in [t for t in self._unconfirmed if t <= delivery_tag]:
+                del self._unconfirmed[tag]
+        else:
+            self._unconfirmed.pop(delivery_tag, None)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._refused.update(i for t, i in self._unconfirmed.items()
+                             if t == delivery_tag or (multiple and t <= delivery_tag))
+        self._on_ack(delivery_tag, multiple)
 
     def declare(self, agency_code: str) -> None:
         with self._lock:
@@ -98,26 +132,49 @@ class AmqpChannel:
         went stale while idle, then the failure is the caller's (it schedules a retry).
         ``headers`` become application properties beside ``delivery_id`` and ``agency_code``
         (the CloudEvents AMQP binding's ``cloudEvents:*`` and the JWS)."""
+        [error] = self.send_many([Outgoing(agency_code, event_type, body, delivery_id, headers)])
+        if error is not None:
+            raise DeliveryFailed(error)
+
+    def send_many(self, messages: list[Outgoing]) -> list[str | None]:
+        """Publish every message, then wait for all their confirms at once; returns per message
+        None (confirmed) or why it failed. A batch that fails as a whole (the connection, a
+        confirm that does not come in time) is sent once more on a fresh connection, then each
+        of its messages is reported failed (their copies may have got through: agencies drop a
+        second copy by its ``delivery_id``)."""
+        if not messages:
+            return []
         with self._lock:
             for reconnect in (True, False):
                 try:
                     # py-amqp's socket timeouts do not bind green sockets: bound the whole
-                    # exchange (connect, declare, publish, confirm) with an eventlet timer
+                    # exchange (connect, declare, publish, confirms) with an eventlet timer
                     with eventlet.Timeout(self.timeout_s, BrokerTimeout(f"no answer within {self.timeout_s:g} s")):
-                        self._declare(agency_code)
-                        self._producer.publish(  # type: ignore[union-attr]
-                            body, routing_key=routing_key(agency_code, event_type),
-                            content_type="application/json", content_encoding="utf-8",
-                            delivery_mode=2, message_id=delivery_id, type=event_type,
-                            headers={**(headers or {}), "delivery_id": delivery_id,
-                                     "agency_code": agency_code},
-                            retry=False, mandatory=False, timeout=self.timeout_s, confirm_timeout=self.timeout_s,
-                        )
-                    return
+                        return self._publish_all(messages)
                 except Exception as exc:
                     self.close_locked(graceful=False)
                     if not reconnect:
-                        raise DeliveryFailed(f"amqp: {type(exc).__name__}: {exc}"[:300]) from None
+                        return [f"amqp: {type(exc).__name__}: {exc}"[:300]] * len(messages)
+        raise AssertionError("unreachable")
+
+    def _publish_all(self, messages: list[Outgoing]) -> list[str | None]:
+        producer = self._ready()
+        self._unconfirmed, self._refused = {}, set()
+        for index, m in enumerate(messages):
+            self._declare(m.agency_code)
+            producer.publish(
+                m.body, routing_key=routing_key(m.agency_code, m.event_type),
+                content_type="application/json", content_encoding="utf-8",
+                delivery_mode=2, message_id=m.delivery_id, type=m.event_type,
+                headers={**(m.headers or {}), "delivery_id": m.delivery_id, "agency_code": m.agency_code},
+                retry=False, mandatory=False, timeout=self.timeout_s,
+            )
+            self._tag += 1
+            self._unconfirmed[self._tag] = index
+        while self._unconfirmed:
+            self._conn.drain_events(timeout=self.timeout_s)  # type: ignore[union-attr]
+        return ["amqp: the broker refused (nacked) the message" if i in self._refused else None
+                for i in range(len(messages))]
 
     def close_locked(self, graceful: bool = True) -> None:
         """Drop the connection; after a failure without talking to the broker (a close

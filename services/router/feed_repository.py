@@ -33,6 +33,29 @@ def dossier_attributes(cur: Any, code: str) -> dict | None:
     return cur.fetchone()
 
 
+def dossier_attributes_many(cur: Any, codes: list[str]) -> dict[str, dict]:
+    """``dossier_attributes`` of several dossiers (locked in the order of ``codes``)."""
+    if not codes:
+        return {}
+    cur.execute("SELECT code, agency_code, procedure_code, field, province_code, status, fed_version "
+                "FROM dossiers WHERE code = ANY(%s) ORDER BY code FOR UPDATE", (list(codes),))
+    return {r["code"]: r for r in cur.fetchall()}
+
+
+def saved_attributes(row: dict | None, attrs: dict) -> dict:
+    """The dossier's row as ``save_dossier_attributes(cur, code, attrs, attrs["fed_version"])``
+    leaves it (``row``: as it was; None: just inserted by ``set_dossier_holder``)."""
+    before = dict(row) if row else {"code": attrs["code"], "agency_code": attrs.get("agency_code"),
+                                    "procedure_code": None, "field": None, "province_code": None,
+                                    "status": None, "fed_version": 0}
+    after = dict(before)
+    for key in ("procedure_code", "field", "province_code", "status"):
+        if attrs.get(key) is not None:
+            after[key] = attrs[key]
+    after["fed_version"] = max(before["fed_version"] or 0, attrs["fed_version"])
+    return after
+
+
 def save_dossier_attributes(cur: Any, code: str, attrs: dict, fed_version: int) -> None:
     cur.execute(
         "UPDATE dossiers SET procedure_code = COALESCE(%s, procedure_code), field = COALESCE(%s, field), "
@@ -58,6 +81,12 @@ def take_held(cur: Any, code: str, version: int) -> dict | None:
     return row["envelope"] if row else None
 
 
+def held_dossiers(cur: Any, codes: list[str]) -> set[str]:
+    """Which of ``codes`` have an event held."""
+    cur.execute("SELECT DISTINCT dossier_code FROM feed_held WHERE dossier_code = ANY(%s)", (list(codes),))
+    return {r["dossier_code"] for r in cur.fetchall()}
+
+
 def overdue_held(cur: Any, older_than_s: float, limit: int = 100) -> list[str]:
     """Dossiers with an event held longer than ``older_than_s`` (its predecessor never came)."""
     cur.execute("SELECT DISTINCT dossier_code FROM feed_held WHERE held_at < now() - make_interval(secs => %s) "
@@ -73,6 +102,21 @@ def take_all_held(cur: Any, code: str) -> list[dict]:
 # -- the feed --------------------------------------------------------------------------------------
 
 
+_INSERT_ENTRY = (
+    "INSERT INTO agency_feed (position, agency_code, event_id, event_type, channels, dossier_code, "
+    "stream_version, procedure_code, field, province_code, status, national_status_code, cloudevent) "
+    "SELECT nextval('agency_feed_position_seq'), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s "
+    "WHERE NOT EXISTS (SELECT 1 FROM agency_feed WHERE agency_code = %s AND event_id = %s)"
+)
+
+
+def _entry_values(e: dict) -> tuple:
+    return (e["agency_code"], e["event_id"], e["event_type"], e["channels"], e["dossier_code"],
+            e.get("stream_version"), e.get("procedure_code"), e.get("field"), e.get("province_code"),
+            e.get("status"), e.get("national_status_code"), json.dumps(e["cloudevent"]),
+            e["agency_code"], e["event_id"])
+
+
 def append(cur: Any, entries: list[dict]) -> list[int]:
     """Add entries to the feed (an agency's copy of an event already there is skipped); returns
     the positions drawn. Takes the feed lock: call it last in the transaction."""
@@ -81,20 +125,21 @@ def append(cur: Any, entries: list[dict]) -> list[int]:
     cur.execute("SELECT pg_advisory_xact_lock(%s)", (FEED_LOCK,))
     positions = []
     for e in entries:
-        cur.execute(
-            "INSERT INTO agency_feed (position, agency_code, event_id, event_type, channels, dossier_code, "
-            "stream_version, procedure_code, field, province_code, status, national_status_code, cloudevent) "
-            "SELECT nextval('agency_feed_position_seq'), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s "
-            "WHERE NOT EXISTS (SELECT 1 FROM agency_feed WHERE agency_code = %s AND event_id = %s) "
-            "RETURNING position",
-            (e["agency_code"], e["event_id"], e["event_type"], e["channels"], e["dossier_code"],
-             e.get("stream_version"), e.get("procedure_code"), e.get("field"), e.get("province_code"),
-             e.get("status"), e.get("national_status_code"), json.dumps(e["cloudevent"]),
-             e["agency_code"], e["event_id"]))
+        cur.execute(_INSERT_ENTRY + " RETURNING position", _entry_values(e))
         row = cur.fetchone()
         if row:
             positions.append(row["position"])
     return positions
+
+
+def append_unread(cur: Any, entries: list[dict]) -> None:
+    """``append`` without reading the positions back, so that ``cur`` can be a
+    ``StatementBatch`` sending the lock, the entries and the commit in one round trip."""
+    if not entries:
+        return
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (FEED_LOCK,))
+    for e in entries:
+        cur.execute(_INSERT_ENTRY, _entry_values(e))
 
 
 def read_feed(cur: Any, agency_code: str, after: int, limit: int) -> list[dict]:

@@ -45,6 +45,12 @@ def successors(cur: Any) -> dict[str, str | None]:
     return {r["code"]: r["successor"] for r in cur.fetchall()}
 
 
+def known_agencies(cur: Any, codes: list[str]) -> set[str]:
+    """Which of ``codes`` the local copy has."""
+    cur.execute("SELECT code FROM agencies WHERE code = ANY(%s)", (list(codes),))
+    return {r["code"] for r in cur.fetchall()}
+
+
 def get_agency(cur: Any, code: str) -> dict | None:
     cur.execute("SELECT code, name, status, successor FROM agencies WHERE code = %s", (code,))
     return cur.fetchone()
@@ -81,6 +87,14 @@ def dossier_holder(cur: Any, code: str) -> str | None:
     return row["agency_code"] if row else None
 
 
+def dossier_holders(cur: Any, codes: list[str]) -> dict[str, tuple[str, int]]:
+    """The holding agency and the version that set it, of each dossier of ``codes`` known here."""
+    if not codes:
+        return {}
+    cur.execute("SELECT code, agency_code, stream_version FROM dossiers WHERE code = ANY(%s)", (list(codes),))
+    return {r["code"]: (r["agency_code"], r["stream_version"]) for r in cur.fetchall()}
+
+
 def set_dossier_holder(cur: Any, code: str, agency_code: str, stream_version: int) -> None:
     """Move the dossier to ``agency_code`` unless a later dossier event moved it already."""
     cur.execute(
@@ -110,6 +124,23 @@ def insert_delivery(cur: Any, *, delivery_id: str, dossier_code: str, agency_cod
          json.dumps(body, ensure_ascii=False), lease_s, lease_s, lease_s),
     )
     return cur.rowcount == 1
+
+
+def insert_deliveries(cur: Any, rows: list[dict], lease_s: float | None = None) -> set[str]:
+    """``insert_delivery`` for several rows (keyword arguments of it each) in one statement;
+    the ids inserted (those that existed already are left as they are)."""
+    if not rows:
+        return set()
+    values = b",".join(cur.mogrify(
+        "(%s, %s, %s, %s, %s, %s, %s, %s, "
+        "CASE WHEN %s::float8 IS NULL THEN NULL ELSE now() + %s::float8 * interval '1 second' END, "
+        "CASE WHEN %s::float8 IS NULL THEN 0 ELSE 1 END)",
+        (r["delivery_id"], r["dossier_code"], r["agency_code"], r["addressed_to"], r["event_id"], r["event_type"],
+         r["channel"], json.dumps(r["body"], ensure_ascii=False), lease_s, lease_s, lease_s)) for r in rows)
+    cur.execute(b"INSERT INTO deliveries (delivery_id, dossier_code, agency_code, addressed_to, event_id, "
+                b"event_type, channel, body, lease_until, attempts) VALUES " + values +
+                b" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id")
+    return {str(r["delivery_id"]) for r in cur.fetchall()}
 
 
 def lease(cur: Any, delivery_id: str, lease_s: float) -> dict | None:
@@ -150,6 +181,19 @@ def mark_sent(cur: Any, delivery_id: str, channel: str, attempts: int, acknowled
     return before["status"] if before else None
 
 
+def mark_sent_many(cur: Any, sent: list[tuple[str, int]], channel: str) -> None:
+    """``mark_sent`` (not acknowledged) for several deliveries, ``(delivery_id, attempts)``
+    each, in one statement (``cur`` may be a ``StatementBatch``)."""
+    ordered = sorted(sent)
+    cur.execute(
+        "UPDATE deliveries d SET status = CASE WHEN d.status = 'acknowledged' THEN d.status ELSE 'sent' END, "
+        "channel = %s, attempts = v.attempts, sent_at = now(), lease_until = NULL, last_error = NULL, "
+        "updated_at = now() FROM unnest(%s::uuid[], %s::int[]) AS v(delivery_id, attempts) "
+        "WHERE d.delivery_id = v.delivery_id",
+        (channel, [d for d, _ in ordered], [a for _, a in ordered]),
+    )
+
+
 def mark_acknowledged(cur: Any, delivery_id: str) -> None:
     cur.execute("UPDATE deliveries SET status = 'acknowledged', lease_until = NULL, updated_at = now() "
                 "WHERE delivery_id = %s", (delivery_id,))
@@ -180,6 +224,14 @@ def revive(cur: Any, delivery_id: str) -> dict | None:
         (delivery_id,),
     )
     return cur.fetchone()
+
+
+def pending_deliveries(cur: Any, delivery_ids: list[str]) -> list[dict]:
+    """The deliveries among ``delivery_ids`` still pending, in that order."""
+    cur.execute(f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE delivery_id = ANY(%s::uuid[]) "
+                f"AND status = 'pending'", (list(delivery_ids),))
+    found = {str(r["delivery_id"]): r for r in cur.fetchall()}
+    return [found[d] for d in delivery_ids if d in found]
 
 
 def get_delivery(cur: Any, delivery_id: str, for_update: bool = False) -> dict | None:

@@ -36,81 +36,81 @@ class RouterService(HealthRpc):
 
     @event_handler("dossier", "DossierSubmitted")
     def on_submitted(self, envelope: dict) -> None:
-        self.router.on_dossier_event(envelope)
+        self.router.take_dossier_event(envelope)
 
     @event_handler("dossier", "DossierForwarded")
     def on_forwarded(self, envelope: dict) -> None:
-        self.router.on_dossier_event(envelope)
+        self.router.take_dossier_event(envelope)
 
     @event_handler("dossier", "DossierSupplemented")
     def on_supplemented(self, envelope: dict) -> None:
-        self.router.on_dossier_event(envelope)
+        self.router.take_dossier_event(envelope)
 
     @event_handler("dossier", "DossierWithdrawn")
     def on_withdrawn(self, envelope: dict) -> None:
-        self.router.on_dossier_event(envelope)
+        self.router.take_dossier_event(envelope)
 
     # -- the other dossier events: agency feed and subscriptions only ------------------
 
     @event_handler("dossier", "DossierReceived")
     def on_received(self, envelope: dict) -> None:
-        self.router.on_dossier_event(envelope)
+        self.router.take_dossier_event(envelope)
 
     @event_handler("dossier", "DossierRefused")
     def on_refused(self, envelope: dict) -> None:
-        self.router.on_dossier_event(envelope)
+        self.router.take_dossier_event(envelope)
 
     @event_handler("dossier", "DossierProcessingStarted")
     def on_processing_started(self, envelope: dict) -> None:
-        self.router.on_dossier_event(envelope)
+        self.router.take_dossier_event(envelope)
 
     @event_handler("dossier", "SupplementRequested")
     def on_supplement_requested(self, envelope: dict) -> None:
-        self.router.on_dossier_event(envelope)
+        self.router.take_dossier_event(envelope)
 
     @event_handler("dossier", "DossierPaused")
     def on_paused(self, envelope: dict) -> None:
-        self.router.on_dossier_event(envelope)
+        self.router.take_dossier_event(envelope)
 
     @event_handler("dossier", "DossierResumed")
     def on_resumed(self, envelope: dict) -> None:
-        self.router.on_dossier_event(envelope)
+        self.router.take_dossier_event(envelope)
 
     @event_handler("dossier", "DeadlineExtended")
     def on_deadline_extended(self, envelope: dict) -> None:
-        self.router.on_dossier_event(envelope)
+        self.router.take_dossier_event(envelope)
 
     @event_handler("dossier", "DossierResultReady")
     def on_result_ready(self, envelope: dict) -> None:
-        self.router.on_dossier_event(envelope)
+        self.router.take_dossier_event(envelope)
 
     @event_handler("dossier", "DossierResultReturned")
     def on_result_returned(self, envelope: dict) -> None:
-        self.router.on_dossier_event(envelope)
+        self.router.take_dossier_event(envelope)
 
     @event_handler("dossier", "DossierRejected")
     def on_rejected(self, envelope: dict) -> None:
-        self.router.on_dossier_event(envelope)
+        self.router.take_dossier_event(envelope)
 
     @event_handler("dossier", "DossierBecameOverdue")
     def on_became_overdue(self, envelope: dict) -> None:
-        self.router.on_dossier_event(envelope)
+        self.router.take_dossier_event(envelope)
 
     @event_handler("dossier", "DossierPaymentRequested")
     def on_payment_requested(self, envelope: dict) -> None:
-        self.router.on_dossier_event(envelope)
+        self.router.take_dossier_event(envelope)
 
     @event_handler("dossier", "DossierPaymentReceived")
     def on_payment_received(self, envelope: dict) -> None:
-        self.router.on_dossier_event(envelope)
+        self.router.take_dossier_event(envelope)
 
     @event_handler("dossier", "DossierPaymentExpired")
     def on_payment_expired(self, envelope: dict) -> None:
-        self.router.on_dossier_event(envelope)
+        self.router.take_dossier_event(envelope)
 
     @event_handler("dossier", "DossierReceiptAttached")
     def on_receipt_attached(self, envelope: dict) -> None:
-        self.router.on_dossier_event(envelope)
+        self.router.take_dossier_event(envelope)
 
     @event_handler("dossier", "FeeExemptionDeclared")
     def on_fee_exemption_declared(self, envelope: dict) -> None:

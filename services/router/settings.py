@@ -1,5 +1,6 @@
 """The router's delivery settings, read from the environment (``ROUTER_`` names first): how
-many attempts, the back-off, how long a lease holds, how many due deliveries a tick takes."""
+many attempts, the back-off, how long a lease holds, how many due deliveries a tick takes,
+how many dossier events are handled together."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ class Settings:
     backoff_cap_s: float = 300.0
     lease_s: float = 30.0
     batch: int = 50
+    event_batch: int = 50  # dossier events handled together at most (1: one at a time)
+    event_batches: int = 2  # batches of dossier events handled at the same time
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -24,7 +27,9 @@ class Settings:
                    config.env_float("DELIVERY_BACKOFF_BASE", 1.0, s),
                    config.env_float("DELIVERY_BACKOFF_CAP", 300.0, s),
                    config.env_float("DELIVERY_LEASE", 30.0, s),
-                   config.env_int("DELIVERY_BATCH", 50, s))
+                   config.env_int("DELIVERY_BATCH", 50, s),
+                   config.env_int("EVENT_BATCH", 50, s),
+                   config.env_int("EVENT_BATCHES", 2, s))
 
     @property
     def policy(self) -> RetryPolicy:

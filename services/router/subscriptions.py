@@ -19,6 +19,8 @@ for one delivery run, so two workers never send the same subscription's entries 
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -33,7 +35,7 @@ from marshmallow import ValidationError
 
 from portal_common.contracts.dossier import national_status_code
 from portal_common.contracts.router import FeedQuery, SubscriptionInput
-from portal_common.db import Database
+from portal_common.db import Database, StatementBatch
 from portal_common.errors import Conflict, InvalidInput, NotFound
 from portal_common.eventstore import EventStore
 from portal_common.eventstore.events import EventContext, NewEvent
@@ -51,6 +53,19 @@ from services.router.settings import Settings
 log = logging.getLogger(__name__)
 SUBSCRIPTION_HEADER = "Portal-Subscription"
 LONG_POLL_SLICE_S = 5.0
+
+
+@dataclasses.dataclass
+class FeedBatch:
+    """What ``Subscriptions.accept`` shares across the events of one batch: the dossiers'
+    attributes (kept up to date as events are accepted), the agencies' successors, the
+    dossiers with held events, the writes waiting for the commit and the entries to append."""
+
+    writes: StatementBatch
+    attributes: dict[str, dict]
+    successors: dict[str, str | None]
+    held: set[str]
+    entries: list[dict] = dataclasses.field(default_factory=list)
 
 
 def _stream(sub_id: Any) -> str:
@@ -131,16 +146,18 @@ class Subscriptions:
             log.info("router: no field for %s: %s", procedure["code"], type(exc).__name__)
             return None
 
-    def accept(self, cur: Any, envelope: dict, field: str | None = None) -> list[str]:
+    def accept(self, cur: Any, envelope: dict, field: str | None = None, batch: FeedBatch | None = None) -> list[str]:
         """Put one dossier event into the feed of every agency it is routed to (in ``cur``'s
         transaction), with any held successors it releases; returns the agencies whose feed
-        grew."""
+        grew. With ``batch`` (``begin_batch``) the reads come from what it read for all the
+        events of a batch, and the writes that nothing reads back wait in it for
+        ``commit_batch``."""
         try:
             code = routing.dossier_code(envelope.get("data") or {})
         except RoutingError:
             return []
         version = envelope.get("stream_version") if isinstance(envelope.get("stream_version"), int) else None
-        row = feed.dossier_attributes(cur, code)
+        row = batch.attributes.get(code) if batch is not None else feed.dossier_attributes(cur, code)
         self_sufficient = envelope.get("event_type") in ("DossierSubmitted", "DossierForwarded")
         fed = row["fed_version"] if row else 0
         # a dossier's first feed entry is its submission (or a hand-over); after that each
@@ -148,16 +165,43 @@ class Subscriptions:
         early = (fed == 0 and not self_sufficient) or (fed > 0 and version is not None and version > fed + 1)
         if early:
             feed.hold(cur, str(envelope["event_id"]), code, version or 0, envelope)
+            if batch is not None:
+                batch.held.add(code)
             return []
         entries: list[dict] = []
         state = dict(row) if row else {"code": code, "fed_version": 0}
-        self._entries(cur, envelope, state, field, entries)
-        while state["fed_version"] and (held := feed.take_held(cur, code, state["fed_version"] + 1)) is not None:
-            self._entries(cur, held, state, None, entries)
+        successors = batch.successors if batch is not None else None
+        self._entries(cur, envelope, state, field, entries, successors)
+        while state["fed_version"] and (batch is None or code in batch.held) and \
+                (waiting := feed.take_held(cur, code, state["fed_version"] + 1)) is not None:
+            self._entries(cur, waiting, state, None, entries, successors)
         if row is not None or state.get("agency_code"):
-            feed.save_dossier_attributes(cur, code, state, state["fed_version"])
-        feed.append(cur, entries)  # last: it takes the feed lock until the commit
+            if batch is None:
+                feed.save_dossier_attributes(cur, code, state, state["fed_version"])
+            else:  # read back from the batch's copy, not from the table
+                feed.save_dossier_attributes(batch.writes, code, state, state["fed_version"])
+                batch.attributes[code] = feed.saved_attributes(row, state)
+        if batch is None:
+            feed.append(cur, entries)  # last: it takes the feed lock until the commit
+        else:
+            batch.entries.extend(entries)
         return sorted({e["agency_code"] for e in entries})
+
+    def begin_batch(self, cur: Any, envelopes: list[dict]) -> FeedBatch:
+        """What ``accept`` reads for a batch of events, read once (the dossiers' attributes
+        locked for update, in order), in ``cur``'s transaction."""
+        codes = set()
+        for envelope in envelopes:
+            with contextlib.suppress(RoutingError):
+                codes.add(routing.dossier_code(envelope.get("data") or {}))
+        return FeedBatch(StatementBatch(cur.connection.cursor()), feed.dossier_attributes_many(cur, sorted(codes)),
+                         repository.successors(cur), feed.held_dossiers(cur, sorted(codes)))
+
+    def commit_batch(self, batch: FeedBatch) -> None:
+        """The batch's waiting writes, then its entries (taking the feed lock), and the commit,
+        in one round trip."""
+        feed.append_unread(batch.writes, batch.entries)
+        batch.writes.send(commit=True)
 
     def release_held(self) -> int:
         """Feed the events held longer than ``hold_s`` (their predecessor never came), in order."""
@@ -177,7 +221,8 @@ class Subscriptions:
                 feed.append(cur, entries)
         return released
 
-    def _entries(self, cur: Any, envelope: dict, state: dict, field: str | None, out: list[dict]) -> None:
+    def _entries(self, cur: Any, envelope: dict, state: dict, field: str | None, out: list[dict],
+                 successors: dict[str, str | None] | None = None) -> None:
         """Advance ``state`` (the dossier's attributes) by one event and add its feed entries."""
         data = envelope.get("data") if isinstance(envelope.get("data"), dict) else {}
         event_type = str(envelope.get("event_type"))
@@ -197,8 +242,10 @@ class Subscriptions:
             if isinstance(version, int):
                 state["fed_version"] = version
         try:
-            holder = repository.dossier_holder(cur, state["code"])
-            targets = routing.recipients(event_type, data, holder, repository.successors(cur))
+            # the row read for update holds it (and it changes only below, in this transaction)
+            holder = state.get("agency_code") or repository.dossier_holder(cur, state["code"])
+            targets = routing.recipients(event_type, data, holder,
+                                         repository.successors(cur) if successors is None else successors)
         except RoutingError as exc:
             log.warning("router: event %s of %s goes to no agency feed: %s", envelope.get("event_id"),
                         state["code"], exc)

@@ -27,7 +27,7 @@ def test_entrypoints_hand_their_input_to_the_router():
     worker.configure_route({"actor": {"kind": "operator"}}, {"agency_code": "A"})
     worker.router.configure_route.assert_called_once_with({"actor": {"kind": "operator"}}, {"agency_code": "A"})
     worker.on_submitted({"event_id": "e"})
-    worker.router.on_dossier_event.assert_called_once_with({"event_id": "e"})
+    worker.router.take_dossier_event.assert_called_once_with({"event_id": "e"})
 
 
 def test_valid_route_reaches_the_router_as_a_route(router, monkeypatch):

@@ -25,7 +25,7 @@ def test_subscription_entrypoints_hand_their_input_to_the_router():
     worker.agency_events("AG", 3, 10, 0)
     worker.router.subs.read.assert_called_once_with("AG", 3, 10, 0)
     worker.on_received({"event_id": "e"})
-    worker.router.on_dossier_event.assert_called_once_with({"event_id": "e"})
+    worker.router.take_dossier_event.assert_called_once_with({"event_id": "e"})
     worker.deliver_subscriptions()
     worker.router.run_subscriptions.assert_called_once_with()
 

@@ -178,7 +178,8 @@ def _send(db: Database, store: EventStore, sms: SmsGateway, notice: dict) -> boo
             record(store, cur, f"account-{notice['account_id']}", [NewEvent("ApplicantNotified", {
                 "account_id": str(notice["account_id"]), "dossier_code": notice["dossier_code"],
                 "dossier_event_type": notice["event_type"], "channel": CHANNEL,
-                "sent_to": mask_phone(notice["phone"])})], EventContext(causation_id=str(notice["event_id"])))
+                "sent_to": mask_phone(notice["phone"])})], EventContext(causation_id=str(notice["event_id"])),
+                commit=True)  # the append is the transaction's last statement: it commits it
     _count(notice["event_type"], "sent")
     log.info("applicant notified", extra={"to": mask_phone(notice["phone"]), "dossier_code": notice["dossier_code"]})
     return True

@@ -1,0 +1,288 @@
+"""Dossier events handled in batches (``Router.on_dossier_events`` behind
+``portal_common.coalesce``), on real PostgreSQL and RabbitMQ: each event of a batch is
+delivered once, a poisoned one fails alone (retried, then parked) without failing or losing
+the others, a batch that comes again makes no second delivery, and a broker or database
+failure in the middle of a batch loses nothing."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pika
+import pytest
+
+from portal_common.coalesce import ALONE
+from portal_common.db import DatabaseUnavailable
+from portal_common.eventstore import EventStore
+from portal_common.redelivery import list_parked, parking_queue_name
+from services.router import feed_repository, repository
+from services.router.application import Router
+from services.router.channels import AmqpChannel
+from services.router.settings import Settings
+from tests.router.conftest import RouterProcess, deliveries, envelope, publish, router_events, submitted
+from tests.support.processes import wait_for
+
+
+def _agency() -> str:
+    return f"B{uuid.uuid4().hex[:8].upper()}"
+
+
+def _codes(n: int) -> list[str]:
+    return [f"G{uuid.uuid4().hex[:12].upper()}" for _ in range(n)]
+
+
+def _queued(amqp_uri: str, agency: str) -> list[str]:
+    """The delivery ids waiting in the agency's queue (taken off it)."""
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+    try:
+        channel = conn.channel()
+        ids = []
+        while True:
+            method, props, _body = channel.basic_get(f"agency.{agency}", auto_ack=True)
+            if method is None:
+                return ids
+            ids.append(props.message_id)
+    finally:
+        conn.close()
+
+
+def _statuses(db, codes: list[str]) -> dict[str, list[str]]:
+    return {code: [d["status"] for d in deliveries(db, code)] for code in codes}
+
+
+def _claims(db, event_ids: list[str]) -> int:
+    with db.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM processed_events WHERE event_id = ANY(%s::uuid[])", (event_ids,))
+        return cur.fetchone()["n"]
+
+
+def _feed_entries(db, event_ids: list[str]) -> int:
+    with db.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM agency_feed WHERE event_id = ANY(%s::uuid[])", (event_ids,))
+        return cur.fetchone()["n"]
+
+
+@pytest.fixture
+def make_router(router_store, router_amqp):
+    """A router on the test database and vhost (``amqp_uri`` to send elsewhere)."""
+    made = []
+
+    def make(amqp_uri: str | None = None, **settings) -> Router:
+        channel = AmqpChannel(amqp_uri or router_amqp, timeout_s=3.0)
+        router = Router(router_store, EventStore(router_store), channel, http=None, settings=Settings(**settings))
+        made.append(router)
+        return router
+
+    yield make
+    for router in made:
+        router.amqp.close()
+
+
+def _alone(router: Router, envelopes: list[dict]) -> list[Exception]:
+    """What the coalescer does after a failed batch: each message on its own."""
+    failures = []
+    for message in envelopes:
+        try:
+            router.on_dossier_event(message)
+        except Exception as exc:  # the entrypoint would retry this message
+            failures.append(exc)
+    return failures
+
+
+def test_a_batch_delivers_each_event_once_with_one_routing_and_one_sent_record(router_store, router_amqp,
+                                                                               make_router):
+    router, agency, codes = make_router(), _agency(), _codes(12)
+    envelopes = [submitted(code, agency) for code in codes]
+    assert router.on_dossier_events(envelopes) == [None] * len(codes)
+    assert _statuses(router_store, codes) == {code: ["sent"] for code in codes}
+    sent = [d for code in codes for d in deliveries(router_store, code)]
+    assert all(d["attempts"] == 1 and d["lease_until"] is None for d in sent)
+    assert all(router_events(router_store, str(d["delivery_id"])) == ["DeliveryScheduled", "DeliverySent"]
+               for d in sent)
+    assert sorted(_queued(router_amqp, agency)) == sorted(str(d["delivery_id"]) for d in sent)
+    assert _feed_entries(router_store, [e["event_id"] for e in envelopes]) == len(codes)
+
+
+def test_a_batch_that_comes_again_makes_no_second_delivery(router_store, router_amqp, make_router):
+    router, agency, codes = make_router(), _agency(), _codes(8)
+    envelopes = [submitted(code, agency) for code in codes]
+    router.on_dossier_events(envelopes)
+    # redelivered: the same batch, a copy inside one batch, and each message alone
+    router.on_dossier_events(envelopes)
+    router.on_dossier_events([envelopes[0], envelopes[0], envelopes[1]])
+    assert _alone(router, envelopes) == []
+    assert _statuses(router_store, codes) == {code: ["sent"] for code in codes}
+    assert len(_queued(router_amqp, agency)) == len(codes)
+    assert _feed_entries(router_store, [e["event_id"] for e in envelopes]) == len(codes)
+
+
+def test_a_malformed_event_id_is_sent_alone_and_the_others_are_delivered(router_store, router_amqp, make_router):
+    router, agency, codes = make_router(), _agency(), _codes(4)
+    envelopes = [submitted(code, agency) for code in codes]
+    bad = {**submitted(_codes(1)[0], agency), "event_id": "not-a-uuid"}
+    result = router.on_dossier_events([*envelopes[:2], bad, *envelopes[2:]])
+    assert result[2] is not None and [r for i, r in enumerate(result) if i != 2] == [None] * 4
+    assert _statuses(router_store, codes) == {code: ["sent"] for code in codes}
+    with pytest.raises(ValueError, match="event_id"):
+        router.on_dossier_event(bad)  # alone it fails: the entrypoint retries, then parks it
+    assert len(_queued(router_amqp, agency)) == len(codes)
+
+
+def test_a_poisoned_event_fails_its_batch_then_fails_alone_while_the_others_are_delivered_once(
+        router_store, router_amqp, make_router):
+    router, agency, codes = make_router(), _agency(), _codes(6)
+    envelopes = [submitted(code, agency) for code in codes]
+    poisoned = submitted("G\x00POISON", agency)  # PostgreSQL refuses the NUL: no retry will fix it
+    batch = [*envelopes[:3], poisoned, *envelopes[3:]]
+    with pytest.raises(ValueError):
+        router.on_dossier_events(batch)
+    # nothing of the failed batch was committed
+    assert _claims(router_store, [e["event_id"] for e in batch]) == 0
+    assert _statuses(router_store, codes) == {code: [] for code in codes}
+    failures = _alone(router, batch)
+    assert len(failures) == 1 and isinstance(failures[0], ValueError)
+    assert _statuses(router_store, codes) == {code: ["sent"] for code in codes}
+    assert len(_queued(router_amqp, agency)) == len(codes)
+
+
+def test_a_broker_failure_in_a_batch_leaves_every_delivery_to_be_retried(router_store, router_amqp, make_router):
+    # a channel to a port nobody listens on: the publish of the whole batch fails
+    down = make_router("amqp://guest:guest@127.0.0.1:1//", backoff_base_s=0.05, backoff_cap_s=0.1)
+    agency, codes = _agency(), _codes(5)
+    envelopes = [submitted(code, agency) for code in codes]
+    assert down.on_dossier_events(envelopes) == [None] * len(codes)  # routed and committed: acked
+    rows = [d for code in codes for d in deliveries(router_store, code)]
+    assert len(rows) == len(codes)
+    assert all(d["status"] == "pending" and d["attempts"] == 1 and d["last_error"].startswith("amqp:")
+               for d in rows)
+    assert all(router_events(router_store, str(d["delivery_id"])) == ["DeliveryScheduled", "DeliveryAttemptFailed"]
+               for d in rows)
+    up = make_router()
+    time.sleep(0.2)
+    wait_for(lambda: up.run_due() == 0 and _statuses(router_store, codes) == {c: ["sent"] for c in codes},
+             what="the failed batch retried by the timer")
+    assert sorted(_queued(router_amqp, agency)) == sorted(str(d["delivery_id"]) for d in rows)
+
+
+def _terminate_on_first(monkeypatch, module, name: str) -> None:
+    """Let ``module.name`` kill its own database connection the first time it is called."""
+    original = getattr(module, name)
+    calls = []
+
+    def dying(cur, *args, **kwargs):
+        if not calls:
+            calls.append(1)
+            cur.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        return original(cur, *args, **kwargs)
+
+    monkeypatch.setattr(module, name, dying)
+
+
+def test_a_database_failure_before_the_routing_commit_loses_nothing(router_store, router_amqp, make_router,
+                                                                      monkeypatch):
+    router, agency, codes = make_router(), _agency(), _codes(5)
+    envelopes = [submitted(code, agency) for code in codes]
+    _terminate_on_first(monkeypatch, repository, "insert_deliveries")
+    with pytest.raises(DatabaseUnavailable):
+        router.on_dossier_events(envelopes)
+    assert _claims(router_store, [e["event_id"] for e in envelopes]) == 0
+    assert _alone(router, envelopes) == []
+    assert _statuses(router_store, codes) == {code: ["sent"] for code in codes}
+    assert len(_queued(router_amqp, agency)) == len(codes)
+
+
+def test_a_database_failure_in_the_feed_after_the_routing_commit_makes_no_second_delivery(
+        router_store, router_amqp, make_router, monkeypatch):
+    router, agency, codes = make_router(), _agency(), _codes(5)
+    envelopes = [submitted(code, agency) for code in codes]
+    _terminate_on_first(monkeypatch, feed_repository, "dossier_attributes_many")
+    with pytest.raises(DatabaseUnavailable):
+        router.on_dossier_events(envelopes)
+    assert _statuses(router_store, codes) == {code: ["sent"] for code in codes}  # routed and sent
+    assert _feed_entries(router_store, [e["event_id"] for e in envelopes]) == 0
+    assert _alone(router, envelopes) == []  # the fallback feeds them, routes nothing twice
+    assert _statuses(router_store, codes) == {code: ["sent"] for code in codes}
+    assert len(_queued(router_amqp, agency)) == len(codes)
+    assert _feed_entries(router_store, [e["event_id"] for e in envelopes]) == len(codes)
+
+
+# -- the service: batches of messages in flight ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def batching_router(router_db_url, router_amqp, tmp_path_factory):
+    """The router process, parking a message after two tries."""
+    proc = RouterProcess(router_db_url, router_amqp, tmp_path_factory.mktemp("batch-router-logs"),
+                         env={"CONSUMER_MAX_ATTEMPTS": "2", "CONSUMER_RETRY_DELAYS": "0.3"}).start()
+    yield proc
+    proc.stop()
+
+
+def test_the_service_delivers_a_burst_once_and_parks_the_poisoned_message(batching_router, router_store):
+    agency, codes = _agency(), _codes(60)
+    envelopes = [submitted(code, agency) for code in codes]
+    poisoned = [submitted(f"G\x00POISON{i}", agency) for i in range(3)]  # some land in a batch
+    publish(batching_router.amqp_uri, [*envelopes[:20], poisoned[0], *envelopes[20:40], poisoned[1],
+                                       *envelopes[40:], poisoned[2], *envelopes[:10]])
+    wait_for(lambda: _statuses(router_store, codes) == {code: ["sent"] for code in codes}, timeout=60,
+             what="every good message delivered")
+    parked = parking_queue_name("router")
+    ids = {p["event_id"] for p in poisoned}
+    found = wait_for(lambda: (lambda ms: ms if len(ms) == len(ids) else None)(
+        [m for m in list_parked(batching_router.amqp_uri, parked) if any(i in m.body for i in ids)]),
+        timeout=30, what="the poisoned messages parked")
+    assert [m.attempts for m in found] == [2, 2, 2]
+    queued = _queued(batching_router.amqp_uri, agency)
+    assert len(queued) == len(codes) == len(set(queued))  # each once, the repeated ten too
+
+
+def _forwarded(code: str, first: str, second: str, version: int) -> dict:
+    return envelope("DossierForwarded", {
+        "code": code, "from_agency_code": first, "to_agency": {"code": second}, "reason": "liên thông",
+        "procedure": {"code": "1", "version": 1, "name": "p", "processing_days": 1},
+        "owner": {"account_id": "a", "kind": "citizen"}, "applicant": {}, "documents": []}, stream_version=version)
+
+
+def _story(code: str, first: str, second: str) -> list[list[dict]]:
+    """One dossier's events in the rounds they come in: a receipt before its submission
+    (held, then released by it), a hand-over, then a follow-up and an event after a gap
+    (held) together."""
+    return [[envelope("DossierReceived", {"code": code}, stream_version=2)], [submitted(code, first)],
+            [_forwarded(code, first, second, 3)],
+            [envelope("DossierWithdrawn", {"code": code, "reason": None}, stream_version=4),
+             envelope("DossierSupplemented", {"code": code, "documents": []}, stream_version=6)]]
+
+
+def _outcome(db, code: str) -> dict:
+    with db.transaction() as cur:
+        cur.execute("SELECT event_type, agency_code, addressed_to, status, attempts FROM deliveries "
+                    "WHERE dossier_code = %s ORDER BY event_type, agency_code", (code,))
+        sent = [tuple(r.values()) for r in cur.fetchall()]
+        cur.execute("SELECT agency_code, event_type, stream_version, status, national_status_code FROM agency_feed "
+                    "WHERE dossier_code = %s ORDER BY position", (code,))
+        fed = [tuple(r.values()) for r in cur.fetchall()]
+        cur.execute("SELECT agency_code, stream_version, procedure_code, status, fed_version FROM dossiers "
+                    "WHERE code = %s", (code,))
+        attributes = cur.fetchone()
+        cur.execute("SELECT stream_version FROM feed_held WHERE dossier_code = %s ORDER BY 1", (code,))
+        held = [r["stream_version"] for r in cur.fetchall()]
+    return {"deliveries": sent, "feed": fed, "dossier": attributes, "held": held}
+
+
+def test_a_batch_ends_where_the_same_events_one_by_one_end(router_store, make_router):
+    """Three dossiers' events in batches, round by round: the same deliveries, feed entries (in
+    the same order), dossier attributes and held events as when they come one at a time; a
+    dossier's second event in a batch is sent alone (after the batch, as its worker would)."""
+    router, first, second = make_router(), _agency(), _agency()
+    alone, batched = _codes(3), _codes(3)
+    stories = {code: _story(code, first, second) for code in alone + batched}
+    for round_ in range(4):
+        assert _alone(router, [e for code in alone for e in stories[code][round_]]) == []
+        messages = [e for code in batched for e in stories[code][round_]]
+        result = router.on_dossier_events(messages)
+        assert [r is ALONE for r in result] == ([False, True] * 3 if round_ == 3 else [False] * 3)
+        assert _alone(router, [m for m, r in zip(messages, result, strict=True) if r is ALONE]) == []
+    expected = _outcome(router_store, alone[0])
+    assert expected["held"] == [6] and len(expected["feed"]) == 5 and len(expected["deliveries"]) == 5
+    assert all(_outcome(router_store, code) == expected for code in alone + batched)
