@@ -114,11 +114,11 @@ class RouterService(HealthRpc):
 
     @event_handler("dossier", "FeeExemptionDeclared")
     def on_fee_exemption_declared(self, envelope: dict) -> None:
-        self.router.on_dossier_event(envelope)
+        self.router.take_dossier_event(envelope)
 
     @event_handler("dossier", "FeeExemptionDisputed")
     def on_fee_exemption_disputed(self, envelope: dict) -> None:
-        self.router.on_dossier_event(envelope)
+        self.router.take_dossier_event(envelope)
 
     # -- catalog events -> local agency copy -------------------------------------------
 
