@@ -172,17 +172,7 @@ def evolve(state: DossierState, event_type: str, data: dict[str, Any], at: dt.da
     if keep_timeline:
         s.timeline = [*state.timeline, _timeline_entry(event_type, data, at, actor)]
     if event_type == "DossierSubmitted":
-        s.code = data["code"]
-        s.status = SUBMITTED
-        s.owner = dict(data["owner"])
-        s.applicant = dict(data["applicant"])
-        s.form = dict(data.get("form") or {})
-        s.procedure = dict(data["procedure"])
-        s.agency_code = data["agency"]["code"]
-        s.agency_name = data["agency"].get("name")
-        s.agencies = [s.agency_code]
-        s.submitted_at = data["submitted_at"]
-        s.inputs = [dict(d, kind="input") for d in data.get("documents", [])]
+        _step_submitted(s, data, at)  # every field new: the same step as the in-place fold
     elif event_type == "DossierReceived":
         s.status = RECEIVED
         s.received_at = data["received_at"]
