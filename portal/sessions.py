@@ -84,6 +84,8 @@ class Sessions(SessionInterface):
                     self.end(session.sid)
                     response.delete_cookie(COOKIE, path="/")
                 return
+            if not (session.new or session.modified):
+                return  # unchanged: reading it already kept it alive (views never change it in place)
             self.store(session.sid, dict(session))
         except SessionStoreUnavailable:  # the page was made but what it changed is not kept
             response.status_code = 503

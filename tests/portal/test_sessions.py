@@ -139,3 +139,19 @@ def test_a_citizen_signed_in_on_one_process_is_signed_in_on_the_other_until_sign
     assert resp.status_code == 302
     back = _with_cookie(first, sid).get("/tai-khoan")
     assert back.status_code == 302 and "/dang-nhap" in back.headers["Location"]
+
+
+def test_a_page_that_only_reads_the_session_does_not_write_it(database_url):
+    app = _app(database_url)
+    client = app.test_client()
+    client.get("/_test/set?v=once")
+    store: DatabaseSessions = app.session_interface
+    writes = []
+    real = store.store
+    store.store = lambda sid, data: (writes.append(data), real(sid, data))[1]
+    for _ in range(3):
+        assert client.get("/_test/get").get_data(as_text=True) == "once"
+    assert writes == []
+    client.get("/_test/set?v=twice")
+    assert [w["value"] for w in writes] == ["twice"]
+    assert _with_cookie(_app(database_url), _sid(client)).get("/_test/get").get_data(as_text=True) == "twice"
