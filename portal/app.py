@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from flask import Flask, g, redirect, render_template, request, session, url_for
 from flask_babel import Babel, get_locale, get_translations
 from flask_babel import gettext as _
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from portal import labels
@@ -51,6 +52,36 @@ def _fast_gettext(message: str, **_variables) -> str:
 
 def _fast_ngettext(singular: str, plural: str, num: int, **_variables) -> str:
     return _translations().ungettext(singular, plural, num)
+
+
+def _catalogue_markup(text: str) -> Markup:
+    """A message of the portal's own catalogue is trusted HTML text, as Jinja's gettext treats it;
+    the values put into it are escaped by ``%``."""
+    return Markup(text)  # noqa: S704 - our own catalogue, never request data
+
+
+_TEMPLATE_MESSAGES: dict[tuple[Any, str], Markup] = {}
+_TEMPLATE_TEXTS: dict[tuple[Any, str], Markup] = {}
+
+
+def _template_gettext(message: str, **variables) -> Markup:
+    """``_()`` in templates: what Jinja's newstyle gettext does for autoescaped templates (every
+    portal template is HTML), without its two context-passing wrappers per call, and each
+    literal message looked up once per language (templates pass only literals)."""
+    key = (_translations(), message)
+    if variables:
+        found = _TEMPLATE_MESSAGES.get(key)
+        if found is None:
+            found = _TEMPLATE_MESSAGES[key] = _catalogue_markup(key[0].ugettext(message))
+        return found % variables
+    found = _TEMPLATE_TEXTS.get(key)
+    if found is None:
+        found = _TEMPLATE_TEXTS[key] = _catalogue_markup(key[0].ugettext(message)) % {}
+    return found
+
+
+def _template_ngettext(singular: str, plural: str, num: int, **variables) -> Markup:
+    return _catalogue_markup(_translations().ungettext(singular, plural, num)) % {"num": num, **variables}
 
 
 def _date(value: str | None, with_time: bool = False) -> str:
@@ -99,6 +130,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     Babel(app, locale_selector=_select_locale)
     # Templates call _() dozens of times a page: look the catalogue up once per request.
     app.jinja_env.install_gettext_callables(_fast_gettext, _fast_ngettext, newstyle=True)
+    app.jinja_env.globals.update(_=_template_gettext, gettext=_template_gettext, ngettext=_template_ngettext)
     app.jinja_env.filters.update(date=_date, datetime=lambda v: _date(v, True), money=_money)
     app.jinja_env.globals.update(csrf_token=csrf_token, labels=labels, settings=settings)
     app.jinja_env.add_extension("jinja2.ext.do")
