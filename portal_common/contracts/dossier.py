@@ -113,6 +113,19 @@ class FeeExemptionClaimSchema(Utf8Schema):
     exemption = Line(500, 1, required=True, metadata={"description": "one of that fee's listed exemptions"})
 
 
+def FeeExemptions(description: str) -> fields.List:  # noqa: N802 - a field factory
+    """The declared exemptions of a filing or a draft: at most 20 ``{fee_id, exemption}``."""
+    return fields.List(fields.Nested(FeeExemptionClaimSchema), load_default=list, validate=validate.Length(max=20),
+                       metadata={"description": description})
+
+
+def one_exemption_per_fee(data: dict) -> None:
+    """Each fee is declared at most once (a filing's and a draft's rule alike)."""
+    ids = [c["fee_id"] for c in data.get("fee_exemptions", [])]
+    if len(ids) != len(set(ids)):
+        raise ValidationError("Declare at most one exemption per fee.", "fee_exemptions")
+
+
 class FilingSchema(Utf8Schema):
     """A dossier filing: the body of ``POST /api/v1/dossiers`` and of the ``submit`` RPC."""
 
@@ -123,16 +136,13 @@ class FilingSchema(Utf8Schema):
     form = FormField(load_default=dict)
     documents = fields.List(fields.Nested(FilingDocumentSchema), load_default=list,
                             validate=validate.Length(max=30))
-    fee_exemptions = fields.List(fields.Nested(FeeExemptionClaimSchema), load_default=list,
-                                 validate=validate.Length(max=20), metadata={
-                                     "description": "fees the applicant is exempt from: [{fee_id, exemption}]; "
-                                                    "a declared fee is not requested unless the agency disputes it"})
+    fee_exemptions = FeeExemptions(
+        "fees the applicant is exempt from: [{fee_id, exemption}]; a declared fee is not requested unless the "
+        "agency disputes it")
 
     @validates_schema
     def one_exemption_per_fee(self, data, **kwargs):
-        ids = [c["fee_id"] for c in data.get("fee_exemptions", [])]
-        if len(ids) != len(set(ids)):
-            raise ValidationError("Declare at most one exemption per fee.", "fee_exemptions")
+        one_exemption_per_fee(data)
 
 
 # -- events -------------------------------------------------------------------------------------
@@ -161,12 +171,19 @@ class DraftSchema(Utf8Schema):
                             validate=validate.Length(max=30))
     document_ids = fields.List(fields.String(validate=validate.Length(max=64)), load_default=list,
                                validate=validate.Length(max=30))
+    fee_exemptions = FeeExemptions(
+        "fees the applicant declares being exempt from, as in a filing: [{fee_id, exemption}], at most one per fee; "
+        "checked against the procedure's fees when the draft is filed")
     version = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
 
     @validates_schema
     def not_too_many_documents(self, data, **kwargs):
         if len(data.get("documents", [])) + len(data.get("document_ids", [])) > 30:
             raise ValidationError("A draft holds at most 30 documents.", "documents")
+
+    @validates_schema
+    def one_exemption_per_fee(self, data, **kwargs):
+        one_exemption_per_fee(data)
 
 
 class DraftListSchema(Utf8Schema):
@@ -450,6 +467,20 @@ class DossierDraftSavedV1(_Draft):
     applicant = fields.Dict(load_default=dict)
     form = fields.Dict(load_default=dict)
     documents = fields.List(fields.Nested(DocumentRefSchema), required=True)
+
+
+class DraftFeeExemptionSchema(Schema):
+    fee_id = fields.String(required=True)
+    exemption = fields.String(required=True)
+
+
+@CATALOGUE.register("DossierDraftSaved", 2, PRODUCER,
+                    "The applicant saved a draft filing (the whole draft as it is now, with the fee exemptions it "
+                    "declares; no code yet). A v1 event declares none.")
+class DossierDraftSavedV2(DossierDraftSavedV1):
+    fee_exemptions = fields.List(fields.Nested(DraftFeeExemptionSchema), required=True, metadata={
+        "description": "the fees the applicant declares being exempt from, [{fee_id, exemption}] (not yet checked "
+                       "against the procedure: that happens when the draft is filed)"})
 
 
 @CATALOGUE.register("DossierDraftSubmitted", 1, PRODUCER, "A draft was filed: it became the dossier with this code.")

@@ -178,6 +178,21 @@ def test_answers_match_their_documented_schema(spec, gateway_url, path, params, 
     conforms(spec, "GET", path, resp)
 
 
+def test_a_draft_body_declares_fee_exemptions_as_a_filing_body_does(spec):
+    """Drafts carry the filing's ``fee_exemptions``: the same item schema in both bodies."""
+    schemas = spec["components"]["schemas"]
+
+    def body(method: str, path: str) -> dict:
+        schema = spec["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
+        return schemas[schema["$ref"].rsplit("/", 1)[-1]] if "$ref" in schema else schema
+
+    filing = body("post", "/api/v1/dossiers")["properties"]["fee_exemptions"]
+    for method, path in (("post", "/api/v1/dossiers/drafts"), ("put", "/api/v1/dossiers/drafts/{draft_id}")):
+        declared = body(method, path)["properties"]["fee_exemptions"]
+        assert declared["type"] == "array" and declared["items"] == filing["items"], (method, path)
+        assert declared["maxItems"] == filing["maxItems"]
+
+
 def test_docs_page_lists_every_operation(spec, gateway_url):
     resp = requests.get(f"{gateway_url}/docs", timeout=30)
     assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("text/html")

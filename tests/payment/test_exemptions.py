@@ -27,6 +27,18 @@ def file_declaring(citizen: Citizen, fee_exemptions) -> tuple[int, dict]:
     return citizen.post("/api/v1/dossiers", body, headers={"Idempotency-Key": str(uuid.uuid4())})
 
 
+def save_draft(citizen: Citizen, fee_exemptions, draft_id: str | None = None) -> tuple[int, dict]:
+    """A complete filing of the fee procedure saved as a draft declaring ``fee_exemptions``."""
+    _, procedure = citizen.get(f"/api/v1/procedures/{FEE_PROCEDURE}")
+    _, agencies = citizen.get(f"/api/v1/procedures/{FEE_PROCEDURE}/agencies?province={PROVINCE}")
+    agencies = agencies.get("items", agencies) if isinstance(agencies, dict) else agencies
+    body = dict(complete_filing(procedure, agencies[0], "Nguyễn Bé Con"), fee_exemptions=fee_exemptions)
+    if draft_id is None:
+        return citizen.post("/api/v1/dossiers/drafts", body)
+    status, answer, _ = http(f"{citizen.url}/api/v1/dossiers/drafts/{draft_id}", "PUT", body, token=citizen.token)
+    return status, answer
+
+
 def dispute(gateway_url: str, code: str, token: str, body: dict, request_id: str | None = None) -> tuple[int, dict]:
     status, answer, _ = http(f"{gateway_url}/api/v1/agency/dossiers/{code}/dispute-exemption", "POST", body,
                              token=token, headers={"X-Request-ID": request_id or str(uuid.uuid4())})
@@ -132,3 +144,44 @@ def test_the_openapi_document_names_the_dispute(gateway_url):
     status, spec, _ = http(f"{gateway_url}/openapi.json")
     assert status == 200
     assert "post" in spec["paths"]["/api/v1/agency/dossiers/{code}/dispute-exemption"]
+
+
+def test_a_draft_keeps_its_exemption_and_filing_it_declares_it(gateway_url, citizen):
+    status, draft = save_draft(citizen, CHILD)
+    assert status == 201, draft
+    assert draft["fee_exemptions"] == CHILD
+    status, read = citizen.get(f"/api/v1/dossiers/drafts/{draft['id']}")
+    assert status == 200 and read["fee_exemptions"] == CHILD
+    status, dossier = citizen.post(f"/api/v1/dossiers/drafts/{draft['id']}/submit")
+    assert status == 201, dossier
+    code = dossier["code"]
+    assert dossier["status"] == "submitted" and dossier["payment_requests"] == []  # nothing to wait for
+    [exempt] = dossier["fee_exemptions"]
+    assert exempt["status"] == "exempt" and exempt["exemption"] == "Trẻ em" and exempt["amount"] == FEE
+    assert [e["event"] for e in citizen.dossier(code)["timeline"]][:2] == ["DossierSubmitted", "FeeExemptionDeclared"]
+    view = citizen.payments(code)
+    assert view["due"] == [] and view["exemptions"][0]["status"] == "exempt"
+    # saved again without the exemption (each save is the whole draft): the fee is due as usual
+    status, other = save_draft(citizen, CHILD)
+    assert status == 201, other
+    status, resaved = save_draft(citizen, [], other["id"])
+    assert status == 200 and resaved["fee_exemptions"] == [] and resaved["version"] == 2
+    status, charged = citizen.post(f"/api/v1/dossiers/drafts/{other['id']}/submit")
+    assert status == 201 and charged["status"] == "awaiting_payment" and charged["fee_exemptions"] == []
+    [due] = citizen.due_now(charged["code"])
+    assert due["amount"] == FEE
+
+
+def test_a_draft_with_a_bad_exemption_is_refused_at_filing_and_files_nothing(gateway_url, citizen):
+    status, refused = save_draft(citizen, CHILD * 2)  # the same fee twice: refused when saved
+    assert status == 422, refused
+    assert "fee_exemptions" in {e.get("field") for e in refused.get("errors") or []}, refused
+    status, draft = save_draft(citizen, [{"fee_id": "khong-co", "exemption": "Trẻ em"}])
+    assert status == 201, draft  # a draft is not checked against the procedure until it is filed
+    status, problem = citizen.post(f"/api/v1/dossiers/drafts/{draft['id']}/submit")
+    assert status == 422 and problem["code"] == "filing_incomplete", problem
+    assert "fee_exemptions.0.fee_id" in {e.get("field") for e in problem.get("errors") or []}, problem
+    status, mine = citizen.get("/api/v1/dossiers")
+    assert status == 200 and mine["total"] == 0
+    status, still = citizen.get(f"/api/v1/dossiers/drafts/{draft['id']}")
+    assert status == 200 and still["status"] == "open" and still["version"] == 1

@@ -5,9 +5,11 @@ Each write runs in one transaction like a dossier command: replay the draft's st
 project the new state, and append with the version read (optimistic concurrency). Only the
 owner ever sees a draft; anyone else gets the same 404 as for an unknown id.
 
-Filing a draft runs the very checks of a direct submission (``filing.file_checked``) and
-closes the draft in the same transaction, so a draft becomes at most one dossier: a second
-"submit" of the same draft (a retry, a double click, another tab) answers that dossier.
+Filing a draft runs the very checks of a direct submission (``filing.file_checked``), the
+fee exemptions it declares included (recorded as ``FeeExemptionDeclared`` exactly as for a
+direct filing), and closes the draft in the same transaction, so a draft becomes at most one
+dossier: a second "submit" of the same draft (a retry, a double click, another tab) answers
+that dossier.
 """
 
 from __future__ import annotations
@@ -204,7 +206,7 @@ def submit(app: Drafts, catalog: Any, context: dict[str, Any], draft_id: str) ->
         return dict(full_view(dossiers.load(state.dossier_code)), created=False)
     drafts.check(state, "submit")
     filing = {"procedure_code": state.procedure_code, "agency_code": state.agency_code,
-              "applicant": state.applicant, "form": state.form}
+              "applicant": state.applicant, "form": state.form, "fee_exemptions": state.fee_exemptions}
     data = schemas.load(FilingSchema, {k: v for k, v in filing.items() if v is not None})
     uploads = app.contents(state)
 

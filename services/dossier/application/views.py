@@ -41,6 +41,7 @@ def draft_view(state: DraftState) -> dict[str, Any]:
     return {"id": state.draft_id, "status": state.status, "version": state.version,
             "procedure_code": state.procedure_code, "agency_code": state.agency_code,
             "applicant": state.applicant, "form": state.form, "documents": state.documents,
+            "fee_exemptions": state.fee_exemptions,
             "dossier_code": state.dossier_code, "created_at": state.created_at, "updated_at": state.updated_at}
 
 

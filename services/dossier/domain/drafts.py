@@ -4,6 +4,10 @@ A draft has no dossier code yet (codes are issued at submission), so it lives on
 its own, ``draft-<uuid>``: saved (any number of times, each event holding the whole draft) →
 submitted (naming the dossier code it became) or discarded. A submitted draft answers a
 second submission with the same dossier, which makes "submit this draft" safe to retry.
+
+``DossierDraftSaved`` is written in version 2, which adds the fee exemptions the applicant
+declares (``fee_exemptions``, checked against the procedure only at filing); a version 1 event,
+saved before drafts could hold them, reads as declaring none.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class DraftState:
     applicant: dict[str, Any] = field(default_factory=dict)
     form: dict[str, Any] = field(default_factory=dict)
     documents: list[dict[str, Any]] = field(default_factory=list)
+    fee_exemptions: list[dict[str, Any]] = field(default_factory=list)
     dossier_code: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
@@ -64,6 +69,7 @@ def evolve(state: DraftState, event_type: str, data: dict[str, Any], at: dt.date
         s.applicant = dict(data.get("applicant") or {})
         s.form = dict(data.get("form") or {})
         s.documents = [dict(d) for d in data.get("documents") or []]
+        s.fee_exemptions = declared_exemptions(data)
         s.created_at = state.created_at or s.updated_at
     elif event_type == "DossierDraftSubmitted":
         s.status, s.dossier_code = SUBMITTED, data["code"]
@@ -72,6 +78,11 @@ def evolve(state: DraftState, event_type: str, data: dict[str, Any], at: dt.date
     else:
         raise ValueError(f"not a draft event: {event_type}")
     return s
+
+
+def declared_exemptions(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``[{fee_id, exemption}]`` a DossierDraftSaved declares: none in a version 1 event."""
+    return [{"fee_id": c["fee_id"], "exemption": c["exemption"]} for c in data.get("fee_exemptions") or []]
 
 
 def replay(events: list[Any]) -> DraftState:
@@ -97,6 +108,7 @@ def saved_event(state: DraftState, draft_id: str, owner: dict[str, Any], content
         "procedure_code": content.get("procedure_code"), "agency_code": content.get("agency_code"),
         "applicant": content.get("applicant") or {}, "form": content.get("form") or {},
         "documents": documents,
+        "fee_exemptions": declared_exemptions(content),
     })
 
 
