@@ -60,6 +60,25 @@ def _catalogue_markup(text: str) -> Markup:
     return Markup(text)  # noqa: S704 - our own catalogue, never request data
 
 
+_LINKS: dict[tuple, str] = {}
+_MAX_LINKS = 20_000
+
+
+def _template_url_for(endpoint: str, **values: Any) -> str:
+    """``url_for`` in templates, remembered: a page builds the same twenty-odd links each time
+    (menus, static files, a procedure's page), and werkzeug's builder costs microseconds each.
+    Links carrying the visitor's own path (``next``) or long values are built every time."""
+    if "next" in values or not all(isinstance(v, str) and len(v) <= 64 for v in values.values()):
+        return url_for(endpoint, **values)  # a link back to where the visitor is: not worth keeping
+    key = (request.script_root, endpoint, *sorted(values.items()))
+    found = _LINKS.get(key)
+    if found is None:
+        found = url_for(endpoint, **values)
+        if len(_LINKS) < _MAX_LINKS:
+            _LINKS[key] = found
+    return found
+
+
 _TEMPLATE_MESSAGES: dict[tuple[Any, str], Markup] = {}
 _TEMPLATE_TEXTS: dict[tuple[Any, str], Markup] = {}
 
@@ -130,7 +149,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     Babel(app, locale_selector=_select_locale)
     # Templates call _() dozens of times a page: look the catalogue up once per request.
     app.jinja_env.install_gettext_callables(_fast_gettext, _fast_ngettext, newstyle=True)
-    app.jinja_env.globals.update(_=_template_gettext, gettext=_template_gettext, ngettext=_template_ngettext)
+    app.jinja_env.globals.update(_=_template_gettext, gettext=_template_gettext, ngettext=_template_ngettext,
+                                 url_for=_template_url_for)
     app.jinja_env.filters.update(date=_date, datetime=lambda v: _date(v, True), money=_money)
     app.jinja_env.globals.update(csrf_token=csrf_token, labels=labels, settings=settings)
     app.jinja_env.add_extension("jinja2.ext.do")
@@ -152,7 +172,8 @@ def create_app(settings: Settings | None = None) -> Flask:
             ACCESS_LOG.info(json.dumps({"service": "portal", "request_id": g.get("request_id"),
                                         "method": request.method, "path": request.path[:200],
                                         "status": response.status_code,
-                                        "ms": round((time.perf_counter() - g.get("started", 0)) * 1000, 1)}))
+                                        "ms": round((time.perf_counter() - g.get("started", 0)) * 1000, 1),
+                                        "api_ms": round(g.get("api_ms", 0.0), 1)}))
         return security_headers(response)
 
     @app.context_processor
