@@ -74,6 +74,9 @@ def up() -> int:
         print("Processes: " + ", ".join(f"{name} x{n}" for name, n in system.counts.items())
               + "  (<SERVICE>_PROCESSES or PROCESSES to change)")
         print(f"Citizen web portal at http://127.0.0.1:{portal_port}/  (one-stop desk: /mot-cua/)")
+        if "VNEID_STANDIN_PORT" in extra:
+            print(f"VNeID stand-in at http://127.0.0.1:{extra['VNEID_STANDIN_PORT']}/  (test identities: "
+                  f"POST {system.gateway_url}/api/v1/dev/vneid-identities)")
         print("Logs in .run/logs/. Press Ctrl-C to stop.", flush=True)
         while not stopping:
             for name, proc in list(system.processes.items()):
