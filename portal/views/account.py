@@ -1,6 +1,7 @@
 """Registering (mobile subscription or social-insurance code, each confirmed by a one-time
-code), signing in (CCCD or old CMT + password + one-time code, or VNeID), signing out and
-the account page. Tokens go into the server-side session only."""
+code, or a digital-signature certificate), signing in (CCCD or old CMT + password + one-time
+code, a digital-signature certificate, or VNeID), signing out and the account page. Tokens go
+into the server-side session only."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from flask_babel import gettext as _
 from portal.api import ApiError
 from portal.app import safe_next
 from portal.security import renew_session
-from portal.views import citizen, lang, public, settings, signed_in
+from portal.views import certificate, citizen, lang, public, settings, signed_in
 
 bp = Blueprint("account", __name__)
 ID_NUMBER = re.compile(r"^(\d{9}|\d{12})$")
@@ -64,6 +65,8 @@ def _problem_errors(err: ApiError) -> list[tuple[str, str]]:
 @bp.route("/dang-nhap", methods=["GET", "POST"])
 def sign_in() -> ResponseReturnValue:
     next_url = safe_next(request.values.get("next"), url_for("dossiers.my_dossiers"))
+    if request.values.get("cach") == certificate.METHOD:
+        return _certificate_sign_in(next_url)
     errors: list[tuple[str, str]] = []
     id_number = ""
     if request.method == "POST":
@@ -103,6 +106,92 @@ def _confirm_code(errors: list[tuple[str, str]], confirm: Callable[[str], T]) ->
             raise
         errors.append(("f-otp", _("The code is not correct or has expired.")))
         return None
+
+
+def _certificate_proof(purpose: str, errors: list[tuple[str, str]], values: dict) -> dict | None:
+    """The proof fields of the API's body from the form, or None with ``errors`` filled. The
+    session's challenge is spent only when the rest of the form is in order, so fixing a
+    missing field needs no new signature."""
+    pems = certificate.read_certificate(errors)
+    values["certificate_pem"] = "".join(pems) or request.form.get("certificate_pem", "").strip()
+    signature = values["signature"] = certificate.read_signature(errors)
+    if errors:
+        return None
+    values["signature"] = ""  # whatever happens now, the next attempt signs a new text
+    challenge_id = certificate.take_challenge(purpose, errors)
+    if challenge_id is None:
+        return None
+    return {"certificate_pem": pems[0], "chain_pem": pems[1:], "challenge_id": challenge_id, "signature": signature}
+
+
+def _certificate_page(template: str, purpose: str, errors: list[tuple[str, str]], **context) -> ResponseReturnValue:
+    """The certificate form with the challenge to sign (the session's, or a fresh one)."""
+    held = certificate.challenge(purpose)
+    return render_template(template, errors=errors, challenge=held, minutes=certificate.minutes_left(held),
+                           accept=certificate.FILE_ACCEPT, method=certificate.METHOD, **context), (
+        422 if errors else 200)
+
+
+def _send_proof(path: str, body: dict, errors: list[tuple[str, str]], certificate_field: str) -> dict | None:
+    """The gateway's answer to a proof, or None with its refusal in ``errors``; too many
+    requests and failures of the system go to the error page like every form's."""
+    try:
+        return public("POST", path, json=body)
+    except ApiError as err:
+        if err.status == 429 or err.status >= 500:
+            raise
+        errors.extend(certificate.refusal(err, certificate_field))
+        return None
+
+
+def _certificate_sign_in(next_url: str) -> ResponseReturnValue:
+    errors: list[tuple[str, str]] = []
+    values = {"certificate_pem": "", "signature": ""}
+    if request.method == "POST":
+        proof = _certificate_proof("login", errors, values)
+        if proof is not None:
+            tokens = _send_proof("/api/v1/auth/login", {"method": "certificate", **proof}, errors, "f-certificate")
+            if tokens is not None:
+                return redirect(_start_session(tokens, next_url))
+    return _certificate_page("sign_in_certificate.html", "login", errors, values=values, next=next_url)
+
+
+CERT_REGISTER_FIELDS = ("account_type", "certificate_kind", "full_name", "business_name", "representative_cccd",
+                        "phone")
+
+
+def _certificate_holder(values: dict, errors: list[tuple[str, str]]) -> dict:
+    """The registration's own fields (who registers, on what kind of token), checked."""
+    if values["account_type"] not in ("citizen", "business"):
+        values["account_type"] = "citizen"
+    if values["certificate_kind"] not in ("usb_token", "sim"):
+        values["certificate_kind"] = "usb_token"
+    body = {"account_type": values["account_type"], "certificate_kind": values["certificate_kind"]}
+    wanted = ("full_name", "phone") if values["account_type"] == "citizen" else (
+        "business_name", "representative_cccd", "phone")
+    body.update({k: values[k] for k in wanted if values[k]})
+    if values["account_type"] == "business" and not re.match(r"^\d{12}$", values["representative_cccd"]):
+        errors.append(("f-representative_cccd", _("Enter the legal representative's CCCD number (12 digits).")))
+    return body
+
+
+def _certificate_register(next_url: str) -> ResponseReturnValue:
+    errors: list[tuple[str, str]] = []
+    values = {k: request.form.get(k, "").strip()[:200] for k in CERT_REGISTER_FIELDS}
+    values.update(certificate_pem="", signature="")
+    if request.method == "POST":
+        holder = _certificate_holder(values, errors)
+        proof = _certificate_proof("register", errors, values)
+        if proof is not None:
+            tokens = _send_proof("/api/v1/auth/register/certificate", {**proof, **holder}, errors, "f-certificate")
+            if tokens is not None:
+                target = _start_session(tokens, next_url or url_for("dossiers.my_dossiers"))
+                if not next_url:
+                    session["flash"] = _("Your account is ready. You are signed in.")
+                return redirect(target)
+    values["account_type"] = values["account_type"] or "citizen"
+    values["certificate_kind"] = values["certificate_kind"] or "usb_token"
+    return _certificate_page("register_certificate.html", "register", errors, values=values, next=next_url)
 
 
 @bp.route("/dang-nhap/ma-xac-thuc", methods=["GET", "POST"])
@@ -164,8 +253,10 @@ REGISTER_FIELDS = ("cccd", "full_name", "date_of_birth", "gender", "phone", "pas
 @bp.route("/dang-ky", methods=["GET", "POST"])
 def register() -> ResponseReturnValue:
     method = request.values.get("cach", "mobile")
-    method = method if method in ("mobile", "bhxh") else "mobile"
     next_url = safe_next(request.values.get("next"), "")
+    if method == certificate.METHOD:
+        return _certificate_register(next_url)
+    method = method if method in ("mobile", "bhxh") else "mobile"
     errors: list[tuple[str, str]] = []
     values = {k: request.form.get(k, "").strip() for k in (*REGISTER_FIELDS, "bhxh_code")}
     if request.method == "POST":

@@ -5,6 +5,7 @@ real gateway answers 404.)"""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
@@ -60,6 +61,12 @@ class StandIn:
             if body == {"code": "good", "state": "s1"}:
                 return 200, {"access_token": "at", "refresh_token": "rt", "expires_in": 900, "assurance_level": 2}, {}
             return 400, {"code": "invalid_grant", "message_vi": "Mã không hợp lệ."}, {}
+        if key == ("POST", "/api/v1/auth/challenge"):
+            return 201, {"challenge_id": "c1", "challenge": "portal-identity:login:abc", "expires_in": 300}, {}
+        if key == ("POST", "/api/v1/auth/login") and body.get("method") == "certificate":
+            if body.get("signature") == "cmF0ZQ==":
+                return 429, {"code": "rate_limited", "message_vi": "Quá nhiều yêu cầu."}, {"Retry-After": "9"}
+            return 503, {"code": "service_unavailable"}, {"Retry-After": "5"}
         if key == ("POST", "/api/v1/auth/staff/login"):
             return 200, {"login_id": "6f1c1a10-0000-4000-8000-000000000002"}, {}
         if key == ("POST", "/api/v1/auth/login/confirm") and body.get("otp") == "123456":
@@ -187,3 +194,21 @@ def test_desk_signs_in_nobody_on_a_wrong_code_or_a_citizen_account(client):
     citizen = client.post("/mot-cua/dang-nhap/ma-xac-thuc", data={"csrf_token": csrf_of(html), "otp": "654321"})
     assert citizen.status_code == 403 and "dành cho cán bộ" in citizen.get_data(as_text=True)
     assert client.get("/mot-cua/").status_code == 302
+
+
+def test_certificate_sign_in_shows_the_rate_limit_and_an_outage_as_pages(client, stand_in):
+    pem = ("-----BEGIN CERTIFICATE-----\n" + base64.b64encode(b"\x30\x03\x02\x01\x01").decode()
+           + "\n-----END CERTIFICATE-----\n")
+    html = client.get("/dang-nhap?cach=chung-thu-so").get_data(as_text=True)
+    assert "portal-identity:login:abc" in html
+    form = {"csrf_token": csrf_of(html), "challenge_id": "c1", "certificate_pem": pem}
+    resp = client.post("/dang-nhap?cach=chung-thu-so", data={**form, "signature": "cmF0ZQ=="})
+    text = resp.get_data(as_text=True)
+    assert resp.status_code == 429 and "Quá nhiều yêu cầu" in text and "9 giây" in text
+    client.get("/dang-nhap?cach=chung-thu-so")  # the spent challenge is replaced
+    resp = client.post("/dang-nhap?cach=chung-thu-so", data={**form, "signature": "Ym9vbQ=="})
+    assert resp.status_code == 503 and "Dịch vụ tạm thời gián đoạn" in resp.get_data(as_text=True)
+    sent = [s for s in stand_in.seen if s[:2] == ("POST", "/api/v1/auth/login")][-1][3]
+    assert sent == {"method": "certificate", "certificate_pem": pem, "chain_pem": [], "challenge_id": "c1",
+                    "signature": "Ym9vbQ=="}
+    assert client.get("/tai-khoan").status_code == 302
