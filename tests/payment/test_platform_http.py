@@ -158,7 +158,7 @@ def test_the_launcher_points_payment_at_the_stand_ins_api_with_local_adapters_on
         "LOCAL_ADAPTERS": "yes", "PAYMENT_PLATFORM_API_URL": "https://platform.example/api"}).env("payment")
     assert chosen["PAYMENT_PLATFORM_API_URL"] == "https://platform.example/api"
     off = LocalSystem("postgresql://x/y", "amqp://x/", 8123, extra_env={"LOCAL_ADAPTERS": "no"}).env("payment")
-    assert "PAYMENT_PLATFORM_API_URL" not in off or off["PAYMENT_PLATFORM_API_URL"] != on["PAYMENT_PLATFORM_API_URL"]
+    assert off.get("PAYMENT_PLATFORM_API_URL") != on["PAYMENT_PLATFORM_API_URL"]
 
 
 def test_the_stand_ins_api_checks_the_request_and_signs_its_answer(gateway_url, citizen):
