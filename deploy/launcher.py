@@ -157,7 +157,16 @@ class LocalSystem:
         if _truthy(env.get("LOCAL_ADAPTERS")):
             for key, value in self.vneid_defaults(env).items():
                 env.setdefault(key, value)
+            for key, value in self.payment_platform_defaults().items():
+                env.setdefault(key, value)
         return env
+
+    def payment_platform_defaults(self) -> dict[str, str]:
+        """With the local adapters on, the payment service asks the local stand-in platform over
+        HTTP, as it would the real one: its merchant API and settlement file on the gateway."""
+        stand_in = f"{self.gateway_url}/api/v1/dev/payment-platform"
+        return {"PAYMENT_PLATFORM_API_URL": f"{stand_in}/merchant_webapi/api/transaction",
+                "PAYMENT_SETTLEMENT_URL": f"{stand_in}/settlements?date={{date}}"}
 
     def vneid_defaults(self, env: dict[str, str]) -> dict[str, str]:
         """With the local adapters on, identity signs in with VNeID at the local stand-in

@@ -184,6 +184,18 @@ class PaymentRoutes:
         def dev_payment_settlements(self, call: ApiCall):
             return self.payment_rpc.platform_settlements(call.query["date"].isoformat())
 
+        @api("POST", "/api/v1/dev/payment-platform/merchant_webapi/api/transaction",
+             summary="The local platform's merchant API: querydr and refund", tags=DEV_TAGS, raw_body=True,
+             description="A JSON object of `vnp_*` fields with `vnp_Command` `querydr` or `refund` and "
+                         "`vnp_SecureHash`: HMAC-SHA512 over the documented fields joined by `|` with the merchant "
+                         "secret. The answer is signed the same way over its own fields; `vnp_ResponseCode` `00` "
+                         "is success, `91` an unknown transaction, `97` a wrong checksum.")
+        def dev_payment_api(self, call: ApiCall):
+            body = read_json(call.request)
+            if not isinstance(body, dict):
+                raise InvalidInput("invalid_request", "Send the request's fields as a JSON object.")
+            return self.payment_rpc.platform_api(body)
+
         @api("GET", "/api/v1/dev/payment-platform/pay", summary="The local platform's pay page (payment_url)",
              tags=DEV_TAGS, content_type="text/html", responses={404: "Not a request the platform was sent"})
         def dev_payment_page(self, call: ApiCall):

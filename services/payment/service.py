@@ -113,6 +113,10 @@ class PaymentService(HealthRpc):
     def platform_page(self, fields: dict) -> dict:
         return self.app.platform_page(fields)
 
+    @rpc
+    def platform_api(self, body: Any) -> dict:
+        return self.app.platform_api(body)
+
     # -- timers ------------------------------------------------------------------------
 
     @timer(interval=settings.TICK_S)

@@ -51,3 +51,24 @@ def query_after_s() -> float:
 
 
 TICK_S = config.env_float("PAYMENT_TICK", 1.0, SERVICE)
+
+
+def platform_api_url() -> str | None:
+    """The platform's merchant API (``querydr``, ``refund``); when set, the payment service asks
+    the platform over HTTP (the local stand-in's too) instead of reading the stand-in's tables."""
+    return config.env("PAYMENT_PLATFORM_API_URL", None, SERVICE) or None
+
+
+def settlement_url() -> str | None:
+    """Where a day's settlement file is fetched, ``{date}`` standing for YYYY-MM-DD."""
+    return config.env("PAYMENT_SETTLEMENT_URL", None, SERVICE) or None
+
+
+def platform_timeout_s() -> float:
+    """How long one call to the platform's API may take before it counts as unavailable."""
+    return config.env_float("PAYMENT_PLATFORM_TIMEOUT", 10.0, SERVICE)
+
+
+def server_ip() -> str:
+    """The address the merchant API is told requests come from (``vnp_IpAddr``)."""
+    return config.env("PAYMENT_SERVER_IP", "127.0.0.1", SERVICE) or "127.0.0.1"

@@ -5,12 +5,13 @@ and the periodic work.
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from typing import Any
 
 import eventlet
 
-from portal_common.errors import InvalidInput, NotFound
+from portal_common.errors import InvalidInput, NotFound, Unavailable
 from portal_common.eventstore.events import utcnow
 from services.payment import platform, settings
 from services.payment import repository as repo
@@ -21,7 +22,10 @@ from services.payment.application.base import (
     parse_day,
     system_context,
 )
-from services.payment.domain import reconcile
+from services.payment.domain import reconcile, signing
+
+RECONCILE_RETRY_S = 300.0
+_reconcile_not_before = 0.0  # this process's pause after the platform's file could not be had
 
 
 class SettlementCases(Base):
@@ -70,14 +74,20 @@ class SettlementCases(Base):
 
     def reconcile_yesterday(self, now: dt.datetime | None = None) -> dict[str, Any] | None:
         """The daily job: once the local day has turned (after 01:00), reconcile the day before, once."""
+        global _reconcile_not_before
         now = (now or utcnow()).astimezone(LOCAL_TZ)
-        if now.hour < 1 or not settings.local_adapters():
+        if now.hour < 1 or not platform.configured() or time.monotonic() < _reconcile_not_before:
             return None
         yesterday = now.date() - dt.timedelta(days=1)
         with self.db.transaction(dict_rows=False) as cur:
             if repo.one(cur, "SELECT day FROM settlement_runs WHERE day = %s", (yesterday,)):
                 return None
-        return self.reconcile(yesterday)
+        try:
+            return self.reconcile(yesterday)
+        except Unavailable as exc:  # the platform's file is not to be had now: try again later
+            _reconcile_not_before = time.monotonic() + RECONCILE_RETRY_S
+            log.warning("settlement file unavailable", extra={"date": yesterday.isoformat(), "reason": exc.code})
+            return None
 
     # -- the local stand-in platform --------------------------------------------------------
 
@@ -89,7 +99,7 @@ class SettlementCases(Base):
         if outcome not in ("success", "failure"):
             raise InvalidInput("invalid_outcome", "outcome is success or failure.")
         with self.db.transaction() as cur:
-            result = platform.platform().complete(cur, payment_id, outcome, utcnow())
+            result = platform.stand_in().complete(cur, payment_id, outcome, utcnow())
         eventlet.spawn_n(self.deliver_notifications)  # sent after the answer, as the platform would
         return result
 
@@ -115,15 +125,23 @@ class SettlementCases(Base):
         return sent
 
     def platform_settlements(self, day: Any) -> dict[str, Any]:
+        """The stand-in's settlement file of a day, signed with the merchant secret."""
         day = parse_day(day)
         with self.db.transaction() as cur:
-            lines = platform.platform().settlement(cur, day)
-        return {"date": day.isoformat(), "merchant": settings.merchant_code(), "items": lines,
-                "total": sum(int(x["amount"]) * (1 if x["kind"] == "payment" else -1) for x in lines)}
+            lines = platform.stand_in().settlement(cur, day)
+        merchant = settings.merchant_code()
+        return {"date": day.isoformat(), "merchant": merchant, "items": lines,
+                "total": sum(int(x["amount"]) * (1 if x["kind"] == "payment" else -1) for x in lines),
+                "checksum": signing.settlement_sign(day.isoformat(), merchant, lines, platform.current_secret())}
 
     def platform_page(self, fields: dict[str, Any]) -> dict[str, Any]:
         with self.db.transaction() as cur:
-            return platform.platform().page(cur, {k: str(v) for k, v in (fields or {}).items()})
+            return platform.stand_in().page(cur, {k: str(v) for k, v in (fields or {}).items()})
+
+    def platform_api(self, body: Any) -> dict[str, Any]:
+        """The stand-in's merchant API (``querydr``, ``refund``): a signed answer to a signed request."""
+        with self.db.transaction() as cur:
+            return platform.stand_in().api(cur, body, utcnow())
 
     def tick(self) -> None:
         """The periodic work: send the stand-in's notifications, render receipts, ask about stale
