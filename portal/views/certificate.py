@@ -2,9 +2,11 @@
 
 The gateway hands out a challenge; the citizen signs its text with the token's own signing
 tool, then pastes or uploads the certificate and pastes the signature. The challenge id stays
-in the server-side session, never in the form, so a browser cannot swap in another one. The
-identity service consumes a challenge at the first attempt whatever its outcome, so the
-portal forgets it after every attempt and the page shows a fresh one.
+in the server-side session, never in the page: the form carries only a random reference to
+the challenge it showed, so a stale form (another tab, an earlier text) is refused before it
+reaches the API and a browser cannot name a challenge of its own. The identity service
+consumes a challenge at the first attempt whatever its outcome, so the portal forgets it
+after every attempt and the page shows a fresh one.
 
 Certificates are only shaped here (PEM blocks or DER, a bundle's first one the holder's, the
 rest its issuing CAs): the identity service verifies chain, dates, revocation and signature.
@@ -16,6 +18,7 @@ import base64
 import binascii
 import hmac
 import re
+import secrets
 import time
 
 from flask import request, session
@@ -55,26 +58,27 @@ def challenge(purpose: str) -> dict:
     """The challenge to show for ``purpose`` (``register`` or ``login``): the session's own
     while it has time left (a reload keeps what the citizen may have signed), else a new one."""
     held = session.get(f"cert_challenge_{purpose}")
-    if held and held.get("until", 0) - time.time() > FRESH_FOR_S:
+    if held and held.get("ref") and held.get("until", 0) - time.time() > FRESH_FOR_S:
         return held
     issued = public("POST", "/api/v1/auth/challenge", json={"purpose": purpose})
-    held = {"id": issued["challenge_id"], "text": issued["challenge"],
+    held = {"id": issued["challenge_id"], "ref": secrets.token_urlsafe(16), "text": issued["challenge"],
             "until": time.time() + int(issued.get("expires_in") or 300)}
     session[f"cert_challenge_{purpose}"] = held
     return held
 
 
 def take_challenge(purpose: str, errors: list[tuple[str, str]]) -> str | None:
-    """The id of the session's challenge for one attempt, when the form was made with it and
-    it has time left; it leaves the session (the attempt consumes it, whatever the outcome).
+    """The id of the session's challenge for one attempt, when the form was made with it (its
+    ``challenge_ref``) and it has time left; it leaves the session (the attempt consumes it,
+    whatever the outcome).
     Otherwise None and an error: a stale form, or nothing held, never reaches the API."""
     key = f"cert_challenge_{purpose}"
     held = session.get(key)
-    sent = request.form.get("challenge_id", "")
+    sent = request.form.get("challenge_ref", "")
     if held and held.get("until", 0) <= time.time():
         session.pop(key, None)
         held = None
-    if not held or not hmac.compare_digest(sent.encode(), str(held.get("id", "")).encode()):
+    if not held or not sent or not hmac.compare_digest(sent.encode(), str(held.get("ref", "")).encode()):
         errors.append(("f-challenge", _("The text to sign has expired or was already used. A new one is "
                                         "shown: sign it and send the new signature.")))
         return None

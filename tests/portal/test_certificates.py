@@ -50,8 +50,8 @@ def client_of(portal_app):
 
 
 def challenge_of(html: str) -> tuple[str, str]:
-    """The challenge id the form carries and the text it shows to sign."""
-    found = re.search(r'name="challenge_id" value="([^"]+)"', html)
+    """The reference to its challenge the form carries and the text it shows to sign."""
+    found = re.search(r'name="challenge_ref" value="([^"]+)"', html)
     text = re.search(r'<textarea id="f-challenge"[^>]*>([^<]*)</textarea>', html)
     assert found and text, "the page shows no challenge"
     return found.group(1), htmllib.unescape(text.group(1))
@@ -59,8 +59,8 @@ def challenge_of(html: str) -> tuple[str, str]:
 
 def proof(html: str, leaf: Issued, chain: list[str] = (), sign: str | None = None, **fields) -> dict:
     """The form's fields for ``leaf`` (pasted with ``chain``) and its signature over the page's challenge."""
-    challenge_id, text = challenge_of(html)
-    return {"csrf_token": csrf_of(html), "challenge_id": challenge_id,
+    ref, text = challenge_of(html)
+    return {"csrf_token": csrf_of(html), "challenge_ref": ref,
             "certificate_pem": leaf.pem + "".join(chain), "signature": leaf.sign(sign or text), **fields}
 
 
@@ -95,9 +95,10 @@ def test_register_then_sign_in_with_a_certificate(portal_app, pki):
     client = client_of(portal_app)
     html = page(client, REGISTER)
     assert 'aria-current="page">Bằng chứng thư số' in html and "Đoạn văn bản cần ký" in html
-    challenge_id, text = challenge_of(html)
+    ref, text = challenge_of(html)
     assert text.startswith("portal-identity:register:")
-    assert challenge_of(page(client, REGISTER))[0] == challenge_id  # a reload keeps what may have been signed
+    assert challenge_of(page(client, REGISTER))[0] == ref  # a reload keeps what may have been signed
+    assert _session(client)["cert_challenge_register"]["id"] not in html  # the id stays on the server
     resp = client.post(REGISTER, data=proof(html, leaf, pki.chain, full_name="Trần Thị Bình",
                                             certificate_kind="sim", phone=""))
     assert resp.status_code == 302 and resp.headers["Location"] == "/ho-so", resp.get_data(as_text=True)
@@ -118,7 +119,7 @@ def test_register_then_sign_in_with_a_certificate(portal_app, pki):
     resp = client.post(SIGN_IN, data=form, content_type="multipart/form-data")
     assert resp.status_code == 302 and resp.headers["Location"] == "/tai-khoan", resp.get_data(as_text=True)
     assert "Trần Thị Bình" in page(client, "/tai-khoan")
-    assert 'name="challenge_id"' not in page(client, "/ho-so")  # nothing of the proof lingers in pages
+    assert 'name="challenge_ref"' not in page(client, "/ho-so")  # nothing of the proof lingers in pages
 
 
 def test_a_der_certificate_file_registers_and_signs_in(portal_app, direct_ca):
@@ -156,17 +157,17 @@ def test_a_spent_swapped_or_unknown_challenge_is_refused(portal_app, pki):
     assert_refused(client.post(SIGN_IN, data={**spent, "signature": leaf.sign("wrong")}), "f-signature")
     # the same challenge again, now rightly signed: spent, refused before it reaches the gateway
     assert_refused(client.post(SIGN_IN, data=spent), "f-challenge", "Đoạn văn bản cần ký đã hết hạn hoặc đã được dùng")
-    # another session's challenge, and an id nobody issued
+    # another session's challenge, a reference nobody issued, and the API's own id instead of one
     other = client_of(portal_app)
     foreign = proof(page(other, SIGN_IN), leaf, pki.chain)
     assert_refused(client.post(SIGN_IN, data={**foreign, "csrf_token": spent["csrf_token"]}), "f-challenge")
-    held = _session(client)["cert_challenge_login"]["id"]
-    assert_refused(client.post(SIGN_IN, data={**proof(html, leaf, pki.chain), "challenge_id": str(uuid.uuid4())}),
-                   "f-challenge")
+    held = _session(client)["cert_challenge_login"]
+    for ref in (secrets.token_urlsafe(16), held["id"]):
+        assert_refused(client.post(SIGN_IN, data={**proof(html, leaf, pki.chain), "challenge_ref": ref}), "f-challenge")
     assert not signed_in(client)
     # none of those spent the session's own challenge: signed now, it signs in
     fresh = page(client, SIGN_IN)
-    assert challenge_of(fresh)[0] == held
+    assert challenge_of(fresh)[0] == held["ref"] and held["id"] not in fresh
     assert client.post(SIGN_IN, data=proof(fresh, leaf, pki.chain)).status_code == 302
     assert signed_in(client)
     # and a session that never asked for one holds none
@@ -188,7 +189,7 @@ def test_a_missing_field_keeps_the_challenge(portal_app, pki):
                    "Dán chứng thư số hoặc chọn tệp chứng thư số")
     assert_refused(client.post(REGISTER, data={**form, "signature": "not base64!"}), "f-signature")
     assert_refused(client.post(REGISTER, data={**form, "account_type": "business"}), "f-representative_cccd")
-    assert challenge_of(text)[0] == form["challenge_id"]  # no attempt was made: the same text stays to sign
+    assert challenge_of(text)[0] == form["challenge_ref"]  # no attempt was made: the same text stays to sign
     assert not signed_in(client)
     assert client.post(REGISTER, data=form).status_code == 302  # the signature made at first still counts
 
@@ -211,7 +212,7 @@ def test_garbage_instead_of_a_certificate_is_refused(portal_app, pki):
     broken = "-----BEGIN CERTIFICATE-----\nAAAA!!\n-----END CERTIFICATE-----\n"
     assert_refused(client.post(REGISTER, data={**form, "certificate_pem": broken}), "f-certificate",
                    "Đây không phải chứng thư số")
-    assert challenge_of(page(client, REGISTER))[0] == form["challenge_id"]  # none of it reached the gateway
+    assert challenge_of(page(client, REGISTER))[0] == form["challenge_ref"]  # none of it reached the gateway
     # shaped like a certificate, yet not one: the identity service says so
     fake = "-----BEGIN CERTIFICATE-----\n" + base64.b64encode(b"\x30\x03\x02\x01\x01").decode() + \
         "\n-----END CERTIFICATE-----\n"

@@ -196,17 +196,25 @@ def test_desk_signs_in_nobody_on_a_wrong_code_or_a_citizen_account(client):
     assert client.get("/mot-cua/").status_code == 302
 
 
+def ref_of(html: str) -> str:
+    found = re.search(r'name="challenge_ref" value="([^"]+)"', html)
+    assert found, "the page names no challenge"
+    return found.group(1)
+
+
 def test_certificate_sign_in_shows_the_rate_limit_and_an_outage_as_pages(client, stand_in):
     pem = ("-----BEGIN CERTIFICATE-----\n" + base64.b64encode(b"\x30\x03\x02\x01\x01").decode()
            + "\n-----END CERTIFICATE-----\n")
     html = client.get("/dang-nhap?cach=chung-thu-so").get_data(as_text=True)
-    assert "portal-identity:login:abc" in html
-    form = {"csrf_token": csrf_of(html), "challenge_id": "c1", "certificate_pem": pem}
+    assert "portal-identity:login:abc" in html and 'value="c1"' not in html  # the id stays in the session
+    form = {"csrf_token": csrf_of(html), "challenge_ref": ref_of(html), "certificate_pem": pem}
     resp = client.post("/dang-nhap?cach=chung-thu-so", data={**form, "signature": "cmF0ZQ=="})
     text = resp.get_data(as_text=True)
     assert resp.status_code == 429 and "Quá nhiều yêu cầu" in text and "9 giây" in text
-    client.get("/dang-nhap?cach=chung-thu-so")  # the spent challenge is replaced
-    resp = client.post("/dang-nhap?cach=chung-thu-so", data={**form, "signature": "Ym9vbQ=="})
+    html = client.get("/dang-nhap?cach=chung-thu-so").get_data(as_text=True)  # the spent challenge is replaced
+    assert ref_of(html) != form["challenge_ref"]
+    resp = client.post("/dang-nhap?cach=chung-thu-so",
+                       data={**form, "challenge_ref": ref_of(html), "signature": "Ym9vbQ=="})
     assert resp.status_code == 503 and "Dịch vụ tạm thời gián đoạn" in resp.get_data(as_text=True)
     sent = [s for s in stand_in.seen if s[:2] == ("POST", "/api/v1/auth/login")][-1][3]
     assert sent == {"method": "certificate", "certificate_pem": pem, "chain_pem": [], "challenge_id": "c1",
