@@ -26,6 +26,8 @@ STATUSES = {
     "returned": _l("Result returned"),
     "rejected": _l("Rejected"),
     "withdrawn": _l("Withdrawn"),
+    "awaiting_payment": _l("Awaiting payment"),
+    "payment_expired": _l("Payment deadline passed"),
 }
 ONLINE = {"full": _l("Fully online"), "partial": _l("Partly online"), "none": _l("Not online")}
 LEVELS = {"central": _l("Central"), "province": _l("Province"), "district": _l("District"),
@@ -46,6 +48,10 @@ EVENTS = {
     "DossierResultReturned": _l("Result returned"),
     "DossierRejected": _l("Dossier rejected"),
     "DossierWithdrawn": _l("Dossier withdrawn"),
+    "DossierPaymentRequested": _l("Payment requested"),
+    "DossierPaymentReceived": _l("Payment received"),
+    "DossierPaymentExpired": _l("Payment deadline passed"),
+    "DossierReceiptAttached": _l("Receipt attached"),
 }
 PAYMENT_STATUSES = {"pending": _l("Pending"), "succeeded": _l("Paid"), "failed": _l("Failed"),
                     "expired": _l("Expired"), "refunded": _l("Refunded")}

@@ -156,6 +156,7 @@ def _free_port() -> int:
 def system(migrated_database, amqp_uri, tmp_path_factory):
     """The whole system (four services and the gateway) on this run's database and vhost."""
     logs = tmp_path_factory.mktemp("logs")
+    payment_secrets = tmp_path_factory.mktemp("payment-secrets")  # empty: the local secret signs
     sut = LocalSystem(migrated_database, amqp_uri, _free_port(), log_dir=logs,
                       extra_env={"LOCAL_ADAPTERS": "yes", "RATE_LOOKUP": "100000",
                                  "RATE_DEFAULT": "100000", "RATE_SIGNIN": "100000",
@@ -170,6 +171,8 @@ def system(migrated_database, amqp_uri, tmp_path_factory):
                                  # subscriptions: the key that signs deliveries, callbacks on 127.0.0.1
                                  "AGENCY_SECRET_DELIVERY_KEY": DELIVERY_KEY,
                                  "CALLBACK_ALLOW_LOOPBACK": "yes",
+                                 # the merchant secret's folder (tests/payment rotate it there)
+                                 "PAYMENT_SECRETS_DIR": str(payment_secrets),
                                  # the portal's port (tests/portal), so identity registers its VNeID return
                                  "PORTAL_PORT": str(_free_port())})
     yield from serve(sut, logs, timeout=120)

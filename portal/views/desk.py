@@ -1,6 +1,7 @@
 """The one-stop counter's desk (Bộ phận Một cửa): an agency officer signs in with the staff
 account (username + password + one-time code), sees the agency's queue with overdue dossiers
-first, opens one and receives, refuses, requests a supplement, records a result or returns it."""
+first, opens one and receives, refuses, requests a supplement, asks for a payment found due
+during processing, records a result or returns it."""
 
 from __future__ import annotations
 
@@ -20,7 +21,14 @@ from portal.views.catalog import _code
 
 bp = Blueprint("desk", __name__, url_prefix="/mot-cua")
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,39}$")
-ACTIONS = ("receive", "refuse", "request-supplement", "start-processing", "result", "return", "dispute-exemption")
+ACTIONS = ("receive", "refuse", "request-supplement", "start-processing", "result", "return", "dispute-exemption",
+           "request-payment")
+MAX_AMOUNT = 10**12  # VND, as the API accepts
+AMOUNT = re.compile(r"^\d{1,3}(?:[.,\s]\d{3})+$|^\d{1,13}$")  # 200000, 200.000, 200,000 or 200 000
+DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# The request-payment form's fields, by the API's field names (for the API's 422 per field).
+PAYMENT_FIELDS = {"amount": "request-payment-amount", "reason": "request-payment-reason",
+                  "due_date": "request-payment-due"}
 
 
 @bp.route("/dang-nhap", methods=["GET", "POST"])
@@ -136,7 +144,9 @@ def act(code: str, action: str) -> ResponseReturnValue:
         body["note"] = note
     if action == "dispute-exemption":
         body["fee_id"] = form.get("fee_id", "").strip()[:100]
-    if action in ("refuse", "request-supplement", "dispute-exemption"):
+    if action == "request-payment":
+        errors.extend(_payment_request(form, body))
+    if action in ("refuse", "request-supplement", "dispute-exemption", "request-payment"):
         if not reason:
             errors.append((f"{action}-reason", _("Give the reason.")))
         body["reason"] = reason
@@ -165,8 +175,32 @@ def act(code: str, action: str) -> ResponseReturnValue:
         except ApiError as err:
             if err.status not in (400, 409, 422):
                 raise
-            errors.append(("", err.message(lang())))
+            fields = err.field_errors() if action == "request-payment" else {}
+            errors.extend((PAYMENT_FIELDS[f], m) for f, m in fields.items() if f in PAYMENT_FIELDS)
+            if not errors:  # not a field's fault (e.g. 409: not in this status)
+                errors.append(("", err.message(lang())))
     if errors:
         return _page(code, errors, 422)
-    session["flash"] = _("Done.")
+    session["flash"] = _("Payment requested from the applicant.") if action == "request-payment" else _("Done.")
     return redirect(url_for("desk.dossier", code=code), 303)
+
+
+def _payment_request(form, body: dict) -> list[tuple[str, str]]:
+    """Read the request-payment form into ``body`` (amount in đồng, optional due date); the
+    errors by field (the reason is checked with the other actions' reasons)."""
+    errors: list[tuple[str, str]] = []
+    raw = form.get("amount", "").strip()[:40]
+    amount = int(re.sub(r"[.,\s]", "", raw)) if AMOUNT.match(raw) else 0
+    if not raw:
+        errors.append(("request-payment-amount", _("Enter the amount to pay, in đồng.")))
+    elif not 1 <= amount <= MAX_AMOUNT:
+        errors.append(("request-payment-amount",
+                       _("Enter the amount as a whole number of đồng, from 1 to 1.000.000.000.000, such as 200.000.")))
+    body["amount"] = amount
+    due = form.get("due_date", "").strip()[:20]
+    if due:
+        if DATE.match(due):
+            body["due_date"] = due
+        else:
+            errors.append(("request-payment-due", _("Enter the date as YYYY-MM-DD.")))
+    return errors

@@ -1,28 +1,56 @@
 """The payment service's configuration (environment variables, safe local defaults).
 
-The merchant secret signs what we send the platform and checks what it sends us; it comes
-from ``PAYMENT_MERCHANT_SECRET`` (``PAYMENT_MERCHANT_SECRET_PREVIOUS`` keeps the old one
-accepted while the platform switches) and is never logged. With ``LOCAL_ADAPTERS`` on and
-no secret set, a fixed local secret is used with the local stand-in platform.
+The merchant secret signs what we send the platform and checks what it sends us. It is named
+``PAYMENT_MERCHANT_SECRET`` and read like the router's agency secrets
+(``portal_common.secrets``): with ``PAYMENT_SECRETS_DIR`` set, the file of that name in the
+folder wins over the environment variable, and is read again whenever it changes, so a
+mounted secret rotates without a restart. ``PAYMENT_MERCHANT_SECRET_PREVIOUS`` (a file or a
+variable too) keeps the old one accepted on notifications while the platform switches; we
+sign with the current one only. Neither is ever logged. With ``LOCAL_ADAPTERS`` on and no
+secret set, a fixed local secret is used with the local stand-in platform.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+
 from portal_common import config
+from portal_common.secrets import SecretStore
 
 SERVICE = "payment"
 LOCAL_SECRET = "local-payment-platform-secret"  # the local stand-in's, never a real one
+MERCHANT_SECRET = "PAYMENT_MERCHANT_SECRET"
+_SECRET_NAMES = r"PAYMENT_MERCHANT_SECRET(_PREVIOUS)?"
+_stores: dict[str | None, SecretStore] = {}
+_stores_lock = threading.Lock()
 
 
 def local_adapters() -> bool:
     return config.env_bool("LOCAL_ADAPTERS", False, SERVICE)
 
 
+def secret_store() -> SecretStore:
+    """The store of the merchant secrets, for the folder ``PAYMENT_SECRETS_DIR`` names now
+    (one store per folder, so its cache of file contents lives as long as the process)."""
+    directory = config.env("PAYMENT_SECRETS_DIR", None, SERVICE)
+    store = _stores.get(directory)
+    if store is None:
+        with _stores_lock:
+            store = _stores.setdefault(directory, SecretStore(
+                directory, _SECRET_NAMES, env_service=SERVICE, label=SERVICE,
+                logger=logging.getLogger(__name__)))
+    return store
+
+
 def merchant_secrets() -> tuple[str, ...]:
-    """(current, previous?) secrets; empty when none is configured (payments are then unavailable)."""
-    current = config.env("PAYMENT_MERCHANT_SECRET", None, SERVICE) or (LOCAL_SECRET if local_adapters() else None)
-    previous = config.env("PAYMENT_MERCHANT_SECRET_PREVIOUS", None, SERVICE)
-    return tuple(s for s in (current, previous) if s)
+    """(current, previous?) secrets, read afresh (a changed file counts at once); empty when no
+    current one is configured (payments are then unavailable). The first one signs."""
+    current, previous = secret_store().pair(MERCHANT_SECRET)
+    current = current or (LOCAL_SECRET if local_adapters() else None)
+    if not current:
+        return ()
+    return (current, previous) if previous and previous != current else (current,)
 
 
 def merchant_code() -> str:

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from tests.portal.conftest import code_after, csrf_of, new_officer, sms_count
-from tests.support.accounts import call, random_person, register_citizen, sign_in
+from tests.support.accounts import call, random_person, register_citizen, sign_in, staff_token
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 PROCEDURE = "1.001193"  # Đăng ký khai sinh: three mandatory documents
@@ -336,3 +336,50 @@ def test_declare_a_fee_exemption_and_the_desk_disputes_it(portal_app, gateway_ur
     html = page(client, f"/ho-so/{code}")
     assert "Cơ quan không chấp nhận diện miễn này" in html and "Người nộp đã 30 tuổi" in html
     assert call(f"{gateway_url}/api/v1/lookup/{code}")["status"] == "awaiting_payment"
+
+
+def test_the_desk_requests_a_payment_and_an_invalid_amount_writes_nothing(portal_app, gateway_url):
+    from tests.payment.conftest import FREE_PROCEDURE, Citizen
+
+    code = Citizen(gateway_url).file(FREE_PROCEDURE)["code"]
+    agency = code.rsplit("-", 2)[0]
+    token = staff_token(gateway_url, "officer", agency)
+    call(f"{gateway_url}/api/v1/agency/dossiers/{code}/receive", "POST", {}, token=token)
+
+    def seen() -> tuple[str, int]:
+        view = call(f"{gateway_url}/api/v1/agency/dossiers/{code}", token=token)
+        return view["status"], len(view["timeline"])
+
+    before = seen()
+    assert before[0] == "received"
+    desk = _desk_client(portal_app, gateway_url, agency)
+    html = page(desk, f"/mot-cua/ho-so/{code}")
+    action = f"/mot-cua/ho-so/{code}/request-payment"
+    assert f'action="{action}"' in html and "Yêu cầu thanh toán" in html and 'for="request-payment-amount"' in html
+    assert desk.post(action, data={"amount": "150000", "reason": "x"}).status_code == 400  # no CSRF token
+
+    for amount in ("0", "-5", "1,5", "mười nghìn", "9" * 14):
+        resp = desk.post(action, data={"csrf_token": csrf_of(html), "amount": amount, "reason": "Phí thẩm định"})
+        shown = resp.get_data(as_text=True)
+        assert resp.status_code == 422, amount
+        assert 'href="#request-payment-amount"' in shown and 'id="request-payment-amount-error"' in shown
+        assert "Nhập số tiền là số nguyên đồng, từ 1 đến 1.000.000.000.000, ví dụ 200.000." in shown
+        assert 'aria-invalid="true"' in shown and "Phí thẩm định" in shown  # what was typed is kept
+    resp = desk.post(action, data={"csrf_token": csrf_of(html), "amount": "", "reason": "", "due_date": "31/12/2026"})
+    shown = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    for field in ("request-payment-amount", "request-payment-reason", "request-payment-due"):
+        assert f'href="#{field}"' in shown and f'id="{field}"' in shown
+    assert "Nhập số tiền phải nộp, tính bằng đồng." in shown and "Nêu lý do." in shown
+    assert "NNNN-TT-NN" in shown
+    assert seen() == before  # nothing written
+
+    resp = desk.post(action, data={"csrf_token": csrf_of(html), "amount": "150.000",
+                                   "reason": "Phí thẩm định bổ sung", "due_date": "2099-12-31"})
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    html = page(desk, resp.headers["Location"])
+    assert "Đã yêu cầu người nộp thanh toán." in html and "Chờ thanh toán" in html
+    assert f'action="{action}"' not in html  # nothing more to ask while it waits
+    assert seen()[0] == "awaiting_payment"
+    timeline = call(f"{gateway_url}/api/v1/agency/dossiers/{code}", token=token)["timeline"]
+    assert timeline[-1]["event"] == "DossierPaymentRequested" and "Yêu cầu thanh toán" in html
