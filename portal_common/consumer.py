@@ -55,6 +55,14 @@ def claim_many(cursor: Any, consumer: str, event_ids: list[str]) -> set[str]:
     return {str(r["event_id"] if isinstance(r, dict) else r[0]) for r in cursor.fetchall()}
 
 
+def release_many(cursor: Any, consumer: str, event_ids: list[str]) -> None:
+    """Undo ``claim_many`` for these events in the cursor's transaction (a batch that leaves
+    them to be handled on their own, later)."""
+    if event_ids:
+        cursor.execute("DELETE FROM processed_events WHERE consumer = %s AND event_id = ANY(%s::uuid[])",
+                       (consumer, [event_id_of({"event_id": e}) for e in event_ids]))
+
+
 def handle_once(
     db: Database, consumer: str, envelope: dict, apply: Callable[[Any, dict], T]
 ) -> tuple[bool, T | None]:

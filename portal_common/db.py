@@ -241,6 +241,15 @@ class StatementBatch:
     def __len__(self) -> int:
         return len(self._statements)
 
+    def query(self, query: str | bytes, vars: Any = None) -> Any:
+        """Run the kept statements and then ``query`` in one round trip; returns the cursor,
+        whose rows are ``query``'s (a read that needs the writes queued before it)."""
+        self.execute(query, vars)
+        statements = self._statements
+        self._statements = []
+        self._cursor.execute(b";".join(statements))
+        return self._cursor
+
     def send(self, commit: bool = False) -> None:
         """Run the kept statements (and ``COMMIT`` with ``commit``) in one round trip."""
         statements = self._statements

@@ -11,6 +11,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
+from portal_common.db import StatementBatch
 from services.identity.domain.certificates import RevocationList
 
 ACCOUNT_COLUMNS = (
@@ -513,6 +514,30 @@ def remember_dossier_owner(cur, dossier_code: str, account_id: str, kind: str) -
                 "ON CONFLICT (dossier_code) DO NOTHING", (dossier_code, account_id, kind))
 
 
+def remember_dossier_owners(cur, owners: list[tuple[str, str, str]]) -> None:
+    """``remember_dossier_owner`` for several (code, account id, kind) in one statement."""
+    if owners:
+        codes, ids, kinds = (list(column) for column in zip(*owners, strict=True))
+        cur.execute("INSERT INTO dossier_owners (dossier_code, account_id, owner_kind) "
+                    "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) "
+                    "ON CONFLICT (dossier_code) DO NOTHING", (codes, ids, kinds))
+
+
+#: an account id in the canonical form, which can be cast to uuid and looked up by the key
+_CANONICAL_UUID = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
+def owner_targets(batch: StatementBatch, dossier_codes: list[str]) -> dict[str, dict]:
+    """By dossier code: its owner's ``account_id`` and, when that names an account, the
+    account's ``id``, ``role``, ``phone`` and ``notify_sms`` (None otherwise); sent with the
+    statements ``batch`` keeps, in one round trip."""
+    rows = batch.query(
+        "SELECT o.dossier_code, o.account_id, a.id, a.role, a.phone, a.notify_sms FROM dossier_owners o "
+        "LEFT JOIN accounts a ON a.id = CASE WHEN o.account_id ~ %s THEN o.account_id::uuid END "
+        "WHERE o.dossier_code = ANY(%s)", (_CANONICAL_UUID, dossier_codes)).fetchall()
+    return {r["dossier_code"]: r for r in rows}
+
+
 def dossier_owner(cur, dossier_code: str) -> str | None:
     cur.execute("SELECT account_id FROM dossier_owners WHERE dossier_code = %s", (dossier_code,))
     row = cur.fetchone()
@@ -566,6 +591,33 @@ def lease_notices(cur, lease_s: float, limit: int, event_id: str | None = None) 
         "a.role, a.phone, a.notify_sms",
         [lease_s, *args, limit])
     return cur.fetchall()
+
+
+def forget_waits(cur, event_ids: list[str]) -> None:
+    if event_ids:
+        cur.execute("DELETE FROM notification_waits WHERE event_id = ANY(%s::uuid[])", (event_ids,))
+
+
+def insert_leased_notices(cur, notices: list[dict], lease_s: float) -> None:
+    """Write several notices in one statement, each already leased for its first send (as
+    ``lease_notices`` would: one attempt counted, not due again for ``lease_s``)."""
+    if notices:
+        cur.execute(
+            "INSERT INTO applicant_notices (event_id, account_id, dossier_code, event_type, body, attempts, "
+            "next_attempt_at) SELECT e, a, d, t, b, 1, now() + make_interval(secs => %s) "
+            "FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::text[]) AS x(e, a, d, t, b) "
+            "ON CONFLICT (event_id) DO NOTHING",
+            (lease_s, *([str(n[key]) for n in notices]
+                        for key in ("event_id", "account_id", "dossier_code", "event_type", "body"))))
+
+
+def finish_sent_notices(cur, event_ids: list[str]) -> set[str]:
+    """``finish_notice`` as sent for several notices; the ids of those closed now."""
+    if not event_ids:
+        return set()
+    cur.execute("UPDATE applicant_notices SET status = 'sent', sent_at = now() "
+                "WHERE event_id = ANY(%s::uuid[]) AND status = 'pending' RETURNING event_id", (event_ids,))
+    return {str(r["event_id"]) for r in cur.fetchall()}
 
 
 def finish_notice(cur, event_id: str, status: str) -> bool:

@@ -15,7 +15,8 @@ Operations: ``rotate_signing_key``, ``add_trusted_ca``, ``list_trusted_cas``, ``
 ``dev_carrier_record``, ``dev_bhxh_record``, ``dev_trusted_ca``, ``dev_sms_outbox``.
 Applicants: ``notification_preferences``, ``set_notification_preferences``;
 dossier events (durable queues; an error propagates and the message is tried again with
-back-off) become SMS notices (``application/applicant_notices.py``).
+back-off) become SMS notices, the events in flight handled in batches
+(``application/applicant_notices.py``).
 """
 
 from __future__ import annotations
@@ -282,7 +283,7 @@ class IdentityService(HealthRpc):
 
     def _on_dossier(self, envelope: dict) -> None:
         """Errors propagate: the shared entrypoint tries the message again with back-off."""
-        applicant_notices.handle(self.db, self.events, self._adapters.sms, envelope)
+        applicant_notices.take(self.db, self.events, self._adapters.sms, envelope)
 
     @dossier_event("DossierSubmitted")
     def notify_submitted(self, envelope: dict) -> None:

@@ -16,6 +16,18 @@ SQL in ``repository.py``. How a dossier event becomes at most one SMS:
    the send and the close sends once more, with the same client reference (the event id): a
    gateway that honours references (the local stand-in does) delivers it once.
 
+Events in flight are handled in batches (``take``, through ``portal_common.coalesce``): the
+events this process is handling at the same time share one transaction that marks them handled
+and writes their notices (one multi-row statement each, the notices leased and the ``COMMIT``
+in one round trip), then the SMS are sent one by one, and one transaction closes the sent
+notices and appends every ``ApplicantNotified`` with its ``COMMIT`` in one round trip (the
+log's lock is held for that round trip only). A lone event goes the one-at-a-time way
+(``handle``); a batch that fails before its first commit is taken as not done, and each event
+is then handled alone, so only the bad one fails (retried, then parked). An event whose owner
+the batch does not know, and a second event of a dossier already in the batch, are left to be
+handled alone after it (their mark undone): the owner wait and the order of a dossier's events
+stay as when events come one at a time.
+
 Owner not known yet: the queues are separate, so e.g. DossierReceived can be handled before
 DossierSubmitted (after identity was down with both queues full). The event is put back on its
 queue (``OwnerNotKnown`` raised: the message is tried again later, with back-off) and given up,
@@ -28,14 +40,16 @@ the wait is short; only dossiers filed before this table existed are given up.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import Counter
 
-from portal_common.consumer import event_id_of, handle_once
+from portal_common.coalesce import ALONE, Coalescer
+from portal_common.consumer import claim_many, event_id_of, handle_once, release_many
 from portal_common.contracts.identity import NotificationPreferencesBody
-from portal_common.db import Database
+from portal_common.db import Database, StatementBatch
 from portal_common.eventstore import EventContext, EventStore, NewEvent
 from services.identity import repository as repo
 from services.identity import settings
@@ -53,6 +67,8 @@ MAX_ATTEMPTS = settings.NOTICE_MAX_ATTEMPTS
 ENABLED = settings.APPLICANT_SMS
 SEND_LEASE_S = 60.0  # a notice being sent is not taken by another sender for this long
 BATCH = 50
+EVENT_BATCH = settings.NOTICE_BATCH  # dossier events handled together at most (1: one at a time)
+EVENT_BATCHES = settings.NOTICE_BATCHES  # batches handled at the same time
 
 NOTIFICATIONS = Counter(
     "portal_notifications_total",
@@ -104,6 +120,169 @@ def handle(db: Database, store: EventStore, sms: SmsGateway, envelope: Any) -> s
     elif decision.outcome == "notice" and decision.notice is not None:
         _send(db, store, sms, decision.notice)
     return decision.outcome
+
+
+_coalescers: dict[tuple[int, int, int], tuple[Any, Coalescer]] = {}
+_coalescers_lock = threading.Lock()
+
+
+def take(db: Database, store: EventStore, sms: SmsGateway, envelope: Any) -> Any:
+    """A dossier event from its entrypoint: handled with the others this process has in flight
+    (``handle_many``), alone (``handle``) when it is the only one or its batch failed. Returns
+    once its effects are committed (the message's ack follows them); a failure of its own, and
+    ``OwnerNotKnown``, escape so that the entrypoint tries the message again."""
+    if not ENABLED or EVENT_BATCH <= 1:
+        return handle(db, store, sms, envelope)
+    key = (id(db), id(store), id(sms))
+    found = _coalescers.get(key)
+    if found is None:
+        with _coalescers_lock:
+            found = _coalescers.get(key)
+            if found is None:  # one per process in the service (its pool, log and gateway are the process's)
+                coalescer = Coalescer(lambda items: handle_many(db, store, sms, items),
+                                      lambda item: handle(db, store, sms, item),
+                                      max_batch=EVENT_BATCH, parallel=EVENT_BATCHES,
+                                      name="identity: batch of dossier events")
+                found = _coalescers[key] = ((db, store, sms), coalescer)
+    return found[1].submit(envelope)
+
+
+def handle_many(db: Database, store: EventStore, sms: SmsGateway, envelopes: list[Any]) -> list[Any]:
+    """Do for a batch of dossier events what ``handle`` does for each: one transaction marks
+    them handled, learns the owners and writes the notices (leased), the SMS are sent, and one
+    transaction closes them and appends every ``ApplicantNotified`` with its commit.
+
+    Returns per envelope what ``handle`` would (``ALONE``: for the caller to handle it on its
+    own afterwards): a malformed event id, a second event of a dossier already in the batch,
+    an event whose owner is not known here. Raises when the batch failed before its commit (the
+    caller then handles each envelope alone; nothing of the batch is kept). Once the notices
+    are committed nothing is raised: a send or record that fails is the timer's to finish,
+    as for one event."""
+    if not ENABLED:
+        return ["disabled"] * len(envelopes)
+    out: list[Any] = [ALONE] * len(envelopes)
+    batch: list[tuple[int, str, dict]] = []
+    dossiers: set[str] = set()
+    for i, envelope in enumerate(envelopes):
+        try:
+            event_id = event_id_of(envelope)
+        except ValueError:
+            continue  # alone: dropped there, as always
+        data = envelope.get("data")
+        code = data.get("code") if isinstance(data, dict) else None
+        if isinstance(code, str):
+            if code in dossiers:
+                continue  # alone, after this batch: the dossier's events keep their order
+            dossiers.add(code)
+        batch.append((i, event_id, envelope))
+    if not batch:
+        return out
+    notices_out = _decide_many(db, batch, out)
+    try:
+        _send_many(db, store, sms, notices_out)
+    except Exception:  # the notices are committed and leased: the timer sends what is left
+        log.exception("notifications: sending a batch of %d notices failed unexpectedly", len(notices_out))
+    return out
+
+
+def _decide_many(db: Database, batch: list[tuple[int, str, dict]], out: list[Any]) -> list[dict]:
+    """``_decide`` for a batch, in one transaction; fills ``out`` and returns the notices
+    written (leased for sending)."""
+    notices_out: list[dict] = []
+    with db.transaction() as cur:
+        # in one order (rows of two batches that overlap are locked alike: no deadlock)
+        new = claim_many(cur, CONSUMER, sorted({event_id for _, event_id, _ in batch}))
+        fresh = []
+        for i, event_id, envelope in batch:
+            if event_id in new:
+                new.discard(event_id)  # a second copy in the same batch is a duplicate
+                fresh.append((i, event_id, envelope))
+                continue
+            out[i] = "duplicate"
+            if envelope.get("event_type") in notices.NOTIFYING:
+                _count(envelope.get("event_type"), "skipped", "duplicate")
+        writes = StatementBatch(cur)
+        owners, wanted = [], []
+        for _, _, envelope in fresh:
+            event_type, data = envelope.get("event_type"), envelope.get("data") or {}
+            code = data.get("code") if isinstance(data, dict) else None
+            owner = notices.owner_of(event_type, data)
+            if owner and isinstance(code, str):
+                owners.append((code, *owner))
+            if event_type in notices.NOTIFYING and isinstance(code, str):
+                wanted.append(code)
+        repo.remember_dossier_owners(writes, sorted(owners))
+        targets = repo.owner_targets(writes, wanted) if wanted else {}
+        decided, alone, skipped = [], [], []
+        for i, event_id, envelope in fresh:
+            event_type, data = envelope.get("event_type"), envelope.get("data") or {}
+            if event_type not in notices.NOTIFYING:
+                decided.append(event_id)
+                out[i] = "ignored"
+                continue
+            text = notices.sms_text(event_type, data)
+            if text is None:
+                decided.append(event_id)
+                skipped.append((event_type, "unreadable_event"))
+                out[i] = "skipped"
+                continue
+            code = data["code"]
+            target = targets.get(code)
+            if target is None or (target["id"] is None and accounts.is_uuid(target["account_id"])):
+                # owner not known yet (or an id in another spelling): the one-at-a-time way decides
+                alone.append(event_id)
+                continue
+            account = target if target["id"] is not None else None
+            reason = notices.skip_reason(account)
+            decided.append(event_id)
+            if reason:
+                skipped.append((event_type, reason))
+                out[i] = "skipped"
+                continue
+            notices_out.append({"event_id": event_id, "account_id": str(account["id"]), "dossier_code": code,
+                                "event_type": event_type, "body": text, "attempts": 1, "role": account["role"],
+                                "phone": account["phone"], "notify_sms": account["notify_sms"]})
+            out[i] = "notice"
+        repo.forget_waits(writes, decided)
+        release_many(writes, CONSUMER, alone)
+        repo.insert_leased_notices(writes, notices_out, SEND_LEASE_S)
+        writes.send(commit=True)
+    for event_type, reason in skipped:
+        _count(event_type, "skipped", reason)
+    return notices_out
+
+
+def _send_many(db: Database, store: EventStore, sms: SmsGateway, leased: list[dict]) -> None:
+    """Send each notice, then close the sent ones and append their ``ApplicantNotified`` in one
+    transaction (a refused send goes the way of ``_after_failure``, its own)."""
+    sent = []
+    for notice in leased:
+        try:
+            sms.send(notice["phone"], notice["body"], reference=str(notice["event_id"]))
+        except Exception as exc:  # the gateway refused or is away: retried with back-off
+            _after_failure(db, notice, exc)
+            continue
+        sent.append(notice)
+    if not sent:
+        return
+    with db.transaction() as cur:
+        closed = repo.finish_sent_notices(cur, [n["event_id"] for n in sent])
+        writes = StatementBatch(cur.connection.cursor())
+        for notice in sent:
+            if notice["event_id"] in closed:
+                store.append(f"account-{notice['account_id']}", None, [_notified(notice)], stream_type="account",
+                             context=EventContext(causation_id=str(notice["event_id"])), cursor=writes)
+        writes.send(commit=True)  # every append and the COMMIT in one round trip
+    for notice in sent:
+        _count(notice["event_type"], "sent")
+        log.info("applicant notified",
+                 extra={"to": mask_phone(notice["phone"]), "dossier_code": notice["dossier_code"]})
+
+
+def _notified(notice: dict) -> NewEvent:
+    return NewEvent("ApplicantNotified", {
+        "account_id": str(notice["account_id"]), "dossier_code": notice["dossier_code"],
+        "dossier_event_type": notice["event_type"], "channel": CHANNEL, "sent_to": mask_phone(notice["phone"])})
 
 
 def _decide(cur, envelope: dict) -> Decision:
@@ -175,11 +354,9 @@ def _send(db: Database, store: EventStore, sms: SmsGateway, notice: dict) -> boo
         return False
     with db.transaction() as cur:
         if repo.finish_notice(cur, notice["event_id"], "sent"):
-            record(store, cur, f"account-{notice['account_id']}", [NewEvent("ApplicantNotified", {
-                "account_id": str(notice["account_id"]), "dossier_code": notice["dossier_code"],
-                "dossier_event_type": notice["event_type"], "channel": CHANNEL,
-                "sent_to": mask_phone(notice["phone"])})], EventContext(causation_id=str(notice["event_id"])),
-                commit=True)  # the append is the transaction's last statement: it commits it
+            record(store, cur, f"account-{notice['account_id']}", [_notified(notice)],
+                   EventContext(causation_id=str(notice["event_id"])),
+                   commit=True)  # the append is the transaction's last statement: it commits it
     _count(notice["event_type"], "sent")
     log.info("applicant notified", extra={"to": mask_phone(notice["phone"]), "dossier_code": notice["dossier_code"]})
     return True
