@@ -86,6 +86,17 @@ def complete(gateway_url: str, payment_id: str, outcome: str = "success") -> Non
     assert status == 202, body
 
 
+def paid_payments(gateway_url: str, citizen: Citizen, count: int) -> list[tuple[str, dict]]:
+    """``count`` fee dossiers of ``citizen`` with their payments, each settled at the stand-in platform."""
+    paid = []
+    for _ in range(count):
+        code, payment = pending_payment(citizen)
+        complete(gateway_url, payment["id"], "success")
+        wait_until(lambda c=code: citizen.payments(c)["items"][0]["status"] == "succeeded")
+        paid.append((code, payment))
+    return paid
+
+
 def notification(reference: str, amount: int, *, success: bool = True, transaction_no: str = "26120500000001",
                  secret: str = LOCAL_SECRET) -> dict:
     code = "00" if success else "24"

@@ -19,6 +19,7 @@ from tests.payment.conftest import (
     complete,
     notification,
     notify,
+    paid_payments,
     pending_payment,
     wait_until,
 )
@@ -162,12 +163,9 @@ def test_a_dossier_refused_at_reception_has_its_fee_refunded(gateway_url, citize
 
 
 def test_reconciliation_finds_each_kind_of_mismatch(gateway_url, citizen, payment_rpc, sql, amqp_uri):
-    references = []
-    for _ in range(3):
-        code, payment = pending_payment(citizen)
-        complete(gateway_url, payment["id"], "success")
-        wait_until(lambda c=code: citizen.payments(c)["items"][0]["status"] == "succeeded")
-        references.append(payment["reference"])
+    paid = paid_payments(gateway_url, citizen, 3)
+    references = [payment["reference"] for _, payment in paid]
+    code = paid[-1][0]
     matched, missing_there, different = references
     stranger = uuid.uuid4().hex
     day = dt.datetime.now(LOCAL_TZ).date()

@@ -21,7 +21,7 @@ import pytest
 from deploy.launcher import LocalSystem
 from services.payment.domain import signing
 from services.payment.settings import LOCAL_SECRET
-from tests.payment.conftest import complete, pending_payment, wait_until
+from tests.payment.conftest import complete, paid_payments, pending_payment, wait_until
 from tests.support.http import http
 
 pytestmark = pytest.mark.e2e
@@ -223,12 +223,8 @@ def test_a_refund_goes_over_http(stand_in, gateway_url, citizen, payment_rpc):
 
 
 def test_reconciliation_reads_the_settlement_file_over_http(stand_in, gateway_url, citizen, payment_rpc, sql):
-    references = []
-    for _ in range(2):
-        code, payment = pending_payment(citizen)
-        complete(gateway_url, payment["id"], "success")
-        wait_until(lambda c=code: citizen.payments(c)["items"][0]["status"] == "succeeded")
-        references.append(payment["reference"])
+    paid = paid_payments(gateway_url, citizen, 2)
+    references = [payment["reference"] for _, payment in paid]
     matched, different = references
     day = dt.datetime.now(LOCAL_TZ).date().isoformat()
     sql("UPDATE platform_settlements SET amount = amount + 1000 WHERE reference = %s AND kind = 'payment'",
