@@ -161,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--no-py-spy", action="store_true")
     parser.add_argument("--top", type=int, default=60, help="statements listed")
+    parser.add_argument("--keep-samples", type=Path, default=None, metavar="DIR",
+                        help="keep py-spy's raw stacks, one file per service, in DIR")
     args = parser.parse_args(argv)
     n = args.dossiers or (200 if args.quick else 1000)
     py_spy = None if args.no_py_spy else shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -170,11 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     base_uri = config.amqp_uri()
     with private_postgres() as (server, postmaster), \
             private_vhost(base_uri, f"bench_profile_{uuid.uuid4().hex[:8]}") as amqp_uri:
-        return _profile(server, postmaster, amqp_uri, n, args.concurrency, py_spy, args.rate, args.top)
+        return _profile(server, postmaster, amqp_uri, n, args.concurrency, py_spy, args.rate, args.top,
+                        args.keep_samples)
 
 
 def _profile(server: str, postmaster: int, amqp_uri: str, n: int, concurrency: int, py_spy: str | None,
-             rate: int, top: int) -> int:
+             rate: int, top: int, keep_samples: Path | None = None) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from deploy.launcher import LocalSystem, migrate_and_seed
@@ -247,6 +250,11 @@ def _profile(server: str, postmaster: int, amqp_uri: str, n: int, concurrency: i
                 spy.kill()
         system.stop()
     samples = {name: _read_raw(out / f"{name}.txt") for name in SERVICES} if py_spy else {}
+    if keep_samples is not None and py_spy:
+        keep_samples.mkdir(parents=True, exist_ok=True)
+        for name in SERVICES:
+            if (out / f"{name}.txt").exists():
+                shutil.copy(out / f"{name}.txt", keep_samples / f"{name}.txt")
     shutil.rmtree(out, ignore_errors=True)
     if ok != n:
         failures.add("submissions not filed", n - ok)

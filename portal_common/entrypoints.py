@@ -32,10 +32,18 @@ from functools import partial
 
 from amqp.exceptions import ConnectionError as AmqpConnectionError
 from kombu.exceptions import OperationalError
+from nameko.amqp.publish import Publisher
+from nameko.constants import (
+    AMQP_SSL_CONFIG_KEY,
+    AMQP_URI_CONFIG_KEY,
+    DEFAULT_SERIALIZER,
+    LOGIN_METHOD_CONFIG_KEY,
+    SERIALIZER_CONFIG_KEY,
+)
 from nameko.events import EventHandler
 from nameko.exceptions import ContainerBeingKilled
 from nameko.messaging import QueueConsumer
-from nameko.rpc import ReplyListener, Rpc, RpcConsumer, RpcProxy
+from nameko.rpc import ReplyListener, Responder, Rpc, RpcConsumer, RpcProxy, get_rpc_exchange
 
 from portal_common import config
 from portal_common.db import DatabaseUnavailable
@@ -123,15 +131,43 @@ class ReconnectingEventHandler(EventHandler):
         self.queue_consumer.ack_message(message)
 
 
+class UnconfirmedPublisher(Publisher):
+    """A publisher that does not wait for the broker's confirm: for RPC replies only.
+
+    A caller waits for its reply only up to its time-out, and one that gets none answers
+    503 (the client retries, with its key where the call writes). A reply lost with the
+    broker is then no worse than one that came late, so the confirm bought nothing, and
+    cost every RPC a wait and a frame each way. What the call wrote is in its service's
+    database and log either way."""
+
+    use_confirms = False
+
+
+class UnconfirmedResponder(Responder):
+    publisher_cls = UnconfirmedPublisher
+
+
 class ReconnectingRpcConsumer(RpcConsumer):
     """nameko's RPC consumer on the reconnecting queue consumer; a reply that cannot be
-    published because the broker is away leaves the request unacknowledged (it comes again)."""
+    published because the broker is away leaves the request unacknowledged (it comes again).
+    Replies are sent without waiting for a confirm (``UnconfirmedPublisher``)."""
 
     queue_consumer = ReconnectingQueueConsumer()
 
+    def _reply(self, message, result, exc_info):
+        """nameko's ``RpcConsumer.handle_result`` with the unconfirmed responder."""
+        conf = self.container.config
+        responder = UnconfirmedResponder(conf[AMQP_URI_CONFIG_KEY], get_rpc_exchange(conf),
+                                         conf.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER), message,
+                                         ssl=conf.get(AMQP_SSL_CONFIG_KEY),
+                                         login_method=conf.get(LOGIN_METHOD_CONFIG_KEY))
+        result, exc_info = responder.send_response(result, exc_info)
+        self.queue_consumer.ack_message(message)
+        return result, exc_info
+
     def handle_result(self, message, result, exc_info):
         try:
-            return super().handle_result(message, result, exc_info)
+            return self._reply(message, result, exc_info)
         except BROKER_GONE as exc:
             log.warning("RPC reply lost with the broker connection (%s); the request comes again", exc)
             return result, exc_info

@@ -61,6 +61,11 @@ class AccessLogPage(Schema):
     page_size = fields.Integer(required=True)
 
 
+#: one instance per body schema, to turn a checked body back into the RPC's JSON (an instance
+#: builds its nested schemas once, on first use; a new one per call cost about 0.25 ms)
+_DUMPERS = {schema: schema() for schema in (FilingSchema, SupplementSchema, WithdrawSchema, DraftSchema)}
+
+
 class DossierRoutes:
     """Mixin of the gateway service; endpoints are declared with gateway.http.api."""
 
@@ -69,7 +74,7 @@ class DossierRoutes:
          description="Send an `Idempotency-Key` header: a retry with the same key returns the same dossier.")
     def submit_dossier(self, call: ApiCall):
         key = call.request.headers.get("Idempotency-Key")
-        view = self.dossier_rpc.submit(call.context(), FilingSchema().dump(call.body), key)
+        view = self.dossier_rpc.submit(call.context(), _DUMPERS[FilingSchema].dump(call.body), key)
         created = view.pop("created", True)
         return (201 if created else 200), view, {"Location": f"/api/v1/dossiers/{view['code']}"}
 
@@ -102,12 +107,12 @@ class DossierRoutes:
     @api("POST", "/api/v1/dossiers/<code>/supplement", summary="Answer a supplement request", tags=("dossiers",),
          body=SupplementSchema, auth=APPLICANTS)
     def supplement_dossier(self, call: ApiCall, code: str):
-        return self.dossier_rpc.supplement(call.context(), code, SupplementSchema().dump(call.body))
+        return self.dossier_rpc.supplement(call.context(), code, _DUMPERS[SupplementSchema].dump(call.body))
 
     @api("POST", "/api/v1/dossiers/<code>/withdraw", summary="Withdraw a dossier (before a result)",
          tags=("dossiers",), body=WithdrawSchema, auth=APPLICANTS)
     def withdraw_dossier(self, call: ApiCall, code: str):
-        return self.dossier_rpc.withdraw(call.context(), code, WithdrawSchema().dump(call.body))
+        return self.dossier_rpc.withdraw(call.context(), code, _DUMPERS[WithdrawSchema].dump(call.body))
 
     @api("GET", "/api/v1/dossiers/<code>/documents/<document_id>", summary="Download an input or output document",
          tags=("dossiers",), auth=APPLICANTS)
@@ -127,7 +132,7 @@ class DossierRoutes:
     @api("POST", "/api/v1/dossiers/drafts", summary="Save a new draft", tags=("drafts",), body=DraftSchema,
          auth=APPLICANTS, status=201)
     def create_draft(self, call: ApiCall):
-        view = self.dossier_rpc.save_draft(call.context(), DraftSchema().dump(call.body))
+        view = self.dossier_rpc.save_draft(call.context(), _DUMPERS[DraftSchema].dump(call.body))
         return 201, view, {"Location": f"/api/v1/dossiers/drafts/{view['id']}"}
 
     @api("GET", "/api/v1/dossiers/drafts", summary="My drafts, last saved first", tags=("drafts",),
@@ -144,7 +149,7 @@ class DossierRoutes:
     @api("PUT", "/api/v1/dossiers/drafts/<draft_id>", summary="Save a draft again (its whole content)",
          tags=("drafts",), body=DraftSchema, auth=APPLICANTS, responses={409: "Saved elsewhere meanwhile, or closed"})
     def save_my_draft(self, call: ApiCall, draft_id: str):
-        return self.dossier_rpc.save_draft(call.context(), DraftSchema().dump(call.body), draft_id)
+        return self.dossier_rpc.save_draft(call.context(), _DUMPERS[DraftSchema].dump(call.body), draft_id)
 
     @api("DELETE", "/api/v1/dossiers/drafts/<draft_id>", summary="Discard a draft", tags=("drafts",),
          auth=APPLICANTS)

@@ -77,12 +77,20 @@ class AgencyQueueSchema(Utf8Schema):
     page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
+#: one instance per schema: an instance builds its nested schemas on first use, which cost
+#: more than the load itself when each call made a new one
+_INSTANCES: dict[type[Schema], Schema] = {}
+
+
 def load(schema: type[Schema], data: object) -> dict:
     """Validate RPC input, turning marshmallow's errors into InvalidInput with every field."""
     if not isinstance(data, dict):
         raise InvalidInput("validation_failed", "Expected an object.")
+    instance = _INSTANCES.get(schema)
+    if instance is None:
+        instance = _INSTANCES[schema] = schema()
     try:
-        return schema().load(data)
+        return instance.load(data)
     except ValidationError as exc:
         raise InvalidInput("validation_failed", "Some fields are not valid.",
                            _flatten(exc.messages)) from None

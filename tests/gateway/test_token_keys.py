@@ -5,6 +5,7 @@ has come in, still refusing the revoked ones."""
 
 from __future__ import annotations
 
+import datetime
 import time
 from types import SimpleNamespace
 
@@ -91,3 +92,111 @@ def test_tokens_pass_once_identity_answers_and_revoked_ones_stay_refused(make_ke
     with pytest.raises(Unauthorized) as refused:
         keys.authenticate("Bearer " + issuer.token(sub="acc-1", sid=revoked_session))
     assert refused.value.code == "token_revoked"
+
+
+# -- tokens verified once are remembered, never beyond what verifying again would allow ------
+
+
+class CountingKeySet(tokens.KeySet):
+    """A key set that counts the signature checks it really makes."""
+
+    def __init__(self, jwks: dict):
+        super().__init__(lambda: jwks)
+        self.load(jwks)
+        self.signature_checks = 0
+
+    def _verify_signed(self, token: str):
+        self.signature_checks += 1
+        return super()._verify_signed(token)
+
+
+def test_a_session_s_next_requests_skip_the_signature_check():
+    issuer = Issuer()
+    keyset = CountingKeySet(issuer.jwks)
+    token = issuer.token(sub="acc-7")
+    first, again = keyset.verify(token), keyset.verify(token)
+    assert first == again and again.account_id == "acc-7"
+    assert keyset.signature_checks == 1
+    keyset.verify(issuer.token(sub="acc-7"))  # another token of the same account is checked
+    assert keyset.signature_checks == 2
+
+
+def test_a_remembered_token_is_refused_once_it_expires(monkeypatch):
+    issuer = Issuer()
+    keyset = CountingKeySet(issuer.jwks)
+    token = issuer.token(exp_in=60)
+    keyset.verify(token)
+    later = time.time() + 60 + tokens.LEEWAY_S + 1
+    monkeypatch.setattr(tokens.time, "time", lambda: later)
+    monkeypatch.setattr(tokens.jwt.api_jwt, "datetime", _frozen_datetime(later))
+    with pytest.raises(Unauthorized) as refused:
+        keyset.verify(token)
+    assert refused.value.code == "token_expired"
+    assert keyset.signature_checks == 2
+
+
+def test_a_remembered_token_is_refused_once_its_key_is_withdrawn():
+    issuer, successor = Issuer(), Issuer()
+    keyset = CountingKeySet(issuer.jwks)
+    token = issuer.token()
+    keyset.verify(token)
+    keyset.load({"keys": [dict(successor.jwks["keys"][0], kid="next-key")]})  # the old key is gone
+    with pytest.raises(Unauthorized) as refused:
+        keyset.verify(token)
+    assert refused.value.code == "invalid_token"
+
+
+def test_a_token_under_a_replaced_key_of_the_same_kid_is_checked_again():
+    issuer, impostor = Issuer(), Issuer()  # both publish "test-key"
+    keyset = CountingKeySet(issuer.jwks)
+    token = issuer.token()
+    keyset.verify(token)
+    keyset.load(impostor.jwks)
+    with pytest.raises(Unauthorized):
+        keyset.verify(token)
+    assert keyset.signature_checks == 2
+
+
+def test_tampered_and_invalid_tokens_are_never_remembered():
+    issuer = Issuer()
+    keyset = CountingKeySet(issuer.jwks)
+    token = issuer.token()
+    head, body, signature = token.split(".")
+    forged = ".".join((head, body, ("A" if signature[0] != "A" else "B") + signature[1:]))
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            keyset.verify(forged)
+    assert keyset.signature_checks == 2 and not keyset._verified
+
+
+def test_the_memory_is_bounded(monkeypatch):
+    monkeypatch.setattr(tokens, "VERIFIED_KEPT", 3)
+    issuer = Issuer()
+    keyset = CountingKeySet(issuer.jwks)
+    for _ in range(10):
+        keyset.verify(issuer.token())
+    assert 1 <= len(keyset._verified) <= 3
+
+
+def test_a_remembered_token_is_still_refused_after_its_session_is_revoked(make_keys):
+    issuer = Issuer()
+    session = "5c0d3c1e-1a3e-4a57-9d55-2f4d1f7b9a10"
+    keys = make_keys(FlakyIdentity(issuer, failures=0))
+    header = "Bearer " + issuer.token(sub="acc-3", sid=session)
+    assert _eventually_authenticates(keys, header).account_id == "acc-3"
+    assert keys.authenticate(header).account_id == "acc-3"  # remembered now
+    keys.revocations.revoke_session(session, time.time())
+    with pytest.raises(Unauthorized) as refused:
+        keys.authenticate(header)
+    assert refused.value.code == "token_revoked"
+
+
+def _frozen_datetime(at: float) -> type[datetime.datetime]:
+    """PyJWT's ``datetime`` with ``now`` fixed at ``at`` (epoch seconds)."""
+
+    class Frozen(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.datetime.fromtimestamp(at, tz)
+
+    return Frozen
