@@ -23,6 +23,11 @@ from portal_common import registry
 
 _local = threading.local()  # greenthread-local once eventlet has patched threading
 
+# No line carries a thread's name: a green thread's is meaningless, and asking for it went
+# through eventlet's patched ``current_thread`` on every record (7 of its 9 microseconds).
+logging.logThreads = False
+logging.logMultiprocessing = False
+
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
