@@ -7,11 +7,17 @@ submissions (``--concurrency`` in flight) until every one has been delivered to 
 noticed to the applicant by SMS. Meanwhile ``py-spy`` samples every service process (the
 gateway, dossier, catalog, identity, router; the outbox relays run inside their services), and
 ``psutil`` reads each process's CPU time before and after (PostgreSQL's backends and the
-broker's ``beam.smp`` included). Printed: CPU ms per submission per process, the samples of
+broker's ``beam.smp`` included), and the kernel's schedstat the time each was runnable but
+waiting for a CPU. Printed: CPU ms and waiting ms per submission per process, the samples of
 each process split into steps (JSON, base64, schema validation, token check, RPC and AMQP
 messaging, SQL round trips, hashing, the relay's publishing, ...) in CPU ms per submission,
 and the statements ``pg_stat_statements`` counted (top level only: a multi-statement round trip
-counts each of its statements), as calls per submission.
+counts each of its statements), as calls per submission, with their planning time.
+
+py-spy counts a thread as busy whenever it is not asleep, so a process that woke another with
+a socket ``send`` and then waits for the CPU is sampled inside that ``send``: on a saturated
+machine the "green threads and I/O" step holds much of that wait. ``--gil`` samples only
+threads holding the GIL: Python's own work, without system calls and most of that wait.
 
 The broker is the machine's shared one: its CPU figure includes whatever else uses it.
 Needs ``initdb``/``pg_ctl`` (``/usr/lib/postgresql/*/bin``) and ``py-spy``; when run as root the
@@ -83,7 +89,8 @@ def private_postgres() -> Iterator[tuple[str, int]]:
                    check=True, capture_output=True)
     options = (f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=200 "
                "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=top "
-               "-c pg_stat_statements.track_utility=on -c shared_buffers=128MB")
+               "-c pg_stat_statements.track_utility=on -c pg_stat_statements.track_planning=on "
+               "-c shared_buffers=128MB")
     subprocess.run([*as_user, _pg_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w",
                     "start"], check=True, capture_output=True)
     try:
@@ -103,24 +110,38 @@ def _cpu(proc: psutil.Process) -> float:
         return 0.0
 
 
+def _runqueue_wait(proc: psutil.Process) -> float:
+    """Seconds the threads of ``proc`` have spent runnable but waiting for a CPU (Linux
+    schedstat; 0 where the kernel does not keep it)."""
+    total = 0
+    for stat in glob.glob(f"/proc/{proc.pid}/task/*/schedstat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            total += int(Path(stat).read_text().split()[1])
+    return total / 1e9
+
+
 class CpuMeter:
     """CPU seconds of named process groups between ``start`` and ``stop``; groups may gain
     processes while measuring (PostgreSQL backends come and go)."""
 
     def __init__(self, groups: dict[str, Callable[[], list[psutil.Process]]]):
         self.groups = groups
-        self._before: dict[int, float] = {}
+        self._before: dict[int, tuple[float, float]] = {}
         self.used: dict[str, float] = {}
+        self.waited: dict[str, float] = {}
 
     def _procs(self) -> dict[str, list[psutil.Process]]:
         return {name: list(find()) for name, find in self.groups.items()}
 
     def start(self) -> None:
-        self._before = {p.pid: _cpu(p) for procs in self._procs().values() for p in procs}
+        self._before = {p.pid: (_cpu(p), _runqueue_wait(p)) for procs in self._procs().values() for p in procs}
 
     def stop(self) -> None:
-        self.used = {name: sum(max(_cpu(p) - self._before.get(p.pid, 0.0), 0.0) for p in procs)
-                     for name, procs in self._procs().items()}
+        procs = self._procs()
+        self.used = {name: sum(max(_cpu(p) - self._before.get(p.pid, (0.0, 0.0))[0], 0.0) for p in group)
+                     for name, group in procs.items()}
+        self.waited = {name: sum(max(_runqueue_wait(p) - self._before.get(p.pid, (0.0, 0.0))[1], 0.0)
+                                 for p in group) for name, group in procs.items()}
 
 
 def _step(stack: str) -> str:
@@ -160,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--no-py-spy", action="store_true")
+    parser.add_argument("--gil", action="store_true",
+                        help="sample only threads holding the GIL: Python's own work, without system calls "
+                             "and without the time a process waits for a CPU")
     parser.add_argument("--top", type=int, default=60, help="statements listed")
     parser.add_argument("--keep-samples", type=Path, default=None, metavar="DIR",
                         help="keep py-spy's raw stacks, one file per service, in DIR")
@@ -173,11 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     with private_postgres() as (server, postmaster), \
             private_vhost(base_uri, f"bench_profile_{uuid.uuid4().hex[:8]}") as amqp_uri:
         return _profile(server, postmaster, amqp_uri, n, args.concurrency, py_spy, args.rate, args.top,
-                        args.keep_samples)
+                        args.keep_samples, args.gil)
 
 
 def _profile(server: str, postmaster: int, amqp_uri: str, n: int, concurrency: int, py_spy: str | None,
-             rate: int, top: int, keep_samples: Path | None = None) -> int:
+             rate: int, top: int, keep_samples: Path | None = None, gil: bool = False) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from deploy.launcher import LocalSystem, migrate_and_seed
@@ -226,7 +250,7 @@ def _profile(server: str, postmaster: int, amqp_uri: str, n: int, concurrency: i
         if py_spy:
             for name, pid in pids.items():
                 command = [py_spy, "record", "--nonblocking", "--rate", str(rate), "--format", "raw",
-                           "--pid", str(pid), "--output", str(out / f"{name}.txt")]
+                           "--pid", str(pid), "--output", str(out / f"{name}.txt"), *(["--gil"] if gil else [])]
                 spies.append(subprocess.Popen(command,
                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             time.sleep(1.0)
@@ -262,7 +286,8 @@ def _profile(server: str, postmaster: int, amqp_uri: str, n: int, concurrency: i
         failures.add("not delivered to the agency", abs(n - (delivered - warm)) or 1)
     if noticed - warm != n:
         failures.add("no SMS notice", abs(n - (noticed - warm)) or 1)
-    return _report(n, concurrency, answered, finished, meter.used, samples, statements, top, failures)
+    return _report(n, concurrency, answered, finished, meter.used, meter.waited, samples, statements, top,
+                   failures)
 
 
 def _wait_downstream(dsn: str, expected: int, timeout: float) -> tuple[int, int]:
@@ -274,25 +299,28 @@ def _wait_downstream(dsn: str, expected: int, timeout: float) -> tuple[int, int]
         time.sleep(0.2)
 
 
-def _statements(dsn: str) -> list[tuple[str, int, float]]:
+def _statements(dsn: str) -> list[tuple[str, int, float, float]]:
+    """(statement, calls, execution ms, planning ms) of each statement, the most called first."""
     with contextlib.closing(psycopg2.connect(dsn)) as conn, conn.cursor() as cur:
-        cur.execute("SELECT query, calls, total_exec_time FROM pg_stat_statements WHERE query NOT LIKE "
-                    "'%%pg_stat_statements%%' ORDER BY calls DESC")
-        return [(q, int(c), float(t)) for q, c, t in cur.fetchall()]
+        cur.execute("SELECT query, calls, total_exec_time, total_plan_time FROM pg_stat_statements "
+                    "WHERE query NOT LIKE '%%pg_stat_statements%%' ORDER BY calls DESC")
+        return [(q, int(c), float(t), float(p)) for q, c, t, p in cur.fetchall()]
 
 
 def _report(n: int, concurrency: int, answered: float, finished: float, cpu: dict[str, float],
-            samples: dict[str, Counter[str]], statements: list[tuple[str, int, float]], top: int,
-            failures: Failures) -> int:
+            waited: dict[str, float], samples: dict[str, Counter[str]],
+            statements: list[tuple[str, int, float, float]], top: int, failures: Failures) -> int:
     print(f"{n} submissions, {concurrency} in flight: answered in {answered:.1f} s ({n / answered:.1f}/s), "
           f"delivered and noticed in {finished:.1f} s")
-    print("\nCPU ms per submission, per process")
-    total = 0.0
+    print("\nms per submission, per process: on a CPU, and runnable but waiting for one")
+    print(f"  {'process':<22} {'CPU':>8} {'waiting':>8}")
+    total = total_wait = 0.0
     for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
-        print(f"  {name:<22} {seconds * 1000 / n:8.2f}")
+        print(f"  {name:<22} {seconds * 1000 / n:8.2f} {waited.get(name, 0.0) * 1000 / n:8.2f}")
         if "shared" not in name:
             total += seconds
-    print(f"  {'total (broker aside)':<22} {total * 1000 / n:8.2f}")
+            total_wait += waited.get(name, 0.0)
+    print(f"  {'total (broker aside)':<22} {total * 1000 / n:8.2f} {total_wait * 1000 / n:8.2f}")
     if samples:
         print("\nCPU ms per submission, per step (py-spy samples of each process, scaled to its CPU time)")
         by_step: dict[str, dict[str, float]] = defaultdict(dict)
@@ -306,15 +334,19 @@ def _report(n: int, concurrency: int, answered: float, finished: float, cpu: dic
         for step, per in sorted(by_step.items(), key=lambda kv: -sum(kv[1].values())):
             cells = "".join(f"{per.get(s, 0.0):9.2f}" for s in SERVICES)
             print(f"  {step:<42}{cells}{sum(per.values()):9.2f}")
-    calls = sum(c for _, c, _ in statements)
-    db_ms = sum(t for _, _, t in statements)
-    print(f"\nSQL statements per submission: {calls / n:.1f} (server time {db_ms / n:.2f} ms); the most called:")
-    print(f"  {'calls/sub':>9} {'ms/call':>8}  statement")
-    for query, c, t in statements[:top]:
+    calls = sum(c for _, c, _, _ in statements)
+    db_ms = sum(t for _, _, t, _ in statements)
+    plan_ms = sum(p for _, _, _, p in statements)
+    print(f"\nSQL statements per submission: {calls / n:.1f} (server time {db_ms / n:.2f} ms, lock waits "
+          f"included; planning {plan_ms / n:.2f} ms); the most called:")
+    print(f"  {'calls/sub':>9} {'ms/call':>8} {'plan ms':>8}  statement")
+    for query, c, t, p in statements[:top]:
         text = " ".join(query.split())
-        print(f"  {c / n:9.2f} {t / max(c, 1):8.3f}  {text[:110]}")
+        print(f"  {c / n:9.2f} {t / max(c, 1):8.3f} {p / max(c, 1):8.3f}  {text[:100]}")
     cpu_ms = total * 1000 / n
     return finish("profile", f"dossiers={n} concurrency={concurrency} cpu_ms_per_submission={cpu_ms:.1f} "
                   f"sql_calls_per_submission={calls / n:.1f} sql_ms_per_submission={db_ms / n:.2f} "
+                  f"sql_plan_ms_per_submission={plan_ms / n:.2f} "
+                  f"cpu_wait_ms_per_submission={total_wait * 1000 / n:.1f} "
                   f"submits_per_s={n / answered:.1f}", failures)
 
