@@ -125,6 +125,7 @@ class OutboxRelay:
         self._producer: Producer | None = None
         self._is_leader = False
         self._checkpoint: int | None = None  # known while leader: nobody else moves it then
+        self._next_batch: list[RecordedEvent] | None = None  # read with the last checkpoint move
         self._unconfirmed: set[int] = set()
         self._sent = 0
         self._nacked = False
@@ -191,7 +192,7 @@ class OutboxRelay:
                 with contextlib.suppress(Exception):
                     self._amqp.release()
             self._amqp = self._producer = None
-            self._checkpoint = None
+            self._checkpoint = self._next_batch = None
             if self._db is not None:
                 with contextlib.suppress(psycopg2.Error):
                     self._db.close()
@@ -211,7 +212,8 @@ class OutboxRelay:
             key = zlib.crc32(f"relay:{self.schema}:{self.relay_name}".encode()) - 2**31
             cur.execute("SELECT pg_try_advisory_lock(%s)", (key,))
             self._is_leader = bool(cur.fetchone()[0])
-            self._checkpoint = None  # another relay may have moved it while this one was not leader
+            # another relay may have moved it while this one was not leader
+            self._checkpoint = self._next_batch = None
             if self._is_leader:
                 cur.execute(
                     f"INSERT INTO {self.schema}.outbox_checkpoints (relay) VALUES (%s) "
@@ -251,26 +253,40 @@ class OutboxRelay:
 
     def publish_batch(self) -> int:
         """Publish the next batch after the checkpoint; returns how many were published."""
-        with self._db_lock, self._database().cursor() as cur:
-            # while leader, only this relay moves the checkpoint: read it once per leadership
-            checkpoint = self._checkpoint if self._is_leader and self._checkpoint is not None \
-                else self.checkpoint()
-            batch = read_after(cur, self.schema, checkpoint, self.batch_size)
+        return self._publish_batch(trust_empty=False)
+
+    def _publish_batch(self, trust_empty: bool) -> int:
+        """While leader, the checkpoint's move after a batch goes in one round trip with the read
+        of the next batch, which the next call publishes: a steady stream costs one round trip
+        per batch, not a read, an update and a read that finds nothing. That read finding
+        nothing is only taken as the end (``trust_empty``) by ``run``, which then waits for
+        the notification of the next append; any other caller reads again."""
+        with self._db_lock:
+            batch, self._next_batch = self._next_batch, None
+            if batch is None or not self._is_leader or not (batch or trust_empty):
+                with self._database().cursor() as cur:
+                    # while leader, only this relay moves the checkpoint: read it once per leadership
+                    checkpoint = self._checkpoint if self._is_leader and self._checkpoint is not None \
+                        else self.checkpoint()
+                    batch = read_after(cur, self.schema, checkpoint, self.batch_size)
+                if not batch:
+                    self._checkpoint = checkpoint if self._is_leader else None
         if not batch:
-            self._checkpoint = checkpoint if self._is_leader else None
             return 0
         for event in batch:
             self._publish(event)
         self._confirm()  # returns once the broker confirmed every message of the batch
         if self.after_publish is not None:
             self.after_publish(batch)
+        position = batch[-1].position
+        move = (f"UPDATE {self.schema}.outbox_checkpoints SET position = %s, updated_at = now() "
+                "WHERE relay = %s AND position < %s", (position, self.relay_name, position))
         with self._db_lock, self._database().cursor() as cur:
-            cur.execute(
-                f"UPDATE {self.schema}.outbox_checkpoints SET position = %s, updated_at = now() "
-                "WHERE relay = %s AND position < %s",
-                (batch[-1].position, self.relay_name, batch[-1].position),
-            )
-        self._checkpoint = batch[-1].position if self._is_leader else None
+            if self._is_leader:  # nobody else moves the checkpoint: read on from it at once
+                self._next_batch = read_after(cur, self.schema, position, self.batch_size, first=move)
+            else:
+                cur.execute(*move)
+        self._checkpoint = position if self._is_leader else None
         self.published_total += len(batch)
         return len(batch)
 
@@ -299,7 +315,7 @@ class OutboxRelay:
                 if not self.acquire_leadership():
                     time.sleep(self.idle_wait)
                     continue
-                if self.publish_batch() == 0:
+                if self._publish_batch(trust_empty=True) == 0:
                     self._wait_for_appends(self.idle_wait)
                 backoff = 0.2
             except Exception as exc:  # any failure: drop connections, retry from checkpoint

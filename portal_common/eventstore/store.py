@@ -142,13 +142,18 @@ def _row_to_event(row: Sequence[Any]) -> RecordedEvent:
     return RecordedEvent(*row)
 
 
-def read_after(cursor: Any, schema: str, after_position: int, limit: int) -> list[RecordedEvent]:
+def read_after(cursor: Any, schema: str, after_position: int, limit: int,
+               first: tuple[str, Sequence[Any]] | None = None) -> list[RecordedEvent]:
     """Up to ``limit`` events of ``schema``'s log above ``after_position``, in order, read on a
-    cursor the caller holds (a plain, not a dict, cursor): for the outbox relay's connection."""
-    cursor.execute(
+    cursor the caller holds (a plain, not a dict, cursor): for the outbox relay's connection.
+
+    ``first``, a statement and its parameters, is sent in the same round trip ahead of the
+    read (the relay's checkpoint); on a connection in autocommit both commit together."""
+    read = cursor.mogrify(
         f"SELECT {_COLUMNS} FROM {schema}.events WHERE position > %s ORDER BY position LIMIT %s",
         (after_position, limit),
     )
+    cursor.execute(read if first is None else cursor.mogrify(*first) + b";" + read)
     return [_row_to_event(r) for r in cursor.fetchall()]
 
 

@@ -157,6 +157,60 @@ def test_broker_unreachable_nothing_is_marked_published(log, amqp_uri):
         assert _ids(take(queue, 3)) == _all_ids(log)
 
 
+class _CountingConnection:
+    """The relay's connection, counting the round trips its cursors make."""
+
+    def __init__(self, conn):
+        self._conn = conn
+        self.round_trips: list[str] = []
+
+    def cursor(self, *args, **kwargs):
+        cur, trips = self._conn.cursor(*args, **kwargs), self.round_trips
+
+        class Counting:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                cur.close()
+
+            def execute(self, query, params=None):
+                trips.append(query if isinstance(query, str) else query.decode())
+                return cur.execute(query, params)
+
+            def __getattr__(self, name):
+                return getattr(cur, name)
+
+        return Counting()
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+def test_a_leader_moves_its_checkpoint_in_the_round_trip_of_the_next_read(log, amqp_uri):
+    """15 events in batches of 5: the checkpoint read once, the first batch read, then each
+    checkpoint move with the next read (the last finds nothing), and a drain's own last read;
+    nothing published twice or skipped, and events appended after a drain are published by
+    the next one."""
+    log.append("dossier-A", 0, probes(1, 15))
+    with bound_queue(amqp_uri, log.schema) as (_conn, queue):
+        relay = _relay(log, amqp_uri, batch_size=5)
+        try:
+            assert relay.acquire_leadership()
+            counting = relay._db = _CountingConnection(relay._db)
+            assert relay.drain() == 15
+            trips = counting.round_trips
+            assert len(trips) == 6, trips  # before: checkpoint, then a read and a move per batch, a last read
+            assert ["UPDATE" in t and "SELECT" in t for t in trips] == [False, False, True, True, True, False]
+            assert relay.checkpoint() == log.head_position()
+            log.append("dossier-B", 0, probes(100, 2))
+            assert relay.drain() == 2
+            messages = take(queue, 17)
+        finally:
+            relay.close()
+    assert _ids(messages) == _all_ids(log)
+
+
 def test_one_relay_publishes_at_a_time_and_a_standby_takes_over(log, amqp_uri):
     first, second = _relay(log, amqp_uri), _relay(log, amqp_uri)
     try:
