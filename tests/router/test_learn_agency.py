@@ -58,3 +58,29 @@ def test_a_dissolved_agency_learnt_from_the_catalog_routes_to_its_successor(rout
     with router_store.transaction() as cur:
         assert repository.get_agency(cur, old)["status"] == "dissolved"
         assert repository.successors(cur)[old] == new
+
+
+def test_an_agency_once_found_in_the_local_copy_is_not_looked_up_again(router_store, monkeypatch):
+    """The local copy never loses an agency: after one read finds it, further events naming
+    it open no transaction; a code not found yet is still looked up each time."""
+    known, unknown = _agency(), _agency()
+    with router_store.transaction() as cur:
+        repository.ensure_agency(cur, known, "active", None)
+
+    def catalog_down(code: str) -> str:
+        raise TimeoutError("catalog did not answer")
+
+    looked_up: list[list[str]] = []
+    real = repository.known_agencies
+
+    def spied(cur, codes: list[str]) -> set[str]:
+        looked_up.append(list(codes))
+        return real(cur, codes)
+
+    monkeypatch.setattr(repository, "known_agencies", spied)
+    router = _router(router_store, catalog_down)
+    for _ in range(3):
+        router.learn_agencies([submitted(f"G{uuid.uuid4().hex[:8]}", known)])
+    router.learn_agencies([submitted("G2", known), submitted("G3", unknown)])
+    router.learn_agencies([submitted("G4", unknown)])
+    assert looked_up == [[known], [unknown], [unknown]]
