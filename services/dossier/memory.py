@@ -124,7 +124,7 @@ class MemoryStore:
 
     # -- ReadModels -----------------------------------------------------------------------
 
-    def project(self, tx: MemoryTx, state: Any) -> None:
+    def project(self, tx: MemoryTx, state: Any, new: bool = False) -> None:
         kind = "draft" if isinstance(state, DraftState) else "dossier"
         state_id = state.draft_id if kind == "draft" else state.code
         for p in (p for p in PROJECTIONS.values() if p.stream_type == kind):

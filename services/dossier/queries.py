@@ -97,25 +97,27 @@ def _stream_type(state: Any) -> str:
     return "draft" if isinstance(state, DraftState) else "dossier"
 
 
-def project(tx: PgTransaction, state: Any) -> None:
+def project(tx: PgTransaction, state: Any, new: bool = False) -> None:
     """Queue the writes that bring every projection's rows for this dossier (or draft) in line
     with ``state``, in the caller's transaction.
 
     Upserts rather than delete-and-insert: two commands racing on one dossier then queue on the
-    row lock, and the loser's append fails its version check and rolls everything back.
+    row lock, and the loser's append fails its version check and rolls everything back. A
+    ``new`` stream (a code just drawn from its counter) has no rows yet: nothing to delete.
     """
     kind = _stream_type(state)
     state_id = state.draft_id if kind == "draft" else state.code
     for p in (p for p in PROJECTIONS.values() if p.stream_type == kind):
         rows = p.rows(state)
         if not rows:
-            tx.defer(f"DELETE FROM {p.table} WHERE {p.id_column} = %s", (state_id,))
+            if not new:
+                tx.defer(f"DELETE FROM {p.table} WHERE {p.id_column} = %s", (state_id,))
             continue
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in p.columns if c not in p.key)
         placeholders = ", ".join(["(" + ", ".join(["%s"] * len(p.columns)) + ")"] * len(rows))
         tx.defer(f"INSERT INTO {p.table} ({', '.join(p.columns)}) VALUES {placeholders} "
                  f"ON CONFLICT ({', '.join(p.key)}) DO UPDATE SET {updates}", [v for row in rows for v in row])
-        if len(p.key) > 1:  # the row may have moved (another agency): drop the old key
+        if len(p.key) > 1 and not new:  # the row may have moved (another agency): drop the old key
             keep = [tuple(row[p.columns.index(k)] for k in p.key) for row in rows]
             tx.defer(f"DELETE FROM {p.table} WHERE {p.id_column} = %s AND ({', '.join(p.key)}) NOT IN %s",
                      (state_id, tuple(keep)))
@@ -376,8 +378,9 @@ def snapshot(cur: Any, name: str) -> list[tuple]:
 class ReadModels(Protocol):
     """The projections: kept by the application's transactions, read by its queries."""
 
-    def project(self, tx: Transaction, state: Any) -> None:
-        """Bring the rows of this dossier (or draft) in line with its state, in ``tx``."""
+    def project(self, tx: Transaction, state: Any, new: bool = False) -> None:
+        """Bring the rows of this dossier (or draft) in line with its state, in ``tx``
+        (``new``: a stream that has no rows yet)."""
 
     def lookup(self, code: str) -> dict[str, Any] | None: ...
 
@@ -430,8 +433,8 @@ class PgReadModels:
     def __init__(self, db: Database):
         self.db = db
 
-    def project(self, tx: PgTransaction, state: Any) -> None:
-        project(tx, state)
+    def project(self, tx: PgTransaction, state: Any, new: bool = False) -> None:
+        project(tx, state, new)
 
     def lookup(self, code: str) -> dict[str, Any] | None:
         """The public status of a dossier (no personal data)."""

@@ -43,6 +43,25 @@ def test_submit_issues_a_code_and_fills_the_projections(repo):
     assert events[0].metadata["actor"]["id"] == "acc-1"
 
 
+def test_a_new_dossier_projects_without_deleting_and_an_existing_one_drops_stale_rows(repo):
+    """A submission's code was just drawn, so its projections queue no DELETE; any later
+    projection of the same state still clears what the state no longer has."""
+    state, _ = submit(repo)
+
+    class Recorder:
+        def __init__(self):
+            self.sql: list[str] = []
+
+        def defer(self, sql, params=None):
+            self.sql.append(sql.split()[0])
+
+    new, existing = Recorder(), Recorder()
+    queries.project(new, state, new=True)
+    queries.project(existing, state)
+    assert "DELETE" not in new.sql and new.sql.count("INSERT") == existing.sql.count("INSERT") > 0
+    assert existing.sql.count("DELETE") >= 3  # overdue (no row), and the moved keys of two tables
+
+
 def test_the_whole_lifecycle_through_the_repository(repo):
     state, _ = submit(repo)
     code = state.code

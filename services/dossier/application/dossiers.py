@@ -202,7 +202,7 @@ class Dossiers:
                         reason="Lệ phí, phí của thủ tục", fees=lines, due_date=None, blocking=blocking)],
                         now, actor)
                     events += requested
-            self.read_models.project(tx, state)
+            self.read_models.project(tx, state, new=True)  # its code was just drawn
             if idempotency_key:
                 repo.bind_key(tx, owner["account_id"], idempotency_key, code)
             if also is not None:
