@@ -263,7 +263,8 @@ class OutboxRelay:
         the notification of the next append; any other caller reads again."""
         with self._db_lock:
             batch, self._next_batch = self._next_batch, None
-            if batch is None or not self._is_leader or not (batch or trust_empty):
+            usable = self._is_leader and batch is not None and (bool(batch) or trust_empty)
+            if not usable:
                 with self._database().cursor() as cur:
                     # while leader, only this relay moves the checkpoint: read it once per leadership
                     checkpoint = self._checkpoint if self._is_leader and self._checkpoint is not None \
