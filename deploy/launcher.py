@@ -213,11 +213,14 @@ class LocalSystem:
         return proc
 
     def start(self) -> None:
+        """Start every process not running yet (a caller may have started some first)."""
+        keys = self.instance_keys()
         if _truthy(self.env("gateway").get("LOCAL_ADAPTERS")):
-            for name in STAND_INS:  # outside parties' local stand-ins, only with the local adapters
-                self.start_one(name)
-        for key in self.instance_keys():
-            self.start_one(key)
+            keys = [*STAND_INS, *keys]  # outside parties' local stand-ins, only with the local adapters
+        for key in keys:
+            proc = self.processes.get(key)
+            if proc is None or proc.poll() is not None:
+                self.start_one(key)
 
     def ready(self) -> bool:
         return self._ready_instance() is not None
