@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from portal_common.db import Database
+from portal_common.db import Database, Prepared
 
 T = TypeVar("T")
 
@@ -35,8 +35,7 @@ def claim(cursor: Any, consumer: str, event_id: str) -> bool:
     """Record ``event_id`` for ``consumer`` in the cursor's transaction; False if seen before."""
     event_id = event_id_of({"event_id": event_id})
     cursor.execute(
-        "INSERT INTO processed_events (consumer, event_id) VALUES (%s, %s) "
-        "ON CONFLICT DO NOTHING",
+        Prepared("INSERT INTO processed_events (consumer, event_id) VALUES (%s, %s) ON CONFLICT DO NOTHING"),
         (consumer, str(event_id)),
     )
     return cursor.rowcount == 1
@@ -48,8 +47,8 @@ def claim_many(cursor: Any, consumer: str, event_ids: list[str]) -> set[str]:
     if not ids:
         return set()
     cursor.execute(
-        "INSERT INTO processed_events (consumer, event_id) SELECT %s, e FROM unnest(%s::uuid[]) AS e "
-        "ON CONFLICT DO NOTHING RETURNING event_id",
+        Prepared("INSERT INTO processed_events (consumer, event_id) SELECT %s, e FROM unnest(%s::uuid[]) AS e "
+                 "ON CONFLICT DO NOTHING RETURNING event_id"),
         (consumer, ids),
     )
     return {str(r["event_id"] if isinstance(r, dict) else r[0]) for r in cursor.fetchall()}
@@ -59,7 +58,7 @@ def release_many(cursor: Any, consumer: str, event_ids: list[str]) -> None:
     """Undo ``claim_many`` for these events in the cursor's transaction (a batch that leaves
     them to be handled on their own, later)."""
     if event_ids:
-        cursor.execute("DELETE FROM processed_events WHERE consumer = %s AND event_id = ANY(%s::uuid[])",
+        cursor.execute(Prepared("DELETE FROM processed_events WHERE consumer = %s AND event_id = ANY(%s::uuid[])"),
                        (consumer, [event_id_of({"event_id": e}) for e in event_ids]))
 
 

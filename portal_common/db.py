@@ -30,9 +30,10 @@ import psycopg2.extras
 
 from portal_common import config
 from portal_common.errors import DatabaseUnavailable
+from portal_common.prepared import Prepared, PreparedStatements, execute_form, statement_bytes
 
-__all__ = ["CommittingCursor", "Database", "DatabaseUnavailable", "connect", "drop_database", "ensure_database",
-           "make_green"]
+__all__ = ["CommittingCursor", "Database", "DatabaseUnavailable", "Prepared", "connect", "drop_database",
+           "ensure_database", "make_green"]
 
 psycopg2.extras.register_uuid()
 
@@ -107,12 +108,16 @@ class MergedBeginConnection(_BASE):
     ``rollback()`` send ``COMMIT`` / ``ROLLBACK`` when a transaction is open. ``autocommit``
     keeps its meaning (no ``BEGIN`` at all while it is true). Cursors of any kind made from
     the connection (``cur.connection.cursor()`` too) behave alike.
+
+    Statements marked ``Prepared`` run as server-side prepared statements (``prepared``, see
+    ``portal_common.prepared``).
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         _BASE.autocommit.__set__(self, True)
         self._wants_autocommit = False
+        self.prepared = PreparedStatements()
 
     @property
     def autocommit(self) -> bool:  # type: ignore[override]
@@ -143,9 +148,12 @@ class MergedBeginConnection(_BASE):
 
 class _MergedBegin:
     """Cursor mix-in of ``MergedBeginConnection``: ``BEGIN;`` in front of a transaction's first
-    statement."""
+    statement, and a ``Prepared`` statement run by name."""
 
     def execute(self, query: Any, vars: Any = None) -> Any:
+        executed = execute_form(self, query, vars)
+        if executed is not None:
+            query, vars = executed, None
         if self.connection.needs_begin():
             if isinstance(query, bytes):
                 query = b"BEGIN;" + query
@@ -207,8 +215,7 @@ class CommittingCursor:
 
     def execute(self, query: str | bytes, vars: Any = None) -> None:
         cur = self._cursor
-        statement = cur.mogrify(query, vars) if vars is not None else (
-            query.encode() if isinstance(query, str) else query)
+        statement = statement_bytes(cur, query, vars)
         with contextlib.suppress(AttributeError):  # a plain psycopg2 connection has no such mark
             cur.connection.commit_sent = True
         cur.execute(statement + b";COMMIT")
@@ -234,9 +241,7 @@ class StatementBatch:
         self._statements: list[bytes] = []
 
     def execute(self, query: str | bytes, vars: Any = None) -> None:
-        cur = self._cursor
-        self._statements.append(cur.mogrify(query, vars) if vars is not None else (
-            query.encode() if isinstance(query, str) else query))
+        self._statements.append(statement_bytes(self._cursor, query, vars))
 
     def __len__(self) -> int:
         return len(self._statements)

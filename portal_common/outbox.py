@@ -31,9 +31,10 @@ from typing import Any
 import psycopg2
 from kombu import Connection, Exchange, Producer
 
-from portal_common.db import connect
+from portal_common.db import Prepared, connect
 from portal_common.eventstore.events import RecordedEvent
 from portal_common.eventstore.store import read_after
+from portal_common.prepared import PreparingConnection
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,8 @@ class OutboxRelay:
 
     def _database(self):
         if self._db is None or self._db.closed:
-            self._db = connect(self.dsn, self.schema, application_name=f"relay-{self.schema}")
+            self._db = connect(self.dsn, self.schema, application_name=f"relay-{self.schema}",
+                               connection_factory=PreparingConnection)
             self._db.autocommit = True
             self._is_leader = False
         return self._db
@@ -280,8 +282,8 @@ class OutboxRelay:
         if self.after_publish is not None:
             self.after_publish(batch)
         position = batch[-1].position
-        move = (f"UPDATE {self.schema}.outbox_checkpoints SET position = %s, updated_at = now() "
-                "WHERE relay = %s AND position < %s", (position, self.relay_name, position))
+        move = (Prepared(f"UPDATE {self.schema}.outbox_checkpoints SET position = %s, updated_at = now() "
+                         "WHERE relay = %s AND position < %s"), (position, self.relay_name, position))
         with self._db_lock, self._database().cursor() as cur:
             if self._is_leader:  # nobody else moves the checkpoint: read on from it at once
                 self._next_batch = read_after(cur, self.schema, position, self.batch_size, first=move)

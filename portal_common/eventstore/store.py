@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg2
 import psycopg2.extras
 
-from portal_common.db import Database
+from portal_common.db import Database, Prepared
 from portal_common.eventstore.errors import (
     AppendOnlyViolation,
     ConcurrencyError,
@@ -53,6 +53,7 @@ from portal_common.eventstore.events import (
     RecordedEvent,
 )
 from portal_common.eventstore.port import EventLog
+from portal_common.prepared import statement_bytes
 
 if TYPE_CHECKING:
     from portal_common.contracts import Catalogue
@@ -149,11 +150,11 @@ def read_after(cursor: Any, schema: str, after_position: int, limit: int,
 
     ``first``, a statement and its parameters, is sent in the same round trip ahead of the
     read (the relay's checkpoint); on a connection in autocommit both commit together."""
-    read = cursor.mogrify(
-        f"SELECT {_COLUMNS} FROM {schema}.events WHERE position > %s ORDER BY position LIMIT %s",
+    read = statement_bytes(
+        cursor, Prepared(f"SELECT {_COLUMNS} FROM {schema}.events WHERE position > %s ORDER BY position LIMIT %s"),
         (after_position, limit),
     )
-    cursor.execute(read if first is None else cursor.mogrify(*first) + b";" + read)
+    cursor.execute(read if first is None else statement_bytes(cursor, *first) + b";" + read)
     return [_row_to_event(r) for r in cursor.fetchall()]
 
 
@@ -214,7 +215,7 @@ class EventStore(EventLog):
     def _append(self, cur, stream_id, stream_type, expected_version, payload, count: int = 1) -> AppendResult:
         try:
             cur.execute(
-                f"SELECT out_position, out_version FROM {self.schema}.append_events(%s, %s, %s, %s)",
+                Prepared(f"SELECT out_position, out_version FROM {self.schema}.append_events(%s, %s, %s, %s)"),
                 (stream_id, stream_type, expected_version, payload),
             )
         except psycopg2.Error as exc:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from portal_common.db import Database, connect, json_loads
+from portal_common.db import Database, Prepared, connect, json_loads
 from services.dossier.domain import drafts
 from services.dossier.domain.calendar import LOCAL_TZ
 from services.dossier.domain.drafts import DraftState
@@ -111,12 +111,13 @@ def project(tx: PgTransaction, state: Any, new: bool = False) -> None:
         rows = p.rows(state)
         if not rows:
             if not new:
-                tx.defer(f"DELETE FROM {p.table} WHERE {p.id_column} = %s", (state_id,))
+                tx.defer(Prepared(f"DELETE FROM {p.table} WHERE {p.id_column} = %s"), (state_id,))
             continue
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in p.columns if c not in p.key)
         placeholders = ", ".join(["(" + ", ".join(["%s"] * len(p.columns)) + ")"] * len(rows))
-        tx.defer(f"INSERT INTO {p.table} ({', '.join(p.columns)}) VALUES {placeholders} "
-                 f"ON CONFLICT ({', '.join(p.key)}) DO UPDATE SET {updates}", [v for row in rows for v in row])
+        tx.defer(Prepared(f"INSERT INTO {p.table} ({', '.join(p.columns)}) VALUES {placeholders} "
+                          f"ON CONFLICT ({', '.join(p.key)}) DO UPDATE SET {updates}"),
+                 [v for row in rows for v in row])
         if len(p.key) > 1 and not new:  # the row may have moved (another agency): drop the old key
             keep = [tuple(row[p.columns.index(k)] for k in p.key) for row in rows]
             tx.defer(f"DELETE FROM {p.table} WHERE {p.id_column} = %s AND ({', '.join(p.key)}) NOT IN %s",

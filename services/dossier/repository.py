@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
-from portal_common.db import Database
+from portal_common.db import Database, Prepared
+from portal_common.prepared import statement_bytes
 from services.dossier.domain.documents import Upload
 
 
@@ -90,7 +91,7 @@ class PgTransaction:
         self._sending = _SendingCursor(self)
 
     def defer(self, sql: str, args: tuple | list) -> None:
-        self._pending.append(self._cur.mogrify(sql, args))
+        self._pending.append(statement_bytes(self._cur, sql, args))
 
     def flush(self) -> None:
         if self._pending:
@@ -116,8 +117,7 @@ class _SendingCursor:
 
     def execute(self, sql: str | bytes, args: Any = None) -> None:
         tx = self._tx
-        statement = tx._cur.mogrify(sql, args) if args is not None else (
-            sql.encode() if isinstance(sql, str) else sql)
+        statement = statement_bytes(tx._cur, sql, args)
         batch = b";\n".join([*tx._pending, statement, *([b"COMMIT"] if tx._commit else [])])
         tx._pending.clear()
         if not tx._commit:
@@ -150,23 +150,23 @@ class PgRepository:
         tx.commit_with_next()
 
     def lock(self, tx: PgTransaction, key: str) -> None:
-        tx.cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+        tx.cursor.execute(Prepared("SELECT pg_advisory_xact_lock(hashtext(%s))"), (key,))
 
     def store_blob(self, tx: PgTransaction, upload: Upload) -> None:
-        tx.defer("INSERT INTO blobs (sha256, size, content) VALUES (%s, %s, %s) ON CONFLICT (sha256) DO NOTHING",
-                 (upload.sha256, upload.size, upload.content))
+        tx.defer(Prepared("INSERT INTO blobs (sha256, size, content) VALUES (%s, %s, %s) "
+                          "ON CONFLICT (sha256) DO NOTHING"), (upload.sha256, upload.size, upload.content))
 
     def blob(self, tx: PgTransaction, sha256: str) -> bytes | None:
         cur = tx.cursor
-        cur.execute("SELECT content FROM blobs WHERE sha256 = %s", (sha256,))
+        cur.execute(Prepared("SELECT content FROM blobs WHERE sha256 = %s"), (sha256,))
         row = cur.fetchone()
         return None if row is None else bytes(row[0])
 
     def add_document(self, tx: PgTransaction, upload: Upload, owner_id: str, code: str | None, kind: str,
                      draft_id: str | None = None, doc_id: str | None = None) -> dict[str, Any]:
         doc_id = doc_id or str(uuid.uuid4())
-        tx.defer("INSERT INTO documents (id, dossier_code, draft_id, owner_id, kind, requirement, name, "
-                 "content_type, size, sha256) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        tx.defer(Prepared("INSERT INTO documents (id, dossier_code, draft_id, owner_id, kind, requirement, name, "
+                          "content_type, size, sha256) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"),
                  (doc_id, code, draft_id, owner_id, kind, upload.requirement, upload.name, upload.content_type,
                   upload.size, upload.sha256))
         return document_ref(doc_id, upload)
@@ -185,26 +185,27 @@ class PgRepository:
 
     def claim_key(self, tx: PgTransaction, owner_id: str, key: str, request_hash: str) -> bool:
         cur = tx.cursor
-        cur.execute("INSERT INTO idempotency_keys (owner_id, key, request_hash) VALUES (%s, %s, %s) "
-                    "ON CONFLICT DO NOTHING RETURNING 1", (owner_id, key, request_hash))
+        cur.execute(Prepared("INSERT INTO idempotency_keys (owner_id, key, request_hash) VALUES (%s, %s, %s) "
+                             "ON CONFLICT DO NOTHING RETURNING 1"), (owner_id, key, request_hash))
         return cur.fetchone() is not None
 
     def key_record(self, tx: PgTransaction, owner_id: str, key: str) -> tuple[str, str | None] | None:
         cur = tx.cursor
-        cur.execute("SELECT request_hash, code FROM idempotency_keys WHERE owner_id = %s AND key = %s",
+        cur.execute(Prepared("SELECT request_hash, code FROM idempotency_keys WHERE owner_id = %s AND key = %s"),
                     (owner_id, key))
         row = cur.fetchone()
         return None if row is None else (row[0], row[1])
 
     def bind_key(self, tx: PgTransaction, owner_id: str, key: str, code: str) -> None:
-        tx.defer("UPDATE idempotency_keys SET code = %s WHERE owner_id = %s AND key = %s", (code, owner_id, key))
+        tx.defer(Prepared("UPDATE idempotency_keys SET code = %s WHERE owner_id = %s AND key = %s"),
+                 (code, owner_id, key))
 
     def next_sequence(self, tx: PgTransaction, agency_code: str, day: dt.date) -> int:
         # From here to the commit this agency's counter row is locked.
         cur = tx.cursor
-        cur.execute("INSERT INTO code_counters (agency_code, day, last_value) VALUES (%s, %s, 1) "
-                    "ON CONFLICT (agency_code, day) DO UPDATE SET last_value = code_counters.last_value + 1 "
-                    "RETURNING last_value", (agency_code, day))
+        cur.execute(Prepared("INSERT INTO code_counters (agency_code, day, last_value) VALUES (%s, %s, 1) "
+                             "ON CONFLICT (agency_code, day) DO UPDATE SET last_value = code_counters.last_value + 1 "
+                             "RETURNING last_value"), (agency_code, day))
         return cur.fetchone()[0]
 
     def record_access(self, row: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
-from portal_common.db import StatementBatch
+from portal_common.db import Prepared, StatementBatch
 from services.identity.domain.certificates import RevocationList
 
 ACCOUNT_COLUMNS = (
@@ -510,17 +510,17 @@ def purge_expired(cur) -> dict[str, int]:
 
 def remember_dossier_owner(cur, dossier_code: str, account_id: str, kind: str) -> None:
     """The owner is fixed at filing: a later copy (a hand-over names the same owner) changes nothing."""
-    cur.execute("INSERT INTO dossier_owners (dossier_code, account_id, owner_kind) VALUES (%s, %s, %s) "
-                "ON CONFLICT (dossier_code) DO NOTHING", (dossier_code, account_id, kind))
+    cur.execute(Prepared("INSERT INTO dossier_owners (dossier_code, account_id, owner_kind) VALUES (%s, %s, %s) "
+                         "ON CONFLICT (dossier_code) DO NOTHING"), (dossier_code, account_id, kind))
 
 
 def remember_dossier_owners(cur, owners: list[tuple[str, str, str]]) -> None:
     """``remember_dossier_owner`` for several (code, account id, kind) in one statement."""
     if owners:
         codes, ids, kinds = (list(column) for column in zip(*owners, strict=True))
-        cur.execute("INSERT INTO dossier_owners (dossier_code, account_id, owner_kind) "
-                    "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) "
-                    "ON CONFLICT (dossier_code) DO NOTHING", (codes, ids, kinds))
+        cur.execute(Prepared("INSERT INTO dossier_owners (dossier_code, account_id, owner_kind) "
+                             "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) "
+                             "ON CONFLICT (dossier_code) DO NOTHING"), (codes, ids, kinds))
 
 
 #: an account id in the canonical form, which can be cast to uuid and looked up by the key
@@ -532,21 +532,21 @@ def owner_targets(batch: StatementBatch, dossier_codes: list[str]) -> dict[str, 
     account's ``id``, ``role``, ``phone`` and ``notify_sms`` (None otherwise); sent with the
     statements ``batch`` keeps, in one round trip."""
     rows = batch.query(
-        "SELECT o.dossier_code, o.account_id, a.id, a.role, a.phone, a.notify_sms FROM dossier_owners o "
-        "LEFT JOIN accounts a ON a.id = CASE WHEN o.account_id ~ %s THEN o.account_id::uuid END "
-        "WHERE o.dossier_code = ANY(%s)", (_CANONICAL_UUID, dossier_codes)).fetchall()
+        Prepared("SELECT o.dossier_code, o.account_id, a.id, a.role, a.phone, a.notify_sms FROM dossier_owners o "
+                 "LEFT JOIN accounts a ON a.id = CASE WHEN o.account_id ~ %s THEN o.account_id::uuid END "
+                 "WHERE o.dossier_code = ANY(%s)"), (_CANONICAL_UUID, dossier_codes)).fetchall()
     return {r["dossier_code"]: r for r in rows}
 
 
 def dossier_owner(cur, dossier_code: str) -> str | None:
-    cur.execute("SELECT account_id FROM dossier_owners WHERE dossier_code = %s", (dossier_code,))
+    cur.execute(Prepared("SELECT account_id FROM dossier_owners WHERE dossier_code = %s"), (dossier_code,))
     row = cur.fetchone()
     return row["account_id"] if row else None
 
 
 def notification_target(cur, account_id: uuid.UUID | str, for_update: bool = False) -> dict | None:
-    cur.execute(f"SELECT id, role, phone, notify_sms FROM accounts WHERE id = %s{' FOR UPDATE' if for_update else ''}",
-                (str(account_id),))
+    cur.execute(Prepared(f"SELECT id, role, phone, notify_sms FROM accounts WHERE id = %s"
+                         f"{' FOR UPDATE' if for_update else ''}"), (str(account_id),))
     return cur.fetchone()
 
 
@@ -568,13 +568,13 @@ def note_wait(cur, event_id: str, dossier_code: str | None, reason: str) -> floa
 
 
 def forget_wait(cur, event_id: str) -> None:
-    cur.execute("DELETE FROM notification_waits WHERE event_id = %s", (event_id,))
+    cur.execute(Prepared("DELETE FROM notification_waits WHERE event_id = %s"), (event_id,))
 
 
 def insert_notice(cur, event_id: str, account_id: uuid.UUID | str, dossier_code: str, event_type: str,
                   body: str) -> None:
-    cur.execute("INSERT INTO applicant_notices (event_id, account_id, dossier_code, event_type, body) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING",
+    cur.execute(Prepared("INSERT INTO applicant_notices (event_id, account_id, dossier_code, event_type, body) "
+                         "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING"),
                 (event_id, str(account_id), dossier_code, event_type, body))
 
 
@@ -582,20 +582,20 @@ def lease_notices(cur, lease_s: float, limit: int, event_id: str | None = None) 
     """Take due pending notices (one, or the oldest ``limit``) for ``lease_s``: another sender skips them."""
     only = "AND n.event_id = %s " if event_id else ""
     args: list[Any] = [event_id] if event_id else []
-    cur.execute(
+    cur.execute(Prepared(
         "UPDATE applicant_notices n SET next_attempt_at = now() + make_interval(secs => %s), "
         "attempts = n.attempts + 1 FROM accounts a WHERE a.id = n.account_id AND n.event_id IN ("
         "  SELECT event_id FROM applicant_notices n WHERE status = 'pending' AND next_attempt_at <= now() "
         f"  {only}ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED) "
         "RETURNING n.event_id, n.account_id, n.dossier_code, n.event_type, n.body, n.attempts, "
-        "a.role, a.phone, a.notify_sms",
+        "a.role, a.phone, a.notify_sms"),
         [lease_s, *args, limit])
     return cur.fetchall()
 
 
 def forget_waits(cur, event_ids: list[str]) -> None:
     if event_ids:
-        cur.execute("DELETE FROM notification_waits WHERE event_id = ANY(%s::uuid[])", (event_ids,))
+        cur.execute(Prepared("DELETE FROM notification_waits WHERE event_id = ANY(%s::uuid[])"), (event_ids,))
 
 
 def insert_leased_notices(cur, notices: list[dict], lease_s: float) -> None:
@@ -603,10 +603,10 @@ def insert_leased_notices(cur, notices: list[dict], lease_s: float) -> None:
     ``lease_notices`` would: one attempt counted, not due again for ``lease_s``)."""
     if notices:
         cur.execute(
-            "INSERT INTO applicant_notices (event_id, account_id, dossier_code, event_type, body, attempts, "
-            "next_attempt_at) SELECT e, a, d, t, b, 1, now() + make_interval(secs => %s) "
-            "FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::text[]) AS x(e, a, d, t, b) "
-            "ON CONFLICT (event_id) DO NOTHING",
+            Prepared("INSERT INTO applicant_notices (event_id, account_id, dossier_code, event_type, body, attempts, "
+                     "next_attempt_at) SELECT e, a, d, t, b, 1, now() + make_interval(secs => %s) "
+                     "FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::text[]) AS x(e, a, d, t, b) "
+                     "ON CONFLICT (event_id) DO NOTHING"),
             (lease_s, *([str(n[key]) for n in notices]
                         for key in ("event_id", "account_id", "dossier_code", "event_type", "body"))))
 
@@ -615,15 +615,15 @@ def finish_sent_notices(cur, event_ids: list[str]) -> set[str]:
     """``finish_notice`` as sent for several notices; the ids of those closed now."""
     if not event_ids:
         return set()
-    cur.execute("UPDATE applicant_notices SET status = 'sent', sent_at = now() "
-                "WHERE event_id = ANY(%s::uuid[]) AND status = 'pending' RETURNING event_id", (event_ids,))
+    cur.execute(Prepared("UPDATE applicant_notices SET status = 'sent', sent_at = now() "
+                         "WHERE event_id = ANY(%s::uuid[]) AND status = 'pending' RETURNING event_id"), (event_ids,))
     return {str(r["event_id"]) for r in cur.fetchall()}
 
 
 def finish_notice(cur, event_id: str, status: str) -> bool:
     """Close a pending notice; False when it was closed already (another sender got there)."""
-    cur.execute("UPDATE applicant_notices SET status = %s, sent_at = CASE WHEN %s = 'sent' THEN now() END "
-                "WHERE event_id = %s AND status = 'pending'", (status, status, str(event_id)))
+    cur.execute(Prepared("UPDATE applicant_notices SET status = %s, sent_at = CASE WHEN %s = 'sent' THEN now() END "
+                         "WHERE event_id = %s AND status = 'pending'"), (status, status, str(event_id)))
     return cur.rowcount == 1
 
 

@@ -16,6 +16,8 @@ import json
 import zlib
 from typing import Any
 
+from portal_common.prepared import Prepared
+
 FEED_LOCK = zlib.crc32(b"router.agency_feed")
 _FEED_COLUMNS = ("position, agency_code, event_id, event_type, channels, dossier_code, stream_version, "
                  "procedure_code, field, province_code, status, national_status_code, cloudevent, created_at")
@@ -28,8 +30,8 @@ _SUB_COLUMNS = ("id, agency_code, callback_url, channels, filters, auth_header I
 
 
 def dossier_attributes(cur: Any, code: str) -> dict | None:
-    cur.execute("SELECT code, agency_code, procedure_code, field, province_code, status, fed_version "
-                "FROM dossiers WHERE code = %s FOR UPDATE", (code,))
+    cur.execute(Prepared("SELECT code, agency_code, procedure_code, field, province_code, status, fed_version "
+                         "FROM dossiers WHERE code = %s FOR UPDATE"), (code,))
     return cur.fetchone()
 
 
@@ -37,8 +39,8 @@ def dossier_attributes_many(cur: Any, codes: list[str]) -> dict[str, dict]:
     """``dossier_attributes`` of several dossiers (locked in the order of ``codes``)."""
     if not codes:
         return {}
-    cur.execute("SELECT code, agency_code, procedure_code, field, province_code, status, fed_version "
-                "FROM dossiers WHERE code = ANY(%s) ORDER BY code FOR UPDATE", (list(codes),))
+    cur.execute(Prepared("SELECT code, agency_code, procedure_code, field, province_code, status, fed_version "
+                         "FROM dossiers WHERE code = ANY(%s) ORDER BY code FOR UPDATE"), (list(codes),))
     return {r["code"]: r for r in cur.fetchall()}
 
 
@@ -57,10 +59,10 @@ def saved_attributes(row: dict | None, attrs: dict) -> dict:
 
 
 def save_dossier_attributes(cur: Any, code: str, attrs: dict, fed_version: int) -> None:
-    cur.execute(
+    cur.execute(Prepared(
         "UPDATE dossiers SET procedure_code = COALESCE(%s, procedure_code), field = COALESCE(%s, field), "
         "province_code = COALESCE(%s, province_code), status = COALESCE(%s, status), "
-        "fed_version = GREATEST(fed_version, %s), updated_at = now() WHERE code = %s",
+        "fed_version = GREATEST(fed_version, %s), updated_at = now() WHERE code = %s"),
         (attrs.get("procedure_code"), attrs.get("field"), attrs.get("province_code"), attrs.get("status"),
          fed_version, code))
 
@@ -75,7 +77,7 @@ def hold(cur: Any, event_id: str, code: str, version: int, envelope: dict) -> No
 
 def take_held(cur: Any, code: str, version: int) -> dict | None:
     """The held event of ``code`` at ``version`` (removed), if any."""
-    cur.execute("DELETE FROM feed_held WHERE dossier_code = %s AND stream_version = %s RETURNING envelope",
+    cur.execute(Prepared("DELETE FROM feed_held WHERE dossier_code = %s AND stream_version = %s RETURNING envelope"),
                 (code, version))
     row = cur.fetchone()
     return row["envelope"] if row else None
@@ -83,7 +85,7 @@ def take_held(cur: Any, code: str, version: int) -> dict | None:
 
 def held_dossiers(cur: Any, codes: list[str]) -> set[str]:
     """Which of ``codes`` have an event held."""
-    cur.execute("SELECT DISTINCT dossier_code FROM feed_held WHERE dossier_code = ANY(%s)", (list(codes),))
+    cur.execute(Prepared("SELECT DISTINCT dossier_code FROM feed_held WHERE dossier_code = ANY(%s)"), (list(codes),))
     return {r["dossier_code"] for r in cur.fetchall()}
 
 
@@ -108,6 +110,8 @@ _INSERT_ENTRY = (
     "SELECT nextval('agency_feed_position_seq'), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s "
     "WHERE NOT EXISTS (SELECT 1 FROM agency_feed WHERE agency_code = %s AND event_id = %s)"
 )
+_ADD_ENTRY, _ADD_ENTRY_RETURNING = Prepared(_INSERT_ENTRY), Prepared(_INSERT_ENTRY + " RETURNING position")
+_FEED_LOCK = Prepared("SELECT pg_advisory_xact_lock(%s)")
 
 
 def _entry_values(e: dict) -> tuple:
@@ -122,10 +126,10 @@ def append(cur: Any, entries: list[dict]) -> list[int]:
     the positions drawn. Takes the feed lock: call it last in the transaction."""
     if not entries:
         return []
-    cur.execute("SELECT pg_advisory_xact_lock(%s)", (FEED_LOCK,))
+    cur.execute(_FEED_LOCK, (FEED_LOCK,))
     positions = []
     for e in entries:
-        cur.execute(_INSERT_ENTRY + " RETURNING position", _entry_values(e))
+        cur.execute(_ADD_ENTRY_RETURNING, _entry_values(e))
         row = cur.fetchone()
         if row:
             positions.append(row["position"])
@@ -137,9 +141,9 @@ def append_unread(cur: Any, entries: list[dict]) -> None:
     ``StatementBatch`` sending the lock, the entries and the commit in one round trip."""
     if not entries:
         return
-    cur.execute("SELECT pg_advisory_xact_lock(%s)", (FEED_LOCK,))
+    cur.execute(_FEED_LOCK, (FEED_LOCK,))
     for e in entries:
-        cur.execute(_INSERT_ENTRY, _entry_values(e))
+        cur.execute(_ADD_ENTRY, _entry_values(e))
 
 
 def read_feed(cur: Any, agency_code: str, after: int, limit: int) -> list[dict]:
@@ -212,7 +216,7 @@ def due_subscriptions(cur: Any, agency_code: str | None, limit: int, now: dt.dat
     if agency_code is not None:
         sql += " AND s.agency_code = %s"
         args.append(agency_code)
-    cur.execute(sql + " ORDER BY s.next_attempt_at LIMIT %s", [*args, limit])
+    cur.execute(Prepared(sql + " ORDER BY s.next_attempt_at LIMIT %s"), [*args, limit])
     return cur.fetchall()
 
 

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 from typing import Any
 
+from portal_common.prepared import Prepared
 from services.router.domain.routing import Route
 
 DELIVERY_COLUMNS = (
@@ -41,18 +42,18 @@ def ensure_agency(cur: Any, code: str, status: str, successor: str | None) -> No
 
 
 def successors(cur: Any) -> dict[str, str | None]:
-    cur.execute("SELECT code, successor FROM agencies WHERE successor IS NOT NULL")
+    cur.execute(Prepared("SELECT code, successor FROM agencies WHERE successor IS NOT NULL"))
     return {r["code"]: r["successor"] for r in cur.fetchall()}
 
 
 def known_agencies(cur: Any, codes: list[str]) -> set[str]:
     """Which of ``codes`` the local copy has."""
-    cur.execute("SELECT code FROM agencies WHERE code = ANY(%s)", (list(codes),))
+    cur.execute(Prepared("SELECT code FROM agencies WHERE code = ANY(%s)"), (list(codes),))
     return {r["code"] for r in cur.fetchall()}
 
 
 def get_agency(cur: Any, code: str) -> dict | None:
-    cur.execute("SELECT code, name, status, successor FROM agencies WHERE code = %s", (code,))
+    cur.execute(Prepared("SELECT code, name, status, successor FROM agencies WHERE code = %s"), (code,))
     return cur.fetchone()
 
 
@@ -61,7 +62,7 @@ def get_agency(cur: Any, code: str) -> dict | None:
 
 def get_route(cur: Any, agency_code: str) -> Route | None:
     cur.execute(
-        "SELECT agency_code, channel, endpoint, secret_ref, active FROM routes WHERE agency_code = %s",
+        Prepared("SELECT agency_code, channel, endpoint, secret_ref, active FROM routes WHERE agency_code = %s"),
         (agency_code,),
     )
     row = cur.fetchone()
@@ -82,7 +83,7 @@ def save_route(cur: Any, route: Route) -> None:
 
 
 def dossier_holder(cur: Any, code: str) -> str | None:
-    cur.execute("SELECT agency_code FROM dossiers WHERE code = %s", (code,))
+    cur.execute(Prepared("SELECT agency_code FROM dossiers WHERE code = %s"), (code,))
     row = cur.fetchone()
     return row["agency_code"] if row else None
 
@@ -91,17 +92,17 @@ def dossier_holders(cur: Any, codes: list[str]) -> dict[str, tuple[str, int]]:
     """The holding agency and the version that set it, of each dossier of ``codes`` known here."""
     if not codes:
         return {}
-    cur.execute("SELECT code, agency_code, stream_version FROM dossiers WHERE code = ANY(%s)", (list(codes),))
+    cur.execute(Prepared("SELECT code, agency_code, stream_version FROM dossiers WHERE code = ANY(%s)"), (list(codes),))
     return {r["code"]: (r["agency_code"], r["stream_version"]) for r in cur.fetchall()}
 
 
 def set_dossier_holder(cur: Any, code: str, agency_code: str, stream_version: int) -> None:
     """Move the dossier to ``agency_code`` unless a later dossier event moved it already."""
-    cur.execute(
+    cur.execute(Prepared(
         "INSERT INTO dossiers (code, agency_code, stream_version) VALUES (%s, %s, %s) "
         "ON CONFLICT (code) DO UPDATE SET agency_code = EXCLUDED.agency_code, "
         "stream_version = EXCLUDED.stream_version, updated_at = now() "
-        "WHERE dossiers.stream_version < EXCLUDED.stream_version",
+        "WHERE dossiers.stream_version < EXCLUDED.stream_version"),
         (code, agency_code, stream_version),
     )
 

@@ -36,7 +36,8 @@ class CountingBatch(applicant_notices.StatementBatch):
     sent: list[list[bytes]] = []
 
     def send(self, commit: bool = False) -> None:
-        CountingBatch.sent.append([*self._statements, *([b"COMMIT"] if commit else [])])
+        prepared = self._cursor.connection.prepared  # statements run by name, read with their SQL
+        CountingBatch.sent.append([*map(prepared.readable, self._statements), *([b"COMMIT"] if commit else [])])
         super().send(commit)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from portal_common.db import Database
+from portal_common.db import Database, Prepared
 from services.identity.adapters import InsuredRecord, SubscriberRecord
 
 OUTBOX_KEEP = 500  # messages per phone kept in the outbox
@@ -61,8 +61,9 @@ class LocalSmsGateway:
     def send(self, phone: str, text: str, reference: str | None = None) -> None:
         """Keeps one message per ``reference``, as a gateway with client references does."""
         with self.db.transaction() as cur:
-            cur.execute("INSERT INTO local_sms_outbox (phone, body, reference) VALUES (%s, %s, %s) "
-                        "ON CONFLICT (reference) WHERE reference IS NOT NULL DO NOTHING", (phone, text, reference))
+            cur.execute(Prepared("INSERT INTO local_sms_outbox (phone, body, reference) VALUES (%s, %s, %s) "
+                                 "ON CONFLICT (reference) WHERE reference IS NOT NULL DO NOTHING"),
+                        (phone, text, reference))
 
     def messages(self, phone: str | None, limit: int = 50) -> list[dict]:
         with self.db.transaction() as cur:
