@@ -176,7 +176,10 @@ def system(migrated_database, amqp_uri, tmp_path_factory):
                                  # the merchant secret's folder (tests/payment rotate it there)
                                  "PAYMENT_SECRETS_DIR": str(payment_secrets),
                                  # the portal's port (tests/portal), so identity registers its VNeID return
-                                 "PORTAL_PORT": str(_free_port())})
+                                 "PORTAL_PORT": str(_free_port()),
+                                 # the router reads the catalog's agencies again every few seconds
+                                 # (tests/router/test_agency_sync.py), not every ten minutes
+                                 "AGENCY_SYNC_INTERVAL": "5", "AGENCY_SYNC_TICK": "2"})
     _start_router_first(sut, amqp_uri, logs)
     yield from serve(sut, logs, timeout=120)
 

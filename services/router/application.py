@@ -33,6 +33,7 @@ from portal_common.errors import Conflict, InvalidInput, NotFound
 from portal_common.eventstore import EventStore
 from portal_common.eventstore.events import EventContext, NewEvent
 from services.router import queries, repository, schemas
+from services.router.agency_sync import AgencySync
 from services.router.callbacks import CallbackClient, CallbackPolicy
 from services.router.channels import AmqpChannel, DeliveryFailed, HttpChannel, Outgoing
 from services.router.delivery_keys import HEADER, DeliveryKeys, NoDeliveryKey
@@ -75,9 +76,12 @@ class Router:
                  secrets: SecretStore | None = None,
                  resolve_remote: Callable[[str], str] | None = None,
                  next_step: Callable[[str, Any, Any], dict | None] | None = None,
-                 subscriptions: Subscriptions | None = None):
+                 subscriptions: Subscriptions | None = None,
+                 agency_sync: AgencySync | None = None):
         self.db = db
         self.resolve_remote = resolve_remote
+        # the local copy of the catalog's agencies read again from the catalog (agency_sync.py)
+        self.agency_sync = agency_sync or AgencySync(db, None)
         # agencies the local copy is known to hold: its rows are never deleted, so a code
         # seen there once is not looked up again (one transaction less per event or batch)
         self._known_agencies: set[str] = set()

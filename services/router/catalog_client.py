@@ -80,6 +80,27 @@ def resolver(amqp_uri: str) -> Callable[[str], str] | None:
     return resolve
 
 
+def agency_lister(amqp_uri: str) -> Callable[[], list[dict]] | None:
+    """Every agency of the catalog, dissolved ones included (``list_agencies`` page by page,
+    ``AGENCY_SYNC_PAGES`` pages of 100 at most), or None when ``CATALOG_FALLBACK`` is off."""
+    if not config.env_bool("CATALOG_FALLBACK", True, "router"):
+        return None
+    timeout = config.env_float("CATALOG_TIMEOUT", 3.0, "router")
+    max_pages = config.env_int("AGENCY_SYNC_PAGES", 1000, "router")
+
+    def list_all() -> list[dict]:
+        agencies: list[dict] = []
+        with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=timeout) as proxy:
+            for page in range(1, max_pages + 1):
+                answer = proxy.catalog.list_agencies(include_dissolved=True, page=page, page_size=100)
+                agencies.extend(answer["items"])
+                if not answer["items"] or page * 100 >= answer["total"]:
+                    break
+        return agencies
+
+    return list_all
+
+
 def chain_finder(amqp_uri: str) -> Callable[[str, Any, Any], dict | None] | None:
     """``(procedure, province, ward) -> {procedure, agency} | None`` from the catalog's
     ``next_procedure`` and ``agencies_for``, or None when ``CATALOG_FALLBACK`` is off.

@@ -8,6 +8,7 @@ from portal_common import config
 from portal_common.eventstore import EventStore
 from portal_common.nameko_ext import Storage
 from services.router import catalog_client
+from services.router.agency_sync import AgencySync
 from services.router.application import Router
 from services.router.callbacks import CallbackClient, CallbackPolicy
 from services.router.channels import AmqpChannel, HttpChannel
@@ -44,6 +45,8 @@ class RouterDeps(Storage):
             resolve_remote=catalog_client.resolver(amqp_uri),
             next_step=catalog_client.chain_finder(amqp_uri),
             subscriptions=subscriptions,
+            agency_sync=AgencySync(self.db, catalog_client.agency_lister(amqp_uri),
+                                   config.env_float("AGENCY_SYNC_INTERVAL", 600.0, "router")),
         )
 
     def stop(self) -> None:

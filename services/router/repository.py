@@ -23,8 +23,9 @@ DELIVERY_COLUMNS = (
 
 
 def upsert_agency(cur: Any, code: str, name: str | None, status: str, successor: str | None,
-                  stream_version: int) -> None:
-    """Apply catalog news about an agency unless a later version was applied already."""
+                  stream_version: int) -> int:
+    """Apply catalog news about an agency unless a later version was applied already; 1 when
+    the row changed."""
     cur.execute(
         "INSERT INTO agencies (code, name, status, successor, stream_version) VALUES (%s, %s, %s, %s, %s) "
         "ON CONFLICT (code) DO UPDATE SET name = coalesce(EXCLUDED.name, agencies.name), "
@@ -33,6 +34,13 @@ def upsert_agency(cur: Any, code: str, name: str | None, status: str, successor:
         "WHERE agencies.stream_version < EXCLUDED.stream_version",
         (code, name, status, successor, stream_version),
     )
+    return cur.rowcount
+
+
+def agency_versions(cur: Any, codes: list[str]) -> dict[str, int]:
+    """The version of each agency of ``codes`` in the local copy (0: learnt over RPC)."""
+    cur.execute(Prepared("SELECT code, stream_version FROM agencies WHERE code = ANY(%s)"), (list(codes),))
+    return {r["code"]: r["stream_version"] for r in cur.fetchall()}
 
 
 def ensure_agency(cur: Any, code: str, status: str, successor: str | None) -> None:

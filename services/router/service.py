@@ -19,6 +19,7 @@ from services.router.application import Router
 from services.router.providers import RouterDeps
 
 TICK_S = config.env_float("DELIVERY_TICK", 1.0, "router")
+AGENCY_SYNC_TICK_S = config.env_float("AGENCY_SYNC_TICK", 10.0, "router")
 
 
 class RouterService(HealthRpc):
@@ -133,6 +134,10 @@ class RouterService(HealthRpc):
     @event_handler("catalog", "AgencyDissolved")
     def on_agency_dissolved(self, envelope: dict) -> None:
         self.router.on_agency_event(envelope)
+
+    @timer(interval=AGENCY_SYNC_TICK_S, eager=True)
+    def sync_agencies(self) -> None:
+        self.router.agency_sync.run_if_due()
 
     # -- retries -----------------------------------------------------------------------
 
