@@ -49,6 +49,15 @@ def _docker_available() -> bool:
         return False
 
 
+@pytest.fixture(scope="session", autouse=True)
+def marked_statements_prepare():
+    """Every statement marked ``Prepared`` that the run's in-process code sent was prepared:
+    one the server refuses still runs (as text), so only this says it was marked by mistake."""
+    yield
+    from portal_common import prepared
+    assert not prepared._REFUSED, f"marked statements the server would not prepare: {prepared._REFUSED}"
+
+
 @pytest.fixture(scope="session")
 def docker_compose_file() -> str:
     return str(ROOT / "docker-compose.yml")

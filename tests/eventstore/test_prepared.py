@@ -10,6 +10,7 @@ import psycopg2.errors
 import pytest
 from psycopg2.extras import Json
 
+from portal_common import prepared
 from portal_common.db import CommittingCursor, Database, Prepared, StatementBatch
 from portal_common.prepared import PreparedStatements
 
@@ -77,7 +78,9 @@ def test_an_unmarked_statement_runs_as_plain_text(fresh_schema):
         assert len(cur.connection.prepared) == 1
 
 
-def test_a_statement_the_server_will_not_prepare_runs_as_text_and_the_transaction_goes_on(fresh_schema):
+def test_a_statement_the_server_will_not_prepare_runs_as_text_and_the_transaction_goes_on(fresh_schema,
+                                                                                         monkeypatch):
+    monkeypatch.setattr(prepared, "_REFUSED", set())  # a refusal of its own, not the run's
     db = fresh_schema("ps")
     _notes(db)
     unknown_type = Prepared("SELECT count(*) AS n FROM notes WHERE %s IS NULL")
