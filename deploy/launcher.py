@@ -103,6 +103,16 @@ def migrate_and_seed(dsn: str, seed: bool = True) -> None:
         module.load(dsn)
 
 
+def declare_queues(amqp_uri: str) -> None:
+    """Declare the services' event queues before any of them runs; a broker that does not
+    answer yet is left to the services (each declares its own queues as it starts)."""
+    from deploy.topology import declare_event_queues
+    try:
+        declare_event_queues(amqp_uri, SERVICE_CLASSES.values())
+    except OSError as exc:
+        print(f"the event queues were not declared ahead ({exc}); each service declares its own", flush=True)
+
+
 def _unused_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -213,7 +223,10 @@ class LocalSystem:
         return proc
 
     def start(self) -> None:
-        """Start every process not running yet (a caller may have started some first)."""
+        """Start every process not running yet (a caller may have started some first), the
+        services' event queues declared first (``deploy.topology``)."""
+        if not any(p.poll() is None for p in self.processes.values()):
+            declare_queues(self.amqp_uri)
         keys = self.instance_keys()
         if _truthy(self.env("gateway").get("LOCAL_ADAPTERS")):
             keys = [*STAND_INS, *keys]  # outside parties' local stand-ins, only with the local adapters

@@ -10,7 +10,16 @@ import time
 from pathlib import Path
 
 from deploy.infrastructure import ensure_infrastructure
-from deploy.launcher import LocalSystem, default_settings, migrate_and_seed, start_portal, stop_process, wait_http
+from deploy.launcher import (
+    SERVICE_CLASSES,
+    LocalSystem,
+    default_settings,
+    migrate_and_seed,
+    start_portal,
+    stop_process,
+    wait_http,
+)
+from deploy.topology import declare_event_queues
 
 
 def delivery_key_env(directory: Path) -> dict[str, str]:
@@ -106,6 +115,8 @@ def main() -> int:
     if args.command == "migrate":
         dsn, amqp, _ = default_settings()
         ensure_infrastructure(dsn, amqp)
+        # the queues first: a service that starts meanwhile publishes into them (deploy/topology.py)
+        declare_event_queues(amqp, SERVICE_CLASSES.values())
         migrate_and_seed(dsn)
         return 0
     return up()

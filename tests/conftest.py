@@ -13,13 +13,11 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 import uuid
 from pathlib import Path
 from urllib.parse import quote, urlparse, urlunparse
 
 import pytest
-from nameko.standalone.rpc import ClusterRpcProxy
 
 from deploy.infrastructure import ensure_infrastructure
 from deploy.launcher import LocalSystem, migrate_and_seed
@@ -189,33 +187,7 @@ def system(migrated_database, amqp_uri, tmp_path_factory):
                                  # the router reads the catalog's agencies again every few seconds
                                  # (tests/router/test_agency_sync.py), not every ten minutes
                                  "AGENCY_SYNC_INTERVAL": "5", "AGENCY_SYNC_TICK": "2"})
-    _start_router_first(sut, amqp_uri, logs)
     yield from serve(sut, logs, timeout=120)
-
-
-def _start_router_first(sut: LocalSystem, amqp_uri: str, logs: Path, timeout: float = 60) -> None:
-    """Start the router and wait until it answers an RPC, so the others start after it.
-
-    The catalog's relay publishes the seed's agency events as soon as the catalog starts, and
-    a topic exchange drops what no queue is bound for yet. The router binds its queues one by
-    one, so starting together it could miss part of the seed and hold a broken successor chain
-    (e.g. P62-SKHDT active, or dissolved into a P62-STC it never heard of), which its
-    ``resolve_agency`` fallback never repairs, since it asks only about codes it lacks. An RPC
-    answer means every queue of the router is bound (nameko declares them all before consuming).
-    """
-    proc = sut.start_one("router")
-    deadline = time.monotonic() + timeout
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=2) as proxy:
-                proxy.router.health()
-            return
-        except Exception:
-            time.sleep(0.2)
-    sut.stop()
-    log = logs / "router.log"
-    print(f"--- {log.name}\n{log.read_text()[-3000:] if log.exists() else ''}")
-    raise RuntimeError(f"the router did not answer within {timeout:.0f}s (exit code {proc.poll()})")
 
 
 @pytest.fixture(scope="session")

@@ -1,15 +1,16 @@
 """The local copy of the catalog's agencies, brought up to the catalog's own.
 
 The router follows successor chains in its local copy, which catalog events keep current.
-An event published while the router's queue for its type was not bound yet is dropped by the
-exchange: at a fresh deployment the catalog publishes its seed as soon as it starts, and the
-router binds its queues one by one, so it could hold an agency as active that the catalog
-has dissolved, or a successor it never heard was dissolved in turn, and route a dossier to a
-predecessor. ``resolve_agency`` only covers codes the copy lacks. So the router also reads
-the catalog's whole list (``list_agencies``, dissolved ones included) once it has started and
-then every ``AGENCY_SYNC_INTERVAL`` seconds, and applies each agency as its latest event
-would be applied: only where the catalog's version is above the copy's, so neither an event
-nor this read can take the copy back.
+An event published while the router's queue for its type did not exist is dropped by the
+exchange, and then the router could hold an agency as active that the catalog has
+dissolved, or a successor it never heard was dissolved in turn, and route a dossier to a
+predecessor: at a fresh deployment the catalog publishes its seed as soon as it starts
+(``deploy/topology.py`` declares the queues ahead for that; a broker that lost its queues,
+or one declared by hand, would still miss events). ``resolve_agency`` only covers codes the
+copy lacks. So the router also reads the catalog's whole list (``list_agencies``, dissolved
+ones included) once it has started and then every ``AGENCY_SYNC_INTERVAL`` seconds, and
+applies each agency as its latest event would be applied: only where the catalog's version
+is above the copy's, so neither an event nor this read can take the copy back.
 """
 
 from __future__ import annotations
