@@ -110,6 +110,18 @@ def _rabbitmqctl(*args: str) -> bool:
     return subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, timeout=60).returncode == 0
 
 
+def private_vhost(base_uri: str, vhost: str, who: str):
+    """A RabbitMQ vhost of the caller's own on the local broker (a generator for a fixture:
+    yields its URI, deletes it after); skips when it cannot be made (no rabbitmqctl)."""
+    base = urlparse(base_uri)
+    created = base.hostname in ("127.0.0.1", "localhost") and _rabbitmqctl("add_vhost", vhost) and \
+        _rabbitmqctl("set_permissions", "-p", vhost, base.username or "guest", ".*", ".*", ".*")
+    if not created:
+        pytest.skip(f"{who} need a RabbitMQ vhost of their own (rabbitmqctl)")
+    yield urlunparse(base._replace(path="/" + quote(vhost, safe="")))
+    _rabbitmqctl("delete_vhost", vhost)
+
+
 @pytest.fixture(scope="session")
 def amqp_uri(infrastructure):
     """An AMQP URI on a vhost of this run's own (deleted at the end when we made it)."""

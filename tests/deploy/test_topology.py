@@ -6,26 +6,19 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from urllib.parse import quote, urlparse, urlunparse
 
 import pytest
 from kombu import Connection, Exchange, Producer
 
 from deploy.launcher import SERVICE_CLASSES, declare_queues
 from deploy.topology import declare_event_queues
-from tests.conftest import _rabbitmqctl
+from tests.conftest import private_vhost
 
 
 @pytest.fixture
 def fresh_vhost(infrastructure):
-    vhost = f"portal_test_topology_{uuid.uuid4().hex[:8]}"
-    base = urlparse(infrastructure["amqp"])
-    created = base.hostname in ("127.0.0.1", "localhost") and _rabbitmqctl("add_vhost", vhost) and \
-        _rabbitmqctl("set_permissions", "-p", vhost, base.username or "guest", ".*", ".*", ".*")
-    if not created:
-        pytest.skip("the router tests need a RabbitMQ vhost of their own (rabbitmqctl)")
-    yield urlunparse(base._replace(path="/" + quote(vhost, safe="")))
-    _rabbitmqctl("delete_vhost", vhost)
+    yield from private_vhost(infrastructure["amqp"], f"portal_test_topology_{uuid.uuid4().hex[:8]}",
+                             "the topology tests")
 
 
 def _get(conn: Connection, queue: str) -> dict | None:

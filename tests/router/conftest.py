@@ -12,7 +12,6 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import quote, urlparse, urlunparse
 
 import pytest
 from kombu import Connection, Exchange, Producer
@@ -21,7 +20,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from deploy.launcher import LocalSystem
 from portal_common.db import Database, drop_database, ensure_database
 from portal_common.migrations import migrate
-from tests.conftest import RUN_ID, _rabbitmqctl
+from tests.conftest import RUN_ID, private_vhost
 from tests.router.broker import PrivateBroker, server_binary
 from tests.support.processes import stop
 
@@ -56,14 +55,7 @@ def router_db_url(infrastructure):
 
 @pytest.fixture(scope="session")
 def router_amqp(infrastructure):
-    vhost = f"portal_test_{RUN_ID}_router"
-    base = urlparse(infrastructure["amqp"])
-    created = base.hostname in ("127.0.0.1", "localhost") and _rabbitmqctl("add_vhost", vhost) and \
-        _rabbitmqctl("set_permissions", "-p", vhost, base.username or "guest", ".*", ".*", ".*")
-    if not created:
-        pytest.skip("the router tests need a RabbitMQ vhost of their own (rabbitmqctl)")
-    yield urlunparse(base._replace(path="/" + quote(vhost, safe="")))
-    _rabbitmqctl("delete_vhost", vhost)
+    yield from private_vhost(infrastructure["amqp"], f"portal_test_{RUN_ID}_router", "the router tests")
 
 
 @pytest.fixture(scope="session")
