@@ -30,7 +30,7 @@ import psycopg2.extras
 
 from portal_common import config
 from portal_common.errors import DatabaseUnavailable
-from portal_common.prepared import Prepared, PreparedStatements, execute_form, statement_bytes
+from portal_common.prepared import Prepared, PreparingConnection, execute_form, statement_bytes
 
 __all__ = ["CommittingCursor", "Database", "DatabaseUnavailable", "Prepared", "connect", "drop_database",
            "ensure_database", "make_green"]
@@ -98,7 +98,7 @@ _IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
 _BASE = psycopg2.extensions.connection
 
 
-class MergedBeginConnection(_BASE):
+class MergedBeginConnection(PreparingConnection):
     """A connection that opens its transactions in the round trip of their first statement.
 
     psycopg2 sends ``BEGIN`` on its own before the first statement of every transaction: one
@@ -109,15 +109,13 @@ class MergedBeginConnection(_BASE):
     keeps its meaning (no ``BEGIN`` at all while it is true). Cursors of any kind made from
     the connection (``cur.connection.cursor()`` too) behave alike.
 
-    Statements marked ``Prepared`` run as server-side prepared statements (``prepared``, see
-    ``portal_common.prepared``).
+    Its cursors also run statements marked ``Prepared`` by name (``PreparingConnection``).
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         _BASE.autocommit.__set__(self, True)
         self._wants_autocommit = False
-        self.prepared = PreparedStatements()
 
     @property
     def autocommit(self) -> bool:  # type: ignore[override]

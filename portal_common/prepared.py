@@ -152,8 +152,9 @@ class PreparedStatements:
 
 
 class PreparingConnection(psycopg2.extensions.connection):
-    """A plain connection (no pool) whose callers send marked statements with
-    ``statement_bytes``: the outbox relay's."""
+    """A connection that keeps its prepared statements (``prepared``). Pooled connections
+    (``MergedBeginConnection``) run marked statements by name in every cursor; on a plain
+    one (the outbox relay's) callers send them with ``statement_bytes``."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
