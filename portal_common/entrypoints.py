@@ -45,7 +45,7 @@ from nameko.exceptions import ContainerBeingKilled
 from nameko.messaging import QueueConsumer
 from nameko.rpc import ReplyListener, Responder, Rpc, RpcConsumer, RpcProxy, get_rpc_exchange
 
-from portal_common import config
+from portal_common import config, publishing
 from portal_common.db import DatabaseUnavailable
 from portal_common.redelivery import Redeliverer, RetryPolicy, parking_queue_name
 
@@ -154,6 +154,10 @@ class ReconnectingRpcConsumer(RpcConsumer):
 
     queue_consumer = ReconnectingQueueConsumer()
 
+    def setup(self) -> None:
+        publishing.install()
+        super().setup()
+
     def _reply(self, message, result, exc_info):
         """nameko's ``RpcConsumer.handle_result`` with the unconfirmed responder."""
         conf = self.container.config
@@ -199,6 +203,10 @@ class ReconnectingReplyListener(ReplyListener):
 
 class ReconnectingRpcProxy(RpcProxy):
     rpc_reply_listener = ReconnectingReplyListener()
+
+    def setup(self) -> None:
+        publishing.install()
+        super().setup()
 
 
 event_handler = ReconnectingEventHandler.decorator

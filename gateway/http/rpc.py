@@ -13,7 +13,7 @@ import eventlet
 from nameko.exceptions import RpcTimeout
 from nameko.rpc import RpcProxy
 
-from portal_common import config
+from portal_common import config, publishing
 
 
 class _TimedMethod:
@@ -42,6 +42,10 @@ class ServiceRpc(RpcProxy):
     def __init__(self, target_service: str, timeout: float | None = None, **options: Any):
         super().__init__(target_service, **options)
         self.timeout = timeout or config.env_float("RPC_TIMEOUT", 10.0, "gateway")
+
+    def setup(self) -> None:
+        publishing.install()
+        super().setup()
 
     def get_dependency(self, worker_ctx) -> Any:
         return _TimedService(super().get_dependency(worker_ctx), self.timeout)
