@@ -27,9 +27,11 @@ broke before its transaction committed runs once more on a fresh connection
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from functools import partial
 
+import kombu.serialization
 from amqp.exceptions import ConnectionError as AmqpConnectionError
 from kombu.exceptions import OperationalError
 from nameko.amqp.publish import Publisher
@@ -41,7 +43,7 @@ from nameko.constants import (
     SERIALIZER_CONFIG_KEY,
 )
 from nameko.events import EventHandler
-from nameko.exceptions import ContainerBeingKilled
+from nameko.exceptions import ContainerBeingKilled, UnserializableValueError, serialize
 from nameko.messaging import QueueConsumer
 from nameko.rpc import ReplyListener, Responder, Rpc, RpcConsumer, RpcProxy, get_rpc_exchange
 
@@ -144,7 +146,28 @@ class UnconfirmedPublisher(Publisher):
 
 
 class UnconfirmedResponder(Responder):
+    """nameko's ``Responder`` on the unconfirmed publisher, encoding each reply once.
+
+    nameko encodes the result on its own to learn whether it can be sent, then the whole
+    reply again to send it; here the reply is encoded once and sent as it is. A result that
+    cannot be encoded is answered, as by nameko, with ``UnserializableValueError``."""
+
     publisher_cls = UnconfirmedPublisher
+
+    def send_response(self, result, exc_info):
+        error = serialize(exc_info[1]) if exc_info is not None else None
+        serializer = kombu.serialization.registry.type_to_name[self.message.properties["content_type"]]
+        try:
+            content_type, encoding, body = kombu.serialization.dumps({"result": result, "error": error}, serializer)
+        except Exception:
+            exc_info = sys.exc_info()
+            result, error = None, serialize(UnserializableValueError(result))
+            content_type, encoding, body = kombu.serialization.dumps({"result": None, "error": error}, serializer)
+        self.publisher_cls(self.amqp_uri, ssl=self.ssl, login_method=self.login_method).publish(
+            body, content_type=content_type, content_encoding=encoding, exchange=self.exchange,
+            routing_key=self.message.properties["reply_to"],
+            correlation_id=self.message.properties.get("correlation_id"))
+        return result, exc_info
 
 
 class ReconnectingRpcConsumer(RpcConsumer):

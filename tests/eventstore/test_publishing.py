@@ -1,19 +1,24 @@
 """Held producers (``portal_common.publishing``) against the real broker: nameko's publishers
 keep one connection and channel from one message to the next, never reuse one that failed,
-and still reconnect when the broker dropped a resting one."""
+and still reconnect when the broker dropped a resting one; and RPC replies, encoded once."""
 
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import uuid
 
+import kombu.messaging
+import kombu.serialization
 import nameko.amqp.publish
 import pytest
 from kombu import Connection, Exchange, Queue
 from nameko.amqp.publish import Publisher, UndeliverableMessage
+from nameko.rpc import get_rpc_exchange
 
 from portal_common import publishing
+from portal_common.entrypoints import UnconfirmedResponder
 from tests.eventstore.amqp_helpers import take
 
 
@@ -137,3 +142,76 @@ def test_concurrent_publishers_use_at_most_the_limit_of_producers(held, amqp_uri
     assert 1 <= most[0] <= 3
     assert _pool(amqp_uri).created <= 3
     assert sorted(m.payload["n"] for m in take(bound, 80)) == list(range(80))
+
+
+class _Request:
+    """The parts of an RPC request message a responder reads."""
+
+    def __init__(self, reply_to: str):
+        self.properties = {"content_type": "application/json", "reply_to": reply_to,
+                           "correlation_id": str(uuid.uuid4())}
+
+
+@pytest.fixture
+def reply_queue(amqp_uri):
+    """A queue bound to nameko's RPC exchange by a reply routing key of the test's own."""
+    routing_key = f"test-reply-{uuid.uuid4().hex[:8]}"
+    conn = Connection(amqp_uri, connect_timeout=10)
+    bound = Queue(routing_key, exchange=get_rpc_exchange({}), routing_key=routing_key, durable=False,
+                  auto_delete=False)(conn.channel())
+    bound.declare()
+    yield routing_key, bound
+    bound.delete()
+    conn.release()
+
+
+@pytest.fixture
+def encodings(monkeypatch):
+    """Counts every encoding of a message body, by the responder or by kombu's producer."""
+    counted = []
+
+    def counting(data, serializer=None):
+        counted.append(serializer)
+        return real(data, serializer)
+
+    real = kombu.serialization.dumps
+    monkeypatch.setattr(kombu.serialization, "dumps", counting)
+    monkeypatch.setattr(kombu.messaging, "dumps", counting)
+    return counted
+
+
+def test_a_reply_is_encoded_once_and_reaches_its_caller(held, amqp_uri, reply_queue, encodings):
+    routing_key, bound = reply_queue
+    request = _Request(routing_key)
+    responder = UnconfirmedResponder(amqp_uri, get_rpc_exchange({}), "json", request)
+    result = {"code": "000.00.00.H01-261206-0001", "tên": "Nguyễn Văn A", "n": [1, 2.5, None]}
+    assert responder.send_response(result, None) == (result, None)
+    assert encodings == ["json"]
+    [reply] = take(bound, 1)
+    assert reply.properties["correlation_id"] == request.properties["correlation_id"]
+    assert reply.content_type == "application/json"
+    assert reply.payload == {"result": result, "error": None}
+
+
+def test_a_reply_that_cannot_be_encoded_answers_unserializable_value(held, amqp_uri, reply_queue):
+    routing_key, bound = reply_queue
+    responder = UnconfirmedResponder(amqp_uri, get_rpc_exchange({}), "json", _Request(routing_key))
+    result, exc_info = responder.send_response({"when": object()}, None)
+    assert result is None and exc_info is not None
+    [reply] = take(bound, 1)
+    assert reply.payload["result"] is None
+    assert reply.payload["error"]["exc_type"] == "UnserializableValueError"
+
+
+def test_an_error_reply_carries_the_service_s_exception(held, amqp_uri, reply_queue):
+    routing_key, bound = reply_queue
+    responder = UnconfirmedResponder(amqp_uri, get_rpc_exchange({}), "json", _Request(routing_key))
+    try:
+        raise ValueError("mã hồ sơ không hợp lệ")
+    except ValueError:
+        exc_info = sys.exc_info()
+    assert responder.send_response(None, exc_info) == (None, exc_info)
+    [reply] = take(bound, 1)
+    assert reply.payload["result"] is None
+    assert reply.payload["error"]["exc_type"] == "ValueError"
+    assert reply.payload["error"]["value"] == "mã hồ sơ không hợp lệ"
