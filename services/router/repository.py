@@ -123,12 +123,12 @@ def insert_delivery(cur: Any, *, delivery_id: str, dossier_code: str, agency_cod
                     body: dict, lease_s: float | None = None) -> bool:
     """Insert a pending delivery (leased for ``lease_s`` seconds when given, its first attempt
     then counted as for ``lease``); False when it already exists (a duplicate event)."""
-    cur.execute(
+    cur.execute(Prepared(
         "INSERT INTO deliveries (delivery_id, dossier_code, agency_code, addressed_to, event_id, "
         "event_type, channel, body, lease_until, attempts) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
         "CASE WHEN %s::float8 IS NULL THEN NULL ELSE now() + %s::float8 * interval '1 second' END, "
         "CASE WHEN %s::float8 IS NULL THEN 0 ELSE 1 END) "
-        "ON CONFLICT (delivery_id) DO NOTHING",
+        "ON CONFLICT (delivery_id) DO NOTHING"),
         (delivery_id, dossier_code, agency_code, addressed_to, event_id, event_type, channel,
          json.dumps(body, ensure_ascii=False), lease_s, lease_s, lease_s),
     )
@@ -158,19 +158,19 @@ def lease(cur: Any, delivery_id: str, lease_s: float) -> dict | None:
 
     The attempt is counted here, before anything is sent: a send whose outcome could not be
     recorded (the database went away) still counts, and the next try is numbered after it."""
-    cur.execute(
-        f"UPDATE deliveries SET lease_until = now() + %s * interval '1 second', attempts = attempts + 1 "
+    cur.execute(Prepared(
+        f"UPDATE deliveries SET lease_until = now() + %s::float8 * interval '1 second', attempts = attempts + 1 "
         f"WHERE delivery_id = %s AND status = 'pending' AND next_attempt_at <= now() "
-        f"AND (lease_until IS NULL OR lease_until < now()) RETURNING {DELIVERY_COLUMNS}",
+        f"AND (lease_until IS NULL OR lease_until < now()) RETURNING {DELIVERY_COLUMNS}"),
         (lease_s, delivery_id),
     )
     return cur.fetchone()
 
 
 def due(cur: Any, limit: int) -> list[str]:
-    cur.execute(
+    cur.execute(Prepared(
         "SELECT delivery_id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= now() "
-        "AND (lease_until IS NULL OR lease_until < now()) ORDER BY next_attempt_at LIMIT %s",
+        "AND (lease_until IS NULL OR lease_until < now()) ORDER BY next_attempt_at LIMIT %s"),
         (limit,),
     )
     return [str(r["delivery_id"]) for r in cur.fetchall()]
@@ -179,12 +179,12 @@ def due(cur: Any, limit: int) -> list[str]:
 def mark_sent(cur: Any, delivery_id: str, channel: str, attempts: int, acknowledged: bool) -> str | None:
     """Record a successful attempt; returns the status before (an agency may have confirmed
     the delivery already: it keeps that status)."""
-    cur.execute("SELECT status FROM deliveries WHERE delivery_id = %s FOR UPDATE", (delivery_id,))
+    cur.execute(Prepared("SELECT status FROM deliveries WHERE delivery_id = %s FOR UPDATE"), (delivery_id,))
     before = cur.fetchone()
-    cur.execute(
+    cur.execute(Prepared(
         "UPDATE deliveries SET status = CASE WHEN status = 'acknowledged' THEN status ELSE %s END, "
         "channel = %s, attempts = %s, sent_at = now(), "
-        "lease_until = NULL, last_error = NULL, updated_at = now() WHERE delivery_id = %s",
+        "lease_until = NULL, last_error = NULL, updated_at = now() WHERE delivery_id = %s"),
         ("acknowledged" if acknowledged else "sent", channel, attempts, delivery_id),
     )
     return before["status"] if before else None
@@ -194,11 +194,11 @@ def mark_sent_many(cur: Any, sent: list[tuple[str, int]], channel: str) -> None:
     """``mark_sent`` (not acknowledged) for several deliveries, ``(delivery_id, attempts)``
     each, in one statement (``cur`` may be a ``StatementBatch``)."""
     ordered = sorted(sent)
-    cur.execute(
+    cur.execute(Prepared(
         "UPDATE deliveries d SET status = CASE WHEN d.status = 'acknowledged' THEN d.status ELSE 'sent' END, "
         "channel = %s, attempts = v.attempts, sent_at = now(), lease_until = NULL, last_error = NULL, "
         "updated_at = now() FROM unnest(%s::uuid[], %s::int[]) AS v(delivery_id, attempts) "
-        "WHERE d.delivery_id = v.delivery_id",
+        "WHERE d.delivery_id = v.delivery_id"),
         (channel, [d for d, _ in ordered], [a for _, a in ordered]),
     )
 
@@ -212,11 +212,11 @@ def mark_failed(cur: Any, delivery_id: str, attempts: int, error: str,
                 next_at: dt.datetime | None) -> bool:
     """Record a failed attempt: rescheduled at ``next_at``, or dead when it is None. False
     when the agency confirmed the delivery meanwhile (a copy got through after all)."""
-    cur.execute(
+    cur.execute(Prepared(
         "UPDATE deliveries SET attempts = %s, last_error = %s, lease_until = NULL, "
         "status = CASE WHEN %s::timestamptz IS NULL THEN 'dead' ELSE 'pending' END, "
         "next_attempt_at = coalesce(%s::timestamptz, next_attempt_at), updated_at = now() "
-        "WHERE delivery_id = %s AND status <> 'acknowledged'",
+        "WHERE delivery_id = %s AND status <> 'acknowledged'"),
         (attempts, error, next_at, next_at, delivery_id),
     )
     return cur.rowcount == 1
@@ -237,13 +237,13 @@ def revive(cur: Any, delivery_id: str) -> dict | None:
 
 def pending_deliveries(cur: Any, delivery_ids: list[str]) -> list[dict]:
     """The deliveries among ``delivery_ids`` still pending, in that order."""
-    cur.execute(f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE delivery_id = ANY(%s::uuid[]) "
-                f"AND status = 'pending'", (list(delivery_ids),))
+    cur.execute(Prepared(f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE delivery_id = ANY(%s::uuid[]) "
+                         f"AND status = 'pending'"), (list(delivery_ids),))
     found = {str(r["delivery_id"]): r for r in cur.fetchall()}
     return [found[d] for d in delivery_ids if d in found]
 
 
 def get_delivery(cur: Any, delivery_id: str, for_update: bool = False) -> dict | None:
     lock = " FOR UPDATE" if for_update else ""
-    cur.execute(f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE delivery_id = %s{lock}", (delivery_id,))
+    cur.execute(Prepared(f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE delivery_id = %s{lock}"), (delivery_id,))
     return cur.fetchone()
