@@ -14,6 +14,13 @@ messaging, SQL round trips, hashing, the relay's publishing, ...) in CPU ms per 
 and the statements ``pg_stat_statements`` counted (top level only: a multi-statement round trip
 counts each of its statements), as calls per submission, with their planning time.
 
+Then, on the same system, as many public lookups of a filed dossier (``bench submit``'s
+baseline: one RPC, one index probe) at the same concurrency, with the CPU of every process
+read the same way: the table beside the submission's says what each process spends on a
+submission against a lookup, the client (this process) included. On a machine whose CPU is
+the bound, ``bench submit``'s rate ratio can reach no more than the lookup's CPU over the
+submission's (``cpu_ratio``).
+
 py-spy counts a thread as busy whenever it is not asleep, so a process that woke another with
 a socket ``send`` and then waits for the CPU is sampled inside that ``send``: on a saturated
 machine the "green threads and I/O" step holds much of that wait. ``--gil`` samples only
@@ -228,12 +235,22 @@ def _profile(server: str, postmaster: int, amqp_uri: str, n: int, concurrency: i
         auth = {"Authorization": f"Bearer {_citizen_token(url)}"}
         filing = _filing(url)
 
+        codes: list[str] = []
+
         def submit(_i: int) -> bool:
-            status, _ = request_json(f"{url}/api/v1/dossiers", "POST", filing,
-                                     dict(auth, **{"Idempotency-Key": uuid.uuid4().hex}))
+            status, body = request_json(f"{url}/api/v1/dossiers", "POST", filing,
+                                        dict(auth, **{"Idempotency-Key": uuid.uuid4().hex}))
             if status != 201:
                 failures.add(f"submission answered {status}")
+            elif not codes:
+                codes.append(body["code"])
             return status == 201
+
+        def lookup(_i: int) -> bool:
+            status, _ = request_json(f"{url}/api/v1/lookup/{codes[0]}")
+            if status != 200:
+                failures.add(f"lookup answered {status}")
+            return status == 200
 
         with ThreadPoolExecutor(concurrency) as pool:  # warm every process and connection
             list(pool.map(submit, range(min(40, n))))
@@ -243,6 +260,7 @@ def _profile(server: str, postmaster: int, amqp_uri: str, n: int, concurrency: i
         groups = {name: (lambda pid=pid: [psutil.Process(pid)]) for name, pid in pids.items()}
         groups["postgresql"] = lambda: [psutil.Process(postmaster), *psutil.Process(postmaster).children()]
         groups["rabbitmq (shared)"] = lambda: [p for p in psutil.process_iter(["name"]) if p.info["name"] == "beam.smp"]
+        groups["bench client"] = lambda: [psutil.Process()]
         meter = CpuMeter(groups)
         with contextlib.closing(psycopg2.connect(dsn)) as conn:
             conn.autocommit = True
@@ -268,6 +286,15 @@ def _profile(server: str, postmaster: int, amqp_uri: str, n: int, concurrency: i
             with contextlib.suppress(subprocess.TimeoutExpired):
                 spy.wait(30)
         statements = _statements(dsn)
+        lookups = CpuMeter(groups)
+        with ThreadPoolExecutor(concurrency) as pool:  # warm the lookup's path
+            list(pool.map(lookup, range(min(40, n))))
+        lookups.start()
+        looked_up = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            found = sum(pool.map(lookup, range(n)))
+        looked_up = time.perf_counter() - looked_up
+        lookups.stop()
     finally:
         for spy in spies:
             if spy.poll() is None:
@@ -286,8 +313,10 @@ def _profile(server: str, postmaster: int, amqp_uri: str, n: int, concurrency: i
         failures.add("not delivered to the agency", abs(n - (delivered - warm)) or 1)
     if noticed - warm != n:
         failures.add("no SMS notice", abs(n - (noticed - warm)) or 1)
+    if found != n:
+        failures.add("lookups not answered", n - found)
     return _report(n, concurrency, answered, finished, meter.used, meter.waited, samples, statements, top,
-                   failures)
+                   failures, (looked_up, lookups.used))
 
 
 def _wait_downstream(dsn: str, expected: int, timeout: float) -> tuple[int, int]:
@@ -309,7 +338,8 @@ def _statements(dsn: str) -> list[tuple[str, int, float, float]]:
 
 def _report(n: int, concurrency: int, answered: float, finished: float, cpu: dict[str, float],
             waited: dict[str, float], samples: dict[str, Counter[str]],
-            statements: list[tuple[str, int, float, float]], top: int, failures: Failures) -> int:
+            statements: list[tuple[str, int, float, float]], top: int, failures: Failures,
+            lookups: tuple[float, dict[str, float]]) -> int:
     print(f"{n} submissions, {concurrency} in flight: answered in {answered:.1f} s ({n / answered:.1f}/s), "
           f"delivered and noticed in {finished:.1f} s")
     print("\nms per submission, per process: on a CPU, and runnable but waiting for one")
@@ -317,10 +347,20 @@ def _report(n: int, concurrency: int, answered: float, finished: float, cpu: dic
     total = total_wait = 0.0
     for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
         print(f"  {name:<22} {seconds * 1000 / n:8.2f} {waited.get(name, 0.0) * 1000 / n:8.2f}")
-        if "shared" not in name:
+        if "shared" not in name and name != "bench client":
             total += seconds
             total_wait += waited.get(name, 0.0)
     print(f"  {'total (broker aside)':<22} {total * 1000 / n:8.2f} {total_wait * 1000 / n:8.2f}")
+    looked_up, lookup_cpu = lookups
+    print(f"\nCPU ms per request, per process: a submission (until delivered and noticed) beside a public "
+          f"lookup ({n} at {concurrency} in flight, {n / looked_up:.1f}/s)")
+    print(f"  {'process':<22} {'submission':>10} {'lookup':>8}")
+    for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<22} {seconds * 1000 / n:10.2f} {lookup_cpu.get(name, 0.0) * 1000 / n:8.2f}")
+    submission_all = sum(cpu.values()) * 1000 / n
+    lookup_all = sum(lookup_cpu.values()) * 1000 / n
+    print(f"  {'all of them':<22} {submission_all:10.2f} {lookup_all:8.2f}   lookup / submission: "
+          f"{lookup_all / submission_all:.3f}")
     if samples:
         print("\nCPU ms per submission, per step (py-spy samples of each process, scaled to its CPU time)")
         by_step: dict[str, dict[str, float]] = defaultdict(dict)
@@ -348,5 +388,6 @@ def _report(n: int, concurrency: int, answered: float, finished: float, cpu: dic
                   f"sql_calls_per_submission={calls / n:.1f} sql_ms_per_submission={db_ms / n:.2f} "
                   f"sql_plan_ms_per_submission={plan_ms / n:.2f} "
                   f"cpu_wait_ms_per_submission={total_wait * 1000 / n:.1f} "
-                  f"submits_per_s={n / answered:.1f}", failures)
+                  f"submits_per_s={n / answered:.1f} all_cpu_ms_per_submission={submission_all:.1f} "
+                  f"all_cpu_ms_per_lookup={lookup_all:.2f} cpu_ratio={lookup_all / submission_all:.3f}", failures)
 
