@@ -17,6 +17,7 @@ failure before its commit escape, so the shared entrypoint retries the message.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -52,6 +53,31 @@ _ENVELOPE = EnvelopeSchema()
 
 def _stream(delivery_id: Any) -> str:
     return f"delivery-{delivery_id}"
+
+
+@dataclasses.dataclass
+class RoutePlan:
+    """What routing a batch left for after its commit: the deliveries it created (rows as
+    inserted, leased), the routes of their agencies, the dossiers' holders as its writes leave
+    them (code: (agency, version)), and the agencies' successors it read."""
+
+    rows: list[dict] = dataclasses.field(default_factory=list)
+    routes: dict[str, Route] = dataclasses.field(default_factory=dict)
+    holders: dict[str, tuple[str, int]] = dataclasses.field(default_factory=dict)
+    successors: dict[str, str | None] | None = None
+
+
+def _fresh(cur: Any, consumer: str, items: list[tuple[dict, Any]]) -> list[tuple[dict, Any]]:
+    """The items ``(envelope, hint)`` whose event ``consumer`` has not handled before, claimed
+    in ``cur``'s transaction (one statement); a second copy in the list is a duplicate."""
+    new = claim_many(cur, consumer, [e["event_id"] for e, _ in items])
+    fresh = []
+    for envelope, hint in items:
+        event_id = event_id_of(envelope)
+        if event_id in new:
+            new.discard(event_id)
+            fresh.append((envelope, hint))
+    return fresh
 
 
 def _unroutable(envelope: Any, exc: Exception) -> None:
@@ -120,19 +146,18 @@ class Router:
         self.dossier_batches.submit(envelope)
 
     def on_dossier_events(self, envelopes: list[Any]) -> list[Any]:
-        """Do for a batch of dossier events what ``on_dossier_event`` does for each, with one
-        routing transaction (the dedupe records, delivery rows, leases and ``DeliveryScheduled``
-        appends of them all, the appends sent with the commit in one round trip), the first
-        attempts published together under one confirm wait, one transaction recording them
-        sent, and one feed transaction.
+        """Handle a batch of dossier events (``_handle``): one transaction routes and feeds them
+        all (the dedupe records, delivery rows, leases, holders, ``DeliveryScheduled`` appends
+        and feed entries, every write sent with the commit in one round trip), the first
+        attempts are published together under one confirm wait, and one transaction records
+        them sent.
 
         Returns per envelope None (done or dropped) or ``ALONE``, for the caller to handle it
         on its own afterwards: a malformed event id (so it is retried and parked on its own),
         and a second event of a dossier already in the batch (one by one, each event's feed
         entries see the holder its own routing left, as when events come one at a time).
-        Raises when the batch failed before its routing or feed commit; the caller then
-        handles every envelope alone, which is safe: what committed is recognised by its
-        dedupe record."""
+        Raises when the batch failed before its commit; the caller then handles every envelope
+        alone, which is safe: nothing of the batch was kept."""
         out: list[Any] = [None] * len(envelopes)
         batch: list[dict] = []
         dossiers: set[str] = set()
@@ -156,84 +181,62 @@ class Router:
             if code is not None:
                 dossiers.add(code)
             batch.append(envelope)
-        if not batch:
-            return out
-        self.learn_agencies(batch)
-        routed = [e for e in batch if e.get("event_type") in routing.ROUTED_EVENTS]
-        ids = self._route_all(routed) if routed else []
-        try:
-            self._attempt_all(ids)
-        except Exception:  # the deliveries are committed: the timer retries them
-            log.exception("router: first attempts of %d deliveries failed unexpectedly", len(ids))
-        self._feed_all(batch)
+        if batch:
+            self._handle(batch)
         return out
 
-    def _route_all(self, envelopes: list[dict]) -> list[str]:
-        """Route each event not routed before, all in one transaction; the new delivery ids."""
-        chains = [self.chain_hint(e) for e in envelopes]
-        fresh: list[tuple[dict, dict | None]] = []
-        with self.db.transaction() as cur:
-            new = claim_many(cur, "router.dossier", [e["event_id"] for e in envelopes])
-            for envelope, chain in zip(envelopes, chains, strict=True):
-                event_id = event_id_of(envelope)
-                if event_id in new:
-                    new.discard(event_id)  # a second copy in the same batch is a duplicate
-                    fresh.append((envelope, chain))
-            # the log's lock is taken and released in the last round trip, with the commit
-            return self.route_many(cur, fresh, lease=True, commit=True)
-
-    def _feed_all(self, envelopes: list[dict]) -> None:
-        """``feed`` for a batch: one transaction, one feed append, one delivery run per agency."""
-        fields = [self.subs.field_hint(e) if e.get("event_type") in ("DossierSubmitted", "DossierForwarded")
-                  else None for e in envelopes]
-        with self.db.transaction() as cur:
-            new = claim_many(cur, "router.feed", [e["event_id"] for e in envelopes])
-            batch = self.subs.begin_batch(cur, [e for e in envelopes if event_id_of(e) in new])
-            for envelope, field in zip(envelopes, fields, strict=True):
-                event_id = event_id_of(envelope)
-                if event_id in new:
-                    new.discard(event_id)
-                    self.subs.accept(cur, envelope, field, batch)
-            self.subs.commit_batch(batch)
-        entries = batch.entries
-        for agency in sorted({e["agency_code"] for e in entries}):
-            try:
-                self.subs.pump(agency)
-            except Exception:  # the entries are committed: the timer delivers them
-                log.exception("router: delivery to the subscriptions of %s failed unexpectedly", agency)
-
     def on_dossier_event(self, envelope: Any) -> None:
-        """Route a dossier event once and make the first attempt of each new delivery.
+        """Route a dossier event once, feed it once, and make the first attempt of each new
+        delivery: ``_handle`` with a batch of one.
 
-        A message without an event id is dropped; any failure before the routing commit
-        escapes, so the shared entrypoint retries the message."""
+        A message without an event id is dropped; a malformed event id (``ValueError``) and any
+        failure before the commit escape, so the shared entrypoint retries the message."""
         if not isinstance(envelope, dict) or "event_id" not in envelope:
             log.warning("router: dropping a dossier message without an event id")
             return
-        self.learn_agency(envelope)
-        if envelope.get("event_type") in routing.ROUTED_EVENTS:
-            chain = self.chain_hint(envelope)
-            _, ids = handle_once(self.db, "router.dossier", envelope,
-                                 lambda cur, env: self.route(cur, env, chain, lease=True, commit=True))
-            for delivery_id in ids or []:
-                try:
-                    self.attempt(delivery_id, leased=True)
-                except Exception:  # the delivery is committed: the timer retries it
-                    log.exception("router: first attempt of %s failed unexpectedly", delivery_id)
-        self.feed(envelope)
+        event_id_of(envelope)
+        self._handle([envelope])
 
-    def feed(self, envelope: dict) -> None:
-        """Put a dossier event into its agencies' feeds once, then deliver to their due
-        subscriptions (the timer takes over whatever this run does not finish)."""
-        field = self.subs.field_hint(envelope) \
-            if envelope.get("event_type") in ("DossierSubmitted", "DossierForwarded") else None
-        _, agencies = handle_once(self.db, "router.feed", envelope,
-                                  lambda cur, env: self.subs.accept(cur, env, field))
-        for agency in agencies or []:
+    def _handle(self, envelopes: list[dict]) -> None:
+        """Route and feed dossier events (each with a well-formed event id) in one transaction,
+        then make the first attempts of the new deliveries and a delivery run for each agency
+        whose feed grew (what fails after the commit is the timers' to finish)."""
+        self.learn_agencies(envelopes)
+        rows, routes, agencies = self._route_and_feed(envelopes)
+        try:
+            self._attempt_all(rows, routes)
+        except Exception:  # the deliveries are committed: the timer retries them
+            log.exception("router: first attempts of %d deliveries failed unexpectedly", len(rows))
+        for agency in agencies:
             try:
                 self.subs.pump(agency)
             except Exception:  # the entries are committed: the timer delivers them
                 log.exception("router: delivery to the subscriptions of %s failed unexpectedly", agency)
+
+    def _route_and_feed(self, envelopes: list[dict]) -> tuple[list[dict], dict[str, Route], list[str]]:
+        """Route each event not routed before and feed each event not fed before, in one
+        transaction whose writes all go in its last round trip, with the commit (the log's and
+        the feed's locks are held for that round trip only). Returns the new deliveries (leased
+        to this worker), the routes of their agencies, and the agencies whose feed grew.
+
+        The routing and the feed keep their own dedupe records (``router.dossier``,
+        ``router.feed``), so events routed or fed by an earlier version of this code are still
+        recognised; the feed reads the dossiers' holders as the routing leaves them."""
+        routed = [e for e in envelopes if e.get("event_type") in routing.ROUTED_EVENTS]
+        chains = [self.chain_hint(e) for e in routed]
+        fields = [self.subs.field_hint(e) if e.get("event_type") in ("DossierSubmitted", "DossierForwarded")
+                  else None for e in envelopes]
+        with self.db.transaction() as cur:
+            writes = StatementBatch(cur.connection.cursor())
+            plan = self._plan(cur, _fresh(cur, "router.dossier", list(zip(routed, chains, strict=True))),
+                              lease=True, writes=writes)
+            feeding = _fresh(cur, "router.feed", list(zip(envelopes, fields, strict=True)))
+            batch = self.subs.begin_batch(cur, [e for e, _ in feeding], writes=writes, successors=plan.successors,
+                                          holders={code: held[0] for code, held in plan.holders.items()})
+            for envelope, field_hint in feeding:
+                self.subs.accept(cur, envelope, field_hint, batch)
+            self.subs.commit_batch(batch)
+        return plan.rows, plan.routes, sorted({e["agency_code"] for e in batch.entries})
 
     def on_agency_event(self, envelope: Any) -> None:
         """Apply a catalog agency event to the local copy, once."""
@@ -327,6 +330,15 @@ class Router:
         one read each of the dossiers' holders, the agencies' successors and each agency's
         route, one insert of every delivery row, then the holders' updates and every
         ``DeliveryScheduled`` append in one round trip (with the commit when ``commit``)."""
+        writes = StatementBatch(cur.connection.cursor())
+        plan = self._plan(cur, items, lease, writes)
+        writes.send(commit=commit)
+        return [str(row["delivery_id"]) for row in plan.rows]
+
+    def _plan(self, cur: Any, items: list[tuple[dict, dict | None]], lease: bool,
+              writes: StatementBatch) -> RoutePlan:
+        """What ``route_many`` does, its writes (the holders' updates and the appends) left
+        waiting in ``writes`` for the caller to send."""
         loaded: list[tuple[dict, dict, str, dict | None]] = []
         for envelope, chain in items:
             try:
@@ -334,10 +346,8 @@ class Router:
                 loaded.append((envelope, env, routing.dossier_code(env["data"]), chain))
             except (ValidationError, RoutingError) as exc:
                 _unroutable(envelope, exc)
-        writes = StatementBatch(cur.connection.cursor())
         if not loaded:
-            writes.send(commit=commit)
-            return []
+            return RoutePlan()
         holders = repository.dossier_holders(cur, sorted({code for _, _, code, _ in loaded}))
         successors = repository.successors(cur)
         routes: dict[str, Route] = {}
@@ -379,8 +389,7 @@ class Router:
         new = [(delivery, payload, context) for delivery, payload, context in scheduled if delivery in created]
         for delivery, payload, context in new:  # the log appends come last
             self._append(cur, delivery, [NewEvent("DeliveryScheduled", payload)], context, batch=writes)
-        writes.send(commit=commit)
-        return [delivery for delivery, _, _ in new]
+        return RoutePlan([created[delivery] for delivery, _, _ in new], routes, holders, successors)
 
     # -- attempts --------------------------------------------------------------------------
 
@@ -425,15 +434,13 @@ class Router:
         return Outgoing(row["agency_code"], row["event_type"], body, str(row["delivery_id"]),
                         {(k if k == HEADER else f"cloudEvents:{k}"): v for k, v in binding.items()})
 
-    def _attempt_all(self, delivery_ids: list[str]) -> None:
+    def _attempt_all(self, rows: list[dict], routes: dict[str, Route]) -> None:
         """The first attempts of deliveries just routed with their lease (``attempt(...,
-        leased=True)`` for each): those to active AMQP routes published together, their
-        confirms awaited once, and recorded sent in one transaction; the others one by one."""
-        if not delivery_ids:
+        leased=True)`` for each; ``rows`` as inserted, ``routes`` as read in the same
+        transaction): those to active AMQP routes published together, their confirms awaited
+        once, and recorded sent in one transaction; the others one by one."""
+        if not rows:
             return
-        with self.db.transaction() as cur:
-            rows = repository.pending_deliveries(cur, delivery_ids)
-            routes = {code: repository.get_route(cur, code) for code in {r["agency_code"] for r in rows}}
         batch: list[tuple[dict, Outgoing]] = []
         for row in rows:
             route = routes.get(row["agency_code"]) or Route(row["agency_code"])

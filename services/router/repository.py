@@ -135,11 +135,11 @@ def insert_delivery(cur: Any, *, delivery_id: str, dossier_code: str, agency_cod
     return cur.rowcount == 1
 
 
-def insert_deliveries(cur: Any, rows: list[dict], lease_s: float | None = None) -> set[str]:
+def insert_deliveries(cur: Any, rows: list[dict], lease_s: float | None = None) -> dict[str, dict]:
     """``insert_delivery`` for several rows (keyword arguments of it each) in one statement;
-    the ids inserted (those that existed already are left as they are)."""
+    the rows inserted, as stored, by id (those that existed already are left as they are)."""
     if not rows:
-        return set()
+        return {}
     values = b",".join(cur.mogrify(
         "(%s, %s, %s, %s, %s, %s, %s, %s, "
         "CASE WHEN %s::float8 IS NULL THEN NULL ELSE now() + %s::float8 * interval '1 second' END, "
@@ -148,8 +148,8 @@ def insert_deliveries(cur: Any, rows: list[dict], lease_s: float | None = None) 
          r["channel"], json.dumps(r["body"], ensure_ascii=False), lease_s, lease_s, lease_s)) for r in rows)
     cur.execute(b"INSERT INTO deliveries (delivery_id, dossier_code, agency_code, addressed_to, event_id, "
                 b"event_type, channel, body, lease_until, attempts) VALUES " + values +
-                b" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id")
-    return {str(r["delivery_id"]) for r in cur.fetchall()}
+                b" ON CONFLICT (delivery_id) DO NOTHING RETURNING " + DELIVERY_COLUMNS.encode())
+    return {str(r["delivery_id"]): r for r in cur.fetchall()}
 
 
 def lease(cur: Any, delivery_id: str, lease_s: float) -> dict | None:
@@ -233,14 +233,6 @@ def revive(cur: Any, delivery_id: str) -> dict | None:
         (delivery_id,),
     )
     return cur.fetchone()
-
-
-def pending_deliveries(cur: Any, delivery_ids: list[str]) -> list[dict]:
-    """The deliveries among ``delivery_ids`` still pending, in that order."""
-    cur.execute(Prepared(f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE delivery_id = ANY(%s::uuid[]) "
-                         f"AND status = 'pending'"), (list(delivery_ids),))
-    found = {str(r["delivery_id"]): r for r in cur.fetchall()}
-    return [found[d] for d in delivery_ids if d in found]
 
 
 def get_delivery(cur: Any, delivery_id: str, for_update: bool = False) -> dict | None:

@@ -187,15 +187,28 @@ class Subscriptions:
             batch.entries.extend(entries)
         return sorted({e["agency_code"] for e in entries})
 
-    def begin_batch(self, cur: Any, envelopes: list[dict]) -> FeedBatch:
+    def begin_batch(self, cur: Any, envelopes: list[dict], writes: StatementBatch | None = None,
+                    successors: dict[str, str | None] | None = None,
+                    holders: dict[str, str] | None = None) -> FeedBatch:
         """What ``accept`` reads for a batch of events, read once (the dossiers' attributes
-        locked for update, in order), in ``cur``'s transaction."""
+        locked for update, in order), in ``cur``'s transaction.
+
+        When the batch shares its transaction with the routing of the same events, the routing
+        passes its ``writes`` (sent with the feed's, and the commit, by ``commit_batch``), the
+        ``successors`` it read, and the ``holders`` its writes will leave: the attributes are
+        read as those writes will leave them, as if the routing had committed first."""
         codes = set()
         for envelope in envelopes:
             with contextlib.suppress(RoutingError):
                 codes.add(routing.dossier_code(envelope.get("data") or {}))
-        return FeedBatch(StatementBatch(cur.connection.cursor()), feed.dossier_attributes_many(cur, sorted(codes)),
-                         repository.successors(cur), feed.held_dossiers(cur, sorted(codes)))
+        attributes = feed.dossier_attributes_many(cur, sorted(codes))
+        for code, agency in (holders or {}).items():
+            if code in codes:
+                attributes[code] = {**(attributes.get(code) or feed.saved_attributes(None, {
+                    "code": code, "agency_code": agency, "fed_version": 0})), "agency_code": agency}
+        return FeedBatch(writes if writes is not None else StatementBatch(cur.connection.cursor()), attributes,
+                         repository.successors(cur) if successors is None else successors,
+                         feed.held_dossiers(cur, sorted(codes)))
 
     def commit_batch(self, batch: FeedBatch) -> None:
         """The batch's waiting writes, then its entries (taking the feed lock), and the commit,

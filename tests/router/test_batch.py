@@ -13,12 +13,14 @@ import pika
 import pytest
 
 from portal_common.coalesce import ALONE
+from portal_common.consumer import handle_once
 from portal_common.db import DatabaseUnavailable
 from portal_common.eventstore import EventStore
 from portal_common.redelivery import list_parked, parking_queue_name
 from services.router import feed_repository, repository
 from services.router.application import Router
 from services.router.channels import AmqpChannel
+from services.router.domain.routing import ROUTED_EVENTS
 from services.router.settings import Settings
 from tests.router.conftest import RouterProcess, deliveries, envelope, publish, router_events, submitted
 from tests.support.processes import wait_for
@@ -192,16 +194,39 @@ def test_a_database_failure_before_the_routing_commit_loses_nothing(router_store
     assert len(_queued(router_amqp, agency)) == len(codes)
 
 
-def test_a_database_failure_in_the_feed_after_the_routing_commit_makes_no_second_delivery(
-        router_store, router_amqp, make_router, monkeypatch):
+def test_the_feed_takes_new_dossiers_holders_from_the_routing_in_its_transaction(router_store, router_amqp,
+                                                                                 make_router, monkeypatch):
+    """New dossiers' holders come from the routing's plan, not from a read per dossier (nor a
+    write of its own) before the routing's writes are sent."""
+    router, agency, codes = make_router(), _agency(), _codes(4)
+    envelopes = [submitted(code, agency) for code in codes]
+
+    def no_read(cur, code):
+        raise AssertionError(f"the holder of {code} was read one by one")
+
+    monkeypatch.setattr(repository, "dossier_holder", no_read)
+    assert router.on_dossier_events(envelopes) == [None] * len(codes)
+    router.on_dossier_event(submitted(extra := _codes(1)[0], agency))
+    assert _feed_entries(router_store, [e["event_id"] for e in envelopes]) == len(codes)
+    with router_store.transaction() as cur:
+        cur.execute("SELECT code, agency_code FROM dossiers WHERE code = ANY(%s)", ([*codes, extra],))
+        assert {r["code"]: r["agency_code"] for r in cur.fetchall()} == dict.fromkeys([*codes, extra], agency)
+
+
+def test_a_database_failure_in_the_feed_rolls_the_routing_back_with_it(router_store, router_amqp, make_router,
+                                                                       monkeypatch):
+    """Routing and feed share one transaction: a failure in the feed's reads keeps nothing of
+    the routing either (no dedupe record, no delivery, nothing sent), and the fallback then
+    routes, sends and feeds each event once."""
     router, agency, codes = make_router(), _agency(), _codes(5)
     envelopes = [submitted(code, agency) for code in codes]
     _terminate_on_first(monkeypatch, feed_repository, "dossier_attributes_many")
     with pytest.raises(DatabaseUnavailable):
         router.on_dossier_events(envelopes)
-    assert _statuses(router_store, codes) == {code: ["sent"] for code in codes}  # routed and sent
+    assert _claims(router_store, [e["event_id"] for e in envelopes]) == 0
+    assert _statuses(router_store, codes) == {code: [] for code in codes}  # nothing routed, so nothing sent
     assert _feed_entries(router_store, [e["event_id"] for e in envelopes]) == 0
-    assert _alone(router, envelopes) == []  # the fallback feeds them, routes nothing twice
+    assert _alone(router, envelopes) == []
     assert _statuses(router_store, codes) == {code: ["sent"] for code in codes}
     assert len(_queued(router_amqp, agency)) == len(codes)
     assert _feed_entries(router_store, [e["event_id"] for e in envelopes]) == len(codes)
@@ -270,14 +295,29 @@ def _outcome(db, code: str) -> dict:
     return {"deliveries": sent, "feed": fed, "dossier": attributes, "held": held}
 
 
+def _step_by_step(router: Router, envelopes: list[dict]) -> None:
+    """Each event routed and committed, its deliveries sent, then fed in a transaction of its
+    own: the order of the separate steps that one routing-and-feed transaction replaces."""
+    for env in envelopes:
+        _, ids = handle_once(router.db, "router.dossier", env,
+                             lambda cur, e: router.route(cur, e, None, lease=True, commit=True)) \
+            if env["event_type"] in ROUTED_EVENTS else (False, [])
+        for delivery_id in ids or []:
+            router.attempt(delivery_id, leased=True)
+        handle_once(router.db, "router.feed", env, lambda cur, e: router.subs.accept(cur, e, None))
+
+
 def test_a_batch_ends_where_the_same_events_one_by_one_end(router_store, make_router):
     """Three dossiers' events in batches, round by round: the same deliveries, feed entries (in
-    the same order), dossier attributes and held events as when they come one at a time; a
-    dossier's second event in a batch is sent alone (after the batch, as its worker would)."""
+    the same order), dossier attributes and held events as when they come one at a time, and as
+    when each is routed and committed before it is fed (the feed sees the holder the routing
+    leaves); a dossier's second event in a batch is sent alone (after the batch, as its worker
+    would)."""
     router, first, second = make_router(), _agency(), _agency()
-    alone, batched = _codes(3), _codes(3)
-    stories = {code: _story(code, first, second) for code in alone + batched}
+    stepwise, alone, batched = _codes(3), _codes(3), _codes(3)
+    stories = {code: _story(code, first, second) for code in stepwise + alone + batched}
     for round_ in range(4):
+        _step_by_step(router, [e for code in stepwise for e in stories[code][round_]])
         assert _alone(router, [e for code in alone for e in stories[code][round_]]) == []
         messages = [e for code in batched for e in stories[code][round_]]
         result = router.on_dossier_events(messages)
@@ -285,4 +325,4 @@ def test_a_batch_ends_where_the_same_events_one_by_one_end(router_store, make_ro
         assert _alone(router, [m for m, r in zip(messages, result, strict=True) if r is ALONE]) == []
     expected = _outcome(router_store, alone[0])
     assert expected["held"] == [6] and len(expected["feed"]) == 5 and len(expected["deliveries"]) == 5
-    assert all(_outcome(router_store, code) == expected for code in alone + batched)
+    assert all(_outcome(router_store, code) == expected for code in stepwise + alone + batched)
