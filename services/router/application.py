@@ -11,7 +11,9 @@ Every state change commits together with its events (appended last, on the same
 connection). Network I/O happens outside transactions: a delivery is leased, sent, then its
 outcome recorded, so a crash mid-way leaves a lease that runs out and the delivery is tried
 again; agency systems drop the second copy by its ``delivery_id``. An event handler lets a
-failure before its commit escape, so the shared entrypoint retries the message.
+failure before its commit escape, so the shared entrypoint retries the message. A dossier
+event (or a batch of them) is routed and fed in one transaction: its deliveries, the dossier's
+holder, the ``DeliveryScheduled`` appends and the agencies' feed entries commit together.
 """
 
 from __future__ import annotations

@@ -12,9 +12,10 @@ import uuid
 import pika
 import pytest
 
+from portal_common import db as db_module
 from portal_common.coalesce import ALONE
 from portal_common.consumer import handle_once
-from portal_common.db import DatabaseUnavailable
+from portal_common.db import Database, DatabaseUnavailable
 from portal_common.eventstore import EventStore
 from portal_common.redelivery import list_parked, parking_queue_name
 from services.router import feed_repository, repository
@@ -211,6 +212,46 @@ def test_the_feed_takes_new_dossiers_holders_from_the_routing_in_its_transaction
     with router_store.transaction() as cur:
         cur.execute("SELECT code, agency_code FROM dossiers WHERE code = ANY(%s)", ([*codes, extra],))
         assert {r["code"]: r["agency_code"] for r in cur.fetchall()} == dict.fromkeys([*codes, extra], agency)
+
+
+def test_an_event_alone_and_a_batch_each_take_twelve_round_trips(router_db_url, router_amqp, monkeypatch):
+    """Routing and feed in one transaction (its writes and commit in one round trip), the
+    ``DeliverySent`` record, the subscriptions' delivery run: 12 round trips to PostgreSQL
+    whether one event comes or ten (22 and 17 when the routing, a re-read of the deliveries and
+    the feed were transactions of their own)."""
+    trips: list[str] = []
+    execute, commit = db_module._MergedBegin.execute, db_module.MergedBeginConnection.commit
+
+    def counted_execute(cur, query, args=None):
+        trips.append("statement")
+        return execute(cur, query, args)
+
+    def counted_commit(conn):
+        if conn.info.transaction_status != db_module._IDLE:
+            trips.append("commit")
+        return commit(conn)
+
+    monkeypatch.setattr(db_module._MergedBegin, "execute", counted_execute)
+    monkeypatch.setattr(db_module.MergedBeginConnection, "commit", counted_commit)
+    store = Database(router_db_url, "router", size=1)  # one connection: its statements prepared once
+    router = Router(store, EventStore(store), AmqpChannel(router_amqp, timeout_s=3.0), http=None, settings=Settings())
+    try:
+        agency = _agency()
+        router.on_dossier_events([submitted(code, agency) for code in _codes(3)])  # prepares the statements
+        router.on_dossier_event(submitted(_codes(1)[0], agency))
+        counts = []
+        for codes in (_codes(1), _codes(10)):
+            trips.clear()
+            if len(codes) == 1:
+                router.on_dossier_event(submitted(codes[0], agency))
+            else:
+                assert router.on_dossier_events([submitted(code, agency) for code in codes]) == [None] * 10
+            counts.append(len(trips))
+            assert _statuses(store, codes) == {code: ["sent"] for code in codes}
+        assert counts == [12, 12]
+    finally:
+        router.amqp.close()
+        store.close()
 
 
 def test_a_database_failure_in_the_feed_rolls_the_routing_back_with_it(router_store, router_amqp, make_router,
