@@ -247,15 +247,11 @@ class Router:
 
     # -- routing ---------------------------------------------------------------------------
 
-    def learn_agency(self, envelope: dict) -> None:
-        """Ask the catalog (``resolve_agency`` over RPC) about an agency the local copy has
-        never seen: catalog events published before the router first subscribed never reach
-        it. Best effort, before the routing transaction: without an answer the event is
-        routed to the agency it names."""
-        self.learn_agencies([envelope])
-
     def learn_agencies(self, envelopes: list[dict]) -> None:
-        """``learn_agency`` for several events: one read for the agencies they name."""
+        """Ask the catalog (``resolve_agency`` over RPC) about the agencies these events name
+        that the local copy has never seen (one read for all of them): catalog events published
+        before the router first subscribed never reach it. Best effort, before the routing
+        transaction: without an answer an event is routed to the agency it names."""
         if self.resolve_remote is None:
             return
         codes: list[str] = []

@@ -30,7 +30,7 @@ def test_an_agency_unknown_to_the_catalog_is_asked_about_once(router_store):
     agency = _agency()
     router = _router(router_store, resolve)
     for _ in range(3):
-        router.learn_agency(submitted(f"G{uuid.uuid4().hex[:8]}", agency))
+        router.learn_agencies([submitted(f"G{uuid.uuid4().hex[:8]}", agency)])
     assert calls == [agency]
     with router_store.transaction() as cur:
         assert repository.get_agency(cur, agency)["status"] == "active"
@@ -46,7 +46,7 @@ def test_an_unavailable_catalog_is_asked_again_next_time(router_store):
     agency = _agency()
     router = _router(router_store, resolve)
     for _ in range(2):
-        router.learn_agency(submitted(f"G{uuid.uuid4().hex[:8]}", agency))
+        router.learn_agencies([submitted(f"G{uuid.uuid4().hex[:8]}", agency)])
     assert calls == [agency, agency]
     with router_store.transaction() as cur:
         assert repository.get_agency(cur, agency) is None
@@ -54,7 +54,7 @@ def test_an_unavailable_catalog_is_asked_again_next_time(router_store):
 
 def test_a_dissolved_agency_learnt_from_the_catalog_routes_to_its_successor(router_store):
     old, new = _agency(), _agency()
-    _router(router_store, lambda code: new).learn_agency(submitted("G1", old))
+    _router(router_store, lambda code: new).learn_agencies([submitted("G1", old)])
     with router_store.transaction() as cur:
         assert repository.get_agency(cur, old)["status"] == "dissolved"
         assert repository.successors(cur)[old] == new
