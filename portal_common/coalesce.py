@@ -14,8 +14,10 @@ also the consumer's prefetch), and acknowledges it when the worker returns. A ha
 
 Every worker returns only after its item's batch has finished, so nameko's ack still follows
 the commit of the item's effects. When nothing else is in flight a batch is one item, handled
-at once with ``handle_one``: today's behaviour, at no added latency (it keeps the lead while
-it runs, so the messages arriving meanwhile form the next batch).
+at once, at no added latency (it keeps the lead while it runs, so the messages arriving
+meanwhile form the next batch): with ``handle_one``, or with ``handle_batch`` when
+``single_batches`` is set, for a handler whose batch way costs less than its single way even
+for one item (``handle_one`` then takes what that batch sends ``ALONE`` or fails).
 
 When ``handle_batch`` raises, nothing of the batch is taken as done: each worker then runs
 ``handle_one`` on its own item, in its own worker, so a failure is that message's alone and
@@ -58,8 +60,9 @@ class Coalescer(Generic[T]):
     ``handle_one(item)`` is the one-at-a-time path, and the fallback."""
 
     def __init__(self, handle_batch: Callable[[list[T]], Sequence[Any]], handle_one: Callable[[T], Any],
-                 max_batch: int = 50, parallel: int = 1, name: str = "batch"):
+                 max_batch: int = 50, parallel: int = 1, name: str = "batch", single_batches: bool = False):
         self.handle_batch = handle_batch
+        self.single_batches = single_batches
         self.handle_one = handle_one
         self.max_batch = max(1, max_batch)
         self.parallel = max(1, parallel)
@@ -94,7 +97,7 @@ class Coalescer(Generic[T]):
             del self._waiting[:self.max_batch - 1]
         self.sizes = [*self.sizes[-999:], len(batch)]
         try:
-            if len(batch) == 1:  # alone: the one-at-a-time path, its failure raised here
+            if len(batch) == 1 and not self.single_batches:  # the one-at-a-time path, its failure raised here
                 slot.result, slot.ok = self.handle_one(slot.item), True
             else:
                 self._handle(batch)

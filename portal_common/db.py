@@ -402,6 +402,28 @@ class Database:
                         conn.rollback()
                 raise
 
+    @contextlib.contextmanager
+    def autocommit(self, dict_rows: bool = True) -> Iterator[Any]:
+        """A cursor whose statements each commit as they end, with no transaction around them
+        (no ``BEGIN``, no ``COMMIT``): one round trip per statement, for reads and single
+        writes that need no other statement's company. A connection lost during a write is not
+        safe to run again blindly: the write may have committed."""
+        factory = psycopg2.extras.RealDictCursor if dict_rows else None
+        with self.connection() as conn:
+            conn.autocommit = True
+            try:
+                with conn.cursor(cursor_factory=factory) as cur:
+                    yield cur
+            finally:
+                conn.autocommit = False
+
+    def statement(self, query: Any, vars: Any = None, dict_rows: bool = True) -> list[Any]:
+        """Run one statement on its own (``autocommit``): one round trip where a transaction
+        around it takes two. Returns its rows (none for a statement that returns none)."""
+        with self.autocommit(dict_rows) as cur:
+            cur.execute(query, vars)
+            return cur.fetchall() if cur.description is not None else []
+
     def ping(self) -> bool:
         """True when the database answers a trivial query."""
         try:

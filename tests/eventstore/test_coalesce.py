@@ -125,3 +125,16 @@ def test_several_batches_can_be_in_flight():
     handled = sorted(recorder.alone + [i for b in recorder.batches for i in b])
     assert handled == sorted(f"i{n}" for n in range(20))  # each once
     assert coalescer._leading == 0 and not coalescer._waiting
+
+
+def test_with_single_batches_a_lone_item_is_a_batch_of_one_and_falls_back_alone():
+    recorder = Recorder(bad={"x"})
+    recorder.gate.set()
+    coalescer = Coalescer(recorder.handle_batch, recorder.handle_one, single_batches=True)
+    assert coalescer.submit("a") == "done a"
+    assert coalescer.submit("alone-b") == "alone alone-b"  # the batch sent it the one-at-a-time way
+    with pytest.raises(ValueError, match="bad x"):  # the batch of one failed: its own failure, alone
+        coalescer.submit("x")
+    assert recorder.batches == [["a"], ["alone-b"], ["x"]] and recorder.alone == ["alone-b", "x"]
+    assert coalescer.submit("c") == "done c"  # the lead was given back after the failure
+    assert coalescer.sizes == [1, 1, 1, 1]

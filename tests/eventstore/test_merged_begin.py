@@ -89,6 +89,26 @@ def test_autocommit_sends_no_begin_and_each_statement_commits(fresh_schema):
     assert _count(db) == 1
 
 
+def test_a_statement_on_its_own_is_one_round_trip_committed_by_the_server(fresh_schema):
+    db = fresh_schema("mb")
+    _notes(db)
+    assert db.statement("INSERT INTO notes VALUES (1), (2) RETURNING id") == [{"id": 1}, {"id": 2}]
+    assert db.statement("DELETE FROM notes WHERE id = 2") == []  # no rows to return
+    assert _count(db) == 1  # committed, with no COMMIT of its own
+    with pytest.raises(psycopg2.errors.UniqueViolation):
+        db.statement("INSERT INTO notes VALUES (3), (1)")
+    assert _count(db) == 1  # all of the statement or nothing
+    with db.connection() as conn:  # handed back clean and no longer in autocommit
+        assert conn.info.transaction_status == TRANSACTION_STATUS_IDLE and conn.autocommit is False
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            assert cur.query == b"BEGIN;SELECT 1"
+        conn.rollback()
+    with pytest.raises(DatabaseUnavailable) as lost:
+        db.statement("SELECT pg_terminate_backend(pg_backend_pid())")
+    assert lost.value.retry_safe is False  # it may have committed
+
+
 def test_a_connection_lost_after_commit_was_sent_is_not_safe_to_run_again(fresh_schema):
     db = fresh_schema("mb")
     with pytest.raises(DatabaseUnavailable) as before, db.transaction() as cur:

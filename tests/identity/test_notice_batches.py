@@ -14,6 +14,7 @@ import time
 import pytest
 
 from portal_common.coalesce import ALONE
+from portal_common.db import Database
 from portal_common.eventstore import EventStore
 from services.identity import repository as repo
 from services.identity.adapters.local import LocalSmsGateway
@@ -28,6 +29,7 @@ from tests.identity.test_notifications_worker import (
     _submitted,
     _worker,
 )
+from tests.support.round_trips import count_round_trips
 
 
 class CountingBatch(applicant_notices.StatementBatch):
@@ -215,3 +217,28 @@ def test_concurrent_workers_are_handled_in_batches_each_notice_once(identity_db)
     [(_, coalescer)] = [v for k, v in applicant_notices._coalescers.items() if v[0][0] is identity_db
                         and v[0][2] is worker.parties.bind_db(None).sms]
     assert max(coalescer.sizes) > 1
+
+
+def test_a_lone_event_goes_the_batch_way_in_half_the_round_trips(migrated_database, monkeypatch):
+    """An event with nothing else in flight is a batch of one (``single_batches``): six round
+    trips (mark; owner learned and read; notice written with the ``COMMIT``; the SMS; the
+    notice closed; ``ApplicantNotified`` appended with the ``COMMIT``) where the one-at-a-time
+    way (``handle``, which ``take`` used for a lone event) sends eleven."""
+    db = Database(migrated_database, "identity", size=1)  # one connection: its statements prepared once
+    store, sms = EventStore(db), LocalSmsGateway(db)
+    trips = count_round_trips(monkeypatch)
+    try:
+        for envelope in _filings(db, 2)[2]:  # prepares both ways' statements
+            applicant_notices.take(db, store, sms, envelope)
+            applicant_notices.handle(db, store, sms, _submitted(_code(), _account(db)))
+        counts = {}
+        for way in (applicant_notices.handle, applicant_notices.take):
+            [owner], [code], [envelope] = _filings(db, 1)
+            trips.clear()
+            assert way(db, store, sms, envelope) == "notice"
+            counts[way.__name__] = len(trips)
+            assert _notices(db, [code]) == {code: ["sent"]}
+            assert len(_outbox(db, owner["phone"])) == 1 and len(_notified_events(db, owner["account_id"])) == 1
+        assert counts == {"handle": 11, "take": 6}
+    finally:
+        db.close()

@@ -60,10 +60,9 @@ class LocalSmsGateway:
 
     def send(self, phone: str, text: str, reference: str | None = None) -> None:
         """Keeps one message per ``reference``, as a gateway with client references does."""
-        with self.db.transaction() as cur:
-            cur.execute(Prepared("INSERT INTO local_sms_outbox (phone, body, reference) VALUES (%s, %s, %s) "
-                                 "ON CONFLICT (reference) WHERE reference IS NOT NULL DO NOTHING"),
-                        (phone, text, reference))
+        self.db.statement(Prepared("INSERT INTO local_sms_outbox (phone, body, reference) VALUES (%s, %s, %s) "
+                                   "ON CONFLICT (reference) WHERE reference IS NOT NULL DO NOTHING"),
+                          (phone, text, reference))
 
     def messages(self, phone: str | None, limit: int = 50) -> list[dict]:
         with self.db.transaction() as cur:

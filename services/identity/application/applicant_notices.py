@@ -21,9 +21,10 @@ events this process is handling at the same time share one transaction that mark
 and writes their notices (one multi-row statement each, the notices leased and the ``COMMIT``
 in one round trip), then the SMS are sent one by one, and one transaction closes the sent
 notices and appends every ``ApplicantNotified`` with its ``COMMIT`` in one round trip (the
-log's lock is held for that round trip only). A lone event goes the one-at-a-time way
-(``handle``); a batch that fails before its first commit is taken as not done, and each event
-is then handled alone, so only the bad one fails (retried, then parked). An event whose owner
+log's lock is held for that round trip only). A lone event is a batch of one, which takes
+half the round trips of the one-at-a-time way (``handle``); a batch that fails before its
+first commit is taken as not done, and each event is then handled alone by ``handle``, so
+only the bad one fails (retried, then parked). An event whose owner
 the batch does not know, and a second event of a dossier already in the batch, are left to be
 handled alone after it (their mark undone): the owner wait and the order of a dossier's events
 stay as when events come one at a time.
@@ -128,9 +129,10 @@ _coalescers_lock = threading.Lock()
 
 def take(db: Database, store: EventStore, sms: SmsGateway, envelope: Any) -> Any:
     """A dossier event from its entrypoint: handled with the others this process has in flight
-    (``handle_many``), alone (``handle``) when it is the only one or its batch failed. Returns
-    once its effects are committed (the message's ack follows them); a failure of its own, and
-    ``OwnerNotKnown``, escape so that the entrypoint tries the message again."""
+    (``handle_many``, a batch of one when it is alone: half the round trips of ``handle``), and
+    by ``handle`` when the batch leaves it alone (owner not known, malformed id) or failed.
+    Returns once its effects are committed (the message's ack follows them); a failure of its
+    own, and ``OwnerNotKnown``, escape so that the entrypoint tries the message again."""
     if not ENABLED or EVENT_BATCH <= 1:
         return handle(db, store, sms, envelope)
     key = (id(db), id(store), id(sms))
@@ -142,7 +144,7 @@ def take(db: Database, store: EventStore, sms: SmsGateway, envelope: Any) -> Any
                 coalescer = Coalescer(lambda items: handle_many(db, store, sms, items),
                                       lambda item: handle(db, store, sms, item),
                                       max_batch=EVENT_BATCH, parallel=EVENT_BATCHES,
-                                      name="identity: batch of dossier events")
+                                      name="identity: batch of dossier events", single_batches=True)
                 found = _coalescers[key] = ((db, store, sms), coalescer)
     return found[1].submit(envelope)
 
