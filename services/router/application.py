@@ -28,7 +28,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError
 
 from portal_common.coalesce import ALONE, Coalescer
-from portal_common.consumer import claim_many, event_id_of, handle_once
+from portal_common.consumer import event_id_of, handle_once
 from portal_common.context import event_context
 from portal_common.contracts.fields import EnvelopeSchema
 from portal_common.db import CommittingCursor, Database, StatementBatch
@@ -51,6 +51,7 @@ from services.router.subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
 _ENVELOPE = EnvelopeSchema()
+ROUTING, FEED = "router.dossier", "router.feed"  # the consumers whose dedupe records a dossier event takes
 
 
 def _stream(delivery_id: Any) -> str:
@@ -69,10 +70,23 @@ class RoutePlan:
     successors: dict[str, str | None] | None = None
 
 
-def _fresh(cur: Any, consumer: str, items: list[tuple[dict, Any]]) -> list[tuple[dict, Any]]:
-    """The items ``(envelope, hint)`` whose event ``consumer`` has not handled before, claimed
-    in ``cur``'s transaction (one statement); a second copy in the list is a duplicate."""
-    new = claim_many(cur, consumer, [e["event_id"] for e, _ in items])
+def _named(envelopes: list[dict]) -> tuple[list[str], list[str]]:
+    """The dossiers and the agencies (as addressed, before any successor) that events name."""
+    codes: set[str] = set()
+    agencies: set[str] = set()
+    for envelope in envelopes:
+        data = envelope.get("data") if isinstance(envelope.get("data"), dict) else {}
+        with contextlib.suppress(RoutingError):
+            codes.add(routing.dossier_code(data))
+        with contextlib.suppress(RoutingError):
+            agencies.add(routing.addressed_agency(str(envelope.get("event_type")), data, None))
+    return sorted(codes), sorted(agencies)
+
+
+def _fresh(new: set[str], items: list[tuple[dict, Any]]) -> list[tuple[dict, Any]]:
+    """The items ``(envelope, hint)`` whose event is in ``new`` (claimed just now by their
+    consumer: not handled before); a second copy in the list is a duplicate."""
+    new = set(new)
     fresh = []
     for envelope, hint in items:
         event_id = event_id_of(envelope)
@@ -228,17 +242,23 @@ class Router:
         chains = [self.chain_hint(e) for e in routed]
         fields = [self.subs.field_hint(e) if e.get("event_type") in ("DossierSubmitted", "DossierForwarded")
                   else None for e in envelopes]
+        codes, agencies = _named(envelopes)
         with self.db.transaction() as cur:
             writes = StatementBatch(cur.connection.cursor())
-            plan = self._plan(cur, _fresh(cur, "router.dossier", list(zip(routed, chains, strict=True))),
-                              lease=True, writes=writes)
-            feeding = _fresh(cur, "router.feed", list(zip(envelopes, fields, strict=True)))
-            batch = self.subs.begin_batch(cur, [e for e, _ in feeding], writes=writes, successors=plan.successors,
-                                          holders={code: held[0] for code, held in plan.holders.items()})
+            reads = repository.read_batch(cur, {ROUTING: [event_id_of(e) for e in routed],
+                                                FEED: [event_id_of(e) for e in envelopes]}, codes, agencies)
+            plan = self._plan(cur, _fresh(reads.claimed[ROUTING], list(zip(routed, chains, strict=True))),
+                              lease=True, writes=writes, reads=reads)
+            feeding = _fresh(reads.claimed[FEED], list(zip(envelopes, fields, strict=True)))
+            batch = self.subs.begin_batch(cur, [e for e, _ in feeding], writes=writes, successors=reads.successors,
+                                          holders={code: held[0] for code, held in plan.holders.items()},
+                                          attributes=reads.dossiers, held=reads.held)
             for envelope, field_hint in feeding:
                 self.subs.accept(cur, envelope, field_hint, batch)
             self.subs.commit_batch(batch)
-        return plan.rows, plan.routes, sorted({e["agency_code"] for e in batch.entries})
+        # a delivery run for each agency whose feed grew, unless it was seen to have no subscription
+        grown = sorted({e["agency_code"] for e in batch.entries})
+        return plan.rows, plan.routes, [a for a in grown if a not in reads.agencies or a in reads.subscribed]
 
     def on_agency_event(self, envelope: Any) -> None:
         """Apply a catalog agency event to the local copy, once."""
@@ -334,9 +354,11 @@ class Router:
         return [str(row["delivery_id"]) for row in plan.rows]
 
     def _plan(self, cur: Any, items: list[tuple[dict, dict | None]], lease: bool,
-              writes: StatementBatch) -> RoutePlan:
+              writes: StatementBatch, reads: repository.BatchReads | None = None) -> RoutePlan:
         """What ``route_many`` does, its writes (the holders' updates and the appends) left
-        waiting in ``writes`` for the caller to send."""
+        waiting in ``writes`` for the caller to send. With ``reads`` (``read_batch``, in the same
+        transaction) the holders, successors and routes read there are used, and only what it
+        did not read is read here."""
         loaded: list[tuple[dict, dict, str, dict | None]] = []
         for envelope, chain in items:
             try:
@@ -346,8 +368,13 @@ class Router:
                 _unroutable(envelope, exc)
         if not loaded:
             return RoutePlan()
-        holders = repository.dossier_holders(cur, sorted({code for _, _, code, _ in loaded}))
-        successors = repository.successors(cur)
+        codes = sorted({code for _, _, code, _ in loaded})
+        if reads is not None and reads.codes.issuperset(codes):
+            holders = {code: (row["agency_code"], row["stream_version"])
+                       for code, row in reads.dossiers.items() if code in codes}
+        else:
+            holders = repository.dossier_holders(cur, codes)
+        successors = reads.successors if reads is not None else repository.successors(cur)
         routes: dict[str, Route] = {}
         moves: list[tuple[str, str, int]] = []  # the holders' updates
         rows: dict[str, dict] = {}
@@ -367,7 +394,9 @@ class Router:
             context = EventContext(correlation_id=env.get("correlation_id"), causation_id=str(env["event_id"]))
             for agency, addressed in targets:
                 if agency not in routes:
-                    routes[agency] = repository.get_route(cur, agency) or Route(agency)
+                    known_route = reads.routes.get(agency) if reads is not None and agency in reads.routes \
+                        else repository.get_route(cur, agency)
+                    routes[agency] = known_route or Route(agency)
                 delivery = str(routing.delivery_id(env["event_id"], agency))
                 if delivery in rows:
                     continue

@@ -189,26 +189,33 @@ class Subscriptions:
 
     def begin_batch(self, cur: Any, envelopes: list[dict], writes: StatementBatch | None = None,
                     successors: dict[str, str | None] | None = None,
-                    holders: dict[str, str] | None = None) -> FeedBatch:
+                    holders: dict[str, str] | None = None, attributes: dict[str, dict] | None = None,
+                    held: set[str] | None = None) -> FeedBatch:
         """What ``accept`` reads for a batch of events, read once (the dossiers' attributes
         locked for update, in order), in ``cur``'s transaction.
 
         When the batch shares its transaction with the routing of the same events, the routing
         passes its ``writes`` (sent with the feed's, and the commit, by ``commit_batch``), the
         ``successors`` it read, and the ``holders`` its writes will leave: the attributes are
-        read as those writes will leave them, as if the routing had committed first."""
+        read as those writes will leave them, as if the routing had committed first; it may also
+        pass the dossiers' rows (``attributes``, locked) and the dossiers with ``held`` events it
+        read for these events (``repository.read_batch``), which are then not read again."""
         codes = set()
         for envelope in envelopes:
             with contextlib.suppress(RoutingError):
                 codes.add(routing.dossier_code(envelope.get("data") or {}))
-        attributes = feed.dossier_attributes_many(cur, sorted(codes))
+        if attributes is None:
+            attributes = feed.dossier_attributes_many(cur, sorted(codes))
+        else:
+            attributes = {code: {k: v for k, v in row.items() if k != "stream_version"}
+                          for code, row in attributes.items() if code in codes}
         for code, agency in (holders or {}).items():
             if code in codes:
                 attributes[code] = {**(attributes.get(code) or feed.saved_attributes(None, {
                     "code": code, "agency_code": agency, "fed_version": 0})), "agency_code": agency}
         return FeedBatch(writes if writes is not None else StatementBatch(cur.connection.cursor()), attributes,
                          repository.successors(cur) if successors is None else successors,
-                         feed.held_dossiers(cur, sorted(codes)))
+                         feed.held_dossiers(cur, sorted(codes)) if held is None else held & codes)
 
     def commit_batch(self, batch: FeedBatch) -> None:
         """The batch's waiting writes, then its entries (taking the feed lock), and the commit,
@@ -407,9 +414,13 @@ class Subscriptions:
 
     def pump(self, agency_code: str | None = None, limit: int = 50) -> int:
         """One delivery run of every due subscription (of one agency when named); returns the
-        number of entries delivered."""
-        with self.db.transaction() as cur:
+        number of entries delivered. Finding none due (the common case: an agency's feed grew
+        but its subscribers are up to date or it has none) is one round trip."""
+        with self.db.autocommit() as cur:  # a read alone: no transaction to open and commit
             due = feed.due_subscriptions(cur, agency_code, limit, self.clock())
+        if not due:
+            return 0
+        with self.db.transaction() as cur:  # each move checks the position it read: see skip_to
             ids = self._with_matches(cur, due)
         if self.concurrency > 1 and len(ids) > 1:  # subscriptions are independent: send side by side
             return sum(eventlet.GreenPool(min(self.concurrency, len(ids))).imap(self._deliver_safely, ids))

@@ -10,21 +10,23 @@ import time
 import uuid
 
 import pika
+import psycopg2
+import psycopg2.errors
 import pytest
 
-from portal_common import db as db_module
 from portal_common.coalesce import ALONE
-from portal_common.consumer import handle_once
+from portal_common.consumer import claim_many, handle_once
 from portal_common.db import Database, DatabaseUnavailable
 from portal_common.eventstore import EventStore
 from portal_common.redelivery import list_parked, parking_queue_name
 from services.router import feed_repository, repository
 from services.router.application import Router
 from services.router.channels import AmqpChannel
-from services.router.domain.routing import ROUTED_EVENTS
+from services.router.domain.routing import ROUTED_EVENTS, Route
 from services.router.settings import Settings
 from tests.router.conftest import RouterProcess, deliveries, envelope, publish, router_events, submitted
 from tests.support.processes import wait_for
+from tests.support.round_trips import count_round_trips
 
 
 def _agency() -> str:
@@ -214,25 +216,14 @@ def test_the_feed_takes_new_dossiers_holders_from_the_routing_in_its_transaction
         assert {r["code"]: r["agency_code"] for r in cur.fetchall()} == dict.fromkeys([*codes, extra], agency)
 
 
-def test_an_event_alone_and_a_batch_each_take_twelve_round_trips(router_db_url, router_amqp, monkeypatch):
-    """Routing and feed in one transaction (its writes and commit in one round trip), the
-    ``DeliverySent`` record, the subscriptions' delivery run: 12 round trips to PostgreSQL
-    whether one event comes or ten (22 and 17 when the routing, a re-read of the deliveries and
-    the feed were transactions of their own)."""
-    trips: list[str] = []
-    execute, commit = db_module._MergedBegin.execute, db_module.MergedBeginConnection.commit
-
-    def counted_execute(cur, query, args=None):
-        trips.append("statement")
-        return execute(cur, query, args)
-
-    def counted_commit(conn):
-        if conn.info.transaction_status != db_module._IDLE:
-            trips.append("commit")
-        return commit(conn)
-
-    monkeypatch.setattr(db_module._MergedBegin, "execute", counted_execute)
-    monkeypatch.setattr(db_module.MergedBeginConnection, "commit", counted_commit)
+def test_an_event_alone_and_a_batch_each_take_four_round_trips(router_db_url, router_amqp, monkeypatch):
+    """One statement claims the events and reads what routing and feeding them needs
+    (``read_batch``), then the delivery rows are inserted, the writes go with the commit, and
+    the ``DeliverySent`` record with its own: 4 round trips to PostgreSQL whether one event
+    comes or ten, the agency having no subscription to run (22 and 17 when the routing, a
+    re-read of the deliveries and the feed were transactions of their own; 12 and 12 with the
+    routing and the feed in one transaction reading one thing at a time)."""
+    trips = count_round_trips(monkeypatch)
     store = Database(router_db_url, "router", size=1)  # one connection: its statements prepared once
     router = Router(store, EventStore(store), AmqpChannel(router_amqp, timeout_s=3.0), http=None, settings=Settings())
     try:
@@ -248,20 +239,72 @@ def test_an_event_alone_and_a_batch_each_take_twelve_round_trips(router_db_url, 
                 assert router.on_dossier_events([submitted(code, agency) for code in codes]) == [None] * 10
             counts.append(len(trips))
             assert _statuses(store, codes) == {code: ["sent"] for code in codes}
-        assert counts == [12, 12]
+        assert counts == [4, 4]
     finally:
         router.amqp.close()
         store.close()
 
 
+def _subscribe(cur, agency: str) -> None:
+    feed_repository.insert_subscription(cur, {
+        "id": str(uuid.uuid4()), "agency_code": agency, "callback_url": "https://127.0.0.1:9/cb",
+        "channels": ["dossier"], "filters": {}, "auth_header": None, "position": 0})
+
+
+def test_one_statement_claims_the_events_and_reads_what_routing_and_feed_need(router_store, monkeypatch):
+    named, successor, holder = _agency(), _agency(), _agency()
+    held_code, new_code = _codes(2)
+    seen, fresh = str(uuid.uuid4()), str(uuid.uuid4())
+    with router_store.transaction() as cur:
+        repository.upsert_agency(cur, named, None, "dissolved", successor, 1)
+        repository.save_route(cur, Route(successor, "http", "https://127.0.0.1:9/in", "AGENCY_SECRET_X"))
+        repository.save_route(cur, Route(holder, "amqp"))
+        repository.set_dossier_holder(cur, held_code, holder, 3)
+        feed_repository.hold(cur, str(uuid.uuid4()), held_code, 5, submitted(held_code, holder))
+        for agency in (holder, named):
+            _subscribe(cur, agency)
+        cur.execute("UPDATE subscriptions SET state = 'paused' WHERE agency_code = %s", (named,))
+        claim_many(cur, "x", [seen])
+    trips = count_round_trips(monkeypatch)
+    with router_store.transaction() as cur:
+        reads = repository.read_batch(cur, {"x": [seen, fresh], "y": [seen]}, [held_code, new_code], [named])
+        assert trips == ["statement"]
+        with psycopg2.connect(router_store.dsn) as other, other.cursor() as probe:  # the row is locked
+            probe.execute("SET search_path TO router")
+            with pytest.raises(psycopg2.errors.LockNotAvailable):
+                probe.execute("SELECT 1 FROM dossiers WHERE code = %s FOR UPDATE NOWAIT", (held_code,))
+    assert reads.claimed == {"x": {fresh}, "y": {seen}}
+    assert reads.codes == {held_code, new_code} and set(reads.dossiers) == {held_code}
+    assert reads.dossiers[held_code]["agency_code"] == holder and reads.dossiers[held_code]["stream_version"] == 3
+    assert reads.successors[named] == successor
+    assert reads.agencies == {named, successor, holder} and reads.routes[named] is None
+    assert reads.routes[successor] == Route(successor, "http", "https://127.0.0.1:9/in", "AGENCY_SECRET_X")
+    assert reads.routes[holder] == Route(holder, "amqp")
+    assert reads.held == {held_code}
+    assert reads.subscribed == {holder}  # the named agency's subscription is paused
+
+
+def test_a_delivery_run_follows_the_feed_only_for_an_agency_with_a_subscription(router_store, make_router,
+                                                                             monkeypatch):
+    router, quiet, subscribed = make_router(), _agency(), _agency()
+    with router_store.transaction() as cur:
+        _subscribe(cur, subscribed)
+    runs = []
+    monkeypatch.setattr(router.subs, "pump", lambda agency=None, limit=50: runs.append(agency) or 0)
+    envelopes = [submitted(code, agency) for code, agency in zip(_codes(2), (quiet, subscribed), strict=True)]
+    router.on_dossier_events(envelopes)
+    assert _feed_entries(router_store, [e["event_id"] for e in envelopes]) == 2  # both fed
+    assert runs == [subscribed]  # the other agency's run would find no one to send to
+
+
 def test_a_database_failure_in_the_feed_rolls_the_routing_back_with_it(router_store, router_amqp, make_router,
                                                                        monkeypatch):
-    """Routing and feed share one transaction: a failure in the feed's reads keeps nothing of
-    the routing either (no dedupe record, no delivery, nothing sent), and the fallback then
-    routes, sends and feeds each event once."""
+    """Routing and feed share one transaction: a failure in the feed's writes (sent with the
+    routing's, before the commit) keeps nothing of the routing either (no dedupe record, no
+    delivery, nothing sent), and the fallback then routes, sends and feeds each event once."""
     router, agency, codes = make_router(), _agency(), _codes(5)
     envelopes = [submitted(code, agency) for code in codes]
-    _terminate_on_first(monkeypatch, feed_repository, "dossier_attributes_many")
+    _terminate_on_first(monkeypatch, feed_repository, "append_unread")
     with pytest.raises(DatabaseUnavailable):
         router.on_dossier_events(envelopes)
     assert _claims(router_store, [e["event_id"] for e in envelopes]) == 0
