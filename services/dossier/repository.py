@@ -38,6 +38,10 @@ class Repository(Protocol):
 
     def transaction(self) -> AbstractContextManager[Transaction]: ...
 
+    def reading(self) -> AbstractContextManager[Transaction]:
+        """Reads that need no transaction around them (each sees what is committed as it
+        runs): no ``BEGIN`` and no ``COMMIT`` to send. Nothing is written through it."""
+
     def lock(self, tx: Transaction, key: str) -> None:
         """Serialise, until the commit, the transactions that lock the same key."""
 
@@ -145,6 +149,11 @@ class PgRepository:
             tx = PgTransaction(cur)
             yield tx
             tx.flush()
+
+    @contextmanager
+    def reading(self) -> Iterator[PgTransaction]:
+        with self.db.autocommit(dict_rows=False) as cur:
+            yield PgTransaction(cur)
 
     def commit_with_next(self, tx: PgTransaction) -> None:
         tx.commit_with_next()

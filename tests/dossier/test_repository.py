@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import psycopg2.extensions
 import pytest
 
 from portal_common.errors import Conflict, InvalidInput, NotFound
@@ -15,6 +16,7 @@ from services.dossier.domain.calendar import local_date
 from services.dossier.domain.codes import parse_code, stream_id
 from services.dossier.domain.documents import check_upload
 from tests.dossier.conftest import PDF, agency_ctx, applicant_ctx, submit
+from tests.support.round_trips import count_round_trips
 from tests.support.threads import all_at_once
 
 AGENCY = "H29.01"
@@ -224,6 +226,23 @@ def test_idempotent_submission(repo):
     results, _ = all_at_once(lambda _: submit(repo, key="key-2")[0].code, 8)
     assert len(set(results)) == 1 and len(results) == 8
     assert repo.owner_list("acc-1", None, 1, 100)["total"] == 2
+
+
+def test_a_key_is_looked_up_before_filing_in_one_round_trip(repo, monkeypatch):
+    """The pre-check of a filing's Idempotency-Key reads without a transaction: a new key (the
+    usual case) costs one round trip, where ``BEGIN`` with the read and then ``COMMIT`` took two."""
+    first, _ = submit(repo, key="key-read")
+    with repo.repository.reading() as tx:
+        digest, code = repo.repository.key_record(tx, "acc-1", "key-read")
+    assert code == first.code
+    trips = count_round_trips(monkeypatch)
+    assert repo.submitted_with("acc-1", "key-new", digest) is None
+    assert trips == ["statement"]
+    assert repo.submitted_with("acc-1", "key-read", digest).code == first.code
+    with pytest.raises(Conflict):
+        repo.submitted_with("acc-1", "key-read", "another filing")
+    with repo.repository.db.connection() as conn:  # handed back outside any transaction
+        assert conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE
 
 
 def test_concurrent_commands_on_one_dossier_apply_once(repo):

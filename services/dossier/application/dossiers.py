@@ -214,9 +214,11 @@ class Dossiers:
     def submitted_with(self, owner_id: str, idempotency_key: str, request_hash: str) -> DossierState | None:
         """The dossier this owner already filed with this key (None if none committed yet).
 
-        Raises Conflict when the key was used for a different filing.
+        Raises Conflict when the key was used for a different filing. Read without a
+        transaction (one round trip for a new key): the key's dossier, once bound, is committed
+        and its log only grows.
         """
-        with self.repository.transaction() as tx:
+        with self.repository.reading() as tx:
             record = self.repository.key_record(tx, owner_id, idempotency_key)
             if record is None or record[1] is None:
                 return None
