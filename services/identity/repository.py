@@ -527,15 +527,26 @@ def remember_dossier_owners(cur, owners: list[tuple[str, str, str]]) -> None:
 _CANONICAL_UUID = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
-def owner_targets(batch: StatementBatch, dossier_codes: list[str]) -> dict[str, dict]:
-    """By dossier code: its owner's ``account_id`` and, when that names an account, the
-    account's ``id``, ``role``, ``phone`` and ``notify_sms`` (None otherwise); sent with the
-    statements ``batch`` keeps, in one round trip."""
-    rows = batch.query(
-        Prepared("SELECT o.dossier_code, o.account_id, a.id, a.role, a.phone, a.notify_sms FROM dossier_owners o "
-                 "LEFT JOIN accounts a ON a.id = CASE WHEN o.account_id ~ %s THEN o.account_id::uuid END "
-                 "WHERE o.dossier_code = ANY(%s)"), (_CANONICAL_UUID, dossier_codes)).fetchall()
-    return {r["dossier_code"]: r for r in rows}
+_CLAIM_WITH_TARGETS = Prepared(
+    "WITH claimed AS (INSERT INTO processed_events (consumer, event_id) "
+    "SELECT %(consumer)s, e FROM unnest(%(events)s::uuid[]) AS e ON CONFLICT DO NOTHING RETURNING event_id) "
+    "SELECT (SELECT COALESCE(json_agg(event_id), '[]') FROM claimed) AS claimed, "
+    "(SELECT COALESCE(json_agg(t), '[]') FROM (SELECT o.dossier_code, o.account_id, a.id, a.role, a.phone, "
+    "a.notify_sms FROM dossier_owners o LEFT JOIN accounts a ON a.id = CASE WHEN o.account_id ~ %(canonical)s "
+    "THEN o.account_id::uuid END WHERE o.dossier_code = ANY(%(codes)s::text[])) t) AS targets")
+
+
+def claim_with_targets(batch: StatementBatch, consumer: str, event_ids: list[str],
+                       dossier_codes: list[str]) -> tuple[set[str], dict[str, dict]]:
+    """``claim_many`` of ``event_ids`` (canonical, in one order) for ``consumer``, and whom to
+    notify about ``dossier_codes``, in one statement sent with the statements ``batch`` keeps
+    (so the owners it remembers are read): the ids not seen before, and by dossier code its
+    owner's ``account_id`` and, when that names an account, the account's ``id``, ``role``,
+    ``phone`` and ``notify_sms`` (None otherwise). One round trip where the claim and the read
+    took one each."""
+    row = batch.query(_CLAIM_WITH_TARGETS, {"consumer": consumer, "events": event_ids,
+                                            "canonical": _CANONICAL_UUID, "codes": dossier_codes}).fetchone()
+    return {str(e) for e in row["claimed"]}, {t["dossier_code"]: t for t in row["targets"]}
 
 
 def dossier_owner(cur, dossier_code: str) -> str | None:

@@ -48,7 +48,7 @@ from typing import Any
 from prometheus_client import Counter
 
 from portal_common.coalesce import ALONE, Coalescer
-from portal_common.consumer import claim_many, event_id_of, handle_once, release_many
+from portal_common.consumer import event_id_of, handle_once, release_many
 from portal_common.contracts.identity import NotificationPreferencesBody
 from portal_common.db import Database, StatementBatch
 from portal_common.eventstore import EventContext, EventStore, NewEvent
@@ -191,9 +191,22 @@ def _decide_many(db: Database, batch: list[tuple[int, str, dict]], out: list[Any
     """``_decide`` for a batch, in one transaction; fills ``out`` and returns the notices
     written (leased for sending)."""
     notices_out: list[dict] = []
+    owners, wanted = [], []
+    for _, _, envelope in batch:  # a copy handled before teaches nothing new: the owner is fixed at filing
+        event_type, data = envelope.get("event_type"), envelope.get("data") or {}
+        code = data.get("code") if isinstance(data, dict) else None
+        owner = notices.owner_of(event_type, data)
+        if owner and isinstance(code, str):
+            owners.append((code, *owner))
+        if event_type in notices.NOTIFYING and isinstance(code, str):
+            wanted.append(code)
     with db.transaction() as cur:
-        # in one order (rows of two batches that overlap are locked alike: no deadlock)
-        new = claim_many(cur, CONSUMER, sorted({event_id for _, event_id, _ in batch}))
+        writes = StatementBatch(cur)
+        repo.remember_dossier_owners(writes, sorted(owners))
+        # the events claimed in one order (rows of two batches that overlap are locked alike:
+        # no deadlock), in the round trip that remembers the owners and reads the targets
+        new, targets = repo.claim_with_targets(writes, CONSUMER, sorted({event_id for _, event_id, _ in batch}),
+                                               sorted(set(wanted)))
         fresh = []
         for i, event_id, envelope in batch:
             if event_id in new:
@@ -203,18 +216,6 @@ def _decide_many(db: Database, batch: list[tuple[int, str, dict]], out: list[Any
             out[i] = "duplicate"
             if envelope.get("event_type") in notices.NOTIFYING:
                 _count(envelope.get("event_type"), "skipped", "duplicate")
-        writes = StatementBatch(cur)
-        owners, wanted = [], []
-        for _, _, envelope in fresh:
-            event_type, data = envelope.get("event_type"), envelope.get("data") or {}
-            code = data.get("code") if isinstance(data, dict) else None
-            owner = notices.owner_of(event_type, data)
-            if owner and isinstance(code, str):
-                owners.append((code, *owner))
-            if event_type in notices.NOTIFYING and isinstance(code, str):
-                wanted.append(code)
-        repo.remember_dossier_owners(writes, sorted(owners))
-        targets = repo.owner_targets(writes, wanted) if wanted else {}
         decided, alone, skipped = [], [], []
         for i, event_id, envelope in fresh:
             event_type, data = envelope.get("event_type"), envelope.get("data") or {}
