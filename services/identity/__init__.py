@@ -34,7 +34,7 @@ dev staff tokens; never on in production), ``CARRIER_ADAPTER`` / ``BHXH_ADAPTER`
 ``IDENTITY_SIGNING_KEY`` or ``IDENTITY_SIGNING_KEY_FILE`` (an Ed25519 PEM instead of a
 generated key), ``IDENTITY_KEY_PASSPHRASE`` (encrypts stored private keys),
 ``KEY_ACTIVATION_DELAY`` (30 s), ``NOTIFY_OWNER_WAIT`` (600 s), ``NOTIFY_RETRY_PAUSE`` (1 s),
-``NOTIFY_MAX_ATTEMPTS`` (8), ``NOTIFY_TICK`` (30 s), ``NOTIFY_BATCH`` / ``NOTIFY_BATCHES`` (50, 2:
+``NOTIFY_MAX_ATTEMPTS`` (8), ``NOTIFY_TICK`` (30 s), ``NOTIFY_BATCH`` / ``NOTIFY_BATCHES`` (50, 1:
 dossier events handled together at most, batches at once), ``APPLICANT_SMS`` (on; off drops the notices).
 Sign-in with VNeID (``docs/vneid.md``): ``VNEID_ISSUER`` (unset: off), ``VNEID_CLIENT_ID``,
 ``VNEID_CLIENT_SECRET`` or ``VNEID_PRIVATE_KEY_FILE``, ``VNEID_TOKEN_AUTH_METHOD``,

@@ -20,7 +20,7 @@ NOTICE_TICK_S = config.env_float("NOTIFY_TICK", 30.0, S)  # how often failed app
 NOTICE_OWNER_WAIT_S = config.env_float("NOTIFY_OWNER_WAIT", 600.0, S)  # then an event whose owner is unknown is dropped
 NOTICE_MAX_ATTEMPTS = config.env_int("NOTIFY_MAX_ATTEMPTS", 8, S)  # sends of one SMS before it is marked failed
 NOTICE_BATCH = config.env_int("NOTIFY_BATCH", 50, S)  # dossier events handled together at most (1: one at a time)
-NOTICE_BATCHES = config.env_int("NOTIFY_BATCHES", 2, S)  # batches of dossier events handled at the same time
+NOTICE_BATCHES = config.env_int("NOTIFY_BATCHES", 1, S)  # batches of dossier events handled at the same time
 # an installation without an SMS contract (or during a provider outage) turns the notices off:
 # events are then consumed and dropped, and none is sent later
 APPLICANT_SMS = config.env_bool("APPLICANT_SMS", True, S)
