@@ -250,9 +250,8 @@ class Router:
             plan = self._plan(cur, _fresh(reads.claimed[ROUTING], list(zip(routed, chains, strict=True))),
                               lease=True, writes=writes, reads=reads)
             feeding = _fresh(reads.claimed[FEED], list(zip(envelopes, fields, strict=True)))
-            batch = self.subs.begin_batch(cur, [e for e, _ in feeding], writes=writes, successors=reads.successors,
-                                          holders={code: held[0] for code, held in plan.holders.items()},
-                                          attributes=reads.dossiers, held=reads.held)
+            batch = self.subs.begin_batch(cur, [e for e, _ in feeding], reads, writes,
+                                          {code: held[0] for code, held in plan.holders.items()})
             for envelope, field_hint in feeding:
                 self.subs.accept(cur, envelope, field_hint, batch)
             self.subs.commit_batch(batch)

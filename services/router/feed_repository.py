@@ -35,15 +35,6 @@ def dossier_attributes(cur: Any, code: str) -> dict | None:
     return cur.fetchone()
 
 
-def dossier_attributes_many(cur: Any, codes: list[str]) -> dict[str, dict]:
-    """``dossier_attributes`` of several dossiers (locked in the order of ``codes``)."""
-    if not codes:
-        return {}
-    cur.execute(Prepared("SELECT code, agency_code, procedure_code, field, province_code, status, fed_version "
-                         "FROM dossiers WHERE code = ANY(%s) ORDER BY code FOR UPDATE"), (list(codes),))
-    return {r["code"]: r for r in cur.fetchall()}
-
-
 def saved_attributes(row: dict | None, attrs: dict) -> dict:
     """The dossier's row as ``save_dossier_attributes(cur, code, attrs, attrs["fed_version"])``
     leaves it (``row``: as it was; None: just inserted by ``set_dossier_holder``)."""
@@ -81,12 +72,6 @@ def take_held(cur: Any, code: str, version: int) -> dict | None:
                 (code, version))
     row = cur.fetchone()
     return row["envelope"] if row else None
-
-
-def held_dossiers(cur: Any, codes: list[str]) -> set[str]:
-    """Which of ``codes`` have an event held."""
-    cur.execute(Prepared("SELECT DISTINCT dossier_code FROM feed_held WHERE dossier_code = ANY(%s)"), (list(codes),))
-    return {r["dossier_code"] for r in cur.fetchall()}
 
 
 def overdue_held(cur: Any, older_than_s: float, limit: int = 100) -> list[str]:

@@ -187,35 +187,24 @@ class Subscriptions:
             batch.entries.extend(entries)
         return sorted({e["agency_code"] for e in entries})
 
-    def begin_batch(self, cur: Any, envelopes: list[dict], writes: StatementBatch | None = None,
-                    successors: dict[str, str | None] | None = None,
-                    holders: dict[str, str] | None = None, attributes: dict[str, dict] | None = None,
-                    held: set[str] | None = None) -> FeedBatch:
-        """What ``accept`` reads for a batch of events, read once (the dossiers' attributes
-        locked for update, in order), in ``cur``'s transaction.
-
-        When the batch shares its transaction with the routing of the same events, the routing
-        passes its ``writes`` (sent with the feed's, and the commit, by ``commit_batch``), the
-        ``successors`` it read, and the ``holders`` its writes will leave: the attributes are
-        read as those writes will leave them, as if the routing had committed first; it may also
-        pass the dossiers' rows (``attributes``, locked) and the dossiers with ``held`` events it
-        read for these events (``repository.read_batch``), which are then not read again."""
+    def begin_batch(self, cur: Any, envelopes: list[dict], reads: repository.BatchReads, writes: StatementBatch,
+                    holders: dict[str, str]) -> FeedBatch:
+        """What ``accept`` needs for a batch of events, from what the routing of the same events
+        read in ``cur``'s transaction (``repository.read_batch``: the dossiers' rows, locked,
+        the successors and the held events). The routing's ``writes`` go with the feed's, and
+        the commit, in ``commit_batch``; the attributes are as the routing's writes will leave
+        the dossiers' ``holders``, as if the routing had committed first."""
         codes = set()
         for envelope in envelopes:
             with contextlib.suppress(RoutingError):
                 codes.add(routing.dossier_code(envelope.get("data") or {}))
-        if attributes is None:
-            attributes = feed.dossier_attributes_many(cur, sorted(codes))
-        else:
-            attributes = {code: {k: v for k, v in row.items() if k != "stream_version"}
-                          for code, row in attributes.items() if code in codes}
-        for code, agency in (holders or {}).items():
+        attributes = {code: {k: v for k, v in row.items() if k != "stream_version"}
+                      for code, row in reads.dossiers.items() if code in codes}
+        for code, agency in holders.items():
             if code in codes:
                 attributes[code] = {**(attributes.get(code) or feed.saved_attributes(None, {
                     "code": code, "agency_code": agency, "fed_version": 0})), "agency_code": agency}
-        return FeedBatch(writes if writes is not None else StatementBatch(cur.connection.cursor()), attributes,
-                         repository.successors(cur) if successors is None else successors,
-                         feed.held_dossiers(cur, sorted(codes)) if held is None else held & codes)
+        return FeedBatch(writes, attributes, reads.successors, reads.held & codes)
 
     def commit_batch(self, batch: FeedBatch) -> None:
         """The batch's waiting writes, then its entries (taking the feed lock), and the commit,
