@@ -242,3 +242,17 @@ def test_a_lone_event_goes_the_batch_way_in_under_half_the_round_trips(migrated_
         assert counts == {"handle": 11, "take": 5}
     finally:
         db.close()
+
+
+def test_a_lone_poisoned_event_fails_as_its_own_and_keeps_nothing(identity_db):
+    """A lone event's batch of one fails; the one-at-a-time way then raises its failure for the
+    entrypoint to retry and park, with nothing of it kept, and the next event is sent."""
+    store, sms = EventStore(identity_db), LocalSmsGateway(identity_db)
+    poisoned = _submitted(_code(), {"account_id": "x\x00poison", "kind": "citizen"})  # PostgreSQL refuses the NUL
+    with pytest.raises(ValueError):
+        applicant_notices.take(identity_db, store, sms, poisoned)
+    assert _claims(identity_db, [poisoned]) == 0
+    assert _notices(identity_db, [poisoned["data"]["code"]]) == {poisoned["data"]["code"]: []}
+    [owner], [code], [envelope] = _filings(identity_db, 1)
+    assert applicant_notices.take(identity_db, store, sms, envelope) == "notice"
+    assert _notices(identity_db, [code]) == {code: ["sent"]} and len(_outbox(identity_db, owner["phone"])) == 1
