@@ -24,6 +24,7 @@ from gateway.routes.lookup import LookupRoutes
 from gateway.routes.ops import OpsRoutes
 from gateway.routes.payments import PaymentRoutes
 from gateway.routes.vneid import VneidRoutes
+from portal_common.heap import StartupHeapFrozen
 from portal_common.logs import LogContext
 
 
@@ -40,6 +41,7 @@ class GatewayService(
     payment_rpc = ServiceRpc("payment")
     log_context = LogContext()
     revocation_feed = RevocationFeed()
+    startup_heap = StartupHeapFrozen()
 
     @event_handler("identity", "SignedOut", handler_type=BROADCAST, reliable_delivery=False)
     def on_signed_out(self, envelope: dict) -> None:

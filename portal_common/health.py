@@ -7,16 +7,19 @@
 ``portal_common.metrics``). The RPC also says which process answered (``instance``, ``pid``),
 whether it is the one publishing the service's log and which timer ticks it acted on, so
 operators and tests see how the work spreads over a service's processes. Putting it in the
-mixin gives every service the same operator surface without each one wiring it.
+mixin gives every service the same operator surface without each one wiring it. The mixin
+also freezes the process's start-up heap out of the garbage collector (``portal_common.heap``).
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 
 from portal_common.config import instance_id
 from portal_common.entrypoints import rpc
+from portal_common.heap import StartupHeapFrozen
 from portal_common.metrics import ServiceMetrics
 from portal_common.ticks import TICKS
 
@@ -28,6 +31,7 @@ class HealthRpc:
     more of this process's state for the answer."""
 
     service_metrics = ServiceMetrics()
+    startup_heap = StartupHeapFrozen()
 
     @rpc
     def health(self) -> dict:
@@ -45,6 +49,9 @@ class HealthRpc:
             "pid": os.getpid(),
             "outbox_leader": bool(getattr(getattr(self, "outbox", None), "is_leader", False)),
             "ticks": TICKS.snapshot(),
+            # the start-up heap kept out of full collections (portal_common.heap): 0 means
+            # every full collection walks it and pauses the process for tens of milliseconds
+            "gc_frozen_objects": gc.get_freeze_count(),
             # what the service adds about this process (e.g. its caches), when it says
             **(self.health_details() if hasattr(self, "health_details") else {}),
         }

@@ -19,6 +19,7 @@ def test_every_service_is_ready(gateway_url):
         assert check["status"] == "ok", name
         assert check["checks"]["database"] is True, name
         assert check["instance"] == f"{name}-1" and check["pid"] > 0, name  # the one process of each
+        assert check["gc_frozen_objects"] > 10_000, name  # its start-up heap is out of full collections
     assert headers["X-Request-ID"]
 
 
