@@ -6,6 +6,7 @@ not list it."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import http.client
 import json
 import shutil
@@ -51,6 +52,24 @@ def run_pool(items: Iterable[Any], concurrency: int, one: Callable[[Any], bool])
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         results = list(pool.map(timed, items))
     return time.perf_counter() - started, [r[0] for r in results], sum(not r[1] for r in results)
+
+
+@contextlib.contextmanager
+def collector_held() -> Iterator[None]:
+    """This process's garbage collector collected once, then held off for one bounded measure.
+
+    The load generator's heap (the launcher, the drivers, a thread per request in flight) takes
+    a full collection 40-90 ms, and every request thread stops for it: an open loop would count
+    that pause as the system's latency. Garbage made meanwhile is freed by reference counting;
+    cycles wait for the end of the measure."""
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def bench_server() -> str:
