@@ -20,7 +20,8 @@ docs-assets: $(STAMP)
 
 up test: DOCS_ASSETS_FLAGS = --warn-only
 
-# Processes per service: e.g. make up DOSSIER_PROCESSES=2 GATEWAY_PROCESSES=2 (or PROCESSES=2 for all)
+# Processes per service: e.g. make up DOSSIER_PROCESSES=2 GATEWAY_PROCESSES=2 (or PROCESSES=2 for all);
+# CPU priority per service: e.g. make up ROUTER_NICE=0 (the router and identity run at 10)
 up: $(STAMP) docs-assets
 	$(PY) -m deploy.local up
 

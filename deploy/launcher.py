@@ -12,6 +12,11 @@ spreads connections over them. Every process gets ``INSTANCE_ID`` (``dossier-2``
 process of a service is known here by the service's name, the k-th by ``<service>-<k>``. A
 process after the first with a fixed metrics port serves its metrics 100 ports higher per
 process (dossier: 9103, 9203, ...), so each can be scraped on its own.
+
+Each process runs at the CPU priority ``<SERVICE>_NICE`` (0-19, as ``nice``): by default 10 for
+the router and identity, which work off the dossier log (delivery to the agency, the
+applicant's notice) and can wait a little, and 0 for the rest, which answer a caller: on a
+machine short of CPU, the kernel gives the waiting caller the processor first.
 """
 
 from __future__ import annotations
@@ -62,6 +67,23 @@ def process_count(name: str, env: dict[str, str] | None = None) -> int:
     if not 1 <= count <= 64:
         raise ValueError(f"{name.upper()}_PROCESSES must be between 1 and 64, not {count}")
     return count
+
+
+#: the CPU priority (``nice``) of the services that consume the log for work nobody waits on
+BACKGROUND_NICE = {"router": 10, "identity": 10}
+
+
+def process_nice(name: str, env: dict[str, str] | None = None) -> int:
+    """The CPU priority of ``name``'s processes: ``<NAME>_NICE``, else ``BACKGROUND_NICE``'s, else 0."""
+    env = os.environ if env is None else env
+    raw = (env.get(f"{name.upper()}_NICE") or "").strip() or str(BACKGROUND_NICE.get(name, 0))
+    try:
+        nice = int(raw)
+    except ValueError:
+        raise ValueError(f"{name.upper()}_NICE must be a whole number, not {raw!r}") from None
+    if not 0 <= nice <= 19:
+        raise ValueError(f"{name.upper()}_NICE must be between 0 and 19, not {nice}")
+    return nice
 
 
 def instance_key(name: str, number: int) -> str:
@@ -140,6 +162,7 @@ class LocalSystem:
             self.extra_env = {**self.extra_env, "VNEID_STANDIN_PORT": str(_unused_port())}
         for name in SERVICE_CLASSES:
             self.counts.setdefault(name, process_count(name, merged))
+            process_nice(name, merged)  # a bad value stops the start before any process runs
 
     def instance_keys(self, name: str | None = None) -> list[str]:
         """The processes this system runs (of one service, or all), first processes first."""
@@ -217,8 +240,13 @@ class LocalSystem:
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{key}.log", "ab")  # noqa: SIM115 - owned by the child
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env(name, number), stdout=out,
+        env = self.env(name, number)
+        nice = process_nice(name, env) if name in SERVICE_CLASSES else 0
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
+        if nice:  # before it has loaded its code: the priority is in place before it serves
+            with contextlib.suppress(ProcessLookupError):
+                os.setpriority(os.PRIO_PROCESS, proc.pid, nice)
         self.processes[key] = proc
         return proc
 

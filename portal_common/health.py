@@ -52,6 +52,8 @@ class HealthRpc:
             # the start-up heap kept out of full collections (portal_common.heap): 0 means
             # every full collection walks it and pauses the process for tens of milliseconds
             "gc_frozen_objects": gc.get_freeze_count(),
+            # its CPU priority (deploy.launcher: the log's background consumers run at 10)
+            "cpu_nice": os.getpriority(os.PRIO_PROCESS, 0),
             # what the service adds about this process (e.g. its caches), when it says
             **(self.health_details() if hasattr(self, "health_details") else {}),
         }

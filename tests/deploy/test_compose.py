@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from deploy.launcher import SERVICE_CLASSES
+from deploy.launcher import BACKGROUND_NICE, SERVICE_CLASSES
 from portal_common.metrics import DEFAULT_PORTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -197,3 +197,12 @@ def _closure(name: str, seen: set[str] | None = None) -> set[str]:
             seen.add(dep)
             _closure(dep, seen)
     return seen
+
+
+def test_the_log_consumers_get_a_smaller_cpu_weight_as_make_up_gives_them_a_lower_priority():
+    for name in LAUNCHED:
+        shares = SERVICES[name].get("cpu_shares", 1024)
+        if name in BACKGROUND_NICE:
+            assert shares < 1024, name
+        else:
+            assert shares == 1024, name

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.launcher import SERVICE_CLASSES, LocalSystem, instance_key, parse_instance_key, process_count
+from deploy.launcher import (
+    SERVICE_CLASSES,
+    LocalSystem,
+    instance_key,
+    parse_instance_key,
+    process_count,
+    process_nice,
+)
 
 
 def test_per_service_count_wins_over_the_general_one_which_wins_over_one():
@@ -44,3 +51,20 @@ def test_instance_keys_round_trip_and_unknown_ones_are_refused():
     for bad in ("nobody", "dossier-1", "dossier-x", "dossier-", "-2"):
         with pytest.raises(KeyError):
             parse_instance_key(bad)
+
+
+def test_the_log_consumers_run_at_a_lower_cpu_priority_unless_told_otherwise():
+    assert [process_nice(name, {}) for name in ("router", "identity")] == [10, 10]
+    assert all(process_nice(name, {}) == 0 for name in SERVICE_CLASSES if name not in ("router", "identity"))
+    assert process_nice("router", {"ROUTER_NICE": "0"}) == 0
+    assert process_nice("dossier", {"DOSSIER_NICE": " 5 "}) == 5
+    assert process_nice("identity", {"IDENTITY_NICE": ""}) == 10  # empty: the default
+
+
+@pytest.mark.parametrize("raw", ["-1", "20", "low", "2.5"])
+def test_a_priority_outside_nice_s_range_is_refused_before_anything_starts(raw):
+    with pytest.raises(ValueError, match="ROUTER_NICE"):
+        process_nice("router", {"ROUTER_NICE": raw})
+    with pytest.raises(ValueError, match="ROUTER_NICE"):
+        LocalSystem("postgresql://x/y", "amqp://x/", 0, extra_env={"ROUTER_NICE": raw})
+
