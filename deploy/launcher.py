@@ -60,13 +60,7 @@ def process_count(name: str, env: dict[str, str] | None = None) -> int:
     """How many processes of ``name`` to run: ``<NAME>_PROCESSES``, else ``PROCESSES``, else 1."""
     env = os.environ if env is None else env
     raw = env.get(f"{name.upper()}_PROCESSES") or env.get("PROCESSES") or "1"
-    try:
-        count = int(raw)
-    except ValueError:
-        raise ValueError(f"{name.upper()}_PROCESSES must be a whole number, not {raw!r}") from None
-    if not 1 <= count <= 64:
-        raise ValueError(f"{name.upper()}_PROCESSES must be between 1 and 64, not {count}")
-    return count
+    return _whole_number(f"{name.upper()}_PROCESSES", raw, 1, 64)
 
 
 #: the CPU priority (``nice``) of the services that consume the log for work nobody waits on
@@ -77,13 +71,18 @@ def process_nice(name: str, env: dict[str, str] | None = None) -> int:
     """The CPU priority of ``name``'s processes: ``<NAME>_NICE``, else ``BACKGROUND_NICE``'s, else 0."""
     env = os.environ if env is None else env
     raw = (env.get(f"{name.upper()}_NICE") or "").strip() or str(BACKGROUND_NICE.get(name, 0))
+    return _whole_number(f"{name.upper()}_NICE", raw, 0, 19)
+
+
+def _whole_number(variable: str, raw: str, low: int, high: int) -> int:
+    """``raw`` (the value of ``variable``) as a whole number from ``low`` to ``high``, or ValueError."""
     try:
-        nice = int(raw)
+        value = int(raw)
     except ValueError:
-        raise ValueError(f"{name.upper()}_NICE must be a whole number, not {raw!r}") from None
-    if not 0 <= nice <= 19:
-        raise ValueError(f"{name.upper()}_NICE must be between 0 and 19, not {nice}")
-    return nice
+        raise ValueError(f"{variable} must be a whole number, not {raw!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{variable} must be between {low} and {high}, not {value}")
+    return value
 
 
 def instance_key(name: str, number: int) -> str:
