@@ -333,8 +333,8 @@ def _gateway_layer(gateway_url: str | None, n: int, concurrency: int, amqp_uri: 
             probed = 0
             if open_loop is not None:
                 # the closed-loop maximum first (as many in flight as the quick run): --rate half
-                # offers half of it; a fixed --rate has its submission path warmed up the same
-                # way (the dossier service's connections, the catalog's caches), as the lookup's is
+                # offers half of it; a fixed --rate takes it as the submission path's warm-up,
+                # so that no filing in the window pays a one-time cost the lookups paid before
                 probed = min(n, 100)
                 probe_started = time.perf_counter()
                 probe_s, _, probe_fail = _run(probed, min(concurrency, 100), submit_one)
