@@ -58,8 +58,8 @@ def run_pool(items: Iterable[Any], concurrency: int, one: Callable[[Any], bool])
 def collector_held() -> Iterator[None]:
     """This process's garbage collector collected once, then held off for one bounded measure.
 
-    The load generator's heap (the launcher, the drivers, a thread per request in flight) takes
-    a full collection 40-90 ms, and every request thread stops for it: an open loop would count
+    The load generator's heap (the launcher, the drivers, the threads of the calls in flight) takes
+    a full collection 40-118 ms, and every request thread stops for it: an open loop would count
     that pause as the system's latency. Garbage made meanwhile is freed by reference counting;
     cycles wait for the end of the measure."""
     gc.collect()
