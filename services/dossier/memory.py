@@ -20,6 +20,7 @@ from typing import Any
 
 from portal_common.eventstore import MemoryEventStore, MemoryTransaction
 from portal_common.eventstore.events import utcnow
+from services.dossier.domain.codes import format_code
 from services.dossier.domain.documents import Upload
 from services.dossier.domain.drafts import DraftState
 from services.dossier.domain.lifecycle import ACTIVE, FINAL
@@ -32,7 +33,7 @@ from services.dossier.queries import (
     jsonable,
     local_midnight,
 )
-from services.dossier.repository import document_ref
+from services.dossier.repository import KeyUsed, document_ref
 
 
 @dataclass
@@ -40,6 +41,7 @@ class MemoryTx:
     """A transaction of ``MemoryStore``; ``cursor`` is the log's transaction."""
 
     cursor: MemoryTransaction
+    code: str | None = None
 
 
 def _moment(value: Any) -> dt.datetime | None:
@@ -103,11 +105,10 @@ class MemoryStore:
     def count_documents(self, tx: MemoryTx, code: str) -> int:
         return sum(1 for row in self.tables["documents"].values() if row["dossier_code"] == code)
 
-    def claim_key(self, tx: MemoryTx, owner_id: str, key: str, request_hash: str) -> bool:
+    def claim_key(self, tx: MemoryTx, owner_id: str, key: str, request_hash: str) -> None:
         if (owner_id, key) in self.tables["idempotency_keys"]:
-            return False
+            raise KeyUsed()
         self.tables["idempotency_keys"][owner_id, key] = (request_hash, None)
-        return True
 
     def key_record(self, tx: MemoryTx, owner_id: str, key: str) -> tuple[str, str | None] | None:
         return self.tables["idempotency_keys"].get((owner_id, key))
@@ -116,10 +117,17 @@ class MemoryStore:
         request_hash, _ = self.tables["idempotency_keys"][owner_id, key]
         self.tables["idempotency_keys"][owner_id, key] = (request_hash, code)
 
-    def next_sequence(self, tx: MemoryTx, agency_code: str, day: dt.date) -> int:
+    def code_at_commit(self, tx: MemoryTx, agency_code: str, day: dt.date) -> str:
+        """The code itself: drawn at once, as nothing waits on the counter here."""
         counters = self.tables["code_counters"]
         counters[agency_code, day] = counters.get((agency_code, day), 0) + 1
-        return counters[agency_code, day]
+        tx.code = format_code(agency_code, day, counters[agency_code, day])
+        return tx.code
+
+    def drawn_code(self, tx: MemoryTx) -> str:
+        if tx.code is None:
+            raise RuntimeError("no code drawn in this transaction")
+        return tx.code
 
     def record_access(self, row: dict[str, Any]) -> None:
         with self.transaction():

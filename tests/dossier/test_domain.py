@@ -13,7 +13,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from portal_common.errors import Conflict, InvalidInput
 from services.dossier.domain import lifecycle
 from services.dossier.domain.calendar import add_working_days, is_working_day, working_days_between
-from services.dossier.domain.codes import format_code, parse_code
+from services.dossier.domain.codes import format_code, parse_code, with_code
 from services.dossier.domain.documents import check_upload, clean_name, decode_base64
 from services.dossier.domain.lifecycle import DossierState, check, decide, evolve
 
@@ -468,3 +468,15 @@ def test_an_exemption_may_be_disputed_while_the_dossier_is_open(status):
         assert decide(state, "dispute_exemption", args, NOW)[0][0] == "FeeExemptionDisputed"
     with pytest.raises(Conflict):  # nothing declared for that fee
         decide(state, "dispute_exemption", dict(args, fee_id="ban-sao"), NOW)
+
+
+def test_with_code_puts_the_drawn_code_wherever_the_stand_in_was():
+    stand_in = "H29.01-261207-123456789012345678901234"
+    state = DossierState(code=stand_in, version=1, timeline=[{"note": f"filed as {stand_in}", "n": 1}],
+                         supplement={stand_in: (stand_in, 2)}, agencies=["H29.01"])
+    swapped = with_code(state, stand_in, "H29.01-261207-0007")
+    assert swapped.code == "H29.01-261207-0007" and swapped.version == 1
+    assert swapped.timeline == [{"note": "filed as H29.01-261207-0007", "n": 1}]
+    assert swapped.supplement == {"H29.01-261207-0007": ("H29.01-261207-0007", 2)}
+    assert swapped.agencies == ["H29.01"] and stand_in not in repr(swapped)
+    assert state.code == stand_in  # the state given is left as it was

@@ -24,12 +24,12 @@ from services.dossier.application.views import status_attributes, with_national_
 from services.dossier.domain import lifecycle
 from services.dossier.domain.access import SYSTEM_CALLER, Caller
 from services.dossier.domain.calendar import local_date
-from services.dossier.domain.codes import format_code, looks_like_code, stream_id
+from services.dossier.domain.codes import looks_like_code, stream_id, with_code
 from services.dossier.domain.documents import DEFAULT_MAX_BYTES, Upload
 from services.dossier.domain.filing import filing_hash
 from services.dossier.domain.lifecycle import DossierState
 from services.dossier.queries import ReadModels
-from services.dossier.repository import Repository, Transaction
+from services.dossier.repository import KeyUsed, Repository, Transaction
 
 RETRIES = 4
 
@@ -174,42 +174,60 @@ class Dossiers:
         repo = self.repository
         request_hash = request_hash or filing_hash(procedure.get("code"), agency.get("code"), applicant, form,
                                                    uploads)
-        with repo.transaction() as tx:
-            if idempotency_key and not repo.claim_key(tx, owner["account_id"], idempotency_key, request_hash):
-                stored_hash, code = repo.key_record(tx, owner["account_id"], idempotency_key)
-                if stored_hash != request_hash:
-                    raise Conflict("idempotency_key_reused",
-                                   "This Idempotency-Key was used for a different submission.")
-                return self.load(code, tx=tx), False
-            for upload in uploads:  # before the counter: content needs no code
-                repo.store_blob(tx, upload)
-            day = local_date(now)
-            code = format_code(agency["code"], day, repo.next_sequence(tx, agency["code"], day))
-            documents = [repo.add_document(tx, u, owner["account_id"], code, "input") for u in uploads]
-            event_type, data = lifecycle.submitted_event(
-                code=code, owner=owner, applicant=applicant, form=form, procedure=procedure,
-                agency=agency, documents=documents, now=now, idempotency_key=idempotency_key)
-            actor = context.actor.as_dict()
-            state, events = evolved(DossierState(), [(event_type, data)], now, actor)
-            state, declared = evolved(state, lifecycle.exemptions_declared(state, fees or [], fee_exemptions or [],
-                                                                           now), now, actor)
-            events += declared
-            before, later = lifecycle.fees_due(fees or [], exempted=[c["fee_id"] for c in fee_exemptions or []])
-            for lines, blocking in ((before, True), (later, False)):
-                if lines:  # the fees due: waited for before reception, or due with it
-                    state, requested = evolved(state, [lifecycle.payment_requested_event(
-                        state, request_id=str(uuid.uuid4()), amount=sum(f["amount"] for f in lines),
-                        reason="Lệ phí, phí của thủ tục", fees=lines, due_date=None, blocking=blocking)],
-                        now, actor)
-                    events += requested
-            self.read_models.project(tx, state, new=True)  # its code was just drawn
-            if idempotency_key:
-                repo.bind_key(tx, owner["account_id"], idempotency_key, code)
-            if also is not None:
-                also(tx, code, now)
-            repo.commit_with_next(tx)  # the agency's counter is held until the commit: no extra wait
-            self.log.append(stream_id(code), 0, events, context=context, cursor=tx.cursor)
-        return state, True
+        try:
+            with repo.transaction() as tx:
+                state = self._file(tx, owner=owner, applicant=applicant, form=form, procedure=procedure,
+                                   agency=agency, uploads=uploads, idempotency_key=idempotency_key,
+                                   context=context, now=now, request_hash=request_hash, also=also, fees=fees,
+                                   fee_exemptions=fee_exemptions)
+        except KeyUsed:  # a filing with this key committed first (the claim waited for it)
+            earlier = self.submitted_with(owner["account_id"], idempotency_key or "", request_hash)
+            if earlier is None:
+                raise Conflict("idempotency_key_in_use",
+                               "A filing with this Idempotency-Key is in progress; try again.") from None
+            return earlier, False
+        code = repo.drawn_code(tx)
+        return (state if state.code == code else with_code(state, state.code, code)), True
+
+    def _file(self, tx: Transaction, *, owner: dict[str, Any], applicant: dict[str, Any], form: dict[str, Any],
+              procedure: dict[str, Any], agency: dict[str, Any], uploads: list[Upload],
+              idempotency_key: str | None, context: EventContext, now: dt.datetime, request_hash: str,
+              also: Callable[[Transaction, str, dt.datetime], None] | None,
+              fees: list[dict[str, Any]] | None, fee_exemptions: list[dict[str, Any]] | None) -> DossierState:
+        """``submit``'s transaction; the state it returns may hold a stand-in for its code
+        (``Repository.code_at_commit``)."""
+        repo = self.repository
+        if idempotency_key:
+            repo.claim_key(tx, owner["account_id"], idempotency_key, request_hash)
+        for upload in uploads:  # before the counter: content needs no code
+            repo.store_blob(tx, upload)
+        day = local_date(now)
+        code = repo.code_at_commit(tx, agency["code"], day)
+        documents = [repo.add_document(tx, u, owner["account_id"], code, "input") for u in uploads]
+        event_type, data = lifecycle.submitted_event(
+            code=code, owner=owner, applicant=applicant, form=form, procedure=procedure,
+            agency=agency, documents=documents, now=now, idempotency_key=idempotency_key)
+        actor = context.actor.as_dict()
+        state, events = evolved(DossierState(), [(event_type, data)], now, actor)
+        state, declared = evolved(state, lifecycle.exemptions_declared(state, fees or [], fee_exemptions or [],
+                                                                       now), now, actor)
+        events += declared
+        before, later = lifecycle.fees_due(fees or [], exempted=[c["fee_id"] for c in fee_exemptions or []])
+        for lines, blocking in ((before, True), (later, False)):
+            if lines:  # the fees due: waited for before reception, or due with it
+                state, requested = evolved(state, [lifecycle.payment_requested_event(
+                    state, request_id=str(uuid.uuid4()), amount=sum(f["amount"] for f in lines),
+                    reason="Lệ phí, phí của thủ tục", fees=lines, due_date=None, blocking=blocking)],
+                    now, actor)
+                events += requested
+        self.read_models.project(tx, state, new=True)  # its code was just drawn
+        if idempotency_key:
+            repo.bind_key(tx, owner["account_id"], idempotency_key, code)
+        if also is not None:
+            also(tx, code, now)
+        repo.commit_with_next(tx)  # the agency's counter is held until the commit: no extra wait
+        self.log.append(stream_id(code), 0, events, context=context, cursor=tx.cursor)
+        return state
 
     def submitted_with(self, owner_id: str, idempotency_key: str, request_hash: str) -> DossierState | None:
         """The dossier this owner already filed with this key (None if none committed yet).

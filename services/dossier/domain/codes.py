@@ -7,8 +7,10 @@ number back and two submits can never get the same one.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
+from typing import Any
 
 CODE_RE = re.compile(r"^(?P<agency>[A-Za-z0-9._-]{1,60})-(?P<day>\d{6})-(?P<seq>\d{4,})$")
 
@@ -40,3 +42,18 @@ def looks_like_code(code: str) -> bool:
 
 def stream_id(code: str) -> str:
     return f"dossier-{code}"
+
+
+def with_code(value: Any, stand_in: str, code: str) -> Any:
+    """``value`` (a state, or the dicts, lists and text in it) with ``code`` wherever it holds
+    ``stand_in``: what a filing built before its code was drawn, once it is known."""
+    if isinstance(value, str):
+        return value.replace(stand_in, code) if stand_in in value else value
+    if isinstance(value, dict):
+        return {with_code(k, stand_in, code): with_code(v, stand_in, code) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(with_code(v, stand_in, code) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{f.name: with_code(getattr(value, f.name), stand_in, code)
+                                             for f in dataclasses.fields(value) if f.init})
+    return value
