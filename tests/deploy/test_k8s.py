@@ -205,6 +205,19 @@ def test_the_production_overlay():
     assert dossier["livenessProbe"] == containers(base[("Deployment", "dossier")])[0]["livenessProbe"]
 
 
+def _millicores(quantity: str) -> int:
+    return int(quantity[:-1]) if quantity.endswith("m") else int(float(quantity) * 1000)
+
+
+@pytest.mark.parametrize("folder", [BASE, PRODUCTION], ids=["base", "production"])
+def test_the_background_consumers_weigh_less_than_the_filing_path(folder):
+    """On a shared node the kernel splits the CPU by request: the router and identity (at nice
+    10 under ``make up``) ask for less than the gateway and the dossier service."""
+    requests = {m["metadata"]["name"]: _millicores(containers(m)[0]["resources"]["requests"]["cpu"])
+                for m in render(folder) if m["kind"] == "Deployment"}
+    assert max(requests["router"], requests["identity"]) * 4 <= min(requests["gateway"], requests["dossier"])
+
+
 def test_the_renderer_agrees_with_kubectl_kustomize_where_it_is_installed():
     """The pure-Python renderer against the real kustomize (kubectl ships it), both folders."""
     kubectl = shutil.which("kubectl")
