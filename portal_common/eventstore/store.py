@@ -171,7 +171,9 @@ class EventStore(EventLog):
 
     # -- writing -----------------------------------------------------------------------
 
-    def _encode(self, events: Sequence[NewEvent], context: EventContext) -> str:
+    def encode(self, events: Sequence[NewEvent], context: EventContext) -> str:
+        """The events as ``append_events`` takes them (a JSON array), validated against the
+        catalogue: for a service's own SQL that appends with the log's function."""
         metadata = context.metadata()
         encoded = []
         for event in events:
@@ -197,7 +199,7 @@ class EventStore(EventLog):
                context: EventContext, cursor: Any) -> AppendResult:
         # Pass ``cursor`` to append inside a transaction of your own (the caller commits);
         # otherwise the append commits on its own.
-        payload = self._encode(events, context)
+        payload = self.encode(events, context)
         if cursor is not None:
             return self._append(cursor, stream_id, stream_type, expected_version, payload, len(events))
         # On its own, the append is one statement (append_events does the whole job), so it

@@ -622,13 +622,15 @@ def insert_leased_notices(cur, notices: list[dict], lease_s: float) -> None:
                         for key in ("event_id", "account_id", "dossier_code", "event_type", "body"))))
 
 
-def finish_sent_notices(cur, event_ids: list[str]) -> set[str]:
-    """``finish_notice`` as sent for several notices; the ids of those closed now."""
-    if not event_ids:
-        return set()
-    cur.execute(Prepared("UPDATE applicant_notices SET status = 'sent', sent_at = now() "
-                         "WHERE event_id = ANY(%s::uuid[]) AND status = 'pending' RETURNING event_id"), (event_ids,))
-    return {str(r["event_id"]) for r in cur.fetchall()}
+def finish_sent_notices(cur, event_ids: list[str], notified: list[tuple[str, str]]) -> None:
+    """``finish_notice`` as sent for several notices, and the event of each one closed now
+    appended, in one statement (``close_sent_notices``, migrations/010): ``notified`` holds,
+    index by index with ``event_ids``, the stream and the log's text (``EventStore.encode``) of
+    the event. A notice another sender closed meanwhile gets no event. Not a prepared statement:
+    its arrays of JSON text go as ``ARRAY[...]`` literals."""
+    if event_ids:
+        cur.execute("SELECT close_sent_notices(%s::uuid[], %s::text[], %s::text[])",
+                    ([str(i) for i in event_ids], [s for s, _ in notified], [e for _, e in notified]))
 
 
 def finish_notice(cur, event_id: str, status: str) -> bool:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import threading
 import time
 
+import psycopg2
 import pytest
 
 from portal_common.coalesce import ALONE
 from portal_common.db import Database
-from portal_common.eventstore import EventStore
+from portal_common.eventstore import EventContext, EventStore
 from services.identity import repository as repo
 from services.identity.adapters.local import LocalSmsGateway
 from services.identity.application import applicant_notices
@@ -95,11 +96,12 @@ def test_a_batch_of_n_events_sends_n_sms_and_appends_them_all_in_one_round_trip(
         [event] = _notified_events(identity_db, owner["account_id"])
         assert event["dossier_code"] == code and event["sent_to"].startswith(owner["phone"][:2])
     assert _count("DossierSubmitted", "sent") == sent + 8
-    # the decision's writes, then the appends: each one round trip with its COMMIT
+    # the decision's writes, then the notices closed with their events: each one round trip
+    # with its COMMIT, the second one statement for all eight
     decide, record = counting
     assert decide[-1] == b"COMMIT" and sum(b"applicant_notices" in s for s in decide) == 1
-    assert record[-1] == b"COMMIT" and len(record) == 9
-    assert all(b"append_events" in s for s in record[:-1])
+    assert record[-1] == b"COMMIT" and len(record) == 2
+    assert record[0].startswith(b"SELECT close_sent_notices(") and record[0].count(b"ApplicantNotified") == 8
 
 
 def test_a_batch_that_comes_again_sends_nothing_again(identity_db):
@@ -179,7 +181,7 @@ def test_a_crash_between_the_sends_and_their_record_sends_nothing_twice(identity
     store, sms = EventStore(identity_db), LocalSmsGateway(identity_db)
     owners, codes, envelopes = _filings(identity_db, 4)
 
-    def crash(cur, event_ids):
+    def crash(cur, event_ids, notified):
         raise ConnectionError("the process died here")
 
     monkeypatch.setattr(repo, "finish_sent_notices", crash)
@@ -220,9 +222,9 @@ def test_concurrent_workers_are_handled_in_batches_each_notice_once(identity_db)
 
 
 def test_a_lone_event_goes_the_batch_way_in_under_half_the_round_trips(migrated_database, monkeypatch):
-    """An event with nothing else in flight is a batch of one (``single_batches``): five round
+    """An event with nothing else in flight is a batch of one (``single_batches``): four round
     trips (owner learned, event claimed and whom to notify read; notice written with the
-    ``COMMIT``; the SMS; the notice closed; ``ApplicantNotified`` appended with the ``COMMIT``)
+    ``COMMIT``; the SMS; the notice closed and ``ApplicantNotified`` appended with the ``COMMIT``)
     where the one-at-a-time way (``handle``, which ``take`` used for a lone event) sends eleven."""
     db = Database(migrated_database, "identity", size=1)  # one connection: its statements prepared once
     store, sms = EventStore(db), LocalSmsGateway(db)
@@ -239,7 +241,7 @@ def test_a_lone_event_goes_the_batch_way_in_under_half_the_round_trips(migrated_
             counts[way.__name__] = len(trips)
             assert _notices(db, [code]) == {code: ["sent"]}
             assert len(_outbox(db, owner["phone"])) == 1 and len(_notified_events(db, owner["account_id"])) == 1
-        assert counts == {"handle": 11, "take": 5}
+        assert counts == {"handle": 11, "take": 4}
     finally:
         db.close()
 
@@ -256,3 +258,29 @@ def test_a_lone_poisoned_event_fails_as_its_own_and_keeps_nothing(identity_db):
     [owner], [code], [envelope] = _filings(identity_db, 1)
     assert applicant_notices.take(identity_db, store, sms, envelope) == "notice"
     assert _notices(identity_db, [code]) == {code: ["sent"]} and len(_outbox(identity_db, owner["phone"])) == 1
+
+
+def test_a_notice_closed_meanwhile_gets_no_second_event(identity_db):
+    """The close and the appends are one statement: a notice another sender closed first is
+    left as it is and gets no ``ApplicantNotified``; the others in the same call do."""
+    store, sms = EventStore(identity_db), LocalSmsGateway(identity_db)
+    owners, codes, envelopes = _filings(identity_db, 2)
+    applicant_notices.handle_many(identity_db, store, sms, envelopes)
+    with identity_db.transaction() as cur:
+        cur.execute("UPDATE applicant_notices SET status = 'pending' WHERE dossier_code = %s RETURNING *",
+                    (codes[1],))
+        reopened = cur.fetchone()
+        cur.execute("SELECT * FROM applicant_notices WHERE dossier_code = %s", (codes[0],))
+        closed = cur.fetchone()
+    notices = [closed, reopened]
+    notified = [(f"account-{n['account_id']}",
+                 store.encode([applicant_notices._notified({**n, "phone": o["phone"]})],
+                              EventContext(causation_id=str(n["event_id"]))))
+                for n, o in zip(notices, owners, strict=True)]
+    with identity_db.transaction() as cur:
+        repo.finish_sent_notices(cur, [n["event_id"] for n in notices], notified)
+    assert _notices(identity_db, codes) == {code: ["sent"] for code in codes}
+    assert len(_notified_events(identity_db, owners[0]["account_id"])) == 1
+    assert len(_notified_events(identity_db, owners[1]["account_id"])) == 2
+    with identity_db.transaction() as cur, pytest.raises(psycopg2.Error, match="1 ids, <NULL> streams"):
+        repo.finish_sent_notices(cur, [closed["event_id"]], [])

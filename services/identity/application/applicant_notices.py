@@ -19,10 +19,11 @@ SQL in ``repository.py``. How a dossier event becomes at most one SMS:
 Events in flight are handled in batches (``take``, through ``portal_common.coalesce``): the
 events this process is handling at the same time share one transaction that marks them handled
 and writes their notices (one multi-row statement each, the notices leased and the ``COMMIT``
-in one round trip), then the SMS are sent one by one, and one transaction closes the sent
-notices and appends every ``ApplicantNotified`` with its ``COMMIT`` in one round trip (the
-log's lock is held for that round trip only). A lone event is a batch of one, which takes
-half the round trips of the one-at-a-time way (``handle``); a batch that fails before its
+in one round trip), then the SMS are sent one by one, and one round trip closes the sent
+notices, appends the ``ApplicantNotified`` of each one it closed and commits
+(``close_sent_notices``, migrations/010; the log's lock is held for that round trip only).
+A lone event is a batch of one, which takes under half the round trips of the one-at-a-time
+way (``handle``); a batch that fails before its
 first commit is taken as not done, and each event is then handled alone by ``handle``, so
 only the bad one fails (retried, then parked). An event whose owner
 the batch does not know, and a second event of a dossier already in the batch, are left to be
@@ -268,14 +269,12 @@ def _send_many(db: Database, store: EventStore, sms: SmsGateway, leased: list[di
         sent.append(notice)
     if not sent:
         return
+    notified = [(f"account-{n['account_id']}",
+                 store.encode([_notified(n)], EventContext(causation_id=str(n["event_id"])))) for n in sent]
     with db.transaction() as cur:
-        closed = repo.finish_sent_notices(cur, [n["event_id"] for n in sent])
-        writes = StatementBatch(cur.connection.cursor())
-        for notice in sent:
-            if notice["event_id"] in closed:
-                store.append(f"account-{notice['account_id']}", None, [_notified(notice)], stream_type="account",
-                             context=EventContext(causation_id=str(notice["event_id"])), cursor=writes)
-        writes.send(commit=True)  # every append and the COMMIT in one round trip
+        writes = StatementBatch(cur)
+        repo.finish_sent_notices(writes, [n["event_id"] for n in sent], notified)
+        writes.send(commit=True)  # the notices closed, their events appended and the COMMIT: one round trip
     for notice in sent:
         _count(notice["event_type"], "sent")
         log.info("applicant notified",
