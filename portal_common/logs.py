@@ -20,6 +20,7 @@ from typing import Any
 from nameko.extensions import DependencyProvider
 
 from portal_common import registry
+from portal_common.errors import ServiceError, Unavailable
 
 _local = threading.local()  # greenthread-local once eventlet has patched threading
 
@@ -69,6 +70,21 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class CallerRefusals(logging.Filter):
+    """Drop nameko's error record, traceback and all, for a worker that refused its caller
+    with a typed error (``ServiceError``: a 4xx at the gateway): a typo in a looked-up code or a
+    reused Idempotency-Key is not a fault for an operator to read. The refusal is still one
+    line: "rpc <service>.<method> refused" (``portal_common.metrics``) in a service, the route
+    and its status in the gateway. ``Unavailable`` (a dependency that did not answer) and any
+    other exception keep their record. In each service's LOGGING, on its handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name != "nameko.containers" or not record.exc_info:
+            return True
+        exc = record.exc_info[1]
+        return not isinstance(exc, ServiceError) or isinstance(exc, Unavailable)
 
 
 _CODE_ARGS = ("code", "dossier_code")
