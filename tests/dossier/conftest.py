@@ -54,12 +54,13 @@ def agency_ctx(agency: str = "H29.01") -> tuple[Caller, EventContext]:
 
 def submit(repo: Dossiers, owner: str = "acc-1", agency: str = "H29.01", key: str | None = None,
            now: dt.datetime | None = None, content: bytes = PDF, name: str = "Nguyen Van A", kind: str = "citizen",
-           fees: list | None = None, fee_exemptions: list | None = None):
+           fees: list | None = None, fee_exemptions: list | None = None, also=None):
     _, ctx = applicant_ctx(owner)
     upload = check_upload("form", "form.pdf", "application/pdf", content, "documents.0")
     state, created = repo.submit(
         owner={"account_id": owner, "kind": kind, "subject": "001090000001"},
         applicant={"full_name": name, "province": "01", "ward": "00001"}, form={"purpose": "x"},
         procedure=PROCEDURE, agency={"code": agency, "name": f"Agency {agency}", "level": "commune"},
-        uploads=[upload], idempotency_key=key, context=ctx, now=now, fees=fees, fee_exemptions=fee_exemptions)
+        uploads=[upload], idempotency_key=key, context=ctx, now=now, fees=fees, fee_exemptions=fee_exemptions,
+        also=also)
     return state, created

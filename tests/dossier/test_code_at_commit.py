@@ -11,8 +11,7 @@ import pytest
 
 from services.dossier.domain.calendar import local_date
 from services.dossier.domain.codes import format_code, parse_code, stream_id
-from services.dossier.domain.documents import check_upload
-from tests.dossier.conftest import PDF, PROCEDURE, applicant_ctx, submit
+from tests.dossier.conftest import submit
 from tests.support.round_trips import count_round_trips
 
 AGENCY = "H29.01"
@@ -21,13 +20,7 @@ CODE_COLUMNS = {"documents": "dossier_code", "dossier_status": "code", "owner_do
 
 
 def file(repo, *, key: str | None = None, also=None, owner: str = "acc-1"):
-    _, ctx = applicant_ctx(owner)
-    upload = check_upload("form", "form.pdf", "application/pdf", PDF, "documents.0")
-    return repo.submit(owner={"account_id": owner, "kind": "citizen", "subject": "001090000001"},
-                       applicant={"full_name": "Nguyen Van A", "province": "01", "ward": "00001"},
-                       form={"purpose": "x"}, procedure=PROCEDURE,
-                       agency={"code": AGENCY, "name": "Agency", "level": "commune"},
-                       uploads=[upload], idempotency_key=key, context=ctx, also=also)
+    return submit(repo, owner=owner, agency=AGENCY, key=key, also=also)
 
 
 def codes_held(repo) -> dict[str, list[str]]:

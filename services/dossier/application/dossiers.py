@@ -176,58 +176,45 @@ class Dossiers:
                                                    uploads)
         try:
             with repo.transaction() as tx:
-                state = self._file(tx, owner=owner, applicant=applicant, form=form, procedure=procedure,
-                                   agency=agency, uploads=uploads, idempotency_key=idempotency_key,
-                                   context=context, now=now, request_hash=request_hash, also=also, fees=fees,
-                                   fee_exemptions=fee_exemptions)
+                if idempotency_key:
+                    repo.claim_key(tx, owner["account_id"], idempotency_key, request_hash)
+                for upload in uploads:  # before the counter: content needs no code
+                    repo.store_blob(tx, upload)
+                day = local_date(now)
+                code = repo.code_at_commit(tx, agency["code"], day)
+                documents = [repo.add_document(tx, u, owner["account_id"], code, "input") for u in uploads]
+                event_type, data = lifecycle.submitted_event(
+                    code=code, owner=owner, applicant=applicant, form=form, procedure=procedure,
+                    agency=agency, documents=documents, now=now, idempotency_key=idempotency_key)
+                actor = context.actor.as_dict()
+                state, events = evolved(DossierState(), [(event_type, data)], now, actor)
+                state, declared = evolved(state, lifecycle.exemptions_declared(
+                    state, fees or [], fee_exemptions or [], now), now, actor)
+                events += declared
+                before, later = lifecycle.fees_due(fees or [],
+                                                   exempted=[c["fee_id"] for c in fee_exemptions or []])
+                for lines, blocking in ((before, True), (later, False)):
+                    if lines:  # the fees due: waited for before reception, or due with it
+                        state, requested = evolved(state, [lifecycle.payment_requested_event(
+                            state, request_id=str(uuid.uuid4()), amount=sum(f["amount"] for f in lines),
+                            reason="Lệ phí, phí của thủ tục", fees=lines, due_date=None, blocking=blocking)],
+                            now, actor)
+                        events += requested
+                self.read_models.project(tx, state, new=True)  # its code was just drawn
+                if idempotency_key:
+                    repo.bind_key(tx, owner["account_id"], idempotency_key, code)
+                if also is not None:
+                    also(tx, code, now)
+                repo.commit_with_next(tx)  # the agency's counter is held until the commit: no extra wait
+                self.log.append(stream_id(code), 0, events, context=context, cursor=tx.cursor)
         except KeyUsed:  # a filing with this key committed first (the claim waited for it)
             earlier = self.submitted_with(owner["account_id"], idempotency_key or "", request_hash)
             if earlier is None:
                 raise Conflict("idempotency_key_in_use",
                                "A filing with this Idempotency-Key is in progress; try again.") from None
             return earlier, False
-        code = repo.drawn_code(tx)
-        return (state if state.code == code else with_code(state, state.code, code)), True
-
-    def _file(self, tx: Transaction, *, owner: dict[str, Any], applicant: dict[str, Any], form: dict[str, Any],
-              procedure: dict[str, Any], agency: dict[str, Any], uploads: list[Upload],
-              idempotency_key: str | None, context: EventContext, now: dt.datetime, request_hash: str,
-              also: Callable[[Transaction, str, dt.datetime], None] | None,
-              fees: list[dict[str, Any]] | None, fee_exemptions: list[dict[str, Any]] | None) -> DossierState:
-        """``submit``'s transaction; the state it returns may hold a stand-in for its code
-        (``Repository.code_at_commit``)."""
-        repo = self.repository
-        if idempotency_key:
-            repo.claim_key(tx, owner["account_id"], idempotency_key, request_hash)
-        for upload in uploads:  # before the counter: content needs no code
-            repo.store_blob(tx, upload)
-        day = local_date(now)
-        code = repo.code_at_commit(tx, agency["code"], day)
-        documents = [repo.add_document(tx, u, owner["account_id"], code, "input") for u in uploads]
-        event_type, data = lifecycle.submitted_event(
-            code=code, owner=owner, applicant=applicant, form=form, procedure=procedure,
-            agency=agency, documents=documents, now=now, idempotency_key=idempotency_key)
-        actor = context.actor.as_dict()
-        state, events = evolved(DossierState(), [(event_type, data)], now, actor)
-        state, declared = evolved(state, lifecycle.exemptions_declared(state, fees or [], fee_exemptions or [],
-                                                                       now), now, actor)
-        events += declared
-        before, later = lifecycle.fees_due(fees or [], exempted=[c["fee_id"] for c in fee_exemptions or []])
-        for lines, blocking in ((before, True), (later, False)):
-            if lines:  # the fees due: waited for before reception, or due with it
-                state, requested = evolved(state, [lifecycle.payment_requested_event(
-                    state, request_id=str(uuid.uuid4()), amount=sum(f["amount"] for f in lines),
-                    reason="Lệ phí, phí của thủ tục", fees=lines, due_date=None, blocking=blocking)],
-                    now, actor)
-                events += requested
-        self.read_models.project(tx, state, new=True)  # its code was just drawn
-        if idempotency_key:
-            repo.bind_key(tx, owner["account_id"], idempotency_key, code)
-        if also is not None:
-            also(tx, code, now)
-        repo.commit_with_next(tx)  # the agency's counter is held until the commit: no extra wait
-        self.log.append(stream_id(code), 0, events, context=context, cursor=tx.cursor)
-        return state
+        drawn = repo.drawn_code(tx)  # ``code`` may be a stand-in (``Repository.code_at_commit``)
+        return (state if code == drawn else with_code(state, code, drawn)), True
 
     def submitted_with(self, owner_id: str, idempotency_key: str, request_hash: str) -> DossierState | None:
         """The dossier this owner already filed with this key (None if none committed yet).
