@@ -119,3 +119,27 @@ def test_a_used_key_leaves_no_number_drawn(repo):
     other, _ = file(repo, key="another")
     assert not created and again.code == first.code
     assert parse_code(other.code)[2] == parse_code(first.code)[2] + 1
+
+
+HOSTILE = "O'Brien \\' \\\\ \"; DROP TABLE events; -- $$ $x$ %s %(a)s \n\t E'\\x00' Nguyễn ' || 'x"
+
+
+def test_hostile_text_goes_through_the_drawn_code_round_trip_verbatim(repo):
+    """What the applicant typed travels inside the statements ``run_with_drawn_code`` runs, quoted
+    twice: quotes, backslashes, dollar quotes, placeholders and a look-alike code come back as
+    sent, and the key stays the owner's."""
+    look_alike = f"{AGENCY}-261207-{'1' * 24}"
+    name = HOSTILE + " " + look_alike + " " + "x" * 200_000
+    state, created = submit(repo, name=name, key=HOSTILE)
+    assert created and state.applicant["full_name"] == name
+    assert repo.load(state.code).applicant["full_name"] == name
+    [event] = repo.log.read_stream(stream_id(state.code))
+    assert event.data["applicant"]["full_name"] == name and event.data["code"] == state.code
+    again, created_again = submit(repo, name=name, key=HOSTILE)
+    assert not created_again and again.code == state.code
+    other, _ = submit(repo, owner="acc-2", key=HOSTILE)  # another owner's same key is another filing
+    assert other.code != state.code and parse_code(other.code)[2] == parse_code(state.code)[2] + 1
+    assert [b for b in repo.log.verify() if not isinstance(b, int)] == []
+    with repo.repository.db.transaction(dict_rows=False) as cur:
+        cur.execute("SELECT count(*) FROM events")
+        assert cur.fetchone()[0] == 2
