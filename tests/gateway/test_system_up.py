@@ -36,3 +36,35 @@ def test_unknown_path_is_a_problem_not_html(gateway_url):
         body = json.loads(err.read())
         assert body["code"] == "not_found"
         assert body["request_id"] == "abc-123"
+
+
+def _lines_of(system, key: str, request_id: str) -> list[dict]:
+    lines = []
+    for raw in (system.log_dir / f"{key}.log").read_text(errors="replace").splitlines():
+        if request_id in raw and raw.startswith("{"):
+            lines.append(json.loads(raw))
+    return lines
+
+
+def test_a_refused_lookup_is_one_info_line_per_process_not_an_error(system, gateway_url):
+    """A lookup of a code nobody filed is the caller's mistake: the dossier service and the
+    gateway each log it as one info line, with no error record and no traceback."""
+    import time
+    import uuid
+
+    request_id = f"refused-{uuid.uuid4().hex}"
+    req = urllib.request.Request(f"{gateway_url}/api/v1/lookup/H29.01-200101-9999",
+                                 headers={"X-Request-ID": request_id})
+    try:
+        urllib.request.urlopen(req, timeout=10)
+        raise AssertionError("expected 404")
+    except urllib.error.HTTPError as err:
+        assert err.code == 404 and json.loads(err.read())["code"] == "dossier_not_found"
+    deadline = time.monotonic() + 10
+    while not _lines_of(system, "dossier", request_id) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    dossier, gateway = _lines_of(system, "dossier", request_id), _lines_of(system, "gateway", request_id)
+    assert [line["message"] for line in dossier] == ["rpc dossier.lookup refused"]
+    assert any(line.get("status") == 404 for line in gateway)
+    for line in dossier + gateway:
+        assert line["level"] == "info" and "exception" not in line, line
