@@ -183,10 +183,8 @@ def _wait_downstream(dsn: str, expected: int) -> tuple[int, int, float]:
 def _repository_layer(n: int, concurrency: int) -> int:
     from portal_common.db import Database
     from portal_common.eventstore import EventStore
-    from portal_common.eventstore.events import Actor, EventContext
     from portal_common.migrations import migrate
     from services.dossier.application import on_postgres
-    from services.dossier.domain.documents import check_upload
 
     with throwaway_database(f"portal_bench_submit_{uuid.uuid4().hex[:6]}", _bench_server()) as dsn:
         migrate(dsn, "dossier", "services.dossier", create_database=False)
@@ -194,8 +192,7 @@ def _repository_layer(n: int, concurrency: int) -> int:
         repo = on_postgres(db, EventStore(db))
         with db.transaction(dict_rows=False) as cur:
             cur.execute("CREATE TABLE bare (id bigserial PRIMARY KEY, code text, payload jsonb, at timestamptz)")
-        procedure = {"code": "1.000001", "version": 1, "name": "Bench procedure", "processing_days": 5}
-        payload = json.dumps({"procedure": procedure, "applicant": {"full_name": "Bench"}, "documents": []})
+        payload = json.dumps({"procedure": PROCEDURE, "applicant": {"full_name": "Bench"}, "documents": []})
 
         def bare_one(i: int) -> bool:
             with db.transaction(dict_rows=False) as cur:
@@ -203,11 +200,7 @@ def _repository_layer(n: int, concurrency: int) -> int:
             return True
 
         def submit_one(i: int) -> bool:
-            upload = check_upload("form", "form.pdf", "application/pdf", PDF_BYTES + str(i).encode(), "d")
-            repo.submit(owner={"account_id": f"acc-{i}", "kind": "citizen", "subject": None},
-                        applicant={"full_name": "Bench"}, form={}, procedure=procedure,
-                        agency={"code": f"B{i % 20}", "name": "Bench agency"}, uploads=[upload],
-                        idempotency_key=f"k-{i}", context=EventContext(actor=Actor("citizen", f"acc-{i}")))
+            file_one(repo, i, f"B{i % 20}")
             return True
 
         try:
@@ -223,6 +216,21 @@ def _repository_layer(n: int, concurrency: int) -> int:
 
 
 PDF_BYTES = base64.b64decode(PDF)
+PROCEDURE = {"code": "1.000001", "version": 1, "name": "Bench procedure", "processing_days": 5}
+
+
+def file_one(repo: Any, i: int, agency: str) -> None:
+    """One filing straight through the dossier service's repository (``--layer repository``,
+    ``bench pool``): a citizen's form with one small PDF, to ``agency``, under a new key."""
+    from portal_common.eventstore.events import Actor, EventContext
+    from services.dossier.domain.documents import check_upload
+
+    upload = check_upload("form", "form.pdf", "application/pdf", PDF_BYTES + str(i).encode(), "d")
+    repo.submit(owner={"account_id": f"acc-{i}", "kind": "citizen", "subject": None},
+                applicant={"full_name": "Bench"}, form={}, procedure=PROCEDURE,
+                agency={"code": agency, "name": "Bench agency"}, uploads=[upload],
+                idempotency_key=f"k-{i}-{uuid.uuid4().hex[:8]}",
+                context=EventContext(actor=Actor("citizen", f"acc-{i}")))
 
 
 def _report(layer: str, n: int, concurrency: int, baseline_name: str, base_s: float, base_lat: list[float],

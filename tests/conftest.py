@@ -34,6 +34,7 @@ DELIVERY_KEY = generate_pem()  # the Ed25519 key the running system signs delive
 os.environ.setdefault("METRICS_PORT", "0")
 # Several suites share one PostgreSQL and its connection slots: pools give idle ones back fast.
 os.environ.setdefault("DB_POOL_IDLE_TIMEOUT", "5")
+os.environ.setdefault("DB_POOL_MIN_IDLE", "1")
 # A failed event message is tried again soon in tests (production backs off 1 s ... 5 min).
 os.environ.setdefault("CONSUMER_RETRY_DELAYS", "0.5,1,2,4")
 

@@ -92,7 +92,7 @@ def test_pool_hands_out_at_most_size_connections(fresh_schema):
 def test_connections_left_unused_past_the_idle_timeout_are_closed(fresh_schema):
     db = fresh_schema("p")
     keep = Database(db.dsn, db.schema, size=3, idle_timeout=3600)
-    prune = Database(db.dsn, db.schema, size=3, idle_timeout=-1)  # everything is "stale" at once
+    prune = Database(db.dsn, db.schema, size=3, idle_timeout=-1, min_idle=1)  # everything is "stale" at once
     try:
         for pool in (keep, prune):
             with pool.connection() as a, pool.connection() as b, pool.connection() as c:
@@ -106,6 +106,41 @@ def test_connections_left_unused_past_the_idle_timeout_are_closed(fresh_schema):
         keep.close()
         prune.close()
     assert keep.idle_connections == 0 and all(conn.closed for conn in keep.borrowed)
+
+
+def test_a_quiet_pool_keeps_its_floor_of_most_recently_used_connections(fresh_schema):
+    """Past the idle timeout a pool closes what a burst opened, down to ``min_idle``: the
+    connections used last stay open (warm) for the next burst."""
+    db = fresh_schema("p")
+    pool = Database(db.dsn, db.schema, size=5, idle_timeout=-1, min_idle=3)
+    try:
+        with pool.connection() as a, pool.connection() as b, pool.connection() as c, \
+                pool.connection() as d, pool.connection() as e:
+            borrowed = [a, b, c, d, e]
+        # given back e, d, c, b, a (innermost first): a, b and c were used last
+        assert pool.idle_connections == 3
+        assert [conn.closed for conn in borrowed] == [False, False, False, True, True]
+        with pool.connection() as again:
+            assert again is a and not again.closed
+    finally:
+        pool.close()
+
+
+def test_the_pool_floor_and_timeout_come_from_the_environment_per_service(fresh_schema, monkeypatch):
+    db = fresh_schema("p")
+    monkeypatch.setenv("DB_POOL_MIN_IDLE", "2")
+    monkeypatch.setenv("DB_POOL_IDLE_TIMEOUT", "90")
+    monkeypatch.setenv(f"{db.schema.upper()}_DB_POOL_MIN_IDLE", "7")
+    assert Database(db.dsn, db.schema, size=10).min_idle == 7  # the service's own beats the shared one
+    assert Database(db.dsn, db.schema, size=5).min_idle == 5  # never more than the pool holds
+    assert Database(db.dsn, "other", size=10).min_idle == 2
+    assert Database(db.dsn, "other", size=10).idle_timeout == 90.0
+    monkeypatch.setenv("DB_POOL_MIN_IDLE", "0")
+    assert Database(db.dsn, "other", size=10).min_idle == 1  # the last one used always stays
+    monkeypatch.delenv("DB_POOL_MIN_IDLE")
+    monkeypatch.delenv("DB_POOL_IDLE_TIMEOUT")
+    defaults = Database(db.dsn, "other", size=10)
+    assert (defaults.min_idle, defaults.idle_timeout) == (4, 600.0)
 
 
 def test_connect_waits_for_a_full_server_but_not_for_a_wrong_one(monkeypatch, database_url):
