@@ -237,6 +237,8 @@ class StatementBatch:
     def __init__(self, cursor: Any):
         self._cursor = cursor
         self._statements: list[bytes] = []
+        self._after: bytes | None = None
+        self.after_row: Any = None
 
     def execute(self, query: str | bytes, vars: Any = None) -> None:
         self._statements.append(statement_bytes(self._cursor, query, vars))
@@ -253,16 +255,28 @@ class StatementBatch:
         self._cursor.execute(b";".join(statements))
         return self._cursor
 
+    def read_after(self, query: str | bytes, vars: Any = None) -> None:
+        """A read for ``send`` to run last in its round trip, after the ``COMMIT`` when there is
+        one (a value the writes left in a session setting, which outlives the commit); its first
+        row is then ``after_row``."""
+        self._after = statement_bytes(self._cursor, query, vars)
+
     def send(self, commit: bool = False) -> None:
-        """Run the kept statements (and ``COMMIT`` with ``commit``) in one round trip."""
+        """Run the kept statements (and ``COMMIT`` with ``commit``, then the ``read_after``
+        query) in one round trip."""
         statements = self._statements
         self._statements = []
+        after, self._after = self._after, None
         if commit:
             with contextlib.suppress(AttributeError):  # a plain psycopg2 connection has no such mark
                 self._cursor.connection.commit_sent = True
             statements = [*statements, b"COMMIT"]
+        if after is not None:
+            statements = [*statements, after]
         if statements:
             self._cursor.execute(b";".join(statements))
+        if after is not None:
+            self.after_row = self._cursor.fetchone()
 
 
 # Refusals that say "not now" rather than "no": the server is full, or restarting.

@@ -60,14 +60,22 @@ def _stream(delivery_id: Any) -> str:
 
 @dataclasses.dataclass
 class RoutePlan:
-    """What routing a batch left for after its commit: the deliveries it created (rows as
-    inserted, leased), the routes of their agencies, the dossiers' holders as its writes leave
-    them (code: (agency, version)), and the agencies' successors it read."""
+    """What routing a batch left for after its commit: the deliveries it planned (rows as they
+    are inserted, leased; ``created`` keeps those the insert did not find already there), the
+    routes of their agencies, the dossiers' holders as its writes leave them (code: (agency,
+    version)), and the agencies' successors it read."""
 
     rows: list[dict] = dataclasses.field(default_factory=list)
     routes: dict[str, Route] = dataclasses.field(default_factory=dict)
     holders: dict[str, tuple[str, int]] = dataclasses.field(default_factory=dict)
     successors: dict[str, str | None] | None = None
+
+    def created(self, writes: StatementBatch) -> list[dict]:
+        """The planned rows inserted by ``writes``' round trip, now sent."""
+        if not self.rows:
+            return []
+        inserted = repository.scheduled_ids(writes.after_row)
+        return [row for row in self.rows if row["delivery_id"] in inserted]
 
 
 def _named(envelopes: list[dict]) -> tuple[list[str], list[str]]:
@@ -257,7 +265,7 @@ class Router:
             self.subs.commit_batch(batch)
         # a delivery run for each agency whose feed grew, unless it was seen to have no subscription
         grown = sorted({e["agency_code"] for e in batch.entries})
-        return plan.rows, plan.routes, [a for a in grown if a not in reads.agencies or a in reads.subscribed]
+        return plan.created(writes), plan.routes, [a for a in grown if a not in reads.agencies or a in reads.subscribed]
 
     def on_agency_event(self, envelope: Any) -> None:
         """Apply a catalog agency event to the local copy, once."""
@@ -345,12 +353,13 @@ class Router:
                    commit: bool = False) -> list[str]:
         """``route`` for several events ``(envelope, chain)``, in order, in ``cur``'s transaction:
         one read each of the dossiers' holders, the agencies' successors and each agency's
-        route, one insert of every delivery row, then the holders' updates and every
-        ``DeliveryScheduled`` append in one round trip (with the commit when ``commit``)."""
+        route, then the holders' updates, the delivery rows and their ``DeliveryScheduled``
+        appends (``schedule_deliveries``, one statement) in one round trip, with the commit
+        when ``commit``."""
         writes = StatementBatch(cur.connection.cursor())
         plan = self._plan(cur, items, lease, writes)
         writes.send(commit=commit)
-        return [str(row["delivery_id"]) for row in plan.rows]
+        return [str(row["delivery_id"]) for row in plan.created(writes)]
 
     def _plan(self, cur: Any, items: list[tuple[dict, dict | None]], lease: bool,
               writes: StatementBatch, reads: repository.BatchReads | None = None) -> RoutePlan:
@@ -409,13 +418,17 @@ class Router:
                     "delivery_id": delivery, "dossier_code": code, "agency_code": agency,
                     "event_id": str(env["event_id"]), "event_type": env["event_type"],
                     "channel": routes[agency].channel, "addressed_to": addressed}, context))
-        created = repository.insert_deliveries(cur, list(rows.values()), self.settings.lease_s if lease else None)
         for code, agency, version in sorted(moves, key=lambda m: m[0]):  # rows locked in one order
             repository.set_dossier_holder(writes, code, agency, version)
-        new = [(delivery, payload, context) for delivery, payload, context in scheduled if delivery in created]
-        for delivery, payload, context in new:  # the log appends come last
-            self._append(cur, delivery, [NewEvent("DeliveryScheduled", payload)], context, batch=writes)
-        return RoutePlan([created[delivery] for delivery, _, _ in new], routes, holders, successors)
+        planned = [{**rows[delivery], "status": "pending", "attempts": 1 if lease else 0}
+                   for delivery, _, _ in scheduled]  # as inserted, the lease's attempt counted
+        if planned:  # the rows and their appends (the log's lock) come last
+            repository.schedule_deliveries(
+                writes, planned, self.settings.lease_s if lease else None,
+                [_stream(delivery) for delivery, _, _ in scheduled],
+                [self.store.encode([NewEvent("DeliveryScheduled", payload)], context)
+                 for _, payload, context in scheduled])
+        return RoutePlan(planned, routes, holders, successors)
 
     # -- attempts --------------------------------------------------------------------------
 

@@ -193,38 +193,28 @@ def set_dossier_holder(cur: Any, code: str, agency_code: str, stream_version: in
 # -- deliveries ----------------------------------------------------------------------------
 
 
-def insert_delivery(cur: Any, *, delivery_id: str, dossier_code: str, agency_code: str,
-                    addressed_to: str, event_id: str, event_type: str, channel: str,
-                    body: dict, lease_s: float | None = None) -> bool:
-    """Insert a pending delivery (leased for ``lease_s`` seconds when given, its first attempt
-    then counted as for ``lease``); False when it already exists (a duplicate event)."""
-    cur.execute(Prepared(
-        "INSERT INTO deliveries (delivery_id, dossier_code, agency_code, addressed_to, event_id, "
-        "event_type, channel, body, lease_until, attempts) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
-        "CASE WHEN %s::float8 IS NULL THEN NULL ELSE now() + %s::float8 * interval '1 second' END, "
-        "CASE WHEN %s::float8 IS NULL THEN 0 ELSE 1 END) "
-        "ON CONFLICT (delivery_id) DO NOTHING"),
-        (delivery_id, dossier_code, agency_code, addressed_to, event_id, event_type, channel,
-         json.dumps(body, ensure_ascii=False), lease_s, lease_s, lease_s),
-    )
-    return cur.rowcount == 1
+def schedule_deliveries(writes: Any, rows: list[dict], lease_s: float | None, streams: list[str],
+                        events: list[str]) -> None:
+    """Queue in ``writes`` (a ``StatementBatch``) the insert of the pending deliveries ``rows``
+    (leased for ``lease_s`` seconds when given, their first attempt then counted as for
+    ``lease``; a row that exists already, a duplicate event, is left as it is) with each new
+    row's ``DeliveryScheduled`` (``events[i]`` appended to ``streams[i]``), in one statement
+    (migration 004), and the read of which rows were new: ``scheduled_ids(writes.after_row)``
+    once ``writes`` is sent."""
+    payload = json.dumps([{k: r[k] for k in _SCHEDULED_FIELDS} for r in rows], ensure_ascii=False)
+    writes.execute(Prepared("SELECT schedule_deliveries(%s::jsonb, %s::float8, %s::text[], %s::text[])"),
+                   (payload, lease_s, streams, events))
+    writes.read_after("SELECT current_setting('router.scheduled', true) AS scheduled")
 
 
-def insert_deliveries(cur: Any, rows: list[dict], lease_s: float | None = None) -> dict[str, dict]:
-    """``insert_delivery`` for several rows (keyword arguments of it each) in one statement;
-    the rows inserted, as stored, by id (those that existed already are left as they are)."""
-    if not rows:
-        return {}
-    values = b",".join(cur.mogrify(
-        "(%s, %s, %s, %s, %s, %s, %s, %s, "
-        "CASE WHEN %s::float8 IS NULL THEN NULL ELSE now() + %s::float8 * interval '1 second' END, "
-        "CASE WHEN %s::float8 IS NULL THEN 0 ELSE 1 END)",
-        (r["delivery_id"], r["dossier_code"], r["agency_code"], r["addressed_to"], r["event_id"], r["event_type"],
-         r["channel"], json.dumps(r["body"], ensure_ascii=False), lease_s, lease_s, lease_s)) for r in rows)
-    cur.execute(b"INSERT INTO deliveries (delivery_id, dossier_code, agency_code, addressed_to, event_id, "
-                b"event_type, channel, body, lease_until, attempts) VALUES " + values +
-                b" ON CONFLICT (delivery_id) DO NOTHING RETURNING " + DELIVERY_COLUMNS.encode())
-    return {str(r["delivery_id"]): r for r in cur.fetchall()}
+_SCHEDULED_FIELDS = ("delivery_id", "dossier_code", "agency_code", "addressed_to", "event_id", "event_type",
+                     "channel", "body")
+
+
+def scheduled_ids(row: Any) -> set[str]:
+    """The delivery ids ``schedule_deliveries`` inserted, from the row its read gave back."""
+    value = (row["scheduled"] if isinstance(row, dict) else row[0]) if row is not None else None
+    return {part for part in (value or "").split(",") if part}
 
 
 def lease(cur: Any, delivery_id: str, lease_s: float) -> dict | None:

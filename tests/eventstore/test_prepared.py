@@ -13,6 +13,7 @@ from psycopg2.extras import Json
 from portal_common import prepared
 from portal_common.db import CommittingCursor, Database, Prepared, StatementBatch
 from portal_common.prepared import PreparedStatements
+from tests.support.round_trips import count_round_trips
 
 INSERT = Prepared("INSERT INTO notes (id, owner, body, tags) VALUES (%s, %s, %s, %s) ON CONFLICT (id) DO NOTHING")
 BY_OWNER = Prepared("SELECT id, body FROM notes WHERE owner = %(owner)s AND id >= %(least)s ORDER BY id")
@@ -126,6 +127,38 @@ def test_batched_and_committing_cursors_send_marked_statements_by_name(fresh_sch
     with db.transaction() as cur:
         cur.execute("SELECT count(*) AS n FROM notes")
         assert cur.fetchone()["n"] == 3
+
+
+def test_a_read_after_the_commit_rides_in_the_same_round_trip(fresh_schema, monkeypatch):
+    """``read_after``: a value the writes left in a session setting is read after the
+    ``COMMIT``, in the commit's own round trip; a rollback takes the setting back too."""
+    db = fresh_schema("ps")
+    _notes(db)
+    trips = count_round_trips(monkeypatch)
+    with db.transaction() as cur:
+        writes = StatementBatch(cur.connection.cursor())
+        writes.execute(INSERT, (1, None, None, None))
+        writes.execute("SELECT set_config('test.noted', '1', false)")
+        writes.read_after("SELECT current_setting('test.noted', true) AS noted")
+        trips.clear()
+        writes.send(commit=True)
+        assert writes.after_row[0] == "1"
+        assert trips == ["statement"]
+        assert writes._cursor.query.endswith(b";COMMIT;SELECT current_setting('test.noted', true) AS noted")
+        writes.send()  # nothing more to send: the value read stays
+        assert writes.after_row[0] == "1"
+    with pytest.raises(psycopg2.errors.UniqueViolation), db.transaction() as cur:
+        writes = StatementBatch(cur.connection.cursor())
+        writes.execute("SELECT set_config('test.noted', '2', false)")
+        writes.execute("INSERT INTO notes (id) VALUES (1)")
+        writes.read_after("SELECT current_setting('test.noted', true) AS noted")
+        writes.send(commit=True)
+    with db.connection() as conn, conn.cursor() as cur:
+        cur.execute("SELECT current_setting('test.noted', true)")
+        assert cur.fetchone()[0] in ("1", None, "")  # never the rolled-back '2'
+    with db.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM notes")
+        assert cur.fetchone()["n"] == 1
 
 
 def test_preparing_can_be_turned_off(fresh_schema, monkeypatch):

@@ -6,6 +6,7 @@ failure in the middle of a batch loses nothing."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -22,7 +23,9 @@ from portal_common.redelivery import list_parked, parking_queue_name
 from services.router import feed_repository, repository
 from services.router.application import Router
 from services.router.channels import AmqpChannel
+from services.router.domain import routing
 from services.router.domain.routing import ROUTED_EVENTS, Route
+from services.router.domain.signing import encode_body
 from services.router.settings import Settings
 from tests.router.conftest import RouterProcess, deliveries, envelope, publish, router_events, submitted
 from tests.support.processes import wait_for
@@ -188,7 +191,7 @@ def test_a_database_failure_before_the_routing_commit_loses_nothing(router_store
                                                                       monkeypatch):
     router, agency, codes = make_router(), _agency(), _codes(5)
     envelopes = [submitted(code, agency) for code in codes]
-    _terminate_on_first(monkeypatch, repository, "insert_deliveries")
+    _terminate_on_first(monkeypatch, repository, "schedule_deliveries")
     with pytest.raises(DatabaseUnavailable):
         router.on_dossier_events(envelopes)
     assert _claims(router_store, [e["event_id"] for e in envelopes]) == 0
@@ -216,13 +219,14 @@ def test_the_feed_takes_new_dossiers_holders_from_the_routing_in_its_transaction
         assert {r["code"]: r["agency_code"] for r in cur.fetchall()} == dict.fromkeys([*codes, extra], agency)
 
 
-def test_an_event_alone_and_a_batch_each_take_four_round_trips(router_db_url, router_amqp, monkeypatch):
+def test_an_event_alone_and_a_batch_each_take_three_round_trips(router_db_url, router_amqp, monkeypatch):
     """One statement claims the events and reads what routing and feeding them needs
-    (``read_batch``), then the delivery rows are inserted, the writes go with the commit, and
-    the ``DeliverySent`` record with its own: 4 round trips to PostgreSQL whether one event
-    comes or ten, the agency having no subscription to run (22 and 17 when the routing, a
-    re-read of the deliveries and the feed were transactions of their own; 12 and 12 with the
-    routing and the feed in one transaction reading one thing at a time)."""
+    (``read_batch``), then the holders' updates, the delivery rows with their
+    ``DeliveryScheduled`` appends (``schedule_deliveries``), the feed's writes and the commit
+    go in one round trip, and the ``DeliverySent`` record in its own: 3 round trips to
+    PostgreSQL whether one event comes or ten, the agency having no subscription to run (4
+    with the delivery rows inserted in a round trip of their own; 22 and 17 when the routing,
+    a re-read of the deliveries and the feed were transactions of their own)."""
     trips = count_round_trips(monkeypatch)
     store = Database(router_db_url, "router", size=1)  # one connection: its statements prepared once
     router = Router(store, EventStore(store), AmqpChannel(router_amqp, timeout_s=3.0), http=None, settings=Settings())
@@ -239,10 +243,71 @@ def test_an_event_alone_and_a_batch_each_take_four_round_trips(router_db_url, ro
                 assert router.on_dossier_events([submitted(code, agency) for code in codes]) == [None] * 10
             counts.append(len(trips))
             assert _statuses(store, codes) == {code: ["sent"] for code in codes}
-        assert counts == [4, 4]
+        assert counts == [3, 3]
     finally:
         router.amqp.close()
         store.close()
+
+
+def test_a_delivery_already_there_gets_no_second_event_nor_attempt(router_store, router_amqp, make_router):
+    """A delivery row that exists already (its event routed by an earlier version of this code
+    whose dedupe record is gone) is left as it is: no ``DeliveryScheduled``, no copy sent; the
+    other events of the batch are routed and sent as usual."""
+    router, agency, (old_code, new_code) = make_router(), _agency(), _codes(2)
+    old, new = submitted(old_code, agency), submitted(new_code, agency)
+    old_delivery = str(routing.delivery_id(old["event_id"], agency))
+    with router_store.transaction() as cur:
+        cur.execute("INSERT INTO deliveries (delivery_id, dossier_code, agency_code, addressed_to, event_id, "
+                    "event_type, channel, body, status, attempts, sent_at) VALUES (%s, %s, %s, %s, %s, "
+                    "'DossierSubmitted', 'amqp', '{}', 'sent', 1, now())",
+                    (old_delivery, old_code, agency, agency, old["event_id"]))
+    assert router.on_dossier_events([old, new]) == [None, None]
+    [kept] = deliveries(router_store, old_code)
+    assert (str(kept["delivery_id"]), kept["status"], kept["attempts"], kept["body"]) == (old_delivery, "sent", 1, {})
+    assert router_events(router_store, old_delivery) == []
+    [fresh] = deliveries(router_store, new_code)
+    assert fresh["status"] == "sent" and fresh["attempts"] == 1
+    assert router_events(router_store, str(fresh["delivery_id"])) == ["DeliveryScheduled", "DeliverySent"]
+    assert _queued(router_amqp, agency) == [str(fresh["delivery_id"])]
+
+
+HOSTILE = ("O'Brien \"; DROP TABLE deliveries; --", "back\\slash %s %(x)s $$ $1 ::jsonb",
+           "\u202e\ufeff Nguyễn 𝔘 " + "x" * 20_000)
+
+
+def test_hostile_text_reaches_the_agency_as_sent_and_as_stored(router_store, router_amqp, make_router):
+    """The delivery rows travel to the server as one JSON argument of ``schedule_deliveries``:
+    quotes, backslashes, placeholders, dollar quotes and long text come out of the agency's
+    queue as the event carried them, in the very bytes a redelivery of the stored row sends."""
+    router, agency, codes = make_router(), _agency(), _codes(len(HOSTILE))
+    envelopes = []
+    for code, text in zip(codes, HOSTILE, strict=True):
+        env = submitted(code, agency)
+        env["data"]["applicant"]["full_name"] = text
+        env["data"]["form"] = {text[:40]: text}
+        envelopes.append(env)
+    assert router.on_dossier_events(envelopes) == [None] * len(codes)
+    conn = pika.BlockingConnection(pika.URLParameters(router_amqp))
+    try:
+        channel, received = conn.channel(), {}
+        while (got := channel.basic_get(f"agency.{agency}", auto_ack=True))[0] is not None:
+            received[got[1].message_id] = got[2]
+    finally:
+        conn.close()
+    assert len(received) == len(codes)
+    for code, text in zip(codes, HOSTILE, strict=True):
+        [row] = deliveries(router_store, code)
+        body = json.loads(received[str(row["delivery_id"])])
+        assert body["data"]["applicant"]["full_name"] == text
+        assert body["data"]["form"] == {text[:40]: text}
+        assert received[str(row["delivery_id"])] == encode_body(row["body"])  # what a redelivery sends
+        assert router_events(router_store, str(row["delivery_id"])) == ["DeliveryScheduled", "DeliverySent"]
+
+
+def test_scheduling_refuses_rows_events_and_streams_that_do_not_match(router_store):
+    for rows, streams, events in (("[{}]", [], []), ("[]", ["delivery-x"], []), ("{}", [], [])):
+        with pytest.raises(psycopg2.errors.InvalidParameterValue), router_store.transaction() as cur:
+            cur.execute("SELECT schedule_deliveries(%s::jsonb, NULL, %s::text[], %s::text[])", (rows, streams, events))
 
 
 def _subscribe(cur, agency: str) -> None:
