@@ -60,6 +60,7 @@ from typing import Any
 
 from bench.support import (
     Failures,
+    MachineCpu,
     collector_held,
     finish,
     free_port,
@@ -356,10 +357,13 @@ def _gateway_layer(gateway_url: str | None, n: int, concurrency: int, amqp_uri: 
                       f"{min(concurrency, 100)} in flight); offering {offered:g} per second", flush=True)
                 open_loop = (offered, open_loop[1])
             if open_loop is not None:
-                base_s, base_lat, base_fail = _run_open(*open_loop, noop_one)
+                with MachineCpu() as base_cpu:
+                    base_s, base_lat, base_fail = _run_open(*open_loop, noop_one)
                 started = time.perf_counter()
-                sub_s, sub_lat, sub_fail = _run_open(*open_loop, submit_one)
+                with MachineCpu() as sub_cpu:
+                    sub_s, sub_lat, sub_fail = _run_open(*open_loop, submit_one)
                 n = len(sub_lat)
+                machine = (base_cpu.summary(), sub_cpu.summary())
             else:
                 base_s, base_lat, base_fail = _run(n, concurrency, noop_one)
                 started = time.perf_counter()
@@ -397,6 +401,13 @@ def _gateway_layer(gateway_url: str | None, n: int, concurrency: int, amqp_uri: 
         rate, seconds = open_loop
         p99_ratio = ms(sub_lat, 99) / max(ms(base_lat, 99), 1e-9)
         print(f"open loop: {rate:g} offered per second for {seconds:g} s, timed from each planned start")
+        for window, shares in zip(("lookups", "submissions"), machine, strict=True):
+            if shares is not None:
+                print(f"the machine's CPUs during the {window}: {shares[0]:.0f}% busy, {shares[1]:.1f}% stolen "
+                      f"by the hypervisor, at most {shares[2]:.0f}% stolen in one second")
+        if machine[1] is not None:
+            busy, steal, steal_max = machine[1]
+            extra = f"busy_pct={busy:.0f} steal_pct={steal:.1f} steal_max_pct={steal_max:.0f} " + extra
         extra = (f"mode=open rate={rate:g} seconds={seconds:g} lookup_p99_ms={ms(base_lat, 99):.1f} "
                  f"p99_ratio={ms(sub_lat, 99) / max(ms(base_lat, 99), 1e-9):.2f} " + extra)
     if filing_only:
