@@ -320,8 +320,8 @@ class Database:
     (``DOSSIER_DB_POOL_MIN_IDLE``).
 
     A new connection is dear: the server starts a backend that reads its catalogue, compiles
-    the log's functions and plans every statement again, and a filing on it costs about seven
-    times one on a warm connection (15-18 against 2.2-2.4 ms here). A pool that closed what a
+    the log's functions and plans every statement again, and a filing on it takes about seven
+    times as long as on a kept connection (``python -m bench pool``). A pool that closed what a
     burst opened after a short lull paid that again at the next burst, in the requests that
     were already waiting. The sizing (``DB_POOL_SIZE`` per process under the server's
     ``max_connections``) already allows every connection to be open at once; suites that share
