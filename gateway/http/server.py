@@ -16,6 +16,7 @@ import re
 import uuid
 
 import eventlet
+from nameko.messaging import QueueConsumer
 from nameko.web.server import HttpOnlyProtocol, WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.wrappers import Response
@@ -207,15 +208,29 @@ class GatewayServer(WebServer):
         self.limiter = RateLimiter()
 
     def start(self) -> None:
-        """nameko's start, listening with the gateway's backlog, the port shared by processes."""
+        """nameko's start, listening with the gateway's backlog, the port shared by processes,
+        once RPC replies can reach this process (``_await_reply_queue``)."""
         if not self._starting:
             self._starting = True
+            self._await_reply_queue()
             # SO_REUSEPORT: every gateway process listens on the one port and the kernel
             # spreads new connections over them (GATEWAY_PROCESSES, deploy/launcher.py)
             self._sock = eventlet.listen(self.bind_addr, backlog=LISTEN_BACKLOG, reuse_port=True)
             self._sock.settimeout(None)  # as nameko does: kombu issue 838
             self._serv = self.get_wsgi_server(self._sock, self.get_wsgi_app())
             self._gt = self.container.spawn_managed_thread(self.run)
+
+    def _await_reply_queue(self) -> None:
+        """Wait until the container's queue consumer consumes, its RPC reply queue declared.
+
+        nameko starts a container's extensions together: the server could listen, and a
+        request send an RPC, before the reply queue was bound; the broker then drops the reply
+        and the request waits out ``RPC_TIMEOUT`` for an answer already sent (the payment
+        service's first settlement check, which calls the gateway as it starts, met it)."""
+        for extension in self.container.extensions:
+            ready = getattr(extension, "_consumers_ready", None) if isinstance(extension, QueueConsumer) else None
+            if ready is not None:
+                ready.wait()
 
     def get_wsgi_server(self, sock, wsgi_app, protocol=HttpOnlyProtocol, debug=False):
         server = super().get_wsgi_server(sock, wsgi_app, protocol=protocol, debug=debug)
