@@ -8,6 +8,7 @@ service's first settlement check called the gateway as it started)."""
 from __future__ import annotations
 
 import eventlet
+import pytest
 from nameko.messaging import QueueConsumer
 
 from gateway.http import server as server_module
@@ -26,18 +27,23 @@ class _Container:
         self.spawned.append(run)
 
 
-def test_the_server_listens_only_after_the_queue_consumer_consumes(monkeypatch):
-    consumer, listened = QueueConsumer(), []
-    server = GatewayServer()
-    server.container = _Container(consumer, server)
+class _Socket:
+    def settimeout(self, value):
+        pass
 
-    class _Socket:
-        def settimeout(self, value):
-            pass
 
-    monkeypatch.setattr(server_module.eventlet, "listen",
-                        lambda *args, **kwargs: listened.append(args) or _Socket())
+@pytest.fixture
+def listened(monkeypatch) -> list:
+    """The addresses the server asked to listen on (no socket is opened)."""
+    calls: list = []
+    monkeypatch.setattr(server_module.eventlet, "listen", lambda *args, **kwargs: calls.append(args) or _Socket())
     monkeypatch.setattr(GatewayServer, "get_wsgi_server", lambda self, sock, app: "wsgi server")
+    return calls
+
+
+def test_the_server_listens_only_after_the_queue_consumer_consumes(listened):
+    consumer, server = QueueConsumer(), GatewayServer()
+    server.container = _Container(consumer, server)
     starting = eventlet.spawn(server.start)
     eventlet.sleep(0.05)
     assert listened == [] and server.container.spawned == []  # the reply queue is not there yet
@@ -46,17 +52,9 @@ def test_the_server_listens_only_after_the_queue_consumer_consumes(monkeypatch):
     assert len(listened) == 1 and server.container.spawned == [server.run]
 
 
-def test_a_container_without_a_queue_consumer_listens_at_once(monkeypatch):
-    server, listened = GatewayServer(), []
+def test_a_container_without_a_queue_consumer_listens_at_once(listened):
+    server = GatewayServer()
     server.container = _Container(server)
-
-    class _Socket:
-        def settimeout(self, value):
-            pass
-
-    monkeypatch.setattr(server_module.eventlet, "listen",
-                        lambda *args, **kwargs: listened.append(args) or _Socket())
-    monkeypatch.setattr(GatewayServer, "get_wsgi_server", lambda self, sock, app: "wsgi server")
     with eventlet.Timeout(2):
         server.start()
     assert len(listened) == 1
