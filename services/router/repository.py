@@ -204,7 +204,7 @@ def schedule_deliveries(writes: Any, rows: list[dict], lease_s: float | None, st
     payload = json.dumps([{k: r[k] for k in _SCHEDULED_FIELDS} for r in rows], ensure_ascii=False)
     writes.execute(Prepared("SELECT schedule_deliveries(%s::jsonb, %s::float8, %s::text[], %s::text[])"),
                    (payload, lease_s, streams, events))
-    writes.read_after("SELECT current_setting('router.scheduled', true) AS scheduled")
+    writes.read_after("SELECT current_setting('router.scheduled', true)")
 
 
 _SCHEDULED_FIELDS = ("delivery_id", "dossier_code", "agency_code", "addressed_to", "event_id", "event_type",
@@ -212,9 +212,9 @@ _SCHEDULED_FIELDS = ("delivery_id", "dossier_code", "agency_code", "addressed_to
 
 
 def scheduled_ids(row: Any) -> set[str]:
-    """The delivery ids ``schedule_deliveries`` inserted, from the row its read gave back."""
-    value = (row["scheduled"] if isinstance(row, dict) else row[0]) if row is not None else None
-    return {part for part in (value or "").split(",") if part}
+    """The delivery ids ``schedule_deliveries`` inserted, from the row its read gave back (on
+    the batch's plain cursor: a tuple)."""
+    return {part for part in ((row[0] if row is not None else None) or "").split(",") if part}
 
 
 def lease(cur: Any, delivery_id: str, lease_s: float) -> dict | None:
