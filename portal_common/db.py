@@ -325,7 +325,9 @@ class Database:
     burst opened after a short lull paid that again at the next burst, in the requests that
     were already waiting. The sizing (``DB_POOL_SIZE`` per process under the server's
     ``max_connections``) already allows every connection to be open at once; suites that share
-    one server set a short timeout and a floor of one instead.
+    one server set a short timeout and a floor of one instead. ``open_floor()`` opens the floor
+    ahead of the first requests (a service does so as it starts), so that a restarted or newly
+    added process does not start its backends in its first requests' time.
     """
 
     def __init__(self, dsn: str, schema: str, size: int = 10, application_name: str = "portal",
@@ -341,12 +343,63 @@ class Database:
         self._idle: collections.deque[tuple[Any, float]] = collections.deque()  # oldest on the left
         self._idle_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(size)
+        self._opened = 0  # connections open now, idle or borrowed: never more than ``size``
         self._closed = False
 
     @property
     def idle_connections(self) -> int:
         """How many open connections wait in the pool (for metrics and tests)."""
         return len(self._idle)
+
+    @property
+    def open_connections(self) -> int:
+        """How many connections the pool holds open, idle or borrowed."""
+        return self._opened
+
+    def open_floor(self) -> int:
+        """Open idle connections until ``min_idle`` wait, and return how many were opened.
+
+        Never opens more than the pool's ``size`` in all, and stops at the first connection the
+        server refuses (down, full, restarting): the requests then open theirs as they come,
+        as they would have without this. Safe beside requests using the pool.
+        """
+        opened = 0
+        while not self._closed and self._slots.acquire(blocking=False):
+            # holding a slot as a borrower does, so that a request meeting an empty pool
+            # meanwhile cannot take the total past ``size`` either
+            try:
+                with self._idle_lock:
+                    if len(self._idle) >= self.min_idle or self._opened >= self.size:
+                        return opened
+                    self._opened += 1
+                try:
+                    conn = self._new_counted()
+                except DatabaseUnavailable:
+                    return opened
+                if self._closed:  # closed while it connected
+                    self._discard(conn)
+                    return opened
+                opened += 1
+                self._give_back(conn)
+            finally:
+                self._slots.release()
+        return opened
+
+    def _new_counted(self):
+        """A new connection whose place in ``_opened`` the caller has already taken."""
+        try:
+            return self._new()
+        except BaseException:
+            with self._idle_lock:
+                self._opened -= 1
+            raise
+
+    def _discard(self, conn) -> None:
+        """Close a connection the pool is done with, and count it out."""
+        with contextlib.suppress(psycopg2.Error):
+            conn.close()
+        with self._idle_lock:
+            self._opened -= 1
 
     def _take_idle(self):
         """The most recently returned idle connection that is still alive; dead ones (the
@@ -356,8 +409,7 @@ class Database:
                 conn = self._idle.pop()[0] if self._idle else None
             if conn is None or alive(conn):
                 return conn
-            with contextlib.suppress(psycopg2.Error):
-                conn.close()
+            self._discard(conn)
 
     def _give_back(self, conn) -> None:
         now = time.monotonic()
@@ -367,8 +419,7 @@ class Database:
             while len(self._idle) > self.min_idle and now - self._idle[0][1] > self.idle_timeout:
                 stale.append(self._idle.popleft()[0])
         for old in stale:
-            with contextlib.suppress(psycopg2.Error):
-                old.close()
+            self._discard(old)
 
     def _new(self):
         return connect(self.dsn, self.schema, self.application_name, connection_factory=MergedBeginConnection)
@@ -379,7 +430,11 @@ class Database:
         self._slots.acquire()
         conn = None
         try:
-            conn = self._take_idle() or self._new()
+            conn = self._take_idle()
+            if conn is None:
+                with self._idle_lock:
+                    self._opened += 1
+                conn = self._new_counted()
             yield conn
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
             if conn is not None and not conn.closed:
@@ -403,8 +458,7 @@ class Database:
                 if healthy and not self._closed:
                     self._give_back(conn)
                 else:
-                    with contextlib.suppress(psycopg2.Error):
-                        conn.close()
+                    self._discard(conn)
             self._slots.release()
 
     @contextlib.contextmanager
@@ -463,8 +517,7 @@ class Database:
         """Close the idle connections; borrowed ones are closed when they come back."""
         self._closed = True
         while (conn := self._take_idle()) is not None:
-            with contextlib.suppress(psycopg2.Error):
-                conn.close()
+            self._discard(conn)
 
 
 def ensure_database(dsn: str) -> bool:

@@ -7,6 +7,7 @@ for as long as the service container runs.
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from nameko.extensions import DependencyProvider
@@ -15,6 +16,8 @@ from portal_common import config
 from portal_common.db import Database, make_green
 from portal_common.eventstore import EventStore
 from portal_common.outbox import OutboxRelay
+
+log = logging.getLogger(__name__)
 
 
 def _dsn(container, service: str) -> str:
@@ -37,6 +40,17 @@ class Storage(DependencyProvider):
         size = self.size or config.env_int("DB_POOL_SIZE", 10, schema)
         self.db = Database(_dsn(self.container, schema), schema, size=size,
                            application_name=self.container.service_name)
+
+    def start(self) -> None:
+        """Open the pool's floor of connections beside the container's start, so that a
+        restarted or added process does not start backends in its first requests' time."""
+        self.container.spawn_managed_thread(self._open_floor, identifier=f"{self.db.schema}-pool-floor")
+
+    def _open_floor(self) -> None:
+        try:
+            self.db.open_floor()
+        except Exception:  # never the container's end: the requests open what they need
+            log.warning("could not open the %s pool's connections ahead", self.db.schema, exc_info=True)
 
     def stop(self) -> None:
         if self.db is not None:

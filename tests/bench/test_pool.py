@@ -1,4 +1,4 @@
-"""``bench pool`` files through both ways on the real PostgreSQL and counts what fails."""
+"""``bench pool`` files through its three ways on the real PostgreSQL and counts what fails."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ import re
 from bench import pool
 
 
-def test_both_ways_file_and_the_result_gives_each_figure_with_its_ratio(capsys):
+def test_every_way_files_and_the_result_gives_each_figure_with_its_ratio(capsys):
     assert pool.main(["--filings", "3", "--slices", "2"]) == 0
     out = capsys.readouterr().out
     result = out.strip().splitlines()[-1]
     assert result.startswith("RESULT pool filings=6 "), result
     figures = dict(re.findall(r"(\w+)=([0-9.]+)", result))
-    for key in ("new_p50_ms", "kept_p50_ms", "new_cpu_ms", "kept_cpu_ms", "ratio", "cpu_ratio"):
+    for key in ("new_p50_ms", "kept_p50_ms", "new_cpu_ms", "kept_cpu_ms", "ahead_p50_ms", "ahead_cpu_ms",
+                "ratio", "cpu_ratio", "ahead_ratio"):
         assert float(figures[key]) > 0, key
-    assert "kept open (baseline)" in out and "opened for the filing" in out
+    assert "kept open (baseline)" in out and "opened for the filing" in out and "opened ahead, first use" in out
 
 
 def test_a_filing_that_fails_fails_the_run_without_a_ratio(capsys, monkeypatch):
