@@ -8,7 +8,10 @@ forwards each connection to ``127.0.0.1:<target_port>`` with two pump threads. C
   file, as when a server or a link dies) and the listening socket is closed, so new
   connections are refused (ECONNREFUSED) until ``restore()`` listens again on the same port;
 - ``slow(ms)``: every chunk forwarded, either way, waits ``ms`` milliseconds first;
-- ``restore()``: undo both.
+- ``hold_new()``: connections accepted from now on are held: the proxy reads what either
+  side sends but forwards nothing (a server that takes a connection and never answers),
+  until ``release()``; ``pass_new()`` lets later connections through and keeps those held;
+- ``restore()``: undo ``cut()`` and ``slow()``.
 
 Threads are daemons (a forgotten proxy never keeps the process alive); a pump blocks in
 ``recv``/``sendall`` until ``cut()`` or ``stop()`` shuts its sockets down, which wakes it.
@@ -46,6 +49,8 @@ class _Link:
         self.upstream = upstream
         self.closed = False
         self._lock = threading.Lock()
+        self.gate = threading.Event()  # set: forwarding; clear: held
+        self.gate.set()
 
     def start(self) -> None:
         for src, dst in ((self.client, self.upstream), (self.upstream, self.client)):
@@ -58,6 +63,9 @@ class _Link:
                 data = src.recv(CHUNK)
                 if not data:
                     break
+                while not self.gate.wait(0.2):
+                    if self.closed:
+                        return
                 delay = self.proxy.delay_s
                 if delay > 0:
                     time.sleep(delay)
@@ -93,6 +101,8 @@ class FaultProxy:
         self.refused = 0
         self.cuts = 0
         self.bytes_forwarded = 0
+        self.holding = False
+        self._held: list[_Link] = []
         self._links: set[_Link] = set()
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
@@ -134,6 +144,30 @@ class FaultProxy:
     def slow(self, ms: float) -> None:
         """Delay every forwarded chunk by ``ms`` milliseconds (both directions)."""
         self.delay_s = max(0.0, ms / 1000.0)
+
+    def hold_new(self) -> None:
+        """Hold every connection accepted from now on: nothing forwarded until ``release()``."""
+        self.holding = True
+
+    def pass_new(self) -> None:
+        """Forward the connections accepted from now on; those held stay held."""
+        self.holding = False
+
+    @property
+    def held(self) -> int:
+        """How many connections are held now."""
+        with self._lock:
+            return sum(1 for link in self._held if not link.closed)
+
+    def release(self) -> int:
+        """Forward again on every held connection, and on those accepted later; returns how
+        many were held."""
+        self.holding = False
+        with self._lock:
+            held, self._held = self._held, []
+        for link in held:
+            link.gate.set()
+        return len(held)
 
     def restore(self) -> None:
         self.delay_s = 0.0
@@ -222,6 +256,9 @@ class FaultProxy:
                     link.closed = True
                 else:
                     self._links.add(link)
+                    if self.holding:
+                        link.gate.clear()
+                        self._held.append(link)
             if link.closed:
                 _close(client)
                 _close(upstream)

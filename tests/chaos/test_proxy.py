@@ -76,3 +76,24 @@ def test_forwards_slows_cuts_and_restores(echo):
         proxy.restore()
         assert roundtrip(proxy.port)[0] == b"ping"
         assert proxy.stats()["cuts"] == 1
+
+
+def test_holds_new_connections_until_released(echo):
+    with FaultProxy(echo) as proxy:
+        proxy.hold_new()
+        first = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
+        first.sendall(b"held")
+        first.settimeout(0.5)
+        with pytest.raises(TimeoutError):  # read by the proxy, not forwarded
+            first.recv(16)
+        assert proxy.held == 1
+
+        proxy.pass_new()  # later connections go through; the first stays held
+        assert roundtrip(proxy.port)[0] == b"ping"
+        with pytest.raises(TimeoutError):
+            first.recv(16)
+
+        assert proxy.release() == 1 and proxy.held == 0
+        first.settimeout(5)
+        assert first.recv(16) == b"held"  # what it sent while held, forwarded once released
+        first.close()

@@ -7,12 +7,26 @@ service's first settlement check called the gateway as it started)."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+
 import eventlet
 import pytest
 from nameko.messaging import QueueConsumer
 
+from deploy.launcher import SERVICE_CLASSES
 from gateway.http import server as server_module
 from gateway.http.server import GatewayServer
+from tests.chaos.proxy import FaultProxy, free_port
+from tests.support.http import http
+from tests.support.processes import stop, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Container:
@@ -58,3 +72,43 @@ def test_a_container_without_a_queue_consumer_listens_at_once(listened):
     with eventlet.Timeout(2):
         server.start()
     assert len(listened) == 1
+
+
+def _listens(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_gateway_whose_broker_answers_late_listens_only_then_and_its_first_rpc_is_answered(system, tmp_path):
+    """On the real broker: a second gateway reaches RabbitMQ through a proxy that holds its
+    start-up connections (its reply queue cannot be declared) and lets later ones through (a
+    request's RPC could be published). The code before this order listened at once, and such a
+    request's reply was dropped: 503 after ``RPC_TIMEOUT``. Now nothing listens until the held
+    connections go through, and the first request then gets its answer."""
+    broker = urllib.parse.urlsplit(system.amqp_uri)
+    port, log = free_port(), tmp_path / "gateway.log"
+    with FaultProxy(broker.port or 5672, name="late-broker") as proxy, open(log, "wb") as out:
+        proxy.hold_new()
+        env = {**system.env("gateway", 9), "GATEWAY_PORT": str(port), "RPC_TIMEOUT": "3",
+               "AMQP_URI": broker._replace(netloc=f"{broker.netloc.rsplit('@', 1)[0]}@127.0.0.1:{proxy.port}").geturl()}
+        gateway = subprocess.Popen(
+            [sys.executable, "-m", "nameko", "run", "--config", "gateway/config.yml", SERVICE_CLASSES["gateway"]],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_for(lambda: proxy.held >= 1 or gateway.poll() is not None, timeout=60, what="the broker reached")
+            proxy.pass_new()  # a request's RPC would now go out, and its reply have no queue
+            time.sleep(3)  # ample for a server that does not wait to have listened
+            assert gateway.poll() is None, log.read_text()
+            if _listens(port):
+                status, body, _ = http(f"http://127.0.0.1:{port}/api/v1/procedures?page_size=1")
+                pytest.fail(f"listened before its reply queue was there; a request got {status} {body}")
+            assert proxy.release() >= 1
+            wait_for(lambda: _listens(port) or gateway.poll() is not None, timeout=60, what="the gateway listening")
+            status, body, _ = http(f"http://127.0.0.1:{port}/api/v1/procedures?page_size=1")
+            assert status == 200 and body["items"], body
+        finally:
+            stop(gateway)
+    assert "RpcTimeout" not in log.read_text()
