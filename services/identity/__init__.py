@@ -35,7 +35,8 @@ dev staff tokens; never on in production), ``CARRIER_ADAPTER`` / ``BHXH_ADAPTER`
 generated key), ``IDENTITY_KEY_PASSPHRASE`` (encrypts stored private keys),
 ``KEY_ACTIVATION_DELAY`` (30 s), ``NOTIFY_OWNER_WAIT`` (600 s), ``NOTIFY_RETRY_PAUSE`` (1 s),
 ``NOTIFY_MAX_ATTEMPTS`` (8), ``NOTIFY_TICK`` (30 s), ``NOTIFY_BATCH`` / ``NOTIFY_BATCHES`` (50, 1:
-dossier events handled together at most, batches at once), ``APPLICANT_SMS`` (on; off drops the notices).
+dossier events handled together at most, batches at once), ``NOTIFY_BATCH_LINGER_MS`` (0: how
+long an event that would be handled alone waits for others to join it), ``APPLICANT_SMS`` (on; off drops the notices).
 Sign-in with VNeID (``docs/vneid.md``): ``VNEID_ISSUER`` (unset: off), ``VNEID_CLIENT_ID``,
 ``VNEID_CLIENT_SECRET`` or ``VNEID_PRIVATE_KEY_FILE``, ``VNEID_TOKEN_AUTH_METHOD``,
 ``VNEID_REDIRECT_URIS``, ``VNEID_ID_TOKEN_ALGS`` (ES256,RS256; never none or HS*),

@@ -21,6 +21,8 @@ NOTICE_OWNER_WAIT_S = config.env_float("NOTIFY_OWNER_WAIT", 600.0, S)  # then an
 NOTICE_MAX_ATTEMPTS = config.env_int("NOTIFY_MAX_ATTEMPTS", 8, S)  # sends of one SMS before it is marked failed
 NOTICE_BATCH = config.env_int("NOTIFY_BATCH", 50, S)  # dossier events handled together at most (1: one at a time)
 NOTICE_BATCHES = config.env_int("NOTIFY_BATCHES", 1, S)  # batches of dossier events handled at the same time
+# how long an event that would be handled alone waits for others to join its batch
+NOTICE_LINGER_S = config.env_float("NOTIFY_BATCH_LINGER_MS", 0.0, S) / 1000.0
 # an installation without an SMS contract (or during a provider outage) turns the notices off:
 # events are then consumed and dropped, and none is sent later
 APPLICANT_SMS = config.env_bool("APPLICANT_SMS", True, S)

@@ -148,7 +148,8 @@ class Router:
         # the dossier events in flight in this process, handled in batches (on_dossier_events)
         self.dossier_batches = Coalescer(self.on_dossier_events, self.on_dossier_event,
                                          max_batch=self.settings.event_batch, parallel=self.settings.event_batches,
-                                         name="router: batch of dossier events")
+                                         name="router: batch of dossier events",
+                                         linger_s=self.settings.event_linger_s)
 
     def _append(self, cur: Any, delivery_id: Any, events: list[NewEvent],
                 context: EventContext | None = None, commit: bool = False,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -40,9 +41,11 @@ class Recorder:
         return f"alone {item}"
 
 
-def _submit_all(coalescer: Coalescer, recorder: Recorder, items: list[str]) -> dict[str, object]:
+def _submit_all(coalescer: Coalescer, recorder: Recorder, items: list[str],
+                before_release: Callable[[], None] = lambda: None) -> dict[str, object]:
     """Submit ``items`` from threads while the first (handled alone) holds the lead, so the
-    rest queue up and form the next batch; returns each item's result or exception."""
+    rest queue up and form the next batch (``before_release`` runs once they wait); returns
+    each item's result or exception."""
     results: dict[str, object] = {}
 
     def run(item: str) -> None:
@@ -60,6 +63,7 @@ def _submit_all(coalescer: Coalescer, recorder: Recorder, items: list[str]) -> d
     deadline = time.monotonic() + 5
     while len(coalescer._waiting) < len(others) and time.monotonic() < deadline:
         time.sleep(0.01)
+    before_release()
     recorder.gate.set()
     for t in [first, *others]:
         t.join(10)
@@ -138,3 +142,43 @@ def test_with_single_batches_a_lone_item_is_a_batch_of_one_and_falls_back_alone(
     assert recorder.batches == [["a"], ["alone-b"], ["x"]] and recorder.alone == ["alone-b", "x"]
     assert coalescer.submit("c") == "done c"  # the lead was given back after the failure
     assert coalescer.sizes == [1, 1, 1, 1]
+
+
+def test_with_a_linger_items_arriving_just_after_a_lone_one_join_its_batch():
+    recorder = Recorder()
+    recorder.gate.set()
+    coalescer = Coalescer(recorder.handle_batch, recorder.handle_one, linger_s=0.5)
+    results: dict[str, object] = {}
+    threads = [threading.Thread(target=lambda i=i: results.update({i: coalescer.submit(i)})) for i in "abc"]
+    threads[0].start()
+    time.sleep(0.1)  # "a" leads and lingers; "b" and "c" come within its linger
+    for t in threads[1:]:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert results == {"a": "done a", "b": "done b", "c": "done c"}
+    assert recorder.batches == [["a", "b", "c"]] and recorder.alone == []  # one batch, not a lone one first
+
+
+def test_a_lone_item_is_handled_after_its_linger():
+    recorder = Recorder()
+    recorder.gate.set()
+    coalescer = Coalescer(recorder.handle_batch, recorder.handle_one, linger_s=0.2)
+    started = time.monotonic()
+    assert coalescer.submit("a") == "alone a"  # nobody came: alone, after the linger
+    assert time.monotonic() - started >= 0.2
+
+
+def test_a_leader_with_others_waiting_does_not_linger():
+    recorder = Recorder()
+    coalescer = Coalescer(recorder.handle_batch, recorder.handle_one)
+
+    def linger_long() -> None:  # once the others wait: a leader that lingered would take 30 s
+        assert len(coalescer._waiting) == 3
+        coalescer.linger_s = 30
+
+    started = time.monotonic()
+    results = _submit_all(coalescer, recorder, ["first", "b", "c", "d"], linger_long)
+    assert time.monotonic() - started < 10
+    assert results == {"first": "alone first", "b": "done b", "c": "done c", "d": "done d"}
+    assert recorder.batches == [["b", "c", "d"]]

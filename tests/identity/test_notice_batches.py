@@ -8,8 +8,12 @@ nothing twice through a gateway that honours references."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -31,6 +35,8 @@ from tests.identity.test_notifications_worker import (
     _worker,
 )
 from tests.support.round_trips import count_round_trips
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class CountingBatch(applicant_notices.StatementBatch):
@@ -219,6 +225,32 @@ def test_concurrent_workers_are_handled_in_batches_each_notice_once(identity_db)
     [(_, coalescer)] = [v for k, v in applicant_notices._coalescers.items() if v[0][0] is identity_db
                         and v[0][2] is worker.parties.bind_db(None).sms]
     assert max(coalescer.sizes) > 1
+
+
+def test_with_a_linger_events_a_moment_apart_are_noticed_in_one_batch(identity_db, monkeypatch):
+    monkeypatch.setattr(applicant_notices, "EVENT_LINGER_S", 1.0)  # read as the coalescer is made
+    worker = _worker(identity_db, SlowSms(identity_db))
+    owners, codes, envelopes = _filings(identity_db, 4)
+    threads = [threading.Thread(target=worker.notify_submitted, args=(e,)) for e in envelopes]
+    for t in threads:
+        t.start()
+        time.sleep(0.05)  # a moderate rate: each would otherwise be a batch of one
+    for t in threads:
+        t.join(30)
+    assert _notices(identity_db, codes) == {code: ["sent"] for code in codes}
+    assert all(len(_outbox(identity_db, owner["phone"])) == 1 for owner in owners)
+    [(_, coalescer)] = [v for k, v in applicant_notices._coalescers.items() if v[0][0] is identity_db
+                        and v[0][2] is worker.parties.bind_db(None).sms]
+    assert coalescer.linger_s == 1.0 and coalescer.sizes == [4]
+
+
+def test_the_notices_linger_comes_from_the_environment():
+    read = [sys.executable, "-c", "from services.identity import settings; print(settings.NOTICE_LINGER_S)"]
+    env = {k: v for k, v in os.environ.items() if "NOTIFY_BATCH_LINGER_MS" not in k}
+    assert subprocess.run(read, env={**env, "IDENTITY_NOTIFY_BATCH_LINGER_MS": "25"}, capture_output=True,
+                          text=True, check=True, cwd=ROOT).stdout.split() == ["0.025"]
+    assert subprocess.run(read, env=env, capture_output=True, text=True, check=True,
+                          cwd=ROOT).stdout.split() == ["0.0"]
 
 
 def test_a_lone_event_goes_the_batch_way_in_under_half_the_round_trips(migrated_database, monkeypatch):

@@ -7,6 +7,7 @@ failure in the middle of a batch loses nothing."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 
@@ -475,3 +476,36 @@ def test_a_batch_ends_where_the_same_events_one_by_one_end(router_store, make_ro
     expected = _outcome(router_store, alone[0])
     assert expected["held"] == [6] and len(expected["feed"]) == 5 and len(expected["deliveries"]) == 5
     assert all(_outcome(router_store, code) == expected for code in stepwise + alone + batched)
+
+
+def _routing_transactions(db, codes: list[str]) -> int:
+    """How many transactions inserted these dossiers' deliveries (rows of one share its xmin)."""
+    with db.transaction() as cur:
+        cur.execute("SELECT count(DISTINCT xmin::text) AS n FROM deliveries WHERE dossier_code = ANY(%s)", (codes,))
+        return cur.fetchone()["n"]
+
+
+@pytest.mark.parametrize("linger_s", [0.0, 1.0], ids=["no-linger", "linger"])
+def test_with_a_linger_events_a_moment_apart_share_one_routing(router_store, make_router, linger_s):
+    """Workers hand the coalescer events 50 ms apart, as a moderate rate brings them: without a
+    linger each is routed alone; with one they join the first's batch, one transaction."""
+    router, agency, codes = make_router(event_linger_s=linger_s), _agency(), _codes(4)
+    threads = []
+    for code in codes:
+        threads.append(threading.Thread(target=router.dossier_batches.submit, args=(submitted(code, agency),)))
+        threads[-1].start()
+        time.sleep(0.05)
+    for t in threads:
+        t.join(20)
+    assert _statuses(router_store, codes) == {code: ["sent"] for code in codes}
+    if linger_s:
+        assert _routing_transactions(router_store, codes) == 1
+    else:  # the first is routed at once, alone; a loaded machine may batch some of the rest
+        assert _routing_transactions(router_store, codes) >= 2
+
+
+def test_the_linger_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("ROUTER_EVENT_BATCH_LINGER_MS", "25")
+    assert Settings.from_env().event_linger_s == 0.025
+    monkeypatch.delenv("ROUTER_EVENT_BATCH_LINGER_MS")
+    assert Settings.from_env().event_linger_s == 0.0

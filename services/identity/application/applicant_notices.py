@@ -71,6 +71,7 @@ SEND_LEASE_S = 60.0  # a notice being sent is not taken by another sender for th
 BATCH = 50
 EVENT_BATCH = settings.NOTICE_BATCH  # dossier events handled together at most (1: one at a time)
 EVENT_BATCHES = settings.NOTICE_BATCHES  # batches handled at the same time
+EVENT_LINGER_S = settings.NOTICE_LINGER_S  # a lone event's wait for others to join it
 
 NOTIFICATIONS = Counter(
     "portal_notifications_total",
@@ -145,7 +146,8 @@ def take(db: Database, store: EventStore, sms: SmsGateway, envelope: Any) -> Any
                 coalescer = Coalescer(lambda items: handle_many(db, store, sms, items),
                                       lambda item: handle(db, store, sms, item),
                                       max_batch=EVENT_BATCH, parallel=EVENT_BATCHES,
-                                      name="identity: batch of dossier events", single_batches=True)
+                                      name="identity: batch of dossier events", single_batches=True,
+                                      linger_s=EVENT_LINGER_S)
                 found = _coalescers[key] = ((db, store, sms), coalescer)
     return found[1].submit(envelope)
 
