@@ -303,10 +303,15 @@ class OutboxRelay:
             total += n
 
     def _wait_for_appends(self, timeout: float) -> None:
+        """Wait until an append is notified, or ``timeout``. A notification that came with
+        the answer of a query on this connection (the read that found the log's end, another
+        thread's ``state()``) is already off the socket, in ``notifies``: it ends the wait at
+        once, where waiting on the socket would sleep the whole timeout past it."""
         with self._db_lock:
             conn = self._database()
-            with contextlib.suppress(OSError, ValueError):
-                select.select([conn], [], [], timeout)
+            if not conn.notifies:
+                with contextlib.suppress(OSError, ValueError):
+                    select.select([conn], [], [], timeout)
             conn.poll()
             conn.notifies.clear()
 

@@ -295,3 +295,34 @@ def test_state_can_be_read_from_another_thread_while_the_relay_runs(log, amqp_ur
     assert [s.head for s in states] == sorted(s.head for s in states)
     assert (final.backlog, final.checkpoint) == (0, log.head_position())
     assert _ids(messages) == _all_ids(log)
+
+
+def test_an_append_notified_during_another_query_wakes_the_relay_at_once(log, amqp_uri):
+    """psycopg2 reads a notification that arrives with a query's answer off the socket (into
+    ``notifies``). Any query of the relay's connection can take it so: the read that found the
+    log's end, or a metrics thread's ``state()``. A relay that then waited for the socket slept
+    its whole ``idle_wait`` with that append unpublished."""
+    import psycopg2
+
+    relay = _relay(log, amqp_uri, idle_wait=5.0)
+    try:
+        assert relay.acquire_leadership()  # and LISTENs
+        log.append("dossier-n", 0, probes(0, 1))  # notifies as it commits
+        time.sleep(0.2)  # the notification waits on the relay's socket
+        relay.state()  # a query on that connection reads it with its answer
+        assert relay._database().notifies  # off the socket: a select() would not see it
+        started = time.monotonic()
+        relay._wait_for_appends(5.0)
+        assert time.monotonic() - started < 1.0
+        assert not relay._database().notifies
+        started = time.monotonic()
+        relay._wait_for_appends(0.3)  # nothing new: the wait is the timeout
+        assert time.monotonic() - started >= 0.3
+        with psycopg2.connect(log.db.dsn) as other, other.cursor() as cur:
+            cur.execute(f"NOTIFY {log.schema}_events")
+        other.close()
+        started = time.monotonic()
+        relay._wait_for_appends(5.0)  # one still on the socket wakes it as before
+        assert time.monotonic() - started < 1.0
+    finally:
+        relay.close()
