@@ -19,6 +19,7 @@ import json
 import select
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -308,6 +309,15 @@ def connect(dsn: str, schema: str | None = None, application_name: str = "portal
             pause = min(pause * 2, 1.0)
 
 
+#: every pool of this process, for its metrics (``live_pools``)
+_POOLS: weakref.WeakSet[Database] = weakref.WeakSet()
+
+
+def live_pools() -> list[Database]:
+    """The pools of this process not closed yet."""
+    return [pool for pool in list(_POOLS) if not pool.closed]
+
+
 class Database:
     """A bounded pool of connections to one service's schema.
 
@@ -331,11 +341,12 @@ class Database:
     """
 
     def __init__(self, dsn: str, schema: str, size: int = 10, application_name: str = "portal",
-                 idle_timeout: float | None = None, min_idle: int | None = None):
+                 idle_timeout: float | None = None, min_idle: int | None = None, name: str | None = None):
         self.dsn = dsn
         self.schema = schema
         self.size = size
         self.application_name = application_name
+        self.name = name or application_name  # tells a service's pools apart in its metrics
         self.idle_timeout = (config.env_float("DB_POOL_IDLE_TIMEOUT", 600.0, schema) if idle_timeout is None
                              else idle_timeout)
         floor = config.env_int("DB_POOL_MIN_IDLE", 4, schema) if min_idle is None else min_idle
@@ -345,6 +356,7 @@ class Database:
         self._slots = threading.BoundedSemaphore(size)
         self._opened = 0  # connections open now, idle or borrowed: never more than ``size``
         self._closed = False
+        _POOLS.add(self)
 
     @property
     def idle_connections(self) -> int:
@@ -355,6 +367,10 @@ class Database:
     def open_connections(self) -> int:
         """How many connections the pool holds open, idle or borrowed."""
         return self._opened
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def open_floor(self) -> int:
         """Open idle connections until ``min_idle`` wait, and return how many were opened.

@@ -10,6 +10,9 @@ dependency that:
   published, outbox backlog and age, each event handler's queue depth (consumer lag), and
   the gauges the service registers on its own tables (``portal_common.registry``: deliveries
   by status, dossiers by status ...);
+- shows the process's database pools (``portal_db_pool_connections`` by state, idle or
+  borrowed, and ``portal_db_pool_size``, per pool named by the attribute that holds it): a pool
+  whose borrowed connections reach its size makes requests wait;
 - serves ``/metrics``, ``/health`` (liveness) and ``/ready`` (database and broker answer) on
   ``METRICS_PORT`` (per service: ``DOSSIER_METRICS_PORT`` ...; the default is the one the
   service registers; ``0`` picks a free port, reported by the ``health`` RPC; ``off``
@@ -39,6 +42,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram,
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from portal_common import config, registry
+from portal_common.db import live_pools
 from portal_common.errors import ServiceError
 from portal_common.outbox import read_state
 from portal_common.redelivery import PARKED_SUFFIX
@@ -213,6 +217,7 @@ class _Collector:
         errors = CounterMetricFamily("portal_metrics_scrape_errors", "Scrape-time readings that failed",
                                      labels=["service"])
         registered: dict[str, tuple[registry.Gauge, GaugeMetricFamily]] = {}
+        pools = _pool_figures()
         with self._lock:
             sources = list(self.sources)
         for source in sources:
@@ -255,7 +260,7 @@ class _Collector:
                     family.add_metric([svc, *reading.labels] if gauge.per_service else list(reading.labels),
                                       reading.value)
             errors.add_metric([svc], self.errors.get(svc, 0))
-        yield from (appended, published, by_type, backlog, age, lag, consumers, parked)
+        yield from (appended, published, by_type, backlog, age, lag, consumers, parked, *pools)
         yield from (family for _, family in registered.values())
         yield errors
 
@@ -266,6 +271,28 @@ class _Collector:
     def remove(self, source: Source) -> None:
         with self._lock, contextlib.suppress(ValueError):
             self.sources.remove(source)
+
+
+def _pool_figures() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+    """This process's database pools: connections open by state, and each pool's size. A pool
+    whose borrowed connections reach its size makes requests wait; one that keeps its floor idle
+    has its connections warm (``Database``)."""
+    connections = GaugeMetricFamily("portal_db_pool_connections", "Open connections of a database pool, "
+                                    "idle or borrowed by a worker", labels=["service", "pool", "state"])
+    size = GaugeMetricFamily("portal_db_pool_size", "Connections a database pool opens at most",
+                             labels=["service", "pool"])
+    figures: dict[tuple[str, str], list[int]] = {}
+    for pool in live_pools():
+        idle = pool.idle_connections
+        summed = figures.setdefault((pool.schema, pool.name), [0, 0, 0])
+        summed[0] += idle
+        summed[1] += max(pool.open_connections - idle, 0)
+        summed[2] += pool.size
+    for (service, name), (idle, borrowed, most) in sorted(figures.items()):
+        connections.add_metric([service, name, "idle"], idle)
+        connections.add_metric([service, name, "borrowed"], borrowed)
+        size.add_metric([service, name], most)
+    return connections, size
 
 
 def _registered_gauges(service: str) -> tuple[registry.Gauge, ...]:

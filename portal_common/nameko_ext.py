@@ -39,7 +39,7 @@ class Storage(DependencyProvider):
         schema = self.schema or self.container.service_name
         size = self.size or config.env_int("DB_POOL_SIZE", 10, schema)
         self.db = Database(_dsn(self.container, schema), schema, size=size,
-                           application_name=self.container.service_name)
+                           application_name=self.container.service_name, name=getattr(self, "attr_name", None))
 
     def start(self) -> None:
         """Open the pool's floor of connections beside the container's start, so that a

@@ -138,3 +138,26 @@ def test_a_service_starts_though_its_database_is_away(monkeypatch):
     storage.start()  # neither raises nor leaves anything open
     assert storage.db.open_connections == 0
     storage.stop()
+
+
+def _pool_samples(schema: str, name: str) -> dict[tuple[str, str], float]:
+    from portal_common.metrics import COLLECTOR
+
+    return {(s.name, s.labels.get("state", "")): s.value for family in COLLECTOR.collect()
+            for s in family.samples if s.name.startswith("portal_db_pool")
+            and (s.labels["service"], s.labels["pool"]) == (schema, name)}
+
+
+def test_the_metrics_show_each_pool_open_connections_by_state_and_its_size(fresh_schema):
+    db = fresh_schema("f")
+    pool = Database(db.dsn, db.schema, size=3, min_idle=2, name="events")
+    try:
+        assert pool.open_floor() == 2
+        with pool.connection():
+            assert _pool_samples(db.schema, "events") == {
+                ("portal_db_pool_connections", "idle"): 1, ("portal_db_pool_connections", "borrowed"): 1,
+                ("portal_db_pool_size", ""): 3}
+        assert _pool_samples(db.schema, "events")[("portal_db_pool_connections", "idle")] == 2
+    finally:
+        pool.close()
+    assert _pool_samples(db.schema, "events") == {}  # a closed pool is no longer shown

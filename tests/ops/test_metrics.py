@@ -86,6 +86,14 @@ def test_each_service_exports_its_figures(ports):
     assert _has(router, "portal_dead_letters", service="router")
     dossier = _scrape(f"http://127.0.0.1:{ports['dossier']}/metrics")
     assert _has(dossier, "portal_dossiers_overdue")
+    # each service's pools, by the attribute that holds them: open connections by state, and size
+    for name, pools in (("dossier", ("events",)), ("catalog", ("db", "events")), ("router", ("router",))):
+        samples = dossier if name == "dossier" else catalog if name == "catalog" else router
+        for pool in pools:
+            size = _value(samples, "portal_db_pool_size", service=name, pool=pool)
+            idle = _value(samples, "portal_db_pool_connections", service=name, pool=pool, state="idle")
+            borrowed = _value(samples, "portal_db_pool_connections", service=name, pool=pool, state="borrowed")
+            assert size >= 1 and 1 <= idle + borrowed <= size, (name, pool, size, idle, borrowed)
 
 
 def test_rpc_counts_and_latency_follow_the_calls(ports, gateway_url):
@@ -172,7 +180,8 @@ def test_dashboard_parses_and_every_panel_metric_is_exported(ports, gateway_url)
                    "portal_events_appended_total", "portal_events_published_total", "portal_events_total",
                    "portal_outbox_backlog_events",
                    "portal_outbox_oldest_age_seconds", "portal_consumer_lag_messages", "portal_deliveries",
-                   "portal_dead_letters", "portal_dossiers", "portal_dossiers_overdue"):
+                   "portal_dead_letters", "portal_dossiers", "portal_dossiers_overdue", "portal_db_pool_connections",
+                   "portal_db_pool_size"):
         assert figure in used, f"no panel shows {figure}"
 
 
