@@ -147,7 +147,7 @@ def test_with_single_batches_a_lone_item_is_a_batch_of_one_and_falls_back_alone(
 def test_with_a_linger_items_arriving_just_after_a_lone_one_join_its_batch():
     recorder = Recorder()
     recorder.gate.set()
-    coalescer = Coalescer(recorder.handle_batch, recorder.handle_one, linger_s=0.5)
+    coalescer = Coalescer(recorder.handle_batch, recorder.handle_one, linger_s=2.0)
     results: dict[str, object] = {}
     threads = [threading.Thread(target=lambda i=i: results.update({i: coalescer.submit(i)})) for i in "abc"]
     threads[0].start()

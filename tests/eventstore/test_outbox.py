@@ -7,6 +7,7 @@ own vhost; a queue bound to it with ``#`` stands in for the consumers.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -308,7 +309,7 @@ def test_an_append_notified_during_another_query_wakes_the_relay_at_once(log, am
     try:
         assert relay.acquire_leadership()  # and LISTENs
         log.append("dossier-n", 0, probes(0, 1))  # notifies as it commits
-        time.sleep(0.2)  # the notification waits on the relay's socket
+        assert select.select([relay._database()], [], [], 10)[0]  # the notification waits on its socket
         relay.state()  # a query on that connection reads it with its answer
         assert relay._database().notifies  # off the socket: a select() would not see it
         started = time.monotonic()

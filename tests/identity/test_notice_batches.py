@@ -228,7 +228,7 @@ def test_concurrent_workers_are_handled_in_batches_each_notice_once(identity_db)
 
 
 def test_with_a_linger_events_a_moment_apart_are_noticed_in_one_batch(identity_db, monkeypatch):
-    monkeypatch.setattr(applicant_notices, "EVENT_LINGER_S", 1.0)  # read as the coalescer is made
+    monkeypatch.setattr(applicant_notices, "EVENT_LINGER_S", 2.0)  # read as the coalescer is made
     worker = _worker(identity_db, SlowSms(identity_db))
     owners, codes, envelopes = _filings(identity_db, 4)
     threads = [threading.Thread(target=worker.notify_submitted, args=(e,)) for e in envelopes]
@@ -241,7 +241,7 @@ def test_with_a_linger_events_a_moment_apart_are_noticed_in_one_batch(identity_d
     assert all(len(_outbox(identity_db, owner["phone"])) == 1 for owner in owners)
     [(_, coalescer)] = [v for k, v in applicant_notices._coalescers.items() if v[0][0] is identity_db
                         and v[0][2] is worker.parties.bind_db(None).sms]
-    assert coalescer.linger_s == 1.0 and coalescer.sizes == [4]
+    assert coalescer.linger_s == 2.0 and coalescer.sizes == [4]
 
 
 def test_the_notices_linger_comes_from_the_environment():

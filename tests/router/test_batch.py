@@ -485,7 +485,7 @@ def _routing_transactions(db, codes: list[str]) -> int:
         return cur.fetchone()["n"]
 
 
-@pytest.mark.parametrize("linger_s", [0.0, 1.0], ids=["no-linger", "linger"])
+@pytest.mark.parametrize("linger_s", [0.0, 2.0], ids=["no-linger", "linger"])
 def test_with_a_linger_events_a_moment_apart_share_one_routing(router_store, make_router, linger_s):
     """Workers hand the coalescer events 50 ms apart, as a moderate rate brings them: without a
     linger each is routed alone; with one they join the first's batch, one transaction."""
