@@ -113,15 +113,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--filings between 1 and 10000, --slices between 1 and 100")
     failures = Failures()
     figures: dict[str, list[tuple[float, float, float]]] = {"kept": [], "new": [], "ahead": []}
-    ways_of = {"kept": "on_kept", "new": "on_new", "ahead": "on_ahead"}
     with throwaway_database(f"portal_bench_pool_{uuid.uuid4().hex[:6]}", bench_server()) as dsn:
         migrate(dsn, "dossier", "services.dossier", create_database=False)
         ways = Ways(dsn)
+        way_of = {"kept": ways.on_kept, "new": ways.on_new, "ahead": ways.on_ahead}
         try:
             for turn in range(slices):
                 order = ("kept", "new", "ahead") if turn % 2 == 0 else ("ahead", "new", "kept")
                 for name in order:
-                    way = getattr(ways, ways_of[name])
+                    way = way_of[name]
                     for _ in range(per_slice):
                         try:
                             figures[name].append(way())

@@ -370,6 +370,7 @@ class Database:
 
     @property
     def closed(self) -> bool:
+        """Whether ``close()`` was called: a closed pool gives nothing back to its idle list."""
         return self._closed
 
     def open_floor(self) -> int:
