@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import json
 import select
 import threading
 import time
@@ -23,13 +22,12 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
 import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 import psycopg2.extras
 
-from portal_common import config
+from portal_common import config, jsoncodec
 from portal_common.errors import DatabaseUnavailable
 from portal_common.prepared import Prepared, PreparingConnection, execute_form, statement_bytes
 
@@ -39,14 +37,9 @@ __all__ = ["CommittingCursor", "Database", "DatabaseUnavailable", "Prepared", "c
 psycopg2.extras.register_uuid()
 
 
-def json_loads(text: str | bytes) -> Any:
-    """Decode JSON as ``json.loads`` does, with orjson (several times faster: event payloads,
-    projections and metadata are jsonb columns, decoded on every read of the log); numbers
-    orjson cannot hold (integers beyond 64 bits) fall back to ``json``."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
+#: decodes as ``json.loads`` does, with orjson: event payloads, projections and metadata are jsonb
+#: columns, decoded on every read of the log
+json_loads = jsoncodec.loads
 
 
 # every json and jsonb value any connection of this process reads

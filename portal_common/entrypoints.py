@@ -47,7 +47,7 @@ from nameko.exceptions import ContainerBeingKilled, UnserializableValueError, se
 from nameko.messaging import QueueConsumer
 from nameko.rpc import ReplyListener, Responder, Rpc, RpcConsumer, RpcProxy, get_rpc_exchange
 
-from portal_common import config, publishing
+from portal_common import config, jsoncodec, publishing
 from portal_common.db import DatabaseUnavailable
 from portal_common.redelivery import Redeliverer, RetryPolicy, parking_queue_name
 
@@ -116,6 +116,10 @@ class ReconnectingEventHandler(EventHandler):
 
     queue_consumer = ReconnectingQueueConsumer()
 
+    def setup(self) -> None:
+        jsoncodec.install()
+        super().setup()
+
     @property
     def parking_queue(self) -> str:
         return parking_queue_name(self.container.service_name)
@@ -179,6 +183,7 @@ class ReconnectingRpcConsumer(RpcConsumer):
 
     def setup(self) -> None:
         publishing.install()
+        jsoncodec.install()
         super().setup()
 
     def _reply(self, message, result, exc_info):
@@ -229,6 +234,7 @@ class ReconnectingRpcProxy(RpcProxy):
 
     def setup(self) -> None:
         publishing.install()
+        jsoncodec.install()
         super().setup()
 
 

@@ -31,6 +31,7 @@ from typing import Any
 import psycopg2
 from kombu import Connection, Exchange, Producer
 
+from portal_common import jsoncodec
 from portal_common.db import Prepared, connect
 from portal_common.eventstore.events import RecordedEvent
 from portal_common.eventstore.store import read_after
@@ -89,9 +90,10 @@ def publish_event(producer: Producer, event: RecordedEvent, routing_key: str, **
     if correlation_id:
         message_headers["nameko.correlation_id"] = correlation_id
     producer.publish(
-        event.envelope(),
+        jsoncodec.dumps(event.envelope()),  # read from the log: JSON's own types only
         routing_key=routing_key,
-        serializer="json",
+        content_type="application/json",
+        content_encoding="utf-8",
         delivery_mode=2,
         message_id=str(event.event_id),
         type=event.event_type,

@@ -13,7 +13,7 @@ import eventlet
 from nameko.exceptions import RpcTimeout
 from nameko.rpc import RpcProxy
 
-from portal_common import config, publishing
+from portal_common import config, jsoncodec, publishing
 
 
 class _TimedMethod:
@@ -45,6 +45,7 @@ class ServiceRpc(RpcProxy):
 
     def setup(self) -> None:
         publishing.install()
+        jsoncodec.install()
         super().setup()
 
     def get_dependency(self, worker_ctx) -> Any:

@@ -16,6 +16,7 @@ import json
 import zlib
 from typing import Any
 
+from portal_common import jsoncodec
 from portal_common.prepared import Prepared
 
 FEED_LOCK = zlib.crc32(b"router.agency_feed")
@@ -102,7 +103,7 @@ _FEED_LOCK = Prepared("SELECT pg_advisory_xact_lock(%s)")
 def _entry_values(e: dict) -> tuple:
     return (e["agency_code"], e["event_id"], e["event_type"], e["channels"], e["dossier_code"],
             e.get("stream_version"), e.get("procedure_code"), e.get("field"), e.get("province_code"),
-            e.get("status"), e.get("national_status_code"), json.dumps(e["cloudevent"]),
+            e.get("status"), e.get("national_status_code"), jsoncodec.dumps(e["cloudevent"]).decode(),
             e["agency_code"], e["event_id"])
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from typing import Any
 
+from portal_common import jsoncodec
 from portal_common.prepared import Prepared
 from services.router.domain.routing import Route
 
@@ -201,7 +201,7 @@ def schedule_deliveries(writes: Any, rows: list[dict], lease_s: float | None, st
     row's ``DeliveryScheduled`` (``events[i]`` appended to ``streams[i]``), in one statement
     (migration 004), and the read of which rows were new: ``scheduled_ids(writes.after_row)``
     once ``writes`` is sent."""
-    payload = json.dumps([{k: r[k] for k in _SCHEDULED_FIELDS} for r in rows], ensure_ascii=False)
+    payload = jsoncodec.dumps([{k: r[k] for k in _SCHEDULED_FIELDS} for r in rows]).decode()
     writes.execute(Prepared("SELECT schedule_deliveries(%s::jsonb, %s::float8, %s::text[], %s::text[])"),
                    (payload, lease_s, streams, events))
     writes.read_after("SELECT current_setting('router.scheduled', true)")

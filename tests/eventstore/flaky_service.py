@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 
+import kombu.serialization
 from nameko.extensions import DependencyProvider
 
 from portal_common.db import Database, make_green
@@ -47,6 +48,13 @@ class FlakyService:
     @rpc
     def ping(self) -> str:
         return "pong"
+
+    @rpc
+    def echo_types(self, value: dict) -> dict:
+        """``value`` as received, its values' types, and the decoder this process has for JSON."""
+        decoder = kombu.serialization.registry._decoders["application/json"]
+        return {"value": value, "types": sorted({type(v).__name__ for v in value.values()}),
+                "decoder": f"{decoder.__module__}.{decoder.__qualname__}"}
 
     @event_handler(SOURCE, "ProbeHappened")
     def on_probe(self, payload: dict) -> None:

@@ -8,6 +8,8 @@ gateway). Runs ``flaky_service.py`` as a real ``nameko run`` process on this run
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import os
 import subprocess
 import sys
@@ -176,3 +178,14 @@ def test_the_retry_policy_backs_off_and_bounds_the_tries():
 def test_portal_ops_says_when_nothing_was_ever_parked(amqp_uri, capsys):
     assert ops.main(["parked", "--service", "nobody", "--amqp-uri", amqp_uri]) == 0
     assert "nobody.parked: 0 parked" in capsys.readouterr().out
+
+
+def test_the_shared_entrypoints_decode_with_the_project_s_codec_and_typed_values_survive(flaky, amqp_uri):
+    """The service's RPC consumer installed ``portal_common.jsoncodec`` as it started; a datetime
+    and a Decimal, which kombu's encoder marks with their types, still arrive as those types."""
+    at = dt.datetime(2026, 12, 7, 20, 30, tzinfo=dt.UTC)
+    value = {"at": at, "fee": decimal.Decimal("1.5"), "name": "Hà Nội", "big": 2 ** 70}
+    with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=30) as proxy:
+        answer = proxy.flaky.echo_types(value)
+    assert answer == {"value": value, "types": ["Decimal", "datetime", "int", "str"],
+                      "decoder": "portal_common.jsoncodec.message_loads"}
