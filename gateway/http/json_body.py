@@ -111,12 +111,17 @@ def parse(data: bytes | str, max_depth: int | None = None) -> Any:
     if not data:
         return None
     text, raw = _decode(data)
-    depth = depth_of(raw)
-    if depth is None:
-        raise ServiceError("invalid_json", "The body is not valid JSON.")
-    if depth > limit:
-        raise ServiceError("json_too_deep", f"The JSON body is nested more than {limit} levels deep.",
-                           {"max_depth": limit})
+    # A body cannot nest deeper than it has opening brackets (those inside strings counted too),
+    # and counting them takes a pass in C: most bodies (a filing's documents are one long string
+    # each) skip the scan, which cost a 32 KB filing 170 µs. Brackets that do not pair up are
+    # then refused by the parser, with the same ``invalid_json``.
+    if raw.count(b"[") + raw.count(b"{") > limit:
+        depth = depth_of(raw)
+        if depth is None:
+            raise ServiceError("invalid_json", "The body is not valid JSON.")
+        if depth > limit:
+            raise ServiceError("json_too_deep", f"The JSON body is nested more than {limit} levels deep.",
+                               {"max_depth": limit})
     numbers = _Numbers()
     try:
         payload = json.loads(text, parse_constant=numbers.constant, parse_float=numbers.number)

@@ -485,6 +485,33 @@ def test_the_depth_scan_is_linear_whatever_the_text():
     assert parse(b"[" * 64 + b"]" * 64) is not None
 
 
+def test_a_body_with_fewer_brackets_than_the_limit_skips_the_scan_and_is_refused_the_same(monkeypatch):
+    """Counting brackets bounds the depth: only a body with more than the limit is scanned."""
+    import base64
+
+    from gateway.http import json_body
+    from portal_common.errors import ServiceError
+
+    scanned = []
+    real = json_body.depth_of
+    monkeypatch.setattr(json_body, "depth_of", lambda raw: scanned.append(len(raw)) or real(raw))
+    filing = {"applicant": {"full_name": "Lê Văn Tám"}, "form": {"x": "[{" * 20},
+              "documents": [{"content_base64": base64.b64encode(bytes(range(256)) * 128).decode()}] * 2}
+    assert json_body.parse(json.dumps(filing).encode(), max_depth=64) == filing
+    assert scanned == []
+    for raw in (b"[[]", b"][", b'{"a": [}', b'{"a": "unended}'):  # unpaired: the parser refuses
+        with pytest.raises(ServiceError) as refused:
+            json_body.parse(raw, max_depth=64)
+        assert refused.value.code == "invalid_json"
+    assert scanned == []
+    # at the limit's count a body is not scanned; one bracket more (even in a string) is
+    assert json_body.parse(b"[" * 64 + b"]" * 64) is not None and scanned == []
+    assert json_body.parse(b'[[["["]]]', max_depth=3) == [[["["]]] and len(scanned) == 1
+    with pytest.raises(ServiceError) as refused:
+        json_body.parse(b"[" * 65 + b"]" * 65)
+    assert refused.value.code == "json_too_deep" and len(scanned) == 2
+
+
 def test_the_shared_text_rule_of_the_contracts():
     from marshmallow import Schema, ValidationError, fields
 
