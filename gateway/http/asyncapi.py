@@ -102,7 +102,7 @@ def build_asyncapi(catalogue: Catalogue = CATALOGUE, version: str = "1.0.0") -> 
             "version": version,
             "description": (
                 "Every event the portal publishes. Bind a durable queue to the producer's topic exchange with "
-                "the event type as routing key. Messages are persistent JSON, delivered at least once: "
+                "the event type as routing key. Messages are persistent JSON in UTF-8, delivered at least once: "
                 "deduplicate on the envelope's `event_id`. A changed meaning is a new `schema_version`; old "
                 "versions stay listed. Dossier events also carry, in the envelope's `attributes` and as AMQP "
                 "headers, `dossier_status` (the dossier's status after the event) and `national_status_code` "
