@@ -132,12 +132,3 @@ def _types(value):
         return [_types(v) for v in value]
     return type(value)
 
-
-def _types(value):
-    """The value's shape with each leaf's type, so a datetime does not pass for its text."""
-    if isinstance(value, dict):
-        return {k: _types(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_types(v) for v in value]
-    return type(value)
-
