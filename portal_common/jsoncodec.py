@@ -9,7 +9,7 @@ standard library (or kombu's own codec) still does the work:
   turns it back into that type; every other message decodes to the same dicts, lists, strings
   and numbers either way, without kombu's hook being called on every object.
 
-``install()`` makes the last one kombu's decoder of ``application/json`` in this process (every
+``install()`` makes ``message_loads`` kombu's decoder of ``application/json`` in this process (every
 RPC request and reply, every event a nameko consumer receives); the services and the gateway call
 it as they start.
 """
@@ -25,8 +25,8 @@ from kombu.utils import json as kombu_json
 
 __all__ = ["dumps", "install", "loads", "message_loads"]
 
-#: orjson hands these to the standard library instead of writing them in its own way (a datetime
-#: as text, a dataclass as an object), so ``dumps`` refuses what ``json.dumps`` refuses
+#: orjson refuses these instead of writing them in its own way (a datetime as text, a dataclass as
+#: an object), and ``json`` is asked instead, so ``dumps`` refuses what ``json.dumps`` refuses
 _STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
