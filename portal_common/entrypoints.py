@@ -30,6 +30,7 @@ import logging
 import sys
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import kombu.serialization
 from amqp.exceptions import ConnectionError as AmqpConnectionError
@@ -40,6 +41,7 @@ from nameko.constants import (
     AMQP_URI_CONFIG_KEY,
     DEFAULT_SERIALIZER,
     LOGIN_METHOD_CONFIG_KEY,
+    NON_PERSISTENT,
     SERIALIZER_CONFIG_KEY,
 )
 from nameko.events import EventHandler
@@ -55,6 +57,20 @@ log = logging.getLogger(__name__)
 
 #: what a publish or an ack raises when the broker connection is gone
 BROKER_GONE = (OSError, AmqpConnectionError, OperationalError)
+
+#: RPC requests and replies are transient messages (nameko makes every message persistent).
+#: A caller waits for its reply only up to its time-out, so a request kept on disk through a
+#: broker restart would run after its caller had given up (a filing without a key, filed once
+#: more by the client's retry); a lost one is answered 503 and retried, with the filing's key.
+#: Kept in memory, neither the request nor the reply is written to the broker's disk, and the
+#: broker confirms a request as soon as it is queued. Events, which must outlive a restart,
+#: stay persistent (``outbox.publish_event``, the router's deliveries, ``redelivery``).
+RPC_DELIVERY_MODE = NON_PERSISTENT
+
+
+def transient_rpc(options: dict) -> dict:
+    """An RPC proxy's publisher options, its requests transient unless ``options`` say."""
+    return {"delivery_mode": RPC_DELIVERY_MODE, **options}
 
 
 class ReconnectingQueueConsumer(QueueConsumer):
@@ -138,7 +154,8 @@ class ReconnectingEventHandler(EventHandler):
 
 
 class UnconfirmedPublisher(Publisher):
-    """A publisher that does not wait for the broker's confirm: for RPC replies only.
+    """A publisher that does not wait for the broker's confirm, of transient messages: for RPC
+    replies only.
 
     A caller waits for its reply only up to its time-out, and one that gets none answers
     503 (the client retries, with its key where the call writes). A reply lost with the
@@ -147,6 +164,7 @@ class UnconfirmedPublisher(Publisher):
     database and log either way."""
 
     use_confirms = False
+    delivery_mode = RPC_DELIVERY_MODE
 
 
 class UnconfirmedResponder(Responder):
@@ -231,6 +249,9 @@ class ReconnectingReplyListener(ReplyListener):
 
 class ReconnectingRpcProxy(RpcProxy):
     rpc_reply_listener = ReconnectingReplyListener()
+
+    def __init__(self, target_service: str, **options: Any):
+        super().__init__(target_service, **transient_rpc(options))
 
     def setup(self) -> None:
         publishing.install()

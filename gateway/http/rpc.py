@@ -14,6 +14,7 @@ from nameko.exceptions import RpcTimeout
 from nameko.rpc import RpcProxy
 
 from portal_common import config, jsoncodec, publishing
+from portal_common.entrypoints import transient_rpc
 
 
 class _TimedMethod:
@@ -40,7 +41,7 @@ class ServiceRpc(RpcProxy):
     """``RpcProxy`` whose calls time out."""
 
     def __init__(self, target_service: str, timeout: float | None = None, **options: Any):
-        super().__init__(target_service, **options)
+        super().__init__(target_service, **transient_rpc(options))
         self.timeout = timeout or config.env_float("RPC_TIMEOUT", 10.0, "gateway")
 
     def setup(self) -> None:

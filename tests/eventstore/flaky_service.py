@@ -10,7 +10,7 @@ import kombu.serialization
 from nameko.extensions import DependencyProvider
 
 from portal_common.db import Database, make_green
-from portal_common.entrypoints import event_handler, rpc
+from portal_common.entrypoints import ReconnectingRpcProxy, event_handler, rpc
 from portal_common.errors import DatabaseUnavailable, InvalidInput
 
 SOURCE = "flaky_probe"
@@ -44,6 +44,7 @@ class FlakyService:
     name = "flaky"
 
     tries = Tries()
+    itself = ReconnectingRpcProxy("flaky")
 
     @rpc
     def ping(self) -> str:
@@ -55,6 +56,11 @@ class FlakyService:
         decoder = kombu.serialization.registry._decoders["application/json"]
         return {"value": value, "types": sorted({type(v).__name__ for v in value.values()}),
                 "decoder": f"{decoder.__module__}.{decoder.__qualname__}"}
+
+    @rpc
+    def ping_through_proxy(self) -> str:
+        """``ping`` called through the services' RPC proxy (its request as a service sends one)."""
+        return self.itself.ping()
 
     @event_handler(SOURCE, "ProbeHappened")
     def on_probe(self, payload: dict) -> None:

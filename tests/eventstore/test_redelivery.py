@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from kombu import Connection, Exchange, Queue
 from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ClusterRpcProxy
 
@@ -189,3 +190,28 @@ def test_the_shared_entrypoints_decode_with_the_project_s_codec_and_typed_values
         answer = proxy.flaky.echo_types(value)
     assert answer == {"value": value, "types": ["Decimal", "datetime", "int", "str"],
                       "decoder": "portal_common.jsoncodec.message_loads"}
+
+
+def test_a_service_s_rpc_requests_and_every_reply_are_transient(flaky, amqp_uri):
+    """What crosses the RPC exchange for one call the flaky service passes on to itself
+    through the services' proxy: that request and both replies transient (delivery mode 1),
+    kept off the broker's disk; the outer request, from nameko's standalone client, is
+    persistent (its default), which shows the capture tells the two apart."""
+    with Connection(amqp_uri) as conn:
+        capture = Queue(f"capture-{uuid.uuid4().hex[:8]}", Exchange("nameko-rpc", type="topic", durable=True),
+                        routing_key="#", exclusive=True, auto_delete=True)(conn.default_channel)
+        capture.declare()
+        with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=30) as proxy:
+            assert proxy.flaky.ping_through_proxy() == "pong"
+        seen: list[tuple[str, int]] = []
+        deadline = time.monotonic() + 10
+        while len(seen) < 4 and time.monotonic() < deadline:
+            message = capture.get(no_ack=True)
+            if message is None:
+                time.sleep(0.05)
+                continue
+            seen.append((message.delivery_info["routing_key"], message.properties.get("delivery_mode")))
+    requests = {key: mode for key, mode in seen if key.startswith("flaky.")}
+    replies = [mode for key, mode in seen if not key.startswith("flaky.")]
+    assert requests == {"flaky.ping_through_proxy": 2, "flaky.ping": 1}
+    assert replies == [1, 1]

@@ -1,7 +1,11 @@
 """The system as `make up` starts it: every service answers through the gateway."""
 
 import json
+import time
 import urllib.request
+import uuid
+
+from kombu import Connection, Exchange, Queue
 
 
 def _get(url: str):
@@ -23,6 +27,31 @@ def test_every_service_is_ready(gateway_url):
         # the log's background consumers yield the CPU to the services a caller waits on
         assert check["cpu_nice"] == (10 if name in ("router", "identity") else 0), name
     assert headers["X-Request-ID"]
+
+
+def test_the_gateway_s_rpc_requests_and_their_replies_are_transient(gateway_url, amqp_uri):
+    """/ready asks each service over RPC: those requests and their replies cross the broker as
+    transient messages (delivery mode 1), never written to its disk."""
+    with Connection(amqp_uri) as conn:
+        capture = Queue(f"capture-{uuid.uuid4().hex[:8]}", Exchange("nameko-rpc", type="topic", durable=True),
+                        routing_key="#", exclusive=True, auto_delete=True)(conn.default_channel)
+        capture.declare()
+        assert _get(f"{gateway_url}/ready")[0] == 200
+        requests: dict[str, int] = {}
+        replies: list[int] = []  # a reply's routing key is its queue's id, a request's "service.method"
+        deadline = time.monotonic() + 10
+        while (len(requests) < 5 or len(replies) < 5) and time.monotonic() < deadline:
+            message = capture.get(no_ack=True)
+            if message is None:
+                time.sleep(0.05)
+                continue
+            key, mode = message.delivery_info["routing_key"], message.properties.get("delivery_mode")
+            if key.endswith(".health"):
+                requests[key] = mode
+            elif "." not in key:
+                replies.append(mode)
+    assert requests == {f"{name}.health": 1 for name in ("identity", "catalog", "dossier", "router", "payment")}
+    assert len(replies) >= 5 and set(replies) == {1}
 
 
 def test_unknown_path_is_a_problem_not_html(gateway_url):
