@@ -51,10 +51,12 @@ class RouterDeps(Storage):
 
     def stop(self) -> None:
         self.router.amqp.close()
+        catalog_client.close_all()
         super().stop()
 
     def kill(self) -> None:
         self.router.amqp.close()
+        catalog_client.close_all()
 
     def get_dependency(self, worker_ctx) -> Router:
         return self.router

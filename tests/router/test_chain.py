@@ -10,7 +10,7 @@ import pytest
 from portal_common.errors import NotFound
 from portal_common.eventstore import EventStore
 from services.router.application import Router
-from services.router.catalog_client import TtlCache, chain_step
+from services.router.catalog_client import CachedCatalog, TtlCache, chain_step
 from tests.router.conftest import submitted
 
 
@@ -61,6 +61,32 @@ def test_answers_are_cached_for_their_time_and_failures_are_not():
     with pytest.raises(RuntimeError):
         cache.get("x", lambda: (_ for _ in ()).throw(RuntimeError("down")))
     assert cache.get("x", lambda: "ok") == "ok" and len(calls) == 2
+
+
+def test_a_procedure_is_asked_for_once_whatever_the_place_and_only_a_chained_one_per_place():
+    catalog, now = Catalog(), [0.0]
+    cached = CachedCatalog(lambda method: method(catalog), 60, clock=lambda: now[0])
+    for ward in range(50):  # the end of a chain, filed from fifty places
+        assert chain_step(cached, "1.004194", "1", f"{ward:05d}") is None
+    assert catalog.calls == 1
+    for ward in range(5):  # a chained procedure, three filings from each of five places
+        for _ in range(3):
+            assert chain_step(cached, "1.001193", "1", f"{ward:05d}") == \
+                chain_step(Catalog(), "1.001193", "1", f"{ward:05d}")
+    assert catalog.calls == 1 + 1 + 5  # its own procedure once, the next one kept, its agencies per place
+    now[0] = 61  # kept for their time only
+    assert chain_step(cached, "1.004194", "1", "00001") is None and catalog.calls == 8
+
+
+def test_a_failed_catalog_call_is_not_kept():
+    catalog = Catalog()
+    cached = CachedCatalog(lambda method: method(catalog), 60)
+    for _ in range(2):
+        with pytest.raises(NotFound):
+            chain_step(cached, "9.999999", "1", "00025")
+    assert catalog.calls == 2
+    catalog.procedures["9.999999"] = {"code": "9.999999", "name": "Mới", "next_procedure": None}
+    assert chain_step(cached, "9.999999", "1", "00025") is None and catalog.calls == 3
 
 
 def test_the_submission_delivery_carries_the_hint_and_a_failing_catalog_gives_none(router_store):
