@@ -31,17 +31,13 @@ import psutil
 import psycopg2
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from bench.support import Failures, finish, free_port, private_vhost, throwaway_database
+from bench.support import Failures, finish, free_port, local_broker, private_vhost, process_cpu, throwaway_database
 from portal_common import config
 from services.router import catalog_client
 
 PROVINCE = "1"
 CHAINED, UNCHAINED = "1.001193", "1.000894"  # birth registration feeds residence; a procedure that feeds none
 
-
-def _cpu(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
 
 
 def _places(dsn: str, count: int) -> list[str]:
@@ -61,7 +57,7 @@ def _baseline(amqp: str):
 def _timed(lookup, procedure: str, wards: list[str], broker: psutil.Process, failures: Failures,
            answers: dict) -> tuple[float, float, float]:
     """Seconds of wall, client CPU and broker CPU for looking up every ward once."""
-    broker_cpu, cpu, wall = _cpu(broker), time.process_time(), time.perf_counter()
+    broker_cpu, cpu, wall = process_cpu(broker), time.process_time(), time.perf_counter()
     for ward in wards:
         try:
             answer = lookup(procedure, ward)
@@ -70,7 +66,7 @@ def _timed(lookup, procedure: str, wards: list[str], broker: psutil.Process, fai
             continue
         if answers.setdefault((procedure, ward), answer) != answer:
             failures.add("the two ways answered differently")
-    return time.perf_counter() - wall, time.process_time() - cpu, _cpu(broker) - broker_cpu
+    return time.perf_counter() - wall, time.process_time() - cpu, process_cpu(broker) - broker_cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,9 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args(argv)
     per_round = args.places or (10 if args.quick else 40)
-    brokers = [p for p in psutil.process_iter(["name"]) if p.info["name"] == "beam.smp"]
-    if not brokers:
-        raise SystemExit("bench chain reads the broker's CPU: RabbitMQ (beam.smp) must run on this machine")
+    broker = local_broker("chain")
 
     from deploy.launcher import LocalSystem, migrate_and_seed
 
@@ -110,12 +104,12 @@ def main(argv: list[str] | None = None) -> int:
             answers: dict = {}
             for procedure in (CHAINED, UNCHAINED):  # warm: the procedure known, a client open
                 for lookup in ways.values():
-                    _timed(lookup, procedure, places[-1:], brokers[0], failures, answers)
+                    _timed(lookup, procedure, places[-1:], broker, failures, answers)
             for n in range(args.rounds):
                 wards = places[n * per_round:(n + 1) * per_round]  # places this run has not asked about
                 for procedure in (CHAINED, UNCHAINED):
                     for way in (("baseline", "now") if n % 2 == 0 else ("now", "baseline")):
-                        spent = _timed(ways[way], procedure, wards, brokers[0], failures, answers)
+                        spent = _timed(ways[way], procedure, wards, broker, failures, answers)
                         acc = totals.setdefault((procedure, way), [0.0, 0.0, 0.0, 0])
                         for i in range(3):
                             acc[i] += spent[i]

@@ -25,7 +25,7 @@ import uuid
 import psutil
 
 from bench.submit import file_one
-from bench.support import Failures, bench_server, finish, nearest_rank, throwaway_database
+from bench.support import Failures, bench_server, finish, nearest_rank, process_cpu, throwaway_database
 from portal_common.db import Database
 from portal_common.eventstore import EventStore
 from portal_common.migrations import migrate
@@ -39,10 +39,6 @@ def _backend(db: Database) -> psutil.Process:
     with db.connection() as conn:
         return psutil.Process(conn.get_backend_pid())
 
-
-def _cpu(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
 
 
 class Ways:
@@ -66,20 +62,20 @@ class Ways:
         file_one(repo, self.number, AGENCY)
 
     def on_kept(self) -> tuple[float, float, float]:
-        server = _cpu(self.kept_backend) + _cpu(self.postmaster)
+        server = process_cpu(self.kept_backend) + process_cpu(self.postmaster)
         wall, cpu = time.perf_counter(), time.process_time()
         self.file(self.kept_repo)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        return wall, cpu, _cpu(self.kept_backend) + _cpu(self.postmaster) - server
+        return wall, cpu, process_cpu(self.kept_backend) + process_cpu(self.postmaster) - server
 
     def on_new(self) -> tuple[float, float, float]:
-        postmaster = _cpu(self.postmaster)
+        postmaster = process_cpu(self.postmaster)
         wall, cpu = time.perf_counter(), time.process_time()
         db = self._pool()
         try:
             self.file(on_postgres(db, EventStore(db)))
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            return wall, cpu, _cpu(_backend(db)) + _cpu(self.postmaster) - postmaster
+            return wall, cpu, process_cpu(_backend(db)) + process_cpu(self.postmaster) - postmaster
         finally:
             db.close()
 
@@ -89,11 +85,11 @@ class Ways:
             if db.open_floor() != 1:
                 raise RuntimeError("the pool opened no connection ahead")
             backend = _backend(db)
-            server = _cpu(backend)
+            server = process_cpu(backend)
             wall, cpu = time.perf_counter(), time.process_time()
             self.file(on_postgres(db, EventStore(db)))
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            return wall, cpu, _cpu(backend) - server
+            return wall, cpu, process_cpu(backend) - server
         finally:
             db.close()
 

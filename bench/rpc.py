@@ -26,7 +26,7 @@ import psutil
 from nameko.constants import PERSISTENT
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from bench.support import Failures, finish, ms, private_vhost
+from bench.support import Failures, finish, local_broker, ms, private_vhost, process_cpu
 from portal_common.entrypoints import RPC_DELIVERY_MODE, rpc
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,21 +44,10 @@ class EchoService:
         return value
 
 
-def _cpu(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
-
-
-def _broker() -> psutil.Process:
-    found = [p for p in psutil.process_iter(["name"]) if p.info["name"] == "beam.smp"]
-    if not found:
-        raise SystemExit("bench rpc reads the broker's CPU: RabbitMQ (beam.smp) must run on this machine")
-    return found[0]
-
 
 def _slice(proxy, calls: int, failures: Failures, processes: dict[str, psutil.Process]) -> dict:
     """``calls`` round trips: seconds of CPU per process, the latencies and the wall time."""
-    before = {name: _cpu(p) for name, p in processes.items()}
+    before = {name: process_cpu(p) for name, p in processes.items()}
     client, wall = time.process_time(), time.perf_counter()
     latencies = []
     for _ in range(calls):
@@ -71,7 +60,7 @@ def _slice(proxy, calls: int, failures: Failures, processes: dict[str, psutil.Pr
             failures.add(type(exc).__name__)
             continue
         latencies.append(time.perf_counter() - started)
-    cpu = {name: _cpu(p) - before[name] for name, p in processes.items()}
+    cpu = {name: process_cpu(p) - before[name] for name, p in processes.items()}
     cpu["client"] = time.process_time() - client
     return {"cpu": cpu, "latencies": latencies, "wall": time.perf_counter() - wall, "calls": calls}
 
@@ -98,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     base = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
     failures = Failures()
     results: dict[str, list[dict]] = {way: [] for way, _ in WAYS}
-    broker = _broker()
+    broker = local_broker("rpc")
     with private_vhost(base, f"bench_rpc_{uuid.uuid4().hex[:8]}") as uri:
         service = subprocess.Popen([sys.executable, "-m", "nameko", "run", "--broker", uri, "bench.rpc:EchoService"],
                                    cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -133,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     (now, now_lat, now_rate), (old, old_lat, old_rate) = figures["transient"], figures["persistent"]
     return finish("rpc", f"calls={sum(r['calls'] for w in results.values() for r in w)} "
                   f"broker_ms={now['broker']:.3f} baseline_broker_ms={old['broker']:.3f} "
-                  f"broker_ratio={now['broker'] / old['broker']:.3f} "
+                  f"broker_ratio={now['broker'] / old['broker'] if old['broker'] else float('nan'):.3f} "
                   f"p50_ms={ms(now_lat, 50):.2f} baseline_p50_ms={ms(old_lat, 50):.2f} "
                   f"p99_ms={ms(now_lat, 99):.2f} baseline_p99_ms={ms(old_lat, 99):.2f} "
                   f"per_s={now_rate:.0f} baseline_per_s={old_rate:.0f} rate_ratio={now_rate / old_rate:.3f}",

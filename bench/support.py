@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote, urlparse, urlunparse
 
+import psutil
 import psycopg2
 
 from portal_common import config
@@ -198,6 +199,21 @@ def request_json(url: str, method: str = "GET", body: Any = None, headers: dict 
 
 def _rabbitmqctl(*args: str) -> bool:
     return subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, timeout=60).returncode == 0
+
+
+def process_cpu(process: psutil.Process) -> float:
+    """Seconds of CPU (user and system) ``process`` has used."""
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def local_broker(benchmark: str) -> psutil.Process:
+    """RabbitMQ's process on this machine (``beam.smp``), for a benchmark that reads its CPU;
+    exits naming ``benchmark`` when there is none."""
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] == "beam.smp":
+            return process
+    raise SystemExit(f"bench {benchmark} reads the broker's CPU: RabbitMQ (beam.smp) must run on this machine")
 
 
 @contextlib.contextmanager
