@@ -230,6 +230,20 @@ class CachedCatalog:
                                                                                       ward=ward)))
 
 
+_catalogs: dict[tuple[str, float], CachedCatalog] = {}
+
+
+def _catalog(amqp_uri: str) -> CachedCatalog:
+    """This process's kept answers of the catalog at ``amqp_uri`` (one set for every finder:
+    the chain's and the field's lookups of a procedure are one call)."""
+    ttl, call = config.env_float("CATALOG_CACHE", 60.0, "router"), _call(amqp_uri)
+    with _clients_lock:
+        found = _catalogs.get((amqp_uri, ttl))
+        if found is None:
+            found = _catalogs[(amqp_uri, ttl)] = CachedCatalog(call, ttl)
+        return found
+
+
 def chain_finder(amqp_uri: str) -> Callable[[str, Any, Any], dict | None] | None:
     """``(procedure, province, ward) -> {procedure, agency} | None`` from the catalog's
     ``next_procedure`` and ``agencies_for``, or None when ``CATALOG_FALLBACK`` is off.
@@ -237,7 +251,7 @@ def chain_finder(amqp_uri: str) -> Callable[[str, Any, Any], dict | None] | None
     after that."""
     if not config.env_bool("CATALOG_FALLBACK", True, "router"):
         return None
-    catalog = CachedCatalog(_call(amqp_uri), config.env_float("CATALOG_CACHE", 60.0, "router"))
+    catalog = _catalog(amqp_uri)
 
     def next_step(procedure_code: str, province: Any, ward: Any) -> dict | None:
         return chain_step(catalog, procedure_code, province, ward)
@@ -245,21 +259,17 @@ def chain_finder(amqp_uri: str) -> Callable[[str, Any, Any], dict | None] | None
 
 
 def field_finder(amqp_uri: str) -> Callable[[str], str | None] | None:
-    """``procedure code -> field code`` from ``catalog.get_procedure`` (cached like
-    ``chain_finder``), so subscriptions can filter on the field; None when
-    ``CATALOG_FALLBACK`` is off."""
+    """``procedure code -> field code`` from ``catalog.get_procedure`` (kept with the chain's
+    answers), so subscriptions can filter on the field; None when ``CATALOG_FALLBACK`` is off."""
     if not config.env_bool("CATALOG_FALLBACK", True, "router"):
         return None
-    call = _call(amqp_uri)
-    cache = TtlCache(config.env_float("CATALOG_CACHE", 60.0, "router"))
+    catalog = _catalog(amqp_uri)
 
     def field_of(procedure_code: str) -> str | None:
-        def fetch() -> str | None:
-            procedure = call(lambda catalog: catalog.get_procedure(procedure_code))
-            value = procedure.get("field") if isinstance(procedure, dict) else None
-            if isinstance(value, dict):
-                value = value.get("code")
-            return str(value) if value else None
-        return cache.get(("field", procedure_code), fetch)
+        procedure = catalog.get_procedure(procedure_code)
+        value = procedure.get("field") if isinstance(procedure, dict) else None
+        if isinstance(value, dict):
+            value = value.get("code")
+        return str(value) if value else None
 
     return field_of

@@ -9,6 +9,7 @@ import pytest
 
 from portal_common.errors import NotFound
 from portal_common.eventstore import EventStore
+from services.router import catalog_client
 from services.router.application import Router
 from services.router.catalog_client import CachedCatalog, TtlCache, chain_step
 from tests.router.conftest import submitted
@@ -76,6 +77,17 @@ def test_a_procedure_is_asked_for_once_whatever_the_place_and_only_a_chained_one
     assert catalog.calls == 1 + 1 + 5  # its own procedure once, the next one kept, its agencies per place
     now[0] = 61  # kept for their time only
     assert chain_step(cached, "1.004194", "1", "00001") is None and catalog.calls == 8
+
+
+def test_the_chain_and_the_field_of_a_procedure_are_one_call(monkeypatch):
+    catalog = Catalog()
+    catalog.procedures["1.004194"]["field"] = {"code": "ho_tich"}
+    monkeypatch.setattr(catalog_client, "_call", lambda amqp_uri: lambda method: method(catalog))
+    uri = f"amqp://shared-{uuid.uuid4().hex}"  # answers kept per broker: a new one for this test
+    field_of, next_step = catalog_client.field_finder(uri), catalog_client.chain_finder(uri)
+    assert field_of("1.004194") == "ho_tich"
+    assert next_step("1.004194", "1", "00025") is None
+    assert catalog.calls == 1
 
 
 def test_a_failed_catalog_call_is_not_kept():
