@@ -47,7 +47,8 @@ from nameko.constants import (
 from nameko.events import EventHandler
 from nameko.exceptions import ContainerBeingKilled, UnserializableValueError, serialize
 from nameko.messaging import QueueConsumer
-from nameko.rpc import ReplyListener, Responder, Rpc, RpcConsumer, RpcProxy, get_rpc_exchange
+from nameko.rpc import ReplyListener, Responder, Rpc, RpcConsumer, RpcProxy, ServiceProxy, get_rpc_exchange
+from nameko.standalone.rpc import ClusterProxy, ClusterRpcProxy, ServiceRpcProxy
 
 from portal_common import config, jsoncodec, publishing
 from portal_common.db import DatabaseUnavailable
@@ -261,3 +262,28 @@ class ReconnectingRpcProxy(RpcProxy):
 
 event_handler = ReconnectingEventHandler.decorator
 rpc = ReconnectingRpc.decorator
+
+
+class _TransientClusterProxy(ClusterProxy):
+    def __getattr__(self, name: str) -> ServiceProxy:
+        if name not in self._proxies:
+            self._proxies[name] = ServiceProxy(self._worker_ctx, name, self._reply_listener,
+                                               **transient_rpc({}))
+        return self._proxies[name]
+
+
+class TransientClusterRpcProxy(ClusterRpcProxy):
+    """nameko's standalone cluster client, its requests transient (``RPC_DELIVERY_MODE``):
+    for processes outside a container (ops commands, a gateway's key fetch, kept clients)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._proxy = _TransientClusterProxy(self._worker_ctx, self._reply_listener)
+
+
+class TransientServiceRpcProxy(ServiceRpcProxy):
+    """nameko's standalone client of one service, its requests transient."""
+
+    def __init__(self, service_name: str, *args: Any, **kwargs: Any):
+        super().__init__(service_name, *args, **kwargs)
+        self._proxy = ServiceProxy(self._worker_ctx, service_name, self._reply_listener, **transient_rpc({}))

@@ -25,11 +25,11 @@ import eventlet
 import eventlet.event
 import jwt
 from nameko.extensions import DependencyProvider, SharedExtension
-from nameko.standalone.rpc import ClusterRpcProxy
 
 from gateway.http.auth import ROLES, Principal
 from gateway.http.revocations import RevocationList
 from portal_common import config as portal_config
+from portal_common.entrypoints import TransientClusterRpcProxy
 from portal_common.errors import Unauthorized, Unavailable
 
 log = logging.getLogger(__name__)
@@ -170,12 +170,12 @@ class TokenKeys(SharedExtension):
 
     @staticmethod
     def _fetch_jwks(config: dict) -> dict:
-        with ClusterRpcProxy(config, timeout=5) as cluster:
+        with TransientClusterRpcProxy(config, timeout=5) as cluster:
             return cluster.identity.jwks()
 
     @staticmethod
     def _fetch_revocations(config: dict) -> dict:
-        with ClusterRpcProxy(config, timeout=5) as cluster:
+        with TransientClusterRpcProxy(config, timeout=5) as cluster:
             return cluster.identity.revocations()
 
     def authenticate(self, authorization: str | None) -> Principal:

@@ -15,10 +15,9 @@ import json
 import sys
 from typing import Any
 
-from nameko.standalone.rpc import ClusterRpcProxy
-
 from portal_common import config, registry
 from portal_common.contracts.payment import MISMATCH_KINDS, PAYMENT_STATUSES
+from portal_common.entrypoints import TransientClusterRpcProxy
 from portal_common.errors import ServiceError
 from portal_common.logs import code_arguments
 from portal_common.ops import rpc_command_adder
@@ -29,7 +28,7 @@ OPERATOR = {"actor": {"kind": "operator", "id": "portal-ops"}}
 def _run(args: argparse.Namespace, call) -> int:
     uri = args.amqp_uri or config.amqp_uri("payment")
     try:
-        with ClusterRpcProxy({"AMQP_URI": uri}, timeout=args.timeout) as proxy:
+        with TransientClusterRpcProxy({"AMQP_URI": uri}, timeout=args.timeout) as proxy:
             result = call(proxy.payment)
     except ServiceError as exc:
         print(f"error: {exc.code}: {exc.message}", file=sys.stderr)

@@ -22,9 +22,9 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from nameko.exceptions import RemoteError
-from nameko.standalone.rpc import ClusterRpcProxy, ServiceRpcProxy
 
 from portal_common import config
+from portal_common.entrypoints import TransientClusterRpcProxy, TransientServiceRpcProxy
 from portal_common.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class CatalogClients:
         self._config = {"AMQP_URI": amqp_uri}
         self._timeout = timeout
         self._keep = keep
-        self._idle: list[tuple[ServiceRpcProxy, Any]] = []
+        self._idle: list[tuple[TransientServiceRpcProxy, Any]] = []
         self._lock = threading.Lock()
         self.opened = 0
 
@@ -114,13 +114,13 @@ class CatalogClients:
         for client, _ in idle:
             _stop(client)
 
-    def _open(self) -> tuple[ServiceRpcProxy, Any]:
-        client = ServiceRpcProxy("catalog", self._config, timeout=self._timeout)
+    def _open(self) -> tuple[TransientServiceRpcProxy, Any]:
+        client = TransientServiceRpcProxy("catalog", self._config, timeout=self._timeout)
         proxy = client.start()
         self.opened += 1
         return client, proxy
 
-    def _on(self, kept: tuple[ServiceRpcProxy, Any], method: Callable[[Any], Any]) -> Any:
+    def _on(self, kept: tuple[TransientServiceRpcProxy, Any], method: Callable[[Any], Any]) -> Any:
         try:
             result = method(kept[1])
         except _ANSWERED:
@@ -132,7 +132,7 @@ class CatalogClients:
         self._give_back(kept)
         return result
 
-    def _give_back(self, kept: tuple[ServiceRpcProxy, Any]) -> None:
+    def _give_back(self, kept: tuple[TransientServiceRpcProxy, Any]) -> None:
         with self._lock:
             if len(self._idle) < self._keep:
                 self._idle.append(kept)
@@ -147,7 +147,7 @@ _clients: dict[tuple[str, float], CatalogClients] = {}
 _clients_lock = threading.Lock()
 
 
-def _stop(client: ServiceRpcProxy) -> None:
+def _stop(client: TransientServiceRpcProxy) -> None:
     with contextlib.suppress(Exception):
         client.stop()
 
@@ -196,7 +196,7 @@ def agency_lister(amqp_uri: str) -> Callable[[], list[dict]] | None:
 
     def list_all() -> list[dict]:
         agencies: list[dict] = []
-        with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=timeout) as proxy:
+        with TransientClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=timeout) as proxy:
             for page in range(1, max_pages + 1):
                 answer = proxy.catalog.list_agencies(include_dissolved=True, page=page, page_size=100)
                 agencies.extend(answer["items"])

@@ -20,11 +20,10 @@ import json
 import sys
 from typing import Any
 
-from nameko.standalone.rpc import ClusterRpcProxy
-
 from portal_common import config, registry
 from portal_common.contracts.router import DELIVERY_STATUSES
 from portal_common.db import Database
+from portal_common.entrypoints import TransientClusterRpcProxy
 from portal_common.errors import ServiceError
 from portal_common.logs import code_arguments
 from portal_common.ops import rpc_command_adder
@@ -35,7 +34,7 @@ OPERATOR = {"actor": {"kind": "operator", "id": "portal-ops"}}
 
 def _router(args: argparse.Namespace):
     uri = args.amqp_uri or config.amqp_uri("router")
-    return ClusterRpcProxy({"AMQP_URI": uri}, timeout=args.timeout)
+    return TransientClusterRpcProxy({"AMQP_URI": uri}, timeout=args.timeout)
 
 
 def _print(rows: Any, as_json: bool) -> None:

@@ -24,6 +24,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 
 from gateway.http.problems import http_status
 from portal_common import ops
+from portal_common.entrypoints import TransientClusterRpcProxy, TransientServiceRpcProxy
 from portal_common.errors import DatabaseUnavailable
 from portal_common.redelivery import RetryPolicy, list_parked, parked_counts, parking_queue_name, unpark
 from tests.eventstore.flaky_service import SOURCE
@@ -192,26 +193,51 @@ def test_the_shared_entrypoints_decode_with_the_project_s_codec_and_typed_values
                       "decoder": "portal_common.jsoncodec.message_loads"}
 
 
-def test_a_service_s_rpc_requests_and_every_reply_are_transient(flaky, amqp_uri):
-    """What crosses the RPC exchange for one call the flaky service passes on to itself
-    through the services' proxy: that request and both replies transient (delivery mode 1),
-    kept off the broker's disk; the outer request, from nameko's standalone client, is
-    persistent (its default), which shows the capture tells the two apart."""
+def _crossing_the_rpc_exchange(amqp_uri: str, call, count: int) -> list[tuple[str, int]]:
+    """(routing key, delivery mode) of the first ``count`` messages on nameko's RPC exchange
+    while ``call()`` runs."""
     with Connection(amqp_uri) as conn:
         capture = Queue(f"capture-{uuid.uuid4().hex[:8]}", Exchange("nameko-rpc", type="topic", durable=True),
                         routing_key="#", exclusive=True, auto_delete=True)(conn.default_channel)
         capture.declare()
-        with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=30) as proxy:
-            assert proxy.flaky.ping_through_proxy() == "pong"
+        call()
         seen: list[tuple[str, int]] = []
         deadline = time.monotonic() + 10
-        while len(seen) < 4 and time.monotonic() < deadline:
+        while len(seen) < count and time.monotonic() < deadline:
             message = capture.get(no_ack=True)
             if message is None:
                 time.sleep(0.05)
                 continue
             seen.append((message.delivery_info["routing_key"], message.properties.get("delivery_mode")))
+    return seen
+
+
+def test_a_service_s_rpc_requests_and_every_reply_are_transient(flaky, amqp_uri):
+    """What crosses the RPC exchange for one call the flaky service passes on to itself
+    through the services' proxy: that request and both replies transient (delivery mode 1),
+    kept off the broker's disk; the outer request, from nameko's standalone client, is
+    persistent (its default), which shows the capture tells the two apart."""
+    def call() -> None:
+        with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=30) as proxy:
+            assert proxy.flaky.ping_through_proxy() == "pong"
+
+    seen = _crossing_the_rpc_exchange(amqp_uri, call, 4)
     requests = {key: mode for key, mode in seen if key.startswith("flaky.")}
     replies = [mode for key, mode in seen if not key.startswith("flaky.")]
     assert requests == {"flaky.ping_through_proxy": 2, "flaky.ping": 1}
     assert replies == [1, 1]
+
+
+def test_the_project_s_standalone_clients_send_transient_requests(flaky, amqp_uri):
+    """The clients outside a container (ops commands, the gateway's key fetch, the router's
+    kept catalog clients) send their requests transient, as the services' proxy does."""
+    def call() -> None:
+        with TransientClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=30) as proxy:
+            assert proxy.flaky.ping() == "pong"
+            assert proxy["flaky"].ping() == "pong"
+        with TransientServiceRpcProxy("flaky", {"AMQP_URI": amqp_uri}, timeout=30) as flaky_proxy:
+            assert flaky_proxy.ping() == "pong"
+
+    seen = _crossing_the_rpc_exchange(amqp_uri, call, 6)
+    assert [mode for key, mode in seen if key == "flaky.ping"] == [1, 1, 1]
+    assert [mode for key, mode in seen if not key.startswith("flaky.")] == [1, 1, 1]
