@@ -109,8 +109,33 @@ def _filing(gateway_url: str) -> dict[str, Any]:
                       "content_base64": PDF} for d in procedure.get("required_documents", []) if d.get("mandatory")]
         area = {k: str(agencies[0][f"{k}_code"]) for k in ("province", "ward") if agencies[0].get(f"{k}_code")}
         return {"procedure_code": item["code"], "agency_code": agencies[0]["code"],
-                "applicant": {"full_name": "Bench Applicant", **area}, "form": {}, "documents": documents}
+                "applicant": {"full_name": "Bench Applicant", **area}, "form": {}, "documents": documents,
+                "_agency": agencies[0]}
     raise SystemExit("no procedure with an implementing agency in the catalog")
+
+
+def _places(gateway_url: str, agency: dict[str, Any], count: int) -> list[dict[str, str]]:
+    """Up to ``count`` applicants' places (province and ward) that ``agency`` serves, each one a
+    place the catalog's answers have not been kept for: every ward of its province for a
+    province's agency, of the country for a central one, its own ward for a commune's."""
+    if count <= 1 or agency.get("level") == "commune":
+        return []
+    if agency.get("level") == "province":
+        provinces = [str(agency["province_code"])]
+    else:
+        status, page = request_json(f"{gateway_url}/api/v1/provinces")
+        if status != 200:
+            raise SystemExit(f"the provinces answered {status}: {page}")
+        provinces = [str(p["code"]) for p in page["items"]]
+    places: list[dict[str, str]] = []
+    for province in provinces:
+        status, found = request_json(f"{gateway_url}/api/v1/provinces/{province}")
+        if status != 200:
+            raise SystemExit(f"province {province} answered {status}: {found}")
+        places += [{"province": province, "ward": str(w["code"])} for w in found.get("wards", [])]
+        if len(places) >= count:
+            break
+    return places[:count]
 
 
 def _rate(text: str) -> float:
@@ -262,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="open loop: submissions offered per second, or 'half': half the closed-loop "
                              "maximum measured first in the same run")
     parser.add_argument("--seconds", type=float, default=None, help="open loop: for how long (default 20, 10 quick)")
+    parser.add_argument("--places", type=int, default=1,
+                        help="file from this many applicants' places (wards) in turn, as a country's applicants "
+                             "do (default 1: one place, every catalog answer kept after the first)")
     args = parser.parse_args(argv)
     open_loop = None if args.rate is None else (args.rate, args.seconds or (10.0 if args.quick else 20.0))
     n = args.dossiers or (100 if args.quick else 1000)
@@ -272,16 +300,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.gateway_url is not None:
         if filing_only:
             parser.error("--layer filing starts its own system (it stops the router and identity)")
-        return _gateway_layer(args.gateway_url, n, concurrency, None, open_loop)
+        return _gateway_layer(args.gateway_url, n, concurrency, None, open_loop, places=args.places)
     base_uri = config.amqp_uri()
     with private_vhost(base_uri, f"bench_submit_{uuid.uuid4().hex[:8]}") as amqp_uri:
         if amqp_uri == base_uri:
             print("warning: no private vhost (rabbitmqctl unavailable); using the broker's default", file=sys.stderr)
-        return _gateway_layer(None, n, concurrency, amqp_uri, open_loop, filing_only)
+        return _gateway_layer(None, n, concurrency, amqp_uri, open_loop, filing_only, args.places)
 
 
 def _gateway_layer(gateway_url: str | None, n: int, concurrency: int, amqp_uri: str | None,
-                   open_loop: tuple[float, float] | None = None, filing_only: bool = False) -> int:
+                   open_loop: tuple[float, float] | None = None, filing_only: bool = False,
+                   places: int = 1) -> int:
     dsn = None
     downstream: tuple[int, int, float] | None = None
     with contextlib.ExitStack() as stack:
@@ -306,6 +335,15 @@ def _gateway_layer(gateway_url: str | None, n: int, concurrency: int, amqp_uri: 
             token = _citizen_token(gateway_url)
             auth = {"Authorization": f"Bearer {token}"}
             filing = _filing(gateway_url)
+            agency = filing.pop("_agency")
+            spread = _places(gateway_url, agency, places)
+            if places > 1:
+                print(f"filing from {max(len(spread), 1)} places ({agency.get('level')} agency {agency['code']})")
+
+            def filing_of(i: int) -> dict[str, Any]:
+                if not spread:
+                    return filing
+                return dict(filing, applicant=dict(filing["applicant"], **spread[i % len(spread)]))
 
             answers: Counter[str] = Counter()
 
@@ -314,7 +352,7 @@ def _gateway_layer(gateway_url: str | None, n: int, concurrency: int, amqp_uri: 
                 key = f"bench-{uuid.uuid4().hex}"
                 for attempt in range(RETRIES + 1):
                     try:
-                        status, body = request_json(f"{gateway_url}/api/v1/dossiers", "POST", filing,
+                        status, body = request_json(f"{gateway_url}/api/v1/dossiers", "POST", filing_of(i),
                                                 dict(auth, **{"Idempotency-Key": key}))
                     except OSError as exc:
                         answers[f"{type(exc).__name__} (attempt {attempt + 1})"] += 1
@@ -385,7 +423,7 @@ def _gateway_layer(gateway_url: str | None, n: int, concurrency: int, amqp_uri: 
     failures.add("submission refused or abandoned (see the answers above)", sub_fail)
     if filed != n:
         failures.add(f"{filed} dossiers filed for {n} submissions", abs(filed - n) or 1)
-    extra = f"retried={retried} filed={filed}"
+    extra = f"places={max(len(spread), 1)} retried={retried} filed={filed}"
     if downstream is not None:
         delivered, noticed, done_s = downstream
         print(f"downstream: {delivered} delivered to the agency, {noticed} SMS notices sent, "
