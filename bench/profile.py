@@ -51,7 +51,7 @@ from pathlib import Path
 import psutil
 import psycopg2
 
-from bench.submit import _citizen_token, _filing
+from bench.submit import _citizen_token, _filing, _places
 from bench.support import Failures, finish, free_port, private_vhost, request_json
 from portal_common import config
 
@@ -192,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="sample only threads holding the GIL: Python's own work, without system calls "
                              "and without the time a process waits for a CPU")
     parser.add_argument("--top", type=int, default=60, help="statements listed")
+    parser.add_argument("--places", type=int, default=1,
+                        help="file the measured stream from this many applicants' places in turn, none of them "
+                             "the warm-up's (default 1: the warm-up's place)")
     parser.add_argument("--keep-samples", type=Path, default=None, metavar="DIR",
                         help="keep py-spy's raw stacks, one file per service, in DIR")
     args = parser.parse_args(argv)
@@ -204,11 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     with private_postgres() as (server, postmaster), \
             private_vhost(base_uri, f"bench_profile_{uuid.uuid4().hex[:8]}") as amqp_uri:
         return _profile(server, postmaster, amqp_uri, n, args.concurrency, py_spy, args.rate, args.top,
-                        args.keep_samples, args.gil)
+                        args.keep_samples, args.gil, args.places)
 
 
 def _profile(server: str, postmaster: int, amqp_uri: str, n: int, concurrency: int, py_spy: str | None,
-             rate: int, top: int, keep_samples: Path | None = None, gil: bool = False) -> int:
+             rate: int, top: int, keep_samples: Path | None = None, gil: bool = False, places: int = 1) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from deploy.launcher import LocalSystem, migrate_and_seed
@@ -234,11 +237,16 @@ def _profile(server: str, postmaster: int, amqp_uri: str, n: int, concurrency: i
         url = system.gateway_url
         auth = {"Authorization": f"Bearer {_citizen_token(url)}"}
         filing = _filing(url)
+        spread = _places(url, filing.pop("_agency"), places)
+        measured = [dict(filing, applicant=dict(filing["applicant"], **place)) for place in spread] or [filing]
+        if places > 1:
+            print(f"the measured stream files from {len(measured)} places, none of them the warm-up's")
 
         codes: list[str] = []
 
-        def submit(_i: int) -> bool:
-            status, body = request_json(f"{url}/api/v1/dossiers", "POST", filing,
+        def submit(i: int, warm_up: bool = False) -> bool:
+            body_sent = filing if warm_up else measured[i % len(measured)]
+            status, body = request_json(f"{url}/api/v1/dossiers", "POST", body_sent,
                                         dict(auth, **{"Idempotency-Key": uuid.uuid4().hex}))
             if status != 201:
                 failures.add(f"submission answered {status}")
@@ -253,7 +261,7 @@ def _profile(server: str, postmaster: int, amqp_uri: str, n: int, concurrency: i
             return status == 200
 
         with ThreadPoolExecutor(concurrency) as pool:  # warm every process and connection
-            list(pool.map(submit, range(min(40, n))))
+            list(pool.map(lambda i: submit(i, warm_up=True), range(min(40, n))))
         warm = min(40, n)
         _wait_downstream(dsn, warm, 60)
         pids = {name: proc.pid for name, proc in system.processes.items()}
@@ -316,7 +324,7 @@ def _profile(server: str, postmaster: int, amqp_uri: str, n: int, concurrency: i
     if found != n:
         failures.add("lookups not answered", n - found)
     return _report(n, concurrency, answered, finished, meter.used, meter.waited, samples, statements, top,
-                   failures, (looked_up, lookups.used))
+                   failures, (looked_up, lookups.used), len(measured))
 
 
 def _wait_downstream(dsn: str, expected: int, timeout: float) -> tuple[int, int]:
@@ -339,7 +347,7 @@ def _statements(dsn: str) -> list[tuple[str, int, float, float]]:
 def _report(n: int, concurrency: int, answered: float, finished: float, cpu: dict[str, float],
             waited: dict[str, float], samples: dict[str, Counter[str]],
             statements: list[tuple[str, int, float, float]], top: int, failures: Failures,
-            lookups: tuple[float, dict[str, float]]) -> int:
+            lookups: tuple[float, dict[str, float]], places: int = 1) -> int:
     print(f"{n} submissions, {concurrency} in flight: answered in {answered:.1f} s ({n / answered:.1f}/s), "
           f"delivered and noticed in {finished:.1f} s")
     print("\nms per submission, per process: on a CPU, and runnable but waiting for one")
@@ -384,7 +392,8 @@ def _report(n: int, concurrency: int, answered: float, finished: float, cpu: dic
         text = " ".join(query.split())
         print(f"  {c / n:9.2f} {t / max(c, 1):8.3f} {p / max(c, 1):8.3f}  {text[:100]}")
     cpu_ms = total * 1000 / n
-    return finish("profile", f"dossiers={n} concurrency={concurrency} cpu_ms_per_submission={cpu_ms:.1f} "
+    return finish("profile", f"dossiers={n} concurrency={concurrency} places={places} "
+                  f"cpu_ms_per_submission={cpu_ms:.1f} "
                   f"sql_calls_per_submission={calls / n:.1f} sql_ms_per_submission={db_ms / n:.2f} "
                   f"sql_plan_ms_per_submission={plan_ms / n:.2f} "
                   f"cpu_wait_ms_per_submission={total_wait * 1000 / n:.1f} "
