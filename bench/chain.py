@@ -11,8 +11,8 @@ looks up places the run has not asked about yet, two ways in alternating rounds:
 
 * baseline: a standalone client opened for the lookup and ``chain_step`` over it, which is what
   every new place cost when the answers were kept by procedure and place together;
-* now: ``catalog_client.chain_finder``: the procedure's answer kept by its code, the places'
-  agencies by place, over clients kept open between calls.
+* now: ``catalog_client.chain_finder``: the procedure's answer kept by its code, the agencies
+  by province for all of its wards (``agencies_by_ward``), over clients kept open between calls.
 
 Per lookup it reports the wall time, this process's CPU and the broker's (``beam.smp``, which
 must run on this machine). Both ways must give the same answer for every place; a difference

@@ -245,6 +245,31 @@ class AgencySchema(AgencyBodySchema):
     version = fields.Integer(required=True)
 
 
+class AgenciesByWardSchema(Schema):
+    """The catalog's ``agencies_by_ward`` answer: a procedure's agencies for every ward of one
+    province, which the dossier service keeps (one call for all the province's wards)."""
+
+    procedure_code = fields.String(required=True)
+    province = fields.Integer(required=True)
+    wards = fields.List(fields.String(), required=True)
+    everywhere = fields.List(fields.Dict(), required=True)
+    by_ward = fields.Dict(keys=fields.String(), values=fields.List(fields.Dict()), required=True)
+
+    @post_load
+    def _ward_set(self, data: dict, **_: object) -> dict:
+        return dict(data, ward_set=frozenset(data["wards"]))
+
+
+def ward_agencies(table: dict, ward: object) -> list[dict] | None:
+    """A ward's agencies from a loaded ``agencies_by_ward`` table (``everywhere`` and then the
+    ward's own), as ``agencies_for`` answers for that ward; None for a ward the table does not
+    list (another province's, not a ward code), which the caller asks ``agencies_for`` about."""
+    text = str(ward) if isinstance(ward, (str, int)) and not isinstance(ward, bool) else ""
+    if not (text.isascii() and text.isdigit() and len(text) <= 6) or str(int(text)) not in table["ward_set"]:
+        return None
+    return table["everywhere"] + table["by_ward"].get(str(int(text)), [])
+
+
 @CATALOGUE.register("ProcedurePublished", 1, PRODUCER, "A procedure was published (its first version).")
 class ProcedurePublishedV1(ProcedureSchema):
     pass

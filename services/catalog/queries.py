@@ -250,6 +250,20 @@ def agencies_implementing(cur, kinds: list[str], province: int | None, ward: int
     return [dict(r) for r in cur.fetchall()]
 
 
+def agencies_implementing_in_province(cur, kinds: list[str], province: int) -> list[dict]:
+    """Agencies of the given kinds serving some place of a province: the central ones, the
+    province's and every commune's of it, in ``agencies_implementing``'s order (no limit: one
+    province's offices)."""
+    cur.execute(
+        "SELECT code, status, level, ward_code FROM agencies WHERE kind = ANY(%(kinds)s) AND ("
+        " level = 'central' OR (level IN ('province', 'commune') AND province_code = %(province)s))"
+        " ORDER BY array_position(ARRAY['central','province','commune'], level), province_code, "
+        " ward_code, code",
+        {"kinds": kinds, "province": province},
+    )
+    return [dict(r) for r in cur.fetchall()]
+
+
 def search_agencies(cur, q: str | None, province: int | None, level: str | None,
                     include_dissolved: bool, limit: int, offset: int) -> tuple[list[dict], int]:
     where, args = [], {"q": q, "province": province, "level": level, "limit": limit, "offset": offset}

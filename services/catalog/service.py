@@ -5,8 +5,8 @@ transactions begin and end there) -> ``domain/`` (pure rules) -> ``repository.py
 and ``queries.py`` (read models). ``places.py`` holds today's administrative units;
 ``seed.py`` and ``generate.py`` are tools that load a seed or a synthetic catalog.
 
-Reads: ``search``, ``get_procedure``, ``procedure_history``, ``agencies_for``, ``get_agency``,
-``resolve_agency``, ``list_agencies``, ``list_fields``, ``list_life_events``, ``get_life_event``,
+Reads: ``search``, ``get_procedure``, ``procedure_history``, ``agencies_for``, ``agencies_by_ward``,
+``get_agency``, ``resolve_agency``, ``list_agencies``, ``list_fields``, ``list_life_events``, ``get_life_event``,
 ``list_provinces``, ``get_province`` (with its wards).
 Editor commands (each appends its event): ``publish_procedure``, ``draft_procedure``,
 ``publish_draft``, ``amend_procedure``,
@@ -55,6 +55,10 @@ class CatalogService(HealthRpc):
     @rpc
     def agencies_for(self, procedure_code: str, province: Any = None, ward: Any = None) -> list[dict]:
         return browsing.agencies_for(self.db, procedure_code, province, ward)
+
+    @rpc
+    def agencies_by_ward(self, procedure_code: str, province: Any) -> dict:
+        return browsing.agencies_by_ward(self.db, procedure_code, province)
 
     @rpc
     def get_agency(self, code: str) -> dict:

@@ -21,9 +21,11 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from nameko.exceptions import RemoteError
+from marshmallow import ValidationError
+from nameko.exceptions import MethodNotFound, RemoteError
 
 from portal_common import config
+from portal_common.contracts.catalog import AgenciesByWardSchema, ward_agencies
 from portal_common.entrypoints import TransientClusterRpcProxy, TransientServiceRpcProxy
 from portal_common.errors import ServiceError
 
@@ -140,8 +142,9 @@ class CatalogClients:
         _stop(kept[0])
 
 
-#: what a call the catalog answered raises: its typed refusals and any other error it sent back
-_ANSWERED = (ServiceError, RemoteError)
+#: what a call the catalog answered raises: its typed refusals, a method it does not have, and
+#: any other error it sent back
+_ANSWERED = (ServiceError, MethodNotFound, RemoteError)
 
 _clients: dict[tuple[str, float], CatalogClients] = {}
 _clients_lock = threading.Lock()
@@ -213,8 +216,8 @@ class CachedCatalog:
 
     A procedure's answer does not depend on the applicant's place, so it is kept by its code:
     the many procedures that feed no other one cost one RPC per ``ttl_s``, not one per place
-    their applicants live in. Only a chained procedure asks ``agencies_for`` per place. A miss
-    goes to the catalog (``CatalogClients``)."""
+    their applicants live in. Only a chained procedure asks for agencies, once per province
+    for all of its wards (``agencies_by_ward``). A miss goes to the catalog (``CatalogClients``)."""
 
     def __init__(self, call: Callable[[Callable[[Any], Any]], Any], ttl_s: float,
                  clock: Callable[[], float] = time.monotonic):
@@ -225,9 +228,25 @@ class CachedCatalog:
         return self._cache.get(("procedure", code), lambda: self._call(lambda catalog: catalog.get_procedure(code)))
 
     def agencies_for(self, code: str, province: Any = None, ward: Any = None) -> Any:
+        """A ward's agencies from its province's table (``agencies_by_ward``, one call for all
+        of its wards); the catalog's answer for this one place otherwise (no province or ward,
+        a ward the table does not list, a catalog without that call)."""
+        if province not in (None, "") and ward not in (None, ""):
+            table = self._cache.get(("agencies", code, str(province), "*"), lambda: self._table(code, province))
+            found = ward_agencies(table, ward) if table is not None else None
+            if found is not None:
+                return found
         return self._cache.get(("agencies", code, str(province), str(ward)),
                                lambda: self._call(lambda catalog: catalog.agencies_for(code, province=province,
                                                                                       ward=ward)))
+
+    def _table(self, code: str, province: Any) -> dict | None:
+        try:
+            return AgenciesByWardSchema().load(self._call(lambda catalog: catalog.agencies_by_ward(code, province)))
+        except (MethodNotFound, ValidationError):
+            log.warning("router: no agencies_by_ward table for %s in %s; asking per place", code, province,
+                        exc_info=True)
+            return None
 
 
 _catalogs: dict[tuple[str, float], CachedCatalog] = {}

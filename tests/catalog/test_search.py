@@ -244,3 +244,39 @@ def test_nonsense_finds_nothing_rather_than_anything(catalog_db):
 def test_relaxed_and_corrected_searches_use_the_indexes(catalog_db):
     plan = _plan(catalog_db, *queries.search_sql("dang ky ket hon voi nguoi", {}, 20, 0, "relaxed"))
     assert "procedures_tsv" in plan
+
+
+@pytest.mark.parametrize("procedure", ["1.001193", "2.000488", "2.001611", "1.000894"])
+@pytest.mark.parametrize("province", [1, 51, 79])
+def test_agencies_by_ward_answers_what_agencies_for_answers_for_every_ward(catalog_db, procedure, province):
+    """The dossier service keeps one answer per procedure and province and reads each ward's
+    agencies from it; for every ward of the province it must equal the per-place answer."""
+    table = browsing.agencies_by_ward(catalog_db, procedure, str(province))
+    assert table["province"] == province and table["procedure_code"] == procedure
+    assert table["wards"] == [str(w["code"]) for w in browsing.wards(province)["wards"]]
+    assert set(table["by_ward"]) <= set(table["wards"])
+    for ward in table["wards"]:
+        assembled = table["everywhere"] + table["by_ward"].get(ward, [])
+        assert assembled == browsing.agencies_for(catalog_db, procedure, province, ward), ward
+
+
+def test_agencies_by_ward_refuses_what_agencies_for_refuses(catalog_db):
+    with pytest.raises(InvalidInput) as missing:
+        browsing.agencies_by_ward(catalog_db, "1.001193", None)
+    assert missing.value.code == "province_required"
+    with pytest.raises(InvalidInput) as unknown:
+        browsing.agencies_by_ward(catalog_db, "1.001193", 99)
+    assert unknown.value.code == "unknown_province"
+    with pytest.raises(InvalidInput):
+        browsing.agencies_by_ward(catalog_db, "1.001193", "1; DROP TABLE agencies")
+    for code in ("9.999999", "", None, "x" * 500):
+        with pytest.raises(NotFound):
+            browsing.agencies_by_ward(catalog_db, code, 1)
+
+
+def test_agencies_by_ward_holds_the_communes_and_the_shared_offices_apart(catalog_db):
+    communes = browsing.agencies_by_ward(catalog_db, "1.001193", 51)
+    assert communes["everywhere"] == [] and len(communes["by_ward"]) == 96
+    assert [a["code"] for a in communes["by_ward"]["21220"]] == ["W21220-UBND"]
+    justice = browsing.agencies_by_ward(catalog_db, "2.000488", "01")
+    assert [a["code"] for a in justice["everywhere"]] == ["P01-STP"] and justice["by_ward"] == {}

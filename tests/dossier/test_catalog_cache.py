@@ -4,6 +4,7 @@ the catalog's events, no stale store after an invalidation, and the cache turned
 from __future__ import annotations
 
 import pytest
+from nameko.exceptions import MethodNotFound
 
 from portal_common.errors import NotFound
 from services.dossier.catalog_cache import CachedCatalog, CatalogCache, TtlCache, invalidate
@@ -26,6 +27,8 @@ class FakeCatalog:
                            "P2": {"code": "P2", "version": 7, "status": "published", "required_documents": []}}
         self.agencies = [{"code": "A1", "name": "Sở A"}]
         self.during_call = None
+        #: agencies_by_ward's answers by (procedure, province); None: a catalog from before that call
+        self.tables: dict[tuple, dict] | None = None
 
     def get_procedure(self, code, version=None, include_draft=False):
         self.calls.append(("get_procedure", code, version, include_draft))
@@ -38,6 +41,12 @@ class FakeCatalog:
     def agencies_for(self, procedure_code, province=None, ward=None):
         self.calls.append(("agencies_for", procedure_code, province, ward))
         return [dict(a) for a in self.agencies]
+
+    def agencies_by_ward(self, procedure_code, province):
+        if self.tables is None:
+            raise MethodNotFound("agencies_by_ward")
+        self.calls.append(("agencies_by_ward", procedure_code, province))
+        return self.tables[(procedure_code, province)]
 
     def resolve_agency(self, code):
         self.calls.append(("resolve_agency", code))
@@ -179,3 +188,59 @@ def test_a_broker_reconnection_drops_everything(monkeypatch):
     catalog.get_procedure("P1")
     catalog.agencies_for("P1", province="51")
     assert len(proxy.calls) == 4
+
+
+def _hanoi(fake: FakeCatalog) -> None:
+    fake.tables = {("P1", "01"): {"procedure_code": "P1", "province": 1, "wards": ["4", "7", "8"],
+                                  "everywhere": [{"code": "P01-STP"}], "by_ward": {"7": [{"code": "W00007-UBND"}]}},
+                   ("P2", "01"): {"procedure_code": "P2", "province": 1, "wards": ["4", "7", "8"],
+                                  "everywhere": [{"code": "P01-SYT"}], "by_ward": {}}}
+
+
+def test_one_table_answers_every_ward_of_a_province():
+    fake = FakeCatalog()
+    _hanoi(fake)
+    catalog = CachedCatalog(fake, TtlCache(60, 100, clock=Clock()))
+    assert catalog.agencies_for("P1", province="01", ward="00004") == [{"code": "P01-STP"}]
+    assert catalog.agencies_for("P1", province="01", ward="7") == [{"code": "P01-STP"}, {"code": "W00007-UBND"}]
+    assert catalog.agencies_for("P1", province="01", ward=8) == [{"code": "P01-STP"}]
+    catalog.agencies_for("P1", province="01", ward="8")[0]["code"] = "changed by a caller"
+    assert catalog.agencies_for("P1", province="01", ward="8") == [{"code": "P01-STP"}]
+    assert fake.calls == [("agencies_by_ward", "P1", "01")]
+
+
+def test_a_ward_the_table_does_not_list_or_no_ward_is_asked_about_alone():
+    fake = FakeCatalog()
+    _hanoi(fake)
+    catalog = CachedCatalog(fake, TtlCache(60, 100, clock=Clock()))
+    catalog.agencies_for("P1", province="01", ward="21220")  # another province's ward: the catalog refuses it
+    catalog.agencies_for("P1", province="01", ward="4; DROP")
+    catalog.agencies_for("P1", province="01")
+    assert [c[0] for c in fake.calls] == ["agencies_by_ward", "agencies_for", "agencies_for", "agencies_for"]
+
+
+def test_a_catalog_without_the_table_or_with_a_malformed_one_is_asked_per_place():
+    fake = FakeCatalog()  # tables None: MethodNotFound
+    catalog = CachedCatalog(fake, TtlCache(60, 100, clock=Clock()))
+    for _ in range(2):
+        assert catalog.agencies_for("P1", province="01", ward="4") == fake.agencies
+    assert [c[0] for c in fake.calls] == ["agencies_for"]
+    fake.tables = {("P2", "01"): {"wards": "not a list"}}
+    assert catalog.agencies_for("P2", province="01", ward="4") == fake.agencies
+    assert [c[0] for c in fake.calls] == ["agencies_for", "agencies_by_ward", "agencies_for"]
+
+
+def test_catalog_events_drop_the_tables_as_they_drop_the_agency_lists():
+    fake = FakeCatalog()
+    _hanoi(fake)
+    cache = TtlCache(60, 100, clock=Clock())
+    catalog = CachedCatalog(fake, cache)
+    for code in ("P1", "P2"):
+        catalog.agencies_for(code, province="01", ward="4")
+    assert invalidate(cache, "ProcedureAmended", {"data": {"code": "P1", "version": 2}}) == 1
+    catalog.agencies_for("P1", province="01", ward="4")
+    catalog.agencies_for("P2", province="01", ward="4")
+    assert [c[1] for c in fake.calls] == ["P1", "P2", "P1"]
+    fake.tables[("P2", "01")] = dict(fake.tables[("P2", "01")], everywhere=[])  # its office dissolved
+    assert invalidate(cache, "AgencyDissolved", {"data": {"code": "P01-SYT", "successor": None}}) == 2
+    assert catalog.agencies_for("P2", province="01", ward="4") == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from nameko.exceptions import MethodNotFound
 
 from portal_common.errors import NotFound
 from portal_common.eventstore import EventStore
@@ -34,8 +35,27 @@ class Catalog:
 
     def agencies_for(self, code, province=None, ward=None):
         self.calls += 1
-        return [{"code": f"W{ward}-UBND", "kind": "commune_people_committee", "name": "UBND", "level": "commune"},
-                {"code": f"W{ward}-CA", "kind": "commune_police", "name": "Công an", "level": "commune"}]
+        return _communes(ward)
+
+    def agencies_by_ward(self, code, province):
+        """The province's table: wards 0-99, each with its own two commune offices."""
+        self.calls += 1
+        wards = [str(w) for w in range(100)]
+        return {"procedure_code": code, "province": int(province), "wards": wards, "everywhere": [],
+                "by_ward": {w: _communes(f"{int(w):05d}") for w in wards}}
+
+
+class OlderCatalog(Catalog):
+    """A catalog from before ``agencies_by_ward``."""
+
+    def agencies_by_ward(self, code, province):
+        self.calls += 1
+        raise MethodNotFound("agencies_by_ward")
+
+
+def _communes(ward):
+    return [{"code": f"W{ward}-UBND", "kind": "commune_people_committee", "name": "UBND", "level": "commune"},
+            {"code": f"W{ward}-CA", "kind": "commune_police", "name": "Công an", "level": "commune"}]
 
 
 def test_a_chained_procedure_names_the_next_procedure_and_the_agency_of_that_kind_there():
@@ -74,9 +94,21 @@ def test_a_procedure_is_asked_for_once_whatever_the_place_and_only_a_chained_one
         for _ in range(3):
             assert chain_step(cached, "1.001193", "1", f"{ward:05d}") == \
                 chain_step(Catalog(), "1.001193", "1", f"{ward:05d}")
-    assert catalog.calls == 1 + 1 + 5  # its own procedure once, the next one kept, its agencies per place
+    assert catalog.calls == 1 + 1 + 1  # its own procedure once, the next one kept, its province's table once
     now[0] = 61  # kept for their time only
-    assert chain_step(cached, "1.004194", "1", "00001") is None and catalog.calls == 8
+    assert chain_step(cached, "1.004194", "1", "00001") is None and catalog.calls == 4
+
+
+def test_a_ward_the_table_does_not_list_and_an_older_catalog_are_asked_per_place():
+    catalog = Catalog()
+    cached = CachedCatalog(lambda method: method(catalog), 60)
+    assert chain_step(cached, "1.001193", "1", "4000")["agency"]["code"] == "W4000-CA"  # not among wards 0-99
+    assert catalog.calls == 2 + 1 + 1  # the procedures, the table, then that place alone
+    older = OlderCatalog()
+    cached = CachedCatalog(lambda method: method(older), 60)
+    for ward in ("00001", "00002", "00001"):
+        assert chain_step(cached, "1.001193", "1", ward)["agency"]["code"] == f"W{ward}-CA"
+    assert older.calls == 2 + 1 + 2  # the procedures, the refused table (kept as none), two places
 
 
 def test_the_chain_and_the_field_of_a_procedure_are_one_call(monkeypatch):

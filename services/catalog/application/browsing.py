@@ -109,6 +109,40 @@ def agencies_for(db: Database, procedure_code: Any, province: Any = None, ward: 
     return [queries.agency_view(a) for a in agencies if a["status"] == "active"]
 
 
+def agencies_by_ward(db: Database, procedure_code: Any, province: Any) -> dict:
+    """``agencies_for`` for every ward of a province at once, for a caller that keeps it:
+    ``everywhere`` (the central and the province's agencies, for any of its wards),
+    ``by_ward`` (a ward's own commune agencies, after those) and ``wards`` (the province's
+    ward codes today). For each ward, ``everywhere + by_ward.get(ward, [])`` is what
+    ``agencies_for(procedure_code, province, ward)`` answers."""
+    province_n, _ = places.check_place(province, None)
+    if province_n is None:
+        raise InvalidInput("province_required", "A province code is required.")
+    if not valid_code(procedure_code):
+        raise NotFound("procedure_not_found", "No procedure has this code.")
+    with db.transaction() as cur:
+        row = repo.procedure_row(cur, procedure_code)
+        if row is None or row["status"] != "published":
+            raise NotFound("procedure_not_found", "No procedure has this code.")
+        candidates = queries.agencies_implementing_in_province(cur, row["document"]["agency_kinds"], province_n)
+        successors = repo.successors(cur)
+        shared = offered_agencies([c for c in candidates if c["level"] != "commune"], successors)
+        communes: dict[int, list[dict]] = {}
+        for c in candidates:
+            if c["level"] == "commune":
+                communes.setdefault(c["ward_code"], []).append(c)
+        own = {ward: [code for code in offered_agencies(found, successors) if code not in shared]
+               for ward, found in communes.items()}
+        wanted = list(dict.fromkeys([*shared, *(code for codes in own.values() for code in codes)]))
+        views = {a["code"]: queries.agency_view(a) for a in queries.agencies_by_codes(cur, wanted)
+                 if a["status"] == "active"}
+    return {"procedure_code": str(procedure_code), "province": province_n,
+            "wards": [str(w["code"]) for w in places.wards_of(province_n)],
+            "everywhere": [views[c] for c in shared if c in views],
+            "by_ward": {str(ward): [views[c] for c in codes if c in views]
+                        for ward, codes in own.items() if any(c in views for c in codes)}}
+
+
 def get_agency(db: Database, code: Any) -> dict:
     if not valid_code(code):
         raise NotFound("agency_not_found", "No agency has this code.")
