@@ -91,6 +91,14 @@ def history(db: Database, code: Any, include_draft: bool = False) -> list[dict]:
     return rows
 
 
+def _published_kinds(cur: Any, procedure_code: Any) -> list[str]:
+    """The agency kinds that implement a published procedure; NotFound for any other code."""
+    row = repo.procedure_row(cur, procedure_code)
+    if row is None or row["status"] != "published":
+        raise NotFound("procedure_not_found", "No procedure has this code.")
+    return row["document"]["agency_kinds"]
+
+
 def agencies_for(db: Database, procedure_code: Any, province: Any = None, ward: Any = None) -> list[dict]:
     """The active agencies implementing a procedure for a place; a dissolved agency that
     would match is replaced by the active end of its successor chain. The place must exist
@@ -99,11 +107,7 @@ def agencies_for(db: Database, procedure_code: Any, province: Any = None, ward: 
     if not valid_code(procedure_code):
         raise NotFound("procedure_not_found", "No procedure has this code.")
     with db.transaction() as cur:
-        row = repo.procedure_row(cur, procedure_code)
-        if row is None or row["status"] != "published":
-            raise NotFound("procedure_not_found", "No procedure has this code.")
-        kinds = row["document"]["agency_kinds"]
-        candidates = queries.agencies_implementing(cur, kinds, province_n, ward_n)
+        candidates = queries.agencies_implementing(cur, _published_kinds(cur, procedure_code), province_n, ward_n)
         codes = offered_agencies(candidates, repo.successors(cur))
         agencies = queries.agencies_by_codes(cur, codes)
     return [queries.agency_view(a) for a in agencies if a["status"] == "active"]
@@ -121,10 +125,7 @@ def agencies_by_ward(db: Database, procedure_code: Any, province: Any) -> dict:
     if not valid_code(procedure_code):
         raise NotFound("procedure_not_found", "No procedure has this code.")
     with db.transaction() as cur:
-        row = repo.procedure_row(cur, procedure_code)
-        if row is None or row["status"] != "published":
-            raise NotFound("procedure_not_found", "No procedure has this code.")
-        candidates = queries.agencies_implementing_in_province(cur, row["document"]["agency_kinds"], province_n)
+        candidates = queries.agencies_implementing_in_province(cur, _published_kinds(cur, procedure_code), province_n)
         successors = repo.successors(cur)
         shared = offered_agencies([c for c in candidates if c["level"] != "commune"], successors)
         communes: dict[int, list[dict]] = {}
