@@ -195,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--places", type=int, default=1,
                         help="file the measured stream from this many applicants' places in turn, none of them "
                              "the warm-up's (default 1: the warm-up's place)")
+    parser.add_argument("--applicants", type=int, default=1,
+                        help="file the measured stream as this many citizens in turn, each registered before it "
+                             "and none of them the warm-up's (default 1: the warm-up's citizen)")
     parser.add_argument("--keep-samples", type=Path, default=None, metavar="DIR",
                         help="keep py-spy's raw stacks, one file per service, in DIR")
     args = parser.parse_args(argv)
@@ -207,11 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     with private_postgres() as (server, postmaster), \
             private_vhost(base_uri, f"bench_profile_{uuid.uuid4().hex[:8]}") as amqp_uri:
         return _profile(server, postmaster, amqp_uri, n, args.concurrency, py_spy, args.rate, args.top,
-                        args.keep_samples, args.gil, args.places)
+                        args.keep_samples, args.gil, args.places, args.applicants)
 
 
 def _profile(server: str, postmaster: int, amqp_uri: str, n: int, concurrency: int, py_spy: str | None,
-             rate: int, top: int, keep_samples: Path | None = None, gil: bool = False, places: int = 1) -> int:
+             rate: int, top: int, keep_samples: Path | None = None, gil: bool = False, places: int = 1,
+             applicants: int = 1) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from deploy.launcher import LocalSystem, migrate_and_seed
@@ -236,6 +240,12 @@ def _profile(server: str, postmaster: int, amqp_uri: str, n: int, concurrency: i
         system.wait_ready(timeout=120)
         url = system.gateway_url
         auth = {"Authorization": f"Bearer {_citizen_token(url)}"}
+        citizens = [auth]
+        if applicants > 1:
+            with ThreadPoolExecutor(4) as pool:
+                citizens = [{"Authorization": f"Bearer {token}"}
+                            for token in pool.map(lambda _i: _citizen_token(url), range(applicants))]
+            print(f"the measured stream files as {len(citizens)} citizens, none of them the warm-up's")
         filing = _filing(url)
         spread = _places(url, filing.pop("_agency"), places)
         measured = [dict(filing, applicant=dict(filing["applicant"], **place)) for place in spread] or [filing]
@@ -246,8 +256,9 @@ def _profile(server: str, postmaster: int, amqp_uri: str, n: int, concurrency: i
 
         def submit(i: int, warm_up: bool = False) -> bool:
             body_sent = filing if warm_up else measured[i % len(measured)]
+            who = auth if warm_up else citizens[i % len(citizens)]
             status, body = request_json(f"{url}/api/v1/dossiers", "POST", body_sent,
-                                        dict(auth, **{"Idempotency-Key": uuid.uuid4().hex}))
+                                        dict(who, **{"Idempotency-Key": uuid.uuid4().hex}))
             if status != 201:
                 failures.add(f"submission answered {status}")
             elif not codes:
@@ -324,7 +335,7 @@ def _profile(server: str, postmaster: int, amqp_uri: str, n: int, concurrency: i
     if found != n:
         failures.add("lookups not answered", n - found)
     return _report(n, concurrency, answered, finished, meter.used, meter.waited, samples, statements, top,
-                   failures, (looked_up, lookups.used), len(measured))
+                   failures, (looked_up, lookups.used), len(measured), len(citizens))
 
 
 def _wait_downstream(dsn: str, expected: int, timeout: float) -> tuple[int, int]:
@@ -347,7 +358,7 @@ def _statements(dsn: str) -> list[tuple[str, int, float, float]]:
 def _report(n: int, concurrency: int, answered: float, finished: float, cpu: dict[str, float],
             waited: dict[str, float], samples: dict[str, Counter[str]],
             statements: list[tuple[str, int, float, float]], top: int, failures: Failures,
-            lookups: tuple[float, dict[str, float]], places: int = 1) -> int:
+            lookups: tuple[float, dict[str, float]], places: int = 1, applicants: int = 1) -> int:
     print(f"{n} submissions, {concurrency} in flight: answered in {answered:.1f} s ({n / answered:.1f}/s), "
           f"delivered and noticed in {finished:.1f} s")
     print("\nms per submission, per process: on a CPU, and runnable but waiting for one")
@@ -392,7 +403,7 @@ def _report(n: int, concurrency: int, answered: float, finished: float, cpu: dic
         text = " ".join(query.split())
         print(f"  {c / n:9.2f} {t / max(c, 1):8.3f} {p / max(c, 1):8.3f}  {text[:100]}")
     cpu_ms = total * 1000 / n
-    return finish("profile", f"dossiers={n} concurrency={concurrency} places={places} "
+    return finish("profile", f"dossiers={n} concurrency={concurrency} places={places} applicants={applicants} "
                   f"cpu_ms_per_submission={cpu_ms:.1f} "
                   f"sql_calls_per_submission={calls / n:.1f} sql_ms_per_submission={db_ms / n:.2f} "
                   f"sql_plan_ms_per_submission={plan_ms / n:.2f} "
