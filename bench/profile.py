@@ -51,7 +51,7 @@ from pathlib import Path
 import psutil
 import psycopg2
 
-from bench.submit import _citizen_token, _filing, _places
+from bench.submit import _citizen_token, _filing_and_agency, _places
 from bench.support import Failures, finish, free_port, private_vhost, request_json
 from portal_common import config
 
@@ -246,8 +246,8 @@ def _profile(server: str, postmaster: int, amqp_uri: str, n: int, concurrency: i
                 citizens = [{"Authorization": f"Bearer {token}"}
                             for token in pool.map(lambda _i: _citizen_token(url), range(applicants))]
             print(f"the measured stream files as {len(citizens)} citizens, none of them the warm-up's")
-        filing = _filing(url)
-        spread = _places(url, filing.pop("_agency"), places)
+        filing, agency = _filing_and_agency(url)
+        spread = _places(url, agency, places)
         measured = [dict(filing, applicant=dict(filing["applicant"], **place)) for place in spread] or [filing]
         if places > 1:
             print(f"the measured stream files from {len(measured)} places, none of them the warm-up's")

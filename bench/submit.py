@@ -94,6 +94,11 @@ def _citizen_token(gateway_url: str) -> str:
 
 def _filing(gateway_url: str) -> dict[str, Any]:
     """A complete filing for the first online procedure that has an implementing agency."""
+    return _filing_and_agency(gateway_url)[0]
+
+
+def _filing_and_agency(gateway_url: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``_filing`` and the agency it is addressed to, as the catalog lists it."""
     status, page = request_json(f"{gateway_url}/api/v1/procedures?page_size=50")
     if status != 200:
         raise SystemExit(f"catalog search answered {status}: {page}")
@@ -108,9 +113,9 @@ def _filing(gateway_url: str) -> dict[str, Any]:
         documents = [{"requirement": str(d["id"]), "name": f"{d['id']}.pdf", "content_type": "application/pdf",
                       "content_base64": PDF} for d in procedure.get("required_documents", []) if d.get("mandatory")]
         area = {k: str(agencies[0][f"{k}_code"]) for k in ("province", "ward") if agencies[0].get(f"{k}_code")}
-        return {"procedure_code": item["code"], "agency_code": agencies[0]["code"],
-                "applicant": {"full_name": "Bench Applicant", **area}, "form": {}, "documents": documents,
-                "_agency": agencies[0]}
+        return ({"procedure_code": item["code"], "agency_code": agencies[0]["code"],
+                 "applicant": {"full_name": "Bench Applicant", **area}, "form": {}, "documents": documents},
+                agencies[0])
     raise SystemExit("no procedure with an implementing agency in the catalog")
 
 
@@ -334,8 +339,7 @@ def _gateway_layer(gateway_url: str | None, n: int, concurrency: int, amqp_uri: 
                 system.wait_ready(timeout=120)
             token = _citizen_token(gateway_url)
             auth = {"Authorization": f"Bearer {token}"}
-            filing = _filing(gateway_url)
-            agency = filing.pop("_agency")
+            filing, agency = _filing_and_agency(gateway_url)
             spread = _places(gateway_url, agency, places)
             if places > 1:
                 print(f"filing from {max(len(spread), 1)} places ({agency.get('level')} agency {agency['code']})")
