@@ -132,7 +132,7 @@ class System:
         migrate_and_seed(self.dsn)
         env = {"LOCAL_ADAPTERS": "yes", "RATE_LOOKUP": "10000000", "RATE_DEFAULT": "10000000",
                "RATE_SIGNIN": "100000", "RATE_REGISTER": "100000", "RATE_OTP": "100000",
-               "DB_POOL_SIZE": "4", "DOSSIER_DB_POOL_SIZE": "10", "METRICS_PORT": "0", "PROCESSES": "1"}
+               "DB_POOL_SIZE": "4", "DOSSIER_DB_POOL_SIZE": "6", "METRICS_PORT": "0", "PROCESSES": "1"}
         env.update({f"{name.upper()}_PROCESSES": str(count) for name, count in self.processes.items()})
         system = LocalSystem(self.dsn, self.amqp_uri, free_port(),
                              log_dir=Path(tempfile.mkdtemp(prefix="bench-scale-logs-")), extra_env=env)
