@@ -53,7 +53,8 @@ def _number(value: Any, name: str) -> int | None:
     """A numeric administrative code ("01", 1 and "1" are the same province)."""
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or (isinstance(value, str) and not (value.isascii() and value.isdigit())):
+    if isinstance(value, bool) or (isinstance(value, str) and not (value.isascii() and value.isdigit())) \
+            or (isinstance(value, float) and not value.is_integer()):
         raise InvalidInput(f"invalid_{name}", f"{name} must be a numeric administrative code.")
     try:
         number = int(value)

@@ -280,3 +280,16 @@ def test_agencies_by_ward_holds_the_communes_and_the_shared_offices_apart(catalo
     assert [a["code"] for a in communes["by_ward"]["21220"]] == ["W21220-UBND"]
     justice = browsing.agencies_by_ward(catalog_db, "2.000488", "01")
     assert [a["code"] for a in justice["everywhere"]] == ["P01-STP"] and justice["by_ward"] == {}
+
+
+@pytest.mark.parametrize("province", [[1], {"a": 1}, True, 10 ** 30, -1, "1" * 5000, 1.5, "1.5"])
+def test_agencies_by_ward_refuses_a_province_of_the_wrong_type_or_size(catalog_db, province):
+    with pytest.raises(InvalidInput) as refused:
+        browsing.agencies_by_ward(catalog_db, "1.001193", province)
+    assert refused.value.code == "invalid_province"
+
+
+@pytest.mark.parametrize("code", [123, ["1.001193"], {"x": 1}])
+def test_agencies_by_ward_answers_a_procedure_code_of_the_wrong_type_as_unknown(catalog_db, code):
+    with pytest.raises(NotFound):
+        browsing.agencies_by_ward(catalog_db, code, 1)
