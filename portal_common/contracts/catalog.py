@@ -11,11 +11,17 @@ catalog's input shapes.
 
 from __future__ import annotations
 
+import logging
 import unicodedata
+from collections.abc import Callable
+from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates, validates_schema
+from nameko.exceptions import MethodNotFound
 
 from portal_common.contracts import CATALOGUE
+
+log = logging.getLogger(__name__)
 
 PRODUCER = "catalog"
 
@@ -258,6 +264,17 @@ class AgenciesByWardSchema(Schema):
     @post_load
     def _ward_set(self, data: dict, **_: object) -> dict:
         return dict(data, ward_set=frozenset(data["wards"]))
+
+
+def load_ward_table(fetch: Callable[[], Any]) -> dict | None:
+    """The catalog's ``agencies_by_ward`` answer (``fetch()``), loaded; None when the catalog
+    has no such call (one from before it) or answered something else, and the caller then asks
+    ``agencies_for`` per place."""
+    try:
+        return AgenciesByWardSchema().load(fetch())
+    except (MethodNotFound, ValidationError):
+        log.warning("catalog: no agencies_by_ward table; asking per place", exc_info=True)
+        return None
 
 
 def ward_agencies(table: dict, ward: object) -> list[dict] | None:

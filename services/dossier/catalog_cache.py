@@ -37,12 +37,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from marshmallow import ValidationError
-from nameko.exceptions import MethodNotFound
 from nameko.extensions import DependencyProvider
 
 from portal_common import config
-from portal_common.contracts.catalog import AgenciesByWardSchema, ward_agencies
+from portal_common.contracts.catalog import load_ward_table, ward_agencies
 from portal_common.entrypoints import ReconnectingQueueConsumer
 
 log = logging.getLogger(__name__)
@@ -160,12 +158,7 @@ class CachedCatalog:
         table = self._cache.get(key, _MISSING)
         if table is _MISSING:
             generation = self._cache.generation
-            try:
-                table = AgenciesByWardSchema().load(self._proxy.agencies_by_ward(procedure_code, province))
-            except (MethodNotFound, ValidationError):  # a catalog from before the call: ask per place
-                log.warning("catalog: no agencies_by_ward table for %s in %s; asking per place",
-                            procedure_code, province, exc_info=True)
-                table = None
+            table = load_ward_table(lambda: self._proxy.agencies_by_ward(procedure_code, province))
             self._cache.put(key, table, generation)
         return table
 

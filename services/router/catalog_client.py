@@ -21,11 +21,10 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from marshmallow import ValidationError
 from nameko.exceptions import MethodNotFound, RemoteError
 
 from portal_common import config
-from portal_common.contracts.catalog import AgenciesByWardSchema, ward_agencies
+from portal_common.contracts.catalog import load_ward_table, ward_agencies
 from portal_common.entrypoints import TransientClusterRpcProxy, TransientServiceRpcProxy
 from portal_common.errors import ServiceError
 
@@ -241,12 +240,7 @@ class CachedCatalog:
                                                                                       ward=ward)))
 
     def _table(self, code: str, province: Any) -> dict | None:
-        try:
-            return AgenciesByWardSchema().load(self._call(lambda catalog: catalog.agencies_by_ward(code, province)))
-        except (MethodNotFound, ValidationError):
-            log.warning("router: no agencies_by_ward table for %s in %s; asking per place", code, province,
-                        exc_info=True)
-            return None
+        return load_ward_table(lambda: self._call(lambda catalog: catalog.agencies_by_ward(code, province)))
 
 
 _catalogs: dict[tuple[str, float], CachedCatalog] = {}
