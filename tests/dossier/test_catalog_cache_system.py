@@ -9,6 +9,7 @@ import time
 import uuid
 
 import pytest
+from nameko.standalone.rpc import ClusterRpcProxy
 
 from tests.catalog.conftest import procedure_payload
 from tests.dossier.test_http import _token, http
@@ -71,3 +72,28 @@ def test_amendment_and_withdrawal_reach_the_cached_submission_checks(gateway_url
     for _ in range(3):  # refused from then on
         status, problem, _ = submit()
         assert status == 422 and problem["code"] == "unknown_procedure"
+
+
+def test_filings_from_two_wards_of_a_province_ask_the_catalog_once(gateway_url, amqp_uri, editor, citizen):
+    """The dossier service keeps one ``agencies_by_ward`` table per procedure and province: a
+    filing from a second ward of the province is answered from it, so the cache counts no miss
+    (asking per ward, as before the table, would count one)."""
+    code = f"CW-{uuid.uuid4().hex[:10]}"
+    payload = procedure_payload(code, name=f"Thủ tục thử nghiệm theo xã {code}", target="both")
+    status, out, _ = http(f"{gateway_url}/api/v1/procedures", "POST", payload, editor)
+    assert status == 201, out
+    filing = first_office_filing(gateway_url, code, "Trần Văn Phường")
+    province = filing["applicant"]["province"]
+    status, found, _ = http(f"{gateway_url}/api/v1/provinces/{province}")
+    assert status == 200 and len(found["wards"]) >= 2, found
+    first, second = (dict(filing, applicant=dict(filing["applicant"], ward=str(w["code"])))
+                     for w in found["wards"][:2])
+    with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=30) as cluster:
+        status, created, _ = _submit(gateway_url, citizen, first)
+        assert status == 201, created
+        before = cluster.dossier.health()["catalog_cache"]
+        status, created, _ = _submit(gateway_url, citizen, second)
+        assert status == 201, created
+        after = cluster.dossier.health()["catalog_cache"]
+    assert after["misses"] == before["misses"], (before, after)
+    assert after["hits"] >= before["hits"] + 2, (before, after)  # the procedure and the province's table
